@@ -1,0 +1,305 @@
+"""The headless face: `ssltui run | resume | presets | runs | show`, and `ssltui` alone for the TUI.
+
+Module-level imports stay light (no torch): `ssltui --help`, `presets` and `runs` answer fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Optional
+
+import functools
+
+import typer
+
+from ssltui.engine.errors import ConfigError, ExitCode, SsltuiError
+
+app = typer.Typer(
+    name="ssltui",
+    help="Self-supervised learning (SimCLR, RotNet) on CIFAR-10 with ResNet-20. "
+         "Run `ssltui` alone for the terminal app.",
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _err(message: str) -> None:
+    print(f"ssltui: error: {message}", file=sys.stderr, flush=True)
+
+
+def _stdout_console():
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _parse_list(text: str | None, kind: type, option: str) -> list | None:
+    if text is None:
+        return None
+    out = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            out.append(kind(item))
+        except ValueError:
+            raise ConfigError(f"{option}: {item!r} is not a valid {kind.__name__}") from None
+    if not out:
+        raise ConfigError(f"{option}: empty list")
+    return out
+
+
+def _store(runs_dir: Optional[Path]):
+    from ssltui.engine.paths import runs_dir as default_runs_dir
+    from ssltui.engine.store import RunStore
+
+    return RunStore(default_runs_dir(runs_dir))
+
+
+@app.callback(invoke_without_command=True)
+def main(ctx: typer.Context) -> None:
+    """Without a command, open the terminal app."""
+    if ctx.invoked_subcommand is None:
+        try:
+            from ssltui.tui.app import run_tui
+        except ImportError:
+            typer.echo(ctx.get_help())
+            raise typer.Exit(0)
+        raise typer.Exit(run_tui())
+
+
+# ---------------------------------------------------------------- run / resume
+
+RUNS_DIR_OPT = typer.Option(None, "--runs-dir", help="run store (default: $SSLTUI_RUNS_DIR or the user data dir)")
+
+
+def _install_signal_handlers(runner) -> None:
+    count = {"n": 0}
+
+    def handler(signum, _frame):
+        count["n"] += 1
+        name = signal.Signals(signum).name
+        if count["n"] > 1:
+            print(f"ssltui: {name} again, exiting now (the last checkpoint is whole)", file=sys.stderr, flush=True)
+            os._exit(ExitCode.INTERRUPTED)
+        print(f"ssltui: {name}: finishing the current step and saving a checkpoint "
+              f"(again to exit at once)", file=sys.stderr, flush=True)
+        runner.request_stop(f"stopped by {name}")
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store) -> int:
+    from ssltui.cli.progress import make_progress
+    from ssltui.engine.runner import Runner
+
+    progress = make_progress(quiet)
+    runner = Runner(plan, run, opts, progress, cache_dir=store.cache_dir())
+    _install_signal_handlers(runner)
+    code = ExitCode.OK
+    try:
+        runner.execute(resume=resume)
+    except SsltuiError as exc:
+        code = exc.exit_code
+        if progress is not None:
+            progress.close()
+            progress = None
+        _err(exc.message)
+    finally:
+        if progress is not None:
+            progress.close()
+    summary = runner.summary or {}
+    results = summary.get("results", [])
+    if json_out:
+        print(json.dumps({
+            "run_id": run.id, "status": summary.get("status", "failed"), "group": summary.get("group"),
+            "error": summary.get("error"), "timings": summary.get("timings", {}),
+            "results": [{k: r[k] for k in ("method", "evaluation", "labels", "seed", "test_acc")}
+                        | {"val_acc": r.get("val_acc")} for r in results],
+        }), flush=True)
+    elif results:
+        from ssltui.cli.render import results_table
+
+        _stdout_console().print(results_table(results, title=f"run {run.id} ({summary.get('status')})"))
+    return int(code)
+
+
+@app.command()
+def run(
+    preset: str = typer.Option("supervised", "--preset", "-p", help="preset name or .toml path (see `ssltui presets`)"),
+    method: Optional[str] = typer.Option(None, "--method", help="supervised | simclr | rotnet"),
+    evaluation: Optional[str] = typer.Option(None, "--evaluation", help="comma list of supervised, linear, semi, knn"),
+    labels: Optional[str] = typer.Option(None, "--labels", help="label fractions, e.g. 0.01,0.1"),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="seeds, e.g. 0,1,2"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    data: str = typer.Option("cifar10", "--data", help="cifar10 | synthetic | folder:PATH (folder or .tar.gz)"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="download/cache dir (default: $SSLTUI_DATA_DIR or the user cache dir)"),
+    sets: list[str] = typer.Option([], "--set", help="override a hyperparameter: key=value (repeatable)"),
+    runs_dir: Optional[Path] = RUNS_DIR_OPT,
+    group: Optional[str] = typer.Option(None, "--group", help="group name for `ssltui table` (default: the run id)"),
+    run_id: Optional[str] = typer.Option(None, "--run-id", help="use this (new or empty) run folder name"),
+    resume: bool = typer.Option(False, "--resume", help="continue the newest unfinished run of the same configuration"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="do not reuse pretrained encoders from earlier runs"),
+    json_out: bool = typer.Option(False, "--json", help="print one JSON object as stdout's last line"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress on stderr"),
+) -> int:
+    """Train and evaluate: pretraining, then each evaluation at each label fraction and seed."""
+    from ssltui.engine.presets import resolve
+    from ssltui.engine.runner import RunOptions, plan_to_toml
+    from ssltui.engine.data.sources import parse_source
+    from ssltui.engine.store import RunDir
+
+    plan = resolve(preset, method=method,
+                   evaluation=_parse_list(evaluation, str, "--evaluation"),
+                   labels=_parse_list(labels, float, "--labels"),
+                   seeds=_parse_list(seeds, int, "--seeds"), sets=sets)
+    try:
+        parse_source(data)
+    except SsltuiError as exc:
+        raise ConfigError(exc.message) from None
+    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+        raise ConfigError(f"--device: {device!r} is not one of auto, cpu, cuda, cuda:N")
+    opts = RunOptions(data=data, data_dir=data_dir, device=device, group=group, use_cache=not no_cache)
+    store = _store(runs_dir)
+    if resume:
+        wanted = plan_to_toml(plan, opts)
+        for info in store.list():
+            if info.status in ("interrupted", "failed", "stale", "running") and \
+                    RunDir(info.path).config_path.is_file() and \
+                    RunDir(info.path).config_path.read_text() == wanted:
+                if info.status == "running":
+                    raise ConfigError(f"run {info.id} is still running in another process")
+                return _execute(plan, RunDir(info.path), opts, json_out, quiet, True, store)
+        print("ssltui: no unfinished run of this configuration; starting a new one", file=sys.stderr)
+    if run_id:
+        store.root.mkdir(parents=True, exist_ok=True)
+        path = store.root / run_id
+        if path.exists() and (path / "config.toml").exists():
+            raise ConfigError(f"--run-id {run_id!r}: that run already exists")
+        path.mkdir(exist_ok=True)
+        rd = RunDir(path)
+    else:
+        rd = store.create(plan.preset)
+    return _execute(plan, rd, opts, json_out, quiet, False, store)
+
+
+@app.command()
+def resume(
+    run_id: str = typer.Argument(..., help="run id (or a unique prefix/suffix)"),
+    runs_dir: Optional[Path] = RUNS_DIR_OPT,
+    json_out: bool = typer.Option(False, "--json"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> int:
+    """Continue a failed, interrupted or killed run from its last checkpoint."""
+    from ssltui.engine.runner import plan_from_toml
+
+    store = _store(runs_dir)
+    rd = store.get(run_id)
+    info = rd.info()
+    if info.status == "completed":
+        raise ConfigError(f"run {rd.id} is already completed")
+    if info.status == "running":
+        raise ConfigError(f"run {rd.id} is being trained by another process")
+    plan, opts = plan_from_toml(rd)
+    return _execute(plan, rd, opts, json_out, quiet, True, store)
+
+
+# ---------------------------------------------------------------- listings
+
+@app.command()
+def presets(json_out: bool = typer.Option(False, "--json", help="JSON list")) -> None:
+    """List presets: name, method, evaluation, description."""
+    from ssltui.engine.presets import list_presets
+
+    items = list_presets()
+    if json_out:
+        print(json.dumps([{"name": i.name, "method": i.method, "evaluation": i.evaluation,
+                           "kind": i.kind, "description": i.description, "path": str(i.path)} for i in items]))
+        return
+    from rich.table import Table
+
+    table = Table()
+    for col in ("name", "method", "evaluation", "description"):
+        table.add_column(col)
+    for i in items:
+        table.add_row(i.name, i.method, i.evaluation, i.description)
+    _stdout_console().print(table)
+
+
+@app.command()
+def runs(runs_dir: Optional[Path] = RUNS_DIR_OPT, json_out: bool = typer.Option(False, "--json")) -> None:
+    """List saved runs, running ones first."""
+    store = _store(runs_dir)
+    infos = store.list()
+    if json_out:
+        print(json.dumps([i.to_json() for i in infos]))
+        return
+    if not infos:
+        print(f"no runs in {store.root}")
+        return
+    from ssltui.cli.render import runs_table
+
+    _stdout_console().print(runs_table(infos))
+
+
+@app.command()
+def show(run_id: str = typer.Argument(...), runs_dir: Optional[Path] = RUNS_DIR_OPT,
+         json_out: bool = typer.Option(False, "--json")) -> None:
+    """A run's configuration, results and curves."""
+    store = _store(runs_dir)
+    rd = store.get(run_id)
+    info = rd.info()
+    metrics = rd.read_metrics()
+    config_text = rd.config_path.read_text() if rd.config_path.exists() else ""
+    if json_out:
+        try:
+            summary = rd.read_summary()
+        except (OSError, ValueError):
+            summary = None
+        epochs = [m for m in metrics if m.get("event") == "epoch"]
+        print(json.dumps({"run": info.to_json(), "summary": summary, "config": config_text, "epochs": epochs}))
+        return
+    from ssltui.cli.render import curves_plot, results_table
+
+    console = _stdout_console()
+    console.print(f"[bold]run {info.id}[/bold]  status: {info.status}  preset: {info.preset}")
+    if info.error:
+        console.print(f"error: {info.error}", markup=False)
+    console.print(config_text, markup=False, highlight=False)
+    if info.results:
+        console.print(results_table(info.results))
+    print(curves_plot(metrics))
+
+
+# ---------------------------------------------------------------- entry point
+
+def entry() -> None:
+    """Console-script entry: every error is one line and an exit code, never a traceback."""
+    try:
+        rv = app(prog_name="ssltui", standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(ExitCode.INTERRUPTED)
+    except typer.TyperException as exc:  # usage errors: bad option, missing argument
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        _err(" ".join(message.split()))
+        sys.exit(ExitCode.USAGE)
+    except SsltuiError as exc:
+        _err(exc.message)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        sys.exit(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        sys.exit(0)
+    sys.exit(rv if isinstance(rv, int) else 0)

@@ -1,0 +1,58 @@
+"""Device choice and the speed settings that go with it."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+
+from ssltui.engine.config import RuntimeConfig
+from ssltui.engine.errors import ConfigError
+
+
+@dataclass
+class DeviceSettings:
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+    compile: bool
+    eval_batch_size: int = 1024
+
+    def autocast(self):
+        """bf16 autocast on CUDA (BatchNorm stays fp32 under autocast); nothing on CPU."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def prepare(self, module: torch.nn.Module) -> torch.nn.Module:
+        module.to(self.device)
+        if self.channels_last:
+            module.to(memory_format=torch.channels_last)
+        return module
+
+    def describe(self) -> str:
+        if self.device.type == "cuda":
+            return torch.cuda.get_device_name(self.device)
+        return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def pick_device(name: str, runtime: RuntimeConfig) -> DeviceSettings:
+    """`auto` takes CUDA when there is one; `cuda` without one is an error."""
+    if name not in ("auto", "cpu", "cuda") and not name.startswith("cuda:"):
+        raise ConfigError(f"--device: {name!r} is not one of auto, cpu, cuda, cuda:N")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: no CUDA device is available (use --device cpu)")
+    device = torch.device(name)
+    on_cuda = device.type == "cuda"
+    amp = None
+    if runtime.amp == "bf16" or (runtime.amp == "auto" and on_cuda):
+        amp = torch.bfloat16
+    if on_cuda:
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return DeviceSettings(device, amp, runtime.channels_last and on_cuda, runtime.compile and on_cuda,
+                          runtime.eval_batch_size)

@@ -1,0 +1,62 @@
+"""Linear evaluation: a frozen encoder, features computed once, one linear layer trained on them."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ssltui.engine.config import LinearConfig
+from ssltui.engine.data.bundle import DataBundle
+from ssltui.engine.evaluation.common import encode
+from ssltui.engine.loop import Phase, PhaseInfo, RunContext
+from ssltui.engine.models.resnet import ResNet20
+from ssltui.engine.optim import build_optimizer
+
+
+def linear_probe(ctx: RunContext, info: PhaseInfo, cfg: LinearConfig, bundle: DataBundle,
+                 subset: torch.Tensor, encoder: ResNet20,
+                 features: dict[str, torch.Tensor] | None = None) -> dict:
+    """Train a linear layer on frozen features of `subset`; return test and validation accuracy.
+
+    The encoder is only run in eval mode under no_grad, so neither its weights nor its
+    BatchNorm statistics can change. `features` may hold precomputed "val" and "test" features.
+    """
+    dev = ctx.dev
+    gen = ctx.generator(info.seed, info.name)
+    feats = dict(features or {})
+    if "val" not in feats:
+        feats["val"] = encode(encoder, bundle.train_x[bundle.val_idx], bundle, dev)
+    if "test" not in feats:
+        feats["test"] = encode(encoder, bundle.test_x, bundle, dev)
+    train_f = encode(encoder, bundle.train_x[subset], bundle, dev)
+    train_y = bundle.train_y[subset]
+    if cfg.standardize:
+        mean, std = train_f.mean(0, keepdim=True), train_f.std(0, keepdim=True) + 1e-6
+    else:
+        mean, std = torch.zeros_like(train_f[:1]), torch.ones_like(train_f[:1])
+
+    def norm(f: torch.Tensor) -> torch.Tensor:
+        return (f - mean) / std
+
+    head = nn.Linear(train_f.shape[1], bundle.num_classes).to(dev.device)
+    optimizer = build_optimizer(cfg, [head])
+    xs = norm(train_f)
+    val_y = bundle.train_y[bundle.val_idx]
+
+    @torch.no_grad()
+    def acc(f: torch.Tensor, y: torch.Tensor) -> float:
+        return float((head(norm(f)).argmax(1) == y).float().mean()) if len(y) else float("nan")
+
+    def step(pos: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(head(xs[pos]), train_y[pos])
+
+    def epoch_end(epoch: int) -> dict:
+        if (epoch + 1) % 10 == 0 or epoch + 1 == phase.epochs:
+            return {"val_acc": acc(feats["val"], val_y)}
+        return {}
+
+    phase = Phase(ctx, info, cfg, len(subset), {"head": head}, optimizer, gen)
+    out = phase.run(step, head.train, epoch_end)
+    return {"test_acc": acc(feats["test"], bundle.test_y), "val_acc": acc(feats["val"], val_y),
+            "seconds": out["seconds"]}

@@ -1,0 +1,248 @@
+"""The run context and the one training loop every phase uses.
+
+The loop owns what every phase needs and none should rewrite: the epoch permutation and
+batching, the learning-rate schedule, metrics events, non-finite loss detection, periodic
+checkpoints, resume from a checkpoint (bit for bit on CPU), and a clean stop on request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ssltui.engine.checkpoint import load_checkpoint, load_state, save_checkpoint
+from ssltui.engine.config import TrainConfig
+from ssltui.engine.device import DeviceSettings
+from ssltui.engine.events import format_event, stamp
+from ssltui.engine.errors import ConfigError, RunFailed, RunInterrupted
+from ssltui.engine.optim import lr_at
+from ssltui.engine.store import RunDir
+
+Listener = Callable[[dict], None]
+
+
+def derive_seed(seed: int, *names: object) -> int:
+    """A stable 63-bit seed for (seed, names...): phases never depend on what ran before them."""
+    h = hashlib.sha256(repr((seed, *names)).encode()).digest()
+    return int.from_bytes(h[:8], "little") >> 1
+
+
+class RunContext:
+    """What a phase needs from the run: device, events, checkpoints, the stop flag."""
+
+    def __init__(self, run: RunDir, dev: DeviceSettings, listener: Listener | None = None,
+                 cache_dir: Path | None = None):
+        self.run = run
+        self.dev = dev
+        self.listener = listener
+        self.cache_dir = cache_dir
+        self.stop_requested = False
+        self.stop_reason = ""
+
+    @property
+    def device(self) -> torch.device:
+        return self.dev.device
+
+    def emit(self, event: dict) -> None:
+        event = {"t": round(time.time(), 3), **event}
+        self.run.append_metrics(event)
+        line = format_event(event)
+        if line is not None:
+            with open(self.run.log_path, "a", encoding="utf-8") as fh:
+                fh.write(stamp(line, event["t"]) + "\n")
+        if self.listener is not None:
+            self.listener(event)
+
+    def log(self, message: str, level: str = "info") -> None:
+        self.emit({"event": "log", "level": level, "message": message})
+
+    def request_stop(self, reason: str = "interrupted") -> None:
+        self.stop_requested = True
+        self.stop_reason = reason
+
+    def checkpoint_path(self, phase: str) -> Path:
+        return self.run.checkpoints_dir / f"{phase.replace('/', '__')}.pt"
+
+    def generator(self, seed: int, *names: object) -> torch.Generator:
+        """Seed the global RNGs for a phase and return a device generator for its own draws."""
+        s = derive_seed(seed, *names)
+        torch.manual_seed(s)
+        g = torch.Generator(device=self.device)
+        g.manual_seed(s)
+        return g
+
+
+@dataclass
+class PhaseInfo:
+    name: str  # unique in the run, e.g. "simclr/pretrain/seed0"
+    kind: str  # pretrain | supervised | linear | semi | knn
+    method: str
+    seed: int
+    labels: float | None = None
+    evaluation: str | None = None
+
+    def fields(self) -> dict:
+        out = {"phase": self.name, "kind": self.kind, "method": self.method, "seed": self.seed}
+        if self.labels is not None:
+            out["labels"] = self.labels
+        if self.evaluation is not None:
+            out["evaluation"] = self.evaluation
+        return out
+
+
+@dataclass
+class Phase:
+    """One optimisation phase over `n_items` training items, `cfg.batch_size` a step."""
+
+    ctx: RunContext
+    info: PhaseInfo
+    cfg: TrainConfig
+    n_items: int
+    modules: dict[str, nn.Module]
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    images_per_item: int = 1
+    extra_state: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.n_items < 1:
+            raise ConfigError(f"{self.info.name}: no training images")
+        self.batch_size = min(self.cfg.batch_size, self.n_items)
+        self.steps_per_epoch = self.n_items // self.batch_size  # the last partial batch is dropped
+        self.epochs = max(self.cfg.epochs, math.ceil(self.cfg.min_steps / self.steps_per_epoch))
+        self.total_steps = self.epochs * self.steps_per_epoch
+        self.log_every = max(1, self.steps_per_epoch // 8)
+
+    # ------------------------------------------------------------ checkpoints
+    def _save(self, epoch: int, step_in_epoch: int, perm: torch.Tensor | None, losses: torch.Tensor) -> None:
+        payload = {
+            "kind": "phase",
+            "phase": self.info.name,
+            "epoch": epoch,
+            "step_in_epoch": step_in_epoch,
+            "total_steps": self.total_steps,
+            "perm": perm.cpu() if perm is not None else None,
+            "losses": losses[:step_in_epoch].float().cpu(),
+            "modules": {k: m.state_dict() for k, m in self.modules.items()},
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "device_type": self.ctx.device.type,
+            "torch_rng": torch.get_rng_state(),
+            "extra": self.extra_state,
+        }
+        save_checkpoint(self.ctx.checkpoint_path(self.info.name), payload)
+
+    def _restore(self) -> tuple[int, int, torch.Tensor | None, torch.Tensor | None]:
+        path = self.ctx.checkpoint_path(self.info.name)
+        if not path.exists():
+            return 0, 0, None, None
+        ck = load_checkpoint(path, kind="phase")
+        if ck.get("phase") != self.info.name or ck.get("total_steps") != self.total_steps:
+            raise ConfigError(f"{path}: checkpoint does not match phase {self.info.name}")
+        for k, m in self.modules.items():
+            load_state(m, ck["modules"].get(k), f"{path} [{k}]")
+        self.optimizer.load_state_dict(ck["optimizer"])
+        if ck.get("device_type") == self.ctx.device.type:
+            self.generator.set_state(ck["generator"])
+        torch.set_rng_state(ck["torch_rng"])
+        self.extra_state.update(ck.get("extra") or {})
+        perm = ck.get("perm")
+        if perm is not None:
+            perm = perm.to(self.ctx.device)
+        self.ctx.emit({"event": "resume", **self.info.fields(), "epoch": ck["epoch"],
+                       "step_in_epoch": ck["step_in_epoch"]})
+        return ck["epoch"], ck["step_in_epoch"], perm, ck.get("losses")
+
+    # ------------------------------------------------------------ the loop
+    def run(
+        self,
+        step_fn: Callable[[torch.Tensor], torch.Tensor],
+        train_mode: Callable[[], None],
+        epoch_end: Callable[[int], dict] | None = None,
+        step_owns_backward: bool = False,
+    ) -> dict:
+        """Train. `step_fn(batch_positions)` gets indices into 0..n_items-1 and returns the loss
+        (it has already stepped the optimizer when `step_owns_backward`)."""
+        ctx, info = self.ctx, self.info
+        start_epoch, start_step, perm, prev_losses = self._restore()
+        ctx.emit({"event": "phase_start", **info.fields(), "epochs": self.epochs,
+                  "steps_per_epoch": self.steps_per_epoch, "batch_size": self.batch_size,
+                  "start_epoch": start_epoch})
+        dev = ctx.device
+        last = {}
+        phase_t0 = time.perf_counter()
+        for epoch in range(start_epoch, self.epochs):
+            train_mode()
+            if perm is None or start_step == 0:
+                perm = torch.randperm(self.n_items, device=dev, generator=self.generator)
+            losses = torch.zeros(self.steps_per_epoch, device=dev)
+            if prev_losses is not None and start_step > 0:
+                losses[:start_step] = prev_losses.to(dev)
+            t_mark, n_mark = time.perf_counter(), 0
+            epoch_t0 = time.perf_counter()
+            for step in range(start_step, self.steps_per_epoch):
+                gstep = epoch * self.steps_per_epoch + step
+                lr = lr_at(self.cfg, gstep, self.total_steps)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                idx = perm[step * self.batch_size:(step + 1) * self.batch_size]
+                if step_owns_backward:
+                    loss = step_fn(idx)
+                else:
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss = step_fn(idx)
+                    loss.backward()
+                    self.optimizer.step()
+                losses[step] = loss.detach().float()
+                n_mark += 1
+                if (step + 1) % self.log_every == 0 or step + 1 == self.steps_per_epoch:
+                    self._check_finite(losses, epoch, step + 1)
+                    now = time.perf_counter()
+                    ips = n_mark * self.batch_size * self.images_per_item / max(1e-9, now - t_mark)
+                    ctx.emit({"event": "step", **info.fields(), "epoch": epoch, "step": gstep + 1,
+                              "loss": float(losses[step]), "lr": lr, "images_per_s": round(ips, 1)})
+                    t_mark, n_mark = now, 0
+                if ctx.stop_requested:
+                    self._check_finite(losses, epoch, step + 1)
+                    if step + 1 < self.steps_per_epoch:
+                        self._save(epoch, step + 1, perm, losses)
+                    else:
+                        self._save(epoch + 1, 0, None, losses)
+                    raise RunInterrupted(f"{ctx.stop_reason} in {info.name} at epoch {epoch + 1}, "
+                                         f"step {gstep + 1}; checkpoint saved")
+            start_step, prev_losses = 0, None
+            self._check_finite(losses, epoch, self.steps_per_epoch)
+            epoch_loss = float(losses.mean())
+            metrics = epoch_end(epoch) if epoch_end is not None else {}
+            train_mode()
+            seconds = time.perf_counter() - epoch_t0
+            last = {"event": "epoch", **info.fields(), "epoch": epoch + 1, "epochs": self.epochs,
+                    "step": (epoch + 1) * self.steps_per_epoch, "loss": epoch_loss,
+                    "lr": lr_at(self.cfg, (epoch + 1) * self.steps_per_epoch - 1, self.total_steps),
+                    "images_per_s": round(self.steps_per_epoch * self.batch_size * self.images_per_item
+                                          / max(1e-9, seconds), 1),
+                    "seconds": round(seconds, 3), **metrics}
+            ctx.emit(last)
+            every = self.cfg.checkpoint_every
+            if (every and (epoch + 1) % every == 0) or epoch + 1 == self.epochs:
+                self._save(epoch + 1, 0, None, losses)
+        return {"seconds": time.perf_counter() - phase_t0, **{k: v for k, v in last.items()
+                                                               if k not in ("event", "t")}}
+
+    def _check_finite(self, losses: torch.Tensor, epoch: int, upto: int) -> None:
+        bad = ~torch.isfinite(losses[:upto])
+        if bool(bad.any()):
+            first = int(bad.nonzero()[0])
+            value = float(losses[first])
+            raise RunFailed(
+                f"loss became {value} in {self.info.name} at epoch {epoch + 1}, step "
+                f"{epoch * self.steps_per_epoch + first + 1}; the last checkpoint before it is kept "
+                f"(lower the learning rate?)"
+            )

@@ -1,0 +1,172 @@
+"""Presets: TOML files of hyperparameters, and studies that combine several of them.
+
+A run preset describes one method's pipeline (its pretraining and evaluations). A study
+preset (`study = [...]`) lists run presets, each with optional overrides; `paper` is one.
+Presets are looked up in $SSLTUI_PRESETS_DIR, the user presets dir, then the shipped ones.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ssltui.engine.config import (
+    DEFAULT_EVALUATIONS,
+    METHODS,
+    VALID_EVALUATIONS,
+    RunConfig,
+    build_run_config,
+    deep_merge,
+    parse_set_options,
+)
+from ssltui.engine.errors import ConfigError
+from ssltui.engine.paths import user_presets_dir
+
+
+def preset_dirs() -> list[Path]:
+    """Where presets are looked up, first match wins."""
+    dirs = []
+    if env := os.environ.get("SSLTUI_PRESETS_DIR"):
+        dirs.append(Path(env))
+    dirs.append(user_presets_dir())
+    repo = Path(__file__).resolve().parents[2] / "presets"  # a checkout or editable install
+    dirs.append(repo)
+    dirs.append(Path(sys.prefix) / "share" / "ssltui" / "presets")  # a wheel install
+    return [d for d in dirs if d.is_dir()]
+
+
+@dataclass
+class PresetInfo:
+    name: str
+    path: Path
+    description: str
+    method: str
+    evaluation: str
+    kind: str  # "run" or "study"
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"preset {path}: not valid TOML ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"preset {path}: cannot read ({exc.strerror})") from None
+
+
+def find_preset(name: str) -> Path:
+    """The file of preset `name` (a name or a path to a .toml file)."""
+    if name.endswith(".toml") or os.sep in name:
+        p = Path(name)
+        if not p.is_file():
+            raise ConfigError(f"preset file {name!r} does not exist")
+        return p
+    for d in preset_dirs():
+        p = d / f"{name}.toml"
+        if p.is_file():
+            return p
+    known = ", ".join(i.name for i in list_presets())
+    raise ConfigError(f"unknown preset {name!r}; known: {known}")
+
+
+def list_presets() -> list[PresetInfo]:
+    """All presets by name (earlier dirs shadow later ones)."""
+    seen: dict[str, PresetInfo] = {}
+    for d in preset_dirs():
+        for p in sorted(d.glob("*.toml")):
+            if p.stem in seen:
+                continue
+            try:
+                raw = _read_toml(p)
+            except ConfigError:
+                continue
+            if "study" in raw:
+                parts = [s if isinstance(s, str) else s.get("preset", "?") for s in raw["study"]]
+                seen[p.stem] = PresetInfo(p.stem, p, raw.get("description", ""), "study",
+                                          "+".join(parts), "study")
+            else:
+                method = raw.get("method", "supervised")
+                ev = raw.get("evaluation", DEFAULT_EVALUATIONS.get(method, ["?"]))
+                ev = ev if isinstance(ev, list) else [ev]
+                seen[p.stem] = PresetInfo(p.stem, p, raw.get("description", ""), method,
+                                          ",".join(map(str, ev)), "run")
+    return sorted(seen.values(), key=lambda i: i.name)
+
+
+@dataclass
+class Plan:
+    """What one `ssltui run` will do: one or more method pipelines."""
+
+    preset: str
+    description: str
+    parts: list[RunConfig] = field(default_factory=list)
+    raw_parts: list[dict] = field(default_factory=list)
+
+
+def _run_raw(name: str, stack: tuple[str, ...] = ()) -> dict:
+    raw = _read_toml(find_preset(name))
+    if "study" in raw:
+        raise ConfigError(f"preset {name!r} is a study; a study cannot be part of {stack[-1]!r}")
+    return raw
+
+
+def resolve(
+    preset: str,
+    method: str | None = None,
+    evaluation: list[str] | None = None,
+    labels: list[float] | None = None,
+    seeds: list[int] | None = None,
+    sets: list[str] | None = None,
+) -> Plan:
+    """Load a preset and apply the command-line overrides, validating everything."""
+    raw = _read_toml(find_preset(preset))
+    cli: dict = {}
+    if labels is not None:
+        cli["labels"] = labels
+    if seeds is not None:
+        cli["seeds"] = seeds
+    cli = deep_merge(cli, parse_set_options(sets or []))
+
+    if "study" in raw:
+        if method is not None or evaluation is not None:
+            raise ConfigError(f"preset {preset!r} is a study; --method/--evaluation apply to run presets")
+        common = {k: raw[k] for k in ("labels", "seeds") if k in raw}
+        if not isinstance(raw["study"], list) or not raw["study"]:
+            raise ConfigError(f"preset {preset!r}: study must be a non-empty list of presets")
+        raws = []
+        for entry in raw["study"]:
+            if isinstance(entry, str):
+                entry = {"preset": entry}
+            if not isinstance(entry, dict) or "preset" not in entry:
+                raise ConfigError(f"preset {preset!r}: each study entry needs a 'preset' name")
+            over = {k: v for k, v in entry.items() if k != "preset"}
+            base = _run_raw(entry["preset"], (preset,))
+            raws.append(deep_merge(deep_merge(deep_merge(base, over), common), cli))
+        description = raw.get("description", "")
+    else:
+        part = dict(raw)
+        if method is not None:
+            if method not in METHODS:
+                raise ConfigError(f"--method: {method!r} is not one of {', '.join(METHODS)}")
+            part["method"] = method
+            if evaluation is None:
+                current = part.get("evaluation", [])
+                current = current if isinstance(current, list) else [current]
+                if not current or any(e not in VALID_EVALUATIONS[method] for e in current):
+                    part["evaluation"] = list(DEFAULT_EVALUATIONS[method])
+        if evaluation is not None:
+            part["evaluation"] = evaluation
+        raws = [deep_merge(part, cli)]
+        description = raw.get("description", "")
+
+    parts = []
+    for r in raws:
+        try:
+            parts.append(build_run_config(r))
+        except ConfigError as exc:
+            raise ConfigError(f"preset {preset!r}: {exc.message}") from None
+    return Plan(preset=preset, description=description, parts=parts, raw_parts=raws)

@@ -1,0 +1,340 @@
+"""Executes a plan: data, pretraining (once per method, seed and settings), evaluations.
+
+Everything the run produces goes to its folder in the run store; progress goes to a listener
+callback as event dicts (the same ones appended to metrics.jsonl). Nothing is printed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import platform
+import socket
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+import ssltui
+from ssltui.engine.checkpoint import load_checkpoint, load_state, save_checkpoint
+from ssltui.engine.config import RunConfig, build_run_config, dumps_toml, to_dict
+from ssltui.engine.data.bundle import DataBundle, make_bundle
+from ssltui.engine.data.sources import load_source
+from ssltui.engine.data.splits import label_subset
+from ssltui.engine.device import pick_device
+from ssltui.engine.errors import ConfigError, RunFailed, RunInterrupted, SsltuiError
+from ssltui.engine.evaluation.finetune import train_classifier
+from ssltui.engine.evaluation.knn import knn_accuracy
+from ssltui.engine.evaluation.common import encode
+from ssltui.engine.evaluation.linear import linear_probe
+from ssltui.engine.loop import PhaseInfo, RunContext
+from ssltui.engine.models.resnet import ResNet20
+from ssltui.engine.paths import data_dir as default_data_dir
+from ssltui.engine.presets import Plan
+from ssltui.engine.store import RunDir, atomic_write_json, atomic_write_text
+
+Listener = Callable[[dict], None]
+
+
+@dataclass
+class RunOptions:
+    """Where and how to run; machine-specific, so not part of a preset."""
+
+    data: str = "cifar10"
+    data_dir: Path | None = None
+    device: str = "auto"
+    group: str | None = None
+    use_cache: bool = True
+
+
+def plan_to_toml(plan: Plan, opts: RunOptions) -> str:
+    doc = {"preset": plan.preset, "description": plan.description, "data": opts.data,
+           "device": opts.device, "group": opts.group or "",
+           "parts": [to_dict(p) for p in plan.parts]}
+    return dumps_toml(doc, "ssltui resolved run configuration (every hyperparameter)")
+
+
+def plan_from_toml(run: RunDir) -> tuple[Plan, RunOptions]:
+    import tomllib
+
+    try:
+        raw = tomllib.loads(run.config_path.read_text())
+        parts = [build_run_config(p) for p in raw["parts"]]
+    except (OSError, KeyError, tomllib.TOMLDecodeError, TypeError) as exc:
+        raise ConfigError(f"{run.config_path}: unreadable run configuration ({exc})") from None
+    opts = RunOptions(data=raw.get("data", "cifar10"), device=raw.get("device", "auto"),
+                      group=raw.get("group") or None)
+    return Plan(raw.get("preset", "?"), raw.get("description", ""), parts), opts
+
+
+def versions() -> dict:
+    out = {"ssltui": ssltui.__version__, "python": platform.python_version(), "torch": torch.__version__}
+    try:
+        import torchvision
+
+        out["torchvision"] = torchvision.__version__
+    except ImportError:
+        pass
+    if torch.cuda.is_available():
+        out["cuda"] = torch.version.cuda
+    return out
+
+
+def pretrain_key(cfg: RunConfig, seed: int, bundle: DataBundle) -> str:
+    """What determines a pretrained encoder: method, its settings, the data and the seed."""
+    ident = {"method": cfg.method, "pretrain": to_dict(cfg.pretrain),
+             "method_cfg": to_dict(getattr(cfg, cfg.method)), "data": bundle.fingerprint,
+             "seed": seed, "version": ssltui.__version__}
+    return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def get_pretrainer(method: str) -> Callable[..., ResNet20]:
+    """`ssltui.engine.methods.<method>.pretrain(ctx, info, cfg, bundle) -> ResNet20`."""
+    try:
+        module = importlib.import_module(f"ssltui.engine.methods.{method}")
+    except ModuleNotFoundError:
+        raise ConfigError(f"method {method!r} has no pretraining implementation") from None
+    return module.pretrain
+
+
+class Runner:
+    """Runs a plan into a run folder. `execute()` returns the final summary."""
+
+    def __init__(self, plan: Plan, run: RunDir, opts: RunOptions, listener: Listener | None = None,
+                 cache_dir: Path | None = None):
+        self.plan, self.run, self.opts = plan, run, opts
+        self.listener = listener
+        self.cache_dir = cache_dir
+        self.ctx: RunContext | None = None
+        self.summary: dict = {}
+        self._encoders: dict[str, ResNet20] = {}
+        self._featuremap_models: list[tuple[str, str, int, ResNet20]] = []
+        self._pending_stop: str | None = None
+
+    # ------------------------------------------------------------ control
+    def request_stop(self, reason: str = "interrupted") -> None:
+        """Ask the run to stop after the current step (thread- and signal-safe)."""
+        self._pending_stop = reason
+        if self.ctx is not None:
+            self.ctx.request_stop(reason)
+
+    # ------------------------------------------------------------ summary
+    def _save_summary(self) -> None:
+        self.run.write_summary(self.summary)
+
+    def _add_timing(self, kind: str, seconds: float) -> None:
+        t = self.summary.setdefault("timings", {})
+        t[kind] = round(t.get(kind, 0.0) + seconds, 3)
+
+    def _new_summary(self) -> dict:
+        parts = self.plan.parts
+        return {
+            "run_id": self.run.id, "preset": self.plan.preset, "description": self.plan.description,
+            "group": self.opts.group or self.run.id, "status": "running",
+            "methods": sorted({p.method for p in parts}, key=["supervised", "simclr", "rotnet"].index),
+            "evaluations": sorted({e for p in parts for e in p.evaluation}),
+            "labels": sorted({f for p in parts for f in p.labels}),
+            "seeds": sorted({s for p in parts for s in p.seeds}),
+            "data": self.opts.data, "results": [], "phases": {}, "timings": {},
+            "started": time.time(), "ended": None, "error": None,
+        }
+
+    # ------------------------------------------------------------ main
+    def execute(self, resume: bool = False) -> dict:
+        run = self.run
+        with run.lock():
+            if resume:
+                try:
+                    self.summary = run.read_summary()
+                except (OSError, ValueError):
+                    self.summary = self._new_summary()
+                self.summary.update(status="running", error=None, ended=None)
+                self.summary["resumes"] = self.summary.get("resumes", 0) + 1
+            else:
+                atomic_write_text(run.config_path, plan_to_toml(self.plan, self.opts))
+                self.summary = self._new_summary()
+            self.summary.update(pid=os.getpid(), host=socket.gethostname(), versions=versions(),
+                                argv=sys.argv[1:])
+            self._save_summary()
+            try:
+                self._execute()
+                self.summary["status"] = "completed"
+            except RunInterrupted as exc:
+                self.summary.update(status="interrupted", error=exc.message)
+                raise
+            except SsltuiError as exc:
+                self.summary.update(status="failed", error=exc.message)
+                raise
+            except torch.cuda.OutOfMemoryError:
+                msg = f"out of memory in {self._phase_name}; lower {self._phase_batch_key}"
+                self.summary.update(status="failed", error=msg)
+                raise RunFailed(msg) from None
+            except Exception as exc:  # noqa: BLE001 - recorded in the log and summary, one line to the user
+                with open(run.log_path, "a") as fh:
+                    traceback.print_exc(file=fh)
+                msg = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} (see {run.log_path})"
+                self.summary.update(status="failed", error=msg)
+                raise RunFailed(msg) from None
+            finally:
+                self.summary["ended"] = time.time()
+                self.summary["pid"] = None
+                self._save_summary()
+                if self.ctx is not None:
+                    self.ctx.emit({"event": "run_end", "status": self.summary["status"],
+                                   "error": self.summary.get("error")})
+        return self.summary
+
+    _phase_name = "setup"
+    _phase_batch_key = "the batch size"
+
+    def _execute(self) -> None:
+        first = self.plan.parts[0]
+        dev = pick_device(self.opts.device, first.runtime)
+        self.summary["device"] = dev.describe()
+        self.ctx = ctx = RunContext(self.run, dev, self.listener, self.cache_dir)
+        if self._pending_stop:
+            ctx.request_stop(self._pending_stop)
+        ctx.emit({"event": "run_start", "run_id": self.run.id, "preset": self.plan.preset,
+                  "device": self.summary["device"], "parts": len(self.plan.parts)})
+
+        t0 = time.perf_counter()
+        ddir = default_data_dir(self.opts.data_dir)
+        raw = load_source(self.opts.data, ddir, first.data.synthetic_train_per_class,
+                          first.data.synthetic_test_per_class, log=ctx.log)
+        bundle = make_bundle(raw, dev.device, first.data.val_fraction, first.data.split_seed)
+        self._add_timing("data", time.perf_counter() - t0)
+        ctx.emit({"event": "data", "source": raw.source, "train": int(len(bundle.train_idx)),
+                  "val": int(len(bundle.val_idx)), "test": int(len(bundle.test_y)),
+                  "classes": bundle.classes, "decode_seconds": round(raw.decode_seconds, 3),
+                  "load_seconds": round(raw.load_seconds, 3), "from_cache": raw.from_cache})
+        for part in self.plan.parts[1:]:
+            if (part.data.val_fraction, part.data.split_seed) != (first.data.val_fraction, first.data.split_seed):
+                raise ConfigError("data.val_fraction/split_seed must be the same in every part of a study")
+
+        for pi, part in enumerate(self.plan.parts):
+            for seed in part.seeds:
+                encoder = None
+                if part.method != "supervised":
+                    encoder = self._pretrained(part, seed, bundle)
+                    if seed == part.seeds[0]:
+                        self._remember_featuremaps(part.method, part.method, seed, encoder)
+                feats = self._eval_features(encoder, bundle, part) if encoder is not None else {}
+                for frac in part.labels:
+                    subset = self._subset(bundle, frac, seed)
+                    for ev in part.evaluation:
+                        self._evaluate(pi, part, ev, frac, seed, bundle, subset, encoder, feats)
+        if self.plan.parts[0].runtime.featuremaps and self._featuremap_models:
+            from ssltui.engine.featuremaps import save_featuremaps
+
+            save_featuremaps(self.run, bundle, self._featuremap_models, dev)
+
+    # ------------------------------------------------------------ pieces
+    def _check_stop(self) -> None:
+        if self.ctx is not None and self.ctx.stop_requested:
+            raise RunInterrupted(f"{self.ctx.stop_reason} between phases")
+
+    def _remember_featuremaps(self, name: str, method: str, seed: int, encoder: ResNet20) -> None:
+        if all(n != name for n, *_ in self._featuremap_models):
+            self._featuremap_models.append((name, method, seed, encoder))
+
+    def _subset(self, bundle: DataBundle, frac: float, seed: int) -> torch.Tensor:
+        idx = label_subset(bundle.labels_np(), bundle.train_idx.cpu().numpy(), frac, seed)
+        path = self.run.labels_dir / f"labels{frac:g}-seed{seed}.json"
+        if not path.exists():
+            atomic_write_json(path, {"fraction": frac, "seed": seed, "count": int(len(idx)),
+                                     "indices": idx.tolist()})
+        return torch.from_numpy(idx).to(bundle.device)
+
+    def _eval_features(self, encoder: ResNet20, bundle: DataBundle, part: RunConfig) -> dict:
+        if "linear" not in part.evaluation and "knn" not in part.evaluation:
+            return {}
+        dev = self.ctx.dev
+        return {"val": encode(encoder, bundle.train_x[bundle.val_idx], bundle, dev),
+                "test": encode(encoder, bundle.test_x, bundle, dev)}
+
+    def _pretrained(self, part: RunConfig, seed: int, bundle: DataBundle) -> ResNet20:
+        ctx = self.ctx
+        key = pretrain_key(part, seed, bundle)
+        if key in self._encoders:
+            return self._encoders[key]
+        self._check_stop()
+        name = f"{part.method}/pretrain/seed{seed}/{key[:8]}"
+        run_file = self.run.encoders_dir / f"{part.method}-seed{seed}-{key[:8]}.pt"
+        cache_file = self.cache_dir / "encoders" / f"{key}.pt" if self.cache_dir else None
+        encoder = ResNet20()
+        for source in (run_file, cache_file if self.opts.use_cache else None):
+            if source is not None and source.exists():
+                ck = load_checkpoint(source, kind="encoder")
+                load_state(encoder, ck["encoder"], str(source))
+                ctx.dev.prepare(encoder)
+                ctx.log(f"reusing pretrained {part.method} encoder (seed {seed}) from {source}")
+                if not run_file.exists():
+                    save_checkpoint(run_file, ck)
+                self.summary["phases"].setdefault(name, {"status": "done", "cached": True})
+                self._encoders[key] = encoder
+                return encoder
+        info = PhaseInfo(name, "pretrain", part.method, seed)
+        self._phase_name, self._phase_batch_key = name, "pretrain.batch_size (--set pretrain.batch_size=N)"
+        t0 = time.perf_counter()
+        encoder = get_pretrainer(part.method)(ctx, info, part, bundle)
+        seconds = time.perf_counter() - t0
+        self._add_timing("pretrain", seconds)
+        ck = {"kind": "encoder", "method": part.method, "seed": seed, "key": key,
+              "encoder": {k: v.detach().cpu() for k, v in encoder.state_dict().items()}}
+        save_checkpoint(run_file, ck)
+        if cache_file is not None:
+            save_checkpoint(cache_file, ck)
+        self.summary["phases"][name] = {"status": "done", "seconds": round(seconds, 3)}
+        ctx.emit({"event": "phase_end", **info.fields(), "seconds": round(seconds, 3)})
+        self._save_summary()
+        self._encoders[key] = encoder
+        return encoder
+
+    def _evaluate(self, pi: int, part: RunConfig, ev: str, frac: float, seed: int, bundle: DataBundle,
+                  subset: torch.Tensor, encoder: ResNet20 | None, feats: dict) -> None:
+        ctx = self.ctx
+        name = f"p{pi}-{part.method}/{ev}/labels{frac:g}/seed{seed}"
+        if self.summary["phases"].get(name, {}).get("status") == "done":
+            return
+        self._check_stop()
+        info = PhaseInfo(name, ev, part.method, seed, labels=frac, evaluation=ev)
+        section = {"supervised": "supervised", "semi": "semi", "linear": "linear"}.get(ev, "knn")
+        self._phase_name = name
+        self._phase_batch_key = f"{section}.batch_size (--set {section}.batch_size=N)"
+        t0 = time.perf_counter()
+        if ev == "supervised":
+            out = train_classifier(ctx, info, part.supervised, bundle, subset, None)
+            if frac == max(part.labels) and seed == part.seeds[0]:
+                self._remember_featuremaps("supervised", "supervised", seed, out["model"].encoder)
+        elif ev == "semi":
+            out = train_classifier(ctx, info, part.semi, bundle, subset, encoder)
+        elif ev == "linear":
+            out = linear_probe(ctx, info, part.linear, bundle, subset, encoder, feats)
+        elif ev == "knn":
+            ctx.emit({"event": "phase_start", **info.fields(), "epochs": 1, "steps_per_epoch": 1})
+            bank = encode(encoder, bundle.train_x[subset], bundle, ctx.dev)
+            labels = bundle.train_y[subset]
+            out = {"test_acc": knn_accuracy(feats["test"], bundle.test_y, bank, labels, bundle.num_classes,
+                                            part.knn.k, part.knn.temperature),
+                   "val_acc": knn_accuracy(feats["val"], bundle.train_y[bundle.val_idx], bank, labels,
+                                           bundle.num_classes, part.knn.k, part.knn.temperature)}
+        else:  # validated earlier; kept for safety
+            raise ConfigError(f"unknown evaluation {ev!r}")
+        seconds = time.perf_counter() - t0
+        self._add_timing(ev, seconds)
+        result = {"method": part.method, "evaluation": ev, "labels": frac, "seed": seed,
+                  "test_acc": round(float(out["test_acc"]), 6),
+                  "val_acc": None if out.get("val_acc") is None else round(float(out["val_acc"]), 6),
+                  "label_count": int(len(subset)), "seconds": round(seconds, 3), "part": pi,
+                  "preset_description": part.description}
+        self.summary["results"].append(result)
+        self.summary["phases"][name] = {"status": "done", "seconds": round(seconds, 3)}
+        ctx.emit({"event": "phase_end", **info.fields(), "seconds": round(seconds, 3)})
+        ctx.emit({"event": "result", **result})
+        self._save_summary()

@@ -1,0 +1,64 @@
+"""Shared fixtures: isolated run/data dirs, a subprocess runner for the real CLI, the CIFAR archive."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CIFAR_ARCHIVE = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+
+# Keep CPU tests predictable on small CI machines.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    d = tmp_path / "runs"
+    monkeypatch.setenv("SSLTUI_RUNS_DIR", str(d))
+    return d
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One decode cache for the whole session (the CIFAR archive decodes once)."""
+    d = tmp_path_factory.mktemp("data")
+    os.environ["SSLTUI_DATA_DIR"] = str(d)
+    return d
+
+
+def cli_env(runs_dir: Path, data_dir: Path, **extra: str) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["SSLTUI_RUNS_DIR"] = str(runs_dir)
+    env["SSLTUI_DATA_DIR"] = str(data_dir)
+    env.pop("NO_COLOR", None)
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def run_cli(runs_dir: Path, data_dir: Path):
+    """Run the real `ssltui` in a subprocess; returns CompletedProcess (text)."""
+
+    def _run(*args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "ssltui", *args], capture_output=True, text=True,
+                              timeout=timeout, env=cli_env(runs_dir, data_dir, **env), stdin=subprocess.DEVNULL)
+
+    return _run
+
+
+def last_json(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def cifar_archive() -> Path:
+    if not CIFAR_ARCHIVE.is_file():
+        pytest.skip(f"{CIFAR_ARCHIVE} is absent (a user's clone has no ../shared)")
+    return CIFAR_ARCHIVE
