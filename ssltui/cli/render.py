@@ -49,7 +49,7 @@ def results_table(results: list[dict], title: str | None = None) -> Table:
 def runs_table(infos: list[RunInfo]) -> Table:
     table = Table(title=None)
     for col in ("id", "group", "method", "evaluation", "labels", "status", "test acc %", "started"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in ("id", "status"))
     for i in infos:
         group = "" if i.group in ("", i.id) else i.group
         table.add_row(i.id, group, ",".join(i.methods), ",".join(i.evaluations), fmt_labels(i.labels),

@@ -174,14 +174,18 @@ def _split_member(parts: tuple[str, ...]) -> tuple[str, str] | None:
     return None
 
 
-def _iter_folder(root: Path) -> Iterable[tuple[str, str, str, Callable[[], bytes]]]:
+
+def _iter_folder(root: Path) -> Iterable[tuple[tuple, str, Callable[[], bytes] | None]]:
+    """(path parts, where, reader) for files; reader None for folders."""
     for path in sorted(root.rglob("*")):
-        if path.is_file():
-            rel = path.relative_to(root).parts
-            yield "/".join(rel), rel, str(path), path.read_bytes
+        rel = path.relative_to(root).parts
+        if path.is_dir():
+            yield rel, str(path), None
+        elif path.is_file():
+            yield rel, str(path), path.read_bytes
 
 
-def _iter_tar(path: Path) -> Iterable[tuple[str, tuple, str, Callable[[], bytes]]]:
+def _iter_tar(path: Path) -> Iterable[tuple[tuple, str, Callable[[], bytes] | None]]:
     try:
         tf = tarfile.open(path, "r:*")
     except (tarfile.TarError, OSError) as exc:
@@ -189,11 +193,13 @@ def _iter_tar(path: Path) -> Iterable[tuple[str, tuple, str, Callable[[], bytes]
     with tf:
         try:
             for m in tf:
-                if m.isfile():
+                parts = tuple(p for p in m.name.split("/") if p not in ("", "."))
+                if m.isdir():
+                    yield parts, f"{path}:{m.name}", None
+                elif m.isfile():
                     fh = tf.extractfile(m)
                     data = fh.read() if fh is not None else b""
-                    parts = tuple(p for p in m.name.split("/") if p not in ("", "."))
-                    yield m.name, parts, f"{path}:{m.name}", lambda d=data: d
+                    yield parts, f"{path}:{m.name}", lambda d=data: d
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise DataError(f"{path}: archive is damaged ({exc})") from None
 
@@ -210,7 +216,13 @@ def load_image_folder(path: Path, log: Callable[[str], None] = lambda s: None) -
     images: dict[str, list[np.ndarray]] = {"train": [], "test": []}
     names: dict[str, list[str]] = {"train": [], "test": []}
     seen_dirs: dict[str, set[str]] = {"train": set(), "test": set()}
-    for _name, parts, where, read in members:
+    for parts, where, read in members:
+        if read is None:  # a folder: train/<class>/ counts as a class even when empty
+            for offset in (0, 1):
+                p = parts[offset:]
+                if len(p) == 2 and p[0] in ("train", "test") and not p[1].startswith("."):
+                    seen_dirs[p[0]].add(p[1])
+            continue
         split_cls = _split_member(parts)
         if split_cls is None:
             continue
