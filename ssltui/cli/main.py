@@ -280,6 +280,19 @@ def show(run_id: str = typer.Argument(...), runs_dir: Optional[Path] = RUNS_DIR_
     print(curves_plot(metrics))
 
 
+@app.command()
+def table(group: Optional[str] = typer.Argument(None, help="group or run id (default: the newest run's group)"),
+          fmt: str = typer.Option("rich", "--format", help="rich | markdown | csv | json"),
+          json_out: bool = typer.Option(False, "--json", help="same as --format json"),
+          runs_dir: Optional[Path] = RUNS_DIR_OPT) -> None:
+    """Table 1 of the paper beside ours: paper, ours (mean ± std over seeds), difference."""
+    from ssltui.cli.table import table_command
+
+    out = table_command(_store(runs_dir), group, "json" if json_out else fmt)
+    if out is not None:
+        print(out, end="" if out.endswith("\n") else "\n")
+
+
 # ---------------------------------------------------------------- entry point
 
 def entry() -> None:

@@ -86,6 +86,17 @@ def versions() -> dict:
     return out
 
 
+def peak_memory() -> dict:
+    """Peak resident memory of this process and peak CUDA memory allocated, in MB."""
+    import resource
+
+    out = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["cuda_peak_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        out["cuda_peak_reserved_mb"] = round(torch.cuda.max_memory_reserved() / 2**20, 1)
+    return out
+
+
 def pretrain_key(cfg: RunConfig, seed: int, bundle: DataBundle) -> str:
     """What determines a pretrained encoder: method, its settings, the data and the seed."""
     ident = {"method": cfg.method, "pretrain": to_dict(cfg.pretrain),
@@ -161,6 +172,7 @@ class Runner:
                 self.summary = self._new_summary()
             self.summary.update(pid=os.getpid(), host=socket.gethostname(), versions=versions(),
                                 argv=sys.argv[1:])
+            wall_t0 = time.perf_counter()
             self._save_summary()
             try:
                 self._execute()
@@ -184,6 +196,8 @@ class Runner:
             finally:
                 self.summary["ended"] = time.time()
                 self.summary["pid"] = None
+                self._add_timing("wall", time.perf_counter() - wall_t0)
+                self.summary["memory"] = peak_memory()
                 self._save_summary()
                 if self.ctx is not None:
                     self.ctx.emit({"event": "run_end", "status": self.summary["status"],

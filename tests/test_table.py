@@ -1,0 +1,86 @@
+"""`ssltui table`: the paper's numbers from the data file, mean ± std over seeds, grouping, formats."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+
+import pytest
+
+from ssltui.engine.store import RunStore, atomic_write_json
+from ssltui.engine.table import build_table, load_paper_table, mean_std
+
+
+def _fake_run(store: RunStore, group: str, results: list[dict], started: float) -> str:
+    rd = store.create("paper")
+    atomic_write_json(rd.summary_path, {"run_id": rd.id, "preset": "paper", "group": group, "status": "completed",
+                                        "methods": sorted({r["method"] for r in results}), "results": results,
+                                        "started": started, "timings": {"pretrain": 10.0, "linear": 1.5},
+                                        "device": "test-device", "data": "synthetic"})
+    return rd.id
+
+
+def _res(method, evaluation, labels, seed, acc):
+    return {"method": method, "evaluation": evaluation, "labels": labels, "seed": seed, "test_acc": acc}
+
+
+def test_paper_numbers_come_from_the_data_file():
+    paper = load_paper_table()
+    rows = {(r["method"], r["evaluation"]): r["test_acc"] for r in paper["rows"]}
+    assert paper["labels"] == [0.01, 0.1]
+    assert rows == {("supervised", "supervised"): [50.54, 81.94], ("simclr", "linear"): [64.15, 69.30],
+                    ("rotnet", "linear"): [47.31, 55.59], ("rotnet", "semi"): [70.71, 83.64]}
+
+
+def test_mean_and_sample_std():
+    mean, std = mean_std([60.0, 62.0, 67.0])
+    assert mean == pytest.approx(63.0)
+    assert std == pytest.approx(statistics.stdev([60.0, 62.0, 67.0])) == pytest.approx(3.605551, abs=1e-6)
+    assert mean_std([61.0]) == (61.0, None)
+
+
+def test_table_over_seeds_and_extra_rows(tmp_path):
+    store = RunStore(tmp_path)
+    results = [_res("simclr", "linear", 0.01, s, a) for s, a in enumerate([0.60, 0.62, 0.67])]
+    results += [_res("simclr", "semi", 0.1, 0, 0.85)]
+    _fake_run(store, "g1", results, 1.0)
+    t = build_table(store.list(), [])
+    row = next(r for r in t.rows if (r.method, r.evaluation) == ("simclr", "linear"))
+    cell = row.cells[0]
+    assert cell.labels == 0.01 and cell.paper == 64.15
+    assert cell.mean == pytest.approx(63.0) and cell.std == pytest.approx(3.605551, abs=1e-6)
+    assert cell.diff == pytest.approx(63.0 - 64.15)
+    assert [r.name for r in t.rows][:4] == ["Supervised Baseline", "SimCLR Linear Evaluation",
+                                            "RotNet Linear Evaluation", "RotNet Semi-supervised"]
+    extra = t.rows[4]
+    assert extra.name == "SimCLR Semi-supervised" and extra.cells[1].mean == pytest.approx(85.0)
+    assert extra.cells[1].paper is None
+
+
+def test_table_cli_groups_and_formats(run_cli, runs_dir):
+    store = RunStore(runs_dir)
+    a = _fake_run(store, "study-1", [_res("supervised", "supervised", 0.01, 0, 0.5)], 1.0)
+    _fake_run(store, "study-1", [_res("supervised", "supervised", 0.01, 1, 0.6)], 2.0)
+    _fake_run(store, "other", [_res("rotnet", "semi", 0.1, 0, 0.9)], 3.0)
+
+    js = json.loads(run_cli("table", "study-1", "--json").stdout)
+    sup = js["rows"][0]["cells"][0]
+    assert js["group"] == "study-1" and len(js["runs"]) == 2
+    assert sup["ours_mean"] == pytest.approx(55.0) and sup["seeds"] == 2 and sup["paper"] == 50.54
+    assert js["timings"]["pretrain"] == 20.0
+
+    newest = json.loads(run_cli("table", "--json").stdout)  # default: the newest run's group
+    assert newest["group"] == "other"
+    by_run = json.loads(run_cli("table", a, "--json").stdout)  # a run id selects its group
+    assert by_run["group"] == "study-1"
+
+    md = run_cli("table", "study-1", "--format", "markdown").stdout
+    assert "| Supervised Baseline | 50.54 | 55.00 ± 7.07 | +4.46 |" in md
+    rows = list(csv.DictReader(io.StringIO(run_cli("table", "study-1", "--format", "csv").stdout)))
+    assert rows[0]["model"] == "Supervised Baseline" and float(rows[0]["ours_mean"]) == pytest.approx(55.0)
+    rich = run_cli("table", "study-1")
+    assert rich.returncode == 0 and "RotNet Semi-supervised" in rich.stdout and "70.71" in rich.stdout
+    bad = run_cli("table", "nope")
+    assert bad.returncode == 2 and "no run or group 'nope'" in bad.stderr
