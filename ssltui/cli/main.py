@@ -295,6 +295,21 @@ def table(group: Optional[str] = typer.Argument(None, help="group or run id (def
 
 # ---------------------------------------------------------------- entry point
 
+def _usage_errors() -> tuple[type[BaseException], ...]:
+    """Usage-error classes: typer >= 0.20 vendors click (TyperException), older typer raises click's."""
+    found = [getattr(typer, "TyperException", None)]
+    try:
+        import click
+
+        found.append(click.exceptions.ClickException)
+    except ImportError:
+        pass
+    return tuple(c for c in found if c is not None)
+
+
+_USAGE_ERRORS = _usage_errors()
+
+
 def entry() -> None:
     """Console-script entry: every error is one line and an exit code, never a traceback."""
     try:
@@ -303,7 +318,7 @@ def entry() -> None:
         sys.exit(exc.exit_code)
     except typer.Abort:
         sys.exit(ExitCode.INTERRUPTED)
-    except typer.TyperException as exc:  # usage errors: bad option, missing argument
+    except _USAGE_ERRORS as exc:  # usage errors: bad option, missing argument
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         _err(" ".join(message.split()))
         sys.exit(ExitCode.USAGE)
