@@ -50,6 +50,13 @@ def load_checkpoint(path: Path, kind: str | None = None) -> dict[str, Any]:
     return obj
 
 
+def require_keys(ck: dict[str, Any], keys: tuple[str, ...], path: Path) -> None:
+    """One-line refusal of a checkpoint of ours that lacks what its kind must hold."""
+    missing = [k for k in keys if k not in ck]
+    if missing:
+        raise ConfigError(f"{path}: not a complete ssltui checkpoint (missing {', '.join(missing)})")
+
+
 def load_state(module: torch.nn.Module, state: Any, where: str) -> None:
     """load_state_dict with a one-line error for another architecture."""
     if not isinstance(state, dict):
