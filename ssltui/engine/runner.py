@@ -159,7 +159,7 @@ class Runner:
                     self.summary = self._new_summary()  # damaged: phases rerun from their checkpoints
                 self.summary.update(status="running", error=None, ended=None)
                 self.summary["resumes"] = self.summary.get("resumes", 0) + 1
-                run.drop_torn_metrics()  # a line cut by a kill would swallow the next record
+                run.tidy_after_crash()
             else:
                 if run.config_path.exists():
                     # Another process claimed this folder between our check and our lock.

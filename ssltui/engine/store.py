@@ -192,8 +192,15 @@ class RunDir:
                 raise RunFailed(f"disk full while writing {self.metrics_path}; the last checkpoint is kept") from None
             raise
 
-    def drop_torn_metrics(self) -> None:
-        """Cut a half-written last line (the process was killed mid-write) before appending more."""
+    def tidy_after_crash(self) -> None:
+        """Before a resume (lock held): remove temporary files a killed writer left behind, and
+        cut a half-written last metrics line so the next record does not glue onto it."""
+        for d in (self.path, self.checkpoints_dir, self.encoders_dir, self.labels_dir):
+            for tmp in d.glob(".*.tmp") if d.is_dir() else ():
+                try:
+                    tmp.unlink()
+                except OSError:
+                    pass
         try:
             with open(self.metrics_path, "r+b") as fh:
                 data = fh.read()
