@@ -80,42 +80,63 @@ def test_foreign_or_malicious_files_are_refused_in_one_line(tmp_path: Path) -> N
     assert torch.equal(load_checkpoint(ok, kind="phase")["w"], torch.arange(3))
 
 
-def _hand_made_run(runs: Path, name: str, data_dir: Path) -> Path:
+def _hand_made_run(runs: Path, name: str) -> Path:
     """A failed run's folder as `ssltui run` leaves it, without spending time training."""
+    from ssltui.engine.presets import resolve
+    from ssltui.engine.runner import RunOptions, plan_to_toml
+
     run = runs / name
     (run / "checkpoints").mkdir(parents=True)
-    args = [a for a in TINY if a != "--json"]
-    plan = subprocess.run([sys.executable, "-m", "ssltui", *args, "--dry-run"], capture_output=True,
-                          text=True, env=cli_env(runs, data_dir, **ENV), timeout=120)
-    assert plan.returncode == 0, plan.stderr
-    (run / "config.toml").write_text(plan.stdout)
+    i = TINY.index("--set")
+    sets = [TINY[j + 1] for j in range(i, len(TINY), 2)]
+    plan = resolve("smoke", labels=[1.0], seeds=[0], sets=sets)
+    (run / "config.toml").write_text(plan_to_toml(plan, RunOptions(data="synthetic", device="cpu")))
     (run / "summary.json").write_text(json.dumps({"status": "failed", "results": [], "phases": {}}))
     return run
 
 
-@pytest.mark.parametrize("kind", ["pickle-with-code", "wrong-keys", "other-architecture"])
-def test_resume_refuses_a_planted_checkpoint_exit_2(tmp_path: Path, data_dir: Path, kind: str) -> None:
-    runs = tmp_path / "runs"
-    run = _hand_made_run(runs, "planted", data_dir)
-    marker = tmp_path / "PWNED"
-    ck = run / "checkpoints" / (PHASE.replace("/", "__") + ".pt")
+def _plant(ck: Path, kind: str, marker: Path) -> str:
+    """Put a checkpoint that is not ours where a phase's checkpoint goes; return the refusal's words."""
     if kind == "pickle-with-code":
         torch.save({"format": "ssltui-checkpoint", "version": 1, "kind": "phase", "x": _Payload(marker)}, ck)
-        expect = "not a loadable ssltui checkpoint"
-    elif kind == "wrong-keys":
+        return "not a loadable ssltui checkpoint"
+    if kind == "wrong-keys":
         save_checkpoint(ck, {"kind": "phase", "phase": PHASE, "weights": {}})
-        expect = "missing"
-    else:  # right keys, a model that is not ResNet-20 with a 10-way head
-        save_checkpoint(ck, {"kind": "phase", "phase": PHASE, "epoch": 1, "step_in_epoch": 0,
-                             "total_steps": 42, "modules": {"model": torch.nn.Linear(4, 2).state_dict()},
-                             "optimizer": {}, "generator": torch.zeros(1), "torch_rng": torch.zeros(1)})
-        expect = "weights do not fit this model"
+        return "missing"
+    # the right keys, but a model that is not ResNet-20 with a 10-way head
+    save_checkpoint(ck, {"kind": "phase", "phase": PHASE, "epoch": 1, "step_in_epoch": 0,
+                         "total_steps": 42, "modules": {"model": torch.nn.Linear(4, 2).state_dict()},
+                         "optimizer": {}, "generator": torch.zeros(1), "torch_rng": torch.zeros(1)})
+    return "weights do not fit this model"
+
+
+def test_resume_refuses_a_planted_pickle_with_one_line_exit_2(tmp_path: Path, data_dir: Path) -> None:
+    runs = tmp_path / "runs"
+    run = _hand_made_run(runs, "planted")
+    marker = tmp_path / "PWNED"
+    ck = run / "checkpoints" / (PHASE.replace("/", "__") + ".pt")
+    expect = _plant(ck, "pickle-with-code", marker)
     rc, out, err = finish(spawn(runs, data_dir, "resume", "planted", "--json", "-q"))
     assert rc == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and str(ck) in lines[0] and expect in lines[0], err
     assert not marker.exists()
     assert json.loads((run / "summary.json").read_text())["status"] == "failed"
+
+
+@pytest.mark.parametrize("kind", ["wrong-keys", "other-architecture"])
+def test_resume_refuses_a_foreign_checkpoint(tmp_path: Path, data_dir: Path, kind: str) -> None:
+    from ssltui.engine.runner import Runner, plan_from_toml
+
+    run = RunDir(_hand_made_run(tmp_path / "runs", "planted"))
+    ck = run.checkpoints_dir / (PHASE.replace("/", "__") + ".pt")
+    expect = _plant(ck, kind, tmp_path / "PWNED")
+    plan, opts = plan_from_toml(run)
+    opts.data_dir = data_dir
+    with pytest.raises(ConfigError) as exc:
+        Runner(plan, run, opts).execute(resume=True)
+    assert str(ck) in exc.value.message and expect in exc.value.message
+    assert run.info().status == "failed"
 
 
 # ---------------------------------------------------------------- torn and damaged files
