@@ -151,6 +151,9 @@ def resolve(
         description = str(raw.get("description", ""))
     else:
         part = dict(raw)
+        if "evaluation" not in part and isinstance(part.get("method"), str) and part["method"] in DEFAULT_EVALUATIONS:
+            # What `ssltui presets` lists for such a preset, rather than the schema's "supervised".
+            part["evaluation"] = list(DEFAULT_EVALUATIONS[part["method"]])
         if method is not None:
             if method not in METHODS:
                 raise ConfigError(f"--method: {method!r} is not one of {', '.join(METHODS)}")
