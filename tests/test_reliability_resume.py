@@ -132,3 +132,20 @@ def test_second_sigint_exits_at_once_and_last_checkpoint_is_whole(tmp_path: Path
     assert rc == 0, err
     assert_same_result(run, reference)
     assert not list((run / "checkpoints").glob(".*.tmp"))
+
+
+def test_sigterm_is_a_clean_stop_and_run_resume_finds_the_run(tmp_path: Path, data_dir: Path,
+                                                             reference: Path) -> None:
+    runs = tmp_path / "runs"
+    run = runs / "term"
+    proc = spawn(runs, data_dir, *TINY, "--run-id", "term")
+    wait_for(run, proc, mid_epoch_step(1))
+    proc.send_signal(signal.SIGTERM)
+    rc, out, err = finish(proc)
+    assert rc == 130, err
+    assert "SIGTERM" in err and json.loads((run / "summary.json").read_text())["status"] == "interrupted"
+    # `ssltui run ... --resume` (same arguments) finds the unfinished run instead of a new one.
+    rc, out, err = finish(spawn(runs, data_dir, *TINY, "--resume"))
+    assert rc == 0, err
+    assert last_json(out)["run_id"] == "term" and sorted(p.name for p in runs.iterdir()) == ["term"]
+    assert_same_result(run, reference)
