@@ -177,7 +177,8 @@ def test_damaged_summaries_are_listed_as_damaged(run_cli, runs_dir: Path) -> Non
         (runs_dir / name).mkdir(parents=True)
         (runs_dir / name / "summary.json").write_text(text, errors="surrogateescape")
     # A torn metrics file in the good run must not disturb `show` either.
-    (runs_dir / "good" / "metrics.jsonl").write_text('{"event":"epoch","phase":"p","epoch":1,"loss":1.0}\n{"ev')
+    (runs_dir / "good" / "metrics.jsonl").write_text(
+        '{"event":"epoch","phase":"p","epoch":1,"loss":1.0}\n{"event":"epoch","loss":"?"}\n{"ev')
 
     r = run_cli("runs", "--json")
     assert r.returncode == 0, r.stderr
@@ -187,7 +188,9 @@ def test_damaged_summaries_are_listed_as_damaged(run_cli, runs_dir: Path) -> Non
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     assert r.stdout.count("damaged") == len(damaged)
     r = run_cli("show", "good", "--json")
-    assert r.returncode == 0 and len(json.loads(r.stdout)["epochs"]) == 1, r.stderr
+    assert r.returncode == 0 and len(json.loads(r.stdout)["epochs"]) == 2, r.stderr
+    r = run_cli("show", "good")
+    assert r.returncode == 0 and "loss" in r.stdout and not r.stderr, r.stderr
     r = run_cli("show", "types")
     assert r.returncode == 0 and "damaged" in r.stdout, r.stderr
 
