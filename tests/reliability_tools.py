@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from conftest import cli_env
@@ -104,3 +105,13 @@ def assert_same_result(run: Path, ref: Path) -> None:
     def curve(p: Path) -> dict:
         return {e["epoch"]: e["loss"] for e in read_events(p) if e.get("event") == "epoch"}
     assert curve(run) == curve(ref)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """In-process training on one thread, as the subprocesses: on a busy 2-core box two threads
+    were 5-7x slower (oversubscription), and one thread keeps float sums in one order."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

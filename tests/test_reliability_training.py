@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from reliability_tools import PHASE, TINY, finish, spawn
+from reliability_tools import PHASE, TINY, finish, one_thread, spawn  # noqa: F401 (fixture)
 from ssltui.engine.checkpoint import load_checkpoint
 from ssltui.engine.errors import RunFailed
 from ssltui.engine.presets import resolve
@@ -22,15 +22,6 @@ from ssltui.engine.store import RunDir, RunStore
 
 SETS = [TINY[i + 1] for i, a in enumerate(TINY) if a == "--set"]
 SPE = 7  # steps per epoch of the tiny run
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread, as the subprocess tests: faster on a busy 2-core box, and reproducible."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _runner(runs: Path, data_dir: Path, name: str) -> Runner:
