@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -133,6 +134,35 @@ def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store) 
     return int(code)
 
 
+def _dry_run(plan, opts, json_out: bool) -> int:
+    """Print what `run` would do (every phase, and the resolved configuration) and train nothing."""
+    from ssltui.engine.runner import plan_to_toml
+
+    import importlib.util
+
+    for part in plan.parts:
+        if part.method != "supervised" and importlib.util.find_spec(f"ssltui.engine.methods.{part.method}") is None:
+            raise ConfigError(f"method {part.method!r} has no pretraining implementation")
+    phases = []
+    for pi, part in enumerate(plan.parts):
+        for seed in part.seeds:
+            if part.method != "supervised":
+                phases.append(f"{part.method}/pretrain/seed{seed} ({part.pretrain.epochs} epochs)")
+            for frac in part.labels:
+                for ev in part.evaluation:
+                    epochs = getattr(part, ev).epochs if ev in ("supervised", "semi", "linear") else 0
+                    phases.append(f"p{pi}-{part.method}/{ev}/labels{frac:g}/seed{seed}"
+                                  + (f" ({epochs} epochs)" if epochs else ""))
+    config = plan_to_toml(plan, opts)
+    if json_out:
+        print(json.dumps({"dry_run": True, "preset": plan.preset, "data": opts.data, "device": opts.device,
+                          "phases": phases, "config": config}), flush=True)
+    else:
+        print(config, end="")
+        print("# phases, in order:\n" + "\n".join(f"#   {p}" for p in phases), flush=True)
+    return int(ExitCode.OK)
+
+
 @app.command()
 def run(
     preset: str = typer.Option("supervised", "--preset", "-p", help="preset name or .toml path (see `ssltui presets`)"),
@@ -151,6 +181,7 @@ def run(
     no_cache: bool = typer.Option(False, "--no-cache", help="do not reuse pretrained encoders from earlier runs"),
     json_out: bool = typer.Option(False, "--json", help="print one JSON object as stdout's last line"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress on stderr"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="check everything, print the resolved plan, train nothing"),
 ) -> int:
     """Train and evaluate: pretraining, then each evaluation at each label fraction and seed."""
     from ssltui.engine.presets import resolve
@@ -163,12 +194,20 @@ def run(
                    labels=_parse_list(labels, float, "--labels"),
                    seeds=_parse_list(seeds, int, "--seeds"), sets=sets)
     try:
-        parse_source(data)
+        kind, where = parse_source(data)
     except SsltuiError as exc:
         raise ConfigError(exc.message) from None
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         raise ConfigError(f"--device: {device!r} is not one of auto, cpu, cuda, cuda:N")
+    if run_id is not None and (not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}", run_id) or run_id == "cache"):
+        raise ConfigError(f"--run-id {run_id!r}: use a plain folder name (letters, digits, - _ ., at most 100)")
+    if kind == "folder" and not Path(where).expanduser().exists():
+        from ssltui.engine.errors import DataError
+
+        raise DataError(f"{where}: no such file or folder")  # before a run folder is made
     opts = RunOptions(data=data, data_dir=data_dir, device=device, group=group, use_cache=not no_cache)
+    if dry_run:
+        return _dry_run(plan, opts, json_out)
     store = _store(runs_dir)
     if resume:
         wanted = plan_to_toml(plan, opts)
@@ -330,4 +369,10 @@ def entry() -> None:
         sys.exit(ExitCode.INTERRUPTED)
     except BrokenPipeError:
         sys.exit(0)
+    except Exception as exc:  # noqa: BLE001 - a bug of ours still ends in one line, not a traceback
+        if os.environ.get("SSLTUI_DEBUG"):
+            raise
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        _err(f"internal error: {type(exc).__name__}: {first} (SSLTUI_DEBUG=1 shows the traceback)")
+        sys.exit(ExitCode.FAILED)
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -63,7 +63,9 @@ def curves_plot(metrics: list[dict], width: int = 100, height: int = 22) -> str:
 
     epochs: dict[str, dict[int, dict]] = defaultdict(dict)
     for m in metrics:
-        if m.get("event") == "epoch":
+        # A hand-edited or foreign line lacking these is skipped, not a crash.
+        if m.get("event") == "epoch" and isinstance(m.get("phase"), str) and isinstance(m.get("epoch"), int) \
+                and isinstance(m.get("loss"), (int, float)):
             epochs[m["phase"]][m["epoch"]] = m  # a later record (after a resume) wins
     if not epochs:
         return "(no epochs recorded yet)"
@@ -79,7 +81,7 @@ def curves_plot(metrics: list[dict], width: int = 100, height: int = 22) -> str:
     plt.title("accuracy % (validation)")
     for phase, recs in epochs.items():
         for key in ("val_acc", "knn_acc", "rot_acc"):
-            xs = sorted(x for x in recs if key in recs[x])
+            xs = sorted(x for x in recs if isinstance(recs[x].get(key), (int, float)))
             if xs:
                 plt.plot(xs, [100 * recs[x][key] for x in xs], label=f"{key} {phase[-20:]}")
     out = plt.build()

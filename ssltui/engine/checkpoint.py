@@ -5,8 +5,7 @@ from __future__ import annotations
 import errno
 import io
 import os
-import pickle
-import zipfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +35,11 @@ def load_checkpoint(path: Path, kind: str | None = None) -> dict[str, Any]:
     if not Path(path).is_file():
         raise ConfigError(f"{path}: no such checkpoint")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
-            AttributeError, TypeError, OSError) as exc:
+        with warnings.catch_warnings():  # e.g. "pickle protocol 4": the one line below says enough
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a hostile or broken file can make the unpickler raise anything
+        # (UnpicklingError, RuntimeError, EOFError, BadZipFile, and KeyError on a bad memo index)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"{path}: not a loadable ssltui checkpoint ({first[:160]})") from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
@@ -48,6 +49,13 @@ def load_checkpoint(path: Path, kind: str | None = None) -> dict[str, Any]:
     if kind is not None and obj.get("kind") != kind:
         raise ConfigError(f"{path}: a {obj.get('kind')!r} checkpoint, expected {kind!r}")
     return obj
+
+
+def require_keys(ck: dict[str, Any], keys: tuple[str, ...], path: Path) -> None:
+    """One-line refusal of a checkpoint of ours that lacks what its kind must hold."""
+    missing = [k for k in keys if k not in ck]
+    if missing:
+        raise ConfigError(f"{path}: not a complete ssltui checkpoint (missing {', '.join(missing)})")
 
 
 def load_state(module: torch.nn.Module, state: Any, where: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ssltui.engine.checkpoint import load_checkpoint, load_state, save_checkpoint
+from ssltui.engine.checkpoint import load_checkpoint, load_state, require_keys, save_checkpoint
 from ssltui.engine.config import TrainConfig
 from ssltui.engine.device import DeviceSettings
 from ssltui.engine.events import format_event, stamp
@@ -26,6 +26,11 @@ from ssltui.engine.optim import lr_at
 from ssltui.engine.store import RunDir
 
 Listener = Callable[[dict], None]
+
+# What a phase checkpoint must hold. There is no scheduler state (the learning rate is a pure
+# function of the global step, `optim.lr_at`) and no GradScaler (bf16 autocast needs none).
+PHASE_KEYS = ("phase", "epoch", "step_in_epoch", "total_steps", "modules", "optimizer", "generator",
+              "torch_rng")
 
 
 def derive_seed(seed: int, *names: object) -> int:
@@ -119,6 +124,9 @@ class Phase:
         self.epochs = max(self.cfg.epochs, math.ceil(self.cfg.min_steps / self.steps_per_epoch))
         self.total_steps = self.epochs * self.steps_per_epoch
         self.log_every = max(1, self.steps_per_epoch // 8)
+        # The last epoch event, kept in checkpoints: a phase resumed after its final epoch
+        # (killed before its result was recorded) still reports the same validation accuracy.
+        self._last_epoch: dict = {}
 
     # ------------------------------------------------------------ checkpoints
     def _save(self, epoch: int, step_in_epoch: int, perm: torch.Tensor | None, losses: torch.Tensor) -> None:
@@ -135,6 +143,11 @@ class Phase:
             "generator": self.generator.get_state(),
             "device_type": self.ctx.device.type,
             "torch_rng": torch.get_rng_state(),
+            # Methods may draw from the global CUDA generator too (dropout, torch.rand without
+            # a generator): keep it with the checkpoint so a resume replays the same draws.
+            "cuda_rng": (torch.cuda.get_rng_state(self.ctx.device)
+                         if self.ctx.device.type == "cuda" else None),
+            "last_epoch": self._last_epoch,
             "extra": self.extra_state,
         }
         save_checkpoint(self.ctx.checkpoint_path(self.info.name), payload)
@@ -144,14 +157,28 @@ class Phase:
         if not path.exists():
             return 0, 0, None, None
         ck = load_checkpoint(path, kind="phase")
+        require_keys(ck, PHASE_KEYS, path)
         if ck.get("phase") != self.info.name or ck.get("total_steps") != self.total_steps:
             raise ConfigError(f"{path}: checkpoint does not match phase {self.info.name}")
+        epoch, step = ck["epoch"], ck["step_in_epoch"]
+        if not (isinstance(epoch, int) and isinstance(step, int) and 0 <= epoch <= self.epochs
+                and 0 <= step < self.steps_per_epoch):
+            raise ConfigError(f"{path}: epoch/step {epoch!r}/{step!r} is outside this phase")
+        if not isinstance(ck["modules"], dict):
+            raise ConfigError(f"{path}: no model weights in it")
         for k, m in self.modules.items():
             load_state(m, ck["modules"].get(k), f"{path} [{k}]")
-        self.optimizer.load_state_dict(ck["optimizer"])
-        if ck.get("device_type") == self.ctx.device.type:
-            self.generator.set_state(ck["generator"])
-        torch.set_rng_state(ck["torch_rng"])
+        try:
+            self.optimizer.load_state_dict(ck["optimizer"])
+            if ck.get("device_type") == self.ctx.device.type:
+                self.generator.set_state(ck["generator"])
+            torch.set_rng_state(ck["torch_rng"])
+            if ck.get("cuda_rng") is not None and self.ctx.device.type == "cuda":
+                torch.cuda.set_rng_state(ck["cuda_rng"], self.ctx.device)
+        except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"{path}: optimizer or RNG state does not fit this phase ({first[:120]})") from None
+        self._last_epoch = ck.get("last_epoch") or {}
         self.extra_state.update(ck.get("extra") or {})
         perm = ck.get("perm")
         if perm is not None:
@@ -176,7 +203,7 @@ class Phase:
                   "steps_per_epoch": self.steps_per_epoch, "batch_size": self.batch_size,
                   "start_epoch": start_epoch})
         dev = ctx.device
-        last = {}
+        last = dict(self._last_epoch)
         phase_t0 = time.perf_counter()
         for epoch in range(start_epoch, self.epochs):
             train_mode()
@@ -230,6 +257,7 @@ class Phase:
                                           / max(1e-9, seconds), 1),
                     "seconds": round(seconds, 3), **metrics}
             ctx.emit(last)
+            self._last_epoch = {k: v for k, v in last.items() if k != "t"}
             every = self.cfg.checkpoint_every
             if (every and (epoch + 1) % every == 0) or epoch + 1 == self.epochs:
                 self._save(epoch + 1, 0, None, losses)

@@ -85,14 +85,16 @@ def list_presets() -> list[PresetInfo]:
             except ConfigError:
                 continue
             if "study" in raw:
-                parts = [s if isinstance(s, str) else s.get("preset", "?") for s in raw["study"]]
-                seen[p.stem] = PresetInfo(p.stem, p, raw.get("description", ""), "study",
+                entries = raw["study"] if isinstance(raw["study"], list) else []
+                parts = [str(s if isinstance(s, str) else s.get("preset", "?") if isinstance(s, dict) else "?")
+                         for s in entries]
+                seen[p.stem] = PresetInfo(p.stem, p, str(raw.get("description", "")), "study",
                                           "+".join(parts), "study")
             else:
-                method = raw.get("method", "supervised")
+                method = str(raw.get("method", "supervised"))
                 ev = raw.get("evaluation", DEFAULT_EVALUATIONS.get(method, ["?"]))
                 ev = ev if isinstance(ev, list) else [ev]
-                seen[p.stem] = PresetInfo(p.stem, p, raw.get("description", ""), method,
+                seen[p.stem] = PresetInfo(p.stem, p, str(raw.get("description", "")), method,
                                           ",".join(map(str, ev)), "run")
     return sorted(seen.values(), key=lambda i: i.name)
 
@@ -141,14 +143,17 @@ def resolve(
         for entry in raw["study"]:
             if isinstance(entry, str):
                 entry = {"preset": entry}
-            if not isinstance(entry, dict) or "preset" not in entry:
-                raise ConfigError(f"preset {preset!r}: each study entry needs a 'preset' name")
+            if not isinstance(entry, dict) or not isinstance(entry.get("preset"), str):
+                raise ConfigError(f"preset {preset!r}: each study entry needs a 'preset' name (a string)")
             over = {k: v for k, v in entry.items() if k != "preset"}
             base = _run_raw(entry["preset"], (preset,))
             raws.append(deep_merge(deep_merge(deep_merge(base, over), common), cli))
-        description = raw.get("description", "")
+        description = str(raw.get("description", ""))
     else:
         part = dict(raw)
+        if "evaluation" not in part and isinstance(part.get("method"), str) and part["method"] in DEFAULT_EVALUATIONS:
+            # What `ssltui presets` lists for such a preset, rather than the schema's "supervised".
+            part["evaluation"] = list(DEFAULT_EVALUATIONS[part["method"]])
         if method is not None:
             if method not in METHODS:
                 raise ConfigError(f"--method: {method!r} is not one of {', '.join(METHODS)}")
@@ -161,7 +166,7 @@ def resolve(
         if evaluation is not None:
             part["evaluation"] = evaluation
         raws = [deep_merge(part, cli)]
-        description = raw.get("description", "")
+        description = str(raw.get("description", ""))
 
     parts = []
     for r in raws:

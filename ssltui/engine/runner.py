@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 
 import ssltui
-from ssltui.engine.checkpoint import load_checkpoint, load_state, save_checkpoint
+from ssltui.engine.checkpoint import load_checkpoint, load_state, require_keys, save_checkpoint
 from ssltui.engine.config import RunConfig, build_run_config, dumps_toml, to_dict
 from ssltui.engine.data.bundle import DataBundle, make_bundle
 from ssltui.engine.data.sources import load_source
@@ -165,9 +165,16 @@ class Runner:
                     self.summary = run.read_summary()
                 except (OSError, ValueError):
                     self.summary = self._new_summary()
+                if not isinstance(self.summary.get("results"), list) or \
+                        not isinstance(self.summary.get("phases"), dict):
+                    self.summary = self._new_summary()  # damaged: phases rerun from their checkpoints
                 self.summary.update(status="running", error=None, ended=None)
                 self.summary["resumes"] = self.summary.get("resumes", 0) + 1
+                run.tidy_after_crash()
             else:
+                if run.config_path.exists():
+                    # Another process claimed this folder between our check and our lock.
+                    raise ConfigError(f"run {run.id} already exists; never overwritten")
                 atomic_write_text(run.config_path, plan_to_toml(self.plan, self.opts))
                 self.summary = self._new_summary()
             self.summary.update(pid=os.getpid(), host=socket.gethostname(), versions=versions(),
@@ -184,7 +191,9 @@ class Runner:
                 self.summary.update(status="failed", error=exc.message)
                 raise
             except torch.cuda.OutOfMemoryError:
-                msg = f"out of memory in {self._phase_name}; lower {self._phase_batch_key}"
+                msg = (f"out of device memory in {self._phase_name}; lower {self._phase_batch_key} "
+                       f"(or runtime.eval_batch_size if it ran out while evaluating); the last "
+                       f"checkpoint is kept, and `ssltui resume {run.id}` continues from it")
                 self.summary.update(status="failed", error=msg)
                 raise RunFailed(msg) from None
             except Exception as exc:  # noqa: BLE001 - recorded in the log and summary, one line to the user
@@ -198,10 +207,15 @@ class Runner:
                 self.summary["pid"] = None
                 self._add_timing("wall", time.perf_counter() - wall_t0)
                 self.summary["memory"] = peak_memory()
-                self._save_summary()
-                if self.ctx is not None:
-                    self.ctx.emit({"event": "run_end", "status": self.summary["status"],
-                                   "error": self.summary.get("error")})
+                try:
+                    self._save_summary()
+                    if self.ctx is not None:
+                        self.ctx.emit({"event": "run_end", "status": self.summary["status"],
+                                       "error": self.summary.get("error")})
+                except (SsltuiError, OSError):
+                    # A full disk must not hide the error that ended the run; the summary
+                    # left on disk says "running", which `ssltui runs` shows as stale.
+                    pass
         return self.summary
 
     _phase_name = "setup"
@@ -230,6 +244,12 @@ class Runner:
         for part in self.plan.parts[1:]:
             if (part.data.val_fraction, part.data.split_seed) != (first.data.val_fraction, first.data.split_seed):
                 raise ConfigError("data.val_fraction/split_seed must be the same in every part of a study")
+        # Every label subset is drawn now, so `--labels 0.95` on too small a data set fails in
+        # a second instead of after hours of pretraining.
+        for part in self.plan.parts:
+            for seed in part.seeds:
+                for frac in part.labels:
+                    label_subset(bundle.labels_np(), bundle.train_idx.cpu().numpy(), frac, seed)
 
         for pi, part in enumerate(self.plan.parts):
             for seed in part.seeds:
@@ -285,6 +305,7 @@ class Runner:
         for source in (run_file, cache_file if self.opts.use_cache else None):
             if source is not None and source.exists():
                 ck = load_checkpoint(source, kind="encoder")
+                require_keys(ck, ("encoder",), source)
                 load_state(encoder, ck["encoder"], str(source))
                 ctx.dev.prepare(encoder)
                 ctx.log(f"reusing pretrained {part.method} encoder (seed {seed}) from {source}")

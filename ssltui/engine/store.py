@@ -183,9 +183,31 @@ class RunDir:
     # metrics
     def append_metrics(self, record: dict) -> None:
         line = json.dumps(record, separators=(",", ":")) + "\n"
-        with open(self.metrics_path, "a", encoding="utf-8") as fh:
-            fh.write(line)
-            fh.flush()
+        try:
+            with open(self.metrics_path, "a", encoding="utf-8") as fh:
+                fh.write(line)
+                fh.flush()
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise RunFailed(f"disk full while writing {self.metrics_path}; the last checkpoint is kept") from None
+            raise
+
+    def tidy_after_crash(self) -> None:
+        """Before a resume (lock held): remove temporary files a killed writer left behind, and
+        cut a half-written last metrics line so the next record does not glue onto it."""
+        for d in (self.path, self.checkpoints_dir, self.encoders_dir, self.labels_dir):
+            for tmp in d.glob(".*.tmp") if d.is_dir() else ():
+                try:
+                    tmp.unlink()
+                except OSError:
+                    pass
+        try:
+            with open(self.metrics_path, "r+b") as fh:
+                data = fh.read()
+                if data and not data.endswith(b"\n"):
+                    fh.truncate(data.rfind(b"\n") + 1)
+        except FileNotFoundError:
+            pass
 
     def metrics_size(self) -> int:
         try:
@@ -229,6 +251,9 @@ class RunDir:
             return RunInfo(self.id, self.path, "running" if self.is_live() else "created")
         except (ValueError, OSError) as exc:
             return RunInfo(self.id, self.path, "damaged", error=f"summary.json unreadable: {exc}")
+        problem = _summary_problem(s)
+        if problem:
+            return RunInfo(self.id, self.path, "damaged", error=f"summary.json damaged: {problem}")
         status = s.get("status", "damaged")
         if status == "running" and not self.is_live():
             status = "stale"
@@ -238,6 +263,39 @@ class RunDir:
             labels=s.get("labels", []), seeds=s.get("seeds", []), results=s.get("results", []),
             started=s.get("started"), ended=s.get("ended"), error=s.get("error"),
         )
+
+
+_SUMMARY_TYPES: dict[str, tuple] = {
+    "status": (str,), "preset": (str,), "group": (str,), "methods": (list,), "evaluations": (list,),
+    "labels": (list,), "seeds": (list,), "results": (list,), "started": (int, float, type(None)),
+    "ended": (int, float, type(None)), "error": (str, type(None)),
+}
+_RESULT_TYPES: dict[str, tuple] = {
+    "method": (str,), "evaluation": (str,), "labels": (int, float), "seed": (int,),
+    "test_acc": (int, float),
+}
+
+
+def _summary_problem(s: dict) -> str | None:
+    """What makes a parseable summary.json unusable for a listing (wrong types), or None."""
+    for key, types in _SUMMARY_TYPES.items():
+        if key in s and (not isinstance(s[key], types) or isinstance(s[key], bool)):
+            return f"{key!r} is {type(s[key]).__name__}"
+    if s.get("status", "") not in (*TERMINAL_STATUSES, "running"):
+        return f"unknown status {s.get('status')!r}"
+    for m in ("methods", "evaluations"):
+        if not all(isinstance(v, str) for v in s.get(m, [])):
+            return f"{m!r} holds a non-string"
+    for m in ("labels", "seeds"):
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in s.get(m, [])):
+            return f"{m!r} holds a non-number"
+    for r in s.get("results", []):
+        if not isinstance(r, dict):
+            return "a result is not an object"
+        for key, types in _RESULT_TYPES.items():
+            if not isinstance(r.get(key), types) or isinstance(r.get(key), bool):
+                return f"a result's {key!r} is {type(r.get(key)).__name__}"
+    return None
 
 
 class RunStore:

@@ -174,18 +174,28 @@ def _split_member(parts: tuple[str, ...]) -> tuple[str, str] | None:
     return None
 
 
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
 
-def _iter_folder(root: Path) -> Iterable[tuple[tuple, str, Callable[[], bytes] | None]]:
-    """(path parts, where, reader) for files; reader None for folders."""
-    for path in sorted(root.rglob("*")):
+
+def _iter_folder(root: Path) -> Iterable[tuple[str, str, str, Callable[[], bytes] | None]]:
+    """Files, and directories (read is None) so that an empty class folder is seen too."""
+    try:
+        paths = sorted(root.rglob("*"))
+    except OSError as exc:
+        raise DataError(f"{root}: cannot list ({exc.strerror or type(exc).__name__})") from None
+    for path in paths:
         rel = path.relative_to(root).parts
-        if path.is_dir():
-            yield rel, str(path), None
-        elif path.is_file():
-            yield rel, str(path), path.read_bytes
+        if path.is_file():
+            yield "/".join(rel), rel, str(path), lambda p=path: _read(p)
+        elif path.is_dir() and len(rel) >= 2:
+            yield "/".join(rel), (*rel, ""), str(path), None
 
 
-def _iter_tar(path: Path) -> Iterable[tuple[tuple, str, Callable[[], bytes] | None]]:
+def _iter_tar(path: Path) -> Iterable[tuple[str, tuple, str, Callable[[], bytes]]]:
     try:
         tf = tarfile.open(path, "r:*")
     except (tarfile.TarError, OSError) as exc:
@@ -194,21 +204,25 @@ def _iter_tar(path: Path) -> Iterable[tuple[tuple, str, Callable[[], bytes] | No
         try:
             for m in tf:
                 parts = tuple(p for p in m.name.split("/") if p not in ("", "."))
-                if m.isdir():
-                    yield parts, f"{path}:{m.name}", None
-                elif m.isfile():
+                if m.isfile():
                     fh = tf.extractfile(m)
                     data = fh.read() if fh is not None else b""
-                    yield parts, f"{path}:{m.name}", lambda d=data: d
+                    yield m.name, parts, f"{path}:{m.name}", lambda d=data: d
+                elif m.isdir() and len(parts) >= 2:
+                    yield m.name, (*parts, ""), f"{path}:{m.name}", None
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise DataError(f"{path}: archive is damaged ({exc})") from None
 
 
 def load_image_folder(path: Path, log: Callable[[str], None] = lambda s: None) -> RawData:
     """An image folder `train/<class>/*` + `test/<class>/*`, or a .tar/.tar.gz of one."""
+    try:
+        is_tar = not path.is_dir() and tarfile.is_tarfile(path)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
     if path.is_dir():
         members = _iter_folder(path)
-    elif tarfile.is_tarfile(path):
+    elif is_tar:
         members = _iter_tar(path)
     else:
         raise DataError(f"{path}: neither a folder nor a .tar/.tar.gz archive")
@@ -216,13 +230,7 @@ def load_image_folder(path: Path, log: Callable[[str], None] = lambda s: None) -
     images: dict[str, list[np.ndarray]] = {"train": [], "test": []}
     names: dict[str, list[str]] = {"train": [], "test": []}
     seen_dirs: dict[str, set[str]] = {"train": set(), "test": set()}
-    for parts, where, read in members:
-        if read is None:  # a folder: train/<class>/ counts as a class even when empty
-            for offset in (0, 1):
-                p = parts[offset:]
-                if len(p) == 2 and p[0] in ("train", "test") and not p[1].startswith("."):
-                    seen_dirs[p[0]].add(p[1])
-            continue
+    for _name, parts, where, read in members:
         split_cls = _split_member(parts)
         if split_cls is None:
             continue
@@ -230,7 +238,7 @@ def load_image_folder(path: Path, log: Callable[[str], None] = lambda s: None) -
         if cls.startswith("."):
             continue
         seen_dirs[split].add(cls)
-        if Path(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES or parts[-1].startswith("."):
+        if read is None or Path(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES or parts[-1].startswith("."):
             continue
         images[split].append(_decode(read(), where))
         names[split].append(cls)

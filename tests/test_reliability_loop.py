@@ -1,0 +1,84 @@
+"""The loop's checkpoints in isolation (fast, in-process): the interval, what a checkpoint holds,
+and a stop at any step resumed to the same weights, optimizer and generator state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from reliability_tools import one_thread  # noqa: F401 (autouse fixture)
+from ssltui.engine import loop as loop_mod
+from ssltui.engine.config import TrainConfig
+from ssltui.engine.device import DeviceSettings
+from ssltui.engine.errors import RunInterrupted
+from ssltui.engine.loop import PHASE_KEYS, Phase, PhaseInfo, RunContext
+from ssltui.engine.optim import build_optimizer
+from ssltui.engine.store import RunDir
+
+N, BATCH, EPOCHS = 24, 4, 5  # 6 steps an epoch
+
+
+def _phase(tmp: Path, every: int = 1, stop_at: int | None = None) -> tuple[Phase, nn.Module, callable]:
+    run = RunDir(tmp)
+    run.path.mkdir(exist_ok=True)
+    ctx = RunContext(run, DeviceSettings(torch.device("cpu"), None, False, False))
+    info = PhaseInfo("toy/phase", "supervised", "supervised", 0)
+    gen = ctx.generator(0, info.name)
+    model = nn.Sequential(nn.Linear(3, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+    cfg = TrainConfig(epochs=EPOCHS, batch_size=BATCH, lr=0.1, checkpoint_every=every)
+    opt = build_optimizer(cfg, [model])
+    xs = torch.randn(N, 3, generator=torch.Generator().manual_seed(1))
+    ys = (xs[:, 0] > 0).long()
+    calls = {"n": 0}
+
+    def step(idx: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1
+        if stop_at is not None and calls["n"] == stop_at:
+            ctx.request_stop("test stop")
+        noise = torch.randn(len(idx), 3, generator=gen) * 0.1  # draws from the phase generator
+        return nn.functional.cross_entropy(model(xs[idx] + noise), ys[idx])
+
+    phase = Phase(ctx, info, cfg, N, {"model": model}, opt, gen)
+    return phase, model, lambda: phase.run(step, model.train, lambda e: {"val_acc": float(e)})
+
+
+def test_checkpoint_interval_and_contents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    saved = []
+    real = loop_mod.save_checkpoint
+    monkeypatch.setattr(loop_mod, "save_checkpoint", lambda path, payload: (saved.append(payload),
+                                                                            real(path, payload)))
+    phase, model, go = _phase(tmp_path, every=2)
+    go()
+    assert [p["epoch"] for p in saved] == [2, 4, 5]  # every 2 epochs, and always the last
+    ck = saved[-1]
+    assert set(PHASE_KEYS) | {"perm", "losses", "cuda_rng", "last_epoch", "extra"} <= set(ck)
+    assert set(ck["modules"]["model"]) == set(model.state_dict())  # BN running stats included
+    assert ck["optimizer"]["state"], "momentum buffers missing"
+    assert ck["last_epoch"]["val_acc"] == EPOCHS - 1
+
+
+@pytest.mark.parametrize("stop_at", [1, 6, 7, 15, 29])  # first step, epoch ends, mid-epoch, last step
+def test_stop_at_any_step_resumes_to_identical_state(tmp_path: Path, stop_at: int) -> None:
+    ref_phase, ref_model, ref_go = _phase(tmp_path / "ref")
+    ref_out = ref_go()
+
+    phase, _, go = _phase(tmp_path / "stopped", stop_at=stop_at)
+    with pytest.raises(RunInterrupted):
+        go()
+    phase2, model2, go2 = _phase(tmp_path / "stopped")  # a fresh process: new modules, new generator
+    out = go2()
+    for k, t in ref_model.state_dict().items():
+        assert torch.equal(model2.state_dict()[k], t), k
+    assert torch.equal(phase2.generator.get_state(), ref_phase.generator.get_state())
+    assert out["loss"] == ref_out["loss"] and out["val_acc"] == ref_out["val_acc"]
+
+
+def test_resume_after_the_last_epoch_reports_the_same_metrics(tmp_path: Path) -> None:
+    _, _, go = _phase(tmp_path)
+    first = go()
+    _, _, again = _phase(tmp_path)  # killed after the final checkpoint, before the result
+    second = again()
+    assert second["val_acc"] == first["val_acc"] and second["loss"] == first["loss"]
