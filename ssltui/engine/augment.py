@@ -214,10 +214,12 @@ def _hsv_to_rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tens
     q = (v * (1.0 - s * f)).clamp_(0.0, 1.0)
     t = (v * (1.0 - s * (1.0 - f))).clamp_(0.0, 1.0)
 
+    sector = [i == k for k in range(5)]  # sector 5 is the fallthrough
+
     def pick(*by_sector: torch.Tensor) -> torch.Tensor:
         out = by_sector[5]
         for k in range(4, -1, -1):
-            out = torch.where(i == k, by_sector[k], out)
+            out = torch.where(sector[k], by_sector[k], out)
         return out
 
     return torch.stack((pick(v, q, p, p, t, v), pick(t, v, v, q, p, p), pick(p, p, t, v, v, q)), dim=1)
