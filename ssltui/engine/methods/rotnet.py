@@ -1,0 +1,92 @@
+"""RotNet pretraining (Gidaris et al. 2018): predict which of four rotations an image shows.
+
+Every image of a batch is shown in all four rotations (0, 90, 180, 270 degrees), so a
+batch of 128 images is 512 inputs to a ResNet-20 with a 4-way linear head. The step is
+tensor code on the device with no host synchronisation: gather, crop and flip (one draw
+per image from the phase's generator), rotate, normalise, forward, cross-entropy.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ssltui.engine.augment import random_crop_flip, to_float
+from ssltui.engine.config import RunConfig
+from ssltui.engine.data.bundle import DataBundle
+from ssltui.engine.device import DeviceSettings
+from ssltui.engine.loop import Phase, PhaseInfo, RunContext
+from ssltui.engine.models.resnet import Classifier, ResNet20
+from ssltui.engine.optim import build_optimizer
+from ssltui.engine.rotation import NUM_ROTATIONS, all_rotations, rotation_labels
+
+
+def rotation_inputs(x: torch.Tensor, bundle: DataBundle, dev: DeviceSettings) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images (N, 3, H, W) -> normalised float inputs (4N, ...) in all rotations, and labels."""
+    # Rotating uint8 before to_float moves a quarter of the bytes of rotating floats.
+    rotated, labels = all_rotations(x)
+    xb = to_float(rotated, bundle.mean, bundle.std)
+    if dev.channels_last:
+        xb = xb.contiguous(memory_format=torch.channels_last)
+    return xb, labels
+
+
+@torch.no_grad()
+def rotation_accuracy(model: nn.Module, x: torch.Tensor, bundle: DataBundle, dev: DeviceSettings) -> float:
+    """Fraction of the 4N rotated copies of uint8 images `x` whose rotation `model` predicts."""
+    if len(x) == 0:
+        return float("nan")
+    was_training = model.training
+    model.eval()
+    batch = max(1, dev.eval_batch_size // NUM_ROTATIONS)
+    correct = torch.zeros((), dtype=torch.long, device=x.device)
+    for i in range(0, len(x), batch):
+        xb, yb = rotation_inputs(x[i:i + batch], bundle, dev)
+        with dev.autocast():
+            logits = model(xb)
+        correct += (logits.argmax(1) == yb).sum()
+    model.train(was_training)
+    return float(correct) / (NUM_ROTATIONS * len(x))  # one host sync per evaluation
+
+
+def compiled(model: nn.Module, dev: DeviceSettings) -> nn.Module:
+    """The training forward, through torch.compile when `runtime.compile` is on (CUDA only).
+
+    Shapes are fixed (the loop drops the last partial batch), so it compiles once; the
+    uncompiled module shares the parameters and is what checkpoints and evaluation use.
+    """
+    if not dev.compile:
+        return model
+    return torch.compile(model, dynamic=False)
+
+
+def pretrain(ctx: RunContext, info: PhaseInfo, cfg: RunConfig, bundle: DataBundle) -> ResNet20:
+    """Train a ResNet-20 to predict rotations of the training images (labels unused)."""
+    dev = ctx.dev
+    gen = ctx.generator(info.seed, info.name)
+    model = dev.prepare(Classifier(ResNet20(), NUM_ROTATIONS))
+    optimizer = build_optimizer(cfg.pretrain, [model])
+    forward = compiled(model, dev)
+    # One gather of the non-validation images up front; each step then indexes one tensor.
+    xs = bundle.train_x[bundle.train_idx]
+    val_x = bundle.train_x[bundle.val_idx]
+    phase = Phase(ctx, info, cfg.pretrain, len(xs), {"model": model}, optimizer, gen, images_per_item=NUM_ROTATIONS)
+    labels = rotation_labels(phase.batch_size, dev.device)  # every step has the same shape
+    crop_flip = cfg.rotnet.crop_flip
+
+    def step(pos: torch.Tensor) -> torch.Tensor:
+        xb = xs[pos]
+        if crop_flip:
+            xb = random_crop_flip(xb, gen)
+        inputs, _ = rotation_inputs(xb, bundle, dev)
+        with dev.autocast():
+            logits = forward(inputs)
+        return F.cross_entropy(logits.float(), labels)
+
+    def epoch_end(epoch: int) -> dict:
+        return {"rot_acc": round(rotation_accuracy(model, val_x, bundle, dev), 6)}
+
+    phase.run(step, model.train, epoch_end)
+    model.eval()
+    return model.encoder
