@@ -1,0 +1,1 @@
+"""Reference numbers from the paper (data files read with importlib.resources-free paths)."""
