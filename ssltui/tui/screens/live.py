@@ -41,8 +41,8 @@ def short_phase(name: str) -> str:
     return " ".join(words)
 
 
-def phase_stats(p: PhaseState) -> str:
-    eta = "done" if p.done else f"eta {fmt_duration(p.eta_seconds())}"
+def phase_stats(p: PhaseState, running: bool = True) -> str:
+    eta = "done" if p.done else f"eta {fmt_duration(p.eta_seconds())}" if running else "stopped"
     ips = f"{p.images_per_s:.0f} img/s" if p.images_per_s else "- img/s"
     loss = f"loss {p.loss:.3f}" if isinstance(p.loss, (int, float)) else ""
     return f"ep {p.epoch}/{p.epochs} {eta} {ips} {loss}".rstrip()
@@ -51,10 +51,10 @@ def phase_stats(p: PhaseState) -> str:
 class PhaseRow(Horizontal):
     """Name, bar and numbers of one phase."""
 
-    def __init__(self, phase: PhaseState) -> None:
+    def __init__(self, phase: PhaseState, running: bool = True) -> None:
         super().__init__(classes="phase-row")
         self.phase_name = phase.name
-        self._init = phase
+        self._init, self._running = phase, running
 
     def compose(self) -> ComposeResult:
         yield Label(short_phase(self.phase_name), classes="phase-name")
@@ -62,11 +62,11 @@ class PhaseRow(Horizontal):
         yield Label("", classes="phase-stats")
 
     def on_mount(self) -> None:
-        self.update_phase(self._init)
+        self.update_phase(self._init, self._running)
 
-    def update_phase(self, p: PhaseState) -> None:
+    def update_phase(self, p: PhaseState, running: bool = True) -> None:
         self.query_one(ProgressBar).update(total=100, progress=round(100 * p.fraction, 1))
-        self.query_one(".phase-stats", Label).update(phase_stats(p))
+        self.query_one(".phase-stats", Label).update(phase_stats(p, running))
 
 
 class ConfirmCancel(ModalScreen[bool]):
@@ -177,11 +177,12 @@ class LiveScreen(Screen):
         self._draw_summary()
         container = self.query_one("#phases", VerticalScroll)
         rows = {r.phase_name: r for r in container.query(PhaseRow)}
+        running = self.current_status() in ("running", "created")
         for name, p in self.state.phases.items():
             if name in rows:
-                rows[name].update_phase(p)
+                rows[name].update_phase(p, running)
             else:
-                container.mount(PhaseRow(p))
+                container.mount(PhaseRow(p, running))
         if self.state.phases:
             container.scroll_end(animate=False)
         phase = self.state.phases.get(self.chart_phase) if self.chart_phase else self.state.current
@@ -194,9 +195,13 @@ class LiveScreen(Screen):
         self.query_one("#run-results").display = bool(results)
         self.events_drawn = self.state.events_seen
 
+    def current_status(self) -> str:
+        """summary.json's status (it knows stale runs), else what the events said."""
+        return self.status if self.status != "created" or not self.state.events_seen else self.state.status
+
     def _draw_summary(self) -> None:
         s = self.state
-        status = self.status if self.status != "created" or not s.events_seen else s.status
+        status = self.current_status()
         text = Text()
         text.append(f"{self.run_id}", style="bold")
         if s.preset:
@@ -227,8 +232,8 @@ class LiveScreen(Screen):
         self.app.push_screen(ResultsScreen([self.run_id]))
 
     def action_cancel_run(self) -> None:
-        if self.status not in ("running", "created"):
-            self.notify(f"run is {self.status}; nothing to cancel", severity="warning")
+        if self.current_status() not in ("running", "created"):
+            self.notify(f"run is {self.current_status()}; nothing to cancel", severity="warning")
             return
 
         def answered(yes: bool | None) -> None:

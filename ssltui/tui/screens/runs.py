@@ -33,6 +33,16 @@ def accuracy_cell(results: list[dict]) -> str:
     return text + (f" (+{len(groups) - 1})" if len(groups) > 1 else "")
 
 
+SHORT = {"supervised": "sup", "linear": "lin", "rotnet": "rot"}
+
+
+def names_cell(names: list[str]) -> str:
+    """'simclr' alone; several names shortened and joined ('sup+simclr+rot')."""
+    if not names:
+        return "-"
+    return names[0] if len(names) == 1 else "+".join(SHORT.get(n, n) for n in names)
+
+
 def date_cell(t: float | None) -> str:
     return time.strftime("%m-%d %H:%M", time.localtime(t)) if t else "-"
 
@@ -118,12 +128,12 @@ class RunsScreen(Screen):
         shown = [i for i in self.infos if matches(i, needle)]
         for i in shown:
             mark = "✓ " if i.id in self.marked else "  "
-            table.add_row(Text(mark + i.status, style=STATUS_STYLE.get(i.status, "")), ",".join(i.methods) or "-",
-                          ",".join(i.evaluations) or "-", ",".join(frac_label(f) for f in i.labels) or "-",
+            table.add_row(Text(mark + i.status, style=STATUS_STYLE.get(i.status, "")), names_cell(i.methods),
+                          names_cell(i.evaluations), ",".join(frac_label(f) for f in i.labels) or "-",
                           accuracy_cell(i.results), date_cell(i.started), i.id, key=i.id)
         if current is not None and current in [i.id for i in shown]:
             table.move_cursor(row=[i.id for i in shown].index(current), animate=False)
-        hint = f"{len(shown)} of {len(self.infos)} runs in {self.app.store.root}"
+        hint = f"{len(shown)} of {len(self.infos)} runs"
         if self.marked:
             hint += f" · {len(self.marked)} marked (c: compare)"
         if not self.infos:
