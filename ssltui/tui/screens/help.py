@@ -19,19 +19,20 @@ def key_label(keys: str) -> str:
 
 def help_table() -> Table:
     """One table of (screen, key, action) for every screen of the app."""
-    from ssltui.tui.screens.launch import LaunchScreen
+    from ssltui.tui.screens.launch import LaunchScreen, ParamsTable
     from ssltui.tui.screens.live import LiveScreen
     from ssltui.tui.screens.results import ResultsScreen
-    from ssltui.tui.screens.runs import RunsScreen
+    from ssltui.tui.screens.runs import RunsScreen, RunsTable
 
     table = Table(show_edge=False, pad_edge=False, expand=False)
     table.add_column("screen", style="bold")
     table.add_column("key", style="cyan", no_wrap=True)
     table.add_column("action")
-    for name, screen in (("runs", RunsScreen), ("launch", LaunchScreen), ("live", LiveScreen),
-                         ("results", ResultsScreen)):
+    for name, bindings in (("runs", RunsTable.BINDINGS + RunsScreen.BINDINGS),
+                           ("launch", LaunchScreen.BINDINGS + ParamsTable.BINDINGS),
+                           ("live", LiveScreen.BINDINGS), ("results", ResultsScreen.BINDINGS)):
         first = True
-        for b in screen.BINDINGS:
+        for b in bindings:
             assert isinstance(b, Binding)
             if b.action == "app.help":
                 continue

@@ -52,6 +52,7 @@ class ResultsScreen(Screen):
         self.color = color_available()
         self.maps: dict | None = None
         self.maps_loaded = False
+        self.compared: list[tuple[str, list[dict]]] = []  # (run id, results) in the table
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -74,6 +75,7 @@ class ResultsScreen(Screen):
             runs.append((info.id, info.results))
             if info.status != "completed":
                 notes.append(f"{info.id}: {info.status}" + (f" ({info.error})" if info.error else ""))
+        self.compared = runs
         self.sub_title = self.run_ids[0] if len(self.run_ids) == 1 else f"{len(self.run_ids)} runs"
         self.query_one("#comparison", Static).update(comparison_table(runs))
         note = Text("test accuracy %, mean±std over seeds; best measured cell per column highlighted, "
