@@ -110,7 +110,7 @@ def test_launch_watch_result_and_browser(runs_dir, data_dir):
                                                 for i in browser.infos), 20, "the run in the browser")
             table = browser.query_one("#runs")
             row = table.get_row(live.run_id)
-            assert f"10% {100 * acc:.1f}" == str(row[4])
+            assert f"10% {100 * acc:.1f}" == str(row[3])
         return live.run_id
 
     run_id = asyncio.run(scenario())

@@ -20,6 +20,7 @@ from ssltui.tui.runstate import PhaseState, RunState, fmt_duration
 from ssltui.tui.watch import POLL_SECONDS, RunTail, RunUpdate
 from ssltui.tui.widgets.charts import PhaseChart
 
+PHASE_ROWS = 4  # progress rows shown: the newest phases
 REDRAW_SECONDS = 0.3  # charts redraw at most ~3 times a second, whatever the event rate
 
 
@@ -183,8 +184,10 @@ class LiveScreen(Screen):
                 rows[name].update_phase(p, running)
             else:
                 container.mount(PhaseRow(p, running))
-        if self.state.phases:
-            container.scroll_end(animate=False)
+        names = list(self.state.phases)
+        recent = set(names[-PHASE_ROWS:])  # the newest phases; `p` charts any of them
+        for row in container.query(PhaseRow):
+            row.display = row.phase_name in recent
         phase = self.state.phases.get(self.chart_phase) if self.chart_phase else self.state.current
         for chart in self.query(PhaseChart):
             chart.show(phase)
@@ -202,18 +205,19 @@ class LiveScreen(Screen):
     def _draw_summary(self) -> None:
         s = self.state
         status = self.current_status()
-        text = Text()
-        text.append(f"{self.run_id}", style="bold")
-        if s.preset:
-            text.append(f" · {s.preset}")
-        if s.device:
-            text.append(f" · {s.device}")
         style = {"running": "bold green", "completed": "bold", "failed": "bold red",
                  "interrupted": "bold yellow", "stale": "bold red"}.get(status, "")
+        text = Text()
+        text.append(f"{self.run_id}", style="bold")
         text.append(" · ")
         text.append(status, style=style)
         if self.error:
             text.append(f" · {self.error}", style="red")
+        if len(s.phases) > PHASE_ROWS:
+            text.append(f" · {sum(p.done for p in s.phases.values())}/{len(s.phases)} phases done")
+        for extra in (s.preset, s.device):
+            if extra:
+                text.append(f" · {extra}")
         self.query_one("#run-summary", Static).update(text)
 
     # ------------------------------------------------------------ actions

@@ -88,7 +88,7 @@ class RunsScreen(Screen):
     def on_mount(self) -> None:
         self.sub_title = "runs"
         table = self.query_one("#runs", DataTable)
-        for col in ("status", "method", "eval", "labels", "test acc %", "started", "id"):
+        for col in ("status", "method", "labels", "test acc %", "started", "id"):
             table.add_column(col, key=col)
         table.focus()
         self.refresh_runs()
@@ -128,8 +128,7 @@ class RunsScreen(Screen):
         shown = [i for i in self.infos if matches(i, needle)]
         for i in shown:
             mark = "✓ " if i.id in self.marked else "  "
-            table.add_row(Text(mark + i.status, style=STATUS_STYLE.get(i.status, "")), names_cell(i.methods),
-                          names_cell(i.evaluations), ",".join(frac_label(f) for f in i.labels) or "-",
+            table.add_row(Text(mark + i.status, style=STATUS_STYLE.get(i.status, "")), names_cell(i.methods), ",".join(frac_label(f) for f in i.labels) or "-",
                           accuracy_cell(i.results), date_cell(i.started), i.id, key=i.id)
         if current is not None and current in [i.id for i in shown]:
             table.move_cursor(row=[i.id for i in shown].index(current), animate=False)
