@@ -41,6 +41,39 @@ async def edit_param(pilot, screen, key: str, value: str) -> None:
     await pilot.pause()
 
 
+def test_filter_mark_and_compare_fixture_runs(tmp_path, monkeypatch):
+    """Typing filters the runs list; marked runs open one comparison table."""
+    from ssltui.tui.app import SsltuiApp
+    from ssltui.tui.screens.results import ResultsScreen
+    from ssltui.tui.screens.runs import RunsScreen
+    from tests.tui_fixtures import SMOKE_ID, STUDY_ID, make_fixture_runs
+
+    runs = make_fixture_runs(tmp_path / "runs")
+
+    async def scenario():
+        app = SsltuiApp(runs, reattach=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded, 20, "runs")
+            browser = app.screen
+            table = browser.query_one("#runs")
+            assert [table.coordinate_to_cell_key((r, 0)).row_key.value for r in range(table.row_count)] == \
+                   [r.id for r in browser.infos]
+            await pilot.press(*"interr")
+            assert table.row_count == 1 and browser.selected_id() == SMOKE_ID
+            await pilot.press("enter", "escape")  # leave the filter, then clear it
+            assert table.row_count == 3
+            table.move_cursor(row=[i.id for i in browser.infos].index(SMOKE_ID))
+            await pilot.press("space")
+            table.move_cursor(row=[i.id for i in browser.infos].index(STUDY_ID))
+            await pilot.press("space", "c")
+            await wait_until(pilot, lambda: isinstance(app.screen, ResultsScreen), 10, "the comparison")
+            ids = [rid for rid, _ in app.screen.compared]
+            assert sorted(ids) == sorted([SMOKE_ID, STUDY_ID])
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.slow
 def test_launch_watch_result_and_browser(runs_dir, data_dir):
     """Launch screen -> a real smoke run in its own process -> live progress and chart points ->
     the result in the comparison table and in the runs browser."""

@@ -41,8 +41,6 @@ class SsltuiApp(App):
         """Open the live view of the newest run that a live process is training."""
         from ssltui.tui.screens.live import LiveScreen
 
-        for d in self.store.iter_dirs():
-            pass
         live = [d for d in self.store.iter_dirs() if d.is_live()]
         if live:
             newest = max(live, key=lambda d: d.path.stat().st_mtime)

@@ -55,7 +55,7 @@ class PhaseRow(Horizontal):
     def __init__(self, phase: PhaseState, running: bool = True) -> None:
         super().__init__(classes="phase-row")
         self.phase_name = phase.name
-        self._init, self._running = phase, running
+        self._init, self._phase_running = phase, running
 
     def compose(self) -> ComposeResult:
         yield Label(short_phase(self.phase_name), classes="phase-name")
@@ -63,7 +63,7 @@ class PhaseRow(Horizontal):
         yield Label("", classes="phase-stats")
 
     def on_mount(self) -> None:
-        self.update_phase(self._init, self._running)
+        self.update_phase(self._init, self._phase_running)
 
     def update_phase(self, p: PhaseState, running: bool = True) -> None:
         self.query_one(ProgressBar).update(total=100, progress=round(100 * p.fraction, 1))
@@ -148,7 +148,7 @@ class LiveScreen(Screen):
             self._stop.wait(POLL_SECONDS)
 
     @on(RunUpdate)
-    def on_run_update(self, message: RunUpdate) -> None:
+    def _apply_update(self, message: RunUpdate) -> None:
         poll = message.poll
         if poll.reset:
             self.state.reset()
@@ -207,7 +207,7 @@ class LiveScreen(Screen):
         status = self.current_status()
         style = {"running": "bold green", "completed": "bold", "failed": "bold red",
                  "interrupted": "bold yellow", "stale": "bold red"}.get(status, "")
-        text = Text()
+        text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"{self.run_id}", style="bold")
         text.append(" · ")
         text.append(status, style=style)
