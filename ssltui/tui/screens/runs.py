@@ -111,6 +111,8 @@ class RunsScreen(Screen):
                 time.sleep(0.1)
 
     def show_runs(self, infos: list[RunInfo]) -> None:
+        for proc in self.app.processes.values():
+            proc.poll()  # reap runs this app started that have ended (no zombies)
         key = [(i.id, i.status, len(i.results)) for i in infos]
         if self.loaded and key == [(i.id, i.status, len(i.results)) for i in self.infos]:
             return
