@@ -94,8 +94,9 @@ def test_ssltui_in_tmux(tmp_path, data_dir):
         pane.keys("Escape")
         pane.wait_gone("ssltui keys")
 
-        pane.keys(*"paper")  # typing filters
+        pane.keys(*"paper")  # typing filters: the filter field takes the focus (its footer has no Compare)
         pane.wait_for("1 of 3 runs")
+        pane.wait_gone("Compare")
         pane.keys("Enter")  # leave the filter: the table has the focus, its footer again
         pane.wait_for("Compare")
         pane.keys("Enter")  # open the run

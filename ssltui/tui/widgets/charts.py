@@ -22,7 +22,7 @@ class PhaseChart(PlotextPlot):
         plt.clear_data()
         plt.clear_figure()
         self.points = 0
-        titles = {"loss": "loss", "lr": "learning rate", "acc": "accuracy % (validation)"}
+        titles = {"loss": "loss", "lr": "learning rate", "acc": "accuracy %"}
         plt.title(titles[self.what])
         if phase is not None:
             if self.what in ("loss", "lr"):
@@ -36,13 +36,19 @@ class PhaseChart(PlotextPlot):
                     plt.xlabel("step")
                 if xs:
                     plt.plot(xs, ys, marker="braille")
+                    self._short_yticks(ys)
                     self.points = len(xs)
             else:
                 for key, curve in phase.accuracy().items():
                     plt.plot([e for e, _ in curve], [100 * a for _, a in curve], marker="braille",
                              label=ACC_NAMES.get(key, key))
                     self.points += len(curve)
-                plt.xlabel("epoch")
-                if self.points:
-                    plt.title(f"accuracy % ({', '.join(ACC_NAMES.get(k, k) for k in phase.accuracy())})")
+                plt.xlabel("epoch")  # the legend names the monitor (validation, kNN, rotation)
         self.refresh()
+
+    def _short_yticks(self, ys: list[float], n: int = 4) -> None:
+        """Three significant digits on the y axis (plotext's own labels eat narrow charts)."""
+        lo, hi = min(ys), max(ys)
+        if hi > lo:
+            ticks = [lo + (hi - lo) * i / (n - 1) for i in range(n)]
+            self.plt.yticks(ticks, [f"{t:.3g}" for t in ticks])
