@@ -237,3 +237,38 @@ asyncio.run(main())
                          env=cli_env(runs, data_dir), cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "ResultsScreen", "4"], out.stdout
+
+
+def test_launch_refuses_bad_seeds_and_labels_in_place(tmp_path, monkeypatch):
+    """Seeds, typed label fractions and the data source are checked as they are typed; launch
+    refuses with the reason and starts nothing."""
+    from ssltui.tui.app import SsltuiApp
+    from ssltui.tui.screens.launch import LaunchScreen
+
+    runs = tmp_path / "runs"
+
+    async def scenario():
+        app = SsltuiApp(runs, reattach=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            screen = LaunchScreen(method="supervised", data="synthetic")
+            await app.push_screen(screen)
+            await wait_until(pilot, lambda: screen.params, 20, "the launch screen")
+            error = screen.query_one("#launch-error")
+            screen.query_one("#seeds").value = "0,x"
+            await pilot.pause()
+            assert "seeds: 'x' is not a non-negative integer" in str(error.render())
+            screen.query_one("#seeds").value = "0"
+            await pilot.pause()
+            assert str(error.render()) == ""
+            screen.query_one("#labels").value = "typed"
+            await pilot.pause()
+            typed = screen.query_one("#labels-typed")
+            assert not typed.disabled and typed.has_focus
+            await pilot.press(*"150%")
+            assert "outside (0, 1]" in str(error.render())
+            await pilot.press("ctrl+r")
+            assert isinstance(app.screen, LaunchScreen) and "refused" in str(error.render())
+            assert not runs.exists() or not any(runs.iterdir())  # nothing was started
+
+    asyncio.run(scenario())

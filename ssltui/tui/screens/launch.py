@@ -13,8 +13,8 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 
 from ssltui.engine.errors import ConfigError
-from ssltui.tui.launch import (DEVICES, LABEL_CHOICES, METHODS, LaunchRequest, Param, hyperparameters,
-                               presets_for, start_run)
+from ssltui.tui.launch import (DEVICES, LABEL_CHOICES, METHODS, LaunchRequest, Param, check_data,
+                               hyperparameters, parse_fractions, parse_seeds, presets_for, start_run)
 
 TYPED = "typed"
 
@@ -225,7 +225,16 @@ class LaunchScreen(Screen):
             typed.focus()
 
     @on(Input.Changed, "#seeds, #labels-typed, #data")
-    def _basics_changed(self) -> None:
+    def _basics_changed(self, event: Input.Changed) -> None:
+        """Check the field as it is typed; a refused value shows its reason above the table."""
+        check = {"seeds": parse_seeds, "labels-typed": parse_fractions, "data": check_data}[event.input.id]
+        try:
+            check(event.value)
+        except ConfigError as exc:
+            self._set_error(f"refused: {exc.message}")
+            event.input.add_class("-refused")
+            return
+        event.input.remove_class("-refused")
         self._set_error(None)
 
     @on(Button.Pressed, "#launch")
