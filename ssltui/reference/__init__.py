@@ -1,1 +1,0 @@
-"""Reference numbers from the paper (data files read with importlib.resources-free paths)."""

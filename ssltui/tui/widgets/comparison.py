@@ -8,12 +8,11 @@ from __future__ import annotations
 import statistics
 import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
+from importlib import resources
 
 from rich.table import Table
 from rich.text import Text
 
-PAPER_TABLE = Path(__file__).resolve().parents[2] / "reference" / "paper_table1.toml"
 METHOD_ORDER = ("supervised", "simclr", "rotnet")
 EVAL_ORDER = ("supervised", "linear", "semi", "knn")
 
@@ -26,12 +25,11 @@ class PaperRow:
     acc: dict[float, float]  # label fraction -> accuracy %
 
 
-def load_paper_table(path: Path = PAPER_TABLE) -> list[PaperRow]:
-    """The paper's Table 1 rows."""
-    with open(path, "rb") as fh:
-        raw = tomllib.load(fh)
-    return [PaperRow(r["method"], r["evaluation"], r["label"], {float(k): float(v) for k, v in r["acc"].items()})
-            for r in raw["row"]]
+def load_paper_table() -> list[PaperRow]:
+    """The paper's Table 1 rows, from the shipped data file (shared with `ssltui table`)."""
+    raw = tomllib.loads(resources.files("ssltui.reference").joinpath("paper_table1.toml").read_text())
+    return [PaperRow(r["method"], r["evaluation"], r["name"],
+                     {float(f): float(v) for f, v in zip(raw["labels"], r["test_acc"])}) for r in raw["rows"]]
 
 
 @dataclass
