@@ -22,6 +22,7 @@ class SsltuiApp(App):
 
     CSS_PATH = "app.tcss"
     TITLE = "ssltui"
+    ENABLE_COMMAND_PALETTE = False  # every action has a key in the footer; keep its room for them
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True)]
 
     def __init__(self, runs_dir: Path | None = None, reattach: bool = True) -> None:

@@ -66,7 +66,7 @@ class RunsScreen(Screen):
         Binding("c", "compare", "Compare"),
         Binding("n", "launch", "New run"),
         Binding("slash", "filter", "Filter"),
-        Binding("escape", "clear_filter", "Clear", show=False),
+        Binding("escape", "clear_filter", "Clear"),
         Binding("question_mark", "app.help", "Help"),
         Binding("q", "app.quit", "Quit"),
     ]
