@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, cli_env
-from tests.tui_fixtures import STUDY_ID, make_fixture_runs
+from tests.tui_fixtures import make_fixture_runs
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from tests.tui_fixtures import STUDY_ID, make_fixture_runs
 
 
 def _plain(renderable, width: int = 200) -> str:
-    console = Console(width=width, color_system=None, record=True, file=open("/dev/null", "w"))
+    console = Console(width=width, color_system=None, record=True, file=io.StringIO())
     console.print(renderable, crop=False)
     return console.export_text()
 
