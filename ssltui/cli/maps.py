@@ -1,0 +1,27 @@
+"""`ssltui maps RUN_ID`: the run's feature-map thumbnails in the terminal (no torch)."""
+
+from __future__ import annotations
+
+from ssltui.engine.errors import ConfigError
+from ssltui.engine.store import RunStore
+
+
+def print_maps(store: RunStore, run_id: str, image: int | None = None, ascii_only: bool = False) -> None:
+    """Print the thumbnails of one image (or every image when `image` is None)."""
+    from rich.console import Console
+
+    from ssltui.tui.widgets.featuremap import color_available, render_maps
+
+    rd = store.get(run_id)
+    doc = rd.read_featuremaps()
+    if doc is None or not doc.get("images") or not doc.get("models"):
+        raise ConfigError(f"run {rd.id} has no feature maps (featuremaps.json is written when a run ends)")
+    n = len(doc["images"])
+    if image is not None and not 0 <= image < n:
+        raise ConfigError(f"--image: {image} is out of range (the run has images 0..{n - 1})")
+    console = Console(highlight=False, soft_wrap=True)
+    # Half-blocks mean nothing without colour: NO_COLOR, TERM=dumb or a pipe get ASCII shading.
+    color = not ascii_only and color_available() and console.color_system is not None
+    for i in range(n) if image is None else [image]:
+        console.print(render_maps(doc, i, color), crop=False)
+        console.print()

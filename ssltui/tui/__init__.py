@@ -1,0 +1,1 @@
+"""The terminal app (Textual). Reads only the run store; never imports torch."""

@@ -1,0 +1,64 @@
+"""The ssltui terminal app: runs browser, launch, live training, results. Never imports torch.
+
+Training runs in its own process (see launch.py); the app only reads the run store, so
+closing it or losing the SSH connection leaves the run training, and a new `ssltui`
+reattaches to runs that are still training.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from textual.app import App
+from textual.binding import Binding
+
+from ssltui.engine.paths import runs_dir as default_runs_dir
+from ssltui.engine.store import RunStore
+
+
+class SsltuiApp(App):
+    """Screens: runs (home), launch, live, results, help."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "ssltui"
+    ENABLE_COMMAND_PALETTE = False  # every action has a key in the footer; keep its room for them
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True)]
+
+    def __init__(self, runs_dir: Path | None = None, reattach: bool = True) -> None:
+        super().__init__()
+        self.store = RunStore(default_runs_dir(runs_dir))
+        self.reattach = reattach
+        self.processes: dict[str, subprocess.Popen] = {}  # runs this app started (reaped on exit)
+
+    def on_mount(self) -> None:
+        from ssltui.tui.screens.runs import RunsScreen
+
+        self.push_screen(RunsScreen())
+        if self.reattach:
+            self.reattach_running()
+
+    def reattach_running(self) -> None:
+        """Open the live view of the newest run that a live process is training."""
+        from ssltui.tui.screens.live import LiveScreen
+
+        live = [d for d in self.store.iter_dirs() if d.is_live()]
+        if live:
+            newest = max(live, key=lambda d: d.path.stat().st_mtime)
+            self.push_screen(LiveScreen(newest.id))
+
+    def action_help(self) -> None:
+        from ssltui.tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def on_unmount(self) -> None:
+        for proc in self.processes.values():
+            proc.poll()  # reap finished children; running ones keep training in their own session
+
+
+def run_tui(runs_dir: Path | None = None) -> int:
+    """Run the app until the user quits; the exit code for the CLI."""
+    SsltuiApp(runs_dir).run()
+    return 0

@@ -1,0 +1,54 @@
+"""Live training charts (textual-plotext): loss, learning rate and monitored accuracy of a phase."""
+
+from __future__ import annotations
+
+from textual_plotext import PlotextPlot
+
+from ssltui.tui.runstate import PhaseState
+
+ACC_NAMES = {"val_acc": "validation", "knn_acc": "kNN", "rot_acc": "rotation"}
+
+
+class PhaseChart(PlotextPlot):
+    """One curve family of one phase; `show(phase)` redraws it."""
+
+    def __init__(self, what: str, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.what = what  # loss | lr | acc
+        self.points = 0  # points drawn (tests read it)
+
+    def show(self, phase: PhaseState | None) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        self.points = 0
+        titles = {"loss": "loss", "lr": "learning rate", "acc": "accuracy %"}
+        plt.title(titles[self.what])
+        if phase is not None:
+            if self.what in ("loss", "lr"):
+                xs = sorted(phase.steps)
+                if not xs:  # only epoch records (e.g. a run reopened from a summary)
+                    xs = sorted(phase.epoch_records)
+                    ys = [phase.epoch_records[x]["loss" if self.what == "loss" else "lr"] for x in xs]
+                    plt.xlabel("epoch")
+                else:
+                    ys = [phase.steps[x][0 if self.what == "loss" else 1] for x in xs]
+                    plt.xlabel("step")
+                if xs:
+                    plt.plot(xs, ys, marker="braille")
+                    self._short_yticks(ys)
+                    self.points = len(xs)
+            else:
+                for key, curve in phase.accuracy().items():
+                    plt.plot([e for e, _ in curve], [100 * a for _, a in curve], marker="braille",
+                             label=ACC_NAMES.get(key, key))
+                    self.points += len(curve)
+                plt.xlabel("epoch")  # the legend names the monitor (validation, kNN, rotation)
+        self.refresh()
+
+    def _short_yticks(self, ys: list[float], n: int = 4) -> None:
+        """Three significant digits on the y axis (plotext's own labels eat narrow charts)."""
+        lo, hi = min(ys), max(ys)
+        if hi > lo:
+            ticks = [lo + (hi - lo) * i / (n - 1) for i in range(n)]
+            self.plt.yticks(ticks, [f"{t:.3g}" for t in ticks])

@@ -1,0 +1,274 @@
+"""The app driven by a pilot against real training processes (tiny `smoke` runs on synthetic data)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ssltui.engine.store import RunDir
+from tests.conftest import REPO, cli_env
+
+# A smoke run that takes seconds on a busy CPU: 200 synthetic training images, 18 labels, 2 steps an epoch.
+TINY = {"data.synthetic_train_per_class": "20", "data.synthetic_test_per_class": "10",
+        "supervised.batch_size": "8"}
+
+
+async def wait_until(pilot, condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.1)
+
+
+async def edit_param(pilot, screen, key: str, value: str) -> None:
+    """Select the row of `key` in the hyperparameter table, enter, type the value, enter."""
+    table = screen.query_one("#params")
+    table.focus()
+    table.move_cursor(row=list(screen.params).index(key))
+    await pilot.press("enter")
+    editor = screen.query_one("#edit-value")
+    assert screen.editing == key and editor.has_focus
+    editor.value = ""
+    await pilot.press(*value, "enter")
+    await pilot.pause()
+
+
+def test_filter_mark_and_compare_fixture_runs(tmp_path, monkeypatch):
+    """Typing filters the runs list; marked runs open one comparison table."""
+    from ssltui.tui.app import SsltuiApp
+    from ssltui.tui.screens.results import ResultsScreen
+    from ssltui.tui.screens.runs import RunsScreen
+    from tests.tui_fixtures import SMOKE_ID, STUDY_ID, make_fixture_runs
+
+    runs = make_fixture_runs(tmp_path / "runs")
+
+    async def scenario():
+        app = SsltuiApp(runs, reattach=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded, 20, "runs")
+            browser = app.screen
+            table = browser.query_one("#runs")
+            assert [table.coordinate_to_cell_key((r, 0)).row_key.value for r in range(table.row_count)] == \
+                   [r.id for r in browser.infos]
+            await pilot.press(*"interr")
+            assert table.row_count == 1 and browser.selected_id() == SMOKE_ID
+            await pilot.press("enter", "escape")  # leave the filter, then clear it
+            assert table.row_count == 3
+            table.move_cursor(row=[i.id for i in browser.infos].index(SMOKE_ID))
+            await pilot.press("space")
+            table.move_cursor(row=[i.id for i in browser.infos].index(STUDY_ID))
+            await pilot.press("space", "c")
+            await wait_until(pilot, lambda: isinstance(app.screen, ResultsScreen), 10, "the comparison")
+            ids = [rid for rid, _ in app.screen.compared]
+            assert sorted(ids) == sorted([SMOKE_ID, STUDY_ID])
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.slow
+def test_launch_watch_result_and_browser(runs_dir, data_dir):
+    """Launch screen -> a real smoke run in its own process -> live progress and chart points ->
+    the result in the comparison table and in the runs browser."""
+    from ssltui.tui.app import SsltuiApp
+    from ssltui.tui.screens.launch import LaunchScreen
+    from ssltui.tui.screens.live import LiveScreen, PhaseRow
+    from ssltui.tui.screens.results import ResultsScreen
+    from ssltui.tui.screens.runs import RunsScreen
+    from ssltui.tui.widgets.charts import PhaseChart
+
+    async def scenario():
+        app = SsltuiApp(runs_dir, reattach=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded, 20, "runs")
+            await pilot.press("n")
+            await wait_until(pilot, lambda: isinstance(app.screen, LaunchScreen) and app.screen.params, 20, "launch")
+            launch = app.screen
+            launch.query_one("#method").value = "supervised"
+            await pilot.pause()
+            launch.query_one("#preset").value = "smoke"
+            await wait_until(pilot, lambda: launch.params.get("supervised.epochs") is not None
+                             and launch.params["supervised.epochs"].value == "8", 20, "smoke's values")
+            launch.query_one("#device").value = "cpu"
+            launch.query_one("#data").value = "synthetic"
+            # a refused value is not taken, and says why
+            await edit_param(pilot, launch, "supervised.epochs", "0")
+            assert "supervised.epochs" not in launch.edits
+            assert "out of range" in str(launch.query_one("#edit-reason").render())
+            await pilot.press("escape")
+            await edit_param(pilot, launch, "supervised.epochs", "3")
+            for key, value in TINY.items():
+                await edit_param(pilot, launch, key, value)
+            assert launch.edits == {"supervised.epochs": "3", **TINY}
+            await pilot.press("ctrl+r")
+            await wait_until(pilot, lambda: isinstance(app.screen, LiveScreen), 10, "the live screen")
+            live = app.screen
+            run = RunDir(runs_dir / live.run_id)
+            assert (run.path / "process.log").exists()
+            # progress and chart points arrive while it trains
+            seen_fraction = []
+
+            def progressed():
+                rows = live.query(PhaseRow)
+                if rows and live.state.current is not None:
+                    seen_fraction.append(live.state.current.fraction)
+                return live.query_one("#chart-loss", PhaseChart).points >= 2 and live.events_drawn
+            await wait_until(pilot, progressed, 180, "chart points")
+            await wait_until(pilot, lambda: live.status == "completed", 300, "the run to complete")
+            await wait_until(pilot, lambda: live.events_drawn == live.state.events_seen, 5, "the last draw")
+            assert max(seen_fraction) > 0
+            p = live.state.current
+            assert p.fraction == 1.0 and p.epoch == 3 and len(p.epoch_records) == 3
+            assert live.query_one("#chart-acc", PhaseChart).points == 3  # validation accuracy per epoch
+            assert live.state.results and live.state.results[0]["labels"] == 0.1
+            acc = live.state.results[0]["test_acc"]
+            # results: the comparison table has our row beside the paper's
+            await pilot.press("r")
+            await wait_until(pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen.maps_loaded,
+                             20, "results")
+            res = app.screen
+            assert res.compared == [(live.run_id, [r for r in run.read_summary()["results"]])]
+            assert res.maps is not None and res.maps["models"][0]["name"] == "supervised"
+            await pilot.press("escape", "escape")
+            await wait_until(pilot, lambda: isinstance(app.screen, RunsScreen), 10, "the runs browser")
+            browser = app.screen
+            await wait_until(pilot, lambda: any(i.id == live.run_id and i.status == "completed"
+                                                for i in browser.infos), 20, "the run in the browser")
+            table = browser.query_one("#runs")
+            row = table.get_row(live.run_id)
+            assert f"10% {100 * acc:.1f}" == str(row[3])
+        return live.run_id
+
+    run_id = asyncio.run(scenario())
+    summary = json.loads((runs_dir / run_id / "summary.json").read_text())
+    assert summary["status"] == "completed" and 18 <= summary["results"][0]["label_count"] <= 30
+
+
+def _start_outside(runs_dir, data_dir, run_id: str) -> subprocess.Popen:
+    """`ssltui run` started by the test, not the app: a long tiny run."""
+    sets = [f"{k}={v}" for k, v in TINY.items()] + ["supervised.epochs=500"]
+    argv = [sys.executable, "-m", "ssltui", "run", "--preset", "smoke", "--method", "supervised",
+            "--labels", "0.1", "--seeds", "0", "--device", "cpu", "--data", "synthetic", "--run-id", run_id,
+            "--quiet"]
+    for s in sets:
+        argv += ["--set", s]
+    return subprocess.Popen(argv, env=cli_env(runs_dir, data_dir), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, cwd=REPO)
+
+
+def test_reattach_to_a_run_started_outside_and_cancel_it(runs_dir, data_dir):
+    """A run started outside the app is found on start (live view), and the cancel key stops it
+    cleanly: exit 130, marked interrupted, shown as interrupted in the browser."""
+    from ssltui.tui.app import SsltuiApp
+    from ssltui.tui.screens.live import ConfirmCancel, LiveScreen
+    from ssltui.tui.screens.runs import RunsScreen
+    from ssltui.tui.widgets.charts import PhaseChart
+
+    proc = _start_outside(runs_dir, data_dir, "outside")
+    run = RunDir(runs_dir / "outside")
+    try:
+        deadline = time.monotonic() + 120
+        while not (run.is_live() and run.metrics_path.exists()):
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the outside run did not start"
+            time.sleep(0.2)
+
+        async def scenario():
+            app = SsltuiApp(runs_dir)
+            async with app.run_test(size=(80, 24)) as pilot:
+                await wait_until(pilot, lambda: isinstance(app.screen, LiveScreen), 10, "reattach")
+                live = app.screen
+                assert live.run_id == "outside"
+                await wait_until(pilot, lambda: live.query_one("#chart-loss", PhaseChart).points >= 1, 120,
+                                 "steps of the outside run")
+                assert live.status == "running"
+                await pilot.press("x")
+                await wait_until(pilot, lambda: isinstance(app.screen, ConfirmCancel), 5, "the confirmation")
+                await pilot.press("y")
+                await wait_until(pilot, lambda: "interrupted" in str(live.query_one("#run-summary").render()),
+                                 120, "interrupted on screen")
+                assert live.status == "interrupted"
+                await pilot.press("escape")
+                browser = app.screen
+                assert isinstance(browser, RunsScreen)
+                await wait_until(pilot, lambda: [i.status for i in browser.infos] == ["interrupted"], 20,
+                                 "the browser")
+
+        asyncio.run(scenario())
+        assert proc.wait(timeout=60) == 130
+        summary = run.read_summary()
+        assert summary["status"] == "interrupted" and "SIGINT" in summary["error"]
+        assert list(run.checkpoints_dir.glob("*.pt")), "a checkpoint is saved on cancel"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_app_never_imports_torch(runs_dir, data_dir, tmp_path):
+    """Start the app headless in a fresh interpreter, open every screen, check sys.modules."""
+    from tests.tui_fixtures import STUDY_ID, make_fixture_runs
+
+    runs = make_fixture_runs(tmp_path / "fx")
+    code = f"""
+import asyncio, sys
+from ssltui.tui.app import SsltuiApp
+from ssltui.tui.screens.live import LiveScreen
+from ssltui.tui.screens.results import ResultsScreen
+async def main():
+    app = SsltuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.5)
+        await pilot.press("n"); await pilot.pause(0.5); await pilot.press("escape")
+        await app.push_screen(LiveScreen({STUDY_ID!r})); await pilot.pause(0.5)
+        await app.push_screen(ResultsScreen([{STUDY_ID!r}])); await pilot.pause(0.5)
+        await pilot.press("m"); await pilot.pause(0.3)
+        print("torch" in sys.modules, type(app.screen).__name__, len(app.screen_stack))
+asyncio.run(main())
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env=cli_env(runs, data_dir), cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "ResultsScreen", "4"], out.stdout
+
+
+def test_launch_refuses_bad_seeds_and_labels_in_place(tmp_path, monkeypatch):
+    """Seeds, typed label fractions and the data source are checked as they are typed; launch
+    refuses with the reason and starts nothing."""
+    from ssltui.tui.app import SsltuiApp
+    from ssltui.tui.screens.launch import LaunchScreen
+
+    runs = tmp_path / "runs"
+
+    async def scenario():
+        app = SsltuiApp(runs, reattach=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            screen = LaunchScreen(method="supervised", data="synthetic")
+            await app.push_screen(screen)
+            await wait_until(pilot, lambda: screen.params, 20, "the launch screen")
+            error = screen.query_one("#launch-error")
+            screen.query_one("#seeds").value = "0,x"
+            await pilot.pause()
+            assert "seeds: 'x' is not a non-negative integer" in str(error.render())
+            screen.query_one("#seeds").value = "0"
+            await pilot.pause()
+            assert str(error.render()) == ""
+            screen.query_one("#labels").value = "typed"
+            await pilot.pause()
+            typed = screen.query_one("#labels-typed")
+            assert not typed.disabled and typed.has_focus
+            await pilot.press(*"150%")
+            assert "outside (0, 1]" in str(error.render())
+            await pilot.press("ctrl+r")
+            assert isinstance(app.screen, LaunchScreen) and "refused" in str(error.render())
+            assert not runs.exists() or not any(runs.iterdir())  # nothing was started
+
+    asyncio.run(scenario())

@@ -1,0 +1,144 @@
+"""SVG snapshots of every screen on fixed run data (tests/tui_fixtures.py) at 80x24 and 120x40.
+
+Update after an intended change of a screen: `pytest tests/test_tui_snapshots.py --snapshot-update`
+(then look at the SVGs under tests/__snapshots__/ before committing them).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.tui_fixtures import SMOKE_ID, STUDY_ID, make_fixture_runs
+
+SIZES = [(80, 24), (120, 40)]
+FIXTURE_PRESETS = Path(__file__).parent / "fixtures" / "presets"
+
+
+@pytest.fixture
+def fixed_env(tmp_path, monkeypatch):
+    """Fixture runs, UTC dates, colour on, the launch screen's presets pinned to copies."""
+    runs = make_fixture_runs(tmp_path / "runs")
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("SSLTUI_RUNS_DIR", str(runs))
+    monkeypatch.setenv("SSLTUI_PRESETS_DIR", str(FIXTURE_PRESETS))
+    yield runs
+    monkeypatch.undo()
+    time.tzset()
+
+
+def make_app(runs):
+    from ssltui.tui.app import SsltuiApp
+
+    return SsltuiApp(runs, reattach=False)
+
+
+async def wait_for(pilot, condition, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("the screen did not get ready in time")
+        await pilot.pause(0.05)
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause()
+
+
+async def runs_ready(pilot) -> None:
+    await wait_for(pilot, lambda: getattr(pilot.app.screen, "loaded", False))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_runs_screen(snap_compare, fixed_env, size):
+    assert snap_compare(make_app(fixed_env), terminal_size=size, run_before=runs_ready)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_launch_screen(snap_compare, fixed_env, size):
+    from ssltui.tui.screens.launch import LaunchScreen
+
+    async def before(pilot):
+        await runs_ready(pilot)
+        screen = LaunchScreen(method="supervised", data="synthetic")
+        await pilot.app.push_screen(screen)
+        await wait_for(pilot, lambda: screen.params)
+
+    assert snap_compare(make_app(fixed_env), terminal_size=size, run_before=before)
+
+
+def test_launch_screen_refuses_a_value_in_place(snap_compare, fixed_env):
+    from ssltui.tui.screens.launch import LaunchScreen
+
+    async def before(pilot):
+        await runs_ready(pilot)
+        screen = LaunchScreen(method="supervised", data="synthetic")
+        await pilot.app.push_screen(screen)
+        await wait_for(pilot, lambda: screen.params)
+        table = screen.query_one("#params")
+        table.focus()
+        table.move_cursor(row=list(screen.params).index("supervised.lr"))
+        await pilot.press("enter")
+        editor = screen.query_one("#edit-value")
+        editor.value = ""
+        await pilot.press(*"-0.5", "enter")
+        await pilot.pause()
+        assert "supervised.lr" not in screen.edits  # refused, not taken
+
+    assert snap_compare(make_app(fixed_env), terminal_size=(80, 24), run_before=before)
+
+
+def _live(run_id):
+    async def before(pilot):
+        from ssltui.tui.screens.live import LiveScreen
+
+        await runs_ready(pilot)
+        screen = LiveScreen(run_id)
+        await pilot.app.push_screen(screen)
+        await wait_for(pilot, lambda: screen.status != "created" and screen.events_drawn
+                       and screen.events_drawn == screen.state.events_seen)
+    return before
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_live_screen_completed_study(snap_compare, fixed_env, size):
+    assert snap_compare(make_app(fixed_env), terminal_size=size, run_before=_live(STUDY_ID))
+
+
+def test_live_screen_interrupted_run(snap_compare, fixed_env):
+    assert snap_compare(make_app(fixed_env), terminal_size=(80, 24), run_before=_live(SMOKE_ID))
+
+
+def _results(tab: str):
+    async def before(pilot):
+        from ssltui.tui.screens.results import ResultsScreen
+
+        await runs_ready(pilot)
+        screen = ResultsScreen([STUDY_ID])
+        await pilot.app.push_screen(screen)
+        await wait_for(pilot, lambda: screen.maps_loaded)
+        await pilot.press(tab)
+        await wait_for(pilot, lambda: True)
+    return before
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_results_table(snap_compare, fixed_env, size):
+    assert snap_compare(make_app(fixed_env), terminal_size=size, run_before=_results("t"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_results_feature_maps(snap_compare, fixed_env, size):
+    assert snap_compare(make_app(fixed_env), terminal_size=size, run_before=_results("m"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_help_screen(snap_compare, fixed_env, size):
+    async def before(pilot):
+        await runs_ready(pilot)
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: type(pilot.app.screen).__name__ == "HelpScreen")
+
+    assert snap_compare(make_app(fixed_env), terminal_size=size, run_before=before)

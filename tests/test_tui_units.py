@@ -1,0 +1,155 @@
+"""The TUI's pure parts: event folding, file tailing, thumbnails, the comparison table, launch checks."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+from rich.console import Console
+
+from ssltui.engine.errors import ConfigError
+from ssltui.tui.launch import LaunchRequest, hyperparameters, parse_fractions, presets_for
+from ssltui.tui.runstate import RunState
+from ssltui.tui.watch import FileTail
+from ssltui.tui.widgets.comparison import comparison_table, load_paper_table, measured_rows
+from ssltui.tui.widgets.featuremap import SHADES, color_available, pool, render_maps
+
+from tests.conftest import REPO, cli_env
+from tests.tui_fixtures import STUDY_ID, make_fixture_runs
+
+
+def _plain(renderable, width: int = 200) -> str:
+    console = Console(width=width, color_system=None, record=True, file=io.StringIO())
+    console.print(renderable, crop=False)
+    return console.export_text()
+
+
+def test_paper_table_has_the_papers_numbers():
+    rows = {(r.method, r.evaluation): r.acc for r in load_paper_table()}
+    assert rows == {("supervised", "supervised"): {0.01: 50.54, 0.1: 81.94},
+                    ("simclr", "linear"): {0.01: 64.15, 0.1: 69.30},
+                    ("rotnet", "linear"): {0.01: 47.31, 0.1: 55.59},
+                    ("rotnet", "semi"): {0.01: 70.71, 0.1: 83.64}}
+
+
+def test_runstate_resume_later_epoch_wins_and_eta_from_event_times():
+    s = RunState()
+    ph = {"phase": "p", "kind": "pretrain", "method": "simclr", "seed": 0}
+    s.apply({"t": 0, "event": "phase_start", **ph, "epochs": 4, "steps_per_epoch": 10, "start_epoch": 0})
+    s.apply({"t": 10, "event": "step", **ph, "epoch": 0, "step": 10, "loss": 2.0, "lr": 0.1})
+    s.apply({"t": 10, "event": "epoch", **ph, "epoch": 1, "epochs": 4, "step": 10, "loss": 2.0, "lr": 0.1,
+             "knn_acc": 0.30})
+    s.apply({"t": 20, "event": "epoch", **ph, "epoch": 2, "epochs": 4, "step": 20, "loss": 1.5, "lr": 0.1,
+             "knn_acc": 0.35})
+    p = s.phases["p"]
+    assert p.fraction == 0.5 and p.eta_seconds() == pytest.approx(20.0)  # 20 steps in 20 s, 20 to go
+    # crash after epoch 2, resume from the epoch-1 checkpoint: epoch 2 is recomputed and replaces the old one
+    s.apply({"t": 100, "event": "resume", **ph, "epoch": 1, "step_in_epoch": 0})
+    s.apply({"t": 100, "event": "phase_start", **ph, "epochs": 4, "steps_per_epoch": 10, "start_epoch": 1})
+    assert p.step == 10
+    s.apply({"t": 105, "event": "epoch", **ph, "epoch": 2, "epochs": 4, "step": 20, "loss": 1.4, "lr": 0.1,
+             "knn_acc": 0.40})
+    assert p.accuracy() == {"knn_acc": [(1, 0.30), (2, 0.40)]}
+    assert p.eta_seconds() == pytest.approx(10.0)  # 10 steps in 5 s since the resume, 20 to go
+    s.apply({"t": 106, "event": "result", "method": "simclr", "evaluation": "linear", "labels": 0.1, "seed": 0,
+             "test_acc": 0.5})
+    s.apply({"t": 107, "event": "run_end", "status": "interrupted", "error": "stopped"})
+    assert s.status == "interrupted" and len(s.results) == 1
+
+
+def test_filetail_waits_for_a_torn_line_and_notices_truncation(tmp_path):
+    f = tmp_path / "m.jsonl"
+    f.write_bytes(b'{"a":1}\n{"b":')
+    tail = FileTail(f)
+    lines, truncated = tail.read()
+    assert lines == [b'{"a":1}'] and not truncated
+    with open(f, "ab") as fh:
+        fh.write(b'2}\n')
+    assert tail.read() == ([b'{"b":2}'], False)
+    f.write_bytes(b'{"c":3}\n')  # rewritten shorter
+    assert tail.read() == ([b'{"c":3}'], True)
+
+
+def test_pool_averages_blocks():
+    grid = [[float(r * 4 + c) for c in range(4)] for r in range(4)]
+    assert pool(grid, 2) == [[2.5, 4.5], [10.5, 12.5]]
+
+
+def test_thumbnails_halfblocks_with_colour_and_ascii_without(tmp_path):
+    doc = json.loads((make_fixture_runs(tmp_path / "runs") / STUDY_ID / "featuremaps.json").read_text())
+    colour = render_maps(doc, 0, color=True)
+    assert "▀" in colour.plain and any(span.style and " on " in str(span.style) for span in colour.spans)
+    ascii_ = _plain(render_maps(doc, 0, color=False))
+    assert "▀" not in ascii_ and set(ascii_) - set(SHADES) - set("\n") <= set(
+        "│inputsupervisedsimclrrotnet·seed0123456789airplane#/;rowsendofstages,(4mostactivechannelseach)image ")
+    lines = ascii_.splitlines()
+    # one header line, 3 stages x 4 lines with a blank between them, one caption
+    assert len(lines) == 1 + 3 * 4 + 2 + 1
+    assert lines[0].split("│")[1].startswith("supervised · seed 0")
+    assert all(len(line) == len(lines[0]) for line in lines[:-1])
+
+
+def test_color_available_follows_no_color_and_dumb_terminals():
+    assert color_available({"TERM": "xterm-256color"})
+    assert not color_available({"TERM": "xterm-256color", "NO_COLOR": ""})
+    assert not color_available({"TERM": "dumb"})
+
+
+def test_comparison_table_highlights_the_best_cell_per_column():
+    runs = [("r1", [{"method": "supervised", "evaluation": "supervised", "labels": 0.1, "seed": 0, "test_acc": 0.80},
+                    {"method": "rotnet", "evaluation": "semi", "labels": 0.1, "seed": 0, "test_acc": 0.84},
+                    {"method": "rotnet", "evaluation": "semi", "labels": 0.1, "seed": 1, "test_acc": 0.82}])]
+    rows = measured_rows(runs)
+    assert [(r.method, r.evaluation) for r in rows] == [("supervised", "supervised"), ("rotnet", "semi")]
+    assert rows[1].cell(0.1) == "83.00±1.41"
+    table = comparison_table(runs)
+    col = next(c for c in table.columns if c.header == "10%")
+    best = [cell for cell in col._cells if "reverse" in str(cell.style)]
+    assert [c.plain for c in best] == ["83.00±1.41"]
+    text = _plain(table)
+    assert "83.64" in text and "64.15" in text  # the paper rows beside ours
+
+
+def test_presets_for_method_and_hyperparameters():
+    names = {p.name for p in presets_for("supervised")}
+    assert {"supervised", "smoke"} <= names
+    assert "supervised" not in {p.name for p in presets_for("simclr")}
+    keys = [p.key for p in hyperparameters("smoke", "simclr")]
+    assert "pretrain.lr" in keys and "simclr.temperature" in keys and "supervised.lr" not in keys
+
+
+def test_launch_request_refuses_bad_values_with_the_reason():
+    req = LaunchRequest(preset="smoke", method="supervised", labels="10%", seeds="0", device="cpu",
+                        data="synthetic", sets={"supervised.lr": "-1"})
+    with pytest.raises(ConfigError, match=r"supervised.lr: -1.0 is out of range \(must be > 0.0\)"):
+        req.validate()
+    req.sets = {"supervised.epochs": "2", "supervised.milestones": "5"}
+    with pytest.raises(ConfigError, match="milestones"):
+        req.validate()
+    req.sets = {"supervised.epochs": "2"}
+    req.validate()
+    argv = req.argv("RID", REPO / "runs")
+    assert argv[1:4] == ["-m", "ssltui", "run"] and "--quiet" in argv
+    assert argv[argv.index("--labels") + 1] == "0.1" and "supervised.epochs=2" in argv
+    assert parse_fractions("1%, 0.1") == [0.01, 0.1]
+    with pytest.raises(ConfigError):
+        parse_fractions("150%")
+
+
+def test_maps_cli_ascii_without_colour_and_without_torch(tmp_path, data_dir):
+    runs = make_fixture_runs(tmp_path / "runs")
+    code = ("import sys, runpy; sys.argv = ['ssltui', 'maps', 'paper-a1b2c3', '--image', '1'];"
+            "from ssltui.cli.main import entry\n"
+            "try:\n    entry()\nexcept SystemExit as e:\n    rc = e.code\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', rc)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env=cli_env(runs, data_dir, NO_COLOR="1"), cwd=REPO)
+    assert out.stdout.strip().endswith("NO-TORCH 0"), out.stderr
+    assert "automobi" in out.stdout and "rotnet · seed 0" in out.stdout and "▀" not in out.stdout
+    assert "\x1b[" not in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "ssltui", "maps", "nope"], capture_output=True, text=True,
+                         timeout=60, env=cli_env(runs, data_dir))
+    assert bad.returncode == 2 and bad.stderr.startswith("ssltui: error: no run")
