@@ -268,7 +268,7 @@ def presets(json_out: bool = typer.Option(False, "--json", help="JSON list")) ->
 
     table = Table()
     for col in ("name", "method", "evaluation", "description"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col != "description", ratio=1 if col == "description" else None)
     for i in items:
         table.add_row(i.name, i.method, i.evaluation, i.description)
     _stdout_console().print(table)

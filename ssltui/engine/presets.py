@@ -86,10 +86,8 @@ def list_presets() -> list[PresetInfo]:
                 continue
             if "study" in raw:
                 entries = raw["study"] if isinstance(raw["study"], list) else []
-                parts = [str(s if isinstance(s, str) else s.get("preset", "?") if isinstance(s, dict) else "?")
-                         for s in entries]
                 seen[p.stem] = PresetInfo(p.stem, p, str(raw.get("description", "")), "study",
-                                          "+".join(parts), "study")
+                                          f"{len(entries)} parts", "study")
             else:
                 method = str(raw.get("method", "supervised"))
                 ev = raw.get("evaluation", DEFAULT_EVALUATIONS.get(method, ["?"]))

@@ -99,7 +99,9 @@ def peak_memory() -> dict:
 
 def pretrain_key(cfg: RunConfig, seed: int, bundle: DataBundle) -> str:
     """What determines a pretrained encoder: method, its settings, the data and the seed."""
-    ident = {"method": cfg.method, "pretrain": to_dict(cfg.pretrain),
+    pretrain = to_dict(cfg.pretrain)
+    pretrain.pop("checkpoint_every")  # how often we save does not change the weights
+    ident = {"method": cfg.method, "pretrain": pretrain,
              "method_cfg": to_dict(getattr(cfg, cfg.method)), "data": bundle.fingerprint,
              "seed": seed, "version": ssltui.__version__}
     return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
