@@ -122,7 +122,8 @@ def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store) 
     results = summary.get("results", [])
     if json_out:
         print(json.dumps({
-            "run_id": run.id, "status": summary.get("status", "failed"), "group": summary.get("group"),
+            # No summary: refused before starting (e.g. the run is locked by another process).
+            "run_id": run.id, "status": summary.get("status", "refused"), "group": summary.get("group"),
             "error": summary.get("error"), "timings": summary.get("timings", {}),
             "results": [{k: r[k] for k in ("method", "evaluation", "labels", "seed", "test_acc")}
                         | {"val_acc": r.get("val_acc")} for r in results],
@@ -136,9 +137,9 @@ def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store) 
 
 def _dry_run(plan, opts, json_out: bool) -> int:
     """Print what `run` would do (every phase, and the resolved configuration) and train nothing."""
-    from ssltui.engine.runner import plan_to_toml
-
     import importlib.util
+
+    from ssltui.engine.runner import plan_to_toml
 
     for part in plan.parts:
         if part.method != "supervised" and importlib.util.find_spec(f"ssltui.engine.methods.{part.method}") is None:
