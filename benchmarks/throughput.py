@@ -78,7 +78,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--method {missing[0]}: benchmarks/bench_{missing[0]}.py is absent", file=sys.stderr)
         return 2
 
-    data = load_data(args.data, device, args.data_dir)
+    from ssltui.engine.errors import SsltuiError
+
+    try:
+        data = load_data(args.data, device, args.data_dir)
+    except SsltuiError as exc:
+        print(f"--data {args.data}: {exc.message}", file=sys.stderr)
+        return int(exc.exit_code)
     opts = BenchOptions(device, args.workers, args.steps, args.warmup, args.batch_size)
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
         f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
