@@ -1,7 +1,8 @@
 """Presets: TOML files of hyperparameters, and studies that combine several of them.
 
 A run preset describes one method's pipeline (its pretraining and evaluations). A study
-preset (`study = [...]`) lists run presets, each with optional overrides; `paper` is one.
+preset (`study = [...]`) lists run presets, each with optional overrides; its other keys and
+tables (labels, seeds, [pretrain], ...) apply to every part. `paper` is one.
 Presets are looked up in $SSLTUI_PRESETS_DIR, the user presets dir, then the shipped ones.
 """
 
@@ -134,7 +135,9 @@ def resolve(
     if "study" in raw:
         if method is not None or evaluation is not None:
             raise ConfigError(f"preset {preset!r} is a study; --method/--evaluation apply to run presets")
-        common = {k: raw[k] for k in ("labels", "seeds") if k in raw}
+        # Everything but the list and its description applies to every part (labels, seeds,
+        # and whole sections such as [pretrain] or [data]).
+        common = {k: v for k, v in raw.items() if k not in ("study", "description")}
         if not isinstance(raw["study"], list) or not raw["study"]:
             raise ConfigError(f"preset {preset!r}: study must be a non-empty list of presets")
         raws = []
