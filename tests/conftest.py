@@ -13,8 +13,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 CIFAR_ARCHIVE = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
-# Keep CPU tests predictable on small CI machines.
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+# One compute thread in the tests and the CLI processes they start: on a small shared CPU,
+# torch's thread pool of a waiting parent competes with the child (measured 3-15x slower).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture

@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from ssltui.engine.presets import resolve
+
 from ssltui.engine.store import RunDir
 from tests.conftest import REPO, cli_env
 
@@ -73,6 +75,9 @@ def test_filter_mark_and_compare_fixture_runs(tmp_path, monkeypatch):
     asyncio.run(scenario())
 
 
+SMOKE_EPOCHS = resolve("smoke").parts[0].supervised.epochs
+
+
 @pytest.mark.slow
 def test_launch_watch_result_and_browser(runs_dir, data_dir):
     """Launch screen -> a real smoke run in its own process -> live progress and chart points ->
@@ -95,7 +100,8 @@ def test_launch_watch_result_and_browser(runs_dir, data_dir):
             await pilot.pause()
             launch.query_one("#preset").value = "smoke"
             await wait_until(pilot, lambda: launch.params.get("supervised.epochs") is not None
-                             and launch.params["supervised.epochs"].value == "8", 20, "smoke's values")
+                             and launch.params["supervised.epochs"].value == str(SMOKE_EPOCHS), 20,
+                             "smoke's values")
             launch.query_one("#device").value = "cpu"
             launch.query_one("#data").value = "synthetic"
             # a refused value is not taken, and says why
