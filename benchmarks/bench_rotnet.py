@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common import BenchData, BenchOptions, Measurement, count_flops, time_steps
+from common import BenchData, BenchOptions, Measurement, time_steps, time_training_steps
 from ssltui.engine.augment import random_crop_flip, to_float
 from ssltui.engine.config import TrainConfig
 from ssltui.engine.models.resnet import Classifier, ResNet20
@@ -51,14 +51,7 @@ def ours(data: BenchData, opts: BenchOptions) -> Measurement:
             logits = model(x)
         F.cross_entropy(logits.float(), labels).backward()
 
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        forward_backward()
-        opt.step()
-
-    seconds = time_steps(step, opts)
-    flops = count_flops(forward_backward)
-    opt.zero_grad(set_to_none=True)
+    seconds, flops = time_training_steps(forward_backward, opt, opts)
     where = "bf16 autocast, channels_last" if cuda else "fp32"
     return Measurement(f"ours: uint8 data on {dev.type}, batched crop/flip + 4 rotations, {where}",
                        opts.steps, seconds, NUM_ROTATIONS * opts.batch_size, flops)

@@ -10,7 +10,7 @@ import itertools
 import numpy as np
 import torch
 
-from common import BenchData, BenchOptions, Measurement, count_flops, time_steps
+from common import BenchData, BenchOptions, Measurement, time_steps, time_training_steps
 from ssltui.engine.augment import SimCLRAugment, normalize
 from ssltui.engine.config import SimCLRConfig, TrainConfig
 from ssltui.engine.losses import nt_xent
@@ -52,14 +52,7 @@ def ours(data: BenchData, opts: BenchOptions) -> Measurement:
         z1, z2 = z.float().chunk(2)
         nt_xent(z1, z2, CFG.temperature).backward()
 
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        forward_backward()
-        opt.step()
-
-    seconds = time_steps(step, opts)
-    flops = count_flops(forward_backward)
-    opt.zero_grad(set_to_none=True)
+    seconds, flops = time_training_steps(forward_backward, opt, opts)
     where = "bf16 autocast, channels_last" if cuda else "fp32"
     return Measurement(f"ours: uint8 data on {dev.type}, batched per-image augmentation, {where}",
                        opts.steps, seconds, 2 * opts.batch_size, flops)

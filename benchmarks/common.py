@@ -92,6 +92,21 @@ def time_steps(step: Callable[[], None], opts: BenchOptions) -> float:
     return time.perf_counter() - t0
 
 
+def time_training_steps(forward_backward: Callable[[], None], opt: torch.optim.Optimizer,
+                        opts: BenchOptions) -> tuple[float, float]:
+    """(seconds for the timed whole steps, FLOPs of one forward+backward) of an optimizer loop."""
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        forward_backward()
+        opt.step()
+
+    seconds = time_steps(step, opts)
+    flops = count_flops(forward_backward)
+    opt.zero_grad(set_to_none=True)
+    return seconds, flops
+
+
 def count_flops(fn: Callable[[], None]) -> float:
     """FLOPs of one call (forward and backward), by torch.utils.flop_counter."""
     from torch.utils.flop_counter import FlopCounterMode
