@@ -14,8 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from common import BenchData, BenchOptions, Measurement, time_steps, time_training_steps
-from ssltui.engine.augment import random_crop_flip, to_float
-from ssltui.engine.config import TrainConfig
+from ssltui.engine.config import RuntimeConfig, TrainConfig
+from ssltui.engine.device import pick_device
+from ssltui.engine.methods.rotnet import make_loss
 from ssltui.engine.models.resnet import Classifier, ResNet20
 from ssltui.engine.optim import build_optimizer
 from ssltui.engine.rotation import NUM_ROTATIONS, all_rotations, rotation_labels
@@ -31,25 +32,20 @@ def _model_and_optimizer(device: torch.device, channels_last: bool):
 
 
 def ours(data: BenchData, opts: BenchOptions) -> Measurement:
-    """Images on the device; crop, flip and the four rotations as batched tensor ops on uint8;
-    bf16 autocast and channels_last on CUDA, fp32 on CPU. The same step as methods/rotnet.py."""
+    """The engine's own RotNet loss (`methods.rotnet.make_loss`): images on the device; crop, flip
+    and the four rotations as batched tensor ops on uint8; bf16 autocast and channels_last on
+    CUDA, fp32 on CPU."""
     dev = opts.device
     cuda = dev.type == "cuda"
-    model, opt = _model_and_optimizer(dev, cuda)
+    settings = pick_device(str(dev), RuntimeConfig())
+    model, opt = _model_and_optimizer(dev, settings.channels_last)
     gen = torch.Generator(device=dev)
     gen.manual_seed(opts.seed)
     n = len(data.on_device)
-    labels = rotation_labels(opts.batch_size, dev)
+    loss = make_loss(model, data.on_device, data, settings, gen, rotation_labels(opts.batch_size, dev), True)
 
     def forward_backward() -> None:
-        idx = torch.randint(0, n, (opts.batch_size,), device=dev, generator=gen)
-        rotated, _ = all_rotations(random_crop_flip(data.on_device[idx], gen))
-        x = to_float(rotated, data.mean, data.std)
-        if cuda:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=cuda):
-            logits = model(x)
-        F.cross_entropy(logits.float(), labels).backward()
+        loss(torch.randint(0, n, (opts.batch_size,), device=dev, generator=gen)).backward()
 
     seconds, flops = time_training_steps(forward_backward, opt, opts)
     where = "bf16 autocast, channels_last" if cuda else "fp32"

@@ -11,10 +11,11 @@ import numpy as np
 import torch
 
 from common import BenchData, BenchOptions, Measurement, time_steps, time_training_steps
-from ssltui.engine.augment import SimCLRAugment, normalize
-from ssltui.engine.config import SimCLRConfig, TrainConfig
+from ssltui.engine.augment import SimCLRAugment
+from ssltui.engine.config import RuntimeConfig, SimCLRConfig, TrainConfig
+from ssltui.engine.device import pick_device
 from ssltui.engine.losses import nt_xent
-from ssltui.engine.methods.simclr import ProjectionHead, SimCLRModel
+from ssltui.engine.methods.simclr import ProjectionHead, SimCLRModel, make_loss
 from ssltui.engine.models.resnet import ResNet20
 from ssltui.engine.optim import build_optimizer
 
@@ -31,26 +32,20 @@ def _model_and_optimizer(device: torch.device, channels_last: bool, batch_size: 
 
 
 def ours(data: BenchData, opts: BenchOptions) -> Measurement:
-    """Images on the device, both views per image drawn in one batched pass, bf16 autocast and
-    channels_last on CUDA, fp32 on CPU."""
+    """The engine's own SimCLR loss (`methods.simclr.make_loss`): images on the device, both views
+    per image drawn in one batched pass, bf16 autocast and channels_last on CUDA, fp32 on CPU."""
     dev = opts.device
     cuda = dev.type == "cuda"
-    model, opt = _model_and_optimizer(dev, cuda, opts.batch_size)
-    augment = SimCLRAugment.from_config(CFG)
+    settings = pick_device(str(dev), RuntimeConfig())
+    model, opt = _model_and_optimizer(dev, settings.channels_last, opts.batch_size)
     gen = torch.Generator(device=dev)
     gen.manual_seed(opts.seed)
     n = len(data.on_device)
+    loss = make_loss(model, SimCLRAugment.from_config(CFG), data.on_device, data.mean, data.std, settings, gen,
+                     CFG.temperature)
 
     def forward_backward() -> None:
-        idx = torch.randint(0, n, (opts.batch_size,), device=dev, generator=gen)
-        x = data.on_device[idx]
-        views = normalize(augment(torch.cat([x, x]), gen), data.mean, data.std)
-        if cuda:
-            views = views.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=cuda):
-            z = model(views)
-        z1, z2 = z.float().chunk(2)
-        nt_xent(z1, z2, CFG.temperature).backward()
+        loss(torch.randint(0, n, (opts.batch_size,), device=dev, generator=gen)).backward()
 
     seconds, flops = time_training_steps(forward_backward, opt, opts)
     where = "bf16 autocast, channels_last" if cuda else "fp32"

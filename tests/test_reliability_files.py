@@ -7,15 +7,13 @@ import io
 import json
 import pickle
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import REPO, cli_env, last_json
-from reliability_tools import ENV, PHASE, TINY, finish, spawn
+from conftest import REPO, last_json
+from reliability_tools import PHASE, TINY, finish, spawn
 from ssltui.engine.checkpoint import load_checkpoint, save_checkpoint
 from ssltui.engine.errors import ConfigError
 from ssltui.engine.store import RunDir, RunStore, read_jsonl

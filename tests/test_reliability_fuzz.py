@@ -7,7 +7,6 @@ undo), and `_execute`, the only door to training, is replaced by a tripwire."""
 from __future__ import annotations
 
 import io
-import json
 import math
 import os
 import sys

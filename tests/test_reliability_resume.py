@@ -4,9 +4,7 @@ bit for bit where an uninterrupted run ends (issue 7). Every process here is a r
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest

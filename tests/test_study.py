@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-import pytest
 
 from conftest import last_json
 from ssltui.engine.presets import resolve

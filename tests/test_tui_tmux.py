@@ -118,6 +118,7 @@ def test_ssltui_in_tmux(tmp_path, data_dir):
         maps_ascii = pane.wait_for("image 1/4")
         time.sleep(0.3)
         captures["featuremaps-ascii"] = maps_ascii = pane.capture()
+        assert "▀" not in maps_ascii and "supervised · seed 0" in maps_ascii
 
         pane.keys("Escape")
         pane.wait_gone("rows: end of stages")

@@ -13,8 +13,6 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-import functools
-
 import typer
 
 from ssltui.engine.errors import ConfigError, ExitCode, SsltuiError

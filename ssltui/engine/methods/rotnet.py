@@ -8,6 +8,8 @@ per image from the phase's generator), rotate, normalise, forward, cross-entropy
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -61,6 +63,24 @@ def compiled(model: nn.Module, dev: DeviceSettings) -> nn.Module:
     return torch.compile(model, dynamic=False)
 
 
+def make_loss(forward: Callable[[torch.Tensor], torch.Tensor], xs: torch.Tensor, stats: DataBundle,
+              dev: DeviceSettings, gen: torch.Generator, labels: torch.Tensor,
+              crop_flip: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The training step's loss for batch positions into `xs` (uint8 on the device); `stats`
+    gives the normalisation mean/std. The benchmark times this same function."""
+
+    def loss(pos: torch.Tensor) -> torch.Tensor:
+        xb = xs[pos]
+        if crop_flip:
+            xb = random_crop_flip(xb, gen)
+        inputs, _ = rotation_inputs(xb, stats, dev)
+        with dev.autocast():
+            logits = forward(inputs)
+        return F.cross_entropy(logits.float(), labels)
+
+    return loss
+
+
 def pretrain(ctx: RunContext, info: PhaseInfo, cfg: RunConfig, bundle: DataBundle) -> ResNet20:
     """Train a ResNet-20 to predict rotations of the training images (labels unused)."""
     dev = ctx.dev
@@ -73,16 +93,7 @@ def pretrain(ctx: RunContext, info: PhaseInfo, cfg: RunConfig, bundle: DataBundl
     val_x = bundle.train_x[bundle.val_idx]
     phase = Phase(ctx, info, cfg.pretrain, len(xs), {"model": model}, optimizer, gen, images_per_item=NUM_ROTATIONS)
     labels = rotation_labels(phase.batch_size, dev.device)  # every step has the same shape
-    crop_flip = cfg.rotnet.crop_flip
-
-    def step(pos: torch.Tensor) -> torch.Tensor:
-        xb = xs[pos]
-        if crop_flip:
-            xb = random_crop_flip(xb, gen)
-        inputs, _ = rotation_inputs(xb, bundle, dev)
-        with dev.autocast():
-            logits = forward(inputs)
-        return F.cross_entropy(logits.float(), labels)
+    step = make_loss(forward, xs, bundle, dev, gen, labels, cfg.rotnet.crop_flip)
 
     def epoch_end(epoch: int) -> dict:
         return {"rot_acc": round(rotation_accuracy(model, val_x, bundle, dev), 6)}

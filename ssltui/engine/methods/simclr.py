@@ -8,12 +8,15 @@ minimises NT-Xent. Labels are not used, except by the kNN monitor on the validat
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
 from ssltui.engine.augment import SimCLRAugment, normalize
 from ssltui.engine.config import RunConfig
 from ssltui.engine.data.bundle import DataBundle
+from ssltui.engine.device import DeviceSettings
 from ssltui.engine.evaluation.common import encode
 from ssltui.engine.evaluation.knn import knn_accuracy
 from ssltui.engine.loop import Phase, PhaseInfo, RunContext, derive_seed
@@ -58,6 +61,26 @@ def knn_bank(bundle: DataBundle, max_bank: int, seed: int) -> torch.Tensor:
     return bundle.train_idx[pick]
 
 
+def make_loss(model: nn.Module, augment: SimCLRAugment, images: torch.Tensor, mean: torch.Tensor,
+              std: torch.Tensor, dev: DeviceSettings, gen: torch.Generator,
+              temperature: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The training step's loss for batch positions into `images` (uint8 on the device); the
+    benchmark times this same function."""
+
+    def loss(pos: torch.Tensor) -> torch.Tensor:
+        x = images[pos]
+        # Both views of every image in one pass; each of the 2N draws is independent.
+        views = normalize(augment(torch.cat([x, x]), gen), mean, std)
+        if dev.channels_last:
+            views = views.contiguous(memory_format=torch.channels_last)
+        with dev.autocast():
+            z = model(views)
+        z1, z2 = z.float().chunk(2)
+        return nt_xent(z1, z2, temperature)
+
+    return loss
+
+
 def pretrain(ctx: RunContext, info: PhaseInfo, cfg: RunConfig, bundle: DataBundle) -> ResNet20:
     """Pretrain a ResNet-20 with SimCLR on the training split's non-validation images."""
     dev = ctx.dev
@@ -69,18 +92,7 @@ def pretrain(ctx: RunContext, info: PhaseInfo, cfg: RunConfig, bundle: DataBundl
     optimizer = build_optimizer(cfg.pretrain, [model])
     augment = SimCLRAugment.from_config(sc)
     images = bundle.train_x[bundle.train_idx]  # uint8 on the device; labels unused
-    mean, std = bundle.mean, bundle.std
-
-    def step(pos: torch.Tensor) -> torch.Tensor:
-        x = images[pos]
-        # Both views of every image in one pass; each of the 2N draws is independent.
-        views = normalize(augment(torch.cat([x, x]), gen), mean, std)
-        if dev.channels_last:
-            views = views.contiguous(memory_format=torch.channels_last)
-        with dev.autocast():
-            z = model(views)
-        z1, z2 = z.float().chunk(2)
-        return nt_xent(z1, z2, sc.temperature)
+    step = make_loss(model, augment, images, bundle.mean, bundle.std, dev, gen, sc.temperature)
 
     knn = cfg.knn
     bank_idx = knn_bank(bundle, knn.max_bank, info.seed) if knn.every_epochs else None
