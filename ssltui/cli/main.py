@@ -15,7 +15,7 @@ from typing import Optional
 
 import typer
 
-from ssltui.engine.errors import ConfigError, ExitCode, SsltuiError
+from ssltui.engine.errors import ConfigError, ExitCode, SsltuiError, first_line
 
 app = typer.Typer(
     name="ssltui",
@@ -382,7 +382,7 @@ def entry() -> None:
     except Exception as exc:  # noqa: BLE001 - a bug of ours still ends in one line, not a traceback
         if os.environ.get("SSLTUI_DEBUG"):
             raise
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        first = first_line(exc, "")[:200]
         _err(f"internal error: {type(exc).__name__}: {first} (SSLTUI_DEBUG=1 shows the traceback)")
         sys.exit(ExitCode.FAILED)
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from ssltui.engine.errors import ConfigError, RunFailed
+from ssltui.engine.errors import ConfigError, RunFailed, first_line
 from ssltui.engine.store import atomic_write_bytes
 
 FORMAT = "ssltui-checkpoint"
@@ -40,7 +40,7 @@ def load_checkpoint(path: Path, kind: str | None = None) -> dict[str, Any]:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - a hostile or broken file can make the unpickler raise anything
         # (UnpicklingError, RuntimeError, EOFError, BadZipFile, and KeyError on a bad memo index)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise ConfigError(f"{path}: not a loadable ssltui checkpoint ({first[:160]})") from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise ConfigError(f"{path}: not an ssltui checkpoint")
@@ -65,7 +65,7 @@ def load_state(module: torch.nn.Module, state: Any, where: str) -> None:
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
+        first = first_line(exc)
         raise ConfigError(f"{where}: weights do not fit this model ({first[:160]})") from None
 
 

@@ -47,3 +47,12 @@ class RunInterrupted(SsltuiError):
     """The run was stopped by SIGINT/SIGTERM after saving a checkpoint."""
 
     exit_code = ExitCode.INTERRUPTED
+
+
+def first_line(exc: BaseException, default: str | None = None) -> str:
+    """The first line of an exception's message (for one-line errors); `default` (the exception's
+    type name unless given) when the message is empty."""
+    text = str(exc).strip()
+    if not text:
+        return type(exc).__name__ if default is None else default
+    return text.splitlines()[0]

@@ -21,7 +21,7 @@ from ssltui.engine.checkpoint import load_checkpoint, load_state, require_keys, 
 from ssltui.engine.config import TrainConfig
 from ssltui.engine.device import DeviceSettings
 from ssltui.engine.events import format_event, stamp
-from ssltui.engine.errors import ConfigError, RunFailed, RunInterrupted
+from ssltui.engine.errors import ConfigError, RunFailed, RunInterrupted, first_line
 from ssltui.engine.optim import lr_at
 from ssltui.engine.store import RunDir
 
@@ -176,7 +176,7 @@ class Phase:
             if ck.get("cuda_rng") is not None and self.ctx.device.type == "cuda":
                 torch.cuda.set_rng_state(ck["cuda_rng"], self.ctx.device)
         except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise ConfigError(f"{path}: optimizer or RNG state does not fit this phase ({first[:120]})") from None
         self._last_epoch = ck.get("last_epoch") or {}
         self.extra_state.update(ck.get("extra") or {})

@@ -28,7 +28,7 @@ from ssltui.engine.data.bundle import DataBundle, make_bundle
 from ssltui.engine.data.sources import load_source
 from ssltui.engine.data.splits import label_subset
 from ssltui.engine.device import pick_device
-from ssltui.engine.errors import ConfigError, RunFailed, RunInterrupted, SsltuiError
+from ssltui.engine.errors import ConfigError, RunFailed, RunInterrupted, SsltuiError, first_line
 from ssltui.engine.evaluation.finetune import train_classifier
 from ssltui.engine.evaluation.knn import knn_accuracy
 from ssltui.engine.evaluation.common import encode
@@ -201,7 +201,7 @@ class Runner:
             except Exception as exc:  # noqa: BLE001 - recorded in the log and summary, one line to the user
                 with open(run.log_path, "a") as fh:
                     traceback.print_exc(file=fh)
-                msg = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} (see {run.log_path})"
+                msg = f"{type(exc).__name__}: {first_line(exc, '')} (see {run.log_path})"
                 self.summary.update(status="failed", error=msg)
                 raise RunFailed(msg) from None
             finally:

@@ -19,7 +19,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from ssltui.engine.errors import DataError
+from ssltui.engine.errors import DataError, first_line
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".tif", ".tiff"}
 CACHE_VERSION = 1
@@ -138,7 +138,7 @@ def _load_torchvision_cifar10(root: Path, log: Callable[[str], None]) -> RawData
         train = CIFAR10(str(root), train=True, download=True)
         test = CIFAR10(str(root), train=False, download=True)
     except Exception as exc:  # noqa: BLE001 - any download/integrity failure means the same fix
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise DataError(
             f"could not download CIFAR-10 into {root} ({reason}); without network use "
             f"--data folder:PATH with an image folder or its .tar.gz"
