@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from tests.tui_fixtures import live_drawn
 from ssltui.engine.presets import resolve
 
 from ssltui.engine.store import RunDir
@@ -125,22 +126,22 @@ def test_launch_watch_result_and_browser(runs_dir, data_dir):
                 rows = live.query(PhaseRow)
                 if rows and live.state.current is not None:
                     seen_fraction.append(live.state.current.fraction)
-                return live.query_one("#chart-loss", PhaseChart).points >= 2 and live.events_drawn
+                return live.query_one("#chart-loss", PhaseChart).points >= 2 and live_drawn(live)
             await wait_until(pilot, progressed, 180, "chart points")
             await wait_until(pilot, lambda: live.status == "completed", 300, "the run to complete")
-            await wait_until(pilot, lambda: live.events_drawn == live.state.events_seen, 5, "the last draw")
+            await wait_until(pilot, lambda: live_drawn(live), 5, "the last draw")
             assert max(seen_fraction) > 0
             p = live.state.current
             assert p.fraction == 1.0 and p.epoch == 3 and len(p.epoch_records) == 3
             assert live.query_one("#chart-acc", PhaseChart).points == 3  # validation accuracy per epoch
-            assert live.state.results and live.state.results[0]["labels"] == 0.1
-            acc = live.state.results[0]["test_acc"]
+            assert live.state.results and live.state.results[0].labels == 0.1
+            acc = live.state.results[0].test_acc
             # results: the comparison table has our row beside the paper's
             await pilot.press("r")
             await wait_until(pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen.maps_loaded,
                              20, "results")
             res = app.screen
-            assert res.compared == [(live.run_id, [r for r in run.read_summary()["results"]])]
+            assert res.compared == [(live.run_id, [r.model_dump() for r in run.read_summary().results])]
             assert res.maps is not None and res.maps["models"][0]["name"] == "supervised"
             await pilot.press("escape", "escape")
             await wait_until(pilot, lambda: isinstance(app.screen, RunsScreen), 10, "the runs browser")
@@ -210,7 +211,7 @@ def test_reattach_to_a_run_started_outside_and_cancel_it(runs_dir, data_dir):
         asyncio.run(scenario())
         assert proc.wait(timeout=60) == 130
         summary = run.read_summary()
-        assert summary["status"] == "interrupted" and "SIGINT" in summary["error"]
+        assert summary.status == "interrupted" and "SIGINT" in summary.error
         assert list(run.checkpoints_dir.glob("*.pt")), "a checkpoint is saved on cancel"
     finally:
         if proc.poll() is None:

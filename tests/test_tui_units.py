@@ -12,6 +12,7 @@ from rich.console import Console
 
 from ssltui.engine.errors import ConfigError
 from ssltui.tui.launch import LaunchRequest, hyperparameters, parse_fractions, presets_for
+from ssltui.engine.events import parse_event
 from ssltui.tui.runstate import RunState
 from ssltui.tui.watch import FileTail
 from ssltui.tui.widgets.comparison import comparison_table, load_paper_table, measured_rows
@@ -38,25 +39,25 @@ def test_paper_table_has_the_papers_numbers():
 def test_runstate_resume_later_epoch_wins_and_eta_from_event_times():
     s = RunState()
     ph = {"phase": "p", "kind": "pretrain", "method": "simclr", "seed": 0}
-    s.apply({"t": 0, "event": "phase_start", **ph, "epochs": 4, "steps_per_epoch": 10, "start_epoch": 0})
-    s.apply({"t": 10, "event": "step", **ph, "epoch": 0, "step": 10, "loss": 2.0, "lr": 0.1})
-    s.apply({"t": 10, "event": "epoch", **ph, "epoch": 1, "epochs": 4, "step": 10, "loss": 2.0, "lr": 0.1,
-             "knn_acc": 0.30})
-    s.apply({"t": 20, "event": "epoch", **ph, "epoch": 2, "epochs": 4, "step": 20, "loss": 1.5, "lr": 0.1,
-             "knn_acc": 0.35})
+    s.apply(parse_event({"t": 0, "event": "phase_start", **ph, "epochs": 4, "steps_per_epoch": 10, "start_epoch": 0}))
+    s.apply(parse_event({"t": 10, "event": "step", **ph, "epoch": 0, "step": 10, "loss": 2.0, "lr": 0.1}))
+    s.apply(parse_event({"t": 10, "event": "epoch", **ph, "epoch": 1, "epochs": 4, "step": 10, "loss": 2.0, "lr": 0.1,
+             "knn_acc": 0.30}))
+    s.apply(parse_event({"t": 20, "event": "epoch", **ph, "epoch": 2, "epochs": 4, "step": 20, "loss": 1.5, "lr": 0.1,
+             "knn_acc": 0.35}))
     p = s.phases["p"]
     assert p.fraction == 0.5 and p.eta_seconds() == pytest.approx(20.0)  # 20 steps in 20 s, 20 to go
     # crash after epoch 2, resume from the epoch-1 checkpoint: epoch 2 is recomputed and replaces the old one
-    s.apply({"t": 100, "event": "resume", **ph, "epoch": 1, "step_in_epoch": 0})
-    s.apply({"t": 100, "event": "phase_start", **ph, "epochs": 4, "steps_per_epoch": 10, "start_epoch": 1})
+    s.apply(parse_event({"t": 100, "event": "resume", **ph, "epoch": 1, "step_in_epoch": 0}))
+    s.apply(parse_event({"t": 100, "event": "phase_start", **ph, "epochs": 4, "steps_per_epoch": 10, "start_epoch": 1}))
     assert p.step == 10
-    s.apply({"t": 105, "event": "epoch", **ph, "epoch": 2, "epochs": 4, "step": 20, "loss": 1.4, "lr": 0.1,
-             "knn_acc": 0.40})
+    s.apply(parse_event({"t": 105, "event": "epoch", **ph, "epoch": 2, "epochs": 4, "step": 20, "loss": 1.4, "lr": 0.1,
+             "knn_acc": 0.40}))
     assert p.accuracy() == {"knn_acc": [(1, 0.30), (2, 0.40)]}
     assert p.eta_seconds() == pytest.approx(10.0)  # 10 steps in 5 s since the resume, 20 to go
-    s.apply({"t": 106, "event": "result", "method": "simclr", "evaluation": "linear", "labels": 0.1, "seed": 0,
-             "test_acc": 0.5})
-    s.apply({"t": 107, "event": "run_end", "status": "interrupted", "error": "stopped"})
+    s.apply(parse_event({"t": 106, "event": "result", "method": "simclr", "evaluation": "linear", "labels": 0.1, "seed": 0,
+             "test_acc": 0.5}))
+    s.apply(parse_event({"t": 107, "event": "run_end", "status": "interrupted", "error": "stopped"}))
     assert s.status == "interrupted" and len(s.results) == 1
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Optional
 
 import typer
 
+from ssltui.engine.config import parse_list
 from ssltui.engine.errors import ConfigError, ExitCode, SsltuiError, first_line
 
 app = typer.Typer(
@@ -37,23 +37,6 @@ def _stdout_console():
     from rich.console import Console
 
     return Console(highlight=False)
-
-
-def _parse_list(text: str | None, kind: type, option: str) -> list | None:
-    if text is None:
-        return None
-    out = []
-    for item in text.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        try:
-            out.append(kind(item))
-        except ValueError:
-            raise ConfigError(f"{option}: {item!r} is not a valid {kind.__name__}") from None
-    if not out:
-        raise ConfigError(f"{option}: empty list")
-    return out
 
 
 def _store(runs_dir: Optional[Path]):
@@ -116,20 +99,20 @@ def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store) 
     finally:
         if progress is not None:
             progress.close()
-    summary = runner.summary or {}
-    results = summary.get("results", [])
+    summary = runner.summary
     if json_out:
         print(json.dumps({
-            # No summary: refused before starting (e.g. the run is locked by another process).
-            "run_id": run.id, "status": summary.get("status", "refused"), "group": summary.get("group"),
-            "error": summary.get("error"), "timings": summary.get("timings", {}),
-            "results": [{k: r[k] for k in ("method", "evaluation", "labels", "seed", "test_acc")}
-                        | {"val_acc": r.get("val_acc")} for r in results],
+            # No summary run id: refused before starting (e.g. the run is locked by another process).
+            "run_id": run.id, "status": summary.status if summary.run_id else "refused",
+            "group": summary.group or None, "error": summary.error, "timings": summary.timings,
+            "results": [r.model_dump(include={"method", "evaluation", "labels", "seed", "test_acc", "val_acc"})
+                        for r in summary.results],
         }), flush=True)
-    elif results:
+    elif summary.results:
         from ssltui.cli.render import results_table
 
-        _stdout_console().print(results_table(results, title=f"run {run.id} ({summary.get('status')})"))
+        _stdout_console().print(results_table([r.model_dump() for r in summary.results],
+                                              title=f"run {run.id} ({summary.status})"))
     return int(code)
 
 
@@ -137,21 +120,12 @@ def _dry_run(plan, opts, json_out: bool) -> int:
     """Print what `run` would do (every phase, and the resolved configuration) and train nothing."""
     import importlib.util
 
-    from ssltui.engine.runner import plan_to_toml
+    from ssltui.engine.runner import describe_phases, plan_to_toml
 
     for part in plan.parts:
         if part.method != "supervised" and importlib.util.find_spec(f"ssltui.engine.methods.{part.method}") is None:
             raise ConfigError(f"method {part.method!r} has no pretraining implementation")
-    phases = []
-    for pi, part in enumerate(plan.parts):
-        for seed in part.seeds:
-            if part.method != "supervised":
-                phases.append(f"{part.method}/pretrain/seed{seed} ({part.pretrain.epochs} epochs)")
-            for frac in part.labels:
-                for ev in part.evaluation:
-                    epochs = getattr(part, ev).epochs if ev in ("supervised", "semi", "linear") else 0
-                    phases.append(f"p{pi}-{part.method}/{ev}/labels{frac:g}/seed{seed}"
-                                  + (f" ({epochs} epochs)" if epochs else ""))
+    phases = describe_phases(plan)
     config = plan_to_toml(plan, opts)
     if json_out:
         print(json.dumps({"dry_run": True, "preset": plan.preset, "data": opts.data, "device": opts.device,
@@ -183,50 +157,35 @@ def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="check everything, print the resolved plan, train nothing"),
 ) -> int:
     """Train and evaluate: pretraining, then each evaluation at each label fraction and seed."""
-    from ssltui.engine.presets import resolve
-    from ssltui.engine.runner import RunOptions, plan_to_toml
+    from ssltui.engine.config import run_options
     from ssltui.engine.data.sources import parse_source
-    from ssltui.engine.store import RunDir
+    from ssltui.engine.presets import resolve
+    from ssltui.engine.runner import plan_to_toml
+    from ssltui.engine.store import RunStore
 
-    plan = resolve(preset, method=method,
-                   evaluation=_parse_list(evaluation, str, "--evaluation"),
-                   labels=_parse_list(labels, float, "--labels"),
-                   seeds=_parse_list(seeds, int, "--seeds"), sets=sets)
+    plan = resolve(preset, method=method, evaluation=parse_list(evaluation, str, "--evaluation"),
+                   labels=parse_list(labels, float, "--labels"), seeds=parse_list(seeds, int, "--seeds"),
+                   sets=sets)
     try:
         kind, where = parse_source(data)
     except SsltuiError as exc:
         raise ConfigError(exc.message) from None
-    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-        raise ConfigError(f"--device: {device!r} is not one of auto, cpu, cuda, cuda:N")
-    if run_id is not None and (not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}", run_id) or run_id == "cache"):
-        raise ConfigError(f"--run-id {run_id!r}: use a plain folder name (letters, digits, - _ ., at most 100)")
+    opts = run_options(data=data, data_dir=data_dir, device=device, group=group, use_cache=not no_cache)
+    if run_id is not None:
+        RunStore.check_new_id(run_id)
     if kind == "folder" and not Path(where).expanduser().exists():
         from ssltui.engine.errors import DataError
 
         raise DataError(f"{where}: no such file or folder")  # before a run folder is made
-    opts = RunOptions(data=data, data_dir=data_dir, device=device, group=group, use_cache=not no_cache)
     if dry_run:
         return _dry_run(plan, opts, json_out)
     store = _store(runs_dir)
     if resume:
-        wanted = plan_to_toml(plan, opts)
-        for info in store.list():
-            if info.status in ("interrupted", "failed", "stale", "running") and \
-                    RunDir(info.path).config_path.is_file() and \
-                    RunDir(info.path).config_path.read_text() == wanted:
-                if info.status == "running":
-                    raise ConfigError(f"run {info.id} is still running in another process")
-                return _execute(plan, RunDir(info.path), opts, json_out, quiet, True, store)
+        found = store.find_unfinished(plan_to_toml(plan, opts))
+        if found is not None:
+            return _execute(plan, found, opts, json_out, quiet, True, store)
         print("ssltui: no unfinished run of this configuration; starting a new one", file=sys.stderr)
-    if run_id:
-        store.root.mkdir(parents=True, exist_ok=True)
-        path = store.root / run_id
-        if path.exists() and (path / "config.toml").exists():
-            raise ConfigError(f"--run-id {run_id!r}: that run already exists")
-        path.mkdir(exist_ok=True)
-        rd = RunDir(path)
-    else:
-        rd = store.create(plan.preset)
+    rd = store.claim(run_id) if run_id else store.create(plan.preset)
     return _execute(plan, rd, opts, json_out, quiet, False, store)
 
 
@@ -304,29 +263,26 @@ def maps(run_id: str = typer.Argument(..., help="run id (or a unique prefix/suff
 def show(run_id: str = typer.Argument(...), runs_dir: Optional[Path] = RUNS_DIR_OPT,
          json_out: bool = typer.Option(False, "--json")) -> None:
     """A run's configuration, results and curves."""
-    store = _store(runs_dir)
-    rd = store.get(run_id)
+    from ssltui.engine.events import Epoch
+
+    rd = _store(runs_dir).get(run_id)
     info = rd.info()
-    metrics = rd.read_metrics()
-    config_text = rd.config_path.read_text() if rd.config_path.exists() else ""
+    epochs = [e for e in rd.read_events() if isinstance(e, Epoch)]
+    config_text = rd.read_config_text()
     if json_out:
-        try:
-            summary = rd.read_summary()
-        except (OSError, ValueError):
-            summary = None
-        epochs = [m for m in metrics if m.get("event") == "epoch"]
-        print(json.dumps({"run": info.to_json(), "summary": summary, "config": config_text, "epochs": epochs}))
+        print(json.dumps({"run": info.to_json(), "summary": info.summary.model_dump(mode="json") if info.summary else None,
+                          "config": config_text, "epochs": [e.to_json() for e in epochs]}))
         return
     from ssltui.cli.render import curves_plot, results_table
 
     console = _stdout_console()
-    console.print(f"[bold]run {info.id}[/bold]  status: {info.status}  preset: {info.preset}")
+    console.print(f"run {info.id}  status: {info.status}  preset: {info.preset}", markup=False)
     if info.error:
         console.print(f"error: {info.error}", markup=False)
     console.print(config_text, markup=False, highlight=False)
     if info.results:
         console.print(results_table(info.results))
-    print(curves_plot(metrics))
+    print(curves_plot(epochs))
 
 
 @app.command()

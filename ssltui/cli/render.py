@@ -7,6 +7,7 @@ from collections import defaultdict
 
 from rich.table import Table
 
+from ssltui.engine.events import ACCURACY_KEYS, Epoch
 from ssltui.engine.store import RunInfo
 
 
@@ -42,7 +43,7 @@ def results_table(results: list[dict], title: str | None = None) -> Table:
         table.add_column(col, justify="right" if col not in ("method", "evaluation") else "left")
     for r in results:
         table.add_row(r["method"], r["evaluation"], f"{100 * r['labels']:g}%", str(r["seed"]),
-                      pct(r["test_acc"]), pct(r.get("val_acc")), f"{r.get('seconds', 0):.1f}")
+                      pct(r["test_acc"]), pct(r.get("val_acc")), f"{r.get('seconds') or 0:.1f}")
     return table
 
 
@@ -57,33 +58,30 @@ def runs_table(infos: list[RunInfo]) -> Table:
     return table
 
 
-def curves_plot(metrics: list[dict], width: int = 100, height: int = 22) -> str:
+def curves_plot(epochs: list[Epoch], width: int = 100, height: int = 22) -> str:
     """plotext plot of the epoch loss of every phase and its monitored accuracy."""
     import plotext as plt
 
-    epochs: dict[str, dict[int, dict]] = defaultdict(dict)
-    for m in metrics:
-        # A hand-edited or foreign line lacking these is skipped, not a crash.
-        if m.get("event") == "epoch" and isinstance(m.get("phase"), str) and isinstance(m.get("epoch"), int) \
-                and isinstance(m.get("loss"), (int, float)):
-            epochs[m["phase"]][m["epoch"]] = m  # a later record (after a resume) wins
-    if not epochs:
+    by_phase: dict[str, dict[int, Epoch]] = defaultdict(dict)
+    for e in epochs:
+        by_phase[e.phase][e.epoch] = e  # a later record (after a resume) wins
+    if not by_phase:
         return "(no epochs recorded yet)"
     plt.clear_figure()
     plt.plotsize(width, height)
     plt.subplots(1, 2)
     plt.subplot(1, 1)
     plt.title("loss")
-    for phase, recs in epochs.items():
+    for phase, recs in by_phase.items():
         xs = sorted(recs)
-        plt.plot(xs, [recs[x]["loss"] for x in xs], label=phase[-28:])
+        plt.plot(xs, [recs[x].loss for x in xs], label=recs[xs[0]].label()[-28:])
     plt.subplot(1, 2)
     plt.title("accuracy % (validation)")
-    for phase, recs in epochs.items():
-        for key in ("val_acc", "knn_acc", "rot_acc"):
-            xs = sorted(x for x in recs if isinstance(recs[x].get(key), (int, float)))
+    for phase, recs in by_phase.items():
+        for key in ACCURACY_KEYS:
+            xs = sorted(x for x in recs if getattr(recs[x], key) is not None)
             if xs:
-                plt.plot(xs, [100 * recs[x][key] for x in xs], label=f"{key} {phase[-20:]}")
+                plt.plot(xs, [100 * getattr(recs[x], key) for x in xs], label=f"{key} {recs[xs[0]].label()[-20:]}")
     out = plt.build()
     plt.clear_figure()
     return out

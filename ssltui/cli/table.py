@@ -92,12 +92,7 @@ def table_command(store: RunStore, group: str | None, fmt: str) -> str | None:
     if fmt not in FORMATS:
         raise ConfigError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
     group, infos = select_group(store, group)
-    summaries = []
-    for i in infos:
-        try:
-            summaries.append(store.get(i.id).read_summary())
-        except (OSError, ValueError):
-            pass
+    summaries = [i.summary.model_dump() for i in infos if i.summary is not None]
     t = build_table(infos, summaries)
     if fmt == "json":
         return json.dumps({"group": group, **t.to_json()})

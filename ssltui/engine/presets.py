@@ -105,7 +105,6 @@ class Plan:
     preset: str
     description: str
     parts: list[RunConfig] = field(default_factory=list)
-    raw_parts: list[dict] = field(default_factory=list)
 
 
 def _run_raw(name: str, stack: tuple[str, ...] = ()) -> dict:
@@ -175,4 +174,4 @@ def resolve(
             parts.append(build_run_config(r))
         except ConfigError as exc:
             raise ConfigError(f"preset {preset!r}: {exc.message}") from None
-    return Plan(preset=preset, description=description, parts=parts, raw_parts=raws)
+    return Plan(preset=preset, description=description, parts=parts)

@@ -24,14 +24,17 @@ import re
 import secrets
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from ssltui.engine.errors import ConfigError, RunFailed
+from ssltui.engine.events import Event, parse_event
+from ssltui.engine.summary import TERMINAL_STATUSES, RunSummary, SummaryDamaged, parse_summary
 
-TERMINAL_STATUSES = ("completed", "failed", "interrupted")
+__all__ = ["TERMINAL_STATUSES", "RunDir", "RunInfo", "RunStore", "atomic_write_json", "atomic_write_text"]
 _ID_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+_ID_OK = re.compile(r"[A-Za-z0-9_.-]{1,255}")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -82,6 +85,13 @@ def read_jsonl(path: Path) -> list[dict]:
     return out
 
 
+def _io_error(exc: OSError, path: Path) -> Exception:
+    """One line for a file the run store cannot write: full disk (exit 1) or no permission (2)."""
+    if exc.errno == errno.ENOSPC:
+        return RunFailed(f"disk full while writing {path}")
+    return ConfigError(f"cannot write {path} ({exc.strerror})")
+
+
 class RunLock:
     """An exclusive flock on run.lock, held while a process trains the run."""
 
@@ -90,14 +100,22 @@ class RunLock:
         self.fd: int | None = None
 
     def acquire(self) -> "RunLock":
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _io_error(exc, self.path) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             raise ConfigError(f"run {self.path.parent.name} is already being trained by another process") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            # The pid is a hint for `x` in the TUI; the flock is what counts.
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError as exc:
+            os.close(fd)
+            raise _io_error(exc, self.path) from None
         self.fd = fd
         return self
 
@@ -131,21 +149,32 @@ def lock_is_held(path: Path) -> bool:
 
 @dataclass
 class RunInfo:
-    """What a listing shows of one run."""
+    """What a listing shows of one run (from its validated summary.json)."""
 
     id: str
     path: Path
     status: str  # running | completed | failed | interrupted | stale | damaged | created
-    preset: str = ""
-    group: str = ""
-    methods: list[str] = field(default_factory=list)
-    evaluations: list[str] = field(default_factory=list)
-    labels: list[float] = field(default_factory=list)
-    seeds: list[int] = field(default_factory=list)
-    results: list[dict] = field(default_factory=list)
-    started: float | None = None
-    ended: float | None = None
+    summary: RunSummary | None = None
     error: str | None = None
+
+    def _s(self) -> RunSummary:
+        return self.summary if self.summary is not None else _EMPTY
+
+    preset = property(lambda self: self._s().preset)
+    description = property(lambda self: self._s().description)
+    group = property(lambda self: self._s().group)
+    methods = property(lambda self: self._s().methods)
+    evaluations = property(lambda self: self._s().evaluations)
+    labels = property(lambda self: self._s().labels)
+    seeds = property(lambda self: self._s().seeds)
+    started = property(lambda self: self._s().started)
+    ended = property(lambda self: self._s().ended)
+    device = property(lambda self: self._s().device)
+    data = property(lambda self: self._s().data)
+
+    @property
+    def results(self) -> list[dict]:
+        return [r.model_dump() for r in self._s().results]
 
     def to_json(self) -> dict:
         return {
@@ -154,6 +183,9 @@ class RunInfo:
             "seeds": self.seeds, "results": self.results, "started": self.started,
             "ended": self.ended, "error": self.error, "path": str(self.path),
         }
+
+
+_EMPTY = RunSummary()
 
 
 class RunDir:
@@ -181,8 +213,8 @@ class RunDir:
         return lock_is_held(self.lock_path)
 
     # metrics
-    def append_metrics(self, record: dict) -> None:
-        line = json.dumps(record, separators=(",", ":")) + "\n"
+    def append_event(self, event: Event) -> None:
+        line = json.dumps(event.to_json(), separators=(",", ":")) + "\n"
         try:
             with open(self.metrics_path, "a", encoding="utf-8") as fh:
                 fh.write(line)
@@ -209,37 +241,34 @@ class RunDir:
         except FileNotFoundError:
             pass
 
-    def metrics_size(self) -> int:
+    def read_events(self) -> list[Event]:
+        """Every event of metrics.jsonl, typed; torn, foreign or damaged lines are skipped."""
+        return [e for e in map(parse_event, read_jsonl(self.metrics_path)) if e is not None]
+
+    def read_config_text(self) -> str:
+        """config.toml as text ('' when absent); a one-line ConfigError when unreadable."""
         try:
-            return self.metrics_path.stat().st_size
+            return self.config_path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            return 0
-
-    def truncate_metrics(self, size: int) -> None:
-        """Drop records written after a checkpoint (they are recomputed on resume)."""
-        if self.metrics_path.exists() and self.metrics_size() > size:
-            with open(self.metrics_path, "r+b") as fh:
-                fh.truncate(size)
-
-    def read_metrics(self) -> list[dict]:
-        return read_jsonl(self.metrics_path)
+            return ""
+        except UnicodeDecodeError:
+            raise ConfigError(f"{self.config_path}: not UTF-8 text (damaged)") from None
+        except OSError as exc:
+            raise ConfigError(f"{self.config_path}: cannot read ({exc.strerror})") from None
 
     # summary
-    def read_summary(self) -> dict:
-        """The summary; raises ValueError when it is damaged, FileNotFoundError when absent."""
+    def read_summary(self) -> RunSummary:
+        """The validated summary; SummaryDamaged when unusable, FileNotFoundError when absent."""
         with open(self.summary_path, "rb") as fh:
-            obj = json.loads(fh.read())
-        if not isinstance(obj, dict):
-            raise ValueError("summary.json is not an object")
-        return obj
+            return parse_summary(fh.read())
 
-    def write_summary(self, summary: dict) -> None:
-        atomic_write_json(self.summary_path, summary)
+    def write_summary(self, summary: RunSummary) -> None:
+        atomic_write_text(self.summary_path, summary.to_json_text())
 
     def read_featuremaps(self) -> dict | None:
         """featuremaps.json (see ssltui.engine.featuremaps), or None when absent or damaged."""
         try:
-            obj = json.loads(self.featuremaps_path.read_text())
+            obj = json.loads(self.featuremaps_path.read_bytes())
         except (OSError, ValueError):
             return None
         return obj if isinstance(obj, dict) else None
@@ -249,53 +278,14 @@ class RunDir:
             s = self.read_summary()
         except FileNotFoundError:
             return RunInfo(self.id, self.path, "running" if self.is_live() else "created")
-        except (ValueError, OSError) as exc:
-            return RunInfo(self.id, self.path, "damaged", error=f"summary.json unreadable: {exc}")
-        problem = _summary_problem(s)
-        if problem:
-            return RunInfo(self.id, self.path, "damaged", error=f"summary.json damaged: {problem}")
-        status = s.get("status", "damaged")
+        except SummaryDamaged as exc:
+            return RunInfo(self.id, self.path, "damaged", error=f"summary.json damaged: {exc}")
+        except OSError as exc:
+            return RunInfo(self.id, self.path, "damaged", error=f"summary.json unreadable: {exc.strerror}")
+        status = s.status
         if status == "running" and not self.is_live():
             status = "stale"
-        return RunInfo(
-            id=self.id, path=self.path, status=status, preset=s.get("preset", ""),
-            group=s.get("group", ""), methods=s.get("methods", []), evaluations=s.get("evaluations", []),
-            labels=s.get("labels", []), seeds=s.get("seeds", []), results=s.get("results", []),
-            started=s.get("started"), ended=s.get("ended"), error=s.get("error"),
-        )
-
-
-_SUMMARY_TYPES: dict[str, tuple] = {
-    "status": (str,), "preset": (str,), "group": (str,), "methods": (list,), "evaluations": (list,),
-    "labels": (list,), "seeds": (list,), "results": (list,), "started": (int, float, type(None)),
-    "ended": (int, float, type(None)), "error": (str, type(None)),
-}
-_RESULT_TYPES: dict[str, tuple] = {
-    "method": (str,), "evaluation": (str,), "labels": (int, float), "seed": (int,),
-    "test_acc": (int, float),
-}
-
-
-def _summary_problem(s: dict) -> str | None:
-    """What makes a parseable summary.json unusable for a listing (wrong types), or None."""
-    for key, types in _SUMMARY_TYPES.items():
-        if key in s and (not isinstance(s[key], types) or isinstance(s[key], bool)):
-            return f"{key!r} is {type(s[key]).__name__}"
-    if s.get("status", "") not in (*TERMINAL_STATUSES, "running"):
-        return f"unknown status {s.get('status')!r}"
-    for m in ("methods", "evaluations"):
-        if not all(isinstance(v, str) for v in s.get(m, [])):
-            return f"{m!r} holds a non-string"
-    for m in ("labels", "seeds"):
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in s.get(m, [])):
-            return f"{m!r} holds a non-number"
-    for r in s.get("results", []):
-        if not isinstance(r, dict):
-            return "a result is not an object"
-        for key, types in _RESULT_TYPES.items():
-            if not isinstance(r.get(key), types) or isinstance(r.get(key), bool):
-                return f"a result's {key!r} is {type(r.get(key)).__name__}"
-    return None
+        return RunInfo(self.id, self.path, status, s, s.error)
 
 
 class RunStore:
@@ -306,7 +296,7 @@ class RunStore:
 
     def create(self, preset: str) -> RunDir:
         """A new run folder with a unique id (mkdir is the atomic claim)."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.make_root()
         safe = _ID_SAFE.sub("-", Path(preset).stem)[:40] or "run"
         for _ in range(100):
             run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}-{secrets.token_hex(3)}"
@@ -318,12 +308,49 @@ class RunStore:
             return RunDir(path)
         raise RunFailed(f"could not create a run folder in {self.root}")
 
+    @staticmethod
+    def check_new_id(run_id: str) -> str:
+        """A name a new run folder may take (`--run-id`): a plain folder name."""
+        if not _ID_OK.fullmatch(run_id) or run_id in (".", "..", "cache") or run_id.startswith("."):
+            raise ConfigError(f"--run-id {run_id[:60]!r}: use a plain folder name (letters, digits, - _ ., "
+                              f"at most 255)")
+        return run_id
+
+    def claim(self, run_id: str) -> RunDir:
+        """The folder `run_id` for a new run (the TUI names its runs): new, or made empty by a
+        launcher that has not started it yet."""
+        self.check_new_id(run_id)
+        self.make_root()
+        path = self.root / run_id
+        if (path / "config.toml").exists():
+            raise ConfigError(f"--run-id {run_id!r}: that run already exists")
+        try:
+            path.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise _io_error(exc, path) from None
+        return RunDir(path)
+
+    def make_root(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise ConfigError(f"runs dir {self.root} is a file, not a folder (--runs-dir / $SSLTUI_RUNS_DIR)") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot create the runs dir {self.root} ({exc.strerror}); "
+                              f"choose another with --runs-dir or $SSLTUI_RUNS_DIR") from None
+
     def iter_dirs(self) -> Iterator[RunDir]:
-        if not self.root.is_dir():
+        try:
+            entries = sorted(os.scandir(self.root), key=lambda e: e.name)
+        except FileNotFoundError:
             return
-        for p in sorted(self.root.iterdir()):
-            if p.is_dir() and not p.name.startswith(".") and p.name != "cache":
-                yield RunDir(p)
+        except NotADirectoryError:
+            raise ConfigError(f"runs dir {self.root} is a file, not a folder (--runs-dir / $SSLTUI_RUNS_DIR)") from None
+        except OSError as exc:
+            raise ConfigError(f"runs dir {self.root}: cannot list ({exc.strerror})") from None
+        for e in entries:
+            if e.is_dir() and not e.name.startswith(".") and e.name != "cache":
+                yield RunDir(Path(e.path))
 
     def list(self) -> list[RunInfo]:
         """Every run, running ones first, then newest first."""
@@ -332,9 +359,12 @@ class RunStore:
         return infos
 
     def get(self, run_id: str) -> RunDir:
-        """A run by id or unique id prefix/suffix."""
+        """A run by id or unique id prefix/suffix (never a path: `..` is no run)."""
+        if not _ID_OK.fullmatch(run_id) or run_id in (".", ".."):
+            shown = run_id if len(run_id) <= 60 else run_id[:57] + "..."
+            raise ConfigError(f"{shown!r} is not a run id (letters, digits, - _ .; see `ssltui runs`)")
         exact = self.root / run_id
-        if run_id and "/" not in run_id and exact.is_dir():
+        if exact.is_dir() and exact.name != "cache":
             return RunDir(exact)
         matches = [d for d in self.iter_dirs() if d.id.startswith(run_id) or d.id.endswith(run_id)]
         if len(matches) == 1:
@@ -345,3 +375,20 @@ class RunStore:
 
     def cache_dir(self) -> Path:
         return self.root / "cache"
+
+    def find_unfinished(self, config_text: str) -> RunDir | None:
+        """The newest interrupted, failed or stale run with exactly this configuration (for
+        `ssltui run ... --resume`); ConfigError when one is still running elsewhere."""
+        for info in self.list():
+            if info.status not in ("interrupted", "failed", "stale", "running"):
+                continue
+            run = RunDir(info.path)
+            try:
+                same = run.read_config_text() == config_text
+            except ConfigError:
+                continue
+            if same:
+                if info.status == "running":
+                    raise ConfigError(f"run {info.id} is still running in another process")
+                return run
+        return None

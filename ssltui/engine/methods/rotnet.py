@@ -18,7 +18,8 @@ from ssltui.engine.augment import random_crop_flip, to_float
 from ssltui.engine.config import RunConfig
 from ssltui.engine.data.bundle import DataBundle
 from ssltui.engine.device import DeviceSettings
-from ssltui.engine.loop import Phase, PhaseInfo, RunContext
+from ssltui.engine.events import PhaseRef
+from ssltui.engine.loop import Phase, RunContext
 from ssltui.engine.models.resnet import Classifier, ResNet20
 from ssltui.engine.optim import build_optimizer
 from ssltui.engine.rotation import NUM_ROTATIONS, all_rotations, rotation_labels
@@ -52,17 +53,6 @@ def rotation_accuracy(model: nn.Module, x: torch.Tensor, bundle: DataBundle, dev
     return float(correct) / (NUM_ROTATIONS * len(x))  # one host sync per evaluation
 
 
-def compiled(model: nn.Module, dev: DeviceSettings) -> nn.Module:
-    """The training forward, through torch.compile when `runtime.compile` is on (CUDA only).
-
-    Shapes are fixed (the loop drops the last partial batch), so it compiles once; the
-    uncompiled module shares the parameters and is what checkpoints and evaluation use.
-    """
-    if not dev.compile:
-        return model
-    return torch.compile(model, dynamic=False)
-
-
 def make_loss(forward: Callable[[torch.Tensor], torch.Tensor], xs: torch.Tensor, stats: DataBundle,
               dev: DeviceSettings, gen: torch.Generator, labels: torch.Tensor,
               crop_flip: bool) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -81,13 +71,13 @@ def make_loss(forward: Callable[[torch.Tensor], torch.Tensor], xs: torch.Tensor,
     return loss
 
 
-def pretrain(ctx: RunContext, info: PhaseInfo, cfg: RunConfig, bundle: DataBundle) -> ResNet20:
+def pretrain(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: DataBundle) -> ResNet20:
     """Train a ResNet-20 to predict rotations of the training images (labels unused)."""
     dev = ctx.dev
-    gen = ctx.generator(info.seed, info.name)
+    gen = ctx.generator(info.seed, info.phase)
     model = dev.prepare(Classifier(ResNet20(), NUM_ROTATIONS))
     optimizer = build_optimizer(cfg.pretrain, [model])
-    forward = compiled(model, dev)
+    forward = dev.training_forward(model)
     # One gather of the non-validation images up front; each step then indexes one tensor.
     xs = bundle.train_x[bundle.train_idx]
     val_x = bundle.train_x[bundle.val_idx]

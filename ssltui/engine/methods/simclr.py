@@ -19,7 +19,8 @@ from ssltui.engine.data.bundle import DataBundle
 from ssltui.engine.device import DeviceSettings
 from ssltui.engine.evaluation.common import encode
 from ssltui.engine.evaluation.knn import knn_accuracy
-from ssltui.engine.loop import Phase, PhaseInfo, RunContext, derive_seed
+from ssltui.engine.events import PhaseRef
+from ssltui.engine.loop import Phase, RunContext, derive_seed
 from ssltui.engine.losses import nt_xent
 from ssltui.engine.models.resnet import ResNet20
 from ssltui.engine.optim import build_optimizer
@@ -81,18 +82,18 @@ def make_loss(model: nn.Module, augment: SimCLRAugment, images: torch.Tensor, me
     return loss
 
 
-def pretrain(ctx: RunContext, info: PhaseInfo, cfg: RunConfig, bundle: DataBundle) -> ResNet20:
+def pretrain(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: DataBundle) -> ResNet20:
     """Pretrain a ResNet-20 with SimCLR on the training split's non-validation images."""
     dev = ctx.dev
     sc = cfg.simclr
-    gen = ctx.generator(info.seed, info.name)
+    gen = ctx.generator(info.seed, info.phase)
     encoder = ResNet20()
     model = dev.prepare(SimCLRModel(encoder, ProjectionHead(encoder.feature_dim, sc.proj_hidden_dim,
                                                             sc.proj_out_dim)))
     optimizer = build_optimizer(cfg.pretrain, [model])
     augment = SimCLRAugment.from_config(sc)
     images = bundle.train_x[bundle.train_idx]  # uint8 on the device; labels unused
-    step = make_loss(model, augment, images, bundle.mean, bundle.std, dev, gen, sc.temperature)
+    step = make_loss(dev.training_forward(model), augment, images, bundle.mean, bundle.std, dev, gen, sc.temperature)
 
     knn = cfg.knn
     bank_idx = knn_bank(bundle, knn.max_bank, info.seed) if knn.every_epochs else None

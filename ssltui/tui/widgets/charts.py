@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from textual_plotext import PlotextPlot
 
+from ssltui.engine.events import ACCURACY_NAMES
 from ssltui.tui.runstate import PhaseState
-
-ACC_NAMES = {"val_acc": "validation", "knn_acc": "kNN", "rot_acc": "rotation"}
 
 
 class PhaseChart(PlotextPlot):
@@ -29,7 +28,7 @@ class PhaseChart(PlotextPlot):
                 xs = sorted(phase.steps)
                 if not xs:  # only epoch records (e.g. a run reopened from a summary)
                     xs = sorted(phase.epoch_records)
-                    ys = [phase.epoch_records[x]["loss" if self.what == "loss" else "lr"] for x in xs]
+                    ys = [getattr(phase.epoch_records[x], self.what) for x in xs]
                     plt.xlabel("epoch")
                 else:
                     ys = [phase.steps[x][0 if self.what == "loss" else 1] for x in xs]
@@ -41,7 +40,7 @@ class PhaseChart(PlotextPlot):
             else:
                 for key, curve in phase.accuracy().items():
                     plt.plot([e for e, _ in curve], [100 * a for _, a in curve], marker="braille",
-                             label=ACC_NAMES.get(key, key))
+                             label=ACCURACY_NAMES.get(key, key))
                     self.points += len(curve)
                 plt.xlabel("epoch")  # the legend names the monitor (validation, kNN, rotation)
         self.refresh()

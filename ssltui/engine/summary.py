@@ -1,0 +1,91 @@
+"""summary.json: a run's status, results, timings and provenance, as one declared model.
+
+The training process writes it atomically after every phase; every reader validates it with
+the same model, so a damaged or hand-edited file (a NaN accuracy, a year-3 million start time,
+a list where a number belongs) is reported as damaged with its reason instead of breaking a
+listing or a table. Pure Python (pydantic, no torch).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ssltui.engine.events import SCHEMA_VERSION, ResultRecord
+
+STATUSES = ("running", "completed", "failed", "interrupted")
+TERMINAL_STATUSES = ("completed", "failed", "interrupted")
+# Unix times from 1970 to the year 5138: a summary outside it is damaged, not a date to format.
+Timestamp = Field(None, ge=0.0, le=1e11, allow_inf_nan=False)
+
+
+class PhaseRecord(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["done", "running", "interrupted", "failed"] = "done"
+    seconds: float | None = Field(None, allow_inf_nan=False)
+    cached: bool = False
+
+
+class RunSummary(BaseModel):
+    """What `ssltui runs/show/table` and the TUI know of a run without reading its events."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=False)
+
+    schema_version: int = 1  # absent in runs written before the typed events: version 1
+    run_id: str = ""
+    preset: str = ""
+    description: str = ""
+    group: str = ""
+    status: Literal["running", "completed", "failed", "interrupted"] = "running"
+    methods: list[str] = []
+    evaluations: list[str] = []
+    labels: list[float] = []
+    seeds: list[int] = []
+    data: str = ""
+    device: str | None = None
+    results: list[ResultRecord] = []
+    phases: dict[str, PhaseRecord] = {}
+    timings: dict[str, float] = {}
+    started: float | None = Timestamp
+    ended: float | None = Timestamp
+    error: str | None = None
+    pid: int | None = None
+    host: str | None = None
+    resumes: int = 0
+    versions: dict[str, str] = {}
+    argv: list[str] = []
+    memory: dict[str, float] = {}
+
+    @classmethod
+    def new(cls, **values: Any) -> "RunSummary":
+        return cls(schema_version=SCHEMA_VERSION, **values)
+
+    def add_timing(self, kind: str, seconds: float) -> None:
+        self.timings[kind] = round(self.timings.get(kind, 0.0) + seconds, 3)
+
+    def to_json_text(self) -> str:
+        return self.model_dump_json(indent=2) + "\n"
+
+
+class SummaryDamaged(ValueError):
+    """summary.json exists but cannot be used; the message says why, in one line."""
+
+
+def parse_summary(data: bytes) -> RunSummary:
+    """Validate summary.json's bytes; SummaryDamaged with the first problem otherwise."""
+    try:
+        obj = json.loads(data)
+    except ValueError as exc:
+        raise SummaryDamaged(f"not JSON ({str(exc).splitlines()[0][:80]})") from None
+    if not isinstance(obj, dict):
+        raise SummaryDamaged("not a JSON object")
+    try:
+        return RunSummary.model_validate(obj)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in err["loc"])
+        value = repr(err.get("input"))[:40]
+        raise SummaryDamaged(f"{where}: {err['msg'].lower()} (got {value})") from None
