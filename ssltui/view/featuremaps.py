@@ -119,7 +119,7 @@ def render_maps(doc: dict, image: int = 0, color: bool = True) -> Text:
     per_channel = THUMB
     width = 4 * per_channel + 3
     left = [Text("input", style="bold")] + _image_thumb(img["rgb"], color)
-    left += [Text(""), Text(plain(img.get("class", ""), limit=THUMB)), Text(plain(f"#{img.get('index', '')}", limit=THUMB))]
+    left += [Text(""), Text(plain(img.get("class", ""))[:THUMB]), Text(plain(f"#{img.get('index', '')}")[:THUMB])]
     blocks, widths = [left], [THUMB]
     for m in models:
         block = [Text(model_title(m), style="bold")]
