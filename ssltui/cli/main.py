@@ -127,7 +127,7 @@ def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store) 
                         | {"val_acc": r.get("val_acc")} for r in results],
         }), flush=True)
     elif results:
-        from ssltui.cli.render import results_table
+        from ssltui.view.tables import results_table
 
         _stdout_console().print(results_table(results, title=f"run {run.id} ({summary.get('status')})"))
     return int(code)
@@ -263,14 +263,9 @@ def presets(json_out: bool = typer.Option(False, "--json", help="JSON list")) ->
         print(json.dumps([{"name": i.name, "method": i.method, "evaluation": i.evaluation,
                            "kind": i.kind, "description": i.description, "path": str(i.path)} for i in items]))
         return
-    from rich.table import Table
+    from ssltui.view.tables import presets_table
 
-    table = Table()
-    for col in ("name", "method", "evaluation", "description"):
-        table.add_column(col, no_wrap=col != "description", ratio=1 if col == "description" else None)
-    for i in items:
-        table.add_row(i.name, i.method, i.evaluation, i.description)
-    _stdout_console().print(table)
+    _stdout_console().print(presets_table(items))
 
 
 @app.command()
@@ -284,9 +279,10 @@ def runs(runs_dir: Optional[Path] = RUNS_DIR_OPT, json_out: bool = typer.Option(
     if not infos:
         print(f"no runs in {store.root}")
         return
-    from ssltui.cli.render import runs_table
+    from ssltui.view.tables import runs_table
 
-    _stdout_console().print(runs_table(infos))
+    console = _stdout_console()
+    console.print(runs_table(infos, console.width))
 
 
 @app.command()
@@ -317,12 +313,11 @@ def show(run_id: str = typer.Argument(...), runs_dir: Optional[Path] = RUNS_DIR_
         epochs = [m for m in metrics if m.get("event") == "epoch"]
         print(json.dumps({"run": info.to_json(), "summary": summary, "config": config_text, "epochs": epochs}))
         return
-    from ssltui.cli.render import curves_plot, results_table
+    from ssltui.cli.render import curves_plot
+    from ssltui.view.tables import results_table, run_header
 
     console = _stdout_console()
-    console.print(f"[bold]run {info.id}[/bold]  status: {info.status}  preset: {info.preset}")
-    if info.error:
-        console.print(f"error: {info.error}", markup=False)
+    console.print(run_header(info))
     console.print(config_text, markup=False, highlight=False)
     if info.results:
         console.print(results_table(info.results))
