@@ -82,14 +82,13 @@ def measured(results: Iterable[object], run_id: str = "") -> list[Measured]:
     return out
 
 
-def newest_per_seed(results: Iterable[Measured], per_run: bool = False) -> list[Measured]:
-    """One result per (method, evaluation, labels, seed), and per run when `per_run`: the last
-    one given wins, so pass results oldest first."""
+def newest_per_seed(results: Iterable[Measured]) -> list[Measured]:
+    """One result per (method, evaluation, labels, seed): the last one given wins, so pass
+    results oldest first."""
     latest: dict[tuple, Measured] = {}
     for m in results:
-        key = (m.run_id, *m.cell_key) if per_run else m.cell_key
-        latest.pop(key, None)  # re-insert: the dict's order is the order of the winners
-        latest[key] = m
+        latest.pop(m.cell_key, None)  # re-insert: the dict's order is the order of the winners
+        latest[m.cell_key] = m
     return list(latest.values())
 
 

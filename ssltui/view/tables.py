@@ -36,7 +36,7 @@ def seeds_phrase(t: StudyTable) -> str:
         return ""
     n = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
     per_cell = " per cell" if len(counts) > 1 else ""
-    return f", mean ± std over {n} distinct seed{'s' if counts[-1] > 1 else ''}{per_cell} (a seed's newest result)"
+    return f", mean ± std over {n} distinct seed{'s' if counts[-1] > 1 else ''}{per_cell} (newest result per seed)"
 
 
 def run_legend(t: StudyTable) -> dict[str, str]:
@@ -79,6 +79,7 @@ def table1(t: StudyTable, width: int | None = None, caption: bool = True) -> Tab
     """Per label fraction: the paper's number, ours (best of the column bold green) and Δ.
     On a terminal narrower than a line of it (`width`), headers and a cell's ± std take two lines."""
     legend = run_legend(t)
+    # a label fraction on one line: ' 10% paper' + '  55.00 ± 7.07' + '  -40.54' with their gaps
     one_line = max((len(r.name) for r in t.rows), default=5) + len(t.labels) * 33 + (5 if legend else 0)
     stacked = width is not None and width < one_line
     table = Table(title=text(t.title), caption=table1_caption(t) if caption else None, caption_justify="left",
