@@ -104,6 +104,7 @@ def test_cli_shows_user_text_as_text(run_cli, runs_dir, tmp_path):
 
 
 def test_tui_runs_list_and_results_show_user_text_as_text(tmp_path):
+    """The runs list, its filter and the results screen; and a compared run deleted meanwhile."""
     from ssltui.tui.app import SsltuiApp
     from ssltui.tui.screens.results import ResultsScreen
     from ssltui.tui.screens.runs import RunsScreen
@@ -132,6 +133,12 @@ def test_tui_runs_list_and_results_show_user_text_as_text(tmp_path):
             assert note == f"{run_id}: failed ({fmt.plain(NASTY_ERROR)})"
             caption = app.screen.query_one("#comparison").content.caption.plain
             assert "synthetic [/i]" in caption and "cpu [/]" in caption
+            # issue 15 item 3: results of a run deleted meanwhile are a note, not a crash
+            screen = ResultsScreen([run_id, "20260101-000000-gone-000000"])
+            await app.push_screen(screen)
+            await pilot.pause()
+            assert app.screen is screen and run_id in screen.query_one("#comparison").content.caption.plain
+            assert "20260101-000000-gone-000000: no run" in str(screen.query_one("#runs-note").content)
 
     asyncio.run(scenario())
 
@@ -143,3 +150,4 @@ def test_view_imports_neither_torch_nor_a_face(module):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == []
+
