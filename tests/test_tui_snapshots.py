@@ -117,7 +117,8 @@ def _results(tab: str):
         await runs_ready(pilot)
         screen = ResultsScreen([STUDY_ID])
         await pilot.app.push_screen(screen)
-        await wait_for(pilot, lambda: screen.maps_loaded)
+        maps = screen.query_one("#featuremaps")
+        await wait_for(pilot, lambda: str(maps.content) != "loading feature maps…")
         await pilot.press(tab)
         await wait_for(pilot, lambda: True)
     return before

@@ -184,6 +184,7 @@ def live_drawn(screen) -> bool:
     if set(rows) != set(state.phases):
         return False
     for name, p in state.phases.items():
-        if rows[name].query_one(ProgressBar).progress != round(100 * p.fraction, 1):
+        bars = rows[name].query(ProgressBar)
+        if not bars or bars.first().progress != round(100 * p.fraction, 1):
             return False
     return screen.current_status() in str(screen.query_one("#run-summary", Static).render())

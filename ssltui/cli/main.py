@@ -109,7 +109,7 @@ def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store) 
                         for r in summary.results],
         }), flush=True)
     elif summary.results:
-        from ssltui.cli.render import results_table
+        from ssltui.view.tables import results_table
 
         _stdout_console().print(results_table([r.model_dump() for r in summary.results],
                                               title=f"run {run.id} ({summary.status})"))
@@ -222,14 +222,9 @@ def presets(json_out: bool = typer.Option(False, "--json", help="JSON list")) ->
         print(json.dumps([{"name": i.name, "method": i.method, "evaluation": i.evaluation,
                            "kind": i.kind, "description": i.description, "path": str(i.path)} for i in items]))
         return
-    from rich.table import Table
+    from ssltui.view.tables import presets_table
 
-    table = Table()
-    for col in ("name", "method", "evaluation", "description"):
-        table.add_column(col, no_wrap=col != "description", ratio=1 if col == "description" else None)
-    for i in items:
-        table.add_row(i.name, i.method, i.evaluation, i.description)
-    _stdout_console().print(table)
+    _stdout_console().print(presets_table(items))
 
 
 @app.command()
@@ -243,9 +238,10 @@ def runs(runs_dir: Optional[Path] = RUNS_DIR_OPT, json_out: bool = typer.Option(
     if not infos:
         print(f"no runs in {store.root}")
         return
-    from ssltui.cli.render import runs_table
+    from ssltui.view.tables import runs_table
 
-    _stdout_console().print(runs_table(infos))
+    console = _stdout_console()
+    console.print(runs_table(infos, console.width))
 
 
 @app.command()
@@ -273,12 +269,11 @@ def show(run_id: str = typer.Argument(...), runs_dir: Optional[Path] = RUNS_DIR_
         print(json.dumps({"run": info.to_json(), "summary": info.summary.model_dump(mode="json") if info.summary else None,
                           "config": config_text, "epochs": [e.to_json() for e in epochs]}))
         return
-    from ssltui.cli.render import curves_plot, results_table
+    from ssltui.cli.render import curves_plot
+    from ssltui.view.tables import results_table, run_header
 
     console = _stdout_console()
-    console.print(f"run {info.id}  status: {info.status}  preset: {info.preset}", markup=False)
-    if info.error:
-        console.print(f"error: {info.error}", markup=False)
+    console.print(run_header(info))
     console.print(config_text, markup=False, highlight=False)
     if info.results:
         console.print(results_table(info.results))

@@ -10,7 +10,7 @@ def print_maps(store: RunStore, run_id: str, image: int | None = None, ascii_onl
     """Print the thumbnails of one image (or every image when `image` is None)."""
     from rich.console import Console
 
-    from ssltui.tui.widgets.featuremap import color_available, render_maps
+    from ssltui.view.featuremaps import color_available, render_maps
 
     rd = store.get(run_id)
     doc = rd.read_featuremaps()

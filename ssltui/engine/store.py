@@ -24,7 +24,7 @@ import re
 import secrets
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -149,32 +149,31 @@ def lock_is_held(path: Path) -> bool:
 
 @dataclass
 class RunInfo:
-    """What a listing shows of one run (from its validated summary.json)."""
+    """What a listing shows of one run, from its validated summary.json (`summary`; None for a
+    run that has none yet or a damaged one)."""
 
     id: str
     path: Path
     status: str  # running | completed | failed | interrupted | stale | damaged | created
-    summary: RunSummary | None = None
+    preset: str = ""
+    description: str = ""
+    group: str = ""
+    methods: list[str] = field(default_factory=list)
+    evaluations: list[str] = field(default_factory=list)
+    labels: list[float] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+    results: list[dict] = field(default_factory=list)
+    started: float | None = None
+    ended: float | None = None
     error: str | None = None
+    summary: RunSummary | None = None
 
-    def _s(self) -> RunSummary:
-        return self.summary if self.summary is not None else _EMPTY
-
-    preset = property(lambda self: self._s().preset)
-    description = property(lambda self: self._s().description)
-    group = property(lambda self: self._s().group)
-    methods = property(lambda self: self._s().methods)
-    evaluations = property(lambda self: self._s().evaluations)
-    labels = property(lambda self: self._s().labels)
-    seeds = property(lambda self: self._s().seeds)
-    started = property(lambda self: self._s().started)
-    ended = property(lambda self: self._s().ended)
-    device = property(lambda self: self._s().device)
-    data = property(lambda self: self._s().data)
-
-    @property
-    def results(self) -> list[dict]:
-        return [r.model_dump() for r in self._s().results]
+    @classmethod
+    def of(cls, run_id: str, path: Path, status: str, s: RunSummary) -> "RunInfo":
+        return cls(run_id, path, status, preset=s.preset, description=s.description, group=s.group,
+                   methods=s.methods, evaluations=s.evaluations, labels=s.labels, seeds=s.seeds,
+                   results=[r.model_dump() for r in s.results], started=s.started, ended=s.ended,
+                   error=s.error, summary=s)
 
     def to_json(self) -> dict:
         return {
@@ -183,9 +182,6 @@ class RunInfo:
             "seeds": self.seeds, "results": self.results, "started": self.started,
             "ended": self.ended, "error": self.error, "path": str(self.path),
         }
-
-
-_EMPTY = RunSummary()
 
 
 class RunDir:
@@ -285,7 +281,7 @@ class RunDir:
         status = s.status
         if status == "running" and not self.is_live():
             status = "stale"
-        return RunInfo(self.id, self.path, status, s, s.error)
+        return RunInfo.of(self.id, self.path, status, s)
 
 
 class RunStore:

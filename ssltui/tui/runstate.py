@@ -161,13 +161,3 @@ class RunState:
             if self.status == "completed":
                 for p in self.phases.values():
                     p.done = True
-
-
-def fmt_duration(seconds: float | None) -> str:
-    """'1:02:03', '2:03' or '-'."""
-    if seconds is None:
-        return "-"
-    s = int(round(seconds))
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

@@ -14,10 +14,10 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Label, ProgressBar, RichLog, Static
 from textual.worker import get_current_worker
 
-from ssltui.engine.events import fraction_label
 from ssltui.engine.store import RunDir
 from ssltui.tui.launch import cancel_run
-from ssltui.tui.runstate import PhaseState, RunState, fmt_duration
+from ssltui.tui.runstate import PhaseState, RunState
+from ssltui.view.format import duration, label_fraction, pct
 from ssltui.tui.watch import POLL_SECONDS, RunTail, RunUpdate
 from ssltui.tui.widgets.charts import PhaseChart
 
@@ -26,7 +26,7 @@ REDRAW_SECONDS = 0.3  # charts redraw at most ~3 times a second, whatever the ev
 
 
 def phase_stats(p: PhaseState, running: bool = True) -> str:
-    eta = "done" if p.done else f"eta {fmt_duration(p.eta_seconds())}" if running else "stopped"
+    eta = "done" if p.done else f"eta {duration(p.eta_seconds())}" if running else "stopped"
     ips = f"{p.images_per_s:.0f} img/s" if p.images_per_s else "- img/s"
     loss = f"loss {p.loss:.3f}" if isinstance(p.loss, (int, float)) else ""
     return f"ep {p.epoch}/{p.epochs} {eta} {ips} {loss}".rstrip()
@@ -179,7 +179,7 @@ class LiveScreen(Screen):
             chart.show(phase)
         results = self.state.results
         self.query_one("#run-results", Static).update(Text(" · ".join(
-            f"{r.method}/{r.evaluation} {fraction_label(r.labels)}: test {100 * r.test_acc:.2f}"
+            f"{r.method}/{r.evaluation} {label_fraction(r.labels)}: test {pct(r.test_acc)}"
             for r in results[-4:])) if results else "")
         self.query_one("#run-results").display = bool(results)
 

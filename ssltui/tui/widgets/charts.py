@@ -14,13 +14,11 @@ class PhaseChart(PlotextPlot):
     def __init__(self, what: str, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.what = what  # loss | lr | acc
-        self.points = 0  # points drawn (tests read it)
 
     def show(self, phase: PhaseState | None) -> None:
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        self.points = 0
         titles = {"loss": "loss", "lr": "learning rate", "acc": "accuracy %"}
         plt.title(titles[self.what])
         if phase is not None:
@@ -36,12 +34,10 @@ class PhaseChart(PlotextPlot):
                 if xs:
                     plt.plot(xs, ys, marker="braille")
                     self._short_yticks(ys)
-                    self.points = len(xs)
             else:
                 for key, curve in phase.accuracy().items():
                     plt.plot([e for e, _ in curve], [100 * a for _, a in curve], marker="braille",
                              label=ACCURACY_NAMES.get(key, key))
-                    self.points += len(curve)
                 plt.xlabel("epoch")  # the legend names the monitor (validation, kNN, rotation)
         self.refresh()
 

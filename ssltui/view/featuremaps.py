@@ -13,6 +13,8 @@ import os
 
 from rich.text import Text
 
+from ssltui.view.format import plain
+
 THUMB = 8
 SHADES = " .:-=+*#%@"
 # viridis at 0, .25, .5, .75, 1 (matplotlib's default map, as in most feature-map figures)
@@ -104,7 +106,7 @@ def _hjoin(blocks: list[list[Text]], widths: list[int], sep: str) -> list[Text]:
 
 
 def model_title(model: dict) -> str:
-    return f"{model.get('name', '?')} · seed {model.get('seed', '?')}"
+    return plain(f"{model.get('name', '?')} · seed {model.get('seed', '?')}")
 
 
 def render_maps(doc: dict, image: int = 0, color: bool = True) -> Text:
@@ -117,7 +119,7 @@ def render_maps(doc: dict, image: int = 0, color: bool = True) -> Text:
     per_channel = THUMB
     width = 4 * per_channel + 3
     left = [Text("input", style="bold")] + _image_thumb(img["rgb"], color)
-    left += [Text(""), Text(str(img.get("class", ""))[:THUMB]), Text(f"#{img.get('index', '')}"[:THUMB])]
+    left += [Text(""), Text(plain(img.get("class", ""))[:THUMB]), Text(plain(f"#{img.get('index', '')}")[:THUMB])]
     blocks, widths = [left], [THUMB]
     for m in models:
         block = [Text(model_title(m), style="bold")]
@@ -136,3 +138,21 @@ def render_maps(doc: dict, image: int = 0, color: bool = True) -> Text:
     out.append("\n")
     out.append(caption, style="dim")
     return out
+
+
+def merge_featuremaps(docs: list[tuple[str, dict | None]]) -> dict | None:
+    """One document from several runs' featuremaps.json: the first run's images, and every
+    run's models that were computed on the same images (named by run when there are several)."""
+    docs = [(rid, d) for rid, d in docs if d and d.get("images") and d.get("models")]
+    if not docs:
+        return None
+    images = docs[0][1]["images"]
+    wanted = [im.get("index") for im in images]
+    models = []
+    for rid, d in docs:
+        if [im.get("index") for im in d["images"]] != wanted:
+            continue
+        for m in d["models"]:
+            name = m.get("name", "?")
+            models.append(dict(m, name=f"{name} ({rid[-6:]})" if len(docs) > 1 else name))
+    return {"images": images, "models": models}
