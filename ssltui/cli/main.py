@@ -63,7 +63,26 @@ def main(ctx: typer.Context) -> None:
 RUNS_DIR_OPT = typer.Option(None, "--runs-dir", help="run store (default: $SSLTUI_RUNS_DIR or the user data dir)")
 
 
+class _StopRequest:
+    """Where SIGINT/SIGTERM go: a flag the data load polls, then the runner once there is one."""
+
+    def __init__(self) -> None:
+        self.reason = ""
+        self.runner = None
+
+    def request_stop(self, reason: str) -> None:
+        self.reason = reason
+        if self.runner is not None:
+            self.runner.request_stop(reason)
+
+    def attach(self, runner) -> None:
+        self.runner = runner
+        if self.reason:
+            runner.request_stop(self.reason)
+
+
 def _install_signal_handlers(runner) -> None:
+    """SIGINT/SIGTERM: the first asks `runner` (anything with request_stop) to stop; a second exits."""
     count = {"n": 0}
 
     def handler(signum, _frame):
@@ -80,13 +99,33 @@ def _install_signal_handlers(runner) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store) -> int:
+def _load_data(plan, opts, stop: _StopRequest, quiet: bool):
+    """Decode (or read the cache of) the data before any run folder exists: a bad --data leaves
+    none behind, and a SIGTERM during a long decode ends it (exit 130)."""
+    from ssltui.engine.data.sources import load_source
+    from ssltui.engine.events import stamp
+    from ssltui.engine.paths import data_dir
+
+    def log(message: str) -> None:
+        if not quiet:
+            print(stamp(f"info: {message}"), file=sys.stderr, flush=True)
+
+    first = plan.parts[0].data
+    return load_source(opts.data, data_dir(opts.data_dir), first.synthetic_train_per_class,
+                       first.synthetic_test_per_class, log=log, should_stop=lambda: stop.reason)
+
+
+def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store, raw=None,
+             stop: _StopRequest | None = None) -> int:
     from ssltui.cli.progress import make_progress
     from ssltui.engine.runner import Runner
 
     progress = make_progress(quiet)
-    runner = Runner(plan, run, opts, progress, cache_dir=store.cache_dir())
-    _install_signal_handlers(runner)
+    runner = Runner(plan, run, opts, progress, cache_dir=store.cache_dir(), raw=raw)
+    if stop is None:
+        stop = _StopRequest()
+        _install_signal_handlers(stop)
+    stop.attach(runner)
     code = ExitCode.OK
     try:
         runner.execute(resume=resume)
@@ -173,20 +212,23 @@ def run(
     opts = run_options(data=data, data_dir=data_dir, device=device, group=group, use_cache=not no_cache)
     if run_id is not None:
         RunStore.check_new_id(run_id)
-    if kind == "folder" and not Path(where).expanduser().exists():
-        from ssltui.engine.errors import DataError
+    if kind == "folder":
+        from ssltui.engine.data.folder import stat_source
 
-        raise DataError(f"{where}: no such file or folder")  # before a run folder is made
+        stat_source(Path(where).expanduser())  # missing, or a FIFO/device: exit 3, even with --dry-run
     if dry_run:
         return _dry_run(plan, opts, json_out)
     store = _store(runs_dir)
+    stop = _StopRequest()
+    _install_signal_handlers(stop)
+    raw = _load_data(plan, opts, stop, quiet)
     if resume:
         found = store.find_unfinished(plan_to_toml(plan, opts))
         if found is not None:
-            return _execute(plan, found, opts, json_out, quiet, True, store)
+            return _execute(plan, found, opts, json_out, quiet, True, store, raw, stop)
         print("ssltui: no unfinished run of this configuration; starting a new one", file=sys.stderr)
     rd = store.claim(run_id) if run_id else store.create(plan.preset)
-    return _execute(plan, rd, opts, json_out, quiet, False, store)
+    return _execute(plan, rd, opts, json_out, quiet, False, store, raw, stop)
 
 
 @app.command()

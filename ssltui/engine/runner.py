@@ -25,7 +25,7 @@ import ssltui
 from ssltui.engine.checkpoint import load_checkpoint, load_state, require_keys, save_checkpoint
 from ssltui.engine.config import RunConfig, RunOptions, build_run_config, dumps_toml, to_dict
 from ssltui.engine.data.bundle import DataBundle, make_bundle
-from ssltui.engine.data.sources import load_source
+from ssltui.engine.data.sources import RawData, load_source
 from ssltui.engine.data.splits import label_subset
 from ssltui.engine.device import pick_device
 from ssltui.engine.errors import ConfigError, RunFailed, RunInterrupted, SsltuiError, first_line
@@ -114,8 +114,9 @@ class Runner:
     """Runs a plan into a run folder. `execute()` returns the final summary."""
 
     def __init__(self, plan: Plan, run: RunDir, opts: RunOptions, listener: Listener | None = None,
-                 cache_dir: Path | None = None):
+                 cache_dir: Path | None = None, raw: RawData | None = None):
         self.plan, self.run, self.opts = plan, run, opts
+        self.raw = raw  # data the caller loaded already (before making the run folder)
         self.listener = listener
         self.cache_dir = cache_dir if opts.use_cache else None
         self.ctx: RunContext | None = None
@@ -253,15 +254,17 @@ class Runner:
     def _load_data(self, first: RunConfig) -> DataBundle:
         ctx = self.ctx
         t0 = time.perf_counter()
-        ddir = default_data_dir(self.opts.data_dir)
-        raw = load_source(self.opts.data, ddir, first.data.synthetic_train_per_class,
-                          first.data.synthetic_test_per_class, log=ctx.log)
+        raw = self.raw
+        if raw is None:
+            raw = load_source(self.opts.data, default_data_dir(self.opts.data_dir),
+                              first.data.synthetic_train_per_class, first.data.synthetic_test_per_class,
+                              log=ctx.log, should_stop=lambda: ctx.stop_requested and (ctx.stop_reason or True))
         bundle = make_bundle(raw, ctx.device, first.data.val_fraction, first.data.split_seed)
-        self.summary.add_timing("data", time.perf_counter() - t0)
+        self.summary.add_timing("data", time.perf_counter() - t0 + (raw.load_seconds if self.raw is not None else 0.0))
         ctx.emit(DataLoaded(source=raw.source, train=int(len(bundle.train_idx)), val=int(len(bundle.val_idx)),
                             test=int(len(bundle.test_y)), classes=bundle.classes,
                             decode_seconds=round(raw.decode_seconds, 3), load_seconds=round(raw.load_seconds, 3),
-                            from_cache=raw.from_cache))
+                            from_cache=raw.from_cache, notes=raw.notes))
         return bundle
 
     # ------------------------------------------------------------ pieces
