@@ -646,6 +646,18 @@ def test_a_data_error_leaves_no_run_folder(tmp_path: Path, restore_signals, case
     assert not runs.exists() or list(runs.iterdir()) == []  # before: a failed run folder
 
 
+def test_a_data_error_in_a_premade_run_folder_is_recorded_there(tmp_path: Path, restore_signals) -> None:
+    """The TUI makes the run folder, then starts `ssltui run --run-id`: the failure shows in it."""
+    root = _folder(tmp_path / "f", classes=("only",))
+    runs = tmp_path / "runs"
+    (runs / "premade").mkdir(parents=True)
+    code, _, err = _cli("run", "--preset", "smoke", "--device", "cpu", "-q", "--data", f"folder:{root}",
+                        "--data-dir", str(tmp_path / "data"), "--runs-dir", str(runs), "--run-id", "premade")
+    assert code == ExitCode.DATA and "one class (only)" in err, err
+    summary = json.loads((runs / "premade" / "summary.json").read_text())
+    assert summary["status"] == "failed" and "one class (only)" in summary["error"]
+
+
 def test_the_cli_hands_its_loaded_data_to_the_runner(tmp_path: Path, restore_signals, monkeypatch) -> None:
     import ssltui.engine.runner as runner_mod
 

@@ -221,7 +221,10 @@ def run(
     store = _store(runs_dir)
     stop = _StopRequest()
     _install_signal_handlers(stop)
-    raw = _load_data(plan, opts, stop, quiet)
+    # A folder made already (the TUI makes one, then starts this) records a data error in its
+    # summary, so the runner loads; otherwise load first, so a data error makes no folder.
+    premade = run_id is not None and (store.root / run_id).is_dir()
+    raw = None if premade else _load_data(plan, opts, stop, quiet)
     if resume:
         found = store.find_unfinished(plan_to_toml(plan, opts))
         if found is not None:
