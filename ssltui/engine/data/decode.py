@@ -67,40 +67,51 @@ def printable(text: str) -> str:
     return "".join(out)
 
 
-def open_regular(path: str | os.PathLike, where: str | None = None) -> io.BufferedReader:
-    """Open a regular file for reading, refusing anything else before it is opened (a device may
-    act on open) and again after (it may have been swapped in between)."""
-    where = where or printable(os.fsdecode(path))
+def _open_fd(path: str | os.PathLike, where: str, stat_first: bool = True) -> tuple[int, int]:
+    """A descriptor open for reading on a regular file; anything else is refused before it is
+    opened (a device may act on open) unless the caller has just stat'ed it, and again after
+    (it may have been swapped in between). O_NONBLOCK: a FIFO never blocks the open."""
     try:
-        st = os.stat(path)
-        if stat.S_ISREG(st.st_mode):
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
-            st = os.fstat(fd)
-            if stat.S_ISREG(st.st_mode):
-                return os.fdopen(fd, "rb")
-            os.close(fd)
+        if stat_first and not stat.S_ISREG((st := os.stat(path)).st_mode):
+            raise DataError(f"{where}: {file_kind(st.st_mode)}, not a regular file")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError:
         raise DataError(f"{where}: no such file or folder") from None
     except OSError as exc:
         raise DataError(f"{where}: cannot read ({os_reason(exc)})") from None
-    raise DataError(f"{where}: {file_kind(st.st_mode)}, not a regular file")
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise DataError(f"{where}: {file_kind(st.st_mode)}, not a regular file")
+    return fd, st.st_size
 
 
-def read_regular(path: str | os.PathLike, where: str | None = None, limit: int | None = None) -> bytes:
+def open_regular(path: str | os.PathLike, where: str | None = None) -> io.BufferedReader:
+    """A regular file opened for reading (see `_open_fd`), as a file object."""
+    return os.fdopen(_open_fd(path, where or printable(os.fsdecode(path)))[0], "rb")
+
+
+def read_regular(path: str | os.PathLike, where: str | None = None, limit: int | None = None,
+                 stat_first: bool = True) -> bytes:
     """The bytes of a regular file of at most `limit` bytes (default MAX_FILE_BYTES; a /proc file
     can claim size 0 and never end, so the limit bounds the read, not the stat)."""
     where = where or printable(os.fsdecode(path))
     limit = MAX_FILE_BYTES if limit is None else limit
-    with open_regular(path, where) as fh:
-        try:
-            data = fh.read(limit + 1)
-        except OSError as exc:
-            raise DataError(f"{where}: cannot read ({os_reason(exc)})") from None
-    if data is None:
-        raise DataError(f"{where}: cannot read (no data without waiting)")
-    if len(data) > limit:
+    fd, expected = _open_fd(path, where, stat_first)
+    blocks, size = [], 0
+    try:  # the stat's size in one read, then whatever a file that grew (or lied) still holds
+        while size <= limit and (block := os.read(fd, min(limit + 1 - size, max(expected + 1 - size, 2**16)))):
+            blocks.append(block)
+            size += len(block)
+    except BlockingIOError:
+        raise DataError(f"{where}: cannot read (no data without waiting)") from None
+    except OSError as exc:
+        raise DataError(f"{where}: cannot read ({os_reason(exc)})") from None
+    finally:
+        os.close(fd)
+    if size > limit:
         raise DataError(f"{where}: over {limit // 2**20} MB, too large for an image")
-    return data
+    return b"".join(blocks) if len(blocks) != 1 else blocks[0]
 
 
 # ---------------------------------------------------------------- one image
@@ -168,7 +179,8 @@ def decode_items(items: list[Item], check: Check | None = None) -> np.ndarray:
         for i, (where, payload) in enumerate(items):
             if check is not None:
                 check()
-            blob = payload if isinstance(payload, bytes) else read_regular(payload, where)
+            # By path: a folder's file, stat'ed by its scan a moment ago (fstat still checks it).
+            blob = payload if isinstance(payload, bytes) else read_regular(payload, where, stat_first=False)
             out[i] = decode_image(blob, where)
     return out
 

@@ -28,6 +28,7 @@ from ssltui.engine.errors import DataError, first_line
 
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".tif", ".tiff"}
+_EXTENSIONS = {s[1:] for s in IMAGE_SUFFIXES}
 WHOLE_HASH_BYTES = 100 * 2**20  # archives up to this size are hashed whole (19 MB CIFAR: ~0.1 s)
 EDGE_BYTES = 2**20  # larger ones: their first and last MB, with size and mtime
 ARCHIVE_ERRORS = (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError)
@@ -152,7 +153,8 @@ def place(parts: tuple[str, ...]) -> tuple[str, str] | None:
 
 
 def is_image_name(name: str) -> bool:
-    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+    base, dot, ext = name.rpartition(".")
+    return bool(dot and base) and not name.startswith(".") and ext.lower() in _EXTENSIONS
 
 
 def check_layout(path: Path, seen: dict[str, set[str]], images: list[Member]) -> list[str]:
