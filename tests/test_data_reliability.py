@@ -238,6 +238,32 @@ def test_one_sigterm_during_a_cli_decode_exits_130_promptly(cifar_archive: Path,
     assert _processes_with(marker) == []
 
 
+@pytest.mark.cifar
+def test_workers_end_when_their_parent_is_killed(cifar_archive: Path, tmp_path: Path) -> None:
+    """SIGKILL leaves no time to shut a pool down: the workers (and the forkserver) still go."""
+    marker = f"SSLTUI_TEST_MARK=kill-{os.getpid()}-{time.time()}"
+    code = ("import sys\nfrom pathlib import Path\nfrom ssltui.engine.data.sources import load_source\n"
+            "if __name__ == '__main__':\n"
+            f"    load_source({'folder:' + str(cifar_archive)!r}, Path({str(tmp_path / 'data')!r}), workers=2,\n"
+            "                log=lambda m: print(m, flush=True))\n")
+    (tmp_path / "load.py").write_text(code)
+    env = cli_env(tmp_path / "runs", tmp_path / "data", SSLTUI_TEST_MARK=marker.split("=", 1)[1])
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "load.py")], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert "decoding images" in proc.stdout.readline()
+        deadline = time.monotonic() + 60
+        while len(_processes_with(marker)) < 3:  # the loader and its two workers, at least
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 10
+    while _processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_with(marker) == []  # before: two workers, the forkserver and its tracker stayed
+
+
 def _processes_with(marker: str) -> list[int]:
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -318,7 +344,7 @@ class _BrokenPool:
         f.set_exception(BrokenProcessPool("A child process terminated abruptly"))
         return f
 
-    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+    def close(self, kill: bool) -> None:
         pass
 
 

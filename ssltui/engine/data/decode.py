@@ -15,7 +15,6 @@ import os
 import signal
 import stat
 import threading
-import time
 import warnings
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -212,36 +211,53 @@ def decode_chunks(chunks: Iterable[list[Item]], workers: int, check: Check,
     return _PoolDecode(workers, check, log).run(itertools.chain(head, it))
 
 
-def _watch_parent(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(0.5)
+def _exit_with_parent(lifeline) -> None:
+    try:
+        lifeline.recv()  # nothing is ever sent: this returns, at EOF, once the parent has gone
+    except (EOFError, OSError):
+        pass
     os._exit(1)
 
 
-def _worker_init() -> None:
+def _worker_init(lifeline) -> None:
     # Ctrl-C reaches the whole process group: the parent decides what a stop means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # A parent killed with SIGKILL cannot shut its pool down; its workers must not outlive it.
-    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    # A parent killed by SIGKILL cannot shut its pool down, and a forkserver's children keep the
+    # server alive, so each worker watches a pipe only the parent holds open, and exits at its EOF.
+    threading.Thread(target=_exit_with_parent, args=(lifeline,), daemon=True).start()
 
 
-def _new_pool(workers: int) -> ProcessPoolExecutor:
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["__main__", __name__])  # imported once, not in every worker
-    else:
-        ctx = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init)
+class _Pool:
+    """A process pool whose workers end with this process, however it ends."""
+
+    def __init__(self, workers: int):
+        if "forkserver" in multiprocessing.get_all_start_methods():
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["__main__", __name__])  # imported once, not in every worker
+        else:
+            ctx = multiprocessing.get_context("spawn")
+        self.lifeline, self._held = ctx.Pipe(duplex=False)
+        self.executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                                            initargs=(self.lifeline,))
+
+    def submit(self, fn: Callable, *args: object) -> Future:
+        return self.executor.submit(fn, *args)
+
+    def close(self, kill: bool) -> None:
+        if kill:  # a stop or an error: do not wait for chunks nobody will read
+            processes = getattr(self.executor, "_processes", None) or {}  # no public API before 3.14
+            for proc in list(processes.values()):
+                try:
+                    proc.kill()
+                except (OSError, ValueError):
+                    pass
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        self.lifeline.close()
+        self._held.close()
 
 
-def _close_pool(pool: ProcessPoolExecutor, kill: bool) -> None:
-    if kill:  # a stop or an error: do not wait for chunks nobody will read
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):  # no public API before 3.14
-            try:
-                proc.kill()
-            except (OSError, ValueError):
-                pass
-    pool.shutdown(wait=True, cancel_futures=True)
+def _new_pool(workers: int) -> _Pool:
+    return _Pool(workers)
 
 
 class _PoolDecode:
@@ -252,7 +268,7 @@ class _PoolDecode:
         self.workers, self.check, self.log = workers, check, log
         self.results: dict[int, np.ndarray] = {}
         self.pending: dict[Future, tuple[int, list[Item]]] = {}
-        self.pool: ProcessPoolExecutor | None = None
+        self.pool: _Pool | None = None
 
     def run(self, chunks: Iterable[list[Item]]) -> list[np.ndarray]:
         try:
@@ -270,7 +286,7 @@ class _PoolDecode:
             done = True
         finally:
             if self.pool is not None:
-                _close_pool(self.pool, kill=not done)
+                self.pool.close(kill=not done)
         return [self.results[i] for i in range(len(self.results))]
 
     def _submit(self, i: int, chunk: list[Item]) -> None:
@@ -300,7 +316,7 @@ class _PoolDecode:
         """Decode in this process from here on, starting with the chunks that were in flight."""
         self.log(f"{why}; decoding in this process")
         if self.pool is not None:
-            _close_pool(self.pool, kill=True)
+            self.pool.close(kill=True)
             self.pool = None
         for i, chunk in sorted(self.pending.values(), key=lambda p: p[0]):
             self.results[i] = decode_items(chunk, self.check)
