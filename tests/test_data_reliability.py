@@ -286,7 +286,7 @@ def test_runner_honours_a_stop_while_it_loads(tmp_path: Path) -> None:
     runner.request_stop("stopped by SIGTERM")
     with pytest.raises(RunInterrupted, match="stopped by SIGTERM while loading data"):
         runner.execute()
-    assert runner.summary["status"] == "interrupted"
+    assert runner.summary.status == "interrupted"
 
 
 # ---------------------------------------------------------------- 3. parallel decode
@@ -401,7 +401,7 @@ def test_a_run_goes_on_when_the_data_dir_is_unwritable(tmp_path: Path) -> None:
     run = RunStore(tmp_path / "runs").create("smoke")
     opts = RunOptions(data="synthetic", data_dir=tmp_path / "file" / "data", device="cpu")
     summary = Runner(plan, run, opts).execute()
-    assert summary["status"] == "completed"  # before: PermissionError/NotADirectoryError, exit 1
+    assert summary.status == "completed"  # before: PermissionError/NotADirectoryError, exit 1
     assert "decode cache not saved" in run.log_path.read_text()
 
 
