@@ -8,6 +8,7 @@ uint8 images on the device, channel statistics from histograms), and one step is
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -47,8 +48,9 @@ class EngineStep:
         self.loss(pos).backward()
 
 
+@functools.lru_cache(maxsize=None)
 def preset_config(method: str) -> RunConfig:
-    """The run configuration of the method's paper preset."""
+    """The run configuration of the method's paper preset (read once; do not modify it)."""
     from ssltui.engine.presets import resolve
 
     return resolve(PRESETS[method]).parts[0]
@@ -87,13 +89,14 @@ _BUILDERS = {"simclr": _simclr, "rotnet": _rotnet}
 
 
 def engine_step(method: str, bundle: DataBundle, dev: DeviceSettings, batch_size: int, seed: int = 0,
-                cfg: RunConfig | None = None) -> EngineStep:
-    """The engine's step of `method` (its paper preset unless `cfg` is given) at `batch_size`."""
+                cfg: RunConfig | None = None, fused: bool | None = None) -> EngineStep:
+    """The engine's step of `method` (its paper preset unless `cfg` is given) at `batch_size`;
+    `fused` overrides build_optimizer's choice of fused kernels (CUDA's, by default)."""
     cfg = cfg if cfg is not None else preset_config(method)
     gen = torch.Generator(device=dev.device)
     gen.manual_seed(seed)
     torch.manual_seed(seed)
     model, loss, views = _BUILDERS[method](cfg, bundle, dev, gen, batch_size)
-    optimizer = build_optimizer(cfg.pretrain, [model])
+    optimizer = build_optimizer(cfg.pretrain, [model], fused)
     model.train()
     return EngineStep(method, model, optimizer, loss, len(bundle.train_idx), views)

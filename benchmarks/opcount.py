@@ -79,8 +79,9 @@ def count_step(step: EngineStep, pos: torch.Tensor) -> OpCounter:
     hook = step.model.register_forward_pre_hook(enter_forward)
     try:
         with counter:
-            counter.part = "augment"
+            counter.part = "optimizer"
             step.optimizer.zero_grad(set_to_none=True)
+            counter.part = "augment"
             loss = step.loss(pos)
             counter.part = "backward"
             loss.backward()
@@ -112,18 +113,9 @@ def count_method(method: str, batch_size: int = 4, like_cuda: bool = False) -> O
     """Per-part operation counts of one step of `method` on the CPU."""
     dev = device_settings(like_cuda)
     bundle = tiny_bundle(dev.device)
-    step = engine_step(method, bundle, dev, batch_size)
-    if like_cuda:
-        _fuse_like_cuda(step)
+    step = engine_step(method, bundle, dev, batch_size, fused=like_cuda or None)
     pos = torch.arange(batch_size, device=dev.device)
     return count_step(step, pos)
-
-
-def _fuse_like_cuda(step: EngineStep) -> None:
-    """Switch on the fused kernels build_optimizer asks for on CUDA, where the CPU has them too."""
-    for group in step.optimizer.param_groups:
-        if "fused" in group:
-            group["fused"] = True
 
 
 def summary(counter: OpCounter, top: int = 0) -> dict:
