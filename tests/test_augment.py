@@ -323,3 +323,27 @@ def test_jitter_without_apply_leaves_images_exactly_unchanged():
     out = A.color_jitter(x, jp)
     assert torch.equal(out[~jp.apply], x[~jp.apply])
     assert bool((out[jp.apply] != x[jp.apply]).flatten(1).any(1).all())
+
+
+def test_augmentation_has_no_data_dependent_shapes_or_host_reads():
+    """CUDA-graph safe: under FakeTensorMode (no data at all), any .item(), nonzero or boolean-mask
+    indexing would raise; both pipelines run through with static shapes."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    aug = A.SimCLRAugment()
+    real, pos = _images(20, seed=27), torch.tensor([1, 5, 5, 19])
+    for channels_last in (False, True):  # the constant tables, built outside the fake mode
+        aug(real, _gen(0), pos, channels_last)
+        A.crop_flip_rotations(real, pos, _gen(0), 4, True, 4, channels_last)
+    try:
+        with FakeTensorMode(allow_non_fake_inputs=True):
+            x = torch.empty(20, 3, 32, 32, dtype=torch.uint8)
+            p = torch.empty(4, dtype=torch.long)
+            for channels_last in (False, True):
+                assert aug(x, _gen(0), p, channels_last).shape == (4, 3, 32, 32)
+                assert A.crop_flip_rotations(x, p, _gen(0), 4, True, 4, channels_last).shape == (16, 3, 24, 24)
+            with pytest.raises(Exception):
+                x[x > 3]  # the check works: a data-dependent shape is refused
+    finally:
+        A._constant.cache_clear()  # nothing built in the fake mode may outlive it
+        A._shift_table.cache_clear()

@@ -170,3 +170,18 @@ def test_lars_resumes_from_its_state_dict_bit_for_bit():
     opt_c.load_state_dict(saved["opt"])
     _steps(c, opt_c, 4, start=2)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
+
+
+def test_lars_step_has_no_host_reads():
+    """CUDA-graph safe: a LARS step runs under FakeTensorMode, where reading a value would raise."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+        opt = build_optimizer(TrainConfig(optimizer="lars", lr=0.1, weight_decay=1e-6), [model])
+        for _ in range(2):
+            opt.zero_grad(set_to_none=True)
+            model(torch.ones(3, 4)).sum().backward()
+            opt.step()
+        with pytest.raises(Exception):
+            float(model[0].weight.detach().sum())

@@ -79,8 +79,8 @@ class LARS(torch.optim.Optimizer):
         sizes = tuple(t.numel() for t in tensors)
         key = (sizes, tensors[0].device)
         if key not in self._segments:
-            ids = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
-            self._segments[key] = ids.to(tensors[0].device)
+            self._segments[key] = torch.cat([torch.full((n,), i, device=tensors[0].device)
+                                             for i, n in enumerate(sizes)])
         return self._segments[key]
 
 
