@@ -60,28 +60,30 @@ def normalizer(mean: torch.Tensor, std: torch.Tensor, pixel_scale: float = 1.0
 
 # ---------------------------------------------------------------- crops, flips, rotations by one gather
 
-def _gather_pixels(images: torch.Tensor, pos: torch.Tensor, index: torch.Tensor,
-                   channel_axis: int | None) -> torch.Tensor:
-    """Pixels at linear positions `index` (within an image) of images `pos`, in one kernel.
+def _gather_pixels(images: torch.Tensor, pos: torch.Tensor | None, index: torch.Tensor,
+                   channels_last: bool) -> torch.Tensor:
+    """Pixels at linear positions `index` (*lead, n, K) within images `pos` (n,) of `images`.
 
-    `pos` and `index` have the same number of dimensions and broadcast to the output grid.
-    With `channel_axis` None the channels come last, (*grid, C), so a permute makes NCHW
-    views laid out channels_last; otherwise they are inserted at `channel_axis`.
+    Returns (*lead, n, C, K), or (*lead, n, K, C) when `channels_last` (so that NCHW views of
+    it are laid out channels_last). Two kernels: the images (none when `pos` is None: all of
+    them, in order), then one gather along the pixels, several times faster on a CPU than
+    advanced indexing and the same on a GPU.
     """
-    c = images.shape[1]
-    flat = images.reshape(images.shape[0], c, -1)
-    if channel_axis is None:
-        return flat[pos, :, index]
-    shape = [1] * (index.ndim + 1)
-    shape[channel_axis] = c
-    chans = _constant(images.device, tuple(range(c)), tuple(shape), torch.long)
-    return flat[pos.unsqueeze(channel_axis), chans, index.unsqueeze(channel_axis)]
+    src = images.reshape(images.shape[0], images.shape[1], -1)  # (n, C, P)
+    if pos is not None:
+        src = src.index_select(0, pos)
+    lead, c = index.shape[:-2], src.shape[1]
+    if channels_last:
+        src = src.transpose(1, 2)  # (n, P, C)
+        return torch.gather(src.expand(*lead, *src.shape), -2, index.unsqueeze(-1).expand(*index.shape, c))
+    return torch.gather(src.expand(*lead, *src.shape), -1, index.unsqueeze(-2).expand(*index.shape[:-1], c,
+                                                                                        index.shape[-1]))
 
 
 @functools.lru_cache(maxsize=None)
 def _shift_table(height: int, width: int, padding: int, flip: bool, rotations: int,
                  device: torch.device) -> torch.Tensor:
-    """Linear source pixel in the padded image, (rotations, draws, H, W) int64: every draw of
+    """Linear source pixel in the padded image, (rotations, draws, H*W) int64: every draw of
     an offset (0..2*padding each way) and a mirror, in each rotation by k * 90 degrees
     counter-clockwise (torch.rot90's convention, applied to the index map itself)."""
     wp = width + 2 * padding
@@ -92,7 +94,7 @@ def _shift_table(height: int, width: int, padding: int, flip: bool, rotations: i
     cols = offsets.view(1, -1, 1, 1, 1) + cols.view(1, 1, -1, 1, width)  # (1, ox, mirror, 1, W)
     lin = (rows * wp + cols).reshape(-1, height, width)  # (draws, H, W)
     table = torch.stack([torch.rot90(lin, k, dims=(-2, -1)) for k in range(rotations)])
-    return table.to(device)
+    return table.reshape(rotations, -1, height * width).to(device)
 
 
 def crop_flip_rotations(padded: torch.Tensor, pos: torch.Tensor | None, generator: torch.Generator,
@@ -104,21 +106,17 @@ def crop_flip_rotations(padded: torch.Tensor, pos: torch.Tensor | None, generato
     `padded` is (N, C, H + 2p, W + 2p) of any dtype and `pos` (n,) picks the images (None: all).
     Every image draws one offset (uniform over the 2p + 1 positions each way) and one mirror;
     the output (rotations * n, C, H, W) is grouped by rotation (rows k*n .. k*n+n-1 are
-    rotated by k * 90), in the input's dtype, laid out channels_last when asked. Three
-    kernels: the draw, the table look-up, one gather.
+    rotated by k * 90), in the input's dtype, laid out channels_last when asked. Four
+    kernels: the draw, the table look-up, the images, one gather.
     """
     total, _, hp, wp = padded.shape
     height, width = hp - 2 * padding, wp - 2 * padding
-    if pos is None:
-        pos = torch.arange(total, device=padded.device)
-    n = len(pos)
+    n = total if pos is None else len(pos)
     table = _shift_table(height, width, padding, flip, rotations, padded.device)
     draw = torch.randint(0, table.shape[1], (n,), device=padded.device, generator=generator)
-    index = table[:, draw]  # (rotations, n, H, W)
+    out = _gather_pixels(padded, pos, table[:, draw], channels_last)  # (R, n, C, H*W) or (R, n, H*W, C)
     if channels_last:
-        out = _gather_pixels(padded, pos.view(1, n, 1, 1), index, None)  # (R, n, H, W, C)
         return out.reshape(rotations * n, height, width, -1).permute(0, 3, 1, 2)
-    out = _gather_pixels(padded, pos.view(1, n, 1, 1), index, 2)  # (R, n, C, H, W)
     return out.reshape(rotations * n, -1, height, width)
 
 
@@ -249,13 +247,11 @@ def resized_crop(x: torch.Tensor, crop: CropParams, size: int, flip: torch.Tenso
     index = torch.addcmul(cols, rows, _constant(dev, (float(x.shape[-1]),))).long()
     blend = torch.addcmul(_constant(dev, (0.0,)), weights[:, 0, :, None, :, None], weights[:, 1, None, :, None, :],
                           value=pixel_scale)
-    if pos is None:
-        pos = torch.arange(x.shape[0], device=dev)
-    pos = pos.view(n, 1, 1, 1, 1)
+    pixels = _gather_pixels(x, pos, index.view(n, -1), channels_last)
     if channels_last:  # (n, 2, 2, size, size, C)
-        pixels = _gather_pixels(x, pos, index, None)
+        pixels = pixels.view(n, 2, 2, size, size, -1)
         return (pixels * blend.unsqueeze(-1)).sum((1, 2)).permute(0, 3, 1, 2)
-    pixels = _gather_pixels(x, pos, index, 1)  # (n, C, 2, 2, size, size)
+    pixels = pixels.view(n, -1, 2, 2, size, size)
     return (pixels * blend.unsqueeze(1)).sum((2, 3))
 
 
