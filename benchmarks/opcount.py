@@ -4,15 +4,18 @@
     python -m benchmarks.opcount --json --top 15    # one JSON object, with the most frequent ops
 
 On a GPU the steps of ssltui are bound by host-side dispatch (~25-35 us an operation), so the
-number of operations per step is the step's cost there; it does not depend on the batch size
-or the device, so it is measured exactly on the CPU with a tiny batch. Every operation that
-reaches a kernel is counted (a TorchDispatchMode sits below autograd, so composite ops are
-counted as the ops they decompose into, backward ops included). One warm-up step runs first:
-the first optimizer step also creates the momentum buffers.
+number of operations per step is the step's cost there; it does not depend on the batch size,
+so it is measured exactly on the CPU with a tiny batch. Every operation dispatched below
+autograd is counted (a TorchDispatchMode: composite ops count as the ops they decompose into,
+backward ops included); `kernels` leaves out view ops (views, detach, unbind: metadata only,
+no kernel), `ops` has them. One warm-up step runs first: the first optimizer step also
+creates the momentum buffers.
 
 Parts: augment (batch gather, augmentation, normalisation: everything before the model's
-forward), forward+loss, backward, optimizer (zero_grad and step). `--like-cuda` counts the
-step as a CUDA device runs it (bf16 autocast, channels_last, fused optimizers) on the CPU.
+forward), forward+loss, backward, optimizer (zero_grad and step). `--like-cuda` emulates on
+the CPU what a CUDA device runs (bf16 autocast, channels_last, fused optimizers); CUDA's own
+kernels (cuDNN batch norm, for one) can decompose slightly differently, so those counts are
+close to, not exactly, a GPU's.
 """
 
 from __future__ import annotations
