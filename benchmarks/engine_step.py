@@ -67,20 +67,20 @@ def _simclr(cfg: RunConfig, bundle: DataBundle, dev: DeviceSettings, gen: torch.
     model = dev.prepare(SimCLRModel(encoder, ProjectionHead(encoder.feature_dim, sc.proj_hidden_dim,
                                                             sc.proj_out_dim)))
     images = bundle.train_x[bundle.train_idx]
-    loss = make_loss(model, SimCLRAugment.from_config(sc), images, bundle.mean, bundle.std, dev, gen,
-                     sc.temperature)
+    loss = make_loss(dev.training_forward(model), SimCLRAugment.from_config(sc), images, bundle.mean, bundle.std,
+                     dev, gen, sc.temperature)
     return model, loss, 2
 
 
 def _rotnet(cfg: RunConfig, bundle: DataBundle, dev: DeviceSettings, gen: torch.Generator,
             batch_size: int) -> tuple[nn.Module, Callable, int]:
-    from ssltui.engine.methods.rotnet import compiled, make_loss
+    from ssltui.engine.methods.rotnet import make_loss
     from ssltui.engine.models.resnet import Classifier, ResNet20
     from ssltui.engine.rotation import NUM_ROTATIONS, rotation_labels
 
     model = dev.prepare(Classifier(ResNet20(), NUM_ROTATIONS))
     images = bundle.train_x[bundle.train_idx]
-    loss = make_loss(compiled(model, dev), images, bundle, dev, gen,
+    loss = make_loss(dev.training_forward(model), images, bundle, dev, gen,
                      rotation_labels(batch_size, dev.device), cfg.rotnet.crop_flip)
     return model, loss, NUM_ROTATIONS
 
