@@ -2,6 +2,7 @@
 
     python -m benchmarks.opcount                    # SimCLR and RotNet, a table
     python -m benchmarks.opcount --json --top 15    # one JSON object, with the most frequent ops
+    python -m benchmarks.opcount --time 15 --batch-size 64   # and CPU milliseconds per part
 
 On a GPU the steps of ssltui are bound by host-side dispatch (~25-35 us an operation), so the
 number of operations per step is the step's cost there; it does not depend on the batch size,
@@ -22,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
+import time
 from collections import Counter
 
 import torch
@@ -95,6 +98,31 @@ def count_step(step: EngineStep, pos: torch.Tensor) -> OpCounter:
     return counter
 
 
+def time_parts(step: EngineStep, batch_size: int, steps: int) -> dict[str, float]:
+    """Median milliseconds of each part over `steps` steps (after one warm-up), on random batches."""
+    entered: list[float] = []
+    hook = step.model.register_forward_pre_hook(lambda *_: entered.append(time.perf_counter()))
+    gen = torch.Generator().manual_seed(0)
+    rows = []
+    try:
+        for i in range(steps + 1):
+            pos = torch.randint(0, step.n_items, (batch_size,), generator=gen)
+            t0 = time.perf_counter()
+            step.optimizer.zero_grad(set_to_none=True)
+            t1 = time.perf_counter()
+            loss = step.loss(pos)
+            t2 = time.perf_counter()
+            loss.backward()
+            t3 = time.perf_counter()
+            step.optimizer.step()
+            t4 = time.perf_counter()
+            if i:
+                rows.append((entered[-1] - t1, t2 - entered[-1], t3 - t2, t1 - t0 + t4 - t3))
+    finally:
+        hook.remove()
+    return {p: round(1000 * statistics.median(r[k] for r in rows), 2) for k, p in enumerate(PARTS)}
+
+
 def tiny_bundle(device: torch.device):
     """A few synthetic images through the engine's data path (the count does not depend on them)."""
     from ssltui.engine.data.bundle import make_bundle
@@ -112,13 +140,14 @@ def device_settings(like_cuda: bool):
     return DeviceSettings(torch.device("cpu"), None, False, False)
 
 
+def cpu_step(method: str, batch_size: int, like_cuda: bool = False) -> EngineStep:
+    dev = device_settings(like_cuda)
+    return engine_step(method, tiny_bundle(dev.device), dev, batch_size, fused=like_cuda or None)
+
+
 def count_method(method: str, batch_size: int = 4, like_cuda: bool = False) -> OpCounter:
     """Per-part operation counts of one step of `method` on the CPU."""
-    dev = device_settings(like_cuda)
-    bundle = tiny_bundle(dev.device)
-    step = engine_step(method, bundle, dev, batch_size, fused=like_cuda or None)
-    pos = torch.arange(batch_size, device=dev.device)
-    return count_step(step, pos)
+    return count_step(cpu_step(method, batch_size, like_cuda), torch.arange(batch_size))
 
 
 def summary(counter: OpCounter, top: int = 0) -> dict:
@@ -143,19 +172,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--like-cuda", action="store_true",
                    help="bf16 autocast, channels_last and fused optimizers, as on a CUDA device")
     p.add_argument("--top", type=int, default=0, help="also list the N most frequent ops of each part")
+    p.add_argument("--time", type=int, default=0, metavar="STEPS",
+                   help="also time STEPS steps on the CPU (median milliseconds per part)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = p.parse_args(argv)
-    if args.batch_size < 2 or args.top < 0:
-        p.error("--batch-size >= 2, --top >= 0")
+    if not 2 <= args.batch_size <= 90 or args.top < 0 or args.time < 0:
+        p.error("2 <= --batch-size <= 90 (the images of the tiny data set), --top >= 0, --time >= 0")
     return args
+
+
+def report_method(method: str, args: argparse.Namespace) -> dict:
+    out = summary(count_method(method, args.batch_size, args.like_cuda), args.top)
+    if args.time:
+        out["ms"] = time_parts(cpu_step(method, args.batch_size, args.like_cuda), args.batch_size, args.time)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     methods = METHODS if args.method == "all" else (args.method,)
     report = {"torch": torch.__version__, "batch_size": args.batch_size, "like_cuda": args.like_cuda,
-              "methods": {m: summary(count_method(m, args.batch_size, args.like_cuda), args.top)
-                          for m in methods}}
+              "threads": torch.get_num_threads(), "methods": {m: report_method(m, args) for m in methods}}
     if args.json:
         print(json.dumps(report))
         return 0
@@ -166,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     for m, s in report["methods"].items():
         cells = [s["parts"][p] for p in PARTS] + [s]
         print(f"  {m:8s}" + "".join(f"{c['ops']:>7d} ({c['kernels']:>5d})" for c in cells))
+        if "ms" in s:
+            print(f"  {'ms':8s}" + "".join(f"{s['ms'][p]:>16.1f}" for p in PARTS)
+                  + f"{sum(s['ms'].values()):>16.1f}   (CPU, {report['threads']} threads, median)")
         for p, ops in s.get("top", {}).items():
             print(f"    {p}: " + ", ".join(f"{k} {v}" for k, v in ops.items()))
     return 0

@@ -68,11 +68,12 @@ def test_multi_tensor_ops_count_one_kernel_only_when_the_lists_agree():
 
 
 def test_cli_json(capsys):
-    assert opcount.main(["--method", "rotnet", "--json", "--top", "3"]) == 0
+    assert opcount.main(["--method", "rotnet", "--json", "--top", "3", "--time", "1", "--threads", "1"]) == 0
     out = json.loads(capsys.readouterr().out)
     r = out["methods"]["rotnet"]
     assert r["kernels"] == sum(p["kernels"] for p in r["parts"].values())
     assert set(r["top"]) == set(opcount.PARTS)
+    assert set(r["ms"]) == set(opcount.PARTS) and all(v > 0 for v in r["ms"].values())
 
 
 def test_lars_step_kernels_do_not_grow_with_the_number_of_tensors():
