@@ -32,7 +32,7 @@ class LARS(torch.optim.Optimizer):
         defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
                         trust_coefficient=trust_coefficient, lars_exclude=False)
         super().__init__(params, defaults)
-        self._segments: dict[tuple, torch.Tensor] = {}
+        self._buffers: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -69,19 +69,23 @@ class LARS(torch.optim.Optimizer):
         # Tensors, not Python floats: no host sync. A zero norm makes the ratio 0, inf or nan,
         # all replaced by trust 1.
         trust = torch.where((norms > 0).all(0), w_norm / g_norm * group["trust_coefficient"], 1.0)
-        flat = torch.cat([_memory_order(g) for g in grads])
-        flat = flat * (trust * group["lr"])[self._segment_ids(grads)]
+        ids, flat, scale = self._flat_buffers(grads)
+        torch.cat([_memory_order(g) for g in grads], out=flat)
+        torch.index_select(trust * group["lr"], 0, ids, out=scale)
+        flat.mul_(scale)
         offsets = itertools.accumulate((g.numel() for g in grads), initial=0)
         return [flat.as_strided(g.shape, g.stride(), offset) for g, offset in zip(grads, offsets)]
 
-    def _segment_ids(self, tensors: list[torch.Tensor]) -> torch.Tensor:
-        """For each element of the tensors laid end to end, which tensor it belongs to (cached)."""
+    def _flat_buffers(self, tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For the tensors laid end to end: which tensor each element belongs to, and two
+        buffers of their length (made once: no large allocation a step, static for CUDA graphs)."""
         sizes = tuple(t.numel() for t in tensors)
-        key = (sizes, tensors[0].device)
-        if key not in self._segments:
-            self._segments[key] = torch.cat([torch.full((n,), i, device=tensors[0].device)
-                                             for i, n in enumerate(sizes)])
-        return self._segments[key]
+        key = (sizes, tensors[0].device, tensors[0].dtype)
+        if key not in self._buffers:
+            t = tensors[0]
+            ids = torch.cat([torch.full((n,), i, device=t.device) for i, n in enumerate(sizes)])
+            self._buffers[key] = (ids, t.new_empty(len(ids)), t.new_empty(len(ids)))
+        return self._buffers[key]
 
 
 def _memory_order(t: torch.Tensor) -> torch.Tensor:
