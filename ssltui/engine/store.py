@@ -35,6 +35,8 @@ from ssltui.engine.summary import TERMINAL_STATUSES, RunSummary, SummaryDamaged,
 __all__ = ["TERMINAL_STATUSES", "RunDir", "RunInfo", "RunStore", "atomic_write_json", "atomic_write_text"]
 _ID_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _ID_OK = re.compile(r"[A-Za-z0-9_.-]{1,255}")
+# Folders of the runs dir that are no run: the encoder cache and the sweeps' SQLite database.
+NOT_RUNS = ("cache", "sweeps")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -154,7 +156,7 @@ class RunInfo:
 
     id: str
     path: Path
-    status: str  # running | completed | failed | interrupted | stale | damaged | created
+    status: str  # running | completed | failed | interrupted | pruned | stale | damaged | created
     preset: str = ""
     description: str = ""
     group: str = ""
@@ -307,7 +309,7 @@ class RunStore:
     @staticmethod
     def check_new_id(run_id: str) -> str:
         """A name a new run folder may take (`--run-id`): a plain folder name."""
-        if not _ID_OK.fullmatch(run_id) or run_id in (".", "..", "cache") or run_id.startswith("."):
+        if not _ID_OK.fullmatch(run_id) or run_id in (".", "..", *NOT_RUNS) or run_id.startswith("."):
             raise ConfigError(f"--run-id {run_id[:60]!r}: use a plain folder name (letters, digits, - _ ., "
                               f"at most 255)")
         return run_id
@@ -345,7 +347,7 @@ class RunStore:
         except OSError as exc:
             raise ConfigError(f"runs dir {self.root}: cannot list ({exc.strerror})") from None
         for e in entries:
-            if e.is_dir() and not e.name.startswith(".") and e.name != "cache":
+            if e.is_dir() and not e.name.startswith(".") and e.name not in NOT_RUNS:
                 yield RunDir(Path(e.path))
 
     def list(self) -> list[RunInfo]:
@@ -360,7 +362,7 @@ class RunStore:
             shown = run_id if len(run_id) <= 60 else run_id[:57] + "..."
             raise ConfigError(f"{shown!r} is not a run id (letters, digits, - _ .; see `ssltui runs`)")
         exact = self.root / run_id
-        if exact.is_dir() and exact.name != "cache":
+        if exact.is_dir() and exact.name not in NOT_RUNS:
             return RunDir(exact)
         matches = [d for d in self.iter_dirs() if d.id.startswith(run_id) or d.id.endswith(run_id)]
         if len(matches) == 1:
@@ -371,6 +373,10 @@ class RunStore:
 
     def cache_dir(self) -> Path:
         return self.root / "cache"
+
+    def sweeps_dir(self) -> Path:
+        """Where the default sweep storage (an SQLite file) lives."""
+        return self.root / "sweeps"
 
     def find_unfinished(self, config_text: str) -> RunDir | None:
         """The newest interrupted, failed or stale run with exactly this configuration (for

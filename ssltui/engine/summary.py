@@ -15,8 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ssltui.engine.events import SCHEMA_VERSION, ResultRecord
 
-STATUSES = ("running", "completed", "failed", "interrupted")
-TERMINAL_STATUSES = ("completed", "failed", "interrupted")
+STATUSES = ("running", "completed", "failed", "interrupted", "pruned")
+# pruned: a sweep's pruner stopped the run early (a checkpoint is kept; `ssltui resume` continues it).
+TERMINAL_STATUSES = ("completed", "failed", "interrupted", "pruned")
 # Unix times from 1970 to the year 5138: a summary outside it is damaged, not a date to format.
 Timestamp = Field(None, ge=0.0, le=1e11, allow_inf_nan=False)
 
@@ -29,6 +30,17 @@ class PhaseRecord(BaseModel):
     cached: bool = False
 
 
+class SweepRef(BaseModel):
+    """The sweep trial a run is (`ssltui sweep`): the sweep's name, the Optuna trial number and
+    the values it tried, so a listing needs no database to say which trial a run was."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    trial: int = Field(ge=0)
+    params: dict[str, str | bool | int | float] = {}
+
+
 class RunSummary(BaseModel):
     """What `ssltui runs/show/table` and the TUI know of a run without reading its events."""
 
@@ -39,7 +51,7 @@ class RunSummary(BaseModel):
     preset: str = ""
     description: str = ""
     group: str = ""
-    status: Literal["running", "completed", "failed", "interrupted"] = "running"
+    status: Literal["running", "completed", "failed", "interrupted", "pruned"] = "running"
     methods: list[str] = []
     evaluations: list[str] = []
     labels: list[float] = []
@@ -58,6 +70,7 @@ class RunSummary(BaseModel):
     versions: dict[str, str] = {}
     argv: list[str] = []
     memory: dict[str, float] = {}
+    sweep: SweepRef | None = None
 
     @classmethod
     def new(cls, **values: Any) -> "RunSummary":

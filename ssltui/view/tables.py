@@ -18,7 +18,7 @@ from ssltui.engine.table import Cell, StudyTable, measured, pool
 from ssltui.view import format as fmt
 
 STATUS_STYLE = {"running": "bold green", "completed": "", "failed": "red", "interrupted": "yellow",
-                "stale": "red", "damaged": "red", "created": "dim"}
+                "pruned": "yellow", "stale": "red", "damaged": "red", "created": "dim"}
 SHORT_NAMES = {"supervised": "sup", "linear": "lin", "rotnet": "rot"}
 
 
