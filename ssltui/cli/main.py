@@ -1,4 +1,5 @@
-"""The headless face: `ssltui run | resume | presets | runs | show`, and `ssltui` alone for the TUI.
+"""The headless face: `ssltui run | resume | presets | runs | show | table | maps | sweep`, and
+`ssltui` alone for the TUI.
 
 Module-level imports stay light (no torch): `ssltui --help`, `presets` and `runs` answer fast.
 """
@@ -7,13 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from ssltui.cli.sweep import sweep_app
 from ssltui.engine.config import parse_list
 from ssltui.engine.errors import ConfigError, ExitCode, SsltuiError, first_line
 
@@ -81,22 +82,12 @@ class _StopRequest:
             runner.request_stop(self.reason)
 
 
-def _install_signal_handlers(runner) -> None:
-    """SIGINT/SIGTERM: the first asks `runner` (anything with request_stop) to stop; a second exits."""
-    count = {"n": 0}
+def _install_signal_handlers(target) -> None:
+    """SIGINT/SIGTERM: the first asks `target` (anything with request_stop) to stop; a second exits."""
+    from ssltui.cli.signals import on_interrupt
 
-    def handler(signum, _frame):
-        count["n"] += 1
-        name = signal.Signals(signum).name
-        if count["n"] > 1:
-            print(f"ssltui: {name} again, exiting now (the last checkpoint is whole)", file=sys.stderr, flush=True)
-            os._exit(ExitCode.INTERRUPTED)
-        print(f"ssltui: {name}: finishing the current step and saving a checkpoint "
-              f"(again to exit at once)", file=sys.stderr, flush=True)
-        runner.request_stop(f"stopped by {name}")
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
+    on_interrupt(target.request_stop, "finishing the current step and saving a checkpoint",
+                 "the last checkpoint is whole")
 
 
 def _load_data(plan, opts, stop: _StopRequest, quiet: bool):
@@ -336,6 +327,9 @@ def table(group: Optional[str] = typer.Argument(None, help="group or run id (def
     out = table_command(_store(runs_dir), group, "json" if json_out else fmt)
     if out is not None:
         print(out, end="" if out.endswith("\n") else "\n")
+
+
+app.add_typer(sweep_app, name="sweep")  # after the commands above: listed last in --help
 
 
 # ---------------------------------------------------------------- entry point
