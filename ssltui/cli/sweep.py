@@ -76,6 +76,8 @@ def sweep(
     from ssltui.engine.sweep.space import check_name, make_definition, parse_params
 
     check_device(device)
+    if data is not None:
+        _check_data(data)
     specs = parse_params(params)  # a bad --param exits 2 before Optuna or torch loads
     store = _store(runs_dir)
     if specs:
@@ -110,17 +112,26 @@ def sweep(
     return _work(handle, store, data or handle.definition.data, device, data_dir, not no_cache, json_out, quiet)
 
 
+def _check_data(data: str) -> None:
+    """The data source named, and a folder that exists (exit 2 or 3 before any trial)."""
+    from ssltui.engine.data.sources import parse_source
+    from ssltui.engine.errors import DataError
+
+    try:
+        kind, where = parse_source(data)
+    except SsltuiError as exc:
+        raise ConfigError(exc.message) from None
+    if kind == "folder" and not Path(where).expanduser().exists():
+        raise DataError(f"{where}: no such file or folder")
+
+
 def _work(handle, store, data: str, device: str, data_dir: Optional[Path], use_cache: bool, json_out: bool,
           quiet: bool) -> int:
     from ssltui.cli.progress import make_progress
     from ssltui.cli.signals import on_interrupt
-    from ssltui.engine.data.sources import parse_source
     from ssltui.engine.sweep.worker import SweepWorker
 
-    try:
-        parse_source(data)
-    except SsltuiError as exc:
-        raise ConfigError(exc.message) from None
+    _check_data(data)
 
     def say(line: str) -> None:
         if not quiet:

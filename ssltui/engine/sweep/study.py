@@ -29,6 +29,15 @@ from ssltui.engine.sweep.space import SweepDefinition, Value
 # Optuna's INFO lines would interleave with our own progress.
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
+DEFINITION_ATTR = "ssltui"  # the study user attribute that holds the SweepDefinition
+HEARTBEAT_SECONDS = 20  # a running trial's worker writes a heartbeat this often
+GRACE_SECONDS = 90  # a trial without a heartbeat for this long is failed and queued again
+JOIN_WAIT_SECONDS = 60  # how long a joining worker waits for the creator to queue the grid
+IMPORTANCE_MIN_TRIALS = 4  # finished trials before parameter importances mean anything
+STATES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.RUNNING: "running",
+          TrialState.FAIL: "failed", TrialState.WAITING: "waiting"}
+RANK = ("complete", "running", "pruned", "failed", "waiting")
+
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
@@ -38,15 +47,6 @@ def _quiet() -> Iterator[None]:
         warnings.simplefilter("ignore", ExperimentalWarning)
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
         yield
-
-DEFINITION_ATTR = "ssltui"  # the study user attribute that holds the SweepDefinition
-HEARTBEAT_SECONDS = 20  # a running trial's worker writes a heartbeat this often
-GRACE_SECONDS = 90  # a trial without a heartbeat for this long is failed and queued again
-JOIN_WAIT_SECONDS = 60  # how long a joining worker waits for the creator to queue the grid
-IMPORTANCE_MIN_TRIALS = 4  # finished trials before parameter importances mean anything
-STATES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.RUNNING: "running",
-          TrialState.FAIL: "failed", TrialState.WAITING: "waiting"}
-RANK = ("complete", "running", "pruned", "failed", "waiting")
 
 
 def storage_url(option: str | None, sweeps_dir: Path) -> str:
@@ -60,6 +60,16 @@ def shown_url(url: str) -> str:
         return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
     except (sqlalchemy.exc.ArgumentError, ValueError):
         return url.split("@")[-1][:80]
+
+
+def _absent(url: str) -> bool:
+    """An SQLite file that does not exist yet holds no sweep: reading it must not create it."""
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        return False
+    return parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") \
+        and not Path(parsed.database).exists()
 
 
 def open_storage(url: str) -> RDBStorage:
@@ -77,9 +87,9 @@ def open_storage(url: str) -> RDBStorage:
     if parsed.get_backend_name() == "sqlite":
         # Workers and the TUI share the file; wait for a writer rather than fail at once.
         engine_kwargs = {"connect_args": {"timeout": 60}}
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     try:
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         # Workers that start together on a new database would race to create Optuna's tables.
         with _exclusive(sqlalchemy.engine.make_url(url), "ssltui-schema"), _quiet():
             return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
@@ -145,11 +155,14 @@ class Sweep:
     @classmethod
     def open(cls, url: str, name: str, storage: RDBStorage | None = None) -> "Sweep":
         """An existing sweep (for `sweep show`, the TUI, a worker joining by name)."""
+        missing = ConfigError(f"no sweep {name!r} in {shown_url(url)} (see `ssltui sweep list`)")
+        if storage is None and _absent(url):
+            raise missing
         storage = storage or open_storage(url)
         try:
             study_id = storage.get_study_id_from_name(name)
         except KeyError:
-            raise ConfigError(f"no sweep {name!r} in {shown_url(url)} (see `ssltui sweep list`)") from None
+            raise missing from None
         defn = _wait_for_definition(storage, study_id, name)
         study = optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(defn),
                                   pruner=make_pruner(defn))
@@ -377,6 +390,8 @@ def _importances(study: optuna.Study, report: SweepReport) -> tuple[dict[str, fl
 
 def list_sweeps(url: str) -> list[dict]:
     """Every ssltui sweep in a storage: name, preset, metric, sampler, trials, best value."""
+    if _absent(url):
+        return []
     storage = open_storage(url)
     out = []
     for s in optuna.get_all_study_summaries(storage, include_best_trial=True):
