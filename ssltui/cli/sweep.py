@@ -113,16 +113,17 @@ def sweep(
 
 
 def _check_data(data: str) -> None:
-    """The data source named, and a folder that exists (exit 2 or 3 before any trial)."""
+    """The data source named, and a folder or archive that exists (exit 2 or 3 before any trial)."""
     from ssltui.engine.data.sources import parse_source
-    from ssltui.engine.errors import DataError
 
     try:
         kind, where = parse_source(data)
     except SsltuiError as exc:
         raise ConfigError(exc.message) from None
-    if kind == "folder" and not Path(where).expanduser().exists():
-        raise DataError(f"{where}: no such file or folder")
+    if kind == "folder":
+        from ssltui.engine.data.folder import stat_source
+
+        stat_source(Path(where).expanduser())
 
 
 def _work(handle, store, data: str, device: str, data_dir: Optional[Path], use_cache: bool, json_out: bool,
