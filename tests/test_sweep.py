@@ -24,6 +24,7 @@ from ssltui.engine.sweep.space import make_definition, parse_param, parse_params
 
 optuna = pytest.importorskip("optuna")
 from ssltui.engine.sweep import study as study_mod  # noqa: E402
+from ssltui.engine.sweep.report import list_sweeps  # noqa: E402
 from ssltui.engine.sweep.study import Sweep  # noqa: E402
 from ssltui.engine.sweep.worker import SweepWorker, objective  # noqa: E402
 from tests.sweep_fixtures import sweep_command  # noqa: E402
@@ -152,7 +153,7 @@ def test_grid_runs_every_point_and_prunes_a_hopeless_trial(store, grid_prune):
     assert [t.state.name for t in frozen] == ["COMPLETE", "COMPLETE", "PRUNED"]
     at_10 = [t.intermediate_values[1 * 100_000 + 10] for t in frozen]  # phase 1 (linear), epoch 10
     assert at_10[2] < (at_10[0] + at_10[1]) / 2 and at_10[2] <= CHANCE + 0.1  # below their median, near chance
-    listed = {s["name"]: s for s in study_mod.list_sweeps(sweep.url)}
+    listed = {s["name"]: s for s in list_sweeps(sweep.url)}
     assert listed["grid-prune"]["trials"] == 3 and listed["grid-prune"]["best"] == max(o.value for o in outcomes[:2])
 
     report = sweep.report()

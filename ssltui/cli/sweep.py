@@ -194,7 +194,8 @@ def show(name: str = typer.Argument(..., help="sweep name (see `ssltui sweep lis
 def list_(storage: Optional[str] = STORAGE_OPT, runs_dir: Optional[Path] = RUNS_DIR_OPT,
           json_out: bool = typer.Option(False, "--json", help="JSON list")) -> None:
     """The sweeps in a storage: name, preset, metric, sampler, trials, best value."""
-    from ssltui.engine.sweep.study import list_sweeps, shown_url, storage_url
+    from ssltui.engine.sweep.report import list_sweeps
+    from ssltui.engine.sweep.study import shown_url, storage_url
 
     url = storage_url(storage, _store(runs_dir).sweeps_dir())
     items = list_sweeps(url)

@@ -87,7 +87,8 @@ class SweepScreen(Screen):
     @work(thread=True, exclusive=True, group="sweep")
     def poll_sweep(self) -> None:
         """Read the study in a thread every POLL_SECONDS; only reports cross into the UI."""
-        from ssltui.engine.sweep.study import Sweep, list_sweeps, shown_url, storage_url
+        from ssltui.engine.sweep.report import list_sweeps
+        from ssltui.engine.sweep.study import Sweep, shown_url, storage_url
 
         url = storage_url(None, self.app.store.sweeps_dir())
         sweep = None
@@ -200,7 +201,8 @@ class SweepScreen(Screen):
 
     @work(thread=True, exclusive=True, group="sweep-list")
     def action_next_sweep(self) -> None:
-        from ssltui.engine.sweep.study import list_sweeps, storage_url
+        from ssltui.engine.sweep.report import list_sweeps
+        from ssltui.engine.sweep.study import storage_url
 
         try:
             names = [s["name"] for s in list_sweeps(storage_url(None, self.app.store.sweeps_dir()))]
