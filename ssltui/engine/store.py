@@ -174,7 +174,7 @@ class RunInfo:
     def of(cls, run_id: str, path: Path, status: str, s: RunSummary) -> "RunInfo":
         return cls(run_id, path, status, preset=s.preset, description=s.description, group=s.group,
                    methods=s.methods, evaluations=s.evaluations, labels=s.labels, seeds=s.seeds,
-                   results=[r.model_dump() for r in s.results], started=s.started, ended=s.ended,
+                   results=s.model_dump(include={"results"})["results"], started=s.started, ended=s.ended,
                    error=s.error, summary=s)
 
     def to_json(self) -> dict:
