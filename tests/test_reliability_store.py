@@ -336,6 +336,22 @@ def test_item9_a_runs_dir_that_is_a_file_exits_2(tmp_path: Path, monkeypatch: py
     one_line_error(code, err, str(runs))
 
 
+def test_item9_the_tui_refuses_a_runs_dir_that_is_a_file_before_it_starts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ssltui.tui.app as tui_app
+
+    def tripwire(*args, **kwargs):
+        raise AssertionError("the app started on a runs dir that is a file (its list worker then fails)")
+
+    monkeypatch.setattr(tui_app, "run_tui", tripwire)
+    runs = tmp_path / "runs-file"
+    runs.write_text("oops\n")
+    monkeypatch.setenv("SSLTUI_RUNS_DIR", str(runs))
+    code, _, err = cli()
+    assert code == 2
+    one_line_error(code, err, str(runs))
+
+
 # ---------------------------------------------------------------- item 10: `show ..`
 
 @pytest.mark.parametrize("run_id", ["..", ".", "../runs", "/etc", "a/b", ""])

@@ -58,6 +58,7 @@ def main(ctx: typer.Context) -> None:
         except ImportError:
             typer.echo(ctx.get_help())
             raise typer.Exit(0)
+        _store(None).run_entries()  # a runs dir that cannot be listed: one line, before the app takes the screen
         raise typer.Exit(run_tui())
 
 
