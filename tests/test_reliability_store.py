@@ -145,6 +145,17 @@ def test_item3_an_undecodable_path_is_refused_before_a_run_folder(tmp_path: Path
     assert stopped_runner == [] and not (runs_dir.exists() and any(runs_dir.iterdir()))
 
 
+def test_item3_a_runs_dir_that_is_not_utf8_still_records_the_run(tmp_path: Path, stopped_runner: list) -> None:
+    """Its path is in the recorded argv: written as '\\udce9' text, never a failure to write."""
+    runs = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9-runs"))
+    code, _, err = cli("run", *SMOKE, "--runs-dir", str(runs), "--run-id", "r")
+    one_line_error(code, err, "stopped by the test")
+    recorded = json.loads((runs / "r" / "summary.json").read_bytes())
+    assert recorded["status"] == "failed" and any("caf\\udce9-runs" in a for a in recorded["argv"])
+    code, out, err = cli("runs", "--runs-dir", str(runs), "--json")
+    assert code == 0 and json.loads(out)[0]["status"] == "failed", err
+
+
 def _preset_copy(path: Path) -> Path:
     from conftest import REPO
 
