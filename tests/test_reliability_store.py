@@ -396,6 +396,7 @@ def make_runs(root: Path, n: int) -> None:
             json.dump(doc, fh, indent=2)
 
 
+@pytest.mark.slow  # 10-25 s on the shared 2-core box, most of it writing the 10,000 fixture runs
 def test_item11_runs_lists_10000_runs_in_under_a_second(tmp_path: Path) -> None:
     """`ssltui runs` on a terminal (a pty, as a user sees it) over 10,000 runs: the newest 50 and a
     count of the rest. The CPU time of the whole process (start-up included) is what is asserted,
