@@ -49,9 +49,11 @@ def fake_run(root: Path, run_id: str, **over) -> Path:
 
 
 @pytest.fixture
-def stopped_runner(monkeypatch: pytest.MonkeyPatch) -> list:
+def stopped_runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list:
     """`ssltui run/resume` in this process up to the training, which fails at once: the run folder,
-    config.toml and summary.json are written by the real code. Returns (plan, opts) per start."""
+    config.toml and summary.json are written by the real code. Returns (plan, opts) per start.
+    The data is never loaded (the data layer has its own tests): these tests are about what the
+    store records and reads back, whatever the strings."""
     import ssltui.cli.main as cli_main
     from ssltui.engine import runner as runner_mod
     from ssltui.engine.errors import RunFailed
@@ -63,7 +65,10 @@ def stopped_runner(monkeypatch: pytest.MonkeyPatch) -> list:
         raise RunFailed("stopped by the test before training")
 
     monkeypatch.setattr(runner_mod.Runner, "_execute", train)
-    monkeypatch.setattr(cli_main, "_install_signal_handlers", lambda runner: None)
+    monkeypatch.setattr(cli_main, "_install_signal_handlers", lambda *args: None)
+    # Where `run` loads the data itself before making the run folder, that load is skipped too.
+    monkeypatch.setattr(cli_main, "_load_data", lambda *args, **kwargs: None, raising=False)
+    monkeypatch.setenv("SSLTUI_DATA_DIR", str(tmp_path / "data-never-written"))
     return started
 
 
