@@ -15,7 +15,6 @@ from typing import Optional
 import typer
 
 from ssltui.cli.sweep import sweep_app
-from ssltui.engine.config import parse_list
 from ssltui.engine.errors import ConfigError, ExitCode, SsltuiError, first_line
 
 app = typer.Typer(
@@ -32,6 +31,10 @@ app = typer.Typer(
 
 def _err(message: str) -> None:
     print(f"ssltui: error: {message}", file=sys.stderr, flush=True)
+
+
+def _warn(message: str) -> None:
+    print(f"ssltui: warning: {message}", file=sys.stderr, flush=True)
 
 
 def _stdout_console():
@@ -56,6 +59,7 @@ def main(ctx: typer.Context) -> None:
         except ImportError:
             typer.echo(ctx.get_help())
             raise typer.Exit(0)
+        _store(None).run_entries()  # a runs dir that cannot be listed: one line, before the app takes the screen
         raise typer.Exit(run_tui())
 
 
@@ -187,7 +191,7 @@ def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="check everything, print the resolved plan, train nothing"),
 ) -> int:
     """Train and evaluate: pretraining, then each evaluation at each label fraction and seed."""
-    from ssltui.engine.config import run_options
+    from ssltui.engine.config import parse_list, run_options
     from ssltui.engine.data.sources import parse_source
     from ssltui.engine.presets import resolve
     from ssltui.engine.runner import plan_to_toml
@@ -253,7 +257,7 @@ def presets(json_out: bool = typer.Option(False, "--json", help="JSON list")) ->
     """List presets: name, method, evaluation, description."""
     from ssltui.engine.presets import list_presets
 
-    items = list_presets()
+    items = list_presets(warn=_warn)
     if json_out:
         print(json.dumps([{"name": i.name, "method": i.method, "evaluation": i.evaluation,
                            "kind": i.kind, "description": i.description, "path": str(i.path)} for i in items]))
@@ -263,21 +267,38 @@ def presets(json_out: bool = typer.Option(False, "--json", help="JSON list")) ->
     _stdout_console().print(presets_table(items))
 
 
+NEWEST_RUNS = 50  # rows of `ssltui runs` on a terminal without --all
+
+
 @app.command()
-def runs(runs_dir: Optional[Path] = RUNS_DIR_OPT, json_out: bool = typer.Option(False, "--json")) -> None:
-    """List saved runs, running ones first."""
+def runs(runs_dir: Optional[Path] = RUNS_DIR_OPT, json_out: bool = typer.Option(False, "--json"),
+         all_runs: bool = typer.Option(False, "--all",
+                                       help=f"every run (a terminal shows the newest {NEWEST_RUNS})")) -> None:
+    """List saved runs, running ones first, then newest first."""
     store = _store(runs_dir)
-    infos = store.list()
     if json_out:
-        print(json.dumps([i.to_json() for i in infos]))
+        print(json.dumps([i.to_json() for i in store.list()]))
         return
-    if not infos:
+    console = _stdout_console()
+    # A pipe or a file gets every run as plain lines (for grep); a terminal a table of the newest.
+    infos, total = store.listing(None if all_runs or not console.is_terminal else NEWEST_RUNS)
+    if not total:
         print(f"no runs in {store.root}")
         return
+    if not console.is_terminal:
+        from ssltui.view.tables import runs_lines
+
+        for line in runs_lines(infos):
+            print(line)
+        return
+    from rich.text import Text
+
     from ssltui.view.tables import runs_table
 
-    console = _stdout_console()
+    infos = list(infos)
     console.print(runs_table(infos, console.width))
+    if total > len(infos):
+        console.print(Text(f"… {total - len(infos):,} more (ssltui runs --all)", style="dim"))
 
 
 @app.command()
