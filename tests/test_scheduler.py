@@ -17,7 +17,9 @@ import torch
 
 from conftest import last_json
 from reliability_tools import finish, one_thread, read_events, spawn, wait_for  # noqa: F401 - one_thread: autouse
+from test_reliability_input import cli
 from ssltui.engine.config import RunOptions
+from ssltui.engine.errors import ConfigError
 from ssltui.engine.graph import FEATUREMAPS, build_graph, count_phases, describe_phases
 from ssltui.engine.presets import resolve
 from ssltui.engine.runner import Runner, worker_count
@@ -114,6 +116,55 @@ def test_worker_count_auto_devices_and_what_can_run_at_once():
     assert worker_count(2, ["cpu"], chain, chain.nodes) == 1
 
 
+def test_dry_run_shows_what_waits_for_what_and_devices_are_checked_first(tmp_path: Path) -> None:
+    code, out, err = cli("run", "--preset", "paper-smoke", "--data", "synthetic", "--dry-run")
+    assert code == 0, err
+    assert "#   p3-rotnet/semi/labels0.1/seed0 (3 epochs) after rotnet/pretrain/seed0\n" in out
+    assert "#   p0-supervised/supervised/labels0.1/seed0 (6 epochs)\n" in out
+    code, out, _ = cli("run", "--preset", "paper-smoke", "--data", "synthetic", "--devices", "cuda:0,cuda:1",
+                       "--dry-run", "--json")
+    graph = json.loads(out)["graph"]
+    assert code == 0 and json.loads(out)["devices"] == ["cuda:0", "cuda:1"] and graph[-1]["node"] == FEATUREMAPS
+    for args, words in [(["--devices", "cpu,gpu"], "--devices: 'gpu' is not one of"),
+                        (["--devices", "cpu", "--device", "cpu"], "--device and --devices"),
+                        (["--set", "runtime.workers=0"], "runtime.workers: 0 is not a whole number >= 1 or 'auto'")]:
+        code, _, err = cli("run", "--preset", "smoke", "--data", "synthetic", *args, "--dry-run")
+        assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
+    # A missing device fails before any worker process starts.
+    missing = "cuda:0" if not torch.cuda.is_available() else f"cuda:{torch.cuda.device_count()}"
+    run = RunDir(tmp_path / "nodevice")
+    run.path.mkdir()
+    opts = RunOptions(data="synthetic", devices=["cpu", missing])
+    with pytest.raises(ConfigError, match="CUDA device"):
+        Runner(resolve("paper-smoke"), run, opts).execute()
+    assert json.loads(run.summary_path.read_text())["status"] == "failed"
+
+
+def test_progress_shows_concurrent_phases_with_their_worker():
+    import io
+
+    from ssltui.cli.progress import PlainProgress, RichProgress
+    from ssltui.engine.events import PhaseRef, PhaseStart, Step
+
+    a, b = PhaseRef.evaluating(0, "supervised", "supervised", 0.5, 0), PhaseRef.pretraining("rotnet", 0, "ab" * 8)
+    events = [PhaseStart(**a.model_dump(), epochs=2, steps_per_epoch=5, worker=1, device="cuda:0"),
+              PhaseStart(**b.model_dump(), epochs=1, steps_per_epoch=9, worker=2, device="cuda:1"),
+              Step(**a.model_dump(), epoch=0, step=3, loss=2.0, lr=0.1),
+              Step(**b.model_dump(), epoch=0, step=7, loss=1.0, lr=0.1)]
+    rich = RichProgress(io.StringIO())
+    for e in events:
+        rich(e)
+    rich.close()
+    bars = {t.description: t.completed for t in rich.progress.tasks}
+    assert bars == {"supervised 50% s0 (w1)": 3, "rotnet pretrain s0 (w2)": 7}  # both live, each its own bar
+    out = io.StringIO()
+    plain = PlainProgress(out)
+    for e in events:
+        plain(e)
+    assert "p0-supervised/supervised/labels0.5/seed0: 2 epochs x 5 steps on worker 1 (cuda:0)" in out.getvalue()
+    assert "rotnet/pretrain/seed0/abababab: 1 epochs x 9 steps on worker 2 (cuda:1)" in out.getvalue()
+
+
 # ---------------------------------------------------------------- worker processes
 
 def test_two_workers_give_the_sequential_results_bit_for_bit(tmp_path: Path, data_dir: Path) -> None:
@@ -148,6 +199,7 @@ def test_two_workers_give_the_sequential_results_bit_for_bit(tmp_path: Path, dat
     assert json.loads((run / "featuremaps.json").read_text())["models"][0]["name"] == "supervised"
 
 
+@pytest.mark.slow
 def test_killed_worker_fails_its_phase_and_resume_finishes_only_the_rest(tmp_path: Path, data_dir: Path) -> None:
     want = reference_results(LONG, tmp_path / "ref", data_dir)
     runs, run = tmp_path / "runs", tmp_path / "runs" / "kill"

@@ -43,7 +43,7 @@ class RichProgress:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, PhaseStart):
-            label = event.label() + (f" [w{event.worker}]" if event.worker is not None else "")
+            label = event.label() + (f" (w{event.worker})" if event.worker is not None else "")
             self.tasks[event.phase] = self.progress.add_task(
                 label, total=event.epochs * event.steps_per_epoch,
                 completed=event.start_epoch * event.steps_per_epoch, status="")
