@@ -154,19 +154,26 @@ def _dry_run(plan, opts, json_out: bool) -> int:
     """Print what `run` would do (every phase, and the resolved configuration) and train nothing."""
     import importlib.util
 
-    from ssltui.engine.runner import describe_phases, plan_to_toml
+    from ssltui.engine.graph import build_graph
+    from ssltui.engine.runner import plan_to_toml
 
     for part in plan.parts:
         if part.method != "supervised" and importlib.util.find_spec(f"ssltui.engine.methods.{part.method}") is None:
             raise ConfigError(f"method {part.method!r} has no pretraining implementation")
-    phases = describe_phases(plan)
+    graph = build_graph(plan)
+    phases = [n.describe() for n in graph.phases]
     config = plan_to_toml(plan, opts)
     if json_out:
         print(json.dumps({"dry_run": True, "preset": plan.preset, "data": opts.data, "device": opts.device,
-                          "phases": phases, "config": config}), flush=True)
+                          "devices": opts.device_list(), "phases": phases, "config": config,
+                          "graph": [{"node": n.name, "kind": n.kind, "needs": list(n.needs)} for n in graph.nodes]}),
+              flush=True)
     else:
         print(config, end="")
-        print("# phases, in order:\n" + "\n".join(f"#   {p}" for p in phases), flush=True)
+        after = {n.name: " after " + ", ".join(graph.node(d).describe().split(" (")[0] for d in n.needs)
+                 if n.needs else "" for n in graph.phases}
+        print('# phases, in order (one marked "after X" waits for X; the others can start at once):\n'
+              + "\n".join(f"#   {n.describe()}{after[n.name]}" for n in graph.phases), flush=True)
     return int(ExitCode.OK)
 
 
@@ -178,6 +185,9 @@ def run(
     labels: Optional[str] = typer.Option(None, "--labels", help="label fractions, e.g. 0.01,0.1"),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="seeds, e.g. 0,1,2"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    devices: Optional[str] = typer.Option(None, "--devices",
+                                          help="phases side by side on these devices, e.g. cuda:0,cuda:1 "
+                                               "(one worker process each unless runtime.workers says more)"),
     data: str = typer.Option("cifar10", "--data", help="cifar10 | synthetic | folder:PATH (folder or .tar.gz)"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="download/cache dir (default: $SSLTUI_DATA_DIR or the user cache dir)"),
     sets: list[str] = typer.Option([], "--set", help="override a hyperparameter: key=value (repeatable)"),
@@ -204,7 +214,11 @@ def run(
         kind, where = parse_source(data)
     except SsltuiError as exc:
         raise ConfigError(exc.message) from None
-    opts = run_options(data=data, data_dir=data_dir, device=device, group=group, use_cache=not no_cache)
+    device_list = parse_list(devices, str, "--devices") or []
+    if device_list and device != "auto":
+        raise ConfigError("--device and --devices: give one of them")
+    opts = run_options(data=data, data_dir=data_dir, device=device, devices=device_list, group=group,
+                       use_cache=not no_cache)
     if run_id is not None:
         RunStore.check_new_id(run_id)
     if kind == "folder":

@@ -55,6 +55,13 @@ def _check_text(value: Any) -> Any:
     return value
 
 
+def _workers(v: Any) -> Any:
+    """`runtime.workers`: a whole number >= 1, or "auto" (bool is an int to Python, not here)."""
+    if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+        return v
+    raise ValueError("is not a whole number >= 1 or 'auto'")
+
+
 def _not_negative(v: int) -> int:
     if v < 0:
         raise ValueError("is negative")
@@ -150,6 +157,8 @@ class RuntimeConfig(Section):
     compile: bool = Field(False, description="torch.compile every phase's training forward on CUDA")
     eval_batch_size: int = Field(1024, ge=1, description="batch size for feature extraction and testing")
     featuremaps: bool = Field(True, description="save feature-map thumbnails at the end of the run")
+    workers: Annotated[int | Literal["auto"], BeforeValidator(_workers)] = Field(
+        "auto", description="phases side by side, one process each (auto: one per device)")
 
 
 class RunConfig(Section):
@@ -195,6 +204,7 @@ class RunOptions(BaseModel):
     data: Text = "cifar10"
     data_dir: Path | None = None
     device: str = "auto"
+    devices: list[str] = []  # `--devices cuda:0,cuda:1`: the workers' devices, in turn
     group: Text | None = None
     use_cache: bool = True
 
@@ -202,6 +212,15 @@ class RunOptions(BaseModel):
     @classmethod
     def _device(cls, v: str) -> str:
         return check_device(v)
+
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, v: list[str]) -> list[str]:
+        return [check_device(d, "--devices") for d in v]
+
+    def device_list(self) -> list[str]:
+        """The devices phases run on: `--devices`, else the one `--device`."""
+        return list(self.devices) or [self.device]
 
     @field_validator("data_dir", mode="before")
     @classmethod
@@ -212,7 +231,7 @@ class RunOptions(BaseModel):
         return v
 
     def to_toml_dict(self) -> dict:
-        return {"data": self.data, "device": self.device, "group": self.group or "",
+        return {"data": self.data, "device": self.device, "devices": list(self.devices), "group": self.group or "",
                 "data_dir": str(self.data_dir) if self.data_dir else "", "use_cache": self.use_cache}
 
 
