@@ -50,6 +50,8 @@ class TrainConfig:
     lr_scaling: str = _f("none", "none | linear (lr*batch/256) | sqrt (lr*sqrt(batch))",
                          choices=("none", "linear", "sqrt"))
     momentum: float = _f(0.9, "SGD/LARS momentum", min=0.0, max=0.9999)
+    lars_trust_coefficient: float = _f(0.001, "LARS eta: an adapted layer's step is lr x eta x |w|/|g|",
+                                       min=0.0, min_exclusive=True)
     nesterov: bool = _f(False, "Nesterov momentum (SGD)")
     weight_decay: float = _f(5e-4, "L2 weight decay", min=0.0, max=1.0)
     schedule: str = _f("cosine", "cosine | step | constant", choices=("cosine", "step", "constant"))
@@ -98,6 +100,8 @@ class KnnConfig:
     temperature: float = _f(0.1, "vote temperature", min=0.0, min_exclusive=True)
     every_epochs: int = _f(10, "kNN monitor on the validation split every N epochs (0: off)", min=0)
     max_bank: int = _f(10000, "most training images in the kNN feature bank", min=1)
+    guard_min_steps: int = _f(200, "SimCLR guard rail: compare kNN at 20% of the epochs with a random "
+                                   "encoder's when at least this many steps precede it", min=1)
 
 
 @dataclass

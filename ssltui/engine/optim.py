@@ -89,7 +89,8 @@ def param_groups(modules: list[nn.Module], exclude_norm_bias: bool) -> list[dict
 def build_optimizer(cfg: TrainConfig, modules: list[nn.Module]) -> torch.optim.Optimizer:
     lr = peak_lr(cfg)
     if cfg.optimizer == "lars":
-        return LARS(param_groups(modules, True), lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return LARS(param_groups(modules, True), lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                    trust_coefficient=cfg.lars_trust_coefficient)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(param_groups(modules, True), lr=lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(param_groups(modules, False), lr=lr, momentum=cfg.momentum,
