@@ -8,14 +8,14 @@ import pytest
 import torch
 
 from conftest import last_json
-from ssltui.engine.config import build_run_config
+from ssltui.engine.config import TrainConfig, build_run_config
 from ssltui.engine.data.bundle import make_bundle
 from ssltui.engine.data.sources import make_synthetic
 from ssltui.engine.device import pick_device
 from ssltui.engine.evaluation.linear import linear_probe
 from ssltui.engine.loop import PhaseInfo, RunContext
 from ssltui.engine.methods import simclr
-from ssltui.engine.methods.simclr import ProjectionHead, SimCLRModel
+from ssltui.engine.methods.simclr import ProjectionHead, SimCLRModel, barely_training_warning, guard_epoch
 from ssltui.engine.models.resnet import ResNet20
 from ssltui.engine.store import RunDir
 
@@ -69,6 +69,65 @@ def test_pretrain_trains_the_encoder_and_monitors_knn(tmp_path, monkeypatch):
         assert torch.equal(v, after[k]), k
 
 
+def test_guard_epoch_is_the_first_at_or_after_a_fifth():
+    assert [guard_epoch(n) for n in (1, 2, 4, 5, 6, 10, 100, 101)] == [1, 1, 1, 1, 2, 2, 20, 21]
+
+
+def test_barely_training_warning_names_the_cause():
+    literal = TrainConfig(optimizer="lars", lr=0.012, batch_size=1024)
+    msg = barely_training_warning(0.331, 0.31, 20, 100, 860, literal)
+    assert msg.startswith("kNN accuracy 33.1% after 20 of 100 epochs is within 5 points of a random "
+                          "encoder's 31.0%")
+    assert "LARS the learning rate is likely far too small (pretrain.lr=0.012" in msg
+    assert "1.2e-05 of its norm" in msg and "0.3 x batch/256 = 1.2 moves 1.2e-03" in msg
+    assert barely_training_warning(0.25, 0.31, 20, 100, 860, literal) is not None  # below random
+    assert barely_training_warning(0.361, 0.31, 20, 100, 860, literal) is None
+    # SimCLR's own rate: the message does not blame it, it points at the rate and the length.
+    msg = barely_training_warning(0.30, 0.31, 20, 100, 860, TrainConfig(optimizer="lars", lr=1.2, batch_size=1024))
+    assert "far too small" not in msg and "(pretrain.lr=1.2) and the length of the run (860 steps" in msg
+    msg = barely_training_warning(0.30, 0.31, 2, 10, 40, TrainConfig(optimizer="sgd", lr=1e-4))
+    assert "LARS" not in msg and "pretrain.lr=0.0001" in msg
+
+
+def _guarded_run(tmp_path, lr: float, guard_min_steps: int):
+    """A tiny SimCLR pretraining: 25 LARS steps an epoch (BatchNorm's running statistics have
+    forgotten their initial values by the end of the first), 200 validation images."""
+    cfg = build_run_config({
+        "method": "simclr", "evaluation": ["linear"],
+        "pretrain": {"epochs": 2, "batch_size": 8, "optimizer": "lars", "lr": lr, "warmup_epochs": 0,
+                     "weight_decay": 1e-6},
+        "simclr": {"proj_hidden_dim": 32, "proj_out_dim": 16},
+        # every_epochs 5 would skip epoch 1: the guard rail must check it anyway.
+        "knn": {"k": 10, "every_epochs": 5, "max_bank": 200, "guard_min_steps": guard_min_steps},
+    })
+    dev = pick_device("cpu", cfg.runtime)
+    bundle = make_bundle(make_synthetic(40, 2), dev.device, 0.5, 0)
+    run = RunDir(tmp_path / "run")
+    run.checkpoints_dir.mkdir(parents=True)
+    events: list[dict] = []
+    simclr.pretrain(RunContext(run, dev, events.append), PhaseInfo("simclr/pretrain/seed0", "pretrain",
+                                                                   "simclr", 0), cfg, bundle)
+    epochs = [e for e in events if e.get("event") == "epoch"]
+    logs = [e for e in events if e.get("event") == "log"]
+    return epochs, logs
+
+
+def test_guard_rail_warns_when_the_encoder_barely_trains(tmp_path):
+    epochs, logs = _guarded_run(tmp_path, lr=1e-6, guard_min_steps=25)
+    assert [e["epoch"] for e in epochs if "knn_acc" in e] == [1, 2]  # the guard's epoch 1, and the last
+    random_acc = epochs[0]["knn_random"]
+    assert 0.0 < random_acc < 1.0 and all(e["knn_random"] == random_acc for e in epochs)
+    assert any(f"{random_acc:.2%}" in e["message"] and "random (initial) encoder" in e["message"] for e in logs)
+    (warning,) = [e for e in logs if e["level"] == "warning"]
+    assert "after 1 of 2 epochs" in warning["message"] and "pretrain.lr=1e-06" in warning["message"]
+
+
+def test_guard_rail_skips_runs_too_short_to_judge(tmp_path):
+    epochs, logs = _guarded_run(tmp_path, lr=1e-6, guard_min_steps=26)
+    assert [e["epoch"] for e in epochs if "knn_acc" in e] == [2]
+    assert "knn_random" in epochs[-1] and not [e for e in logs if e["level"] == "warning"]
+
+
 def test_linear_evaluation_leaves_the_encoder_unchanged(tmp_path):
     cfg, bundle, ctx, _ = _tiny(tmp_path)
     encoder = ResNet20()
@@ -87,7 +146,8 @@ def test_linear_evaluation_leaves_the_encoder_unchanged(tmp_path):
 def test_smoke_simclr_learns_on_synthetic(run_cli, runs_dir):
     # One epoch of the smoke preset keeps this test short on a 2-core machine.
     p = run_cli("run", "--preset", "smoke", "--method", "simclr", "--data", "synthetic",
-                "--device", "cpu", "--json", "--set", "pretrain.epochs=1", timeout=900)
+                "--device", "cpu", "--json", "--set", "pretrain.epochs=1", "--set", "knn.guard_min_steps=1",
+                timeout=900)
     assert p.returncode == 0, p.stderr[-2000:]
     out = last_json(p.stdout)
     assert out["status"] == "completed"
@@ -98,3 +158,22 @@ def test_smoke_simclr_learns_on_synthetic(run_cli, runs_dir):
     epochs = [e for e in events if e.get("event") == "epoch" and e.get("kind") == "pretrain"]
     assert epochs and all(0.0 <= e["knn_acc"] <= 1.0 for e in epochs)
     assert epochs[-1]["knn_acc"] > 0.2
+    # A healthy run is clear of the guard rail: measured kNN 53.3% against the random
+    # encoder's 41.7% (2026-11-28, CPU).
+    assert epochs[-1]["knn_acc"] > epochs[-1]["knn_random"] + 0.05
+    assert not [e for e in events if e.get("event") == "log" and e.get("level") == "warning"]
+
+
+def test_show_prints_the_guard_rail_warning(tmp_path, run_cli):
+    from tests.tui_fixtures import STUDY_ID, make_fixture_runs
+
+    runs = make_fixture_runs(tmp_path / "fx")
+    message = ("simclr/pretrain/seed0/abcd1234: kNN accuracy 33.1% after 2 of 10 epochs is within 5 points "
+               "of a random encoder's 31.0% (or below it): the encoder is barely training")
+    with open(runs / STUDY_ID / "metrics.jsonl", "a") as fh:
+        fh.write(json.dumps({"t": 1.0, "event": "log", "level": "warning", "message": message}) + "\n")
+    shown = run_cli("show", STUDY_ID, "--runs-dir", str(runs), timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert f"warning: {message}" in " ".join(shown.stdout.split())
+    as_json = run_cli("show", STUDY_ID, "--runs-dir", str(runs), "--json", timeout=120)
+    assert json.loads(as_json.stdout)["warnings"] == [message]

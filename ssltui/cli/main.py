@@ -309,13 +309,17 @@ def show(run_id: str = typer.Argument(...), runs_dir: Optional[Path] = RUNS_DIR_
     info = rd.info()
     metrics = rd.read_metrics()
     config_text = rd.config_path.read_text() if rd.config_path.exists() else ""
+    # Such as the SimCLR guard rail's "the encoder is barely training".
+    warnings = [m["message"] for m in metrics if m.get("event") == "log" and m.get("level") == "warning"
+                and isinstance(m.get("message"), str)]
     if json_out:
         try:
             summary = rd.read_summary()
         except (OSError, ValueError):
             summary = None
         epochs = [m for m in metrics if m.get("event") == "epoch"]
-        print(json.dumps({"run": info.to_json(), "summary": summary, "config": config_text, "epochs": epochs}))
+        print(json.dumps({"run": info.to_json(), "summary": summary, "config": config_text, "epochs": epochs,
+                          "warnings": warnings}))
         return
     from ssltui.cli.render import curves_plot, results_table
 
@@ -326,6 +330,8 @@ def show(run_id: str = typer.Argument(...), runs_dir: Optional[Path] = RUNS_DIR_
     console.print(config_text, markup=False, highlight=False)
     if info.results:
         console.print(results_table(info.results))
+    for message in warnings:
+        console.print(f"warning: {message}", markup=False, style="yellow")
     print(curves_plot(metrics))
 
 
