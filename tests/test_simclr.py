@@ -15,7 +15,8 @@ from ssltui.engine.device import pick_device
 from ssltui.engine.evaluation.linear import linear_probe
 from ssltui.engine.loop import PhaseInfo, RunContext
 from ssltui.engine.methods import simclr
-from ssltui.engine.methods.simclr import ProjectionHead, SimCLRModel, barely_training_warning, guard_epoch
+from ssltui.engine.methods.simclr import (GuardCheck, ProjectionHead, SimCLRModel, barely_training_warning,
+                                          guard_epoch)
 from ssltui.engine.models.resnet import ResNet20
 from ssltui.engine.store import RunDir
 
@@ -75,18 +76,34 @@ def test_guard_epoch_is_the_first_at_or_after_a_fifth():
 
 def test_barely_training_warning_names_the_cause():
     literal = TrainConfig(optimizer="lars", lr=0.012, batch_size=1024)
-    msg = barely_training_warning(0.331, 0.31, 20, 100, 860, literal)
+    msg = barely_training_warning(GuardCheck(0.331, 0.31, 0.006, 20, 100, 860), literal)
     assert msg.startswith("kNN accuracy 33.1% after 20 of 100 epochs is within 5 points of a random "
-                          "encoder's 31.0%")
-    assert "LARS the learning rate is likely far too small (pretrain.lr=0.012" in msg
-    assert "1.2e-05 of its norm" in msg and "0.3 x batch/256 = 1.2 moves 1.2e-03" in msg
-    assert barely_training_warning(0.25, 0.31, 20, 100, 860, literal) is not None  # below random
-    assert barely_training_warning(0.361, 0.31, 20, 100, 860, literal) is None
-    # SimCLR's own rate: the message does not blame it, it points at the rate and the length.
-    msg = barely_training_warning(0.30, 0.31, 20, 100, 860, TrainConfig(optimizer="lars", lr=1.2, batch_size=1024))
+                          "encoder's 31.0% (or below it), its convolutions moved a median 0.6% of their norm: "
+                          "the encoder is barely training; with LARS the learning rate is likely far too small")
+    assert "(pretrain.lr=0.012: each adapted layer moves ~lr x trust coefficient = 1.2e-05 of its norm" in msg
+    assert "0.3 x batch/256 = 1.2 moves 1.2e-03" in msg
+    # Either sign suffices: kNN near (or below) random, or convolutions that hardly moved.
+    assert barely_training_warning(GuardCheck(0.25, 0.31, 0.3, 20, 100, 860), literal) is not None
+    still = barely_training_warning(GuardCheck(0.40, 0.31, 0.006, 20, 100, 860), literal)
+    assert "(a random encoder's: 31.0%)" in still and "far too small" in still
+    assert barely_training_warning(GuardCheck(0.361, 0.31, 0.3, 20, 100, 860), literal) is None
+    # SimCLR's own rate, moving but not learning: the rate and the length, not "too small".
+    msg = barely_training_warning(GuardCheck(0.30, 0.31, 0.3, 20, 100, 860),
+                                  TrainConfig(optimizer="lars", lr=1.2, batch_size=1024))
     assert "far too small" not in msg and "(pretrain.lr=1.2) and the length of the run (860 steps" in msg
-    msg = barely_training_warning(0.30, 0.31, 2, 10, 40, TrainConfig(optimizer="sgd", lr=1e-4))
-    assert "LARS" not in msg and "pretrain.lr=0.0001" in msg
+    msg = barely_training_warning(GuardCheck(0.40, 0.31, 0.001, 2, 10, 400), TrainConfig(optimizer="sgd", lr=1e-4))
+    assert "LARS" not in msg and "the learning rate is likely far too small (pretrain.lr=0.0001)" in msg
+
+
+def test_conv_motion_is_relative_to_the_initial_norm():
+    enc = ResNet20()
+    initial = {k: v.clone() for k, v in enc.state_dict().items() if v.ndim == 4}
+    assert simclr.conv_motion(enc, initial) == 0.0
+    with torch.no_grad():
+        for m in enc.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.weight.mul_(1.1)
+    assert simclr.conv_motion(enc, initial) == pytest.approx(0.1, rel=1e-4)
 
 
 def _guarded_run(tmp_path, lr: float, guard_min_steps: int):
@@ -119,7 +136,8 @@ def test_guard_rail_warns_when_the_encoder_barely_trains(tmp_path):
     assert 0.0 < random_acc < 1.0 and all(e["knn_random"] == random_acc for e in epochs)
     assert any(f"{random_acc:.2%}" in e["message"] and "random (initial) encoder" in e["message"] for e in logs)
     (warning,) = [e for e in logs if e["level"] == "warning"]
-    assert "after 1 of 2 epochs" in warning["message"] and "pretrain.lr=1e-06" in warning["message"]
+    assert "after 1 of 2 epochs is within 5 points" in warning["message"]
+    assert "moved a median 0.0% of their norm" in warning["message"] and "pretrain.lr=1e-06" in warning["message"]
 
 
 def test_guard_rail_skips_runs_too_short_to_judge(tmp_path):
