@@ -100,8 +100,8 @@ class KnnConfig:
     temperature: float = _f(0.1, "vote temperature", min=0.0, min_exclusive=True)
     every_epochs: int = _f(10, "kNN monitor on the validation split every N epochs (0: off)", min=0)
     max_bank: int = _f(10000, "most training images in the kNN feature bank", min=1)
-    guard_min_steps: int = _f(200, "SimCLR guard rail: compare kNN at 20% of the epochs with a random "
-                                   "encoder's when at least this many steps precede it", min=1)
+    guard_min_steps: int = _f(250, "SimCLR guard rail: judge the encoder at 20% of the epochs only when at "
+                                   "least this many steps precede it", min=1)
 
 
 @dataclass
