@@ -16,6 +16,7 @@ from conftest import REPO, last_json
 from reliability_tools import PHASE, TINY, finish, spawn
 from ssltui.engine.checkpoint import load_checkpoint, save_checkpoint
 from ssltui.engine.errors import ConfigError
+from ssltui.engine.events import Epoch
 from ssltui.engine.store import RunDir, RunStore, read_jsonl
 
 
@@ -142,13 +143,16 @@ def test_resume_refuses_a_foreign_checkpoint(tmp_path: Path, data_dir: Path, kin
 def test_truncated_metrics_still_read_and_are_tidied_before_appending(tmp_path: Path) -> None:
     run = RunDir(tmp_path / "r")
     run.path.mkdir()
-    run.append_metrics({"event": "epoch", "epoch": 1, "loss": 2.0})
-    run.append_metrics({"event": "epoch", "epoch": 2, "loss": 1.5})
+    def epoch(n: int) -> Epoch:
+        return Epoch(phase="p", kind="supervised", method="supervised", epoch=n, epochs=3, step=n, loss=1.0, lr=0.1)
+
+    run.append_event(epoch(1))
+    run.append_event(epoch(2))
     with open(run.metrics_path, "ab") as fh:
         fh.write(b'{"event": "epoch", "epo')  # killed mid-write
-    assert [e["epoch"] for e in run.read_metrics()] == [1, 2]
+    assert [e.epoch for e in run.read_events()] == [1, 2]
     run.tidy_after_crash()
-    run.append_metrics({"event": "epoch", "epoch": 3, "loss": 1.0})
+    run.append_event(epoch(3))
     assert [e["epoch"] for e in read_jsonl(run.metrics_path)] == [1, 2, 3]
 
 
@@ -176,7 +180,8 @@ def test_damaged_summaries_are_listed_as_damaged(run_cli, runs_dir: Path) -> Non
         (runs_dir / name / "summary.json").write_text(text, errors="surrogateescape")
     # A torn metrics file in the good run must not disturb `show` either.
     (runs_dir / "good" / "metrics.jsonl").write_text(
-        '{"event":"epoch","phase":"p","epoch":1,"loss":1.0}\n{"event":"epoch","loss":"?"}\n{"ev')
+        '{"event":"epoch","phase":"p","kind":"supervised","method":"supervised","epoch":1,"epochs":2,'
+        '"step":3,"loss":1.0,"lr":0.1}\n{"event":"epoch","loss":"?"}\n{"ev')
 
     r = run_cli("runs", "--json")
     assert r.returncode == 0, r.stderr
@@ -186,7 +191,8 @@ def test_damaged_summaries_are_listed_as_damaged(run_cli, runs_dir: Path) -> Non
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     assert r.stdout.count("damaged") == len(damaged)
     r = run_cli("show", "good", "--json")
-    assert r.returncode == 0 and len(json.loads(r.stdout)["epochs"]) == 2, r.stderr
+    # The whole epoch event is read; the damaged one and the torn last line are skipped.
+    assert r.returncode == 0 and len(json.loads(r.stdout)["epochs"]) == 1, r.stderr
     r = run_cli("show", "good")
     assert r.returncode == 0 and "loss" in r.stdout and not r.stderr, r.stderr
     r = run_cli("show", "types")

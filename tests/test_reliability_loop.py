@@ -14,7 +14,8 @@ from ssltui.engine import loop as loop_mod
 from ssltui.engine.config import TrainConfig
 from ssltui.engine.device import DeviceSettings
 from ssltui.engine.errors import RunInterrupted
-from ssltui.engine.loop import PHASE_KEYS, Phase, PhaseInfo, RunContext
+from ssltui.engine.events import PhaseRef
+from ssltui.engine.loop import PHASE_KEYS, Phase, RunContext
 from ssltui.engine.optim import build_optimizer
 from ssltui.engine.store import RunDir
 
@@ -25,8 +26,8 @@ def _phase(tmp: Path, every: int = 1, stop_at: int | None = None) -> tuple[Phase
     run = RunDir(tmp)
     run.path.mkdir(exist_ok=True)
     ctx = RunContext(run, DeviceSettings(torch.device("cpu"), None, False, False))
-    info = PhaseInfo("toy/phase", "supervised", "supervised", 0)
-    gen = ctx.generator(0, info.name)
+    info = PhaseRef(phase="toy/phase", kind="supervised", method="supervised", seed=0)
+    gen = ctx.generator(0, info.phase)
     model = nn.Sequential(nn.Linear(3, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
     cfg = TrainConfig(epochs=EPOCHS, batch_size=BATCH, lr=0.1, checkpoint_every=every)
     opt = build_optimizer(cfg, [model])
@@ -54,7 +55,7 @@ def test_checkpoint_interval_and_contents(tmp_path: Path, monkeypatch: pytest.Mo
     go()
     assert [p["epoch"] for p in saved] == [2, 4, 5]  # every 2 epochs, and always the last
     ck = saved[-1]
-    assert set(PHASE_KEYS) | {"perm", "losses", "cuda_rng", "last_epoch", "extra"} <= set(ck)
+    assert set(PHASE_KEYS) | {"perm", "losses", "cuda_rng", "last_epoch"} <= set(ck)
     assert set(ck["modules"]["model"]) == set(model.state_dict())  # BN running stats included
     assert ck["optimizer"]["state"], "momentum buffers missing"
     assert ck["last_epoch"]["val_acc"] == EPOCHS - 1

@@ -118,7 +118,7 @@ def test_full_disk_keeps_the_last_good_checkpoint_and_resume_finishes_identicall
     assert got["epoch"] == want["epoch"] == 4
     for k, t in want["modules"]["model"].items():
         assert torch.equal(got["modules"]["model"][k], t), k
-    assert run.read_summary()["results"][0]["test_acc"] == ref.run.read_summary()["results"][0]["test_acc"]
+    assert run.read_summary().results[0].test_acc == ref.run.read_summary().results[0].test_acc
 
 
 def test_diverging_lr_fails_in_one_line_exit_1(tmp_path: Path, data_dir: Path) -> None:

@@ -11,7 +11,8 @@ from ssltui.engine.data.sources import make_synthetic
 from ssltui.engine.device import pick_device
 from ssltui.engine.evaluation.finetune import train_classifier
 from ssltui.engine.evaluation.linear import linear_probe
-from ssltui.engine.loop import PhaseInfo, RunContext
+from ssltui.engine.events import Epoch, PhaseRef, PhaseStart
+from ssltui.engine.loop import RunContext
 from ssltui.engine.methods import rotnet
 from ssltui.engine.models.resnet import ResNet20
 from ssltui.engine.presets import resolve
@@ -49,14 +50,14 @@ def test_rotation_prediction_learns_far_above_chance(ctx, bundle):
         "method": "rotnet", "evaluation": ["linear"],
         "pretrain": {"epochs": 2, "batch_size": 4, "lr": 0.05, "nesterov": True, "checkpoint_every": 0},
     })
-    encoder = rotnet.pretrain(ctx, PhaseInfo("rotnet/pretrain", "pretrain", "rotnet", 0), cfg, bundle)
+    encoder = rotnet.pretrain(ctx, PhaseRef(phase="rotnet/pretrain", kind="pretrain", method="rotnet", seed=0), cfg, bundle)
     assert isinstance(encoder, ResNet20)
-    epochs = [e for e in ctx.run.read_metrics() if e.get("event") == "epoch"]
-    assert len(epochs) == 2 and all("rot_acc" in e for e in epochs)
+    epochs = [e for e in ctx.run.read_events() if isinstance(e, Epoch)]
+    assert len(epochs) == 2 and all(e.rot_acc is not None for e in epochs)
     # 4 inputs per image: images_per_s counts the 16 rotated inputs of a step.
-    start = next(e for e in ctx.run.read_metrics() if e.get("event") == "phase_start")
-    assert start["steps_per_epoch"] == 12 and start["batch_size"] == 4
-    assert epochs[-1]["rot_acc"] >= 0.6, epochs
+    start = next(e for e in ctx.run.read_events() if isinstance(e, PhaseStart))
+    assert start.steps_per_epoch == 12 and start.batch_size == 4
+    assert epochs[-1].rot_acc >= 0.6, epochs
     # The returned encoder is the trained one, not a fresh ResNet-20.
     assert not torch.equal(encoder.stem[0].weight, ResNet20().stem[0].weight)
 
@@ -97,7 +98,7 @@ def test_fine_tuning_keeps_frozen_stages_and_changes_the_rest(ctx, bundle, froze
     before = _snapshot(encoder)
     cfg = ClassifierConfig(epochs=2, batch_size=8, lr=0.05, frozen_stages=frozen_stages, checkpoint_every=0)
     subset = bundle.train_idx[:24]
-    info = PhaseInfo(f"semi-{frozen_stages}", "semi", "rotnet", 0, labels=0.5, evaluation="semi")
+    info = PhaseRef(phase=f"semi-{frozen_stages}", kind="semi", method="rotnet", seed=0, labels=0.5, evaluation="semi")
     out = train_classifier(ctx, info, cfg, bundle, subset, encoder)
     after = _snapshot(out["model"].encoder)
     assert all(torch.equal(before[k], v) for k, v in _snapshot(encoder).items()), "caller's encoder changed"
@@ -125,7 +126,7 @@ def test_linear_probe_leaves_every_encoder_weight_and_buffer_unchanged(ctx, bund
     encoder.train()
     before = _snapshot(encoder)
     cfg = LinearConfig(epochs=3, batch_size=8, lr=0.1, checkpoint_every=0)
-    info = PhaseInfo("linear", "linear", "rotnet", 0, labels=0.5, evaluation="linear")
+    info = PhaseRef(phase="linear", kind="linear", method="rotnet", seed=0, labels=0.5, evaluation="linear")
     out = linear_probe(ctx, info, cfg, bundle, bundle.train_idx[:24], encoder)
     after = _snapshot(encoder)
     assert before.keys() == after.keys()
@@ -139,7 +140,7 @@ def test_semi_accepts_an_encoder_of_any_method(ctx, bundle):
     """What fine-tuning gets is a plain ResNet-20, whichever method trained it (simclr-semi)."""
     encoder = ResNet20()
     cfg = ClassifierConfig(epochs=1, batch_size=8, frozen_stages=2, checkpoint_every=0)
-    info = PhaseInfo("p0-simclr/semi", "semi", "simclr", 0, labels=0.5, evaluation="semi")
+    info = PhaseRef(phase="p0-simclr/semi", kind="semi", method="simclr", seed=0, labels=0.5, evaluation="semi")
     out = train_classifier(ctx, info, cfg, bundle, bundle.train_idx[:16], encoder)
     assert "test_acc" in out
 

@@ -13,7 +13,8 @@ from ssltui.engine.data.bundle import make_bundle
 from ssltui.engine.data.sources import make_synthetic
 from ssltui.engine.device import pick_device
 from ssltui.engine.evaluation.linear import linear_probe
-from ssltui.engine.loop import PhaseInfo, RunContext
+from ssltui.engine.events import Epoch, Log, PhaseRef
+from ssltui.engine.loop import RunContext
 from ssltui.engine.methods import simclr
 from ssltui.engine.methods.simclr import (GuardCheck, ProjectionHead, SimCLRModel, barely_training_warning,
                                           guard_epoch)
@@ -39,7 +40,7 @@ def _tiny(tmp_path):
     bundle = make_bundle(make_synthetic(8, 2), dev.device, 0.25, 0)
     run = RunDir(tmp_path / "run")
     run.checkpoints_dir.mkdir(parents=True)
-    events: list[dict] = []
+    events: list = []
     return cfg, bundle, RunContext(run, dev, events.append), events
 
 
@@ -53,19 +54,19 @@ def test_pretrain_trains_the_encoder_and_monitors_knn(tmp_path, monkeypatch):
         return m
 
     monkeypatch.setattr(simclr, "ResNet20", recording_resnet)
-    encoder = simclr.pretrain(ctx, PhaseInfo("simclr/pretrain/seed0", "pretrain", "simclr", 0), cfg, bundle)
+    encoder = simclr.pretrain(ctx, PhaseRef(phase="simclr/pretrain/seed0", kind="pretrain", method="simclr", seed=0), cfg, bundle)
     assert isinstance(encoder, ResNet20) and not encoder.training
-    epochs = [e for e in events if e.get("event") == "epoch"]
-    assert [e["epoch"] for e in epochs] == [1, 2]
-    assert all(0.0 <= e["knn_acc"] <= 1.0 for e in epochs)
-    assert all(torch.isfinite(torch.tensor(e["loss"])) for e in epochs)
+    epochs = [e for e in events if isinstance(e, Epoch)]
+    assert [e.epoch for e in epochs] == [1, 2]
+    assert all(0.0 <= e.knn_acc <= 1.0 for e in epochs)
+    assert all(torch.isfinite(torch.tensor(e.loss)) for e in epochs)
     after = encoder.state_dict()
     before = inits[0]
     changed = [k for k in before if k.endswith("conv1.weight") and not torch.equal(before[k], after[k])]
     assert len(changed) >= 9  # every block's first conv moved
     assert not torch.equal(before["stem.1.running_mean"], after["stem.1.running_mean"])
     # Resuming a finished phase trains nothing more and gives the same encoder.
-    again = simclr.pretrain(ctx, PhaseInfo("simclr/pretrain/seed0", "pretrain", "simclr", 0), cfg, bundle)
+    again = simclr.pretrain(ctx, PhaseRef(phase="simclr/pretrain/seed0", kind="pretrain", method="simclr", seed=0), cfg, bundle)
     for k, v in again.state_dict().items():
         assert torch.equal(v, after[k]), k
 
@@ -121,29 +122,27 @@ def _guarded_run(tmp_path, lr: float, guard_min_steps: int, per_class: int = 40)
     bundle = make_bundle(make_synthetic(per_class, 2), dev.device, 0.5, 0)
     run = RunDir(tmp_path / "run")
     run.checkpoints_dir.mkdir(parents=True)
-    events: list[dict] = []
-    simclr.pretrain(RunContext(run, dev, events.append), PhaseInfo("simclr/pretrain/seed0", "pretrain",
-                                                                   "simclr", 0), cfg, bundle)
-    epochs = [e for e in events if e.get("event") == "epoch"]
-    logs = [e for e in events if e.get("event") == "log"]
-    return epochs, logs
+    events: list = []
+    simclr.pretrain(RunContext(run, dev, events.append),
+                    PhaseRef(phase="simclr/pretrain/seed0", kind="pretrain", method="simclr", seed=0), cfg, bundle)
+    return [e for e in events if isinstance(e, Epoch)], [e for e in events if isinstance(e, Log)]
 
 
 def test_guard_rail_warns_when_the_encoder_barely_trains(tmp_path):
     epochs, logs = _guarded_run(tmp_path, lr=1e-6, guard_min_steps=25)
-    assert [e["epoch"] for e in epochs if "knn_acc" in e] == [1, 2]  # the guard's epoch 1, and the last
-    random_acc = epochs[0]["knn_random"]
-    assert 0.0 < random_acc < 1.0 and all(e["knn_random"] == random_acc for e in epochs)
-    assert any(f"{random_acc:.2%}" in e["message"] and "random (initial) encoder" in e["message"] for e in logs)
-    (warning,) = [e for e in logs if e["level"] == "warning"]
-    assert "after 1 of 2 epochs is within 5 points" in warning["message"]
-    assert "moved a median 0.0% of their norm" in warning["message"] and "pretrain.lr=1e-06" in warning["message"]
+    assert [e.epoch for e in epochs if e.knn_acc is not None] == [1, 2]  # the guard's epoch 1, and the last
+    random_acc = epochs[0].knn_random
+    assert 0.0 < random_acc < 1.0 and all(e.knn_random == random_acc for e in epochs)
+    assert any(f"{random_acc:.2%}" in e.message and "random (initial) encoder" in e.message for e in logs)
+    (warning,) = [e for e in logs if e.level == "warning"]
+    assert "after 1 of 2 epochs is within 5 points" in warning.message
+    assert "moved a median 0.0% of their norm" in warning.message and "pretrain.lr=1e-06" in warning.message
 
 
 def test_guard_rail_skips_runs_too_short_to_judge(tmp_path):
     epochs, logs = _guarded_run(tmp_path, lr=1e-6, guard_min_steps=6, per_class=8)  # 5 steps an epoch
-    assert [e["epoch"] for e in epochs if "knn_acc" in e] == [2]
-    assert "knn_random" in epochs[-1] and not [e for e in logs if e["level"] == "warning"]
+    assert [e.epoch for e in epochs if e.knn_acc is not None] == [2]
+    assert epochs[-1].knn_random is not None and not [e for e in logs if e.level == "warning"]
 
 
 def test_linear_evaluation_leaves_the_encoder_unchanged(tmp_path):
@@ -152,7 +151,7 @@ def test_linear_evaluation_leaves_the_encoder_unchanged(tmp_path):
     encoder.train()  # even handed over in training mode, BN statistics must not move
     state = {k: v.clone() for k, v in encoder.state_dict().items()}
     subset = bundle.train_idx[:24]
-    out = linear_probe(ctx, PhaseInfo("lin", "linear", "simclr", 0, labels=0.5, evaluation="linear"),
+    out = linear_probe(ctx, PhaseRef(phase="lin", kind="linear", method="simclr", seed=0, labels=0.5, evaluation="linear"),
                        cfg.linear, bundle, subset, encoder)
     assert 0.0 <= out["test_acc"] <= 1.0
     for k, v in encoder.state_dict().items():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections import Counter
 
@@ -34,7 +33,7 @@ def test_paper_presets_cover_table1():
     (literal,) = resolve("simclr-literal").parts
     assert peak_lr(literal.pretrain) == pytest.approx(0.012) and literal.pretrain.lars_trust_coefficient == 0.001
     (linear,) = resolve("simclr-linear").parts
-    assert dataclasses.replace(literal.pretrain, lr=linear.pretrain.lr, lr_scaling="linear") == linear.pretrain
+    assert literal.pretrain.model_copy(update={"lr": linear.pretrain.lr, "lr_scaling": "linear"}) == linear.pretrain
     assert (literal.simclr, literal.linear) == (linear.simclr, linear.linear)
     r = rot[0].pretrain
     assert (r.epochs, r.batch_size, r.lr, r.gamma, r.milestones) == (100, 128, 0.1, 0.2, [30, 60, 80])

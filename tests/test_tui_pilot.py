@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from tests.tui_fixtures import live_drawn
 from ssltui.engine.presets import resolve
 
 from ssltui.engine.store import RunDir
@@ -28,6 +29,15 @@ async def wait_until(pilot, condition, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await pilot.pause(0.1)
+
+
+def plotted(chart) -> int:
+    """Points the chart has drawn, read from its plotext figure (every curve's x values)."""
+    return sum(len(xs) for xs in chart.plt.monitor.x)
+
+
+def maps_shown(screen) -> bool:
+    return str(screen.query_one("#featuremaps").content) != "loading feature maps…"
 
 
 async def edit_param(pilot, screen, key: str, value: str) -> None:
@@ -69,8 +79,10 @@ def test_filter_mark_and_compare_fixture_runs(tmp_path, monkeypatch):
             table.move_cursor(row=[i.id for i in browser.infos].index(STUDY_ID))
             await pilot.press("space", "c")
             await wait_until(pilot, lambda: isinstance(app.screen, ResultsScreen), 10, "the comparison")
-            ids = [rid for rid, _ in app.screen.compared]
-            assert sorted(ids) == sorted([SMOKE_ID, STUDY_ID])
+            results = app.screen
+            runs_line = results.query_one("#comparison").content.caption.plain
+            assert SMOKE_ID in runs_line and STUDY_ID in runs_line  # both runs are in the table
+            assert f"{SMOKE_ID}: interrupted" in str(results.query_one("#runs-note").content)
 
     asyncio.run(scenario())
 
@@ -125,23 +137,26 @@ def test_launch_watch_result_and_browser(runs_dir, data_dir):
                 rows = live.query(PhaseRow)
                 if rows and live.state.current is not None:
                     seen_fraction.append(live.state.current.fraction)
-                return live.query_one("#chart-loss", PhaseChart).points >= 2 and live.events_drawn
+                return plotted(live.query_one("#chart-loss", PhaseChart)) >= 2 and live_drawn(live)
             await wait_until(pilot, progressed, 180, "chart points")
             await wait_until(pilot, lambda: live.status == "completed", 300, "the run to complete")
-            await wait_until(pilot, lambda: live.events_drawn == live.state.events_seen, 5, "the last draw")
+            await wait_until(pilot, lambda: live_drawn(live), 5, "the last draw")
             assert max(seen_fraction) > 0
             p = live.state.current
             assert p.fraction == 1.0 and p.epoch == 3 and len(p.epoch_records) == 3
-            assert live.query_one("#chart-acc", PhaseChart).points == 3  # validation accuracy per epoch
-            assert live.state.results and live.state.results[0]["labels"] == 0.1
-            acc = live.state.results[0]["test_acc"]
+            assert plotted(live.query_one("#chart-acc", PhaseChart)) == 3  # validation accuracy per epoch
+            assert live.state.results and live.state.results[0].labels == 0.1
+            acc = live.state.results[0].test_acc
             # results: the comparison table has our row beside the paper's
             await pilot.press("r")
-            await wait_until(pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen.maps_loaded,
+            await wait_until(pilot, lambda: isinstance(app.screen, ResultsScreen) and maps_shown(app.screen),
                              20, "results")
             res = app.screen
-            assert res.compared == [(live.run_id, [r for r in run.read_summary()["results"]])]
-            assert res.maps is not None and res.maps["models"][0]["name"] == "supervised"
+            table = res.query_one("#comparison").content
+            ours = next(c for c in table.columns if c.header == "10% ours")
+            assert [str(c) for c in ours.cells if str(c) != "-"] == [f"{100 * acc:.2f}"]
+            assert live.run_id in table.caption.plain
+            assert res.maps is not None and res.maps.models[0].name == "supervised"
             await pilot.press("escape", "escape")
             await wait_until(pilot, lambda: isinstance(app.screen, RunsScreen), 10, "the runs browser")
             browser = app.screen
@@ -192,7 +207,7 @@ def test_reattach_to_a_run_started_outside_and_cancel_it(runs_dir, data_dir):
                 await wait_until(pilot, lambda: isinstance(app.screen, LiveScreen), 10, "reattach")
                 live = app.screen
                 assert live.run_id == "outside"
-                await wait_until(pilot, lambda: live.query_one("#chart-loss", PhaseChart).points >= 1, 120,
+                await wait_until(pilot, lambda: plotted(live.query_one("#chart-loss", PhaseChart)) >= 1, 120,
                                  "steps of the outside run")
                 assert live.status == "running"
                 await pilot.press("x")
@@ -210,7 +225,7 @@ def test_reattach_to_a_run_started_outside_and_cancel_it(runs_dir, data_dir):
         asyncio.run(scenario())
         assert proc.wait(timeout=60) == 130
         summary = run.read_summary()
-        assert summary["status"] == "interrupted" and "SIGINT" in summary["error"]
+        assert summary.status == "interrupted" and "SIGINT" in summary.error
         assert list(run.checkpoints_dir.glob("*.pt")), "a checkpoint is saved on cancel"
     finally:
         if proc.poll() is None:

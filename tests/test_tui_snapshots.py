@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tui_fixtures import SMOKE_ID, STUDY_ID, make_fixture_runs
+from tests.tui_fixtures import SMOKE_ID, STUDY_ID, live_drawn, make_fixture_runs
 
 SIZES = [(80, 24), (120, 40)]
 FIXTURE_PRESETS = Path(__file__).parent / "fixtures" / "presets"
@@ -97,8 +97,7 @@ def _live(run_id):
         await runs_ready(pilot)
         screen = LiveScreen(run_id)
         await pilot.app.push_screen(screen)
-        await wait_for(pilot, lambda: screen.status != "created" and screen.events_drawn
-                       and screen.events_drawn == screen.state.events_seen)
+        await wait_for(pilot, lambda: live_drawn(screen))
     return before
 
 
@@ -118,7 +117,8 @@ def _results(tab: str):
         await runs_ready(pilot)
         screen = ResultsScreen([STUDY_ID])
         await pilot.app.push_screen(screen)
-        await wait_for(pilot, lambda: screen.maps_loaded)
+        maps = screen.query_one("#featuremaps")
+        await wait_for(pilot, lambda: str(maps.content) != "loading feature maps…")
         await pilot.press(tab)
         await wait_for(pilot, lambda: True)
     return before

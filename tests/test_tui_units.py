@@ -12,10 +12,13 @@ from rich.console import Console
 
 from ssltui.engine.errors import ConfigError
 from ssltui.tui.launch import LaunchRequest, hyperparameters, parse_fractions, presets_for
+from ssltui.engine.events import parse_event
 from ssltui.tui.runstate import RunState
 from ssltui.tui.watch import FileTail
-from ssltui.tui.widgets.comparison import comparison_table, load_paper_table, measured_rows
-from ssltui.tui.widgets.featuremap import SHADES, color_available, pool, render_maps
+from ssltui.engine.store import RunInfo
+from ssltui.engine.table import build_table
+from ssltui.view.featuremaps import SHADES, color_available, pool, render_maps
+from ssltui.view.tables import table1
 
 from tests.conftest import REPO, cli_env
 from tests.tui_fixtures import STUDY_ID, make_fixture_runs
@@ -27,36 +30,28 @@ def _plain(renderable, width: int = 200) -> str:
     return console.export_text()
 
 
-def test_paper_table_has_the_papers_numbers():
-    rows = {(r.method, r.evaluation): r.acc for r in load_paper_table()}
-    assert rows == {("supervised", "supervised"): {0.01: 50.54, 0.1: 81.94},
-                    ("simclr", "linear"): {0.01: 64.15, 0.1: 69.30},
-                    ("rotnet", "linear"): {0.01: 47.31, 0.1: 55.59},
-                    ("rotnet", "semi"): {0.01: 70.71, 0.1: 83.64}}
-
-
 def test_runstate_resume_later_epoch_wins_and_eta_from_event_times():
     s = RunState()
     ph = {"phase": "p", "kind": "pretrain", "method": "simclr", "seed": 0}
-    s.apply({"t": 0, "event": "phase_start", **ph, "epochs": 4, "steps_per_epoch": 10, "start_epoch": 0})
-    s.apply({"t": 10, "event": "step", **ph, "epoch": 0, "step": 10, "loss": 2.0, "lr": 0.1})
-    s.apply({"t": 10, "event": "epoch", **ph, "epoch": 1, "epochs": 4, "step": 10, "loss": 2.0, "lr": 0.1,
-             "knn_acc": 0.30})
-    s.apply({"t": 20, "event": "epoch", **ph, "epoch": 2, "epochs": 4, "step": 20, "loss": 1.5, "lr": 0.1,
-             "knn_acc": 0.35})
+    s.apply(parse_event({"t": 0, "event": "phase_start", **ph, "epochs": 4, "steps_per_epoch": 10, "start_epoch": 0}))
+    s.apply(parse_event({"t": 10, "event": "step", **ph, "epoch": 0, "step": 10, "loss": 2.0, "lr": 0.1}))
+    s.apply(parse_event({"t": 10, "event": "epoch", **ph, "epoch": 1, "epochs": 4, "step": 10, "loss": 2.0, "lr": 0.1,
+             "knn_acc": 0.30}))
+    s.apply(parse_event({"t": 20, "event": "epoch", **ph, "epoch": 2, "epochs": 4, "step": 20, "loss": 1.5, "lr": 0.1,
+             "knn_acc": 0.35}))
     p = s.phases["p"]
     assert p.fraction == 0.5 and p.eta_seconds() == pytest.approx(20.0)  # 20 steps in 20 s, 20 to go
     # crash after epoch 2, resume from the epoch-1 checkpoint: epoch 2 is recomputed and replaces the old one
-    s.apply({"t": 100, "event": "resume", **ph, "epoch": 1, "step_in_epoch": 0})
-    s.apply({"t": 100, "event": "phase_start", **ph, "epochs": 4, "steps_per_epoch": 10, "start_epoch": 1})
+    s.apply(parse_event({"t": 100, "event": "resume", **ph, "epoch": 1, "step_in_epoch": 0}))
+    s.apply(parse_event({"t": 100, "event": "phase_start", **ph, "epochs": 4, "steps_per_epoch": 10, "start_epoch": 1}))
     assert p.step == 10
-    s.apply({"t": 105, "event": "epoch", **ph, "epoch": 2, "epochs": 4, "step": 20, "loss": 1.4, "lr": 0.1,
-             "knn_acc": 0.40})
+    s.apply(parse_event({"t": 105, "event": "epoch", **ph, "epoch": 2, "epochs": 4, "step": 20, "loss": 1.4, "lr": 0.1,
+             "knn_acc": 0.40}))
     assert p.accuracy() == {"knn_acc": [(1, 0.30), (2, 0.40)]}
     assert p.eta_seconds() == pytest.approx(10.0)  # 10 steps in 5 s since the resume, 20 to go
-    s.apply({"t": 106, "event": "result", "method": "simclr", "evaluation": "linear", "labels": 0.1, "seed": 0,
-             "test_acc": 0.5})
-    s.apply({"t": 107, "event": "run_end", "status": "interrupted", "error": "stopped"})
+    s.apply(parse_event({"t": 106, "event": "result", "method": "simclr", "evaluation": "linear", "labels": 0.1, "seed": 0,
+             "test_acc": 0.5}))
+    s.apply(parse_event({"t": 107, "event": "run_end", "status": "interrupted", "error": "stopped"}))
     assert s.status == "interrupted" and len(s.results) == 1
 
 
@@ -98,19 +93,37 @@ def test_color_available_follows_no_color_and_dumb_terminals():
     assert not color_available({"TERM": "dumb"})
 
 
-def test_comparison_table_highlights_the_best_cell_per_column():
-    runs = [("r1", [{"method": "supervised", "evaluation": "supervised", "labels": 0.1, "seed": 0, "test_acc": 0.80},
-                    {"method": "rotnet", "evaluation": "semi", "labels": 0.1, "seed": 0, "test_acc": 0.84},
-                    {"method": "rotnet", "evaluation": "semi", "labels": 0.1, "seed": 1, "test_acc": 0.82}])]
-    rows = measured_rows(runs)
-    assert [(r.method, r.evaluation) for r in rows] == [("supervised", "supervised"), ("rotnet", "semi")]
-    assert rows[1].cell(0.1) == "83.00±1.41"
-    table = comparison_table(runs)
-    col = next(c for c in table.columns if c.header == "10%")
-    best = [cell for cell in col._cells if "reverse" in str(cell.style)]
-    assert [c.plain for c in best] == ["83.00±1.41"]
+def _info(run_id: str, started: float, results: list[dict]) -> RunInfo:
+    return RunInfo(run_id, REPO / run_id, "completed", results=results, started=started)
+
+
+def _res(method, evaluation, labels, seed, acc):
+    return {"method": method, "evaluation": evaluation, "labels": labels, "seed": seed, "test_acc": acc}
+
+
+def test_compared_runs_get_a_row_each_and_the_best_cell_per_column_is_highlighted():
+    r1 = _info("r1", 1.0, [_res("supervised", "supervised", 0.1, 0, 0.80), _res("rotnet", "semi", 0.1, 0, 0.84),
+                           _res("rotnet", "semi", 0.1, 1, 0.82)])
+    r2 = _info("r2", 2.0, [_res("rotnet", "semi", 0.1, 0, 0.70)])
+    t = build_table([r2, r1], [], per_run=True)
+    assert t.per_run and t.runs == ["r1", "r2"]
+    semi = [r for r in t.rows if (r.method, r.evaluation) == ("rotnet", "semi")]
+    assert [r.run_id for r in semi] == ["r1", "r2"]  # a row per run, in start order
+    assert semi[0].cells[1].mean == pytest.approx(83.0) and semi[0].cells[1].best
+    assert not semi[1].cells[1].best and semi[1].cells[1].diff == pytest.approx(70.0 - 83.64)
+    unmeasured = next(r for r in t.rows if (r.method, r.evaluation) == ("simclr", "linear"))
+    assert unmeasured.run_id is None and not unmeasured.measured and unmeasured.cells[0].paper == 64.15
+
+    table = table1(t)
+    ours = next(c for c in table.columns if c.header == "10% ours")
+    assert [c.plain for c in ours._cells if "bold green" in str(c.style)] == ["83.00 ± 1.41"]
     text = _plain(table)
-    assert "83.64" in text and "64.15" in text  # the paper rows beside ours
+    assert "83.64" in text and "64.15" in text and "-13.64" in text  # paper beside ours, and Δ
+    assert "1 = r1, 2 = r2" in text  # the legend of the run column
+
+    pooled = build_table([r1, r2], [], per_run=False)  # `ssltui table`: r2's seed 0 replaces r1's
+    cell = next(r for r in pooled.rows if r.evaluation == "semi").cells[1]
+    assert cell.seeds == [0, 1] and cell.ours == pytest.approx([70.0, 82.0])
 
 
 def test_presets_for_method_and_hyperparameters():

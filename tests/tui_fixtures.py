@@ -169,3 +169,22 @@ if __name__ == "__main__":  # python tests/tui_fixtures.py DIR: a store to look 
     import sys
 
     print(make_fixture_runs(Path(sys.argv[1])))
+
+
+def live_drawn(screen) -> bool:
+    """The live screen shows every event it has read: a row per phase, each bar at the phase's
+    progress, and the header with the run's status (what a person sees, not internal counters)."""
+    from ssltui.tui.screens.live import PhaseRow
+    from textual.widgets import ProgressBar, Static
+
+    state = screen.state
+    if not state.events_seen or screen.status == "created":
+        return False
+    rows = {r.phase_name: r for r in screen.query(PhaseRow)}
+    if set(rows) != set(state.phases):
+        return False
+    for name, p in state.phases.items():
+        bars = rows[name].query(ProgressBar)
+        if not bars or bars.first().progress != round(100 * p.fraction, 1):
+            return False
+    return screen.current_status() in str(screen.query_one("#run-summary", Static).render())

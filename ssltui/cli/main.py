@@ -1,4 +1,5 @@
-"""The headless face: `ssltui run | resume | presets | runs | show`, and `ssltui` alone for the TUI.
+"""The headless face: `ssltui run | resume | presets | runs | show | table | maps | sweep`, and
+`ssltui` alone for the TUI.
 
 Module-level imports stay light (no torch): `ssltui --help`, `presets` and `runs` answer fast.
 """
@@ -7,14 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import signal
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from ssltui.cli.sweep import sweep_app
 from ssltui.engine.errors import ConfigError, ExitCode, SsltuiError, first_line
 
 app = typer.Typer(
@@ -33,27 +33,14 @@ def _err(message: str) -> None:
     print(f"ssltui: error: {message}", file=sys.stderr, flush=True)
 
 
+def _warn(message: str) -> None:
+    print(f"ssltui: warning: {message}", file=sys.stderr, flush=True)
+
+
 def _stdout_console():
     from rich.console import Console
 
     return Console(highlight=False)
-
-
-def _parse_list(text: str | None, kind: type, option: str) -> list | None:
-    if text is None:
-        return None
-    out = []
-    for item in text.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        try:
-            out.append(kind(item))
-        except ValueError:
-            raise ConfigError(f"{option}: {item!r} is not a valid {kind.__name__}") from None
-    if not out:
-        raise ConfigError(f"{option}: empty list")
-    return out
 
 
 def _store(runs_dir: Optional[Path]):
@@ -72,6 +59,7 @@ def main(ctx: typer.Context) -> None:
         except ImportError:
             typer.echo(ctx.get_help())
             raise typer.Exit(0)
+        _store(None).run_entries()  # a runs dir that cannot be listed: one line, before the app takes the screen
         raise typer.Exit(run_tui())
 
 
@@ -80,30 +68,59 @@ def main(ctx: typer.Context) -> None:
 RUNS_DIR_OPT = typer.Option(None, "--runs-dir", help="run store (default: $SSLTUI_RUNS_DIR or the user data dir)")
 
 
-def _install_signal_handlers(runner) -> None:
-    count = {"n": 0}
+class _StopRequest:
+    """Where SIGINT/SIGTERM go: a flag the data load polls, then the runner once there is one."""
 
-    def handler(signum, _frame):
-        count["n"] += 1
-        name = signal.Signals(signum).name
-        if count["n"] > 1:
-            print(f"ssltui: {name} again, exiting now (the last checkpoint is whole)", file=sys.stderr, flush=True)
-            os._exit(ExitCode.INTERRUPTED)
-        print(f"ssltui: {name}: finishing the current step and saving a checkpoint "
-              f"(again to exit at once)", file=sys.stderr, flush=True)
-        runner.request_stop(f"stopped by {name}")
+    def __init__(self) -> None:
+        self.reason = ""
+        self.runner = None
 
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
+    def request_stop(self, reason: str) -> None:
+        self.reason = reason
+        if self.runner is not None:
+            self.runner.request_stop(reason)
+
+    def attach(self, runner) -> None:
+        self.runner = runner
+        if self.reason:
+            runner.request_stop(self.reason)
 
 
-def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store) -> int:
+def _install_signal_handlers(target) -> None:
+    """SIGINT/SIGTERM: the first asks `target` (anything with request_stop) to stop; a second exits."""
+    from ssltui.cli.signals import on_interrupt
+
+    on_interrupt(target.request_stop, "finishing the current step and saving a checkpoint",
+                 "the last checkpoint is whole")
+
+
+def _load_data(plan, opts, stop: _StopRequest, quiet: bool):
+    """Decode (or read the cache of) the data before any run folder exists: a bad --data leaves
+    none behind, and a SIGTERM during a long decode ends it (exit 130)."""
+    from ssltui.engine.data.sources import load_source
+    from ssltui.engine.events import stamp
+    from ssltui.engine.paths import data_dir
+
+    def log(message: str) -> None:
+        if not quiet:
+            print(stamp(f"info: {message}"), file=sys.stderr, flush=True)
+
+    first = plan.parts[0].data
+    return load_source(opts.data, data_dir(opts.data_dir), first.synthetic_train_per_class,
+                       first.synthetic_test_per_class, log=log, should_stop=lambda: stop.reason)
+
+
+def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store, raw=None,
+             stop: _StopRequest | None = None) -> int:
     from ssltui.cli.progress import make_progress
     from ssltui.engine.runner import Runner
 
     progress = make_progress(quiet)
-    runner = Runner(plan, run, opts, progress, cache_dir=store.cache_dir())
-    _install_signal_handlers(runner)
+    runner = Runner(plan, run, opts, progress, cache_dir=store.cache_dir(), raw=raw)
+    if stop is None:
+        stop = _StopRequest()
+        _install_signal_handlers(stop)
+    stop.attach(runner)
     code = ExitCode.OK
     try:
         runner.execute(resume=resume)
@@ -116,20 +133,20 @@ def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store) 
     finally:
         if progress is not None:
             progress.close()
-    summary = runner.summary or {}
-    results = summary.get("results", [])
+    summary = runner.summary
     if json_out:
         print(json.dumps({
-            # No summary: refused before starting (e.g. the run is locked by another process).
-            "run_id": run.id, "status": summary.get("status", "refused"), "group": summary.get("group"),
-            "error": summary.get("error"), "timings": summary.get("timings", {}),
-            "results": [{k: r[k] for k in ("method", "evaluation", "labels", "seed", "test_acc")}
-                        | {"val_acc": r.get("val_acc")} for r in results],
+            # No summary run id: refused before starting (e.g. the run is locked by another process).
+            "run_id": run.id, "status": summary.status if summary.run_id else "refused",
+            "group": summary.group or None, "error": summary.error, "timings": summary.timings,
+            "results": [r.model_dump(include={"method", "evaluation", "labels", "seed", "test_acc", "val_acc"})
+                        for r in summary.results],
         }), flush=True)
-    elif results:
-        from ssltui.cli.render import results_table
+    elif summary.results:
+        from ssltui.view.tables import results_table
 
-        _stdout_console().print(results_table(results, title=f"run {run.id} ({summary.get('status')})"))
+        _stdout_console().print(results_table([r.model_dump() for r in summary.results],
+                                              title=f"run {run.id} ({summary.status})"))
     return int(code)
 
 
@@ -137,21 +154,12 @@ def _dry_run(plan, opts, json_out: bool) -> int:
     """Print what `run` would do (every phase, and the resolved configuration) and train nothing."""
     import importlib.util
 
-    from ssltui.engine.runner import plan_to_toml
+    from ssltui.engine.runner import describe_phases, plan_to_toml
 
     for part in plan.parts:
         if part.method != "supervised" and importlib.util.find_spec(f"ssltui.engine.methods.{part.method}") is None:
             raise ConfigError(f"method {part.method!r} has no pretraining implementation")
-    phases = []
-    for pi, part in enumerate(plan.parts):
-        for seed in part.seeds:
-            if part.method != "supervised":
-                phases.append(f"{part.method}/pretrain/seed{seed} ({part.pretrain.epochs} epochs)")
-            for frac in part.labels:
-                for ev in part.evaluation:
-                    epochs = getattr(part, ev).epochs if ev in ("supervised", "semi", "linear") else 0
-                    phases.append(f"p{pi}-{part.method}/{ev}/labels{frac:g}/seed{seed}"
-                                  + (f" ({epochs} epochs)" if epochs else ""))
+    phases = describe_phases(plan)
     config = plan_to_toml(plan, opts)
     if json_out:
         print(json.dumps({"dry_run": True, "preset": plan.preset, "data": opts.data, "device": opts.device,
@@ -183,51 +191,42 @@ def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="check everything, print the resolved plan, train nothing"),
 ) -> int:
     """Train and evaluate: pretraining, then each evaluation at each label fraction and seed."""
-    from ssltui.engine.presets import resolve
-    from ssltui.engine.runner import RunOptions, plan_to_toml
+    from ssltui.engine.config import parse_list, run_options
     from ssltui.engine.data.sources import parse_source
-    from ssltui.engine.store import RunDir
+    from ssltui.engine.presets import resolve
+    from ssltui.engine.runner import plan_to_toml
+    from ssltui.engine.store import RunStore
 
-    plan = resolve(preset, method=method,
-                   evaluation=_parse_list(evaluation, str, "--evaluation"),
-                   labels=_parse_list(labels, float, "--labels"),
-                   seeds=_parse_list(seeds, int, "--seeds"), sets=sets)
+    plan = resolve(preset, method=method, evaluation=parse_list(evaluation, str, "--evaluation"),
+                   labels=parse_list(labels, float, "--labels"), seeds=parse_list(seeds, int, "--seeds"),
+                   sets=sets)
     try:
         kind, where = parse_source(data)
     except SsltuiError as exc:
         raise ConfigError(exc.message) from None
-    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-        raise ConfigError(f"--device: {device!r} is not one of auto, cpu, cuda, cuda:N")
-    if run_id is not None and (not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}", run_id) or run_id == "cache"):
-        raise ConfigError(f"--run-id {run_id!r}: use a plain folder name (letters, digits, - _ ., at most 100)")
-    if kind == "folder" and not Path(where).expanduser().exists():
-        from ssltui.engine.errors import DataError
+    opts = run_options(data=data, data_dir=data_dir, device=device, group=group, use_cache=not no_cache)
+    if run_id is not None:
+        RunStore.check_new_id(run_id)
+    if kind == "folder":
+        from ssltui.engine.data.folder import stat_source
 
-        raise DataError(f"{where}: no such file or folder")  # before a run folder is made
-    opts = RunOptions(data=data, data_dir=data_dir, device=device, group=group, use_cache=not no_cache)
+        stat_source(Path(where).expanduser())  # missing, or a FIFO/device: exit 3, even with --dry-run
     if dry_run:
         return _dry_run(plan, opts, json_out)
     store = _store(runs_dir)
+    stop = _StopRequest()
+    _install_signal_handlers(stop)
+    # A folder made already (the TUI makes one, then starts this) records a data error in its
+    # summary, so the runner loads; otherwise load first, so a data error makes no folder.
+    premade = run_id is not None and (store.root / run_id).is_dir()
+    raw = None if premade else _load_data(plan, opts, stop, quiet)
     if resume:
-        wanted = plan_to_toml(plan, opts)
-        for info in store.list():
-            if info.status in ("interrupted", "failed", "stale", "running") and \
-                    RunDir(info.path).config_path.is_file() and \
-                    RunDir(info.path).config_path.read_text() == wanted:
-                if info.status == "running":
-                    raise ConfigError(f"run {info.id} is still running in another process")
-                return _execute(plan, RunDir(info.path), opts, json_out, quiet, True, store)
+        found = store.find_unfinished(plan_to_toml(plan, opts))
+        if found is not None:
+            return _execute(plan, found, opts, json_out, quiet, True, store, raw, stop)
         print("ssltui: no unfinished run of this configuration; starting a new one", file=sys.stderr)
-    if run_id:
-        store.root.mkdir(parents=True, exist_ok=True)
-        path = store.root / run_id
-        if path.exists() and (path / "config.toml").exists():
-            raise ConfigError(f"--run-id {run_id!r}: that run already exists")
-        path.mkdir(exist_ok=True)
-        rd = RunDir(path)
-    else:
-        rd = store.create(plan.preset)
-    return _execute(plan, rd, opts, json_out, quiet, False, store)
+    rd = store.claim(run_id) if run_id else store.create(plan.preset)
+    return _execute(plan, rd, opts, json_out, quiet, False, store, raw, stop)
 
 
 @app.command()
@@ -258,35 +257,48 @@ def presets(json_out: bool = typer.Option(False, "--json", help="JSON list")) ->
     """List presets: name, method, evaluation, description."""
     from ssltui.engine.presets import list_presets
 
-    items = list_presets()
+    items = list_presets(warn=_warn)
     if json_out:
         print(json.dumps([{"name": i.name, "method": i.method, "evaluation": i.evaluation,
                            "kind": i.kind, "description": i.description, "path": str(i.path)} for i in items]))
         return
-    from rich.table import Table
+    from ssltui.view.tables import presets_table
 
-    table = Table()
-    for col in ("name", "method", "evaluation", "description"):
-        table.add_column(col, no_wrap=col != "description", ratio=1 if col == "description" else None)
-    for i in items:
-        table.add_row(i.name, i.method, i.evaluation, i.description)
-    _stdout_console().print(table)
+    _stdout_console().print(presets_table(items))
+
+
+NEWEST_RUNS = 50  # rows of `ssltui runs` on a terminal without --all
 
 
 @app.command()
-def runs(runs_dir: Optional[Path] = RUNS_DIR_OPT, json_out: bool = typer.Option(False, "--json")) -> None:
-    """List saved runs, running ones first."""
+def runs(runs_dir: Optional[Path] = RUNS_DIR_OPT, json_out: bool = typer.Option(False, "--json"),
+         all_runs: bool = typer.Option(False, "--all",
+                                       help=f"every run (a terminal shows the newest {NEWEST_RUNS})")) -> None:
+    """List saved runs, running ones first, then newest first."""
     store = _store(runs_dir)
-    infos = store.list()
     if json_out:
-        print(json.dumps([i.to_json() for i in infos]))
+        print(json.dumps([i.to_json() for i in store.list()]))
         return
-    if not infos:
+    console = _stdout_console()
+    # A pipe or a file gets every run as plain lines (for grep); a terminal a table of the newest.
+    infos, total = store.listing(None if all_runs or not console.is_terminal else NEWEST_RUNS)
+    if not total:
         print(f"no runs in {store.root}")
         return
-    from ssltui.cli.render import runs_table
+    if not console.is_terminal:
+        from ssltui.view.tables import runs_lines
 
-    _stdout_console().print(runs_table(infos))
+        for line in runs_lines(infos):
+            print(line)
+        return
+    from rich.text import Text
+
+    from ssltui.view.tables import runs_table
+
+    infos = list(infos)
+    console.print(runs_table(infos, console.width))
+    if total > len(infos):
+        console.print(Text(f"… {total - len(infos):,} more (ssltui runs --all)", style="dim"))
 
 
 @app.command()
@@ -304,35 +316,30 @@ def maps(run_id: str = typer.Argument(..., help="run id (or a unique prefix/suff
 def show(run_id: str = typer.Argument(...), runs_dir: Optional[Path] = RUNS_DIR_OPT,
          json_out: bool = typer.Option(False, "--json")) -> None:
     """A run's configuration, results and curves."""
-    store = _store(runs_dir)
-    rd = store.get(run_id)
+    from ssltui.engine.events import Epoch, Log
+
+    rd = _store(runs_dir).get(run_id)
     info = rd.info()
-    metrics = rd.read_metrics()
-    config_text = rd.config_path.read_text() if rd.config_path.exists() else ""
+    events = rd.read_events()
+    epochs = [e for e in events if isinstance(e, Epoch)]
     # Such as the SimCLR guard rail's "the encoder is barely training".
-    warnings = [m["message"] for m in metrics if m.get("event") == "log" and m.get("level") == "warning"
-                and isinstance(m.get("message"), str)]
+    warnings = [e.message for e in events if isinstance(e, Log) and e.level == "warning"]
+    config_text = rd.read_config_text()
     if json_out:
-        try:
-            summary = rd.read_summary()
-        except (OSError, ValueError):
-            summary = None
-        epochs = [m for m in metrics if m.get("event") == "epoch"]
-        print(json.dumps({"run": info.to_json(), "summary": summary, "config": config_text, "epochs": epochs,
-                          "warnings": warnings}))
+        print(json.dumps({"run": info.to_json(), "summary": info.summary.model_dump(mode="json") if info.summary else None,
+                          "config": config_text, "epochs": [e.to_json() for e in epochs], "warnings": warnings}))
         return
-    from ssltui.cli.render import curves_plot, results_table
+    from ssltui.cli.render import curves_plot
+    from ssltui.view.tables import results_table, run_header
 
     console = _stdout_console()
-    console.print(f"[bold]run {info.id}[/bold]  status: {info.status}  preset: {info.preset}")
-    if info.error:
-        console.print(f"error: {info.error}", markup=False)
+    console.print(run_header(info))
     console.print(config_text, markup=False, highlight=False)
     if info.results:
         console.print(results_table(info.results))
     for message in warnings:
         console.print(f"warning: {message}", markup=False, style="yellow")
-    print(curves_plot(metrics))
+    print(curves_plot(epochs))
 
 
 @app.command()
@@ -346,6 +353,9 @@ def table(group: Optional[str] = typer.Argument(None, help="group or run id (def
     out = table_command(_store(runs_dir), group, "json" if json_out else fmt)
     if out is not None:
         print(out, end="" if out.endswith("\n") else "\n")
+
+
+app.add_typer(sweep_app, name="sweep")  # after the commands above: listed last in --help
 
 
 # ---------------------------------------------------------------- entry point

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from ssltui.engine.events import format_event, stamp
+from ssltui.engine.events import Epoch, Event, PhaseEnd, PhaseStart, Step, stamp
 
 
 class PlainProgress:
@@ -14,10 +14,10 @@ class PlainProgress:
     def __init__(self, stream: TextIO = sys.stderr):
         self.stream = stream
 
-    def __call__(self, event: dict) -> None:
-        line = format_event(event)
+    def __call__(self, event: Event) -> None:
+        line = event.line()
         if line is not None:
-            print(stamp(line, event.get("t")), file=self.stream, flush=True)
+            print(stamp(line, event.t), file=self.stream, flush=True)
 
     def close(self) -> None:
         pass
@@ -40,25 +40,22 @@ class RichProgress:
         self.tasks: dict[str, int] = {}
         self.progress.start()
 
-    def __call__(self, event: dict) -> None:
-        kind = event.get("event")
-        if kind == "phase_start":
-            total = event.get("epochs", 1) * max(1, event.get("steps_per_epoch", 1))
-            done = event.get("start_epoch", 0) * max(1, event.get("steps_per_epoch", 1))
-            self.tasks[event["phase"]] = self.progress.add_task(event["phase"], total=total, completed=done,
-                                                                status="")
-        elif kind in ("step", "epoch") and event.get("phase") in self.tasks:
-            status = f"ep {event['epoch'] + (0 if kind == 'epoch' else 1)} loss {event['loss']:.3f} " \
-                     f"{event.get('images_per_s', 0):.0f} img/s"
-            for k in ("val_acc", "knn_acc", "rot_acc"):
-                if k in event:
-                    status += f" {k} {100 * event[k]:.1f}%"
-            self.progress.update(self.tasks[event["phase"]], completed=event["step"], status=status)
-        elif kind == "phase_end" and event.get("phase") in self.tasks:
-            task = self.tasks[event["phase"]]
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, PhaseStart):
+            self.tasks[event.phase] = self.progress.add_task(
+                event.label(), total=event.epochs * event.steps_per_epoch,
+                completed=event.start_epoch * event.steps_per_epoch, status="")
+        elif isinstance(event, (Step, Epoch)) and event.phase in self.tasks:
+            epoch = event.epoch if isinstance(event, Epoch) else event.epoch + 1
+            status = f"ep {epoch} loss {event.loss:.3f} {event.images_per_s or 0:.0f} img/s"
+            if isinstance(event, Epoch):
+                status += "".join(f" {k} {100 * v:.1f}%" for k, v in event.accuracies().items())
+            self.progress.update(self.tasks[event.phase], completed=event.step, status=status)
+        elif isinstance(event, PhaseEnd) and event.phase in self.tasks:
+            task = self.tasks[event.phase]
             self.progress.update(task, completed=self.progress.tasks[task].total)
-        elif kind in ("log", "result", "data", "run_end"):
-            line = format_event(event)
+        elif not isinstance(event, (PhaseStart, Step, Epoch, PhaseEnd)):
+            line = event.line()
             if line:
                 self.progress.console.print(line, markup=False, highlight=False)
 

@@ -6,9 +6,11 @@ import csv
 import io
 import json
 
-from ssltui.engine.errors import ConfigError
+from ssltui.engine.errors import ConfigError, quoted
 from ssltui.engine.store import RunStore
-from ssltui.engine.table import StudyTable, best_per_column, build_table, fmt_cell, fmt_diff
+from ssltui.engine.table import StudyTable, build_table
+from ssltui.view import format as fmt
+from ssltui.view.tables import table1, table1_footer
 
 FORMATS = ("rich", "markdown", "csv", "json")
 
@@ -26,25 +28,27 @@ def select_group(store: RunStore, group: str | None) -> tuple[str, list]:
         try:
             one = store.get(group).info()
         except ConfigError:
-            raise ConfigError(f"no run or group {group!r} in {store.root}") from None
+            raise ConfigError(f"no run or group {quoted(group)} in {store.root}") from None
         group = one.group or one.id
         chosen = [i for i in infos if i.group == group] or [one]
     return group, sorted(chosen, key=lambda i: i.started or 0)
 
 
-def _label_header(f: float) -> str:
-    return f"{100 * f:g}%"
-
-
 def render_markdown(t: StudyTable) -> str:
-    head = ["Model"] + [f"{_label_header(f)} {col}" for f in t.labels for col in ("paper", "ours", "diff")]
+    head = ["Model"] + [f"{fmt.label_fraction(f)} {col}" for f in t.labels for col in ("paper", "ours", "diff")]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in t.rows:
-        cells = [r.name]
+        cells = [_md(r.name)]
         for c in r.cells:
-            cells += ["-" if c.paper is None else f"{c.paper:.2f}", fmt_cell(c.mean, c.std), fmt_diff(c.diff)]
+            cells += [fmt.number(c.paper), fmt.cell(c.mean, c.std), fmt.diff(c.diff)]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n\n" + footer(t) + "\n"
+    notes = "".join(f"\n\nnote: {_md(c)}" for c in t.caveats)
+    return "\n".join(lines) + "\n\n" + _md(table1_footer(t)) + notes + "\n"
+
+
+def _md(value: str) -> str:
+    """A user-given string inside a markdown table cell: one line, pipes escaped."""
+    return fmt.plain(value).replace("|", "\\|")
 
 
 def render_csv(t: StudyTable) -> str:
@@ -57,55 +61,21 @@ def render_csv(t: StudyTable) -> str:
     return buf.getvalue()
 
 
-def footer(t: StudyTable) -> str:
-    seeds = max((len(c.ours) for r in t.rows for c in r.cells), default=0)
-    timing = ", ".join(f"{k} {v:.1f} s" for k, v in t.timings.items() if k != "wall")
-    wall = f"; wall {t.timings['wall']:.1f} s" if "wall" in t.timings else ""
-    return (f"test accuracy %, mean ± std over {seeds} seed(s); runs: {', '.join(t.runs)}; "
-            f"data: {', '.join(t.data) or '-'}; device: {', '.join(t.devices) or '-'}; time per phase: {timing or '-'}{wall}")
-
-
-def render_rich(t: StudyTable):
-    from rich.table import Table
-
-    best = best_per_column(t)
-    table = Table(title=t.title, caption=footer(t), caption_justify="left")
-    table.add_column("Model", no_wrap=True)
-    for f in t.labels:
-        for col in ("paper", "ours", "Δ"):
-            table.add_column(f"{_label_header(f)} {col}", justify="right")
-    for r in t.rows:
-        cells = [r.name]
-        for c in r.cells:
-            ours = fmt_cell(c.mean, c.std)
-            if best.get(c.labels) == r.name:
-                ours = f"[bold green]{ours}[/]"
-            diff = fmt_diff(c.diff)
-            if c.diff is not None:
-                diff = f"[{'green' if c.diff >= 0 else 'red'}]{diff}[/]"
-            cells += ["-" if c.paper is None else f"{c.paper:.2f}", ours, diff]
-        table.add_row(*cells)
-    return table
-
-
-def table_command(store: RunStore, group: str | None, fmt: str) -> str | None:
-    if fmt not in FORMATS:
-        raise ConfigError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
+def table_command(store: RunStore, group: str | None, output: str) -> str | None:
+    """The table of `group` as text in `output` format, or None once printed with rich."""
+    if output not in FORMATS:
+        raise ConfigError(f"--format: {output!r} is not one of {', '.join(FORMATS)}")
     group, infos = select_group(store, group)
-    summaries = []
-    for i in infos:
-        try:
-            summaries.append(store.get(i.id).read_summary())
-        except (OSError, ValueError):
-            pass
+    summaries = [i.summary.model_dump() for i in infos if i.summary is not None]
     t = build_table(infos, summaries)
-    if fmt == "json":
+    if output == "json":
         return json.dumps({"group": group, **t.to_json()})
-    if fmt == "markdown":
+    if output == "markdown":
         return render_markdown(t)
-    if fmt == "csv":
+    if output == "csv":
         return render_csv(t)
     from rich.console import Console
 
-    Console(highlight=False).print(render_rich(t))
+    console = Console(highlight=False)
+    console.print(table1(t, console.width))
     return None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import io
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -67,10 +66,3 @@ def load_state(module: torch.nn.Module, state: Any, where: str) -> None:
     except RuntimeError as exc:
         first = first_line(exc)
         raise ConfigError(f"{where}: weights do not fit this model ({first[:160]})") from None
-
-
-def remove(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass

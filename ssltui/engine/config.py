@@ -1,17 +1,22 @@
-"""Run configuration: the typed schema every preset and `--set` value is checked against.
+"""Run configuration: the declared schema (pydantic models) every preset and `--set` value is
+checked against, and the options of one run (data, device, group) that are not hyperparameters.
 
-Pure Python (no torch), so `ssltui presets` and `ssltui --help` stay fast.
+Pure Python (no torch), so `ssltui presets` and `ssltui --help` stay fast. Every field carries
+its description and limits; the launch form, `--set` and the error messages all read them here.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import math
 import tomllib
 import typing
-from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import annotated_types
+import tomli_w
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from ssltui.engine.errors import ConfigError
 
@@ -30,179 +35,297 @@ DEFAULT_EVALUATIONS = {
 }
 
 
-def _f(default: Any, help: str = "", **limits: Any) -> Any:
-    """A dataclass field with a help text and limits (min, max, min_exclusive, choices)."""
-    meta = {"help": help, **limits}
-    if isinstance(default, list):
-        return field(default_factory=lambda d=default: list(d), metadata=meta)
-    return field(default=default, metadata=meta)
+def _listify(value: Any) -> Any:
+    """`--set a=1,2` and `--set a=1` both give a list: split a string on commas, wrap a scalar."""
+    if isinstance(value, str):
+        return [parse_literal(v.strip()) for v in value.split(",") if v.strip()]
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
 
 
-@dataclass
-class TrainConfig:
+def _check_text(value: Any) -> Any:
+    """Strings end up in TOML and JSON files, which must be UTF-8: refuse undecodable bytes
+    (a non-UTF-8 path on the command line arrives as lone surrogates)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("is not valid UTF-8 text") from None
+    return value
+
+
+def _not_negative(v: int) -> int:
+    if v < 0:
+        raise ValueError("is negative")
+    return v
+
+
+def List(item: Any) -> Any:  # noqa: N802 - reads as a type in the models below
+    return Annotated[list[item], BeforeValidator(_listify)]
+
+
+Text = Annotated[str, BeforeValidator(_check_text)]
+
+
+class Section(BaseModel):
+    """A table of settings: unknown keys, wrong types and out-of-range values are refused."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class TrainConfig(Section):
     """One optimisation phase: epochs, batch, optimizer and learning-rate schedule."""
 
-    epochs: int = _f(100, "passes over the phase's training images", min=1)
-    min_steps: int = _f(0, "train at least this many steps (tiny label subsets)", min=0)
-    batch_size: int = _f(128, "images per optimizer step", min=1)
-    optimizer: str = _f("sgd", "sgd | lars | adamw", choices=("sgd", "lars", "adamw"))
-    lr: float = _f(0.1, "peak learning rate (after scaling)", min=0.0, min_exclusive=True)
-    lr_scaling: str = _f("none", "none | linear (lr*batch/256) | sqrt (lr*sqrt(batch))",
-                         choices=("none", "linear", "sqrt"))
-    momentum: float = _f(0.9, "SGD/LARS momentum", min=0.0, max=0.9999)
-    lars_trust_coefficient: float = _f(0.001, "LARS eta: an adapted layer's step is lr x eta x |w|/|g|",
-                                       min=0.0, min_exclusive=True)
-    nesterov: bool = _f(False, "Nesterov momentum (SGD)")
-    weight_decay: float = _f(5e-4, "L2 weight decay", min=0.0, max=1.0)
-    schedule: str = _f("cosine", "cosine | step | constant", choices=("cosine", "step", "constant"))
-    warmup_epochs: float = _f(0.0, "linear warm-up length in epochs", min=0.0)
-    milestones: list[float] = _f([], "epochs at which a step schedule multiplies lr by gamma")
-    gamma: float = _f(0.1, "step-schedule factor", min=0.0, max=1.0, min_exclusive=True)
-    checkpoint_every: int = _f(1, "save a checkpoint every N epochs (0: only at the end)", min=0)
+    epochs: int = Field(100, ge=1, description="passes over the phase's training images")
+    min_steps: int = Field(0, ge=0, description="train at least this many steps (tiny label subsets)")
+    batch_size: int = Field(128, ge=1, description="images per optimizer step")
+    optimizer: Literal["sgd", "lars", "adamw"] = Field("sgd", description="sgd | lars | adamw")
+    lr: float = Field(0.1, gt=0.0, description="peak learning rate (after scaling)")
+    lr_scaling: Literal["none", "linear", "sqrt"] = Field(
+        "none", description="none | linear (lr*batch/256) | sqrt (lr*sqrt(batch))")
+    momentum: float = Field(0.9, ge=0.0, le=0.9999, description="SGD/LARS momentum")
+    lars_trust_coefficient: float = Field(0.001, gt=0.0,
+                                          description="LARS eta: an adapted layer's step is lr x eta x |w|/|g|")
+    nesterov: bool = Field(False, description="Nesterov momentum (SGD)")
+    weight_decay: float = Field(5e-4, ge=0.0, le=1.0, description="L2 weight decay")
+    schedule: Literal["cosine", "step", "constant"] = Field("cosine", description="cosine | step | constant")
+    warmup_epochs: float = Field(0.0, ge=0.0, description="linear warm-up length in epochs")
+    milestones: List(float) = Field([], description="epochs at which a step schedule multiplies lr by gamma")
+    gamma: float = Field(0.1, gt=0.0, le=1.0, description="step-schedule factor")
+    checkpoint_every: int = Field(1, ge=0, description="save a checkpoint every N epochs (0: only at the end)")
 
 
-@dataclass
 class ClassifierConfig(TrainConfig):
     """Training a classifier on the labelled subset (the baseline, or fine-tuning)."""
 
-    augment: bool = _f(True, "random crop (padding 4) and horizontal flip")
-    frozen_stages: int = _f(0, "stem and first N stages frozen (weights and BN statistics)", min=0, max=3)
-    eval_every: int = _f(1, "validation accuracy every N epochs", min=1)
+    augment: bool = Field(True, description="random crop (padding 4) and horizontal flip")
+    frozen_stages: int = Field(0, ge=0, le=3,
+                               description="stem and first N stages frozen (weights and BN statistics)")
+    eval_every: int = Field(1, ge=1, description="validation accuracy every N epochs")
 
 
-@dataclass
+class SemiConfig(ClassifierConfig):
+    """Semi-supervised fine-tuning of a pretrained encoder: the paper freezes two stages."""
+
+    frozen_stages: int = Field(2, ge=0, le=3,
+                               description="stem and first N stages frozen (weights and BN statistics)")
+
+
 class LinearConfig(TrainConfig):
     """Linear probe on frozen features computed once."""
 
-    standardize: bool = _f(True, "standardize features with the labelled subset's mean/std")
+    standardize: bool = Field(True, description="standardize features with the labelled subset's mean/std")
 
 
-@dataclass
-class SimCLRConfig:
-    temperature: float = _f(0.5, "NT-Xent temperature", min=0.0, min_exclusive=True)
-    proj_hidden_dim: int = _f(512, "projection head hidden width", min=1)
-    proj_out_dim: int = _f(128, "projection head output width", min=1)
-    crop_min_scale: float = _f(0.08, "RandomResizedCrop smallest area fraction", min=0.0, max=1.0,
-                               min_exclusive=True)
-    jitter_strength: float = _f(0.5, "colour distortion strength s (SimCLR paper)", min=0.0, max=2.0)
-    jitter_p: float = _f(0.8, "probability of colour jitter", min=0.0, max=1.0)
-    grayscale_p: float = _f(0.2, "probability of grayscale", min=0.0, max=1.0)
+class SimCLRConfig(Section):
+    temperature: float = Field(0.5, gt=0.0, description="NT-Xent temperature")
+    proj_hidden_dim: int = Field(512, ge=1, description="projection head hidden width")
+    proj_out_dim: int = Field(128, ge=1, description="projection head output width")
+    crop_min_scale: float = Field(0.08, gt=0.0, le=1.0, description="RandomResizedCrop smallest area fraction")
+    jitter_strength: float = Field(0.5, ge=0.0, le=2.0, description="colour distortion strength s (SimCLR paper)")
+    jitter_p: float = Field(0.8, ge=0.0, le=1.0, description="probability of colour jitter")
+    grayscale_p: float = Field(0.2, ge=0.0, le=1.0, description="probability of grayscale")
 
 
-@dataclass
-class RotNetConfig:
-    crop_flip: bool = _f(True, "random crop (padding 4) and flip before rotating")
+class RotNetConfig(Section):
+    crop_flip: bool = Field(True, description="random crop (padding 4) and flip before rotating")
 
 
-@dataclass
-class KnnConfig:
-    k: int = _f(200, "neighbours", min=1)
-    temperature: float = _f(0.1, "vote temperature", min=0.0, min_exclusive=True)
-    every_epochs: int = _f(10, "kNN monitor on the validation split every N epochs (0: off)", min=0)
-    max_bank: int = _f(10000, "most training images in the kNN feature bank", min=1)
-    guard_min_steps: int = _f(250, "SimCLR guard rail: judge the encoder at 20% of the epochs only when at "
-                                   "least this many steps precede it", min=1)
+class KnnConfig(Section):
+    k: int = Field(200, ge=1, description="neighbours")
+    temperature: float = Field(0.1, gt=0.0, description="vote temperature")
+    every_epochs: int = Field(10, ge=0, description="kNN monitor on the validation split every N epochs (0: off)")
+    max_bank: int = Field(10000, ge=1, description="most training images in the kNN feature bank")
+    guard_min_steps: int = Field(250, ge=1, description="SimCLR guard rail: judge the encoder at 20% of the "
+                                                        "epochs only when at least this many steps precede it")
 
 
-@dataclass
-class DataConfig:
-    val_fraction: float = _f(0.1, "held-out validation part of the training split", min=0.0, max=0.5,
-                             min_exclusive=True)
-    split_seed: int = _f(0, "seed of the validation split (fixed across runs)", min=0)
-    synthetic_train_per_class: int = _f(300, "synthetic source: training images per class", min=4)
-    synthetic_test_per_class: int = _f(100, "synthetic source: test images per class", min=1)
+class DataConfig(Section):
+    val_fraction: float = Field(0.1, gt=0.0, le=0.5, description="held-out validation part of the training split")
+    split_seed: int = Field(0, ge=0, description="seed of the validation split (fixed across runs)")
+    synthetic_train_per_class: int = Field(300, ge=4, description="synthetic source: training images per class")
+    synthetic_test_per_class: int = Field(100, ge=1, description="synthetic source: test images per class")
 
 
-@dataclass
-class RuntimeConfig:
-    amp: str = _f("auto", "auto (bf16 on CUDA) | bf16 | off", choices=("auto", "bf16", "off"))
-    channels_last: bool = _f(True, "channels_last memory format on CUDA")
-    compile: bool = _f(False, "torch.compile the training step on CUDA")
-    eval_batch_size: int = _f(1024, "batch size for feature extraction and testing", min=1)
-    featuremaps: bool = _f(True, "save feature-map thumbnails at the end of the run")
+class RuntimeConfig(Section):
+    amp: Literal["auto", "bf16", "off"] = Field("auto", description="auto (bf16 on CUDA) | bf16 | off")
+    channels_last: bool = Field(True, description="channels_last memory format on CUDA")
+    compile: bool = Field(False, description="torch.compile every phase's training forward on CUDA")
+    eval_batch_size: int = Field(1024, ge=1, description="batch size for feature extraction and testing")
+    featuremaps: bool = Field(True, description="save feature-map thumbnails at the end of the run")
 
 
-@dataclass
-class RunConfig:
+class RunConfig(Section):
     """Everything that determines one method's pipeline: pretraining and its evaluations."""
 
-    description: str = _f("", "one-line description")
-    method: str = _f("supervised", "supervised | simclr | rotnet", choices=METHODS)
-    evaluation: list[str] = _f(["supervised"], "evaluations to run after pretraining")
-    labels: list[float] = _f([0.01, 0.1], "label fractions of the training split")
-    seeds: list[int] = _f([0], "seeds; each repeats the whole pipeline")
-    data: DataConfig = field(default_factory=DataConfig)
-    pretrain: TrainConfig = field(default_factory=TrainConfig)
-    simclr: SimCLRConfig = field(default_factory=SimCLRConfig)
-    rotnet: RotNetConfig = field(default_factory=RotNetConfig)
-    knn: KnnConfig = field(default_factory=KnnConfig)
-    supervised: ClassifierConfig = field(default_factory=ClassifierConfig)
-    linear: LinearConfig = field(default_factory=LinearConfig)
-    semi: ClassifierConfig = field(default_factory=lambda: ClassifierConfig(frozen_stages=2))
-    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    description: Text = Field("", description="one-line description")
+    method: Literal["supervised", "simclr", "rotnet"] = Field("supervised", description="supervised | simclr | rotnet")
+    evaluation: List(Literal["supervised", "linear", "semi", "knn"]) = Field(
+        ["supervised"], min_length=1, description="evaluations to run after pretraining")
+    labels: List(Annotated[float, Field(gt=0.0, le=1.0)]) = Field(
+        [0.01, 0.1], min_length=1, description="label fractions of the training split")
+    seeds: List(Annotated[int, AfterValidator(_not_negative)]) = Field(
+        [0], min_length=1, description="seeds; each repeats the whole pipeline")
+    data: DataConfig = Field(default_factory=DataConfig)
+    pretrain: TrainConfig = Field(default_factory=TrainConfig)
+    simclr: SimCLRConfig = Field(default_factory=SimCLRConfig)
+    rotnet: RotNetConfig = Field(default_factory=RotNetConfig)
+    knn: KnnConfig = Field(default_factory=KnnConfig)
+    supervised: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    linear: LinearConfig = Field(default_factory=LinearConfig)
+    semi: SemiConfig = Field(default_factory=SemiConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
 
 
-# ---------------------------------------------------------------- typed parsing
-
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is list:
-        return f"list of {typing.get_args(tp)[0].__name__}"
-    return getattr(tp, "__name__", str(tp))
+TRAIN_SECTIONS = ("pretrain", "supervised", "linear", "semi")
 
 
-def _coerce_scalar(value: Any, tp: type, key: str) -> Any:
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        value = float(value)
-        if not math.isfinite(value):
-            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
-        return value
-    raise ConfigError(f"{key}: unsupported type {tp}")
+# ---------------------------------------------------------------- devices
+
+def check_device(name: str, option: str = "--device") -> str:
+    """The one check of a device name (torch-free): auto, cpu, cuda or cuda:N."""
+    if name in ("auto", "cpu", "cuda") or (name.startswith("cuda:") and name[5:].isdigit()):
+        return name
+    raise ConfigError(f"{option}: {name!r} is not one of auto, cpu, cuda, cuda:N")
 
 
-def _check_limits(value: Any, meta: dict, key: str) -> None:
-    items = value if isinstance(value, list) else [value]
-    for v in items:
-        choices = meta.get("choices")
-        if choices is not None and v not in choices:
-            raise ConfigError(f"{key}: {v!r} is not one of {', '.join(map(str, choices))}")
-        lo, hi = meta.get("min"), meta.get("max")
-        if lo is not None and (v < lo or (meta.get("min_exclusive") and v == lo)):
-            op = ">" if meta.get("min_exclusive") else ">="
-            raise ConfigError(f"{key}: {v!r} is out of range (must be {op} {lo})")
-        if hi is not None and v > hi:
-            raise ConfigError(f"{key}: {v!r} is out of range (must be <= {hi})")
+class RunOptions(BaseModel):
+    """Where and how to run; machine-specific, so not part of a preset, but recorded with the
+    run (config.toml) so that `ssltui resume RUN_ID` continues with the same data and caches."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    data: Text = "cifar10"
+    data_dir: Path | None = None
+    device: str = "auto"
+    group: Text | None = None
+    use_cache: bool = True
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        return check_device(v)
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _data_dir(cls, v: Any) -> Any:
+        if v in (None, ""):
+            return None
+        _check_text(str(v))
+        return v
+
+    def to_toml_dict(self) -> dict:
+        return {"data": self.data, "device": self.device, "group": self.group or "",
+                "data_dir": str(self.data_dir) if self.data_dir else "", "use_cache": self.use_cache}
 
 
-def coerce(value: Any, tp: Any, key: str) -> Any:
-    """Check `value` against the schema type `tp`, converting where lossless."""
-    if typing.get_origin(tp) is list:
-        (item_tp,) = typing.get_args(tp)
-        if isinstance(value, str):
-            value = [parse_literal(v.strip()) for v in value.split(",") if v.strip()]
-        elif not isinstance(value, list):
-            value = [value]
-        return [_coerce_scalar(v, item_tp, key) for v in value]
-    return _coerce_scalar(value, tp, key)
+def run_options(**values: Any) -> RunOptions:
+    """RunOptions with one-line ConfigErrors."""
+    try:
+        return RunOptions(**values)
+    except ValidationError as exc:
+        raise _one_line(exc, RunOptions) from None
 
+
+# ---------------------------------------------------------------- errors in one line
+
+def _annotation_at(model: type[BaseModel], loc: tuple) -> tuple[Any, Any]:
+    """(field info, annotation) of the field a validation error points at."""
+    info, tp = None, model
+    for part in loc:
+        if isinstance(part, int) or not (isinstance(tp, type) and issubclass(tp, BaseModel)):
+            continue
+        info = tp.model_fields.get(part)
+        if info is None:
+            return None, None
+        tp = info.annotation
+    return info, tp
+
+
+def _bounds(info: Any) -> tuple[Any, Any, bool]:
+    lo = hi = None
+    exclusive = False
+    metas = list(getattr(info, "metadata", []))
+    args = typing.get_args(getattr(info, "annotation", None))
+    for a in args:  # list[Annotated[float, Field(gt=...)]]: the item's limits
+        for m in typing.get_args(a)[1:]:
+            metas += list(getattr(m, "metadata", []))
+    for m in metas:
+        if isinstance(m, annotated_types.Gt):
+            lo, exclusive = m.gt, True
+        elif isinstance(m, annotated_types.Ge):
+            lo = m.ge
+        elif isinstance(m, annotated_types.Le):
+            hi = m.le
+    return lo, hi, exclusive
+
+
+def _choices(tp: Any) -> tuple | None:
+    while typing.get_origin(tp) in (list, Annotated):
+        tp = typing.get_args(tp)[0]
+    return typing.get_args(tp) if typing.get_origin(tp) is Literal else None
+
+
+def limits_text(info: Any) -> str:
+    """' (> 0)', ' (>= 1, <= 3)' or '' for a field's declared limits."""
+    lo, hi, exclusive = _bounds(info)
+    parts = ([f"{'>' if exclusive else '>='} {lo:g}"] if lo is not None else []) + \
+            ([f"<= {hi:g}"] if hi is not None else [])
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _one_line(exc: ValidationError, model: type[BaseModel], prefix: str = "") -> ConfigError:
+    """The first problem of a ValidationError as today's one-line messages."""
+    err = exc.errors(include_url=False)[0]
+    loc = tuple(err["loc"])
+    names = [p for p in loc if isinstance(p, str)]
+    key = prefix + ".".join(names)
+    value, kind = err.get("input"), err["type"]
+    info, tp = _annotation_at(model, loc)
+    if kind == "extra_forbidden":
+        parent_info, parent = _annotation_at(model, loc[:-1]) if len(loc) > 1 else (None, model)
+        known = list(parent.model_fields) if isinstance(parent, type) and issubclass(parent, BaseModel) else []
+        return _unknown(key, known)
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return ConfigError(f"{key}: expected an integer, got {value!r}")
+    if kind in ("float_type", "float_parsing"):
+        return ConfigError(f"{key}: expected a number, got {value!r}")
+    if kind == "finite_number":
+        return ConfigError(f"{key}: expected a finite number, got {value!r}")
+    if kind in ("bool_type", "bool_parsing"):
+        return ConfigError(f"{key}: expected true or false, got {value!r}")
+    if kind in ("string_type",):
+        return ConfigError(f"{key}: expected a string, got {value!r}")
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return ConfigError(f"{key}: expected a table of settings, got {value!r}")
+    if kind == "literal_error":
+        choices = _choices(tp) or ()
+        return ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}")
+    if kind in ("greater_than", "greater_than_equal", "less_than_equal", "less_than"):
+        lo, hi, exclusive = _bounds(info)
+        if lo is not None and hi is not None and any(isinstance(p, int) for p in loc):  # a list item
+            return ConfigError(f"{key}: {value!r} is outside {'(' if exclusive else '['}{lo:g}, {hi:g}]")
+        op = {"greater_than": ">", "greater_than_equal": ">=", "less_than_equal": "<=", "less_than": "<"}[kind]
+        bound = next(iter(err.get("ctx", {}).values()), "?")
+        if isinstance(value, int) and isinstance(bound, float):
+            value = float(value)  # shown as the field's type, as typed from the schema
+        return ConfigError(f"{key}: {value!r} is out of range (must be {op} {bound!r})")
+    if kind == "too_short":
+        return ConfigError(f"{key}: at least one value is needed")
+    message = err["msg"].removeprefix("Value error, ")
+    if kind == "value_error" and message.startswith("is "):
+        return ConfigError(f"{key}: {value!r} {message}")
+    return ConfigError(f"{key}: {message} (got {value!r})")
+
+
+def _unknown(key: str, known: list[str]) -> ConfigError:
+    close = difflib.get_close_matches(key.split(".")[-1], known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return ConfigError(f"unknown key {key!r}{hint}; known: {', '.join(sorted(known))}")
+
+
+# ---------------------------------------------------------------- building
 
 def parse_literal(text: str) -> Any:
     """Parse a `--set` value as a TOML literal; fall back to a bare string."""
@@ -212,68 +335,40 @@ def parse_literal(text: str) -> Any:
         return text
 
 
-def _unknown(key: str, known: list[str]) -> ConfigError:
-    close = difflib.get_close_matches(key.split(".")[-1], known, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return ConfigError(f"unknown key {key!r}{hint}; known: {', '.join(sorted(known))}")
-
-
-def _build(cls: type, values: dict, prefix: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for name, value in values.items():
-        key = f"{prefix}{name}"
-        if name not in fields:
-            raise _unknown(key, list(fields))
-        tp = hints[name]
-        if dataclasses.is_dataclass(tp):
-            if not isinstance(value, dict):
-                raise ConfigError(f"{key}: expected a table of settings, got {value!r}")
-            kwargs[name] = _merge_section(fields[name], tp, value, f"{key}.")
-        else:
-            v = coerce(value, tp, key)
-            _check_limits(v, fields[name].metadata, key)
-            kwargs[name] = v
-    return cls(**kwargs)
-
-
-def _merge_section(f: dataclasses.Field, tp: type, values: dict, prefix: str) -> Any:
-    base = f.default_factory() if f.default_factory is not dataclasses.MISSING else tp()
-    merged = {**dataclasses.asdict(base), **values}
-    return _build(tp, merged, prefix)
-
-
 def build_run_config(values: dict) -> RunConfig:
     """Build and validate a RunConfig from a nested dict (a preset plus overrides)."""
-    cfg = _build(RunConfig, values, "")
+    try:
+        cfg = RunConfig.model_validate(values)
+    except ValidationError as exc:
+        raise _one_line(exc, RunConfig) from None
     validate(cfg)
     return cfg
+
+
+def check_field(key: str, value: Any) -> Any:
+    """One dotted key's value, typed and checked against the schema alone (the launch form
+    checks each field as it is typed); ConfigError in one line otherwise."""
+    values: dict = {}
+    set_dotted(values, key, value)
+    try:
+        cfg = RunConfig.model_validate(values)
+    except ValidationError as exc:
+        raise _one_line(exc, RunConfig) from None
+    node: Any = cfg
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
 
 
 def validate(cfg: RunConfig) -> None:
     """Cross-field checks that a single field's limits cannot express."""
     allowed = VALID_EVALUATIONS[cfg.method]
-    if not cfg.evaluation:
-        raise ConfigError("evaluation: at least one evaluation is needed")
     for ev in cfg.evaluation:
-        if ev not in EVALUATIONS:
-            raise ConfigError(f"evaluation: {ev!r} is not one of {', '.join(EVALUATIONS)}")
         if ev not in allowed:
             raise ConfigError(
                 f"evaluation: {ev!r} does not apply to method {cfg.method!r} (allowed: {', '.join(allowed)})"
             )
-    if not cfg.labels:
-        raise ConfigError("labels: at least one label fraction is needed")
-    for frac in cfg.labels:
-        if not 0.0 < frac <= 1.0:
-            raise ConfigError(f"labels: {frac!r} is outside (0, 1]")
-    if not cfg.seeds:
-        raise ConfigError("seeds: at least one seed is needed")
-    for s in cfg.seeds:
-        if s < 0:
-            raise ConfigError(f"seeds: {s!r} is negative")
-    for section in ("pretrain", "supervised", "linear", "semi"):
+    for section in TRAIN_SECTIONS:
         tc: TrainConfig = getattr(cfg, section)
         for m in tc.milestones:
             if not 0 < m < tc.epochs:
@@ -293,36 +388,64 @@ def set_dotted(values: dict, key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def schema_keys(cls: type = RunConfig, prefix: str = "") -> list[str]:
-    """Every settable dotted key of the schema."""
-    keys = []
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        tp = hints[f.name]
-        if dataclasses.is_dataclass(tp):
-            keys += schema_keys(tp, f"{prefix}{f.name}.")
+def schema_fields(model: type[BaseModel] = RunConfig, prefix: str = "") -> dict[str, Any]:
+    """Every settable dotted key of the schema and its field info (description, limits)."""
+    out: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        tp = info.annotation
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            out.update(schema_fields(tp, f"{prefix}{name}."))
         else:
-            keys.append(prefix + f.name)
-    return keys
+            out[prefix + name] = info
+    return out
+
+
+def schema_keys() -> list[str]:
+    """Every settable dotted key of the schema."""
+    return list(schema_fields())
+
+
+def check_key(key: str) -> str:
+    """A settable dotted key of the schema, or a one-line ConfigError naming the close ones."""
+    known = schema_keys()
+    if key not in known:
+        section = key.rpartition(".")[0]
+        same = [k.rpartition(".")[2] for k in known if k.rpartition(".")[0] == section]
+        if not same:
+            sections = sorted({k.partition(".")[0] for k in known if "." in k})
+            raise ConfigError(f"unknown section in {key!r}; sections: {', '.join(sections)}")
+        raise _unknown(key, same)
+    return key
 
 
 def parse_set_options(options: list[str]) -> dict:
     """Turn `--set key=value` strings into a nested dict of raw (untyped) values."""
     out: dict = {}
-    known = schema_keys()
     for opt in options:
         if "=" not in opt:
             raise ConfigError(f"--set {opt!r}: expected key=value")
         key, _, raw = opt.partition("=")
-        key = key.strip()
-        if key not in known:
-            section = key.rpartition(".")[0]
-            same = [k.rpartition(".")[2] for k in known if k.rpartition(".")[0] == section]
-            if not same:
-                sections = sorted({k.partition(".")[0] for k in known if "." in k})
-                raise ConfigError(f"unknown section in {key!r}; sections: {', '.join(sections)}")
-            raise _unknown(key, same)
-        set_dotted(out, key, parse_literal(raw.strip()))
+        set_dotted(out, check_key(key.strip()), parse_literal(raw.strip()))
+    return out
+
+
+def parse_list(text: str | None, kind: type, option: str) -> list | None:
+    """`0.01,0.1` / `5%` / `0,1,2` from the command line or the launch form; None stays None."""
+    if text is None:
+        return None
+    out = []
+    for item in text.replace(" ", "").split(","):
+        if not item:
+            continue
+        try:
+            value = float(item[:-1]) / 100 if kind is float and item.endswith("%") else kind(item)
+        except ValueError:
+            what = "a valid float (0.05) or percentage (5%)" if kind is float else \
+                "a non-negative integer" if kind is int else f"a valid {kind.__name__}"
+            raise ConfigError(f"{option}: {item!r} is not {what}") from None
+        out.append(round(value, 6) if kind is float else value)
+    if not out:
+        raise ConfigError(f"{option}: empty list")
     return out
 
 
@@ -337,43 +460,26 @@ def deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
-def to_dict(cfg: Any) -> dict:
-    return dataclasses.asdict(cfg)
+def to_dict(cfg: BaseModel) -> dict:
+    return cfg.model_dump(mode="python")
 
 
 # ---------------------------------------------------------------- TOML writing
 
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    raise TypeError(f"cannot write {type(v).__name__} to TOML")
-
-
 def dumps_toml(values: dict, header: str = "") -> str:
-    """Write a nested dict of scalars and lists as TOML (enough for our configs)."""
-    lines = [f"# {line}" for line in header.splitlines()] if header else []
+    """TOML for any nested dict of strings, numbers, booleans and lists (tomli-w: correct for
+    every string, control characters included). None values are left out (TOML has no null)."""
 
-    def is_table_list(v: Any) -> bool:
-        return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
+    def clean(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {str(k): clean(x) for k, x in v.items() if x is not None}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        if isinstance(v, Path):
+            return str(v)
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(f"cannot write {v!r} to TOML")
+        return v
 
-    def emit(prefix: str, table: dict, header: str | None) -> None:
-        if header is not None:
-            lines.extend(["", header])
-        lines.extend(f"{k} = {_toml_value(v)}" for k, v in table.items()
-                     if not isinstance(v, dict) and not is_table_list(v))
-        for k, v in table.items():
-            name = f"{prefix}{k}"
-            if isinstance(v, dict):
-                emit(f"{name}.", v, f"[{name}]")
-            elif is_table_list(v):
-                for item in v:
-                    emit(f"{name}.", item, f"[[{name}]]")
-
-    emit("", values, None)
-    return "\n".join(lines) + "\n"
+    lines = "".join(f"# {line}\n" for line in header.splitlines()) if header else ""
+    return lines + tomli_w.dumps(clean(values))

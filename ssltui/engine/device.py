@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ssltui.engine.config import RuntimeConfig
+from ssltui.engine.config import RuntimeConfig, check_device
 from ssltui.engine.errors import ConfigError
 
 
@@ -31,6 +31,13 @@ class DeviceSettings:
             module.to(memory_format=torch.channels_last)
         return module
 
+    def training_forward(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The module a phase's training step calls: through torch.compile when
+        `runtime.compile` is on (CUDA only). Shapes are fixed (the loop drops the last partial
+        batch), so it compiles once; the plain module shares the parameters and is what
+        checkpoints and evaluation use."""
+        return torch.compile(model, dynamic=False) if self.compile else model
+
     def describe(self) -> str:
         if self.device.type == "cuda":
             return torch.cuda.get_device_name(self.device)
@@ -39,8 +46,7 @@ class DeviceSettings:
 
 def pick_device(name: str, runtime: RuntimeConfig) -> DeviceSettings:
     """`auto` takes CUDA when there is one; `cuda` without one is an error."""
-    if name not in ("auto", "cpu", "cuda") and not name.startswith("cuda:"):
-        raise ConfigError(f"--device: {name!r} is not one of auto, cpu, cuda, cuda:N")
+    check_device(name)
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():

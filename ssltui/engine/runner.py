@@ -1,7 +1,7 @@
 """Executes a plan: data, pretraining (once per method, seed and settings), evaluations.
 
 Everything the run produces goes to its folder in the run store; progress goes to a listener
-callback as event dicts (the same ones appended to metrics.jsonl). Nothing is printed.
+callback as typed events (the same ones appended to metrics.jsonl). Nothing is printed.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import platform
 import socket
 import sys
 import time
+import tomllib
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -23,53 +23,43 @@ import torch
 
 import ssltui
 from ssltui.engine.checkpoint import load_checkpoint, load_state, require_keys, save_checkpoint
-from ssltui.engine.config import RunConfig, build_run_config, dumps_toml, to_dict
+from ssltui.engine.config import RunConfig, RunOptions, build_run_config, dumps_toml, to_dict
 from ssltui.engine.data.bundle import DataBundle, make_bundle
-from ssltui.engine.data.sources import load_source
+from ssltui.engine.data.sources import RawData, load_source
 from ssltui.engine.data.splits import label_subset
 from ssltui.engine.device import pick_device
 from ssltui.engine.errors import ConfigError, RunFailed, RunInterrupted, SsltuiError, first_line
+from ssltui.engine.evaluation.common import encode
 from ssltui.engine.evaluation.finetune import train_classifier
 from ssltui.engine.evaluation.knn import knn_accuracy
-from ssltui.engine.evaluation.common import encode
 from ssltui.engine.evaluation.linear import linear_probe
-from ssltui.engine.loop import PhaseInfo, RunContext
+from ssltui.engine.events import (SCHEMA_VERSION, DataLoaded, PhaseEnd, PhaseRef, PhaseStart, Result,
+                                  ResultRecord, RunEnd, RunStart)
+from ssltui.engine.loop import Listener, RunContext
 from ssltui.engine.models.resnet import ResNet20
 from ssltui.engine.paths import data_dir as default_data_dir
 from ssltui.engine.presets import Plan
 from ssltui.engine.store import RunDir, atomic_write_json, atomic_write_text
-
-Listener = Callable[[dict], None]
-
-
-@dataclass
-class RunOptions:
-    """Where and how to run; machine-specific, so not part of a preset."""
-
-    data: str = "cifar10"
-    data_dir: Path | None = None
-    device: str = "auto"
-    group: str | None = None
-    use_cache: bool = True
+from ssltui.engine.summary import PhaseRecord, RunSummary, SweepRef
 
 
 def plan_to_toml(plan: Plan, opts: RunOptions) -> str:
-    doc = {"preset": plan.preset, "description": plan.description, "data": opts.data,
-           "device": opts.device, "group": opts.group or "",
+    doc = {"preset": plan.preset, "description": plan.description, **opts.to_toml_dict(),
            "parts": [to_dict(p) for p in plan.parts]}
     return dumps_toml(doc, "ssltui resolved run configuration (every hyperparameter)")
 
 
 def plan_from_toml(run: RunDir) -> tuple[Plan, RunOptions]:
-    import tomllib
-
+    """The plan and options a run was started with (so a resume by id needs nothing else)."""
+    text = run.read_config_text()
     try:
-        raw = tomllib.loads(run.config_path.read_text())
+        raw = tomllib.loads(text)
         parts = [build_run_config(p) for p in raw["parts"]]
-    except (OSError, KeyError, tomllib.TOMLDecodeError, TypeError) as exc:
-        raise ConfigError(f"{run.config_path}: unreadable run configuration ({exc})") from None
-    opts = RunOptions(data=raw.get("data", "cifar10"), device=raw.get("device", "auto"),
-                      group=raw.get("group") or None)
+        opts = RunOptions.model_validate(raw)
+    except (KeyError, TypeError, tomllib.TOMLDecodeError, ValueError) as exc:
+        raise ConfigError(f"{run.config_path}: unreadable run configuration ({first_line(exc)[:120]})") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{run.config_path}: {exc.message}") from None
     return Plan(raw.get("preset", "?"), raw.get("description", ""), parts), opts
 
 
@@ -97,13 +87,17 @@ def peak_memory() -> dict:
     return out
 
 
-def pretrain_key(cfg: RunConfig, seed: int, bundle: DataBundle) -> str:
-    """What determines a pretrained encoder: method, its settings, the data and the seed."""
+def pretrain_identity(cfg: RunConfig, seed: int) -> dict:
+    """What determines a pretrained encoder besides the data: method, its settings and the seed."""
     pretrain = to_dict(cfg.pretrain)
     pretrain.pop("checkpoint_every")  # how often we save does not change the weights
-    ident = {"method": cfg.method, "pretrain": pretrain,
-             "method_cfg": to_dict(getattr(cfg, cfg.method)), "data": bundle.fingerprint,
-             "seed": seed, "version": ssltui.__version__}
+    return {"method": cfg.method, "pretrain": pretrain, "method_cfg": to_dict(getattr(cfg, cfg.method)),
+            "seed": seed, "version": ssltui.__version__}
+
+
+def pretrain_key(cfg: RunConfig, seed: int, bundle: DataBundle) -> str:
+    """The encoder cache key: `pretrain_identity` and the data's fingerprint."""
+    ident = {**pretrain_identity(cfg, seed), "data": bundle.fingerprint}
     return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -120,19 +114,28 @@ class Runner:
     """Runs a plan into a run folder. `execute()` returns the final summary."""
 
     def __init__(self, plan: Plan, run: RunDir, opts: RunOptions, listener: Listener | None = None,
-                 cache_dir: Path | None = None):
+                 cache_dir: Path | None = None, raw: RawData | None = None, sweep: SweepRef | None = None):
         self.plan, self.run, self.opts = plan, run, opts
+        self.raw = raw  # data the caller loaded already (before making the run folder)
         self.listener = listener
-        self.cache_dir = cache_dir
+        self.sweep = sweep  # the sweep trial this run is, recorded in its summary
+        self.cache_dir = cache_dir if opts.use_cache else None
         self.ctx: RunContext | None = None
-        self.summary: dict = {}
+        self.summary = RunSummary()
         self._encoders: dict[str, ResNet20] = {}
         self._featuremap_models: list[tuple[str, str, int, ResNet20]] = []
         self._pending_stop: str | None = None
+        self._stop_status = "interrupted"
+        self._phase_name = "setup"
+        self._phase_batch_key = "the batch size"
 
     # ------------------------------------------------------------ control
-    def request_stop(self, reason: str = "interrupted") -> None:
-        """Ask the run to stop after the current step (thread- and signal-safe)."""
+    def request_stop(self, reason: str = "interrupted", status: str = "interrupted") -> None:
+        """Ask the run to stop after the current step (thread- and signal-safe). `status` is what
+        the run is marked: "interrupted", or "pruned" when a sweep's pruner stopped it (a user's
+        interrupt always wins: the sweep must not count that trial as pruned)."""
+        if status == "interrupted" or self._pending_stop is None:
+            self._stop_status = status
         self._pending_stop = reason
         if self.ctx is not None:
             self.ctx.request_stop(reason)
@@ -141,37 +144,34 @@ class Runner:
     def _save_summary(self) -> None:
         self.run.write_summary(self.summary)
 
-    def _add_timing(self, kind: str, seconds: float) -> None:
-        t = self.summary.setdefault("timings", {})
-        t[kind] = round(t.get(kind, 0.0) + seconds, 3)
-
-    def _new_summary(self) -> dict:
+    def _new_summary(self) -> RunSummary:
         parts = self.plan.parts
-        return {
-            "run_id": self.run.id, "preset": self.plan.preset, "description": self.plan.description,
-            "group": self.opts.group or self.run.id, "status": "running",
-            "methods": sorted({p.method for p in parts}, key=["supervised", "simclr", "rotnet"].index),
-            "evaluations": sorted({e for p in parts for e in p.evaluation}),
-            "labels": sorted({f for p in parts for f in p.labels}),
-            "seeds": sorted({s for p in parts for s in p.seeds}),
-            "data": self.opts.data, "results": [], "phases": {}, "timings": {},
-            "started": time.time(), "ended": None, "error": None,
-        }
+        return RunSummary.new(
+            run_id=self.run.id, preset=self.plan.preset, description=self.plan.description,
+            group=self.opts.group or self.run.id, status="running",
+            methods=sorted({p.method for p in parts}, key=["supervised", "simclr", "rotnet"].index),
+            evaluations=sorted({e for p in parts for e in p.evaluation}),
+            labels=sorted({f for p in parts for f in p.labels}),
+            seeds=sorted({s for p in parts for s in p.seeds}),
+            data=self.opts.data, started=time.time(), sweep=self.sweep)
+
+    def _resumed_summary(self) -> RunSummary:
+        try:
+            summary = self.run.read_summary()
+        except (OSError, ValueError):
+            summary = self._new_summary()  # absent or damaged: phases rerun from their checkpoints
+        summary.status, summary.error, summary.ended = "running", None, None
+        summary.resumes += 1
+        if self.sweep is not None:  # resumed by a retry of its trial: the trial it now is
+            summary.sweep = self.sweep
+        return summary
 
     # ------------------------------------------------------------ main
-    def execute(self, resume: bool = False) -> dict:
+    def execute(self, resume: bool = False) -> RunSummary:
         run = self.run
         with run.lock():
             if resume:
-                try:
-                    self.summary = run.read_summary()
-                except (OSError, ValueError):
-                    self.summary = self._new_summary()
-                if not isinstance(self.summary.get("results"), list) or \
-                        not isinstance(self.summary.get("phases"), dict):
-                    self.summary = self._new_summary()  # damaged: phases rerun from their checkpoints
-                self.summary.update(status="running", error=None, ended=None)
-                self.summary["resumes"] = self.summary.get("resumes", 0) + 1
+                self.summary = self._resumed_summary()
                 run.tidy_after_crash()
             else:
                 if run.config_path.exists():
@@ -179,70 +179,59 @@ class Runner:
                     raise ConfigError(f"run {run.id} already exists; never overwritten")
                 atomic_write_text(run.config_path, plan_to_toml(self.plan, self.opts))
                 self.summary = self._new_summary()
-            self.summary.update(pid=os.getpid(), host=socket.gethostname(), versions=versions(),
-                                argv=sys.argv[1:])
+            self.summary.pid, self.summary.host = os.getpid(), socket.gethostname()
+            self.summary.versions, self.summary.argv = versions(), sys.argv[1:]
             wall_t0 = time.perf_counter()
             self._save_summary()
             try:
                 self._execute()
-                self.summary["status"] = "completed"
+                self.summary.status = "completed"
             except RunInterrupted as exc:
-                self.summary.update(status="interrupted", error=exc.message)
+                self._end(self._stop_status, exc.message)
                 raise
             except SsltuiError as exc:
-                self.summary.update(status="failed", error=exc.message)
+                self._end("failed", exc.message)
                 raise
             except torch.cuda.OutOfMemoryError:
                 msg = (f"out of device memory in {self._phase_name}; lower {self._phase_batch_key} "
                        f"(or runtime.eval_batch_size if it ran out while evaluating); the last "
                        f"checkpoint is kept, and `ssltui resume {run.id}` continues from it")
-                self.summary.update(status="failed", error=msg)
+                self._end("failed", msg)
                 raise RunFailed(msg) from None
             except Exception as exc:  # noqa: BLE001 - recorded in the log and summary, one line to the user
-                with open(run.log_path, "a") as fh:
+                with open(run.log_path, "a", encoding="utf-8") as fh:
                     traceback.print_exc(file=fh)
                 msg = f"{type(exc).__name__}: {first_line(exc, '')} (see {run.log_path})"
-                self.summary.update(status="failed", error=msg)
+                self._end("failed", msg)
                 raise RunFailed(msg) from None
             finally:
-                self.summary["ended"] = time.time()
-                self.summary["pid"] = None
-                self._add_timing("wall", time.perf_counter() - wall_t0)
-                self.summary["memory"] = peak_memory()
+                self.summary.ended, self.summary.pid = time.time(), None
+                self.summary.add_timing("wall", time.perf_counter() - wall_t0)
+                self.summary.memory = peak_memory()
                 try:
                     self._save_summary()
                     if self.ctx is not None:
-                        self.ctx.emit({"event": "run_end", "status": self.summary["status"],
-                                       "error": self.summary.get("error")})
+                        self.ctx.emit(RunEnd(status=self.summary.status, error=self.summary.error))
                 except (SsltuiError, OSError):
                     # A full disk must not hide the error that ended the run; the summary
                     # left on disk says "running", which `ssltui runs` shows as stale.
                     pass
         return self.summary
 
-    _phase_name = "setup"
-    _phase_batch_key = "the batch size"
+    def _end(self, status: str, error: str) -> None:
+        self.summary.status, self.summary.error = status, error
 
     def _execute(self) -> None:
         first = self.plan.parts[0]
         dev = pick_device(self.opts.device, first.runtime)
-        self.summary["device"] = dev.describe()
-        self.ctx = ctx = RunContext(self.run, dev, self.listener, self.cache_dir)
+        self.summary.device = dev.describe()
+        self.ctx = ctx = RunContext(self.run, dev, self.listener)
         if self._pending_stop:
             ctx.request_stop(self._pending_stop)
-        ctx.emit({"event": "run_start", "run_id": self.run.id, "preset": self.plan.preset,
-                  "device": self.summary["device"], "parts": len(self.plan.parts)})
-
-        t0 = time.perf_counter()
-        ddir = default_data_dir(self.opts.data_dir)
-        raw = load_source(self.opts.data, ddir, first.data.synthetic_train_per_class,
-                          first.data.synthetic_test_per_class, log=ctx.log)
-        bundle = make_bundle(raw, dev.device, first.data.val_fraction, first.data.split_seed)
-        self._add_timing("data", time.perf_counter() - t0)
-        ctx.emit({"event": "data", "source": raw.source, "train": int(len(bundle.train_idx)),
-                  "val": int(len(bundle.val_idx)), "test": int(len(bundle.test_y)),
-                  "classes": bundle.classes, "decode_seconds": round(raw.decode_seconds, 3),
-                  "load_seconds": round(raw.load_seconds, 3), "from_cache": raw.from_cache})
+        ctx.emit(RunStart(run_id=self.run.id, preset=self.plan.preset, device=self.summary.device,
+                          parts=len(self.plan.parts), phases=count_phases(self.plan),
+                          schema_version=SCHEMA_VERSION))
+        bundle = self._load_data(first)
         for part in self.plan.parts[1:]:
             if (part.data.val_fraction, part.data.split_seed) != (first.data.val_fraction, first.data.split_seed):
                 raise ConfigError("data.val_fraction/split_seed must be the same in every part of a study")
@@ -270,6 +259,22 @@ class Runner:
 
             save_featuremaps(self.run, bundle, self._featuremap_models, dev)
 
+    def _load_data(self, first: RunConfig) -> DataBundle:
+        ctx = self.ctx
+        t0 = time.perf_counter()
+        raw = self.raw
+        if raw is None:
+            raw = load_source(self.opts.data, default_data_dir(self.opts.data_dir),
+                              first.data.synthetic_train_per_class, first.data.synthetic_test_per_class,
+                              log=ctx.log, should_stop=lambda: ctx.stop_requested and (ctx.stop_reason or True))
+        bundle = make_bundle(raw, ctx.device, first.data.val_fraction, first.data.split_seed)
+        self.summary.add_timing("data", time.perf_counter() - t0 + (raw.load_seconds if self.raw is not None else 0.0))
+        ctx.emit(DataLoaded(source=raw.source, train=int(len(bundle.train_idx)), val=int(len(bundle.val_idx)),
+                            test=int(len(bundle.test_y)), classes=bundle.classes,
+                            decode_seconds=round(raw.decode_seconds, 3), load_seconds=round(raw.load_seconds, 3),
+                            from_cache=raw.from_cache, notes=raw.notes))
+        return bundle
+
     # ------------------------------------------------------------ pieces
     def _check_stop(self) -> None:
         if self.ctx is not None and self.ctx.stop_requested:
@@ -294,84 +299,117 @@ class Runner:
         return {"val": encode(encoder, bundle.train_x[bundle.val_idx], bundle, dev),
                 "test": encode(encoder, bundle.test_x, bundle, dev)}
 
+    def _cached_encoder(self, ref: PhaseRef, key: str, run_file: Path) -> ResNet20 | None:
+        """The encoder this run or an earlier one already pretrained with these settings."""
+        cache_file = self.cache_dir / "encoders" / f"{key}.pt" if self.cache_dir else None
+        for source in (run_file, cache_file):
+            if source is None or not source.exists():
+                continue
+            ck = load_checkpoint(source, kind="encoder")
+            require_keys(ck, ("encoder",), source)
+            encoder = ResNet20()
+            load_state(encoder, ck["encoder"], str(source))
+            self.ctx.dev.prepare(encoder)
+            self.ctx.log(f"reusing pretrained {ref.method} encoder (seed {ref.seed}) from {source}")
+            if not run_file.exists():
+                save_checkpoint(run_file, ck)
+            self.summary.phases.setdefault(ref.phase, PhaseRecord(cached=True))
+            self.ctx.emit(PhaseEnd(**ref.model_dump(), cached=True))
+            return encoder
+        return None
+
     def _pretrained(self, part: RunConfig, seed: int, bundle: DataBundle) -> ResNet20:
-        ctx = self.ctx
         key = pretrain_key(part, seed, bundle)
         if key in self._encoders:
             return self._encoders[key]
         self._check_stop()
-        name = f"{part.method}/pretrain/seed{seed}/{key[:8]}"
+        ref = PhaseRef.pretraining(part.method, seed, key)
         run_file = self.run.encoders_dir / f"{part.method}-seed{seed}-{key[:8]}.pt"
-        cache_file = self.cache_dir / "encoders" / f"{key}.pt" if self.cache_dir else None
-        encoder = ResNet20()
-        for source in (run_file, cache_file if self.opts.use_cache else None):
-            if source is not None and source.exists():
-                ck = load_checkpoint(source, kind="encoder")
-                require_keys(ck, ("encoder",), source)
-                load_state(encoder, ck["encoder"], str(source))
-                ctx.dev.prepare(encoder)
-                ctx.log(f"reusing pretrained {part.method} encoder (seed {seed}) from {source}")
-                if not run_file.exists():
-                    save_checkpoint(run_file, ck)
-                self.summary["phases"].setdefault(name, {"status": "done", "cached": True})
-                self._encoders[key] = encoder
-                return encoder
-        info = PhaseInfo(name, "pretrain", part.method, seed)
-        self._phase_name, self._phase_batch_key = name, "pretrain.batch_size (--set pretrain.batch_size=N)"
-        t0 = time.perf_counter()
-        encoder = get_pretrainer(part.method)(ctx, info, part, bundle)
-        seconds = time.perf_counter() - t0
-        self._add_timing("pretrain", seconds)
-        ck = {"kind": "encoder", "method": part.method, "seed": seed, "key": key,
-              "encoder": {k: v.detach().cpu() for k, v in encoder.state_dict().items()}}
-        save_checkpoint(run_file, ck)
-        if cache_file is not None:
-            save_checkpoint(cache_file, ck)
-        self.summary["phases"][name] = {"status": "done", "seconds": round(seconds, 3)}
-        ctx.emit({"event": "phase_end", **info.fields(), "seconds": round(seconds, 3)})
-        self._save_summary()
+        encoder = self._cached_encoder(ref, key, run_file)
+        if encoder is None:
+            self._phase_name, self._phase_batch_key = ref.phase, "pretrain.batch_size (--set pretrain.batch_size=N)"
+            t0 = time.perf_counter()
+            encoder = get_pretrainer(part.method)(self.ctx, ref, part, bundle)
+            seconds = time.perf_counter() - t0
+            ck = {"kind": "encoder", "method": part.method, "seed": seed, "key": key,
+                  "encoder": {k: v.detach().cpu() for k, v in encoder.state_dict().items()}}
+            save_checkpoint(run_file, ck)
+            if self.cache_dir is not None:
+                save_checkpoint(self.cache_dir / "encoders" / f"{key}.pt", ck)
+            self._phase_done(ref, "pretrain", seconds)
         self._encoders[key] = encoder
         return encoder
+
+    def _phase_done(self, ref: PhaseRef, timing: str, seconds: float) -> None:
+        self.summary.add_timing(timing, seconds)
+        self.summary.phases[ref.phase] = PhaseRecord(seconds=round(seconds, 3))
+        self.ctx.emit(PhaseEnd(**ref.model_dump(), seconds=round(seconds, 3)))
+        self._save_summary()
 
     def _evaluate(self, pi: int, part: RunConfig, ev: str, frac: float, seed: int, bundle: DataBundle,
                   subset: torch.Tensor, encoder: ResNet20 | None, feats: dict) -> None:
         ctx = self.ctx
-        name = f"p{pi}-{part.method}/{ev}/labels{frac:g}/seed{seed}"
-        if self.summary["phases"].get(name, {}).get("status") == "done":
+        ref = PhaseRef.evaluating(pi, part.method, ev, frac, seed)
+        done = self.summary.phases.get(ref.phase)
+        if done is not None and done.status == "done":
             return
         self._check_stop()
-        info = PhaseInfo(name, ev, part.method, seed, labels=frac, evaluation=ev)
         section = {"supervised": "supervised", "semi": "semi", "linear": "linear"}.get(ev, "knn")
-        self._phase_name = name
+        self._phase_name = ref.phase
         self._phase_batch_key = f"{section}.batch_size (--set {section}.batch_size=N)"
         t0 = time.perf_counter()
         if ev == "supervised":
-            out = train_classifier(ctx, info, part.supervised, bundle, subset, None)
+            out = train_classifier(ctx, ref, part.supervised, bundle, subset, None)
             if frac == max(part.labels) and seed == part.seeds[0]:
                 self._remember_featuremaps("supervised", "supervised", seed, out["model"].encoder)
         elif ev == "semi":
-            out = train_classifier(ctx, info, part.semi, bundle, subset, encoder)
+            out = train_classifier(ctx, ref, part.semi, bundle, subset, encoder)
         elif ev == "linear":
-            out = linear_probe(ctx, info, part.linear, bundle, subset, encoder, feats)
-        elif ev == "knn":
-            ctx.emit({"event": "phase_start", **info.fields(), "epochs": 1, "steps_per_epoch": 1})
-            bank = encode(encoder, bundle.train_x[subset], bundle, ctx.dev)
-            labels = bundle.train_y[subset]
-            out = {"test_acc": knn_accuracy(feats["test"], bundle.test_y, bank, labels, bundle.num_classes,
-                                            part.knn.k, part.knn.temperature),
-                   "val_acc": knn_accuracy(feats["val"], bundle.train_y[bundle.val_idx], bank, labels,
-                                           bundle.num_classes, part.knn.k, part.knn.temperature)}
-        else:  # validated earlier; kept for safety
-            raise ConfigError(f"unknown evaluation {ev!r}")
+            out = linear_probe(ctx, ref, part.linear, bundle, subset, encoder, feats)
+        else:
+            out = self._knn(ref, part, bundle, subset, encoder, feats)
         seconds = time.perf_counter() - t0
-        self._add_timing(ev, seconds)
-        result = {"method": part.method, "evaluation": ev, "labels": frac, "seed": seed,
-                  "test_acc": round(float(out["test_acc"]), 6),
-                  "val_acc": None if out.get("val_acc") is None else round(float(out["val_acc"]), 6),
-                  "label_count": int(len(subset)), "seconds": round(seconds, 3), "part": pi,
-                  "preset_description": part.description}
-        self.summary["results"].append(result)
-        self.summary["phases"][name] = {"status": "done", "seconds": round(seconds, 3)}
-        ctx.emit({"event": "phase_end", **info.fields(), "seconds": round(seconds, 3)})
-        ctx.emit({"event": "result", **result})
-        self._save_summary()
+        result = ResultRecord(method=part.method, evaluation=ev, labels=frac, seed=seed,
+                              test_acc=round(float(out["test_acc"]), 6),
+                              val_acc=None if out.get("val_acc") is None else round(float(out["val_acc"]), 6),
+                              label_count=int(len(subset)), seconds=round(seconds, 3), part=pi,
+                              preset_description=part.description, probe=out.get("probe"))
+        self.summary.results = [r for r in self.summary.results if r.key() != result.key()] + [result]
+        ctx.emit(Result(**result.model_dump()))
+        self._phase_done(ref, ev, seconds)
+
+    def _knn(self, ref: PhaseRef, part: RunConfig, bundle: DataBundle, subset: torch.Tensor,
+             encoder: ResNet20, feats: dict) -> dict:
+        self.ctx.emit(PhaseStart(**ref.model_dump(), epochs=1, steps_per_epoch=1))
+        bank = encode(encoder, bundle.train_x[subset], bundle, self.ctx.dev)
+        labels = bundle.train_y[subset]
+
+        def acc(query: torch.Tensor, query_labels: torch.Tensor) -> float:
+            return knn_accuracy(query, query_labels, bank, labels, bundle.num_classes, part.knn.k,
+                                part.knn.temperature)
+
+        return {"test_acc": acc(feats["test"], bundle.test_y),
+                "val_acc": acc(feats["val"], bundle.train_y[bundle.val_idx])}
+
+
+def describe_phases(plan: Plan) -> list[str]:
+    """Every phase the plan runs, in order, with its epochs: one pretraining per distinct method
+    settings and seed (shared by the parts that agree on them), then each evaluation at each
+    label fraction and seed."""
+    out, seen = [], set()
+    for pi, part in enumerate(plan.parts):
+        for seed in part.seeds:
+            ident = json.dumps(pretrain_identity(part, seed), sort_keys=True)
+            if part.method != "supervised" and ident not in seen:
+                seen.add(ident)
+                out.append(f"{part.method}/pretrain/seed{seed} ({part.pretrain.epochs} epochs)")
+            for frac in part.labels:
+                for ev in part.evaluation:
+                    ref = PhaseRef.evaluating(pi, part.method, ev, frac, seed)
+                    epochs = getattr(part, ev).epochs if ev in ("supervised", "semi", "linear") else 0
+                    out.append(ref.phase + (f" ({epochs} epochs)" if epochs else ""))
+    return out
+
+
+def count_phases(plan: Plan) -> int:
+    return len(describe_phases(plan))

@@ -7,12 +7,10 @@ so a closed app or a dropped SSH connection does not stop it; the app only reads
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import subprocess
 import sys
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,57 +61,27 @@ def sections_for(cfg: cfgmod.RunConfig) -> list[str]:
     return out + ["data", "runtime"]
 
 
-def _limits(meta: typing.Mapping) -> str:
-    parts = []
-    if "min" in meta:
-        parts.append(f"{'>' if meta.get('min_exclusive') else '>='} {meta['min']:g}")
-    if "max" in meta:
-        parts.append(f"<= {meta['max']:g}")
-    return f" ({', '.join(parts)})" if parts else ""
-
-
 def hyperparameters(preset: str, method: str) -> list[Param]:
-    """Every hyperparameter of the preset (for `method`) that its pipeline uses."""
+    """Every hyperparameter of the preset (for `method`) that its pipeline uses, with the
+    schema's description and limits."""
     cfg = resolve(preset, method=method).parts[0]
     out = [Param("evaluation", toml_text(cfg.evaluation),
                  f"evaluations: {', '.join(cfgmod.VALID_EVALUATIONS[cfg.method])}")]
     for section in sections_for(cfg):
         obj = getattr(cfg, section)
-        for f in dataclasses.fields(obj):
-            out.append(Param(f"{section}.{f.name}", toml_text(getattr(obj, f.name)),
-                             f.metadata.get("help", "") + _limits(f.metadata)))
+        for name, info in type(obj).model_fields.items():
+            out.append(Param(f"{section}.{name}", toml_text(getattr(obj, name)),
+                             (info.description or "") + cfgmod.limits_text(info)))
     return out
 
 
 def parse_fractions(text: str) -> list[float]:
     """'0.01,0.1', '1%', '10%, 0.5' -> label fractions; ConfigError with the reason."""
-    out = []
-    for item in text.replace(" ", "").split(","):
-        if not item:
-            continue
-        try:
-            v = float(item[:-1]) / 100 if item.endswith("%") else float(item)
-        except ValueError:
-            raise ConfigError(f"labels: {item!r} is not a fraction (0.05) or a percentage (5%)") from None
-        if not 0.0 < v <= 1.0:
-            raise ConfigError(f"labels: {item!r} is outside (0, 1]")
-        out.append(round(v, 6))
-    if not out:
-        raise ConfigError("labels: at least one label fraction is needed")
-    return out
+    return cfgmod.check_field("labels", cfgmod.parse_list(text, float, "labels"))
 
 
 def parse_seeds(text: str) -> list[int]:
-    out = []
-    for item in text.replace(" ", "").split(","):
-        if not item:
-            continue
-        if not item.isdigit():
-            raise ConfigError(f"seeds: {item!r} is not a non-negative integer")
-        out.append(int(item))
-    if not out:
-        raise ConfigError("seeds: at least one seed is needed")
-    return out
+    return cfgmod.check_field("seeds", cfgmod.parse_list(text, int, "seeds"))
 
 
 def check_data(spec: str) -> None:
@@ -154,8 +122,7 @@ class LaunchRequest:
     def validate(self) -> None:
         """Raise ConfigError with the reason when anything would be refused by `ssltui run`."""
         fracs, seeds = parse_fractions(self.labels), parse_seeds(self.seeds)
-        if self.device not in DEVICES and not self.device.startswith("cuda:"):
-            raise ConfigError(f"device: {self.device!r} is not one of {', '.join(DEVICES)}")
+        cfgmod.check_device(self.device, "device")
         self.validate_config(fracs, seeds)
         check_data(self.data)
 
@@ -192,13 +159,13 @@ def run_pid(run: RunDir) -> int | None:
     if not run.is_live():
         return None
     try:
-        pid = run.read_summary().get("pid")
-        if isinstance(pid, int):
+        pid = run.read_summary().pid
+        if pid is not None:
             return pid
     except (OSError, ValueError):
         pass
     try:
-        return int(run.lock_path.read_text().split()[0])
+        return int(run.lock_path.read_text(encoding="utf-8").split()[0])
     except (OSError, ValueError, IndexError):
         return None
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-ACCURACY_KEYS = ("val_acc", "knn_acc", "rot_acc")
+from ssltui.engine.events import (DataLoaded, Epoch, Event, Log, PhaseEnd, PhaseRef, PhaseStart, Result,
+                                  ResultRecord, Resume, RunEnd, RunStart, Step)
+
 LOG_TAIL = 200
 
 
@@ -17,10 +19,7 @@ LOG_TAIL = 200
 class PhaseState:
     """One phase: its size, where it is, its step and epoch curves."""
 
-    name: str
-    kind: str = ""
-    method: str = ""
-    labels: float | None = None
+    ref: PhaseRef
     epochs: int = 1
     steps_per_epoch: int = 1
     batch_size: int = 0
@@ -34,9 +33,14 @@ class PhaseState:
     step_start: int = 0  # steps done when t_start was taken
     t_last: float | None = None
     done: bool = False
+    cached: bool = False
     seconds: float | None = None
     steps: dict[int, tuple[float, float]] = field(default_factory=dict)  # step -> (loss, lr)
-    epoch_records: dict[int, dict] = field(default_factory=dict)  # epoch -> epoch event (later wins)
+    epoch_records: dict[int, Epoch] = field(default_factory=dict)  # epoch -> epoch event (later wins)
+
+    @property
+    def name(self) -> str:
+        return self.ref.phase
 
     @property
     def total_steps(self) -> int:
@@ -62,11 +66,38 @@ class PhaseState:
         """Monitored accuracy curves: key -> [(epoch, accuracy)]."""
         out: dict[str, list[tuple[int, float]]] = {}
         for ep in sorted(self.epoch_records):
-            rec = self.epoch_records[ep]
-            for k in ACCURACY_KEYS:
-                if isinstance(rec.get(k), (int, float)):
-                    out.setdefault(k, []).append((ep, float(rec[k])))
+            for k, v in self.epoch_records[ep].accuracies().items():
+                out.setdefault(k, []).append((ep, v))
         return out
+
+    # ------------------------------------------------------------ folding
+    def started(self, e: PhaseStart) -> None:
+        self.epochs, self.steps_per_epoch = max(1, e.epochs), max(1, e.steps_per_epoch)
+        self.batch_size, self.start_epoch = e.batch_size, e.start_epoch
+        self.epoch = e.start_epoch
+        self.step = e.start_epoch * self.steps_per_epoch if self.step == 0 else self.step
+        self.done = False
+        self.t_start, self.step_start, self.t_last = e.t, self.step, e.t
+        # A resumed phase restarts the epoch it stopped in: its later records replace these.
+        for ep in [ep for ep in self.epoch_records if ep > e.start_epoch]:
+            del self.epoch_records[ep]
+
+    def progressed(self, e: Step | Epoch) -> None:
+        self.step, self.loss, self.lr = e.step, e.loss, e.lr
+        self.images_per_s = e.images_per_s if e.images_per_s is not None else self.images_per_s
+        self.t_last = e.t
+        if self.t_start is None:
+            self.t_start, self.step_start = e.t, self.step
+        if isinstance(e, Step):
+            self.steps[e.step] = (e.loss, e.lr)
+        else:
+            self.epoch, self.epochs = e.epoch, max(1, e.epochs)
+            self.epoch_records[e.epoch] = e
+
+    def ended(self, e: PhaseEnd) -> None:
+        self.done, self.seconds, self.cached = True, e.seconds, e.cached
+        self.step = self.total_steps
+        self.epoch = max(self.epoch, self.epochs)
 
 
 @dataclass
@@ -78,8 +109,10 @@ class RunState:
     device: str = ""
     status: str = "created"
     error: str | None = None
+    data: str = ""
+    planned_phases: int | None = None  # from run_start (None in runs written before schema 2)
     phases: dict[str, PhaseState] = field(default_factory=dict)
-    results: list[dict] = field(default_factory=list)
+    results: list[ResultRecord] = field(default_factory=list)
     logs: list[str] = field(default_factory=list)
     events_seen: int = 0
 
@@ -92,77 +125,39 @@ class RunState:
         """The phase that started last."""
         return next(reversed(self.phases.values()), None) if self.phases else None
 
-    def phase(self, name: str) -> PhaseState:
-        if name not in self.phases:
-            self.phases[name] = PhaseState(name)
-        return self.phases[name]
+    def phase(self, ref: PhaseRef) -> PhaseState:
+        if ref.phase not in self.phases:
+            self.phases[ref.phase] = PhaseState(ref.ref)
+        return self.phases[ref.phase]
 
-    def apply(self, e: dict) -> None:
+    @property
+    def phases_done(self) -> int:
+        return sum(p.done for p in self.phases.values())
+
+    def apply(self, e: Event) -> None:
         self.events_seen += 1
-        kind = e.get("event")
-        t = e.get("t")
-        if kind == "run_start":
-            self.run_id = e.get("run_id", self.run_id)
-            self.preset = e.get("preset", self.preset)
-            self.device = e.get("device", self.device)
+        if isinstance(e, RunStart):
+            self.run_id, self.preset, self.device = e.run_id or self.run_id, e.preset, e.device
+            self.planned_phases = e.phases
             self.status = "running"
-        elif kind == "phase_start":
-            p = self.phase(e["phase"])
-            p.kind, p.method, p.labels = e.get("kind", ""), e.get("method", ""), e.get("labels")
-            p.epochs = int(e.get("epochs") or 1)
-            p.steps_per_epoch = int(e.get("steps_per_epoch") or 1)
-            p.batch_size = int(e.get("batch_size") or 0)
-            p.start_epoch = int(e.get("start_epoch") or 0)
-            p.epoch = p.start_epoch
-            p.step = p.start_epoch * p.steps_per_epoch if p.step == 0 else p.step
-            p.done = False
-            p.t_start, p.step_start, p.t_last = t, p.step, t
-            # A resumed phase restarts the epoch it stopped in: its later records replace these.
-            for ep in [ep for ep in p.epoch_records if ep > p.start_epoch]:
-                del p.epoch_records[ep]
-        elif kind == "resume":
-            p = self.phase(e["phase"])
-            p.step = int(e.get("epoch", 0)) * p.steps_per_epoch + int(e.get("step_in_epoch", 0))
-        elif kind in ("step", "epoch"):
-            p = self.phase(e["phase"])
-            p.step = int(e.get("step", p.step))
-            p.loss, p.lr = e.get("loss"), e.get("lr")
-            p.images_per_s = e.get("images_per_s", p.images_per_s)
-            p.t_last = t if t is not None else p.t_last
-            if p.t_start is None:
-                p.t_start, p.step_start = t, p.step
-            if kind == "step":
-                p.steps[p.step] = (float(e["loss"]), float(e["lr"]))
-            else:
-                p.epoch = int(e.get("epoch", p.epoch))
-                p.epochs = int(e.get("epochs", p.epochs))
-                p.epoch_records[p.epoch] = e
-        elif kind == "phase_end":
-            p = self.phase(e["phase"])
-            p.done, p.seconds = True, e.get("seconds")
-            p.step = p.total_steps
-            p.epoch = max(p.epoch, p.epochs)
-        elif kind == "result":
-            key = (e.get("method"), e.get("evaluation"), e.get("labels"), e.get("seed"))
-            self.results = [r for r in self.results
-                            if (r.get("method"), r.get("evaluation"), r.get("labels"), r.get("seed")) != key]
-            self.results.append({k: v for k, v in e.items() if k not in ("event", "t")})
-        elif kind == "log":
-            self.logs.append(f"{e.get('level', 'info')}: {e.get('message', '')}")
+        elif isinstance(e, DataLoaded):
+            self.data = e.source
+        elif isinstance(e, PhaseStart):
+            self.phase(e).started(e)
+        elif isinstance(e, Resume):
+            p = self.phase(e)
+            p.step = e.epoch * p.steps_per_epoch + e.step_in_epoch
+        elif isinstance(e, (Step, Epoch)):
+            self.phase(e).progressed(e)
+        elif isinstance(e, PhaseEnd):
+            self.phase(e).ended(e)
+        elif isinstance(e, Result):
+            self.results = [r for r in self.results if r.key() != e.key()] + [e.record()]
+        elif isinstance(e, Log):
+            self.logs.append(e.line())
             del self.logs[:-LOG_TAIL]
-        elif kind == "run_end":
-            self.status = e.get("status", self.status)
-            self.error = e.get("error")
+        elif isinstance(e, RunEnd):
+            self.status, self.error = e.status, e.error
             if self.status == "completed":
                 for p in self.phases.values():
                     p.done = True
-
-
-def fmt_duration(seconds: float | None) -> str:
-    """'1:02:03', '2:03' or '-'."""
-    if seconds is None:
-        return "-"
-    s = int(round(seconds))
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

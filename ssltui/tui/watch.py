@@ -7,13 +7,13 @@ message rate is bounded by the poll rate whatever the training speed (no backlog
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from textual.message import Message
 
+from ssltui.engine.events import Event, parse_event
 from ssltui.engine.store import RunDir
 
 POLL_SECONDS = 0.25
@@ -51,7 +51,7 @@ class FileTail:
 
 @dataclass
 class Poll:
-    events: list[dict] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
     log_lines: list[str] = field(default_factory=list)
     reset: bool = False
     status: str | None = None
@@ -74,13 +74,7 @@ class RunTail:
     def poll(self, now: float | None = None) -> Poll:
         out = Poll()
         lines, out.reset = self.metrics.read()
-        for line in lines:
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(obj, dict):
-                out.events.append(obj)
+        out.events = [e for e in map(parse_event, lines) if e is not None]
         for tail in self.logs:
             new, _ = tail.read()
             out.log_lines += [ln.decode("utf-8", "replace").rstrip() for ln in new]

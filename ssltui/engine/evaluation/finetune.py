@@ -15,16 +15,17 @@ from ssltui.engine.augment import random_crop_flip, to_float
 from ssltui.engine.config import ClassifierConfig
 from ssltui.engine.data.bundle import DataBundle
 from ssltui.engine.evaluation.common import accuracy
-from ssltui.engine.loop import Phase, PhaseInfo, RunContext
+from ssltui.engine.events import PhaseRef
+from ssltui.engine.loop import Phase, RunContext
 from ssltui.engine.models.resnet import Classifier, ResNet20, freeze, set_train_mode
 from ssltui.engine.optim import build_optimizer
 
 
-def train_classifier(ctx: RunContext, info: PhaseInfo, cfg: ClassifierConfig, bundle: DataBundle,
+def train_classifier(ctx: RunContext, info: PhaseRef, cfg: ClassifierConfig, bundle: DataBundle,
                      subset: torch.Tensor, encoder: ResNet20 | None = None) -> dict:
     """Train on `subset` (indices into the training split); return test and validation accuracy."""
     dev = ctx.dev
-    gen = ctx.generator(info.seed, info.name)
+    gen = ctx.generator(info.seed, info.phase)
     enc = ResNet20() if encoder is None else copy.deepcopy(encoder)
     model = dev.prepare(Classifier(enc, bundle.num_classes))
     frozen = enc.frozen_modules(cfg.frozen_stages)
@@ -32,6 +33,8 @@ def train_classifier(ctx: RunContext, info: PhaseInfo, cfg: ClassifierConfig, bu
     optimizer = build_optimizer(cfg, [model])
     xs, ys = bundle.train_x[subset], bundle.train_y[subset]
     val_x, val_y = bundle.train_x[bundle.val_idx], bundle.train_y[bundle.val_idx]
+
+    forward = dev.training_forward(model)
 
     def step(pos: torch.Tensor) -> torch.Tensor:
         xb = xs[pos]
@@ -41,7 +44,7 @@ def train_classifier(ctx: RunContext, info: PhaseInfo, cfg: ClassifierConfig, bu
         if dev.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         with dev.autocast():
-            logits = model(xb)
+            logits = forward(xb)
         return F.cross_entropy(logits.float(), ys[pos])
 
     def epoch_end(epoch: int) -> dict:

@@ -9,12 +9,13 @@ from torch import nn
 from ssltui.engine.config import LinearConfig
 from ssltui.engine.data.bundle import DataBundle
 from ssltui.engine.evaluation.common import encode
-from ssltui.engine.loop import Phase, PhaseInfo, RunContext
+from ssltui.engine.events import PhaseRef
+from ssltui.engine.loop import Phase, RunContext
 from ssltui.engine.models.resnet import ResNet20
 from ssltui.engine.optim import build_optimizer
 
 
-def linear_probe(ctx: RunContext, info: PhaseInfo, cfg: LinearConfig, bundle: DataBundle,
+def linear_probe(ctx: RunContext, info: PhaseRef, cfg: LinearConfig, bundle: DataBundle,
                  subset: torch.Tensor, encoder: ResNet20,
                  features: dict[str, torch.Tensor] | None = None) -> dict:
     """Train a linear layer on frozen features of `subset`; return test and validation accuracy.
@@ -23,7 +24,7 @@ def linear_probe(ctx: RunContext, info: PhaseInfo, cfg: LinearConfig, bundle: Da
     BatchNorm statistics can change. `features` may hold precomputed "val" and "test" features.
     """
     dev = ctx.dev
-    gen = ctx.generator(info.seed, info.name)
+    gen = ctx.generator(info.seed, info.phase)
     feats = dict(features or {})
     if "val" not in feats:
         feats["val"] = encode(encoder, bundle.train_x[bundle.val_idx], bundle, dev)

@@ -1,6 +1,6 @@
 """Pretraining methods, one module each, looked up by name.
 
 Each module `ssltui.engine.methods.<name>` defines
-`pretrain(ctx: RunContext, info: PhaseInfo, cfg: RunConfig, bundle: DataBundle) -> ResNet20`.
+`pretrain(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: DataBundle) -> ResNet20`.
 The supervised baseline has no pretraining (see evaluation/finetune.py).
 """

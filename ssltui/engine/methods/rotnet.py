@@ -14,11 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssltui.engine.augment import random_crop_flip, to_float
+from ssltui.engine.augment import crop_flip_rotations, normalizer, to_float
 from ssltui.engine.config import RunConfig
 from ssltui.engine.data.bundle import DataBundle
 from ssltui.engine.device import DeviceSettings
-from ssltui.engine.loop import Phase, PhaseInfo, RunContext
+from ssltui.engine.events import PhaseRef
+from ssltui.engine.loop import Phase, RunContext
 from ssltui.engine.models.resnet import Classifier, ResNet20
 from ssltui.engine.optim import build_optimizer
 from ssltui.engine.rotation import NUM_ROTATIONS, all_rotations, rotation_labels
@@ -52,42 +53,32 @@ def rotation_accuracy(model: nn.Module, x: torch.Tensor, bundle: DataBundle, dev
     return float(correct) / (NUM_ROTATIONS * len(x))  # one host sync per evaluation
 
 
-def compiled(model: nn.Module, dev: DeviceSettings) -> nn.Module:
-    """The training forward, through torch.compile when `runtime.compile` is on (CUDA only).
-
-    Shapes are fixed (the loop drops the last partial batch), so it compiles once; the
-    uncompiled module shares the parameters and is what checkpoints and evaluation use.
-    """
-    if not dev.compile:
-        return model
-    return torch.compile(model, dynamic=False)
-
-
 def make_loss(forward: Callable[[torch.Tensor], torch.Tensor], xs: torch.Tensor, stats: DataBundle,
               dev: DeviceSettings, gen: torch.Generator, labels: torch.Tensor,
               crop_flip: bool) -> Callable[[torch.Tensor], torch.Tensor]:
     """The training step's loss for batch positions into `xs` (uint8 on the device); `stats`
     gives the normalisation mean/std. The benchmark times this same function."""
+    # Zero-padded once (uint8), so that a step's crops, flips and rotations are one gather.
+    padding = 4 if crop_flip else 0
+    source = F.pad(xs, (padding,) * 4) if padding else xs
+    normalize = normalizer(stats.mean, stats.std, 1.0 / 255.0)
 
     def loss(pos: torch.Tensor) -> torch.Tensor:
-        xb = xs[pos]
-        if crop_flip:
-            xb = random_crop_flip(xb, gen)
-        inputs, _ = rotation_inputs(xb, stats, dev)
+        views = crop_flip_rotations(source, pos, gen, padding, crop_flip, NUM_ROTATIONS, dev.channels_last)
         with dev.autocast():
-            logits = forward(inputs)
+            logits = forward(normalize(views))
         return F.cross_entropy(logits.float(), labels)
 
     return loss
 
 
-def pretrain(ctx: RunContext, info: PhaseInfo, cfg: RunConfig, bundle: DataBundle) -> ResNet20:
+def pretrain(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: DataBundle) -> ResNet20:
     """Train a ResNet-20 to predict rotations of the training images (labels unused)."""
     dev = ctx.dev
-    gen = ctx.generator(info.seed, info.name)
+    gen = ctx.generator(info.seed, info.phase)
     model = dev.prepare(Classifier(ResNet20(), NUM_ROTATIONS))
     optimizer = build_optimizer(cfg.pretrain, [model])
-    forward = compiled(model, dev)
+    forward = dev.training_forward(model)
     # One gather of the non-validation images up front; each step then indexes one tensor.
     xs = bundle.train_x[bundle.train_idx]
     val_x = bundle.train_x[bundle.val_idx]

@@ -15,13 +15,14 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ssltui.engine.augment import SimCLRAugment, normalize
+from ssltui.engine.augment import SimCLRAugment, normalizer
 from ssltui.engine.config import RunConfig, TrainConfig
 from ssltui.engine.data.bundle import DataBundle
 from ssltui.engine.device import DeviceSettings
 from ssltui.engine.evaluation.common import encode
 from ssltui.engine.evaluation.knn import knn_accuracy
-from ssltui.engine.loop import Phase, PhaseInfo, RunContext, derive_seed
+from ssltui.engine.events import PhaseRef
+from ssltui.engine.loop import Phase, RunContext, derive_seed
 from ssltui.engine.losses import nt_xent
 from ssltui.engine.models.resnet import ResNet20
 from ssltui.engine.optim import build_optimizer, peak_lr
@@ -94,8 +95,9 @@ def with_view_bn_statistics(encoder: ResNet20, images: torch.Tensor, augment: Si
     model.train()
     gen = torch.Generator(device=images.device)
     gen.manual_seed(seed)
+    normalize = normalizer(bundle.mean, bundle.std)
     for i in range(0, len(images), dev.eval_batch_size):
-        views = normalize(augment(images[i:i + dev.eval_batch_size], gen), bundle.mean, bundle.std)
+        views = normalize(augment(images[i:i + dev.eval_batch_size], gen, channels_last=dev.channels_last))
         with dev.autocast():
             model(views)
     return model.eval()
@@ -150,13 +152,12 @@ def make_loss(model: nn.Module, augment: SimCLRAugment, images: torch.Tensor, me
               temperature: float) -> Callable[[torch.Tensor], torch.Tensor]:
     """The training step's loss for batch positions into `images` (uint8 on the device); the
     benchmark times this same function."""
+    normalize = normalizer(mean, std)
 
     def loss(pos: torch.Tensor) -> torch.Tensor:
-        x = images[pos]
-        # Both views of every image in one pass; each of the 2N draws is independent.
-        views = normalize(augment(torch.cat([x, x]), gen), mean, std)
-        if dev.channels_last:
-            views = views.contiguous(memory_format=torch.channels_last)
+        # Both views of every image in one pass, straight from the image store (each of the 2N
+        # draws is independent), laid out as the model wants them.
+        views = normalize(augment(images, gen, torch.cat([pos, pos]), dev.channels_last))
         with dev.autocast():
             z = model(views)
         z1, z2 = z.float().chunk(2)
@@ -165,7 +166,7 @@ def make_loss(model: nn.Module, augment: SimCLRAugment, images: torch.Tensor, me
     return loss
 
 
-def pretrain(ctx: RunContext, info: PhaseInfo, cfg: RunConfig, bundle: DataBundle) -> ResNet20:
+def pretrain(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: DataBundle) -> ResNet20:
     """Pretrain a ResNet-20 with SimCLR on the training split's non-validation images."""
     dev = ctx.dev
     sc = cfg.simclr
@@ -179,7 +180,7 @@ def pretrain(ctx: RunContext, info: PhaseInfo, cfg: RunConfig, bundle: DataBundl
     optimizer = build_optimizer(cfg.pretrain, [model])
     augment = SimCLRAugment.from_config(sc)
     images = bundle.train_x[bundle.train_idx]  # uint8 on the device; labels unused
-    step = make_loss(model, augment, images, bundle.mean, bundle.std, dev, gen, sc.temperature)
+    step = make_loss(dev.training_forward(model), augment, images, bundle.mean, bundle.std, dev, gen, sc.temperature)
 
     knn = cfg.knn
     val_x, val_y = bundle.train_x[bundle.val_idx], bundle.train_y[bundle.val_idx]
@@ -199,7 +200,7 @@ def pretrain(ctx: RunContext, info: PhaseInfo, cfg: RunConfig, bundle: DataBundl
         reference = with_view_bn_statistics(encoder, bundle.train_x[bank_idx], augment, bundle, dev,
                                             derive_seed(info.seed, "simclr/pretrain", "knn-random"))
         knn_random = knn_of(reference)
-        ctx.log(f"{info.name}: kNN accuracy of the random (initial) encoder {knn_random:.2%}")
+        ctx.log(f"{info.phase}: kNN accuracy of the random (initial) encoder {knn_random:.2%}")
 
     def epoch_end(epoch: int) -> dict:
         done = epoch + 1
@@ -215,7 +216,7 @@ def pretrain(ctx: RunContext, info: PhaseInfo, cfg: RunConfig, bundle: DataBundl
                                                      phase.epochs, done * phase.steps_per_epoch),
                                           cfg.pretrain) if guarded else None
         if warning:
-            ctx.log(f"{info.name}: {warning}", level="warning")
+            ctx.log(f"{info.phase}: {warning}", level="warning")
         return {"knn_acc": round(acc, 6), "knn_random": round(knn_random, 6)}
 
     phase = Phase(ctx, info, cfg.pretrain, len(images), {"model": model}, optimizer, gen,

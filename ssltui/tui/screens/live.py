@@ -16,7 +16,8 @@ from textual.worker import get_current_worker
 
 from ssltui.engine.store import RunDir
 from ssltui.tui.launch import cancel_run
-from ssltui.tui.runstate import PhaseState, RunState, fmt_duration
+from ssltui.tui.runstate import PhaseState, RunState
+from ssltui.view.format import duration, label_fraction, pct
 from ssltui.tui.watch import POLL_SECONDS, RunTail, RunUpdate
 from ssltui.tui.widgets.charts import PhaseChart
 
@@ -24,26 +25,8 @@ PHASE_ROWS = 4  # progress rows shown: the newest phases
 REDRAW_SECONDS = 0.3  # charts redraw at most ~3 times a second, whatever the event rate
 
 
-def short_phase(name: str) -> str:
-    """'p0-supervised/supervised/labels0.1/seed0' -> 'supervised 10% s0'."""
-    parts = name.split("/")
-    method = parts[0].split("-", 1)[-1]
-    words = [method]
-    for p in parts[1:]:
-        if p.startswith("labels"):
-            try:
-                words.append(f"{100 * float(p[6:]):g}%")
-            except ValueError:
-                words.append(p)
-        elif p.startswith("seed"):
-            words.append("s" + p[4:])
-        elif p != method and len(p) < 12:
-            words.append(p)
-    return " ".join(words)
-
-
 def phase_stats(p: PhaseState, running: bool = True) -> str:
-    eta = "done" if p.done else f"eta {fmt_duration(p.eta_seconds())}" if running else "stopped"
+    eta = "done" if p.done else f"eta {duration(p.eta_seconds())}" if running else "stopped"
     ips = f"{p.images_per_s:.0f} img/s" if p.images_per_s else "- img/s"
     loss = f"loss {p.loss:.3f}" if isinstance(p.loss, (int, float)) else ""
     return f"ep {p.epoch}/{p.epochs} {eta} {ips} {loss}".rstrip()
@@ -58,7 +41,7 @@ class PhaseRow(Horizontal):
         self._init, self._phase_running = phase, running
 
     def compose(self) -> ComposeResult:
-        yield Label(short_phase(self.phase_name), classes="phase-name")
+        yield Label(self._init.ref.label(), classes="phase-name")
         yield ProgressBar(total=100, show_eta=False, show_percentage=True, classes="phase-bar")
         yield Label("", classes="phase-stats")
 
@@ -66,7 +49,11 @@ class PhaseRow(Horizontal):
         self.update_phase(self._init, self._phase_running)
 
     def update_phase(self, p: PhaseState, running: bool = True) -> None:
-        self.query_one(ProgressBar).update(total=100, progress=round(100 * p.fraction, 1))
+        self._init, self._phase_running = p, running
+        bars = self.query(ProgressBar)
+        if not bars:  # not composed yet: on_mount draws the latest state
+            return
+        bars.first().update(total=100, progress=round(100 * p.fraction, 1))
         self.query_one(".phase-stats", Label).update(phase_stats(p, running))
 
 
@@ -107,7 +94,6 @@ class LiveScreen(Screen):
         self.status = "created"
         self.error: str | None = None
         self.chart_phase: str | None = None  # None: follow the newest phase
-        self.events_drawn = 0
         self._last_draw = 0.0
         self._draw_pending = False
         self._stop = threading.Event()
@@ -193,10 +179,9 @@ class LiveScreen(Screen):
             chart.show(phase)
         results = self.state.results
         self.query_one("#run-results", Static).update(Text(" · ".join(
-            f"{r['method']}/{r['evaluation']} {100 * r['labels']:g}%: test {100 * r['test_acc']:.2f}"
+            f"{r.method}/{r.evaluation} {label_fraction(r.labels)}: test {pct(r.test_acc)}"
             for r in results[-4:])) if results else "")
         self.query_one("#run-results").display = bool(results)
-        self.events_drawn = self.state.events_seen
 
     def current_status(self) -> str:
         """summary.json's status (it knows stale runs), else what the events said."""
@@ -206,15 +191,16 @@ class LiveScreen(Screen):
         s = self.state
         status = self.current_status()
         style = {"running": "bold green", "completed": "bold", "failed": "bold red",
-                 "interrupted": "bold yellow", "stale": "bold red"}.get(status, "")
+                 "interrupted": "bold yellow", "pruned": "bold yellow", "stale": "bold red"}.get(status, "")
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"{self.run_id}", style="bold")
         text.append(" · ")
         text.append(status, style=style)
         if self.error:
             text.append(f" · {self.error}", style="red")
-        if len(s.phases) > PHASE_ROWS:
-            text.append(f" · {sum(p.done for p in s.phases.values())}/{len(s.phases)} phases done")
+        total = max(s.planned_phases or 0, len(s.phases))
+        if total > 1:
+            text.append(f" · {s.phases_done}/{total} phases done")
         for extra in (s.preset, s.device):
             if extra:
                 text.append(f" · {extra}")
@@ -227,7 +213,7 @@ class LiveScreen(Screen):
             return
         current = self.chart_phase or names[-1]
         self.chart_phase = names[(names.index(current) + 1) % len(names)] if current in names else names[-1]
-        self.notify(f"charts: {short_phase(self.chart_phase)}", timeout=2)
+        self.notify(f"charts: {self.state.phases[self.chart_phase].ref.label()}", timeout=2)
         self._draw()
 
     def action_results(self) -> None:

@@ -1,4 +1,5 @@
-"""Results: the comparison table beside the paper's Table 1, and feature-map thumbnails."""
+"""Results: the chosen runs in Table 1 beside the paper (a row per run when they differ), and
+feature-map thumbnails. The table is the model `ssltui table` prints (engine/table.py)."""
 
 from __future__ import annotations
 
@@ -10,26 +11,13 @@ from textual.containers import ScrollableContainer
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
-from ssltui.engine.store import RunDir
-from ssltui.tui.widgets.comparison import comparison_table
-from ssltui.tui.widgets.featuremap import color_available, render_maps
-
-
-def merge_featuremaps(docs: list[tuple[str, dict]]) -> dict | None:
-    """One document from several runs' featuremaps.json: the first run's images, and every
-    run's models that were computed on the same images (named by run when there are several)."""
-    docs = [(rid, d) for rid, d in docs if d and d.get("images") and d.get("models")]
-    if not docs:
-        return None
-    images = docs[0][1]["images"]
-    wanted = [im.get("index") for im in images]
-    models = []
-    for rid, d in docs:
-        if [im.get("index") for im in d["images"]] != wanted:
-            continue
-        for m in d["models"]:
-            models.append(dict(m, name=f"{m['name']} ({rid[-6:]})" if len(docs) > 1 else m["name"]))
-    return {"images": images, "models": models}
+from ssltui.engine.errors import ConfigError
+from ssltui.engine.featuremaps_schema import FeatureMaps
+from ssltui.engine.store import RunDir, RunInfo
+from ssltui.engine.table import StudyTable, build_table
+from ssltui.view.featuremaps import color_available, merge_featuremaps, render_maps
+from ssltui.view.format import plain
+from ssltui.view.tables import table1
 
 
 class ResultsScreen(Screen):
@@ -50,9 +38,8 @@ class ResultsScreen(Screen):
         self.run_ids = run_ids
         self.image = 0
         self.color = color_available()
-        self.maps: dict | None = None
-        self.maps_loaded = False
-        self.compared: list[tuple[str, list[dict]]] = []  # (run id, results) in the table
+        self.maps: FeatureMaps | None = None
+        self.table: StudyTable | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -67,23 +54,35 @@ class ResultsScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        store = self.app.store
-        runs: list[tuple[str, list[dict]]] = []
-        notes = []
-        for rid in self.run_ids:
-            info = store.get(rid).info()
-            runs.append((info.id, info.results))
-            if info.status != "completed":
-                notes.append(f"{info.id}: {info.status}" + (f" ({info.error})" if info.error else ""))
-        self.compared = runs
+        runs, infos, notes = self._open_runs()
         self.sub_title = self.run_ids[0] if len(self.run_ids) == 1 else f"{len(self.run_ids)} runs"
-        self.query_one("#comparison", Static).update(comparison_table(runs))
-        note = Text("test accuracy %, mean±std over seeds; best measured cell per column highlighted, "
-                    "paper numbers (Table 1) dim, best paper cell bold", style="dim")
-        if notes:
-            note.append("\n" + "\n".join(notes), style="yellow")
-        self.query_one("#runs-note", Static).update(note)
-        self.load_maps([store.get(rid) for rid in self.run_ids])
+        self.table = build_table(infos, [i.summary.model_dump() for i in infos if i.summary], per_run=True)
+        self._draw_table()
+        self.query_one("#runs-note", Static).update(Text("\n".join(notes), style="yellow"))
+        self.load_maps(runs)
+
+    def on_resize(self) -> None:
+        self._draw_table()
+
+    def _draw_table(self) -> None:
+        if self.table is not None:  # the width decides whether ± std fits beside the mean
+            self.query_one("#comparison", Static).update(table1(self.table, self.size.width - 2))
+
+    def _open_runs(self) -> tuple[list[RunDir], list[RunInfo], list[str]]:
+        """The chosen runs still in the store, and a note for each one unfinished or gone."""
+        runs, infos, notes = [], [], []
+        for rid in self.run_ids:
+            try:
+                rd = self.app.store.get(rid)
+                info = rd.info()
+            except ConfigError as exc:  # deleted since the list was drawn
+                notes.append(plain(f"{rid}: {exc}"))
+                continue
+            runs.append(rd)
+            infos.append(info)
+            if info.status != "completed":
+                notes.append(plain(f"{info.id}: {info.status}" + (f" ({info.error})" if info.error else "")))
+        return runs, infos, notes
 
     @work(thread=True, exclusive=True, group="maps")
     def load_maps(self, runs: list[RunDir]) -> None:
@@ -91,8 +90,8 @@ class ResultsScreen(Screen):
         doc = merge_featuremaps([(r.id, r.read_featuremaps()) for r in runs])
         self.app.call_from_thread(self._maps_ready, doc)
 
-    def _maps_ready(self, doc: dict | None) -> None:
-        self.maps, self.maps_loaded = doc, True
+    def _maps_ready(self, doc: FeatureMaps | None) -> None:
+        self.maps = doc
         self._draw_maps()
 
     def _draw_maps(self) -> None:
@@ -107,7 +106,7 @@ class ResultsScreen(Screen):
 
     def action_image(self, delta: int) -> None:
         if self.maps:
-            self.image = (self.image + delta) % len(self.maps["images"])
+            self.image = (self.image + delta) % len(self.maps.images)
             self._draw_maps()
 
     def action_toggle_ascii(self) -> None:

@@ -13,44 +13,17 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import get_current_worker
 
 from ssltui.engine.store import RunInfo
-from ssltui.tui.widgets.comparison import frac_label
+from ssltui.view.format import label_fraction
+from ssltui.view.tables import run_cells
 
-STATUS_STYLE = {"running": "bold green", "completed": "", "failed": "red", "interrupted": "yellow",
-                "stale": "red", "damaged": "red", "created": "dim"}
 REFRESH_SECONDS = 2.0
-
-
-def accuracy_cell(results: list[dict]) -> str:
-    """Mean test accuracy per label fraction of the run's best method/evaluation."""
-    if not results:
-        return "-"
-    by: dict[tuple, dict[float, list[float]]] = {}
-    for r in results:
-        by.setdefault((r["method"], r["evaluation"]), {}).setdefault(r["labels"], []).append(r["test_acc"])
-    groups = sorted(by.items(), key=lambda kv: -max(sum(v) / len(v) for v in kv[1].values()))
-    (_, fracs) = groups[0]
-    text = " ".join(f"{frac_label(f)} {100 * sum(v) / len(v):.1f}" for f, v in sorted(fracs.items()))
-    return text + (f" (+{len(groups) - 1})" if len(groups) > 1 else "")
-
-
-SHORT = {"supervised": "sup", "linear": "lin", "rotnet": "rot"}
-
-
-def names_cell(names: list[str]) -> str:
-    """'simclr' alone; several names shortened and joined ('sup+simclr+rot')."""
-    if not names:
-        return "-"
-    return names[0] if len(names) == 1 else "+".join(SHORT.get(n, n) for n in names)
-
-
-def date_cell(t: float | None) -> str:
-    return time.strftime("%m-%d %H:%M", time.localtime(t)) if t else "-"
+COLUMNS = ("status", "method", "labels", "test acc %", "started", "id")  # of view.tables.run_cells
 
 
 def matches(info: RunInfo, needle: str) -> bool:
     """Every word of the filter appears in the run's id, status, preset, methods or evaluations."""
     hay = " ".join([info.id, info.status, info.preset, info.group, *info.methods, *info.evaluations,
-                    *(frac_label(f) for f in info.labels)]).lower()
+                    *(label_fraction(f) for f in info.labels)]).lower()
     return all(w in hay for w in needle.lower().split())
 
 
@@ -65,6 +38,7 @@ class RunsScreen(Screen):
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
         Binding("n", "launch", "New run"),
+        Binding("w", "sweep", "Sweeps"),
         Binding("slash", "filter", "Filter"),
         Binding("escape", "clear_filter", "Clear"),
         Binding("question_mark", "app.help", "Help"),
@@ -88,7 +62,7 @@ class RunsScreen(Screen):
     def on_mount(self) -> None:
         self.sub_title = "runs"
         table = self.query_one("#runs", DataTable)
-        for col in ("status", "method", "labels", "test acc %", "started", "id"):
+        for col in COLUMNS:
             table.add_column(col, key=col)
         table.focus()
         self.refresh_runs()
@@ -129,9 +103,10 @@ class RunsScreen(Screen):
         table.clear()
         shown = [i for i in self.infos if matches(i, needle)]
         for i in shown:
-            mark = "✓ " if i.id in self.marked else "  "
-            table.add_row(Text(mark + i.status, style=STATUS_STYLE.get(i.status, "")), names_cell(i.methods), ",".join(frac_label(f) for f in i.labels) or "-",
-                          accuracy_cell(i.results), date_cell(i.started), i.id, key=i.id)
+            cells = run_cells(i)
+            status = cells["status"]
+            cells["status"] = Text(("✓ " if i.id in self.marked else "  ") + status.plain, style=status.style)
+            table.add_row(*(cells[c] for c in COLUMNS), key=i.id)
         if current is not None and current in [i.id for i in shown]:
             table.move_cursor(row=[i.id for i in shown].index(current), animate=False)
         hint = f"{len(shown)} of {len(self.infos)} runs"
@@ -153,7 +128,7 @@ class RunsScreen(Screen):
         """Typing a character that is no key binding starts filtering."""
         table = self.query_one("#runs", DataTable)
         if self.focused is table and event.character and event.character.isprintable() \
-                and event.character not in " cnq?/" and len(event.character) == 1:
+                and event.character not in " cnqw?/" and len(event.character) == 1:
             flt = self.query_one("#filter", Input)
             flt.focus()
             flt.insert_text_at_cursor(event.character)
@@ -197,6 +172,14 @@ class RunsScreen(Screen):
         from ssltui.tui.screens.launch import LaunchScreen
 
         self.app.push_screen(LaunchScreen())
+
+    def action_sweep(self) -> None:
+        """The sweep of the selected run when it is a trial of one, else the newest sweep."""
+        from ssltui.tui.screens.sweep import SweepScreen
+
+        info = next((i for i in self.infos if i.id == self.selected_id()), None)
+        sweep = info.summary.sweep if info is not None and info.summary is not None else None
+        self.app.push_screen(SweepScreen(sweep.name if sweep is not None else None))
 
     def action_filter(self) -> None:
         self.query_one("#filter", Input).focus()

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from textual_plotext import PlotextPlot
 
+from ssltui.engine.events import ACCURACY_NAMES
 from ssltui.tui.runstate import PhaseState
-
-ACC_NAMES = {"val_acc": "validation", "knn_acc": "kNN", "rot_acc": "rotation"}
 
 
 class PhaseChart(PlotextPlot):
@@ -15,13 +14,11 @@ class PhaseChart(PlotextPlot):
     def __init__(self, what: str, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.what = what  # loss | lr | acc
-        self.points = 0  # points drawn (tests read it)
 
     def show(self, phase: PhaseState | None) -> None:
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        self.points = 0
         titles = {"loss": "loss", "lr": "learning rate", "acc": "accuracy %"}
         plt.title(titles[self.what])
         if phase is not None:
@@ -29,7 +26,7 @@ class PhaseChart(PlotextPlot):
                 xs = sorted(phase.steps)
                 if not xs:  # only epoch records (e.g. a run reopened from a summary)
                     xs = sorted(phase.epoch_records)
-                    ys = [phase.epoch_records[x]["loss" if self.what == "loss" else "lr"] for x in xs]
+                    ys = [getattr(phase.epoch_records[x], self.what) for x in xs]
                     plt.xlabel("epoch")
                 else:
                     ys = [phase.steps[x][0 if self.what == "loss" else 1] for x in xs]
@@ -37,12 +34,10 @@ class PhaseChart(PlotextPlot):
                 if xs:
                     plt.plot(xs, ys, marker="braille")
                     self._short_yticks(ys)
-                    self.points = len(xs)
             else:
                 for key, curve in phase.accuracy().items():
                     plt.plot([e for e, _ in curve], [100 * a for _, a in curve], marker="braille",
-                             label=ACC_NAMES.get(key, key))
-                    self.points += len(curve)
+                             label=ACCURACY_NAMES.get(key, key))
                 plt.xlabel("epoch")  # the legend names the monitor (validation, kNN, rotation)
         self.refresh()
 

@@ -1,0 +1,214 @@
+"""Rich renderables shared by the CLI and the TUI: Table 1, the runs list, a run's results.
+
+Every string that came from a user or a file (a group, a description, a preset, an error) is
+put in as `rich.text.Text` through `text()`, never as a markup string: `a[/b]` is a name,
+not a closing tag. No torch, no textual.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from ssltui.engine.store import RunInfo
+from ssltui.engine.table import Cell, StudyTable, measured, pool
+from ssltui.view import format as fmt
+
+STATUS_STYLE = {"running": "bold green", "completed": "", "failed": "red", "interrupted": "yellow",
+                "pruned": "yellow", "stale": "red", "damaged": "red", "created": "dim"}
+SHORT_NAMES = {"supervised": "sup", "linear": "lin", "rotnet": "rot"}
+
+
+def text(value: object, style: str = "", limit: int | None = None) -> Text:
+    """User-given text as a rich Text: no markup parsed, no control character passed through."""
+    return Text(fmt.plain(value, limit=limit), style=style)
+
+
+# ------------------------------------------------------------------ Table 1
+
+def seeds_phrase(t: StudyTable) -> str:
+    """', mean ± std over 3 distinct seeds', '... over 1-3 distinct seeds per cell', or nothing."""
+    counts = t.seed_counts
+    if not counts:
+        return ""
+    n = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    per_cell = " per cell" if len(counts) > 1 else ""
+    return f", mean ± std over {n} distinct seed{'s' if counts[-1] > 1 else ''}{per_cell} (newest result per seed)"
+
+
+def run_legend(t: StudyTable) -> dict[str, str]:
+    """Run id -> the short label of its rows ('1', '2', ...) when the table has a row per run."""
+    return {rid: str(n) for n, rid in enumerate(t.runs, 1)} if t.per_run else {}
+
+
+def table1_footer(t: StudyTable) -> str:
+    """What the numbers are and where they come from: seeds, runs, data, device, time."""
+    timing = ", ".join(f"{k} {v:.1f} s" for k, v in t.timings.items() if k != "wall")
+    wall = f"; wall {t.timings['wall']:.1f} s" if "wall" in t.timings else ""
+    legend = run_legend(t)
+    runs = ", ".join(f"{legend[r]} = {r}" if legend else r for r in t.runs)
+    return (f"test accuracy %{seeds_phrase(t)}; "
+            f"runs: {runs or fmt.MISSING}; data: {', '.join(t.data) or fmt.MISSING}; "
+            f"device: {', '.join(t.devices) or fmt.MISSING}; time per phase: {timing or fmt.MISSING}{wall}")
+
+
+def table1_caption(t: StudyTable) -> Text:
+    """The footer, then each caveat on its own line (highlighted: they change how to read it)."""
+    caption = text(table1_footer(t), style="dim")
+    for caveat in t.caveats:
+        caption.append("\n")
+        caption.append_text(text(f"note: {caveat}", style="yellow"))
+    return caption
+
+
+def _delta(d: float | None) -> Text:
+    return Text(fmt.diff(d), style="" if d is None else "green" if d >= 0 else "red")
+
+
+def _ours(c: Cell, stacked: bool) -> Text:
+    mean_std = fmt.cell(c.mean, c.std)
+    if stacked and c.std is not None:  # '55.00' over '± 7.07' rather than '55.00 ±' over '7.07'
+        mean_std = mean_std.replace(" ± ", "\n± ", 1)
+    return Text(mean_std, style="bold green" if c.best else "")
+
+
+def table1(t: StudyTable, width: int | None = None, caption: bool = True) -> Table:
+    """Per label fraction: the paper's number, ours (best of the column bold green) and Δ.
+    On a terminal narrower than a line of it (`width`), headers and a cell's ± std take two lines."""
+    legend = run_legend(t)
+    # a label fraction on one line: ' 10% paper' + '  55.00 ± 7.07' + '  -40.54' with their gaps
+    one_line = max((len(r.name) for r in t.rows), default=5) + len(t.labels) * 33 + (5 if legend else 0)
+    stacked = width is not None and width < one_line
+    table = Table(title=text(t.title), caption=table1_caption(t) if caption else None, caption_justify="left",
+                  box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0))
+    if legend:
+        table.add_column("run", justify="right", no_wrap=True)
+    table.add_column("Model", no_wrap=True)
+    for f in t.labels:
+        for what in ("paper", "ours", "Δ"):
+            header = f"{fmt.label_fraction(f)}{chr(10) if stacked else ' '}{what}"
+            table.add_column(header, justify="right", no_wrap=True, style="dim" if what == "paper" else "")
+    for r in t.rows:
+        cells: list[Text] = [Text(legend.get(r.run_id or "", ""))] if legend else []
+        cells.append(text(r.name, style="" if r.measured else "dim"))
+        for c in r.cells:
+            cells += [Text(fmt.number(c.paper)), _ours(c, stacked), _delta(c.diff)]
+        table.add_row(*cells)
+    return table
+
+
+# ------------------------------------------------------------------ runs
+
+def run_accuracy(results: Iterable[object]) -> str:
+    """A run's accuracy in one cell: the mean test accuracy per label fraction of its best
+    method/evaluation ('1% 48.2 10% 80.1'), and how many others it has ('(+2)')."""
+    pooled = pool(measured(results))
+    if not pooled:
+        return fmt.MISSING
+
+    def best_mean(by_frac: dict[float, dict[int, float]]) -> float:
+        return max(sum(s.values()) / len(s) for s in by_frac.values())
+
+    ranked = sorted(pooled.values(), key=best_mean, reverse=True)
+    text_ = " ".join(f"{fmt.label_fraction(f)} {fmt.number(sum(s.values()) / len(s), 1)}"
+                     for f, s in sorted(ranked[0].items()))
+    return text_ + (f" (+{len(ranked) - 1})" if len(ranked) > 1 else "")
+
+
+def names(values: list[str]) -> str:
+    """'simclr' alone; several names shortened and joined ('sup+simclr+rot')."""
+    if not values:
+        return fmt.MISSING
+    return values[0] if len(values) == 1 else "+".join(SHORT_NAMES.get(n, n) for n in values)
+
+
+RUN_COLUMNS = ("status", "method", "evaluation", "labels", "test acc %", "started", "group", "id")
+# Under 120 columns: the id tells the start time, and `ssltui table RUN_ID` finds the group.
+NARROW_RUN_COLUMNS = ("status", "method", "labels", "test acc %", "id")
+
+
+def run_cells(info: RunInfo) -> dict[str, Text]:
+    """One run as the runs list shows it, by column (RUN_COLUMNS); each face picks columns."""
+    return {
+        "status": Text(info.status, style=STATUS_STYLE.get(info.status, "")),
+        "method": text(names(info.methods)),
+        "evaluation": text(names(info.evaluations)),
+        "labels": Text(fmt.label_fractions(info.labels)),
+        "test acc %": Text(run_accuracy(info.results)),
+        "started": Text(fmt.timestamp(info.started, short=True)),
+        "group": text("" if info.group in ("", info.id) else info.group, limit=24),
+        "id": text(info.id),
+    }
+
+
+def runs_table(infos: list[RunInfo], width: int | None = None) -> Table:
+    """The runs list for a terminal `width` columns wide: the id whole (it is what a user
+    copies); when narrow, one label fraction's accuracy a line."""
+    narrow = width is not None and width < 120
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=0)
+    pair = len("10% 99.9")
+    for col in NARROW_RUN_COLUMNS if narrow else RUN_COLUMNS:
+        table.add_column(col, no_wrap=col != "test acc %", overflow="ellipsis",
+                         min_width=max((len(i.id) for i in infos), default=0) if col == "id" else None,
+                         max_width=pair if narrow and col == "test acc %" else None)
+    for i in infos:
+        cells = run_cells(i)
+        table.add_row(*(cells[c.header] for c in table.columns))
+    return table
+
+
+# Plain lines (a pipe, a file): fixed widths so that lines stream out as runs are read; the id last, whole.
+PLAIN_WIDTHS = {"status": 11, "method": 16, "evaluation": 16, "labels": 9, "test acc %": 22, "started": 11,
+                "group": 24}
+
+
+def _fit(value: str, width: int) -> str:
+    return value.ljust(width) if len(value) <= width else value[: width - 1] + "…"
+
+
+def runs_lines(infos: Iterable[RunInfo]) -> Iterator[str]:
+    """The runs list as plain text, a header and then one line per run (what `grep` and `less`
+    want): every user string made safe by `run_cells`, nothing held back to measure widths."""
+    yield "  ".join(_fit(col, w) for col, w in PLAIN_WIDTHS.items()) + "  id"
+    for info in infos:
+        cells = run_cells(info)
+        yield "  ".join(_fit(cells[col].plain, w) for col, w in PLAIN_WIDTHS.items()) + "  " + cells["id"].plain
+
+
+def run_header(info: RunInfo) -> Text:
+    """'run ID  status: S  preset: P', and the run's error on the next line."""
+    head = Text.assemble(("run ", "bold"), (fmt.plain(info.id), "bold"), f"  status: {info.status}  preset: ",
+                         fmt.plain(info.preset))
+    if info.error:
+        head.append("\nerror: ")
+        head.append_text(text(info.error, style="red"))
+    return head
+
+
+# ------------------------------------------------------------------ a run's results, presets
+
+def results_table(results: Iterable[object], title: str | None = None) -> Table:
+    """Every result of a run as recorded (one line each); a malformed value shows '-'."""
+    table = Table(title=None if title is None else text(title))
+    for col in ("method", "evaluation", "labels", "seed", "test acc %", "val acc %", "seconds"):
+        table.add_column(col, justify="left" if col in ("method", "evaluation") else "right")
+    for r in results:
+        if not isinstance(r, Mapping):
+            continue
+        table.add_row(text(r.get("method")), text(r.get("evaluation")), Text(fmt.label_fraction(r.get("labels"))),
+                      text(r.get("seed")), Text(fmt.pct(r.get("test_acc"))), Text(fmt.pct(r.get("val_acc"))),
+                      Text(fmt.seconds(r.get("seconds", 0))))
+    return table
+
+
+def presets_table(items: Iterable[object]) -> Table:
+    """Presets: name, method, evaluation, description (anything with those attributes)."""
+    table = Table()
+    for col in ("name", "method", "evaluation", "description"):
+        table.add_column(col, no_wrap=col != "description", ratio=1 if col == "description" else None)
+    for i in items:
+        table.add_row(*(text(getattr(i, col, "")) for col in ("name", "method", "evaluation", "description")))
+    return table
