@@ -330,15 +330,18 @@ def maps(run_id: str = typer.Argument(..., help="run id (or a unique prefix/suff
 def show(run_id: str = typer.Argument(...), runs_dir: Optional[Path] = RUNS_DIR_OPT,
          json_out: bool = typer.Option(False, "--json")) -> None:
     """A run's configuration, results and curves."""
-    from ssltui.engine.events import Epoch
+    from ssltui.engine.events import Epoch, Log
 
     rd = _store(runs_dir).get(run_id)
     info = rd.info()
-    epochs = [e for e in rd.read_events() if isinstance(e, Epoch)]
+    events = rd.read_events()
+    epochs = [e for e in events if isinstance(e, Epoch)]
+    # Such as the SimCLR guard rail's "the encoder is barely training".
+    warnings = [e.message for e in events if isinstance(e, Log) and e.level == "warning"]
     config_text = rd.read_config_text()
     if json_out:
         print(json.dumps({"run": info.to_json(), "summary": info.summary.model_dump(mode="json") if info.summary else None,
-                          "config": config_text, "epochs": [e.to_json() for e in epochs]}))
+                          "config": config_text, "epochs": [e.to_json() for e in epochs], "warnings": warnings}))
         return
     from ssltui.cli.render import curves_plot
     from ssltui.view.tables import results_table, run_header
@@ -348,6 +351,8 @@ def show(run_id: str = typer.Argument(...), runs_dir: Optional[Path] = RUNS_DIR_
     console.print(config_text, markup=False, highlight=False)
     if info.results:
         console.print(results_table(info.results))
+    for message in warnings:
+        console.print(f"warning: {message}", markup=False, style="yellow")
     print(curves_plot(epochs))
 
 

@@ -92,6 +92,8 @@ class TrainConfig(Section):
     lr_scaling: Literal["none", "linear", "sqrt"] = Field(
         "none", description="none | linear (lr*batch/256) | sqrt (lr*sqrt(batch))")
     momentum: float = Field(0.9, ge=0.0, le=0.9999, description="SGD/LARS momentum")
+    lars_trust_coefficient: float = Field(0.001, gt=0.0,
+                                          description="LARS eta: an adapted layer's step is lr x eta x |w|/|g|")
     nesterov: bool = Field(False, description="Nesterov momentum (SGD)")
     weight_decay: float = Field(5e-4, ge=0.0, le=1.0, description="L2 weight decay")
     schedule: Literal["cosine", "step", "constant"] = Field("cosine", description="cosine | step | constant")
@@ -142,6 +144,8 @@ class KnnConfig(Section):
     temperature: float = Field(0.1, gt=0.0, description="vote temperature")
     every_epochs: int = Field(10, ge=0, description="kNN monitor on the validation split every N epochs (0: off)")
     max_bank: int = Field(10000, ge=1, description="most training images in the kNN feature bank")
+    guard_min_steps: int = Field(250, ge=1, description="SimCLR guard rail: judge the encoder at 20% of the "
+                                                        "epochs only when at least this many steps precede it")
 
 
 class DataConfig(Section):
