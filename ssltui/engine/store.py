@@ -273,7 +273,13 @@ class RunDir:
         try:
             s = self.read_summary()
         except FileNotFoundError:
-            return RunInfo(self.id, self.path, "running" if self.is_live() else "created")
+            if self.is_live():
+                return RunInfo(self.id, self.path, "running")
+            if self.config_path.exists() or self.metrics_path.exists():
+                # The engine writes summary.json right after config.toml: without it the run is
+                # no "created" one; `ssltui resume` rebuilds it.
+                return RunInfo(self.id, self.path, "damaged", error="summary.json is missing")
+            return RunInfo(self.id, self.path, "created")
         except SummaryDamaged as exc:
             return RunInfo(self.id, self.path, "damaged", error=f"summary.json damaged: {exc}")
         except OSError as exc:
