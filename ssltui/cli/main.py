@@ -15,7 +15,7 @@ from typing import Optional
 import typer
 
 from ssltui.engine.config import parse_list
-from ssltui.engine.errors import ConfigError, ExitCode, SsltuiError, first_line
+from ssltui.engine.errors import ConfigError, ExitCode, RunInterrupted, SsltuiError, first_line
 
 app = typer.Typer(
     name="ssltui",
@@ -82,6 +82,9 @@ def _install_signal_handlers(runner) -> None:
 
 def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store) -> int:
     from ssltui.cli.progress import make_progress
+
+    if not quiet:  # before torch is imported: the id to resume or show the run by, from the first second
+        print(f"ssltui: {'resuming' if resume else 'run'} {run.id} in {run.path}", file=sys.stderr, flush=True)
     from ssltui.engine.runner import Runner
 
     progress = make_progress(quiet)
@@ -95,7 +98,11 @@ def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store) 
         if progress is not None:
             progress.close()
             progress = None
-        _err(exc.message)
+        if isinstance(exc, RunInterrupted):  # the user's own stop is no error
+            print(f"ssltui: interrupted: {exc.message}\nssltui: continue with: ssltui resume {run.id}",
+                  file=sys.stderr, flush=True)
+        else:
+            _err(exc.message)
     finally:
         if progress is not None:
             progress.close()
@@ -144,7 +151,8 @@ def run(
     labels: Optional[str] = typer.Option(None, "--labels", help="label fractions, e.g. 0.01,0.1"),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="seeds, e.g. 0,1,2"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
-    data: str = typer.Option("cifar10", "--data", help="cifar10 | synthetic | folder:PATH (folder or .tar.gz)"),
+    data: Optional[str] = typer.Option(None, "--data", help="cifar10 | synthetic | folder:PATH (folder or .tar.gz); "
+                                       "default: the preset's data source, else cifar10"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="download/cache dir (default: $SSLTUI_DATA_DIR or the user cache dir)"),
     sets: list[str] = typer.Option([], "--set", help="override a hyperparameter: key=value (repeatable)"),
     runs_dir: Optional[Path] = RUNS_DIR_OPT,
@@ -166,6 +174,7 @@ def run(
     plan = resolve(preset, method=method, evaluation=parse_list(evaluation, str, "--evaluation"),
                    labels=parse_list(labels, float, "--labels"), seeds=parse_list(seeds, int, "--seeds"),
                    sets=sets)
+    data = data if data is not None else plan.data or "cifar10"
     try:
         kind, where = parse_source(data)
     except SsltuiError as exc:
@@ -264,20 +273,34 @@ def show(run_id: str = typer.Argument(...), runs_dir: Optional[Path] = RUNS_DIR_
     rd = _store(runs_dir).get(run_id)
     info = rd.info()
     epochs = [e for e in rd.read_events() if isinstance(e, Epoch)]
-    config_text = rd.read_config_text()
+    try:
+        config_text, config_error = rd.read_config_text(), None
+    except ConfigError as exc:  # a damaged config.toml hides nothing else of the run
+        config_text, config_error = None, exc.message
     if json_out:
         print(json.dumps({"run": info.to_json(), "summary": info.summary.model_dump(mode="json") if info.summary else None,
-                          "config": config_text, "epochs": [e.to_json() for e in epochs]}))
+                          "config": config_text, "config_error": config_error,
+                          "epochs": [e.to_json() for e in epochs]}))
         return
-    from ssltui.cli.render import curves_plot
+    from rich.text import Text
+
+    from ssltui.cli.render import curves_report
     from ssltui.view.tables import results_table, run_header
 
     console = _stdout_console()
     console.print(run_header(info))
-    console.print(config_text, markup=False, highlight=False)
+    if config_error:
+        console.print(Text(f"config: {config_error}", style="yellow"), soft_wrap=True)
+    else:
+        console.print(config_text, markup=False, highlight=False)
     if info.results:
         console.print(results_table(info.results))
-    print(curves_plot(epochs))
+    color = console.color_system is not None  # a pipe or NO_COLOR: plain text, no escape codes
+    for part in curves_report(epochs, console.width, color):
+        if isinstance(part, str):
+            console.print(Text.from_ansi(part) if color else Text(part), crop=False, soft_wrap=True)
+        else:
+            console.print(part)
 
 
 @app.command()
