@@ -7,7 +7,8 @@ reattaches to runs that are still training.
 
 from __future__ import annotations
 
-import subprocess
+import importlib
+import importlib.util
 from pathlib import Path
 
 from textual.app import App
@@ -15,10 +16,14 @@ from textual.binding import Binding
 
 from ssltui.engine.paths import runs_dir as default_runs_dir
 from ssltui.engine.store import RunStore
+from ssltui.tui.launch import Launched
+
+# The sweep screen lives in its own module, added by the sweeps work; `w` opens it once it exists.
+SWEEP_SCREEN = ("ssltui.tui.screens.sweep", "SweepScreen")
 
 
 class SsltuiApp(App):
-    """Screens: runs (home), launch, live, results, help."""
+    """Screens: runs (home), launch, live, results, log, help (and sweeps, where installed)."""
 
     CSS_PATH = "app.tcss"
     TITLE = "ssltui"
@@ -29,7 +34,7 @@ class SsltuiApp(App):
         super().__init__()
         self.store = RunStore(default_runs_dir(runs_dir))
         self.reattach = reattach
-        self.processes: dict[str, subprocess.Popen] = {}  # runs this app started (reaped on exit)
+        self.processes: dict[str, Launched] = {}  # processes this app started, by run id (reaped on exit)
 
     def on_mount(self) -> None:
         from ssltui.tui.screens.runs import RunsScreen
@@ -53,12 +58,30 @@ class SsltuiApp(App):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
+    @staticmethod
+    def sweeps_available() -> bool:
+        return importlib.util.find_spec(SWEEP_SCREEN[0]) is not None
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "sweeps":
+            return self.sweeps_available()
+        return True
+
+    def action_sweeps(self) -> None:
+        """Open the sweep screen (launch and follow a hyperparameter sweep)."""
+        if not self.sweeps_available():
+            self.notify("sweeps are not part of this version", severity="warning")
+            return
+        module, name = SWEEP_SCREEN
+        self.push_screen(getattr(importlib.import_module(module), name)())
+
     def on_unmount(self) -> None:
-        for proc in self.processes.values():
-            proc.poll()  # reap finished children; running ones keep training in their own session
+        for launched in self.processes.values():
+            launched.proc.poll()  # reap finished children; running ones keep training in their own session
 
 
 def run_tui(runs_dir: Path | None = None) -> int:
-    """Run the app until the user quits; the exit code for the CLI."""
-    SsltuiApp(runs_dir).run()
-    return 0
+    """Run the app until the user quits; the exit code for the CLI (1 when the app crashed)."""
+    app = SsltuiApp(runs_dir)
+    app.run()
+    return app.return_code or 0
