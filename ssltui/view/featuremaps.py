@@ -191,7 +191,9 @@ class Layout:
 def plan_layout(width: int, height: int | None, n_models: int, n_channels: int, view: int = 0) -> Layout:
     """The largest thumbnails that fit: every model (`view` 0), else model `view`-1 alone; when
     not even the smallest fit for every model, as many models as fit at the smallest size."""
-    input_px = 32 if width >= 32 + 1 + GUTTER + 4 * 9 - 1 else 16
+    # the input at its own 32 pixels, unless the room (its name and 16 lines) is not there
+    roomy = height is None or height >= 1 + 32 // 2
+    input_px = 32 if width >= 32 + 1 + GUTTER + 4 * 9 - 1 and roomy else 16
     room = max(1, width - input_px - 1)
     wanted = list(range(n_models)) if view == 0 else [(view - 1) % max(1, n_models)]
     best = None
@@ -242,8 +244,7 @@ def render_maps(doc: dict, image: int = 0, color: bool = True, width: int = 120,
                       for st in per if isinstance(st, dict)), default=4)
     caption_lines = 2
     layout = plan_layout(width, None if height is None else height - caption_lines, len(models), n_channels, view)
-    left = [Text("input", style="bold")] + _image_thumb(img["rgb"], layout.input_px, color)
-    left += [Text(plain(img.get("class", "")), style="bold"), Text(plain(f"test image #{img.get('index', '')}"))]
+    left = [Text(plain(img.get("class", "input")), style="bold")] + _image_thumb(img["rgb"], layout.input_px, color)
     blocks = [_model_block(models[i], image, layout, color) for i in layout.models]
     right: list[Text] = []
     for r in range(0, len(blocks), layout.per_row):
@@ -255,7 +256,8 @@ def render_maps(doc: dict, image: int = 0, color: bool = True, width: int = 120,
     shown = "" if len(layout.models) == len(models) else \
         f" · model{'s' if len(layout.models) > 1 else ''} {', '.join(str(i + 1) for i in layout.models)} " \
         f"of {len(models)} (v: next)"
-    caption = (f"image {image + 1}/{len(images)}: {plain(img.get('class', ''))}{shown}\n"
+    caption = (f"image {image + 1}/{len(images)}: {plain(img.get('class', ''))} (test image "
+               f"#{plain(img.get('index', '?'))}){shown}\n"
                f"rows s1-s3: end of stages 1-3, {layout.channels} most active channels, "
                f"{layout.thumb}x{layout.thumb} px")
     out = Text("\n").join(lines)
