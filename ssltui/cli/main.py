@@ -14,7 +14,6 @@ from typing import Optional
 
 import typer
 
-from ssltui.engine.config import parse_list
 from ssltui.engine.errors import ConfigError, ExitCode, RunInterrupted, SsltuiError, first_line
 
 app = typer.Typer(
@@ -165,7 +164,7 @@ def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="check everything, print the resolved plan, train nothing"),
 ) -> int:
     """Train and evaluate: pretraining, then each evaluation at each label fraction and seed."""
-    from ssltui.engine.config import run_options
+    from ssltui.engine.config import parse_list, run_options
     from ssltui.engine.data.sources import parse_source
     from ssltui.engine.presets import resolve
     from ssltui.engine.runner import plan_to_toml

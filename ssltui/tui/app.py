@@ -14,9 +14,13 @@ from pathlib import Path
 from textual.app import App
 from textual.binding import Binding
 
+from typing import TYPE_CHECKING
+
 from ssltui.engine.paths import runs_dir as default_runs_dir
 from ssltui.engine.store import RunStore
-from ssltui.tui.launch import Launched
+
+if TYPE_CHECKING:  # the launch module loads the config schema: not before the first screen is drawn
+    from ssltui.tui.launch import Launched
 
 # The sweep screen lives in its own module, added by the sweeps work; `w` opens it once it exists.
 SWEEP_SCREEN = ("ssltui.tui.screens.sweep", "SweepScreen")
@@ -34,7 +38,7 @@ class SsltuiApp(App):
         super().__init__()
         self.store = RunStore(default_runs_dir(runs_dir))
         self.reattach = reattach
-        self.processes: dict[str, Launched] = {}  # processes this app started, by run id (reaped on exit)
+        self.processes: dict[str, "Launched"] = {}  # processes this app started, by run id (reaped on exit)
 
     def on_mount(self) -> None:
         from ssltui.tui.screens.runs import RunsScreen

@@ -19,6 +19,7 @@ from ssltui.engine import config as cfgmod
 from ssltui.engine.errors import ConfigError, SsltuiError
 from ssltui.engine.presets import PresetInfo, list_presets, resolve
 from ssltui.engine.store import RunDir, RunStore
+from ssltui.tui.manage import RESUMABLE
 from ssltui.tui.watch import LAUNCH_MARK, PROCESS_LOG
 
 STUDY = "study"  # the method choice that lists study presets (every method in one run)
@@ -209,9 +210,6 @@ def start_run(req: LaunchRequest, store: RunStore) -> tuple[RunDir, Launched]:
     req.validate()
     run = store.create(req.preset)
     return run, spawn(req.argv(run.id, store.root), run, "run")
-
-
-RESUMABLE = ("interrupted", "failed", "stale", "damaged")
 
 
 def start_resume(run: RunDir, store: RunStore) -> Launched:

@@ -16,6 +16,7 @@ from ssltui.engine.errors import ConfigError
 from ssltui.engine.store import RunDir, RunStore
 
 ARCHIVE = ".archive"
+RESUMABLE = ("interrupted", "failed", "stale", "damaged")  # statuses `ssltui resume` continues
 
 
 def folder_size(path: Path) -> int:

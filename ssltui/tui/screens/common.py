@@ -12,7 +12,6 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Static
 
 from ssltui.engine.errors import ConfigError
-from ssltui.tui.launch import start_resume
 from ssltui.view.format import plain
 
 BACK = Binding("escape,q", "app.pop_screen", "Back")
@@ -59,6 +58,8 @@ class Confirm(ModalScreen[bool]):
 
 def resume_run(app: App, run_id: str, then: Callable[[], None] | None = None) -> bool:
     """Start `ssltui resume RUN` in its own process; say why not when it cannot."""
+    from ssltui.tui.launch import start_resume
+
     try:
         run = app.store.get(run_id)
         launched = start_resume(run, app.store)

@@ -19,7 +19,8 @@ from textual.worker import get_current_worker
 
 from ssltui.engine.errors import ConfigError
 from ssltui.engine.store import RunDir
-from ssltui.tui.launch import RESUMABLE, Launched, cancel_run
+from ssltui.tui.launch import Launched, cancel_run
+from ssltui.tui.manage import RESUMABLE
 from ssltui.tui.runstate import PhaseState, RunState
 from ssltui.tui.screens.common import BACK, HELP, Confirm, resume_run
 from ssltui.tui.watch import GONE, LAUNCH_MARK, POLL_SECONDS, RunTail, RunUpdate

@@ -17,8 +17,7 @@ from textual.worker import get_current_worker
 from ssltui.engine.errors import ConfigError
 from ssltui.engine.store import RunInfo
 from ssltui.engine.table import measured, pool
-from ssltui.tui.launch import RESUMABLE
-from ssltui.tui.manage import archive_run, delete_run, folder_size
+from ssltui.tui.manage import RESUMABLE, archive_run, delete_run, folder_size
 from ssltui.tui.screens.common import Confirm, NavTable, resume_run
 from ssltui.view.format import label_fraction
 from ssltui.view.tables import run_cells, short_id
