@@ -74,6 +74,17 @@ class Pane:
                 raise AssertionError(f"{text!r} did not go away; the pane shows:\n{screen}")
             time.sleep(0.02)
 
+    def wait_line(self, start: str, value: str, timeout: float = 30.0) -> str:
+        """The pane's text once its line beginning with `start` (after blanks) reads `value` next."""
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.capture()
+            if any(line.split()[:2] == [start, value] for line in screen.splitlines() if line.strip()):
+                return screen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{start} {value} did not appear; the pane shows:\n{screen}")
+            time.sleep(0.02)
+
     def kill(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=20)
 
@@ -88,9 +99,8 @@ def launch_study(pane: Pane, runs: Path, captures: dict) -> str:
     pane.keys("Tab", "Tab", "Enter")  # the preset select: paper, paper-smoke, paper-tuned, tiny-study
     pane.wait_for("tiny-study")
     pane.keys("Down", "Down", "Down", "Enter")
-    form = pane.wait_for("tiny-study", "synthetic", "supervised.epochs")
-    captures["launch-study"] = form
-    assert "30" in next(line for line in form.splitlines() if "supervised.epochs" in line)
+    pane.wait_for("tiny-study", "synthetic")
+    captures["launch-study"] = pane.wait_line("supervised.batch_size", "4")  # tiny-study's values, not paper's
     pane.keys("C-r")
     live = pane.wait_for("tiny-study", "· starting", timeout=20)  # before Python has even imported torch
     captures["live-starting"] = live
@@ -111,8 +121,10 @@ def follow_cancel_resume(pane: Pane, run: Path, captures: dict) -> None:
     assert summary["status"] == "interrupted" and "SIGINT" in summary["error"]
     pane.keys("R")
     pane.wait_for("· resuming", timeout=20)
-    done = pane.wait_for("· completed", "3/3 phases done", "run completed", timeout=300)
+    pane.wait_for("· completed", "3/3 phases done", "run completed", timeout=300)
+    done = pane.wait_gone("x Cancel run")  # nothing to cancel any more; R is not offered either
     captures["live-completed"] = done
+    assert "R Resume" not in done
     assert "SIGINT" not in done  # the first attempt's stop is history after the resume
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["resumes"] == 1
@@ -172,10 +184,8 @@ def test_ssltui_in_tmux(tmp_path, data_dir):
         captures["featuremaps"] = maps
         assert "supervised · seed 0" in maps and "▀" in maps
         pane.keys("a")  # ASCII shading
-        maps_ascii = pane.wait_for("image 1/4")
-        time.sleep(0.3)
-        captures["featuremaps-ascii"] = maps_ascii = pane.capture()
-        assert "▀" not in maps_ascii and "supervised · seed 0" in maps_ascii
+        captures["featuremaps-ascii"] = maps_ascii = pane.wait_gone("▀")
+        assert "supervised · seed 0" in maps_ascii and "image 1/4" in maps_ascii
 
         pane.keys("Escape")
         pane.wait_gone("rows s1-s3: end of stages")
@@ -193,8 +203,14 @@ def test_ssltui_in_tmux(tmp_path, data_dir):
         row = next(line for line in browser.splitlines() if run_id.split("-", 2)[2][-6:] in line)
         best = max(r["test_acc"] for r in summary["results"])
         assert "completed" in row and f"10% {100 * best:.1f} (+1)" in row  # its best result, and one more
-        pane.keys("g", "D")  # the newest run is on top: the study
-        pane.wait_for(f"Delete {run_id}?")
+        pane.keys("g")  # the newest run is on top: the study
+        for _ in range(30):  # refused (a notice) until the process that resumed it has exited
+            pane.keys("D")
+            try:
+                pane.wait_for(f"Delete {run_id}?", timeout=2)
+                break
+            except AssertionError:
+                continue
         pane.keys("y")
         pane.wait_for("3 of 3 runs")
         assert not (runs / run_id).exists()

@@ -180,6 +180,7 @@ class Launched:
     proc: subprocess.Popen
     kind: str  # "run" or "resume"
     t0: float = field(default_factory=time.monotonic)
+    started_at: float = field(default_factory=time.time)  # to tell its run_start event from earlier ones
 
     def alive(self) -> bool:
         return self.proc.poll() is None

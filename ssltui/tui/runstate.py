@@ -165,6 +165,7 @@ class RunState:
     data: str = ""
     data_loaded: bool = False
     attempts: int = 0  # run_start events: 2 and more after a resume
+    started_at: float | None = None  # the newest run_start's time
     planned_phases: int | None = None  # from run_start (None in runs written before schema 2)
     phases: dict[str, PhaseState] = field(default_factory=dict)
     results: list[ResultRecord] = field(default_factory=list)
@@ -216,6 +217,7 @@ class RunState:
                 self.logs.clear()
                 self.error, self.data_loaded, self.last_log = None, False, ""
             self.attempts += 1
+            self.started_at = e.t
             self.run_id, self.preset, self.device = e.run_id or self.run_id, e.preset, e.device
             self.planned_phases = e.phases
             self.status = "running"

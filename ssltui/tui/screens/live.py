@@ -148,7 +148,8 @@ class LiveScreen(Screen):
         log = self.query_one("#log", RichLog)
         if poll.reset or new_attempt:
             log.clear()  # a resume: the earlier attempt's end ("stopped by SIGINT") is history
-            lines = self.state.logs + self.process_lines
+            marks = [ln for ln in self.process_lines if ln.startswith(LAUNCH_MARK)]
+            lines = marks + self.state.logs + [ln for ln in self.process_lines if ln not in marks]
         elif relaunched:
             log.clear()
             lines = list(self.process_lines)
@@ -167,10 +168,11 @@ class LiveScreen(Screen):
 
     def current_status(self) -> str:
         """The store's status; 'starting'/'resuming' while a process this app started has not
-        yet taken the run over."""
+        yet taken the run over (no run_start of its own yet)."""
         launched = self.launched
         if launched is not None and launched.alive() and self.status not in ("running", GONE):
-            if self.status == "created" or launched.kind == "resume":
+            began = self.state.started_at is not None and self.state.started_at >= launched.started_at - 1.0
+            if not began:
                 return "starting" if launched.kind == "run" else "resuming"
         return self.status
 
@@ -186,7 +188,7 @@ class LiveScreen(Screen):
         if status == "running" and not self.state.events_seen:
             return f"started: choosing the device…{waited}"
         if status == "running" and self.state.attempts and self.state.status != "running":
-            return f"resumed: reading the checkpoint…{waited}"
+            return f"resumed: loading its checkpoints…{waited}"
         return self.state.activity() if status == "running" else None
 
     # ------------------------------------------------------------ drawing
