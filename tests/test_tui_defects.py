@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tests.tui_fixtures import (FAILED_ID, SMOKE_ID, STUDY_ID, live_drawn, open_launch, open_results, run_app,
-                                screen_text, tui_store, wait_until)  # noqa: F401 - tui_store is a fixture
+                                screen_text, shows, tui_store, wait_until)  # noqa: F401 - tui_store is a fixture
 
 
 async def open_live(app, pilot, run_id):
@@ -44,7 +44,7 @@ def test_2_arrows_change_the_image_on_the_feature_maps_tab(tui_store):
         await pilot.press("right")
         await pilot.pause()
         assert screen.active == "maps" and screen.image == 1
-        assert "image 2/4: automobile (test image #10)" in screen_text(app)
+        await shows(pilot, "image 2/4: automobile (test image #10)")
         await pilot.press("left", "left")
         await pilot.pause()
         assert screen.active == "maps" and screen.image == 3
@@ -61,7 +61,7 @@ def test_3_a_run_deleted_while_shown_is_said_to_be_gone(tui_store):
         live = await open_live(app, pilot, SMOKE_ID)
         shutil.rmtree(tui_store / SMOKE_ID)
         await wait_until(pilot, lambda: live.status == "gone", 10, "the live screen to notice")
-        assert "its folder was deleted or moved" in screen_text(app)
+        await shows(pilot, "its folder was deleted or moved")
         await pilot.press("r")
         await wait_until(pilot, lambda: isinstance(app.screen, ResultsScreen), 5, "results")
         assert f"no run '{SMOKE_ID}'" in str(app.screen.query_one("#runs-note").render())
@@ -105,7 +105,7 @@ def test_4_a_run_without_summary_reads_the_same_everywhere(tui_store):
         live = await open_live(app, pilot, SMOKE_ID)
         header = screen_text(app).splitlines()[1]
         assert "· damaged ·" in header and "running" not in header and "completed" not in header
-        assert "error: summary.json is missing" in screen_text(app)
+        await shows(pilot, "error: summary.json is missing")
         assert not live.check_action("cancel_run", ()) and live.check_action("resume", ())
 
     run_app(tui_store, (80, 24), scenario)
@@ -164,8 +164,7 @@ def test_8_a_long_error_is_wrapped_onto_its_own_lines(tui_store, width):
 
     async def scenario(app, pilot):
         await open_live(app, pilot, FAILED_ID)
-        text = " ".join(screen_text(app).split())
-        assert "without network use --data folder:PATH" in text  # the fix, whole, on screen
+        await shows(pilot, "without network use --data folder:PATH")  # the fix at the error's end, whole
 
     run_app(tui_store, (width, 24), scenario)
 
@@ -229,7 +228,7 @@ def test_14_the_header_counts_the_planned_phases(tui_store):
 
     async def scenario(app, pilot):
         await open_live(app, pilot, SMOKE_ID)
-        assert "5/10 phases done" in screen_text(app)
+        await shows(pilot, "5/10 phases done")
 
     run_app(tui_store, (120, 24), scenario)
 

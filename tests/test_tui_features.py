@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from tests.tui_fixtures import (FAILED_ID, SMOKE_ID, STUDY_ID, open_launch, open_results, run_app, screen_text,
-                                tui_store, wait_until)  # noqa: F401 - tui_store is a fixture
+                                shows, tui_store, wait_until)  # noqa: F401 - tui_store is a fixture
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def test_sort_and_move_with_the_keyboard(tui_store):
         assert browser.sort == "oldest" and row_ids(browser) == [STUDY_ID, SMOKE_ID, FAILED_ID]
         await pilot.press("o", "o", "o")
         assert browser.sort == "best accuracy" and row_ids(browser)[0] == STUDY_ID
-        assert "sorted: best accuracy" in screen_text(app)
+        await shows(pilot, "sorted: best accuracy")
         await pilot.press("o")
         table = browser.query_one("#runs")
         await pilot.press("G")
@@ -84,8 +84,7 @@ def test_delete_and_archive_ask_first(tui_store):
         await pilot.press("D")
         await wait_until(pilot, lambda: isinstance(app.screen, Confirm), 20, "the confirmation")
         await pilot.pause()
-        shown = " ".join(screen_text(app).split())
-        assert f"Delete {FAILED_ID}?" in shown and "are removed for" in shown
+        await shows(pilot, f"Delete {FAILED_ID}?", "are removed for")
         await pilot.press("n")
         await pilot.pause(0.3)
         assert (tui_store / FAILED_ID).is_dir()  # kept
@@ -101,11 +100,11 @@ def test_delete_and_archive_ask_first(tui_store):
         await pilot.press("A")
         await wait_until(pilot, lambda: isinstance(app.screen, Confirm), 20, "the confirmation")
         await pilot.pause()
-        assert "Archive 2 marked runs?" in screen_text(app)
+        await shows(pilot, "Archive 2 marked runs?")
         await pilot.press("y")
         await wait_until(pilot, lambda: not row_ids(browser), 10, "the list to empty")
         assert sorted(p.name for p in (tui_store / ".archive").iterdir()) == [STUDY_ID, SMOKE_ID]
-        assert "no runs yet" in screen_text(app)
+        await shows(pilot, "no runs yet")
 
     run_app(tui_store, (80, 24), scenario)
 
@@ -192,13 +191,15 @@ def test_the_log_viewer_shows_both_files_and_finds_text(tui_store):
         await pilot.press("L")
         await wait_until(pilot, lambda: isinstance(app.screen, LogScreen) and app.screen.lines, 10, "the log")
         logs = app.screen
-        assert logs.lines[-1] == "run interrupted: stopped by SIGINT" and "run.log · 2 lines" in screen_text(app)
+        assert logs.lines[-1] == "run interrupted: stopped by SIGINT"
+        await shows(pilot, "run.log · 2 lines")
         await pilot.press("f")
         await wait_until(pilot, lambda: logs.lines == ["──── ssltui run started by the app", "warning: a line"],
                          10, "process.log")
         await pilot.press("slash", *"warning", "enter")
         await pilot.pause()
-        assert logs.match == 1 and "'warning': 1 lines" in screen_text(app)
+        assert logs.match == 1
+        await shows(pilot, "'warning': 1 lines")
 
     run_app(tui_store, (80, 24), scenario)
 
@@ -213,8 +214,7 @@ def test_curves_of_compared_runs_on_one_chart(tui_store):
         await pilot.pause()
         chart = screen.query_one("#curve-loss", OverlayChart)
         assert len(chart.plt.monitor.x) == 5  # the study's four supervised phases and the smoke run's
-        legend = screen_text(app)
-        assert "1 supervised 10% s1" in legend and "2 supervised 10% s0" in legend
+        await shows(pilot, "1 supervised 10% s1", "2 supervised 10% s0")
 
     run_app(tui_store, (80, 24), scenario)
 
@@ -249,9 +249,9 @@ def test_help_lists_every_screen_s_keys_and_scrolls_at_80x24(tui_store):
     async def scenario(app, pilot):
         await pilot.press("question_mark")
         await pilot.pause(0.3)
-        assert "ssltui keys" in screen_text(app)
+        await shows(pilot, "ssltui keys")
         await pilot.press("j", "j", "G")
         await pilot.pause(0.3)
-        assert "ctrl+q" in screen_text(app)  # the last rows are reachable
+        await shows(pilot, "ctrl+q")  # the last rows are reachable
 
     run_app(tui_store, (80, 24), scenario)

@@ -201,6 +201,15 @@ async def wait_until(pilot, condition, timeout: float = 20.0, what: str = "the s
         await pilot.pause(0.05)
 
 
+async def shows(pilot, *texts: str, timeout: float = 10.0) -> str:
+    """The screen's text once every one of `texts` is on it (whitespace runs read as one space):
+    a widget whose height follows its content takes a frame to grow."""
+    app = pilot.app
+    await wait_until(pilot, lambda: all(t in " ".join(screen_text(app).split()) for t in texts), timeout,
+                     f"{texts!r} on screen")
+    return screen_text(app)
+
+
 def screen_text(app) -> str:
     """What the terminal shows, as plain text (one line per row, trailing blanks cut), as a
     person reads it: what is cut off the screen is not in it."""

@@ -171,7 +171,7 @@ class LiveScreen(Screen):
         yet taken the run over (no run_start of its own yet)."""
         launched = self.launched
         if launched is not None and launched.alive() and self.status not in ("running", GONE):
-            began = self.state.started_at is not None and self.state.started_at >= launched.started_at - 1.0
+            began = self.state.started_at is not None and self.state.started_at >= launched.started_at
             if not began:
                 return "starting" if launched.kind == "run" else "resuming"
         return self.status
