@@ -61,3 +61,5 @@ def delete_run(store: RunStore, run_id: str) -> None:
     except OSError as exc:
         raise ConfigError(f"cannot delete {run.id} ({exc.strerror})") from None
     shutil.rmtree(doomed, ignore_errors=True)
+    if doomed.exists():
+        raise ConfigError(f"{run.id} is out of the list, but {doomed} could not be removed whole (permissions?)")

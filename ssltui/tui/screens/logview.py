@@ -119,9 +119,7 @@ class LogScreen(Screen):
 
     def action_other_file(self) -> None:
         self.file = FILES[(FILES.index(self.file) + 1) % len(FILES)]
-        self._stop.set()
-        self._stop = threading.Event()
-        self._open()
+        self._open()  # its follower replaces the other file's (an exclusive worker)
 
     def action_find(self) -> None:
         find = self.query_one("#find", Input)
