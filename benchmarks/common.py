@@ -1,11 +1,8 @@
-"""What every method's throughput benchmark shares: data, timing, FLOP counting.
+"""What the throughput benchmark shares: options, the data, timing, FLOP counting.
 
-A method's benchmark is a module `benchmarks/bench_<method>.py` with two functions,
-`ours(data: BenchData, opts: BenchOptions) -> Measurement` (this project's pipeline: data on
-the device, batched augmentation, bf16 autocast and channels_last on CUDA) and
-`usual(data, opts) -> Measurement` (torchvision v2 per-image transforms in a DataLoader with
-`opts.workers` workers, fp32). Both time whole training steps: data, forward, backward and
-the optimizer step.
+Both pipelines of a method time whole training steps (data, augmentation, forward, backward,
+optimizer): ours through `engine_step` (the engine's own model, optimizer and `make_loss`),
+the usual one through `usual.time_usual` (torchvision per-image transforms in a DataLoader).
 """
 
 from __future__ import annotations
@@ -17,6 +14,9 @@ from typing import Callable
 
 import numpy as np
 import torch
+
+from benchmarks.engine_step import EngineStep, preset_config
+from ssltui.engine.data.bundle import DataBundle
 
 
 @dataclass
@@ -31,12 +31,11 @@ class BenchOptions:
 
 @dataclass
 class BenchData:
-    """Training images as uint8 NHWC numpy (for the DataLoader) and NCHW on the device."""
+    """The training images outside the validation split: the engine's bundle (uint8 NCHW on the
+    device, channel statistics) and the same images as uint8 NHWC numpy for a DataLoader."""
 
+    bundle: DataBundle
     images: np.ndarray
-    on_device: torch.Tensor
-    mean: torch.Tensor  # (3,) in [0, 1], on the device
-    std: torch.Tensor
     source: str
 
 
@@ -62,17 +61,17 @@ class Measurement:
 
 
 def load_data(spec: str, device: torch.device, data_dir: Path | None = None) -> BenchData:
-    """The training split of an ssltui data source (`synthetic`, `cifar10`, `folder:PATH`)."""
+    """An ssltui data source (`synthetic`, `cifar10`, `folder:PATH`) on the engine's data path:
+    `load_source` + `make_bundle`, with the data settings of the paper presets."""
+    from ssltui.engine.data.bundle import make_bundle
     from ssltui.engine.data.sources import load_source
     from ssltui.engine.paths import data_dir as default_data_dir
 
-    raw = load_source(spec, default_data_dir(data_dir))
-    x = raw.train_x  # (N, H, W, 3) uint8
-    on_device = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(device)
-    flat = x.reshape(-1, 3).astype(np.float64) / 255.0
-    mean = torch.tensor(flat.mean(0), dtype=torch.float32, device=device)
-    std = torch.tensor(flat.std(0) + 1e-6, dtype=torch.float32, device=device)
-    return BenchData(x, on_device, mean, std, raw.source)
+    data = preset_config("simclr").data
+    raw = load_source(spec, default_data_dir(data_dir), data.synthetic_train_per_class,
+                      data.synthetic_test_per_class)
+    bundle = make_bundle(raw, device, data.val_fraction, data.split_seed)
+    return BenchData(bundle, raw.train_x[bundle.train_idx.cpu().numpy()], raw.source)
 
 
 def sync(device: torch.device) -> None:
@@ -92,19 +91,27 @@ def time_steps(step: Callable[[], None], opts: BenchOptions) -> float:
     return time.perf_counter() - t0
 
 
-def time_training_steps(forward_backward: Callable[[], None], opt: torch.optim.Optimizer,
-                        opts: BenchOptions) -> tuple[float, float]:
-    """(seconds for the timed whole steps, FLOPs of one forward+backward) of an optimizer loop."""
+def batch_positions(n_items: int, opts: BenchOptions) -> list[torch.Tensor]:
+    """Batches as the training loop draws them: slices of a random permutation per epoch."""
+    per_epoch = n_items // opts.batch_size
+    if per_epoch < 1:
+        raise ValueError(f"--batch-size {opts.batch_size} is larger than the {n_items} training images")
+    gen = torch.Generator(device=opts.device).manual_seed(opts.seed)
+    out: list[torch.Tensor] = []
+    while len(out) < opts.warmup + opts.steps:
+        perm = torch.randperm(n_items, device=opts.device, generator=gen)
+        out += [perm[i * opts.batch_size:(i + 1) * opts.batch_size] for i in range(per_epoch)]
+    return out
 
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        forward_backward()
-        opt.step()
 
-    seconds = time_steps(step, opts)
-    flops = count_flops(forward_backward)
-    opt.zero_grad(set_to_none=True)
-    return seconds, flops
+def time_engine_step(step: EngineStep, opts: BenchOptions, describe: str) -> Measurement:
+    """Whole engine steps of any method, and the FLOPs of one forward + backward."""
+    positions = batch_positions(step.n_items, opts)
+    batches = iter(positions)
+    seconds = time_steps(lambda: step(next(batches)), opts)
+    flops = count_flops(lambda: step.forward_backward(positions[0]))
+    step.optimizer.zero_grad(set_to_none=True)
+    return Measurement(describe, opts.steps, seconds, step.views_per_item * opts.batch_size, flops)
 
 
 def count_flops(fn: Callable[[], None]) -> float:

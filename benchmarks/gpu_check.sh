@@ -7,7 +7,7 @@
 #
 # Environment: DATA (ssltui --data source, default cifar10), DEVICE (default cuda), PRESET
 # (default paper), SEEDS (default 0), EXTRA (more `ssltui run` arguments, e.g. --set ... for a
-# CPU rehearsal), BENCH_ARGS (throughput.py arguments; default sized for one GPU).
+# CPU rehearsal), BENCH_ARGS (python -m benchmarks.throughput arguments; default sized for one GPU).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-out}
@@ -41,7 +41,7 @@ run_id=$($PY -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().stri
 [ -n "$run_id" ] && cp "$SSLTUI_RUNS_DIR/$run_id/summary.json" "$OUT/summary.json"
 
 start=$(date +%s)
-$PY benchmarks/throughput.py --device "$DEVICE" $BENCH_ARGS --data "$DATA" --json > "$OUT/bench.json" 2> "$OUT/bench.log"
+$PY -m benchmarks.throughput --device "$DEVICE" $BENCH_ARGS --data "$DATA" --json > "$OUT/bench.json" 2> "$OUT/bench.log"
 echo "benchmark: exit $? in $(( $(date +%s) - start )) s"
 cat "$OUT/bench.json"
 exit $rc

@@ -261,3 +261,89 @@ def test_random_crop_flip_is_a_padded_crop_or_its_mirror():
     assert ys == set(range(2 * pad + 1)) and xs == set(range(2 * pad + 1))
     no_flip = A.random_crop_flip(x, _gen(17), padding=0, flip=False)
     assert torch.equal(no_flip, x)
+
+
+# ---------------------------------------------------------------- one gather: rotations, positions, layout
+
+def test_crop_flip_rotations_without_crop_are_all_rotations_of_the_picked_images():
+    from ssltui.engine.rotation import all_rotations
+
+    x = _images(12, seed=18)
+    pos = torch.tensor([3, 0, 11, 3, 7])
+    for channels_last in (False, True):
+        out = A.crop_flip_rotations(x, pos, _gen(19), padding=0, flip=False, rotations=4,
+                                    channels_last=channels_last)
+        assert torch.equal(out, all_rotations(x[pos])[0])
+        assert out.dtype == torch.uint8
+        assert out.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
+def test_crop_flip_rotations_rotate_one_crop_per_image():
+    n, pad = 64, 4
+    x = _images(n, 16, 16, seed=20)
+    padded = torch.nn.functional.pad(x, (pad,) * 4)
+    out = A.crop_flip_rotations(padded, None, _gen(21), padding=pad, rotations=4).view(4, n, 3, 16, 16)
+    for k in range(1, 4):  # every rotation shows the same crop and mirror of its image
+        assert torch.equal(out[k], torch.rot90(out[0], k, dims=(-2, -1)))
+    crops = [padded[i, :, oy:oy + 16, ox:ox + 16] for i in range(n) for oy in range(9) for ox in range(9)]
+    crops = torch.stack(crops).view(n, 81, 3, 16, 16)
+    plain = (crops == out[0][:, None]).flatten(2).all(2).any(1)
+    mirrored = (crops.flip(-1) == out[0][:, None]).flatten(2).all(2).any(1)
+    assert bool((plain | mirrored).all())
+    assert 0.25 < float(mirrored.float().mean()) < 0.75
+    # The same draws from the same generator state, laid out channels_last.
+    cl = A.crop_flip_rotations(padded, None, _gen(21), padding=pad, rotations=4, channels_last=True)
+    assert torch.equal(cl.view(4, n, 3, 16, 16), out) and cl.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_views_of_positions_equal_views_of_the_gathered_batch_in_either_layout():
+    aug = A.SimCLRAugment()
+    x = _images(10, seed=22)
+    pos = torch.tensor([4, 4, 9, 0, 2, 4])
+    params = aug.sample(len(pos), 32, 32, _gen(23))
+    ref = aug.apply(x[pos], params)
+    assert torch.equal(aug.apply(x, params, pos), ref)
+    cl = aug.apply(x, params, pos, channels_last=True)
+    assert torch.equal(cl, ref) and cl.is_contiguous(memory_format=torch.channels_last)
+    assert ref.is_contiguous()
+
+
+def test_normalizer_is_the_usual_normalisation():
+    x = _images(4, seed=24)
+    mean, std = torch.tensor([0.49, 0.48, 0.45]), torch.tensor([0.25, 0.24, 0.26])
+    ref = (x.float() / 255.0 - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
+    torch.testing.assert_close(A.normalizer(mean, std, 1 / 255)(x), ref, atol=1e-5, rtol=0)
+    torch.testing.assert_close(A.normalizer(mean, std)(x.float() / 255.0), ref, atol=1e-5, rtol=0)
+    torch.testing.assert_close(A.to_float(x, mean, std), ref, atol=1e-6, rtol=0)
+
+
+def test_jitter_without_apply_leaves_images_exactly_unchanged():
+    x = _images(16, 8, 8, seed=25).float() / 255.0
+    jp = A.sample_jitter(16, _gen(26), 0.8, 0.8, 0.8, 0.2, p=0.5)
+    out = A.color_jitter(x, jp)
+    assert torch.equal(out[~jp.apply], x[~jp.apply])
+    assert bool((out[jp.apply] != x[jp.apply]).flatten(1).any(1).all())
+
+
+def test_augmentation_has_no_data_dependent_shapes_or_host_reads():
+    """CUDA-graph safe: under FakeTensorMode (no data at all), any .item(), nonzero or boolean-mask
+    indexing would raise; both pipelines run through with static shapes."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    aug = A.SimCLRAugment()
+    real, pos = _images(20, seed=27), torch.tensor([1, 5, 5, 19])
+    for channels_last in (False, True):  # the constant tables, built outside the fake mode
+        aug(real, _gen(0), pos, channels_last)
+        A.crop_flip_rotations(real, pos, _gen(0), 4, True, 4, channels_last)
+    try:
+        with FakeTensorMode(allow_non_fake_inputs=True):
+            x = torch.empty(20, 3, 32, 32, dtype=torch.uint8)
+            p = torch.empty(4, dtype=torch.long)
+            for channels_last in (False, True):
+                assert aug(x, _gen(0), p, channels_last).shape == (4, 3, 32, 32)
+                assert A.crop_flip_rotations(x, p, _gen(0), 4, True, 4, channels_last).shape == (16, 3, 24, 24)
+            with pytest.raises(Exception):
+                x[x > 3]  # the check works: a data-dependent shape is refused
+    finally:
+        A._constant.cache_clear()  # nothing built in the fake mode may outlive it
+        A._shift_table.cache_clear()

@@ -1,51 +1,70 @@
-"""The RotNet throughput benchmark runs both pipelines (needs benchmarks/common.py from the SimCLR work)."""
+"""The benchmark helpers time the engine's real step of any method against the usual pipeline
+(shown for RotNet, which has the most method-specific parts: rotations, four views an image)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-import numpy as np
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+from benchmarks import common, usual
+from benchmarks.engine_step import engine_step
+from ssltui.engine.data.bundle import make_bundle
+from ssltui.engine.data.sources import make_synthetic
+from ssltui.engine.device import DeviceSettings
+from ssltui.engine.methods import rotnet, simclr
+
+CPU = DeviceSettings(torch.device("cpu"), None, False, False)
 
 
-@pytest.fixture
-def bench(monkeypatch):
+@pytest.fixture(scope="module")
+def data():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny steps on a small shared box: one thread is many times faster
-    if not (BENCH / "common.py").is_file():
-        pytest.skip("benchmarks/common.py is absent")
-    monkeypatch.syspath_prepend(str(BENCH))
-    import bench_rotnet
-    import common
-
-    yield bench_rotnet, common
-    for name in ("bench_rotnet", "common"):
-        sys.modules.pop(name, None)
+    raw = make_synthetic(6, 1)
+    bundle = make_bundle(raw, torch.device("cpu"), 0.2, 0)
+    yield common.BenchData(bundle, raw.train_x[bundle.train_idx.numpy()], "synthetic")
     torch.set_num_threads(threads)
 
 
-def test_both_pipelines_time_steps_of_four_views_per_image(bench):
-    bench_rotnet, common = bench
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
-    on_device = torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
-    data = common.BenchData(images, on_device, torch.full((3,), 0.5), torch.full((3,), 0.25), "random")
-    opts = common.BenchOptions(torch.device("cpu"), workers=0, steps=1, warmup=0, batch_size=4)
-    for fn in (bench_rotnet.ours, bench_rotnet.usual):
-        m = fn(data, opts)
-        assert m.steps == 1 and m.views_per_step == 16 and m.seconds > 0
-    assert bench_rotnet.ours(data, opts).flops_per_step > 0
+def test_engine_step_is_the_methods_own_loss_and_optimizer(data):
+    for method, module, views in (("rotnet", rotnet, 4), ("simclr", simclr, 2)):
+        step = engine_step(method, data.bundle, CPU, 4)
+        assert step.loss.__module__ == module.__name__ and step.loss.__qualname__ == "make_loss.<locals>.loss"
+        assert step.views_per_item == views and step.n_items == len(data.images) == len(data.bundle.train_idx)
+        before = [p.detach().clone() for p in step.model.parameters()]
+        loss = step(torch.arange(4))
+        assert torch.isfinite(loss)
+        assert any(not torch.equal(a, b) for a, b in zip(before, step.model.parameters()))
 
 
-def test_usual_collate_builds_the_same_rotations(bench):
-    bench_rotnet, _ = bench
+def test_both_pipelines_time_steps_of_four_views_per_image(data):
+    opts = common.BenchOptions(torch.device("cpu"), workers=0, steps=2, warmup=1, batch_size=4)
+    ours = common.time_engine_step(engine_step("rotnet", data.bundle, CPU, 4), opts, "ours")
+    theirs = usual.time_usual("rotnet", data, opts)
+    for m in (ours, theirs):
+        assert m.steps == 2 and m.views_per_step == 16 and m.seconds > 0
+    assert 0.15e9 < ours.flops_per_step / 16 < 0.4e9
+
+
+def test_batches_are_slices_of_epoch_permutations():
+    opts = common.BenchOptions(torch.device("cpu"), workers=0, steps=5, warmup=1, batch_size=4)
+    batches = common.batch_positions(10, opts)
+    assert len(batches) >= 6 and all(len(b) == 4 for b in batches)
+    # Two batches an epoch, disjoint within it.
+    assert not set(batches[0].tolist()) & set(batches[1].tolist())
+    with pytest.raises(ValueError):
+        common.batch_positions(3, opts)
+
+
+def test_usual_collate_builds_the_same_rotations():
     from ssltui.engine.rotation import all_rotations
 
-    batch = [torch.rand(3, 8, 8) for _ in range(3)]
-    x, y = bench_rotnet._rotate_collate(batch)
-    ref_x, ref_y = all_rotations(torch.stack(batch))
+    batch = [(torch.rand(3, 8, 8),) for _ in range(3)]
+    x, y = usual.rotate_collate(batch)
+    ref_x, ref_y = all_rotations(torch.stack([b[0] for b in batch]))
     assert torch.equal(x, ref_x) and torch.equal(y, ref_y)
+
+
+def test_usual_simclr_batch_is_first_views_then_second():
+    batch = [(torch.full((1,), float(i)), torch.full((1,), 10.0 + i)) for i in range(3)]
+    assert usual.two_views(batch).view(-1).tolist() == [0.0, 1.0, 2.0, 10.0, 11.0, 12.0]

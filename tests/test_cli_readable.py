@@ -16,6 +16,7 @@ from ssltui.engine.events import parse_event
 from tests.tui_fixtures import FAILED_ID, SMOKE_ID, STUDY_ID, make_fixture_runs
 
 ANSI = re.compile(r"\x1b\[")
+ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @pytest.fixture
@@ -45,9 +46,10 @@ def test_7_smoke_runs_on_synthetic_data_without_a_data_option(run_cli):
 
 @pytest.mark.parametrize("columns", [80, 120])
 def test_9_runs_fits_the_terminal_with_whole_ids_and_numbers(run_cli, fixture_runs, columns):
-    out = run_cli("runs", COLUMNS=str(columns))
+    # TTY_COMPATIBLE: rich writes as to a terminal (a pipe gets plain lines, below)
+    out = run_cli("runs", COLUMNS=str(columns), TTY_COMPATIBLE="1")
     assert out.returncode == 0, out.stderr
-    lines = out.stdout.splitlines()
+    lines = ANSI_CODE.sub("", out.stdout).splitlines()
     assert all(len(line) <= columns for line in lines)
     assert lines[0].split()[:2] == ["status", "method"]  # headers whole, never 's…'
     for rid in (STUDY_ID, SMOKE_ID, FAILED_ID):
@@ -57,6 +59,16 @@ def test_9_runs_fits_the_terminal_with_whole_ids_and_numbers(run_cli, fixture_ru
         assert "1% 66.8 10% 82.1 (+3)" in lines[study] and "01-01 12:00" in lines[study]  # one line a run
     else:  # one label fraction a line, under each other
         assert "1% 66.8" in lines[study] and "10% 82.1" in lines[study + 1] and "sup+simclr+rot" in lines[study]
+
+
+def test_9_runs_in_a_pipe_is_one_plain_line_a_run(run_cli, fixture_runs):
+    out = run_cli("runs", COLUMNS="80")
+    assert out.returncode == 0, out.stderr
+    assert not ANSI.search(out.stdout)
+    lines = out.stdout.splitlines()
+    assert lines[0].split()[:2] == ["status", "method"] and len(lines) == 4
+    for rid in (STUDY_ID, SMOKE_ID, FAILED_ID):  # whole ids for grep, one line each
+        assert sum(line.endswith(rid) for line in lines) == 1
 
 
 def _phase(kind="pretrain", method="simclr", **kw):

@@ -86,3 +86,102 @@ def test_warmup_then_cosine():
     lrs = [lr_at(cfg, s, total) for s in range(total)]
     assert all(a < b for a, b in zip(lrs[:199], lrs[1:200]))
     assert all(a >= b for a, b in zip(lrs[200:-1], lrs[201:]))
+
+
+def _steps(model: nn.Module, opt: torch.optim.Optimizer, stop: int, start: int = 0) -> None:
+    """Steps start..stop-1 of a fixed sequence of batches and learning rates."""
+    g = torch.Generator().manual_seed(0)
+    for i in range(stop):
+        x = torch.randn(8, 3, 6, 6, generator=g)
+        if i < start:
+            continue
+        opt.zero_grad(set_to_none=True)
+        model(x).square().mean().backward()
+        for group in opt.param_groups:
+            group["lr"] = 0.1 * (1 - i / 16)
+        opt.step()
+
+
+def _net(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 4, 3), nn.Flatten(),
+                         nn.Linear(16, 5))
+
+
+def test_sgd_on_cpu_is_bit_identical_to_the_per_tensor_loop():
+    cfg = TrainConfig(optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    a, b = _net(), _net()
+    ours = build_optimizer(cfg, [a])
+    assert not ours.param_groups[0]["fused"] and ours.param_groups[0]["foreach"]
+    loop = torch.optim.SGD(b.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4, foreach=False)
+    _steps(a, ours, 6)
+    _steps(b, loop, 6)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_fused_kernels_when_asked_or_on_cuda():
+    for name in ("sgd", "adamw"):
+        cfg = TrainConfig(optimizer=name, lr=0.1)
+        assert build_optimizer(cfg, [_net()], fused=True).param_groups[0]["fused"]
+        assert not build_optimizer(cfg, [_net()]).param_groups[0]["fused"]  # CPU default: unchanged
+    assert isinstance(build_optimizer(TrainConfig(optimizer="lars"), [_net()], fused=True), LARS)
+
+
+def test_lars_is_the_same_for_channels_last_weights_and_a_tensor_lr():
+    cfg = TrainConfig(optimizer="lars", lr=0.1, weight_decay=1e-4)
+    a, b = _net(), _net().to(memory_format=torch.channels_last)
+    assert b[0].weight.is_contiguous(memory_format=torch.channels_last)
+    opt_a, opt_b = build_optimizer(cfg, [a]), build_optimizer(cfg, [b])
+    _steps(a, opt_a, 3)
+    _steps(b, opt_b, 3)
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5)
+    # A 0-d tensor learning rate (a device-resident schedule) gives the float's update.
+    c = _net()
+    opt_c = build_optimizer(cfg, [c])
+    for group in opt_c.param_groups:
+        group["lr"] = torch.tensor(0.1)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 3, 6, 6, generator=g)
+    for model, opt in ((a, opt_a), (c, opt_c)):
+        model.load_state_dict(_net(1).state_dict())
+        opt.state.clear()
+        opt.zero_grad(set_to_none=True)
+        model(x).square().mean().backward()
+        if opt is opt_a:
+            for group in opt.param_groups:
+                group["lr"] = 0.1
+        opt.step()
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
+
+
+def test_lars_resumes_from_its_state_dict_bit_for_bit():
+    cfg = TrainConfig(optimizer="lars", lr=0.1, weight_decay=1e-4)
+    a = _net()
+    opt_a = build_optimizer(cfg, [a])
+    _steps(a, opt_a, 4)
+    b = _net()
+    opt_b = build_optimizer(cfg, [b])
+    _steps(b, opt_b, 2)
+    saved = {"model": b.state_dict(), "opt": opt_b.state_dict()}
+    c = _net(3)
+    opt_c = build_optimizer(cfg, [c])
+    c.load_state_dict(saved["model"])
+    opt_c.load_state_dict(saved["opt"])
+    _steps(c, opt_c, 4, start=2)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
+
+
+def test_lars_step_has_no_host_reads():
+    """CUDA-graph safe: a LARS step runs under FakeTensorMode, where reading a value would raise."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+        opt = build_optimizer(TrainConfig(optimizer="lars", lr=0.1, weight_decay=1e-6), [model])
+        for _ in range(2):
+            opt.zero_grad(set_to_none=True)
+            model(torch.ones(3, 4)).sum().backward()
+            opt.step()
+        with pytest.raises(Exception):
+            float(model[0].weight.detach().sum())

@@ -178,14 +178,14 @@ def test_bad_data_sources_name_the_path(tmp_path: Path) -> None:
 def test_unreadable_image_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = _folder(tmp_path / "perm")
     victim = root / "train" / "dog" / "1.png"
-    real = Path.read_bytes
+    real = os.open
 
-    def read_bytes(self: Path) -> bytes:  # chmod 000 does not stop root, so fake EACCES
-        if self == victim:
+    def fake_open(path, *args, **kwargs):  # chmod 000 does not stop root, so fake EACCES
+        if os.fspath(path) == str(victim):
             raise PermissionError(13, "Permission denied")
-        return real(self)
+        return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(os, "open", fake_open)
     with pytest.raises(DataError) as exc:
         load_image_folder(root)
     assert str(victim) in exc.value.message and "Permission denied" in exc.value.message

@@ -31,6 +31,7 @@ ONE_OF_EACH = [
               label_count=500, seconds=3.0, part=0, preset_description="d", probe="plain"),
     ev.Log(level="warning", message="a [bold]message[/] with markup-like text"),
     ev.RunEnd(status="interrupted", error="stopped by SIGINT"),
+    ev.RunEnd(status="pruned", error="pruned (median rule): validation 10.00% after epoch 10"),
 ]
 
 
@@ -68,6 +69,22 @@ def test_summary_model_refuses_what_a_listing_cannot_show(bad: dict, reason: str
     parse_summary(json.dumps(good).encode())
     with pytest.raises(SummaryDamaged, match=reason):
         parse_summary(json.dumps({**good, **bad}).encode())
+
+
+def test_a_pruned_sweep_trial_is_a_run_like_any_other(tmp_path: Path) -> None:
+    """Status `pruned` and the `sweep` record (name, trial, values) validate and list; a summary
+    without them (every run before sweeps) still does."""
+    run = RunDir(tmp_path / "t")
+    run.path.mkdir()
+    run.write_summary(parse_summary(json.dumps({
+        "run_id": "t", "status": "pruned", "group": "lr-sweep", "started": 1.0, "error": "pruned (median rule)",
+        "sweep": {"name": "lr-sweep", "trial": 7, "params": {"linear.lr": 0.3, "linear.nesterov": True}}}).encode()))
+    info = RunStore(tmp_path).list()[0]
+    assert (info.status, info.group, info.error) == ("pruned", "lr-sweep", "pruned (median rule)")
+    assert info.summary.sweep.trial == 7 and info.summary.sweep.params == {"linear.lr": 0.3, "linear.nesterov": True}
+    assert parse_summary(b'{"run_id": "x", "status": "completed"}').sweep is None
+    with pytest.raises(SummaryDamaged, match="sweep.trial"):
+        parse_summary(json.dumps({"run_id": "x", "sweep": {"name": "s", "trial": -1}}).encode())
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """What issue 15 asked the app to do besides its fixes, each driven by a pilot on the fixture runs:
 sort, move, delete and archive with a confirmation, resume, a launch form that remembers and
-shows the focused field, studies, the first seconds of a launch, the log viewer, curves, sweeps."""
+shows the focused field, studies, the first seconds of a launch, the log viewer, curves (the sweep
+screen's own tests are in test_tui_sweep.py)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def test_sort_and_move_with_the_keyboard(tui_store):
         assert browser.sort == "oldest" and row_ids(browser) == [STUDY_ID, SMOKE_ID, FAILED_ID]
         await pilot.press("o", "o", "o")
         assert browser.sort == "best accuracy" and row_ids(browser)[0] == STUDY_ID
-        await shows(pilot, "sorted: best accuracy")
+        await shows(pilot, "3 of 3 runs, by best accuracy")
         await pilot.press("o")
         table = browser.query_one("#runs")
         await pilot.press("G")
@@ -219,32 +220,12 @@ def test_curves_of_compared_runs_on_one_chart(tui_store):
     run_app(tui_store, (80, 24), scenario)
 
 
-def test_the_sweep_key_opens_the_sweep_screen_once_it_exists(tui_store, monkeypatch, tmp_path):
-    from ssltui.tui import app as tapp
-
-    async def scenario(app, pilot):
-        assert not app.sweeps_available()  # not in this version: `w` is off, and so is its footer entry
-        await pilot.press("w")
-        await pilot.pause()
-        assert type(app.screen).__name__ == "RunsScreen"
-        (tmp_path / "fake_sweep.py").write_text(
-            "from textual.screen import Screen\nclass SweepScreen(Screen):\n    pass\n")
-        monkeypatch.syspath_prepend(str(tmp_path))
-        monkeypatch.setattr(tapp, "SWEEP_SCREEN", ("fake_sweep", "SweepScreen"))
-        app.screen.refresh_bindings()
-        await pilot.press("w")
-        await wait_until(pilot, lambda: type(app.screen).__name__ == "SweepScreen", 20, "the sweep screen")
-
-    run_app(tui_store, (80, 24), scenario)
-
-
 def test_help_lists_every_screen_s_keys_and_scrolls_at_80x24(tui_store):
     from ssltui.tui.screens.help import help_table
 
     text = "\n".join(str(row) for row in help_table().columns[1]._cells)
-    for key in ("R", "D", "A", "L", "o", "f", "v", "c"):
+    for key in ("R", "D", "A", "L", "o", "f", "v", "c", "w"):
         assert key in text.split("\n")
-    assert "w" not in text.split("\n")  # no sweep screen in this version: no key for it
 
     async def scenario(app, pilot):
         await pilot.press("question_mark")

@@ -1,4 +1,5 @@
-"""The headless face: `ssltui run | resume | presets | runs | show`, and `ssltui` alone for the TUI.
+"""The headless face: `ssltui run | resume | presets | runs | show | table | maps | sweep`, and
+`ssltui` alone for the TUI.
 
 Module-level imports stay light (no torch): `ssltui --help`, `presets` and `runs` answer fast.
 """
@@ -7,13 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from ssltui.cli.sweep import sweep_app
 from ssltui.engine.errors import ConfigError, ExitCode, RunInterrupted, SsltuiError, first_line
 
 app = typer.Typer(
@@ -30,6 +31,10 @@ app = typer.Typer(
 
 def _err(message: str) -> None:
     print(f"ssltui: error: {message}", file=sys.stderr, flush=True)
+
+
+def _warn(message: str) -> None:
+    print(f"ssltui: warning: {message}", file=sys.stderr, flush=True)
 
 
 def _stdout_console():
@@ -54,6 +59,7 @@ def main(ctx: typer.Context) -> None:
         except ImportError:
             typer.echo(ctx.get_help())
             raise typer.Exit(0)
+        _store(None).run_entries()  # a runs dir that cannot be listed: one line, before the app takes the screen
         raise typer.Exit(run_tui())
 
 
@@ -62,24 +68,50 @@ def main(ctx: typer.Context) -> None:
 RUNS_DIR_OPT = typer.Option(None, "--runs-dir", help="run store (default: $SSLTUI_RUNS_DIR or the user data dir)")
 
 
-def _install_signal_handlers(runner) -> None:
-    count = {"n": 0}
+class _StopRequest:
+    """Where SIGINT/SIGTERM go: a flag the data load polls, then the runner once there is one."""
 
-    def handler(signum, _frame):
-        count["n"] += 1
-        name = signal.Signals(signum).name
-        if count["n"] > 1:
-            print(f"ssltui: {name} again, exiting now (the last checkpoint is whole)", file=sys.stderr, flush=True)
-            os._exit(ExitCode.INTERRUPTED)
-        print(f"ssltui: {name}: finishing the current step and saving a checkpoint "
-              f"(again to exit at once)", file=sys.stderr, flush=True)
-        runner.request_stop(f"stopped by {name}")
+    def __init__(self) -> None:
+        self.reason = ""
+        self.runner = None
 
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
+    def request_stop(self, reason: str) -> None:
+        self.reason = reason
+        if self.runner is not None:
+            self.runner.request_stop(reason)
+
+    def attach(self, runner) -> None:
+        self.runner = runner
+        if self.reason:
+            runner.request_stop(self.reason)
 
 
-def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store) -> int:
+def _install_signal_handlers(target) -> None:
+    """SIGINT/SIGTERM: the first asks `target` (anything with request_stop) to stop; a second exits."""
+    from ssltui.cli.signals import on_interrupt
+
+    on_interrupt(target.request_stop, "finishing the current step and saving a checkpoint",
+                 "the last checkpoint is whole")
+
+
+def _load_data(plan, opts, stop: _StopRequest, quiet: bool):
+    """Decode (or read the cache of) the data before any run folder exists: a bad --data leaves
+    none behind, and a SIGTERM during a long decode ends it (exit 130)."""
+    from ssltui.engine.data.sources import load_source
+    from ssltui.engine.events import stamp
+    from ssltui.engine.paths import data_dir
+
+    def log(message: str) -> None:
+        if not quiet:
+            print(stamp(f"info: {message}"), file=sys.stderr, flush=True)
+
+    first = plan.parts[0].data
+    return load_source(opts.data, data_dir(opts.data_dir), first.synthetic_train_per_class,
+                       first.synthetic_test_per_class, log=log, should_stop=lambda: stop.reason)
+
+
+def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store, raw=None,
+             stop: _StopRequest | None = None) -> int:
     from ssltui.cli.progress import make_progress
 
     if not quiet:  # before torch is imported: the id to resume or show the run by, from the first second
@@ -87,8 +119,11 @@ def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store) 
     from ssltui.engine.runner import Runner
 
     progress = make_progress(quiet)
-    runner = Runner(plan, run, opts, progress, cache_dir=store.cache_dir())
-    _install_signal_handlers(runner)
+    runner = Runner(plan, run, opts, progress, cache_dir=store.cache_dir(), raw=raw)
+    if stop is None:
+        stop = _StopRequest()
+        _install_signal_handlers(stop)
+    stop.attach(runner)
     code = ExitCode.OK
     try:
         runner.execute(resume=resume)
@@ -181,20 +216,26 @@ def run(
     opts = run_options(data=data, data_dir=data_dir, device=device, group=group, use_cache=not no_cache)
     if run_id is not None:
         RunStore.check_new_id(run_id)
-    if kind == "folder" and not Path(where).expanduser().exists():
-        from ssltui.engine.errors import DataError
+    if kind == "folder":
+        from ssltui.engine.data.folder import stat_source
 
-        raise DataError(f"{where}: no such file or folder")  # before a run folder is made
+        stat_source(Path(where).expanduser())  # missing, or a FIFO/device: exit 3, even with --dry-run
     if dry_run:
         return _dry_run(plan, opts, json_out)
     store = _store(runs_dir)
+    stop = _StopRequest()
+    _install_signal_handlers(stop)
+    # A folder made already (the TUI makes one, then starts this) records a data error in its
+    # summary, so the runner loads; otherwise load first, so a data error makes no folder.
+    premade = run_id is not None and (store.root / run_id).is_dir()
+    raw = None if premade else _load_data(plan, opts, stop, quiet)
     if resume:
         found = store.find_unfinished(plan_to_toml(plan, opts))
         if found is not None:
-            return _execute(plan, found, opts, json_out, quiet, True, store)
+            return _execute(plan, found, opts, json_out, quiet, True, store, raw, stop)
         print("ssltui: no unfinished run of this configuration; starting a new one", file=sys.stderr)
     rd = store.claim(run_id) if run_id else store.create(plan.preset)
-    return _execute(plan, rd, opts, json_out, quiet, False, store)
+    return _execute(plan, rd, opts, json_out, quiet, False, store, raw, stop)
 
 
 @app.command()
@@ -225,7 +266,7 @@ def presets(json_out: bool = typer.Option(False, "--json", help="JSON list")) ->
     """List presets: name, method, evaluation, description."""
     from ssltui.engine.presets import list_presets
 
-    items = list_presets()
+    items = list_presets(warn=_warn)
     if json_out:
         print(json.dumps([{"name": i.name, "method": i.method, "evaluation": i.evaluation,
                            "kind": i.kind, "description": i.description, "path": str(i.path)} for i in items]))
@@ -235,21 +276,38 @@ def presets(json_out: bool = typer.Option(False, "--json", help="JSON list")) ->
     _stdout_console().print(presets_table(items))
 
 
+NEWEST_RUNS = 50  # rows of `ssltui runs` on a terminal without --all
+
+
 @app.command()
-def runs(runs_dir: Optional[Path] = RUNS_DIR_OPT, json_out: bool = typer.Option(False, "--json")) -> None:
-    """List saved runs, running ones first."""
+def runs(runs_dir: Optional[Path] = RUNS_DIR_OPT, json_out: bool = typer.Option(False, "--json"),
+         all_runs: bool = typer.Option(False, "--all",
+                                       help=f"every run (a terminal shows the newest {NEWEST_RUNS})")) -> None:
+    """List saved runs, running ones first, then newest first."""
     store = _store(runs_dir)
-    infos = store.list()
     if json_out:
-        print(json.dumps([i.to_json() for i in infos]))
+        print(json.dumps([i.to_json() for i in store.list()]))
         return
-    if not infos:
+    console = _stdout_console()
+    # A pipe or a file gets every run as plain lines (for grep); a terminal a table of the newest.
+    infos, total = store.listing(None if all_runs or not console.is_terminal else NEWEST_RUNS)
+    if not total:
         print(f"no runs in {store.root}")
         return
+    if not console.is_terminal:
+        from ssltui.view.tables import runs_lines
+
+        for line in runs_lines(infos):
+            print(line)
+        return
+    from rich.text import Text
+
     from ssltui.view.tables import runs_table
 
-    console = _stdout_console()
+    infos = list(infos)
     console.print(runs_table(infos, console.width))
+    if total > len(infos):
+        console.print(Text(f"… {total - len(infos):,} more (ssltui runs --all)", style="dim"))
 
 
 @app.command()
@@ -313,6 +371,9 @@ def table(group: Optional[str] = typer.Argument(None, help="group or run id (def
     out = table_command(_store(runs_dir), group, "json" if json_out else fmt)
     if out is not None:
         print(out, end="" if out.endswith("\n") else "\n")
+
+
+app.add_typer(sweep_app, name="sweep")  # after the commands above: listed last in --help
 
 
 # ---------------------------------------------------------------- entry point

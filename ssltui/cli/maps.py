@@ -18,7 +18,7 @@ def print_maps(store: RunStore, run_id: str, image: int | None = None, ascii_onl
         doc = load_featuremaps(rd.featuremaps_path, rd.info().status != "running")
     except MapsUnavailable as exc:
         raise ConfigError(f"run {rd.id}: {exc}") from None
-    n = len(doc["images"])
+    n = len(doc.images)
     if image is not None and not 0 <= image < n:
         raise ConfigError(f"--image: {image} is out of range (the run has images 0..{n - 1})")
     console = Console(highlight=False, soft_wrap=True)

@@ -401,23 +401,27 @@ def schema_keys() -> list[str]:
     return list(schema_fields())
 
 
+def check_key(key: str) -> str:
+    """A settable dotted key of the schema, or a one-line ConfigError naming the close ones."""
+    known = schema_keys()
+    if key not in known:
+        section = key.rpartition(".")[0]
+        same = [k.rpartition(".")[2] for k in known if k.rpartition(".")[0] == section]
+        if not same:
+            sections = sorted({k.partition(".")[0] for k in known if "." in k})
+            raise ConfigError(f"unknown section in {key!r}; sections: {', '.join(sections)}")
+        raise _unknown(key, same)
+    return key
+
+
 def parse_set_options(options: list[str]) -> dict:
     """Turn `--set key=value` strings into a nested dict of raw (untyped) values."""
     out: dict = {}
-    known = schema_keys()
     for opt in options:
         if "=" not in opt:
             raise ConfigError(f"--set {opt!r}: expected key=value")
         key, _, raw = opt.partition("=")
-        key = key.strip()
-        if key not in known:
-            section = key.rpartition(".")[0]
-            same = [k.rpartition(".")[2] for k in known if k.rpartition(".")[0] == section]
-            if not same:
-                sections = sorted({k.partition(".")[0] for k in known if "." in k})
-                raise ConfigError(f"unknown section in {key!r}; sections: {', '.join(sections)}")
-            raise _unknown(key, same)
-        set_dotted(out, key, parse_literal(raw.strip()))
+        set_dotted(out, check_key(key.strip()), parse_literal(raw.strip()))
     return out
 
 

@@ -133,6 +133,7 @@ class DataLoaded(Event):
     decode_seconds: float = 0.0
     load_seconds: float = 0.0
     from_cache: bool = False
+    notes: list[str] = []  # what the load logged (cache stale and why, cache not saved...)
 
     def line(self) -> str:
         how = "cache" if self.from_cache else "decoded"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -18,7 +19,12 @@ class LARS(torch.optim.Optimizer):
     v <- m * v + lr * trust * g; w <- w - v. The learning rate enters the momentum buffer, so
     a schedule changes the size of new steps only, as in SimCLR. Groups with
     `lars_exclude=True` (biases and BatchNorm parameters) skip both the weight decay and the
-    adaptation (trust = 1).
+    adaptation (trust = 1). The learning rate may be a float or a 0-d tensor on the device.
+
+    A step is a fixed handful of operations whatever the number of tensors: multi-tensor ops
+    (torch._foreach_*) on lists that agree tensor by tensor (which CUDA runs as one kernel),
+    and the per-tensor scaling of the adapted group as one product over all its gradients
+    laid end to end (per-tensor 0-d factors would make CUDA fall back to a kernel a tensor).
     """
 
     def __init__(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
@@ -26,6 +32,7 @@ class LARS(torch.optim.Optimizer):
         defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
                         trust_coefficient=trust_coefficient, lars_exclude=False)
         super().__init__(params, defaults)
+        self._buffers: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -37,24 +44,13 @@ class LARS(torch.optim.Optimizer):
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
-            lr = group["lr"]
             grads = [p.grad for p in params]
-            # One multi-tensor op per stage (torch._foreach_*), not a handful of kernels per
-            # parameter: ResNet-20 has ~60 small tensors and the step is short on a GPU.
             if group["lars_exclude"]:
-                updates = torch._foreach_mul(grads, lr)
+                updates = torch._foreach_mul(grads, group["lr"])
             else:
-                if group["weight_decay"]:
-                    grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
-                w_norm = torch.stack(torch._foreach_norm(params))
-                g_norm = torch.stack(torch._foreach_norm(grads))
-                # Tensors, not Python floats: no host sync.
-                trust = torch.where((w_norm > 0) & (g_norm > 0),
-                                    group["trust_coefficient"] * w_norm / g_norm.clamp(min=1e-30),
-                                    torch.ones_like(w_norm))
-                updates = torch._foreach_mul(grads, list((trust * lr).unbind()))
+                updates = self._adapted(group, params, grads)
             bufs = []
-            for p, u in zip(params, updates):
+            for p in params:
                 state = self.state[p]
                 if "momentum_buffer" not in state:
                     state["momentum_buffer"] = torch.zeros_like(p)
@@ -63,6 +59,38 @@ class LARS(torch.optim.Optimizer):
             torch._foreach_add_(bufs, updates)
             torch._foreach_sub_(params, bufs)
         return loss
+
+    def _adapted(self, group: dict, params: list[torch.Tensor], grads: list[torch.Tensor]) -> list[torch.Tensor]:
+        """lr * trust * (g + wd * w) of every tensor of an adapted group, shaped like its parameter."""
+        if group["weight_decay"]:
+            grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+        norms = torch.stack(torch._foreach_norm([*params, *grads])).view(2, -1)
+        w_norm, g_norm = norms
+        # Tensors, not Python floats: no host sync. A zero norm makes the ratio 0, inf or nan,
+        # all replaced by trust 1.
+        trust = torch.where((norms > 0).all(0), w_norm / g_norm * group["trust_coefficient"], 1.0)
+        ids, flat, scale = self._flat_buffers(grads)
+        torch.cat([_memory_order(g) for g in grads], out=flat)
+        torch.index_select(trust * group["lr"], 0, ids, out=scale)
+        flat.mul_(scale)
+        offsets = itertools.accumulate((g.numel() for g in grads), initial=0)
+        return [flat.as_strided(g.shape, g.stride(), offset) for g, offset in zip(grads, offsets)]
+
+    def _flat_buffers(self, tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For the tensors laid end to end: which tensor each element belongs to, and two
+        buffers of their length (made once: no large allocation a step, static for CUDA graphs)."""
+        sizes = tuple(t.numel() for t in tensors)
+        key = (sizes, tensors[0].device, tensors[0].dtype)
+        if key not in self._buffers:
+            t = tensors[0]
+            ids = torch.cat([torch.full((n,), i, device=t.device) for i, n in enumerate(sizes)])
+            self._buffers[key] = (ids, t.new_empty(len(ids)), t.new_empty(len(ids)))
+        return self._buffers[key]
+
+
+def _memory_order(t: torch.Tensor) -> torch.Tensor:
+    """A dense tensor's elements as a 1-d view in memory order (contiguous or channels_last)."""
+    return t.as_strided((t.numel(),), (1,))
 
 
 def peak_lr(cfg: TrainConfig) -> float:
@@ -86,14 +114,24 @@ def param_groups(modules: list[nn.Module], exclude_norm_bias: bool) -> list[dict
     return groups
 
 
-def build_optimizer(cfg: TrainConfig, modules: list[nn.Module]) -> torch.optim.Optimizer:
+def build_optimizer(cfg: TrainConfig, modules: list[nn.Module], fused: bool | None = None) -> torch.optim.Optimizer:
+    """The phase's optimizer over the modules' trainable parameters.
+
+    SGD and AdamW take torch's fused kernels (one kernel a step) when `fused`, by default when
+    the parameters are on CUDA; SGD on the CPU runs torch's multi-tensor path, bit for bit the
+    same numbers as its per-tensor loop (tests/test_optim.py checks it).
+    """
     lr = peak_lr(cfg)
     if cfg.optimizer == "lars":
         return LARS(param_groups(modules, True), lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if fused is None:
+        fused = any(p.is_cuda for m in modules for p in m.parameters())
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(param_groups(modules, True), lr=lr, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(param_groups(modules, True), lr=lr, weight_decay=cfg.weight_decay,
+                                 fused=fused or None)
     return torch.optim.SGD(param_groups(modules, False), lr=lr, momentum=cfg.momentum,
-                           nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)
+                           nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay,
+                           fused=fused or None, foreach=None if fused else True)
 
 
 def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:

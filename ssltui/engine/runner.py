@@ -25,7 +25,7 @@ import ssltui
 from ssltui.engine.checkpoint import load_checkpoint, load_state, require_keys, save_checkpoint
 from ssltui.engine.config import RunConfig, RunOptions, build_run_config, dumps_toml, to_dict
 from ssltui.engine.data.bundle import DataBundle, make_bundle
-from ssltui.engine.data.sources import load_source
+from ssltui.engine.data.sources import RawData, load_source
 from ssltui.engine.data.splits import label_subset
 from ssltui.engine.device import pick_device
 from ssltui.engine.errors import ConfigError, RunFailed, RunInterrupted, SsltuiError, first_line
@@ -40,7 +40,7 @@ from ssltui.engine.models.resnet import ResNet20
 from ssltui.engine.paths import data_dir as default_data_dir
 from ssltui.engine.presets import Plan
 from ssltui.engine.store import RunDir, atomic_write_json, atomic_write_text
-from ssltui.engine.summary import PhaseRecord, RunSummary
+from ssltui.engine.summary import PhaseRecord, RunSummary, SweepRef
 
 
 def plan_to_toml(plan: Plan, opts: RunOptions) -> str:
@@ -114,21 +114,28 @@ class Runner:
     """Runs a plan into a run folder. `execute()` returns the final summary."""
 
     def __init__(self, plan: Plan, run: RunDir, opts: RunOptions, listener: Listener | None = None,
-                 cache_dir: Path | None = None):
+                 cache_dir: Path | None = None, raw: RawData | None = None, sweep: SweepRef | None = None):
         self.plan, self.run, self.opts = plan, run, opts
+        self.raw = raw  # data the caller loaded already (before making the run folder)
         self.listener = listener
+        self.sweep = sweep  # the sweep trial this run is, recorded in its summary
         self.cache_dir = cache_dir if opts.use_cache else None
         self.ctx: RunContext | None = None
         self.summary = RunSummary()
         self._encoders: dict[str, ResNet20] = {}
         self._featuremap_models: list[tuple[str, str, int, ResNet20]] = []
         self._pending_stop: str | None = None
+        self._stop_status = "interrupted"
         self._phase_name = "setup"
         self._phase_batch_key = "the batch size"
 
     # ------------------------------------------------------------ control
-    def request_stop(self, reason: str = "interrupted") -> None:
-        """Ask the run to stop after the current step (thread- and signal-safe)."""
+    def request_stop(self, reason: str = "interrupted", status: str = "interrupted") -> None:
+        """Ask the run to stop after the current step (thread- and signal-safe). `status` is what
+        the run is marked: "interrupted", or "pruned" when a sweep's pruner stopped it (a user's
+        interrupt always wins: the sweep must not count that trial as pruned)."""
+        if status == "interrupted" or self._pending_stop is None:
+            self._stop_status = status
         self._pending_stop = reason
         if self.ctx is not None:
             self.ctx.request_stop(reason)
@@ -146,7 +153,7 @@ class Runner:
             evaluations=sorted({e for p in parts for e in p.evaluation}),
             labels=sorted({f for p in parts for f in p.labels}),
             seeds=sorted({s for p in parts for s in p.seeds}),
-            data=self.opts.data, started=time.time())
+            data=self.opts.data, started=time.time(), sweep=self.sweep)
 
     def _resumed_summary(self) -> RunSummary:
         try:
@@ -155,6 +162,8 @@ class Runner:
             summary = self._new_summary()  # absent or damaged: phases rerun from their checkpoints
         summary.status, summary.error, summary.ended = "running", None, None
         summary.resumes += 1
+        if self.sweep is not None:  # resumed by a retry of its trial: the trial it now is
+            summary.sweep = self.sweep
         return summary
 
     # ------------------------------------------------------------ main
@@ -178,7 +187,7 @@ class Runner:
                 self._execute()
                 self.summary.status = "completed"
             except RunInterrupted as exc:
-                self._end("interrupted", exc.message)
+                self._end(self._stop_status, exc.message)
                 raise
             except SsltuiError as exc:
                 self._end("failed", exc.message)
@@ -253,15 +262,17 @@ class Runner:
     def _load_data(self, first: RunConfig) -> DataBundle:
         ctx = self.ctx
         t0 = time.perf_counter()
-        ddir = default_data_dir(self.opts.data_dir)
-        raw = load_source(self.opts.data, ddir, first.data.synthetic_train_per_class,
-                          first.data.synthetic_test_per_class, log=ctx.log)
+        raw = self.raw
+        if raw is None:
+            raw = load_source(self.opts.data, default_data_dir(self.opts.data_dir),
+                              first.data.synthetic_train_per_class, first.data.synthetic_test_per_class,
+                              log=ctx.log, should_stop=lambda: ctx.stop_requested and (ctx.stop_reason or True))
         bundle = make_bundle(raw, ctx.device, first.data.val_fraction, first.data.split_seed)
-        self.summary.add_timing("data", time.perf_counter() - t0)
+        self.summary.add_timing("data", time.perf_counter() - t0 + (raw.load_seconds if self.raw is not None else 0.0))
         ctx.emit(DataLoaded(source=raw.source, train=int(len(bundle.train_idx)), val=int(len(bundle.val_idx)),
                             test=int(len(bundle.test_y)), classes=bundle.classes,
                             decode_seconds=round(raw.decode_seconds, 3), load_seconds=round(raw.load_seconds, 3),
-                            from_cache=raw.from_cache))
+                            from_cache=raw.from_cache, notes=raw.notes))
         return bundle
 
     # ------------------------------------------------------------ pieces

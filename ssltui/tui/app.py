@@ -7,14 +7,11 @@ reattaches to runs that are still training.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.app import App
 from textual.binding import Binding
-
-from typing import TYPE_CHECKING
 
 from ssltui.engine.paths import runs_dir as default_runs_dir
 from ssltui.engine.store import RunStore
@@ -22,12 +19,9 @@ from ssltui.engine.store import RunStore
 if TYPE_CHECKING:  # the launch module loads the config schema: not before the first screen is drawn
     from ssltui.tui.launch import Launched
 
-# The sweep screen lives in its own module, added by the sweeps work; `w` opens it once it exists.
-SWEEP_SCREEN = ("ssltui.tui.screens.sweep", "SweepScreen")
-
 
 class SsltuiApp(App):
-    """Screens: runs (home), launch, live, results, log, help (and sweeps, where installed)."""
+    """Screens: runs (home), launch, live, results, log, sweeps, help."""
 
     CSS_PATH = "app.tcss"
     TITLE = "ssltui"
@@ -61,23 +55,6 @@ class SsltuiApp(App):
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
-
-    @staticmethod
-    def sweeps_available() -> bool:
-        return importlib.util.find_spec(SWEEP_SCREEN[0]) is not None
-
-    def check_action(self, action: str, parameters: tuple) -> bool | None:
-        if action == "sweeps":
-            return self.sweeps_available()
-        return True
-
-    def action_sweeps(self) -> None:
-        """Open the sweep screen (launch and follow a hyperparameter sweep)."""
-        if not self.sweeps_available():
-            self.notify("sweeps are not part of this version", severity="warning")
-            return
-        module, name = SWEEP_SCREEN
-        self.push_screen(getattr(importlib.import_module(module), name)())
 
     def on_unmount(self) -> None:
         for launched in self.processes.values():

@@ -11,13 +11,14 @@ Used by the results screen and by `ssltui maps`. Reads featuremaps.json only (no
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.text import Text
 
+from ssltui.engine.featuremaps_schema import (FeatureMaps, FeatureMapsDamaged, ModelMaps, as_featuremaps,
+                                              parse_featuremaps)
 from ssltui.view.format import plain
 
 THUMB = 8
@@ -89,8 +90,9 @@ class MapsUnavailable(Exception):
     """Why a run has no feature maps to show (absent, damaged, empty), in one line."""
 
 
-def load_featuremaps(path: Path, finished: bool = True) -> dict:
-    """featuremaps.json, checked enough to draw; MapsUnavailable with the reason otherwise."""
+def load_featuremaps(path: Path, finished: bool = True) -> FeatureMaps:
+    """featuremaps.json, validated by its model; MapsUnavailable with the reason otherwise: absent
+    (said as such), cut short (a torn write), or damaged (the model's first problem)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -99,49 +101,25 @@ def load_featuremaps(path: Path, finished: bool = True) -> dict:
     except OSError as exc:
         raise MapsUnavailable(f"featuremaps.json: cannot read it ({exc.strerror})") from None
     try:
-        doc = json.loads(data)
-    except ValueError as exc:
-        cut = " (cut short: the file ends mid-way)" if "Expecting" in str(exc) or "Unterminated" in str(exc) else ""
-        raise MapsUnavailable(f"featuremaps.json is damaged: not valid JSON{cut}, {len(data)} bytes") from None
-    problem = shape_problem(doc)
-    if problem:
-        raise MapsUnavailable(f"featuremaps.json is damaged: {problem}")
+        doc = parse_featuremaps(data)
+    except FeatureMapsDamaged as exc:
+        if "eof while parsing" in str(exc):  # a writer stopped mid-way (the engine writes it atomically)
+            raise MapsUnavailable(f"featuremaps.json is damaged: not valid JSON (cut short after {len(data)} "
+                                  f"bytes)") from None
+        raise MapsUnavailable(f"featuremaps.json is damaged: {exc}") from None
+    if not doc.images:
+        raise MapsUnavailable("featuremaps.json is damaged: no images in it")
+    if not doc.models:
+        raise MapsUnavailable("featuremaps.json is damaged: no models in it")
     return doc
 
 
-def shape_problem(doc: object) -> str | None:
-    """What keeps `doc` from being drawn, or None."""
-    if not isinstance(doc, dict):
-        return "not a JSON object"
-    images, models = doc.get("images"), doc.get("models")
-    if not isinstance(images, list) or not images:
-        return "no images in it"
-    if not isinstance(models, list) or not models:
-        return "no models in it"
-    if not all(isinstance(im, dict) and _grid(im.get("rgb")) for im in images):
-        return "an image without its pixels"
-    if not all(isinstance(m, dict) and isinstance(m.get("maps"), list) for m in models):
-        return "a model without maps"
-    return None
-
-
-def _grid(v: object) -> bool:
-    return isinstance(v, list) and bool(v) and isinstance(v[0], list) and bool(v[0])
-
-
 def _image_thumb(rgb: list, px: int, color: bool) -> list[Text]:
-    chans = [pool([[_channel(p, k) for p in row] for row in rgb], px) for k in range(3)]
+    chans = [pool([[float(p[k]) for p in row] for row in rgb], px) for k in range(3)]
     grey = [[0.299 * chans[0][r][c] + 0.587 * chans[1][r][c] + 0.114 * chans[2][r][c]
              for c in range(px)] for r in range(px)]
     colours = [[(chans[0][r][c], chans[1][r][c], chans[2][r][c]) for c in range(px)] for r in range(px)]
     return thumbnail(grey, color, rgb=colours)
-
-
-def _channel(px: object, k: int) -> float:
-    try:
-        return float(px[k])  # type: ignore[index]
-    except (TypeError, IndexError, ValueError):
-        return 0.0
 
 
 def _pad(line: Text, width: int) -> Text:
@@ -164,8 +142,8 @@ def _hjoin(blocks: list[list[Text]], widths: list[int], sep: str) -> list[Text]:
     return out
 
 
-def model_title(model: dict) -> str:
-    return plain(f"{model.get('name', '?')} · seed {model.get('seed', '?')}")
+def model_title(model: ModelMaps) -> str:
+    return plain(f"{model.name} · seed {'?' if model.seed is None else model.seed}")
 
 
 @dataclass
@@ -175,7 +153,7 @@ class Layout:
     input_px: int  # the input image's side in pixels (columns; half as many lines)
     thumb: int  # a feature map's side in pixels
     channels: int  # channels shown per stage
-    models: list[int]  # the models shown (indices into doc["models"])
+    models: list[int]  # the models shown (indices into doc.models)
     per_row: int  # model blocks side by side
     gap: int = 1  # blank lines between stages (0 when that makes larger thumbnails fit)
 
@@ -212,40 +190,36 @@ def plan_layout(width: int, height: int | None, n_models: int, n_channels: int, 
     return best or Layout(input_px, THUMB_SIZES[-1], min(n_channels, 4), wanted[:1], 1)
 
 
-def _model_block(model: dict, image: int, layout: Layout, color: bool) -> list[Text]:
+def _model_block(model: ModelMaps, image: int, layout: Layout, color: bool) -> list[Text]:
     block = [Text(model_title(model), style="bold")]
-    maps = model.get("maps") or []
-    stages = maps[image] if image < len(maps) and isinstance(maps[image], list) else []
+    stages = model.maps[image] if image < len(model.maps) else []
     for si, stage in enumerate(stages[:STAGES]):
         if si and layout.gap:
             block.append(Text(""))
-        values = stage.get("values") if isinstance(stage, dict) else None
-        channels = [ch for ch in (values or []) if _grid(ch)][:layout.channels]
-        if not channels:
-            block.append(Text(f"s{si + 1} (no maps)", style="dim"))
-            continue
-        thumbs = [thumbnail(pool(ch, layout.thumb), color) for ch in channels]
+        thumbs = [thumbnail(pool(ch, layout.thumb), color) for ch in stage.values[:layout.channels]]
         rows = _hjoin(thumbs, [layout.thumb] * len(thumbs), " ")
         for ri, row in enumerate(rows):
             block.append(Text(f"s{si + 1} " if ri == 0 else " " * GUTTER, style="dim") + row)
     return block
 
 
-def render_maps(doc: dict, image: int = 0, color: bool = True, width: int = 120, height: int | None = None,
-                view: int = 0) -> Text:
+def render_maps(doc: FeatureMaps | dict, image: int = 0, color: bool = True, width: int = 120,
+                height: int | None = None, view: int = 0) -> Text:
     """The input image `image` (0-based, wraps) and its feature maps, laid out for `width` x
-    `height` cells (`height` None: as tall as needed); `view` 0 all models, k model k alone."""
-    images, models = doc.get("images") or [], doc.get("models") or []
-    if not images or not models:
+    `height` cells (`height` None: as tall as needed); `view` 0 all models, k model k alone.
+    A plain dict is validated first (FeatureMapsDamaged names its first problem)."""
+    doc = as_featuremaps(doc)
+    if not doc.drawable():
         return Text("no feature maps in this run (they are saved at the end of a run)")
-    image %= len(images)
-    img = images[image]
-    n_channels = max((len(st.get("values") or []) for m in models for per in (m.get("maps") or [])[:1]
-                      for st in per if isinstance(st, dict)), default=4)
+    image %= len(doc.images)
+    img = doc.images[image]
+    n_channels = max((len(st.values) for m in doc.models for per in m.maps[:1] for st in per), default=4)
     caption_lines = 2
-    layout = plan_layout(width, None if height is None else height - caption_lines, len(models), n_channels, view)
-    left = [Text(plain(img.get("class", "input")), style="bold")] + _image_thumb(img["rgb"], layout.input_px, color)
-    blocks = [_model_block(models[i], image, layout, color) for i in layout.models]
+    layout = plan_layout(width, None if height is None else height - caption_lines, len(doc.models), n_channels,
+                         view)
+    name = plain(img.class_name) or "input"
+    left = [Text(name, style="bold")] + _image_thumb(img.rgb, layout.input_px, color)
+    blocks = [_model_block(doc.models[i], image, layout, color) for i in layout.models]
     right: list[Text] = []
     for r in range(0, len(blocks), layout.per_row):
         if right:
@@ -253,11 +227,11 @@ def render_maps(doc: dict, image: int = 0, color: bool = True, width: int = 120,
         row = blocks[r:r + layout.per_row]
         right += _hjoin(row, [layout.block_width] * len(row), "│")
     lines = _hjoin([left, right], [layout.input_px, layout.block_width * layout.per_row + layout.per_row - 1], "│")
-    shown = "" if len(layout.models) == len(models) else \
+    shown = "" if len(layout.models) == len(doc.models) else \
         f" · model{'s' if len(layout.models) > 1 else ''} {', '.join(str(i + 1) for i in layout.models)} " \
-        f"of {len(models)} (v: next)"
-    caption = (f"image {image + 1}/{len(images)}: {plain(img.get('class', ''))} (test image "
-               f"#{plain(img.get('index', '?'))}){shown}\n"
+        f"of {len(doc.models)} (v: next)"
+    index = "?" if img.index is None else img.index
+    caption = (f"image {image + 1}/{len(doc.images)}: {plain(img.class_name)} (test image #{index}){shown}\n"
                f"rows s1-s3: end of stages 1-3, {layout.channels} most active channels, "
                f"{layout.thumb}x{layout.thumb} px")
     out = Text("\n").join(lines)
@@ -266,19 +240,18 @@ def render_maps(doc: dict, image: int = 0, color: bool = True, width: int = 120,
     return out
 
 
-def merge_featuremaps(docs: list[tuple[str, dict | None]]) -> dict | None:
+def merge_featuremaps(docs: list[tuple[str, FeatureMaps | None]]) -> FeatureMaps | None:
     """One document from several runs' featuremaps.json: the first run's images, and every
     run's models that were computed on the same images (named by run when there are several)."""
-    docs = [(rid, d) for rid, d in docs if d and d.get("images") and d.get("models")]
+    docs = [(rid, d) for rid, d in docs if d is not None and d.drawable()]
     if not docs:
         return None
-    images = docs[0][1]["images"]
-    wanted = [im.get("index") for im in images]
+    images = docs[0][1].images
+    wanted = [im.index for im in images]
     models = []
     for rid, d in docs:
-        if [im.get("index") for im in d["images"]] != wanted:
+        if [im.index for im in d.images] != wanted:
             continue
-        for m in d["models"]:
-            name = m.get("name", "?")
-            models.append(dict(m, name=f"{name} ({rid[-6:]})" if len(docs) > 1 else name))
-    return {"images": images, "models": models}
+        for m in d.models:
+            models.append(m.model_copy(update={"name": f"{m.name} ({rid[-6:]})"}) if len(docs) > 1 else m)
+    return FeatureMaps(images=images, models=models)

@@ -1,47 +1,32 @@
 """Data sources: torchvision's CIFAR-10, an image folder (or its archive), or synthetic data.
 
-Each source is decoded once into uint8 arrays (N, 32, 32, 3) plus int64 labels and cached
-under the data dir, keyed by the source, so later loads take well under a second.
+Each source is decoded once into uint8 arrays (N, 32, 32, 3) plus int64 labels and cached under the
+data dir; later loads read the cache (well under a second) while the source's content still matches.
+`load_source` needs no run: the CLI calls it before it makes a run folder, so a data error leaves
+none behind.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import os
 import socket
-import tarfile
 import time
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 import numpy as np
 
-from ssltui.engine.errors import DataError, first_line
+from ssltui.engine.data.cache import cache_file, load_cached, save_cached
+from ssltui.engine.data.decode import Check
+from ssltui.engine.data.folder import IMAGE_SUFFIXES, SourceState, load_image_folder, source_state
+from ssltui.engine.data.raw import RawData
+from ssltui.engine.errors import DataError, RunInterrupted, first_line
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".tif", ".tiff"}
-CACHE_VERSION = 1
+__all__ = ["IMAGE_SUFFIXES", "RawData", "load_image_folder", "load_source", "make_synthetic", "parse_source"]
 
-
-@dataclass
-class RawData:
-    """A decoded data set: uint8 NHWC images and int64 labels."""
-
-    train_x: np.ndarray
-    train_y: np.ndarray
-    test_x: np.ndarray
-    test_y: np.ndarray
-    classes: list[str]
-    source: str
-    decode_seconds: float = 0.0  # time spent decoding (0 when read from the cache)
-    load_seconds: float = 0.0
-    from_cache: bool = False
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
+StopCheck = Callable[[], "bool | str"]
 
 
 def parse_source(spec: str) -> tuple[str, str]:
@@ -56,72 +41,59 @@ def parse_source(spec: str) -> tuple[str, str]:
     raise DataError(f"--data {spec!r}: expected cifar10, synthetic or folder:PATH")
 
 
-# ---------------------------------------------------------------- cache
-
-def _cache_file(cache_dir: Path, key: str) -> Path:
-    return cache_dir / "decoded" / f"{key}.npz"
-
-
-def _save_cache(path: Path, data: RawData) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, train_x=data.train_x, train_y=data.train_y, test_x=data.test_x,
-                     test_y=data.test_y, meta=np.frombuffer(json.dumps(
-                         {"classes": data.classes, "source": data.source, "version": CACHE_VERSION}
-                     ).encode(), dtype=np.uint8))
-        os.replace(tmp, path)
-    except OSError:
-        # A cache that cannot be written (read-only or full disk) only costs speed next time.
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-
-
-def _load_cache(path: Path) -> RawData | None:
-    try:
-        with np.load(path) as z:
-            meta = json.loads(z["meta"].tobytes())
-            if meta.get("version") != CACHE_VERSION:
-                return None
-            return RawData(z["train_x"], z["train_y"], z["test_x"], z["test_y"], meta["classes"],
-                           meta["source"], from_cache=True)
-    except (OSError, ValueError, KeyError):
-        return None
+def stop_check(should_stop: StopCheck | None) -> Check:
+    """A check that raises RunInterrupted once `should_stop()` is truthy (a string is the reason,
+    e.g. "stopped by SIGTERM")."""
+    def check() -> None:
+        stop = should_stop() if should_stop is not None else False
+        if stop:
+            reason = stop if isinstance(stop, str) else "stopped"
+            raise RunInterrupted(f"{reason} while loading data")
+    return check
 
 
 def load_source(spec: str, data_dir: Path, synthetic_train_per_class: int = 300,
-                synthetic_test_per_class: int = 100, log: Callable[[str], None] = lambda s: None) -> RawData:
-    """Decode (or read from the cache) the data source named by `spec`."""
+                synthetic_test_per_class: int = 100, log: Callable[[str], None] = lambda s: None,
+                should_stop: StopCheck | None = None, workers: int | None = None) -> RawData:
+    """Decode (or read from the cache) the data source named by `spec`.
+
+    `should_stop` is polled between images (truthy: raise RunInterrupted, promptly, whatever the
+    decode's size); `workers` processes decode a folder or archive (default: one a CPU). What the
+    load logged is kept in the result's `notes`."""
     kind, arg = parse_source(spec)
+    notes: list[str] = []
+
+    def note(message: str) -> None:
+        notes.append(message)
+        log(message)
+
+    check = stop_check(should_stop)
+    check()
     t0 = time.perf_counter()
     if kind == "synthetic":
-        key = f"synthetic-{synthetic_train_per_class}-{synthetic_test_per_class}-v{CACHE_VERSION}"
-        decoder: Callable[[], RawData] = lambda: make_synthetic(synthetic_train_per_class,
-                                                                synthetic_test_per_class)
+        key = f"synthetic-{synthetic_train_per_class}-{synthetic_test_per_class}"
+        state = SourceState(key, {"kind": "synthetic"})
+        decoder: Callable[[], RawData] = partial(make_synthetic, synthetic_train_per_class,
+                                                 synthetic_test_per_class)
     elif kind == "cifar10":
         key = "cifar10-torchvision"
-        decoder = lambda: _load_torchvision_cifar10(data_dir / "cifar10", log)
+        state = SourceState(key, {"kind": "torchvision"})  # torchvision checks the download's md5
+        decoder = partial(_load_torchvision_cifar10, data_dir / "cifar10", note)
     else:
         path = Path(arg).expanduser()
-        if not path.exists():
-            raise DataError(f"{path}: no such file or folder")
-        st = path.stat()
-        ident = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-        key = f"folder-{hashlib.sha1(ident.encode()).hexdigest()[:16]}"
-        decoder = lambda: load_image_folder(path, log)
+        state = source_state(path, check)
+        # One cache a source path (not a content key): a changed source replaces its cache.
+        key = f"folder-{hashlib.sha1(os.fsencode(os.path.realpath(path))).hexdigest()[:16]}"
+        decoder = partial(load_image_folder, path, note, check, workers, state.members)
 
-    cache = _cache_file(data_dir, key)
-    cached = _load_cache(cache) if cache.exists() else None
-    if cached is not None:
-        cached.load_seconds = time.perf_counter() - t0
-        return cached
-    data = decoder()
-    data.decode_seconds = time.perf_counter() - t0
-    data.load_seconds = data.decode_seconds
-    _save_cache(cache, data)
+    cache = cache_file(data_dir, key)
+    data = load_cached(cache, state, note)
+    if data is None:
+        data = decoder()
+        data.decode_seconds = time.perf_counter() - t0
+        save_cached(cache, data, state, note)
+    data.load_seconds = time.perf_counter() - t0
+    data.notes = notes
     return data
 
 
@@ -130,7 +102,11 @@ def load_source(spec: str, data_dir: Path, synthetic_train_per_class: int = 300,
 def _load_torchvision_cifar10(root: Path, log: Callable[[str], None]) -> RawData:
     from torchvision.datasets import CIFAR10
 
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"{root}: cannot create the download folder ({exc.strerror or type(exc).__name__}); "
+                        f"choose another with --data-dir") from None
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(60)
     try:
@@ -148,122 +124,6 @@ def _load_torchvision_cifar10(root: Path, log: Callable[[str], None]) -> RawData
     return RawData(np.ascontiguousarray(train.data), np.asarray(train.targets, dtype=np.int64),
                    np.ascontiguousarray(test.data), np.asarray(test.targets, dtype=np.int64),
                    list(train.classes), "cifar10 (torchvision)")
-
-
-# ---------------------------------------------------------------- image folder / archive
-
-def _decode(blob: bytes, name: str) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(blob)) as im:
-            im = im.convert("RGB")
-            if im.size != (32, 32):
-                im = im.resize((32, 32), Image.BILINEAR)
-            return np.asarray(im, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DataError(f"{name}: not a readable image ({type(exc).__name__})") from None
-
-
-def _split_member(parts: tuple[str, ...]) -> tuple[str, str] | None:
-    """('train', 'cat', 'x.jpg') -> ('train', 'cat'), allowing one wrapping folder."""
-    for offset in (0, 1):
-        p = parts[offset:]
-        if len(p) == 3 and p[0] in ("train", "test"):
-            return p[0], p[1]
-    return None
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
-
-
-def _iter_folder(root: Path) -> Iterable[tuple[str, str, str, Callable[[], bytes] | None]]:
-    """Files, and directories (read is None) so that an empty class folder is seen too."""
-    try:
-        paths = sorted(root.rglob("*"))
-    except OSError as exc:
-        raise DataError(f"{root}: cannot list ({exc.strerror or type(exc).__name__})") from None
-    for path in paths:
-        rel = path.relative_to(root).parts
-        if path.is_file():
-            yield "/".join(rel), rel, str(path), lambda p=path: _read(p)
-        elif path.is_dir() and len(rel) >= 2:
-            yield "/".join(rel), (*rel, ""), str(path), None
-
-
-def _iter_tar(path: Path) -> Iterable[tuple[str, tuple, str, Callable[[], bytes]]]:
-    try:
-        tf = tarfile.open(path, "r:*")
-    except (tarfile.TarError, OSError) as exc:
-        raise DataError(f"{path}: not a readable tar archive ({exc})") from None
-    with tf:
-        try:
-            for m in tf:
-                parts = tuple(p for p in m.name.split("/") if p not in ("", "."))
-                if m.isfile():
-                    fh = tf.extractfile(m)
-                    data = fh.read() if fh is not None else b""
-                    yield m.name, parts, f"{path}:{m.name}", lambda d=data: d
-                elif m.isdir() and len(parts) >= 2:
-                    yield m.name, (*parts, ""), f"{path}:{m.name}", None
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise DataError(f"{path}: archive is damaged ({exc})") from None
-
-
-def load_image_folder(path: Path, log: Callable[[str], None] = lambda s: None) -> RawData:
-    """An image folder `train/<class>/*` + `test/<class>/*`, or a .tar/.tar.gz of one."""
-    try:
-        is_tar = not path.is_dir() and tarfile.is_tarfile(path)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
-    if path.is_dir():
-        members = _iter_folder(path)
-    elif is_tar:
-        members = _iter_tar(path)
-    else:
-        raise DataError(f"{path}: neither a folder nor a .tar/.tar.gz archive")
-    log(f"decoding images from {path}")
-    images: dict[str, list[np.ndarray]] = {"train": [], "test": []}
-    names: dict[str, list[str]] = {"train": [], "test": []}
-    seen_dirs: dict[str, set[str]] = {"train": set(), "test": set()}
-    for _name, parts, where, read in members:
-        split_cls = _split_member(parts)
-        if split_cls is None:
-            continue
-        split, cls = split_cls
-        if cls.startswith("."):
-            continue
-        seen_dirs[split].add(cls)
-        if read is None or Path(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES or parts[-1].startswith("."):
-            continue
-        images[split].append(_decode(read(), where))
-        names[split].append(cls)
-    for split in ("train", "test"):
-        if not seen_dirs[split]:
-            raise DataError(f"{path}: no {split}/<class>/ folders with images")
-    if seen_dirs["train"] != seen_dirs["test"]:
-        only_train = sorted(seen_dirs["train"] - seen_dirs["test"])
-        only_test = sorted(seen_dirs["test"] - seen_dirs["train"])
-        raise DataError(f"{path}: train and test classes differ (only in train: {only_train}, "
-                        f"only in test: {only_test})")
-    classes = sorted(seen_dirs["train"])
-    for split in ("train", "test"):
-        present = set(names[split])
-        empty = [c for c in classes if c not in present]
-        if empty:
-            raise DataError(f"{path}: {split}/{empty[0]} has no images")
-    index = {c: i for i, c in enumerate(classes)}
-
-    def stack(split: str) -> tuple[np.ndarray, np.ndarray]:
-        return np.stack(images[split]), np.array([index[c] for c in names[split]], dtype=np.int64)
-
-    trx, try_ = stack("train")
-    tex, tey = stack("test")
-    return RawData(trx, try_, tex, tey, classes, f"folder:{path}")
 
 
 # ---------------------------------------------------------------- synthetic

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssltui.engine.augment import random_crop_flip, to_float
+from ssltui.engine.augment import crop_flip_rotations, normalizer, to_float
 from ssltui.engine.config import RunConfig
 from ssltui.engine.data.bundle import DataBundle
 from ssltui.engine.device import DeviceSettings
@@ -58,14 +58,15 @@ def make_loss(forward: Callable[[torch.Tensor], torch.Tensor], xs: torch.Tensor,
               crop_flip: bool) -> Callable[[torch.Tensor], torch.Tensor]:
     """The training step's loss for batch positions into `xs` (uint8 on the device); `stats`
     gives the normalisation mean/std. The benchmark times this same function."""
+    # Zero-padded once (uint8), so that a step's crops, flips and rotations are one gather.
+    padding = 4 if crop_flip else 0
+    source = F.pad(xs, (padding,) * 4) if padding else xs
+    normalize = normalizer(stats.mean, stats.std, 1.0 / 255.0)
 
     def loss(pos: torch.Tensor) -> torch.Tensor:
-        xb = xs[pos]
-        if crop_flip:
-            xb = random_crop_flip(xb, gen)
-        inputs, _ = rotation_inputs(xb, stats, dev)
+        views = crop_flip_rotations(source, pos, gen, padding, crop_flip, NUM_ROTATIONS, dev.channels_last)
         with dev.autocast():
-            logits = forward(inputs)
+            logits = forward(normalize(views))
         return F.cross_entropy(logits.float(), labels)
 
     return loss

@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ssltui.engine.augment import SimCLRAugment, normalize
+from ssltui.engine.augment import SimCLRAugment, normalizer
 from ssltui.engine.config import RunConfig
 from ssltui.engine.data.bundle import DataBundle
 from ssltui.engine.device import DeviceSettings
@@ -67,13 +67,12 @@ def make_loss(model: nn.Module, augment: SimCLRAugment, images: torch.Tensor, me
               temperature: float) -> Callable[[torch.Tensor], torch.Tensor]:
     """The training step's loss for batch positions into `images` (uint8 on the device); the
     benchmark times this same function."""
+    normalize = normalizer(mean, std)
 
     def loss(pos: torch.Tensor) -> torch.Tensor:
-        x = images[pos]
-        # Both views of every image in one pass; each of the 2N draws is independent.
-        views = normalize(augment(torch.cat([x, x]), gen), mean, std)
-        if dev.channels_last:
-            views = views.contiguous(memory_format=torch.channels_last)
+        # Both views of every image in one pass, straight from the image store (each of the 2N
+        # draws is independent), laid out as the model wants them.
+        views = normalize(augment(images, gen, torch.cat([pos, pos]), dev.channels_last))
         with dev.autocast():
             z = model(views)
         z1, z2 = z.float().chunk(2)

@@ -25,13 +25,15 @@ def screen_bindings() -> list[tuple[str, list[Binding]]]:
     from ssltui.tui.screens.logview import LogScreen
     from ssltui.tui.screens.results import ResultsScreen
     from ssltui.tui.screens.runs import RunsScreen, RunsTable
+    from ssltui.tui.screens.sweep import SweepScreen
 
     return [("runs", RunsTable.BINDINGS + RunsScreen.BINDINGS),
             ("launch", LaunchScreen.BINDINGS + ParamsTable.BINDINGS),
-            ("live", LiveScreen.BINDINGS), ("results", ResultsScreen.BINDINGS), ("log", LogScreen.BINDINGS)]
+            ("live", LiveScreen.BINDINGS), ("results", ResultsScreen.BINDINGS), ("log", LogScreen.BINDINGS),
+            ("sweeps", SweepScreen.BINDINGS)]
 
 
-def help_table(sweeps: bool = False) -> Table:
+def help_table() -> Table:
     """One table of (screen, key, action) for every screen of the app."""
     table = Table(show_edge=False, pad_edge=False, expand=False)
     table.add_column("screen", style="bold")
@@ -41,7 +43,7 @@ def help_table(sweeps: bool = False) -> Table:
         first = True
         for b in bindings:
             assert isinstance(b, Binding)
-            if b.action in HIDDEN_ACTIONS or (b.action == "app.sweeps" and not sweeps):
+            if b.action in HIDDEN_ACTIONS:
                 continue
             table.add_row(name if first else "", key_label(b.key), b.description or b.action)
             first = False
@@ -63,7 +65,7 @@ class HelpScreen(ModalScreen):
         with VerticalScroll(id="help"):
             yield Static("[b]ssltui keys[/b]  (typing in the runs list filters it; a run keeps training "
                          "when the app closes, and a new ssltui reattaches)")
-            yield Static(help_table(self.app.sweeps_available()))
+            yield Static(help_table())
         yield Footer()
 
     def action_scroll(self, where: str) -> None:

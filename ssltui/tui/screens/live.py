@@ -30,7 +30,8 @@ from ssltui.view.format import duration, images_rate, label_fraction, pct, plain
 PHASE_ROWS = 4  # progress rows shown: the newest phases
 REDRAW_SECONDS = 0.3  # charts redraw at most ~3 times a second, whatever the event rate
 STATUS_STYLE = {"running": "bold green", "starting": "bold green", "resuming": "bold green", "completed": "bold",
-                "failed": "bold red", "interrupted": "bold yellow", "stale": "bold red", "damaged": "bold red",
+                "failed": "bold red", "interrupted": "bold yellow", "pruned": "bold yellow", "stale": "bold red",
+                "damaged": "bold red",
                 GONE: "bold red"}
 
 

@@ -15,6 +15,7 @@ from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
 from ssltui.engine.errors import ConfigError
 from ssltui.engine.events import Epoch
+from ssltui.engine.featuremaps_schema import FeatureMaps
 from ssltui.engine.store import RunDir, RunInfo
 from ssltui.engine.table import StudyTable, build_table
 from ssltui.tui.screens.common import BACK, HELP, NavScroll
@@ -54,7 +55,7 @@ class ResultsScreen(Screen):
         self.image = 0
         self.view = 0  # 0: every model that fits; k: model k alone, large
         self.color = color_available()
-        self.maps: dict | None = None
+        self.maps: FeatureMaps | None = None
         self.maps_problem = "loading feature maps…"
         self.table: StudyTable | None = None
         self.curves: list[Curve] | None = None
@@ -125,7 +126,7 @@ class ResultsScreen(Screen):
             curves += phase_curves(epochs, f"{n} " if len(runs) > 1 else "")
         self.app.call_from_thread(self._files_ready, doc, problem, curves)
 
-    def _files_ready(self, doc: dict | None, problem: str, curves: list[Curve]) -> None:
+    def _files_ready(self, doc: FeatureMaps | None, problem: str, curves: list[Curve]) -> None:
         self.maps, self.maps_problem, self.curves = doc, problem, curves
         self._draw_maps()
         self._draw_curves()
@@ -201,7 +202,7 @@ class ResultsScreen(Screen):
 
     def action_step(self, delta: int) -> None:
         if self.active == "maps" and self.maps:
-            self.image = (self.image + delta) % len(self.maps["images"])
+            self.image = (self.image + delta) % len(self.maps.images)
             self._draw_maps()
         elif self.active == "curves" and self.kinds():
             self.kind_index = (self.kind_index + delta) % len(self.kinds())
@@ -209,7 +210,7 @@ class ResultsScreen(Screen):
 
     def action_next_view(self) -> None:
         if self.maps:
-            self.view = (self.view + 1) % (len(self.maps["models"]) + 1)
+            self.view = (self.view + 1) % (len(self.maps.models) + 1)
             self._draw_maps()
 
     def action_toggle_ascii(self) -> None:

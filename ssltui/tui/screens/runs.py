@@ -72,7 +72,7 @@ class RunsScreen(Screen):
         Binding("L", "log", "Log", show=False),
         Binding("A", "archive", "Archive", show=False),
         Binding("D", "delete", "Delete", show=False),
-        Binding("w", "app.sweeps", "Sweeps", show=False),
+        Binding("w", "sweep", "Sweeps", show=False),
         Binding("slash", "filter", "Filter"),
         Binding("escape", "clear_filter", "Clear"),
         Binding("question_mark", "app.help", "Help"),
@@ -182,10 +182,11 @@ class RunsScreen(Screen):
         if not self.infos:
             hint = Text(f"no runs yet in {self.app.store.root} · n: launch one", style="dim")
         else:
-            hint = Text(f"{shown} of {len(self.infos)} runs · sorted: {self.sort}", style="dim")
+            order = f"{self.sort} first" if self.sort in ("newest", "oldest") else f"by {self.sort}"
+            hint = Text(f"{shown} of {len(self.infos)} runs, {order}", style="dim")
             if self.marked:
                 hint.append(f" · {len(self.marked)} marked", style="bold")
-            hint.append("  o sort  R resume  L log  A archive  D delete", style="dim")
+            hint.append("   o sort R resume L log A archive D delete w sweeps", style="dim")
         self.query_one("#runs-hint", Static).update(hint)
 
     @on(Input.Changed, "#filter")
@@ -343,6 +344,14 @@ class RunsScreen(Screen):
         self.marked -= set(ids)
         self.notify(f"{'deleted' if how == 'delete' else 'archived'} {done} run(s)", timeout=3)
         self.refresh_runs()
+
+    def action_sweep(self) -> None:
+        """The sweep of the selected run when it is a trial of one, else the newest sweep."""
+        from ssltui.tui.screens.sweep import SweepScreen
+
+        info = next((i for i in self.infos if i.id == self.selected_id()), None)
+        sweep = info.summary.sweep if info is not None and info.summary is not None else None
+        self.app.push_screen(SweepScreen(sweep.name if sweep is not None else None))
 
     def action_filter(self) -> None:
         self.query_one("#filter", Input).focus()

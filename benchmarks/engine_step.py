@@ -1,0 +1,102 @@
+"""The engine's real pretraining step for any method, built once for the benchmarks.
+
+The model, optimizer and loss come from the same constructors `methods.<name>.pretrain` uses
+(`build_optimizer`, `make_loss`), on the engine's data path (`load_source` + `make_bundle`:
+uint8 images on the device, channel statistics from histograms), and one step is what
+`loop.Phase.run` does with them: zero the gradients, loss, backward, optimizer step.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ssltui.engine.config import RunConfig
+from ssltui.engine.data.bundle import DataBundle
+from ssltui.engine.device import DeviceSettings
+from ssltui.engine.optim import build_optimizer
+
+METHODS = ("simclr", "rotnet")
+# The preset whose [pretrain] section and method settings each benchmark uses.
+PRESETS = {"simclr": "simclr-linear", "rotnet": "rotnet-linear"}
+
+
+@dataclass
+class EngineStep:
+    """One method's training step as the engine runs it, on positions into `n_items` images."""
+
+    method: str
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    loss: Callable[[torch.Tensor], torch.Tensor]  # the method's make_loss closure
+    n_items: int
+    views_per_item: int  # network inputs per image (SimCLR 2 views, RotNet 4 rotations)
+
+    def __call__(self, pos: torch.Tensor) -> torch.Tensor:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.loss(pos)
+        loss.backward()
+        self.optimizer.step()
+        return loss
+
+    def forward_backward(self, pos: torch.Tensor) -> None:
+        """The step without the optimizer (what FLOP counting measures)."""
+        self.loss(pos).backward()
+
+
+@functools.lru_cache(maxsize=None)
+def preset_config(method: str) -> RunConfig:
+    """The run configuration of the method's paper preset (read once; do not modify it)."""
+    from ssltui.engine.presets import resolve
+
+    return resolve(PRESETS[method]).parts[0]
+
+
+def _simclr(cfg: RunConfig, bundle: DataBundle, dev: DeviceSettings, gen: torch.Generator,
+            batch_size: int) -> tuple[nn.Module, Callable, int]:
+    from ssltui.engine.augment import SimCLRAugment
+    from ssltui.engine.methods.simclr import ProjectionHead, SimCLRModel, make_loss
+    from ssltui.engine.models.resnet import ResNet20
+
+    sc = cfg.simclr
+    encoder = ResNet20()
+    model = dev.prepare(SimCLRModel(encoder, ProjectionHead(encoder.feature_dim, sc.proj_hidden_dim,
+                                                            sc.proj_out_dim)))
+    images = bundle.train_x[bundle.train_idx]
+    loss = make_loss(dev.training_forward(model), SimCLRAugment.from_config(sc), images, bundle.mean, bundle.std,
+                     dev, gen, sc.temperature)
+    return model, loss, 2
+
+
+def _rotnet(cfg: RunConfig, bundle: DataBundle, dev: DeviceSettings, gen: torch.Generator,
+            batch_size: int) -> tuple[nn.Module, Callable, int]:
+    from ssltui.engine.methods.rotnet import make_loss
+    from ssltui.engine.models.resnet import Classifier, ResNet20
+    from ssltui.engine.rotation import NUM_ROTATIONS, rotation_labels
+
+    model = dev.prepare(Classifier(ResNet20(), NUM_ROTATIONS))
+    images = bundle.train_x[bundle.train_idx]
+    loss = make_loss(dev.training_forward(model), images, bundle, dev, gen,
+                     rotation_labels(batch_size, dev.device), cfg.rotnet.crop_flip)
+    return model, loss, NUM_ROTATIONS
+
+
+_BUILDERS = {"simclr": _simclr, "rotnet": _rotnet}
+
+
+def engine_step(method: str, bundle: DataBundle, dev: DeviceSettings, batch_size: int, seed: int = 0,
+                cfg: RunConfig | None = None, fused: bool | None = None) -> EngineStep:
+    """The engine's step of `method` (its paper preset unless `cfg` is given) at `batch_size`;
+    `fused` overrides build_optimizer's choice of fused kernels (CUDA's, by default)."""
+    cfg = cfg if cfg is not None else preset_config(method)
+    gen = torch.Generator(device=dev.device)
+    gen.manual_seed(seed)
+    torch.manual_seed(seed)
+    model, loss, views = _BUILDERS[method](cfg, bundle, dev, gen, batch_size)
+    optimizer = build_optimizer(cfg.pretrain, [model], fused)
+    model.train()
+    return EngineStep(method, model, optimizer, loss, len(bundle.train_idx), views)
