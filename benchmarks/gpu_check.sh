@@ -44,4 +44,37 @@ start=$(date +%s)
 $PY -m benchmarks.throughput --device "$DEVICE" $BENCH_ARGS --data "$DATA" --json > "$OUT/bench.json" 2> "$OUT/bench.log"
 echo "benchmark: exit $? in $(( $(date +%s) - start )) s"
 cat "$OUT/bench.json"
+
+# ---------------------------------------------------------------- phases side by side (issue 12 item 4)
+# The same study with runtime.workers = N worker processes on one GPU (the run above is N = 1
+# on one GPU: workers "auto" starts one per device), then with one worker per GPU when the
+# machine has several. Wall time, GPU memory summed over the workers and the results go to
+# $OUT/sched-*.json. SCHED_WORKERS="" skips it; SCHED_EXTRA shortens it (e.g. "--set
+# pretrain.epochs=10 --set supervised.epochs=20") so that it fits the device time left.
+SCHED_WORKERS=${SCHED_WORKERS-2 4}
+sched_run() {  # sched_run NAME ARGS...: one timed run of the study, its summary kept
+  local name=$1; shift
+  local start=$(date +%s)
+  $PY -m ssltui run --preset "$PRESET" --seeds "$SEEDS" --data "$DATA" --group "gpu-check-$name" --json \
+      --no-cache ${EXTRA:-} ${SCHED_EXTRA:-} "$@" > "$OUT/sched-$name.json" 2> "$OUT/sched-$name.log"
+  local code=$?
+  echo "study with $name: exit $code in $(( $(date +%s) - start )) s"
+  local id=$($PY -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["run_id"])' \
+             "$OUT/sched-$name.json" 2>/dev/null)
+  [ -n "$id" ] && cp "$SSLTUI_RUNS_DIR/$id/summary.json" "$OUT/sched-$name-summary.json" && \
+    $PY -c 'import json,sys; s=json.load(open(sys.argv[1])); print(" ", s["device"], "wall", s["timings"].get("wall"), "s;", s["memory"])' \
+        "$OUT/sched-$name-summary.json"
+}
+if [ -n "$SCHED_WORKERS" ]; then
+  [ -n "${SCHED_EXTRA:-}" ] && sched_run "workers1" --device "$DEVICE" --set runtime.workers=1
+  for n in $SCHED_WORKERS; do
+    sched_run "workers$n" --device "$DEVICE" --set runtime.workers="$n"
+  done
+  gpus=$(nvidia-smi --query-gpu=index --format=csv,noheader 2>/dev/null | paste -sd, | sed 's/\([0-9]\+\)/cuda:\1/g')
+  case "$gpus" in
+    *,*) sched_run "devices" --devices "$gpus" ;;
+    *) echo "one GPU or none: the several-GPU run (--devices cuda:0,cuda:1,...) is not measured here" ;;
+  esac
+fi
+
 exit $rc

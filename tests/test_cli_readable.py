@@ -28,7 +28,9 @@ def fixture_runs(runs_dir):
 def test_6_show_with_a_binary_config_shows_the_rest(run_cli, fixture_runs):
     (fixture_runs / STUDY_ID / "config.toml").write_bytes(bytes(range(256)))
     out = run_cli("show", STUDY_ID, COLUMNS="100")
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 2  # a damaged file is still reported as one (issue 11): one line on stderr
+    assert out.stderr.splitlines() == [f"ssltui: error: {fixture_runs / STUDY_ID / 'config.toml'}: not UTF-8 text "
+                                       f"(damaged)"]
     shown = " ".join(out.stdout.split())
     assert f"config: {fixture_runs / STUDY_ID / 'config.toml'}: not UTF-8 text (damaged)" in shown
     assert "82.30" in out.stdout and "loss per epoch" in out.stdout  # the results and curves are still there
@@ -123,7 +125,42 @@ def test_14_a_cancel_is_no_error_and_says_how_to_resume(tmp_path, runs_dir):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     lines = err.splitlines()
-    assert lines[0] == f"ssltui: run stopme in {runs_dir / 'stopme'}"  # the id from the start
+    assert next(ln for ln in lines if "stopme" in ln).endswith("run stopme (smoke) on cpu")  # the first event
     assert not [ln for ln in lines if ln.startswith("ssltui: error")]
     assert any(ln.startswith("ssltui: interrupted: stopped by SIGINT in") for ln in lines)
     assert lines[-1] == "ssltui: continue with: ssltui resume stopme"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_14_a_terminal_sees_the_run_id_before_torch_loads(runs_dir, monkeypatch, terminal):
+    """On a terminal the id comes first (progress bars follow); a pipe reads it in the first event's
+    line, and its stderr holds nothing else before an error or the resume hint."""
+    from contextlib import redirect_stderr
+
+    import ssltui.cli.main as cli_main
+    import ssltui.cli.progress as progress_mod
+    from ssltui.engine import runner as runner_mod
+    from ssltui.engine.errors import RunInterrupted
+
+    def stopped(self, resume=False):
+        raise RunInterrupted("stopped by SIGINT in epoch 1")
+
+    monkeypatch.setattr(runner_mod.Runner, "execute", stopped)
+    monkeypatch.setattr(cli_main, "_install_signal_handlers", lambda *args: None)
+    monkeypatch.setattr(cli_main, "_load_data", lambda *args, **kwargs: None)
+    monkeypatch.setattr(progress_mod, "make_progress", lambda quiet: None)  # no bars on the test's stderr
+    err = _Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr(sys, "argv", ["ssltui", "run", "--preset", "smoke", "--device", "cpu", "--run-id", "tty",
+                                      "--runs-dir", str(runs_dir)])
+    with redirect_stderr(err), pytest.raises(SystemExit) as exit_:
+        cli_main.entry()
+    assert exit_.value.code == 130
+    lines = err.getvalue().splitlines()
+    first = [f"ssltui: run tty in {runs_dir / 'tty'}"] if terminal else []
+    assert lines == first + ["ssltui: interrupted: stopped by SIGINT in epoch 1",
+                             "ssltui: continue with: ssltui resume tty"]

@@ -21,7 +21,8 @@ REF = ev.PhaseRef.evaluating(0, "rotnet", "semi", 0.1, 2)
 ONE_OF_EACH = [
     ev.RunStart(run_id="r", preset="paper", device="cpu", parts=4, phases=10, schema_version=ev.SCHEMA_VERSION),
     ev.DataLoaded(source="synthetic", train=90, val=10, test=20, classes=["a", "b"], load_seconds=0.5),
-    ev.PhaseStart(**REF.model_dump(), epochs=3, steps_per_epoch=7, batch_size=64, start_epoch=1),
+    ev.PhaseStart(**REF.model_dump(), epochs=3, steps_per_epoch=7, batch_size=64, start_epoch=1, worker=2,
+                  device="cuda:1"),
     ev.Step(**REF.model_dump(), epoch=1, step=9, loss=1.25, lr=0.05, images_per_s=1234.5),
     ev.Epoch(**REF.model_dump(), epoch=2, epochs=3, step=14, loss=1.0, lr=0.01, images_per_s=99.0, seconds=2.5,
              val_acc=0.5, knn_acc=0.25, rot_acc=0.75, knn_random=0.125),

@@ -166,21 +166,20 @@ def test_log_screen(snap_compare, fixed_env, size):
     assert snap_compare(make_app(fixed_env), terminal_size=size, run_before=before)
 
 
-@BOTH
-def test_help_screen(snap_compare, fixed_env, size):
+def _from_runs(key: str, screen: str):
+    """Press `key` on the runs list and wait for `screen` (a dialog over the list)."""
     async def before(pilot):
         await runs_ready(pilot)
-        await pilot.press("question_mark")
-        await wait_for(pilot, lambda: type(pilot.app.screen).__name__ == "HelpScreen")
+        await pilot.press(key)
+        await wait_for(pilot, lambda: type(pilot.app.screen).__name__ == screen)
+    return before
 
-    assert snap_compare(make_app(fixed_env), terminal_size=size, run_before=before)
+
+@BOTH
+def test_help_screen(snap_compare, fixed_env, size):
+    assert snap_compare(make_app(fixed_env), terminal_size=size, run_before=_from_runs("question_mark", "HelpScreen"))
 
 
 @BOTH
 def test_delete_asks_first(snap_compare, fixed_env, size):
-    async def before(pilot):
-        await runs_ready(pilot)
-        await pilot.press("D")
-        await wait_for(pilot, lambda: type(pilot.app.screen).__name__ == "Confirm")
-
-    assert snap_compare(make_app(fixed_env), terminal_size=size, run_before=before)
+    assert snap_compare(make_app(fixed_env), terminal_size=size, run_before=_from_runs("D", "Confirm"))

@@ -114,7 +114,10 @@ def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store, 
              stop: _StopRequest | None = None) -> int:
     from ssltui.cli.progress import make_progress
 
-    if not quiet:  # before torch is imported: the id to resume or show the run by, from the first second
+    # The id to resume or show the run by, from the first second (before torch is imported), where
+    # progress bars would keep the first event's line from view; a pipe gets that line, and an
+    # error stays the one line on stderr that scripts read.
+    if not quiet and sys.stderr.isatty():
         print(f"ssltui: {'resuming' if resume else 'run'} {run.id} in {run.path}", file=sys.stderr, flush=True)
     from ssltui.engine.runner import Runner
 
@@ -161,19 +164,26 @@ def _dry_run(plan, opts, json_out: bool) -> int:
     """Print what `run` would do (every phase, and the resolved configuration) and train nothing."""
     import importlib.util
 
-    from ssltui.engine.runner import describe_phases, plan_to_toml
+    from ssltui.engine.graph import build_graph
+    from ssltui.engine.runner import plan_to_toml
 
     for part in plan.parts:
         if part.method != "supervised" and importlib.util.find_spec(f"ssltui.engine.methods.{part.method}") is None:
             raise ConfigError(f"method {part.method!r} has no pretraining implementation")
-    phases = describe_phases(plan)
+    graph = build_graph(plan)
+    phases = [n.describe() for n in graph.phases]
     config = plan_to_toml(plan, opts)
     if json_out:
         print(json.dumps({"dry_run": True, "preset": plan.preset, "data": opts.data, "device": opts.device,
-                          "phases": phases, "config": config}), flush=True)
+                          "devices": opts.device_list(), "phases": phases, "config": config,
+                          "graph": [{"node": n.name, "kind": n.kind, "needs": list(n.needs)} for n in graph.nodes]}),
+              flush=True)
     else:
         print(config, end="")
-        print("# phases, in order:\n" + "\n".join(f"#   {p}" for p in phases), flush=True)
+        after = {n.name: " after " + ", ".join(graph.node(d).describe().split(" (")[0] for d in n.needs)
+                 if n.needs else "" for n in graph.phases}
+        print('# phases, in order (one marked "after X" waits for X; the others can start at once):\n'
+              + "\n".join(f"#   {n.describe()}{after[n.name]}" for n in graph.phases), flush=True)
     return int(ExitCode.OK)
 
 
@@ -185,6 +195,9 @@ def run(
     labels: Optional[str] = typer.Option(None, "--labels", help="label fractions, e.g. 0.01,0.1"),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="seeds, e.g. 0,1,2"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    devices: Optional[str] = typer.Option(None, "--devices",
+                                          help="phases side by side on these devices, e.g. cuda:0,cuda:1 "
+                                               "(one worker process each unless runtime.workers says more)"),
     data: Optional[str] = typer.Option(None, "--data", help="cifar10 | synthetic | folder:PATH (folder or .tar.gz); "
                                        "default: the preset's data source, else cifar10"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="download/cache dir (default: $SSLTUI_DATA_DIR or the user cache dir)"),
@@ -213,7 +226,11 @@ def run(
         kind, where = parse_source(data)
     except SsltuiError as exc:
         raise ConfigError(exc.message) from None
-    opts = run_options(data=data, data_dir=data_dir, device=device, group=group, use_cache=not no_cache)
+    device_list = parse_list(devices, str, "--devices") or []
+    if device_list and device != "auto":
+        raise ConfigError("--device and --devices: give one of them")
+    opts = run_options(data=data, data_dir=data_dir, device=device, devices=device_list, group=group,
+                       use_cache=not no_cache)
     if run_id is not None:
         RunStore.check_new_id(run_id)
     if kind == "folder":
@@ -325,11 +342,13 @@ def maps(run_id: str = typer.Argument(..., help="run id (or a unique prefix/suff
 def show(run_id: str = typer.Argument(...), runs_dir: Optional[Path] = RUNS_DIR_OPT,
          json_out: bool = typer.Option(False, "--json")) -> None:
     """A run's configuration, results and curves."""
-    from ssltui.engine.events import Epoch
+    from ssltui.engine.events import Epoch, warning_messages
 
     rd = _store(runs_dir).get(run_id)
     info = rd.info()
-    epochs = [e for e in rd.read_events() if isinstance(e, Epoch)]
+    events = rd.read_events()
+    epochs = [e for e in events if isinstance(e, Epoch)]
+    warnings = warning_messages(events)
     try:
         config_text, config_error = rd.read_config_text(), None
     except ConfigError as exc:  # a damaged config.toml hides nothing else of the run
@@ -337,8 +356,15 @@ def show(run_id: str = typer.Argument(...), runs_dir: Optional[Path] = RUNS_DIR_
     if json_out:
         print(json.dumps({"run": info.to_json(), "summary": info.summary.model_dump(mode="json") if info.summary else None,
                           "config": config_text, "config_error": config_error,
-                          "epochs": [e.to_json() for e in epochs]}))
-        return
+                          "epochs": [e.to_json() for e in epochs], "warnings": warnings}))
+    else:
+        _print_run(info, config_text or "", config_error, warnings, epochs)
+    if config_error:  # shown above with the rest; still a damaged file, as every command reports one
+        raise ConfigError(config_error)
+
+
+def _print_run(info, config_text: str, config_error: str | None, warnings: list[str], epochs: list) -> None:
+    """`show`'s text: header, configuration (or why it cannot be shown), results, warnings, curves."""
     from rich.text import Text
 
     from ssltui.cli.render import curves_report
@@ -352,6 +378,8 @@ def show(run_id: str = typer.Argument(...), runs_dir: Optional[Path] = RUNS_DIR_
         console.print(config_text, markup=False, highlight=False)
     if info.results:
         console.print(results_table(info.results))
+    for message in warnings:
+        console.print(Text(f"warning: {message}", style="yellow"), soft_wrap=True)
     color = console.color_system is not None  # a pipe or NO_COLOR: plain text, no escape codes
     for part in curves_report(epochs, console.width, color):
         if isinstance(part, str):

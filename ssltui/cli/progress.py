@@ -28,7 +28,8 @@ class PlainProgress:
 
 class RichProgress:
     """A progress bar per phase, one line each whatever the terminal's width: the phase's label,
-    a bar, percent, then epoch, loss, images/s, monitored accuracy and ETA as far as they fit."""
+    a bar, percent, ETA, then the worker (phases side by side), epoch, loss, monitored accuracy
+    and images/s as far as they fit."""
 
     def __init__(self, stream: TextIO = sys.stderr, width: int | None = None):
         from rich.console import Console
@@ -47,18 +48,22 @@ class RichProgress:
         )
         self.tasks: dict[str, int] = {}
         self.epochs: dict[str, int] = {}
+        self.workers: dict[str, str] = {}  # phase -> "w1 " when phases run side by side
         self.progress.start()
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, PhaseStart):
             self.epochs[event.phase] = event.epochs
+            # the worker leads the status: at the end of the label, an 80-column line would cut it
+            self.workers[event.phase] = "" if event.worker is None else f"w{event.worker} "
             self.tasks[event.phase] = self.progress.add_task(
                 event.label(), total=event.epochs * event.steps_per_epoch,
-                completed=event.start_epoch * event.steps_per_epoch, status="first step…", eta="")
+                completed=event.start_epoch * event.steps_per_epoch,
+                status=f"{self.workers[event.phase]}first step…", eta="")
         elif isinstance(event, (Step, Epoch)) and event.phase in self.tasks:
             # a step names the epoch in progress (1-based, as a stop message does); an epoch event the one done
             epoch = event.epoch if isinstance(event, Epoch) else min(event.epoch + 1, self.epochs[event.phase])
-            status = f"ep {epoch}/{self.epochs[event.phase]} loss {event.loss:.3f}"
+            status = f"{self.workers[event.phase]}ep {epoch}/{self.epochs[event.phase]} loss {event.loss:.3f}"
             if isinstance(event, Epoch):
                 status += "".join(f" {SHORT_ACCURACY[k]} {100 * v:.1f}%" for k, v in event.accuracies().items())
             status += f" {images_rate(event.images_per_s)}"  # last: the first cut on a narrow terminal

@@ -58,8 +58,7 @@ class RunContext:
         self.run.append_event(event)
         line = event.line()
         if line is not None:
-            with open(self.run.log_path, "a", encoding="utf-8") as fh:
-                fh.write(stamp(line, event.t) + "\n")
+            self.run.append_log(stamp(line, event.t))
         if self.listener is not None:
             self.listener(event)
 

@@ -89,6 +89,23 @@ def read_jsonl(path: Path) -> list[dict]:
     return out
 
 
+def append_line(path: Path, line: str) -> None:
+    """Append one line with a single write() on an O_APPEND descriptor: processes appending
+    to the same file at once (the scheduler's workers) never interleave inside a line."""
+    data = (line + "\n").encode("utf-8")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            if os.write(fd, data) != len(data):
+                raise OSError(errno.ENOSPC, "short write")
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise RunFailed(f"disk full while writing {path}; the last checkpoint is kept") from None
+        raise
+
+
 def _io_error(exc: OSError, path: Path) -> Exception:
     """One line for a file the run store cannot write: full disk (exit 1) or no permission (2)."""
     if exc.errno == errno.ENOSPC:
@@ -214,15 +231,11 @@ class RunDir:
 
     # metrics
     def append_event(self, event: Event) -> None:
-        line = json.dumps(event.to_json(), separators=(",", ":")) + "\n"
-        try:
-            with open(self.metrics_path, "a", encoding="utf-8") as fh:
-                fh.write(line)
-                fh.flush()
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                raise RunFailed(f"disk full while writing {self.metrics_path}; the last checkpoint is kept") from None
-            raise
+        append_line(self.metrics_path, json.dumps(event.to_json(), separators=(",", ":")))
+
+    def append_log(self, text: str) -> None:
+        """Text (a stamped line, a traceback) at the end of run.log."""
+        append_line(self.log_path, text.rstrip("\n"))
 
     def tidy_after_crash(self) -> None:
         """Before a resume (lock held): remove temporary files a killed writer left behind, and

@@ -108,7 +108,7 @@ def _exclusive(url: sqlalchemy.engine.URL, key: str, engine: sqlalchemy.engine.E
     transaction-scoped advisory lock on PostgreSQL (every machine); nothing for other databases."""
     backend = url.get_backend_name()
     if backend == "sqlite" and url.database not in (None, "", ":memory:"):
-        with open(f"{url.database}.lock", "a") as fh:
+        with open(f"{url.database}.lock", "ab") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             yield
     elif backend == "postgresql":
