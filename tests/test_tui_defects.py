@@ -244,3 +244,21 @@ def test_14_the_launch_form_has_no_blank_preset(tui_store):
             select.clear()  # no way to a form without a preset (and an empty table)
 
     run_app(tui_store, (80, 24), scenario)
+
+
+GUARD_WARNING = ("simclr pretrain s0: kNN accuracy 11.0% after 20% of the epochs is within 5 points of a random "
+                 "encoder's (10.2%): the encoder is barely training; check the learning rate")
+
+
+def test_14_the_run_s_view_shows_its_warnings(tui_store):
+    """Issue 14: a warning (the SimCLR guard rail's) stays in the header, not only in the scrolling log."""
+    with open(tui_store / STUDY_ID / "metrics.jsonl", "a", encoding="utf-8") as f:
+        for message in ("an earlier warning", GUARD_WARNING):
+            f.write(json.dumps({"t": 1767268900.0, "event": "log", "level": "warning", "message": message}) + "\n")
+
+    async def scenario(app, pilot):
+        await open_live(app, pilot, STUDY_ID)
+        text = " ".join(screen_text(app).split())
+        assert f"warning: {GUARD_WARNING} (+1 more: L shows the log)" in text  # whole, wrapped
+
+    run_app(tui_store, (80, 24), scenario)

@@ -171,6 +171,7 @@ class RunState:
     results: list[ResultRecord] = field(default_factory=list)
     logs: list[str] = field(default_factory=list)  # the newest event lines of this attempt, stamped
     last_log: str = ""  # the newest log event's message (what loading data is doing)
+    warnings: list[str] = field(default_factory=list)  # every attempt's, once each (the SimCLR guard rail's)
     log_count: int = 0  # lines ever added to `logs` (a reader's bookmark)
     events_seen: int = 0
 
@@ -236,6 +237,8 @@ class RunState:
             self.results = [r for r in self.results if r.key() != e.key()] + [e.record()]
         elif isinstance(e, Log):
             self.last_log = e.message
+            if e.level == "warning" and e.message not in self.warnings:
+                self.warnings.append(e.message)
         elif isinstance(e, RunEnd):
             self.status, self.error = e.status, e.error
             if self.status == "completed":

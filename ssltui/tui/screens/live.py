@@ -246,6 +246,9 @@ class LiveScreen(Screen):
                 lines.append(Text(f"error: {plain(self.error)}", style="red"))
         elif (doing := self.activity()) is not None:
             lines.append(Text(doing, style="italic"))
+        if s.warnings:  # wrapped, whole: it says what is wrong with the run (issue 14)
+            more = f" (+{len(s.warnings) - 1} more: L shows the log)" if len(s.warnings) > 1 else ""
+            lines.append(Text(f"warning: {plain(s.warnings[-1])}{more}", style="yellow"))
         self.query_one("#run-summary", Static).update(Group(*lines))
 
     # ------------------------------------------------------------ actions
