@@ -258,7 +258,6 @@ def test_14_the_run_s_view_shows_its_warnings(tui_store):
 
     async def scenario(app, pilot):
         await open_live(app, pilot, STUDY_ID)
-        text = " ".join(screen_text(app).split())
-        assert f"warning: {GUARD_WARNING} (+1 more: L shows the log)" in text  # whole, wrapped
+        await shows(pilot, f"warning: {GUARD_WARNING} (+1 more: L shows the log)")  # whole, wrapped
 
     run_app(tui_store, (80, 24), scenario)
