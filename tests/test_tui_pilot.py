@@ -1,9 +1,11 @@
-"""The app driven by a pilot against real training processes (tiny `smoke` runs on synthetic data)."""
+"""The app driven by a pilot against real training processes (tiny `smoke` runs on synthetic data).
+
+Launching from the form, watching, cancelling, resuming and deleting a real run is the tmux
+end-to-end test (tests/test_tui_tmux.py); here a run started outside the app is reattached to."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -12,45 +14,21 @@ import time
 
 import pytest
 
-from tests.tui_fixtures import live_drawn
-from ssltui.engine.presets import resolve
+from tests.tui_fixtures import isolated_state, screen_text, wait_until  # noqa: F401 - a fixture
 
 from ssltui.engine.store import RunDir
 from tests.conftest import REPO, cli_env
+
+pytestmark = pytest.mark.usefixtures("isolated_state")
 
 # A smoke run that takes seconds on a busy CPU: 200 synthetic training images, 18 labels, 2 steps an epoch.
 TINY = {"data.synthetic_train_per_class": "20", "data.synthetic_test_per_class": "10",
         "supervised.batch_size": "8"}
 
 
-async def wait_until(pilot, condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.1)
-
-
 def plotted(chart) -> int:
     """Points the chart has drawn, read from its plotext figure (every curve's x values)."""
     return sum(len(xs) for xs in chart.plt.monitor.x)
-
-
-def maps_shown(screen) -> bool:
-    return str(screen.query_one("#featuremaps").content) != "loading feature maps…"
-
-
-async def edit_param(pilot, screen, key: str, value: str) -> None:
-    """Select the row of `key` in the hyperparameter table, enter, type the value, enter."""
-    table = screen.query_one("#params")
-    table.focus()
-    table.move_cursor(row=list(screen.params).index(key))
-    await pilot.press("enter")
-    editor = screen.query_one("#edit-value")
-    assert screen.editing == key and editor.has_focus
-    editor.value = ""
-    await pilot.press(*value, "enter")
-    await pilot.pause()
 
 
 def test_filter_mark_and_compare_fixture_runs(tmp_path, monkeypatch):
@@ -80,96 +58,11 @@ def test_filter_mark_and_compare_fixture_runs(tmp_path, monkeypatch):
             await pilot.press("space", "c")
             await wait_until(pilot, lambda: isinstance(app.screen, ResultsScreen), 10, "the comparison")
             results = app.screen
-            runs_line = results.query_one("#comparison").content.caption.plain
+            runs_line = results.query_one("#table-caption").content.plain
             assert SMOKE_ID in runs_line and STUDY_ID in runs_line  # both runs are in the table
             assert f"{SMOKE_ID}: interrupted" in str(results.query_one("#runs-note").content)
 
     asyncio.run(scenario())
-
-
-SMOKE_EPOCHS = resolve("smoke").parts[0].supervised.epochs
-
-
-@pytest.mark.slow
-def test_launch_watch_result_and_browser(runs_dir, data_dir):
-    """Launch screen -> a real smoke run in its own process -> live progress and chart points ->
-    the result in the comparison table and in the runs browser."""
-    from ssltui.tui.app import SsltuiApp
-    from ssltui.tui.screens.launch import LaunchScreen
-    from ssltui.tui.screens.live import LiveScreen, PhaseRow
-    from ssltui.tui.screens.results import ResultsScreen
-    from ssltui.tui.screens.runs import RunsScreen
-    from ssltui.tui.widgets.charts import PhaseChart
-
-    async def scenario():
-        app = SsltuiApp(runs_dir, reattach=False)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await wait_until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded, 20, "runs")
-            await pilot.press("n")
-            await wait_until(pilot, lambda: isinstance(app.screen, LaunchScreen) and app.screen.params, 20, "launch")
-            launch = app.screen
-            launch.query_one("#method").value = "supervised"
-            await pilot.pause()
-            launch.query_one("#preset").value = "smoke"
-            await wait_until(pilot, lambda: launch.params.get("supervised.epochs") is not None
-                             and launch.params["supervised.epochs"].value == str(SMOKE_EPOCHS), 20,
-                             "smoke's values")
-            launch.query_one("#device").value = "cpu"
-            launch.query_one("#data").value = "synthetic"
-            # a refused value is not taken, and says why
-            await edit_param(pilot, launch, "supervised.epochs", "0")
-            assert "supervised.epochs" not in launch.edits
-            assert "out of range" in str(launch.query_one("#edit-reason").render())
-            await pilot.press("escape")
-            await edit_param(pilot, launch, "supervised.epochs", "3")
-            for key, value in TINY.items():
-                await edit_param(pilot, launch, key, value)
-            assert launch.edits == {"supervised.epochs": "3", **TINY}
-            await pilot.press("ctrl+r")
-            await wait_until(pilot, lambda: isinstance(app.screen, LiveScreen), 10, "the live screen")
-            live = app.screen
-            run = RunDir(runs_dir / live.run_id)
-            assert (run.path / "process.log").exists()
-            # progress and chart points arrive while it trains
-            seen_fraction = []
-
-            def progressed():
-                rows = live.query(PhaseRow)
-                if rows and live.state.current is not None:
-                    seen_fraction.append(live.state.current.fraction)
-                return plotted(live.query_one("#chart-loss", PhaseChart)) >= 2 and live_drawn(live)
-            await wait_until(pilot, progressed, 180, "chart points")
-            await wait_until(pilot, lambda: live.status == "completed", 300, "the run to complete")
-            await wait_until(pilot, lambda: live_drawn(live), 5, "the last draw")
-            assert max(seen_fraction) > 0
-            p = live.state.current
-            assert p.fraction == 1.0 and p.epoch == 3 and len(p.epoch_records) == 3
-            assert plotted(live.query_one("#chart-acc", PhaseChart)) == 3  # validation accuracy per epoch
-            assert live.state.results and live.state.results[0].labels == 0.1
-            acc = live.state.results[0].test_acc
-            # results: the comparison table has our row beside the paper's
-            await pilot.press("r")
-            await wait_until(pilot, lambda: isinstance(app.screen, ResultsScreen) and maps_shown(app.screen),
-                             20, "results")
-            res = app.screen
-            table = res.query_one("#comparison").content
-            ours = next(c for c in table.columns if c.header == "10% ours")
-            assert [str(c) for c in ours.cells if str(c) != "-"] == [f"{100 * acc:.2f}"]
-            assert live.run_id in table.caption.plain
-            assert res.maps is not None and res.maps.models[0].name == "supervised"
-            await pilot.press("escape", "escape")
-            await wait_until(pilot, lambda: isinstance(app.screen, RunsScreen), 10, "the runs browser")
-            browser = app.screen
-            await wait_until(pilot, lambda: any(i.id == live.run_id and i.status == "completed"
-                                                for i in browser.infos), 20, "the run in the browser")
-            table = browser.query_one("#runs")
-            row = table.get_row(live.run_id)
-            assert f"10% {100 * acc:.1f}" == str(row[3])
-        return live.run_id
-
-    run_id = asyncio.run(scenario())
-    summary = json.loads((runs_dir / run_id / "summary.json").read_text())
-    assert summary["status"] == "completed" and 18 <= summary["results"][0]["label_count"] <= 30
 
 
 def _start_outside(runs_dir, data_dir, run_id: str) -> subprocess.Popen:
@@ -188,7 +81,8 @@ def test_reattach_to_a_run_started_outside_and_cancel_it(runs_dir, data_dir):
     """A run started outside the app is found on start (live view), and the cancel key stops it
     cleanly: exit 130, marked interrupted, shown as interrupted in the browser."""
     from ssltui.tui.app import SsltuiApp
-    from ssltui.tui.screens.live import ConfirmCancel, LiveScreen
+    from ssltui.tui.screens.common import Confirm
+    from ssltui.tui.screens.live import LiveScreen
     from ssltui.tui.screens.runs import RunsScreen
     from ssltui.tui.widgets.charts import PhaseChart
 
@@ -211,10 +105,9 @@ def test_reattach_to_a_run_started_outside_and_cancel_it(runs_dir, data_dir):
                                  "steps of the outside run")
                 assert live.status == "running"
                 await pilot.press("x")
-                await wait_until(pilot, lambda: isinstance(app.screen, ConfirmCancel), 5, "the confirmation")
+                await wait_until(pilot, lambda: isinstance(app.screen, Confirm), 5, "the confirmation")
                 await pilot.press("y")
-                await wait_until(pilot, lambda: "interrupted" in str(live.query_one("#run-summary").render()),
-                                 120, "interrupted on screen")
+                await wait_until(pilot, lambda: "· interrupted" in screen_text(app), 120, "interrupted on screen")
                 assert live.status == "interrupted"
                 await pilot.press("escape")
                 browser = app.screen

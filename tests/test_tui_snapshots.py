@@ -11,21 +11,24 @@ from pathlib import Path
 
 import pytest
 
-from tests.tui_fixtures import SMOKE_ID, STUDY_ID, live_drawn, make_fixture_runs
+from tests.tui_fixtures import FAILED_ID, SMOKE_ID, STUDY_ID, live_drawn, make_fixture_runs
 
 SIZES = [(80, 24), (120, 40)]
+BOTH = pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 FIXTURE_PRESETS = Path(__file__).parent / "fixtures" / "presets"
 
 
 @pytest.fixture
 def fixed_env(tmp_path, monkeypatch):
-    """Fixture runs, UTC dates, colour on, the launch screen's presets pinned to copies."""
+    """Fixture runs, UTC dates, colour on, the launch screen's presets pinned to copies, no
+    remembered launch choices."""
     runs = make_fixture_runs(tmp_path / "runs")
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.setenv("SSLTUI_RUNS_DIR", str(runs))
     monkeypatch.setenv("SSLTUI_PRESETS_DIR", str(FIXTURE_PRESETS))
+    monkeypatch.setenv("SSLTUI_STATE_DIR", str(tmp_path / "state"))
     yield runs
     monkeypatch.undo()
     time.tzset()
@@ -51,32 +54,39 @@ async def runs_ready(pilot) -> None:
     await wait_for(pilot, lambda: getattr(pilot.app.screen, "loaded", False))
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@BOTH
 def test_runs_screen(snap_compare, fixed_env, size):
     assert snap_compare(make_app(fixed_env), terminal_size=size, run_before=runs_ready)
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_launch_screen(snap_compare, fixed_env, size):
-    from ssltui.tui.screens.launch import LaunchScreen
-
+def _launch(method: str = "supervised", **fields):
     async def before(pilot):
+        from ssltui.tui.screens.launch import LaunchScreen
+
         await runs_ready(pilot)
-        screen = LaunchScreen(method="supervised", data="synthetic")
+        screen = LaunchScreen(method=method, data=None if method == "study" else "synthetic")
         await pilot.app.push_screen(screen)
         await wait_for(pilot, lambda: screen.params)
+        for field, value in fields.items():
+            screen.query_one(f"#{field}").value = value
+            await wait_for(pilot, lambda: True)
+    return before
 
-    assert snap_compare(make_app(fixed_env), terminal_size=size, run_before=before)
+
+@BOTH
+def test_launch_screen(snap_compare, fixed_env, size):
+    assert snap_compare(make_app(fixed_env), terminal_size=size, run_before=_launch())
+
+
+def test_launch_screen_study(snap_compare, fixed_env):
+    """A study: no evaluation row, values the parts disagree on say so; the smoke study's data."""
+    assert snap_compare(make_app(fixed_env), terminal_size=(120, 40), run_before=_launch("study", preset="paper-smoke"))
 
 
 def test_launch_screen_refuses_a_value_in_place(snap_compare, fixed_env):
-    from ssltui.tui.screens.launch import LaunchScreen
-
     async def before(pilot):
-        await runs_ready(pilot)
-        screen = LaunchScreen(method="supervised", data="synthetic")
-        await pilot.app.push_screen(screen)
-        await wait_for(pilot, lambda: screen.params)
+        await _launch()(pilot)
+        screen = pilot.app.screen
         table = screen.query_one("#params")
         table.focus()
         table.move_cursor(row=list(screen.params).index("supervised.lr"))
@@ -101,7 +111,7 @@ def _live(run_id):
     return before
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@BOTH
 def test_live_screen_completed_study(snap_compare, fixed_env, size):
     assert snap_compare(make_app(fixed_env), terminal_size=size, run_before=_live(STUDY_ID))
 
@@ -110,35 +120,66 @@ def test_live_screen_interrupted_run(snap_compare, fixed_env):
     assert snap_compare(make_app(fixed_env), terminal_size=(80, 24), run_before=_live(SMOKE_ID))
 
 
-def _results(tab: str):
+def _results(tab: str, run_ids=(STUDY_ID,)):
     async def before(pilot):
         from ssltui.tui.screens.results import ResultsScreen
 
         await runs_ready(pilot)
-        screen = ResultsScreen([STUDY_ID])
+        screen = ResultsScreen(list(run_ids))
         await pilot.app.push_screen(screen)
-        maps = screen.query_one("#featuremaps")
-        await wait_for(pilot, lambda: str(maps.content) != "loading feature maps…")
+        await wait_for(pilot, lambda: screen.curves is not None)
         await pilot.press(tab)
         await wait_for(pilot, lambda: True)
     return before
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@BOTH
 def test_results_table(snap_compare, fixed_env, size):
     assert snap_compare(make_app(fixed_env), terminal_size=size, run_before=_results("t"))
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_results_compare_three_runs(snap_compare, fixed_env):
+    assert snap_compare(make_app(fixed_env), terminal_size=(120, 40),
+                        run_before=_results("t", (STUDY_ID, SMOKE_ID, FAILED_ID)))
+
+
+@BOTH
+def test_results_curves(snap_compare, fixed_env, size):
+    assert snap_compare(make_app(fixed_env), terminal_size=size, run_before=_results("c", (STUDY_ID, SMOKE_ID)))
+
+
+@BOTH
 def test_results_feature_maps(snap_compare, fixed_env, size):
     assert snap_compare(make_app(fixed_env), terminal_size=size, run_before=_results("m"))
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_help_screen(snap_compare, fixed_env, size):
+@BOTH
+def test_log_screen(snap_compare, fixed_env, size):
     async def before(pilot):
+        from ssltui.tui.screens.logview import LogScreen
+
         await runs_ready(pilot)
-        await pilot.press("question_mark")
-        await wait_for(pilot, lambda: type(pilot.app.screen).__name__ == "HelpScreen")
+        screen = LogScreen(STUDY_ID)
+        await pilot.app.push_screen(screen)
+        await wait_for(pilot, lambda: len(screen.lines) > 10)
 
     assert snap_compare(make_app(fixed_env), terminal_size=size, run_before=before)
+
+
+def _from_runs(key: str, screen: str):
+    """Press `key` on the runs list and wait for `screen` (a dialog over the list)."""
+    async def before(pilot):
+        await runs_ready(pilot)
+        await pilot.press(key)
+        await wait_for(pilot, lambda: type(pilot.app.screen).__name__ == screen)
+    return before
+
+
+@BOTH
+def test_help_screen(snap_compare, fixed_env, size):
+    assert snap_compare(make_app(fixed_env), terminal_size=size, run_before=_from_runs("question_mark", "HelpScreen"))
+
+
+@BOTH
+def test_delete_asks_first(snap_compare, fixed_env, size):
+    assert snap_compare(make_app(fixed_env), terminal_size=size, run_before=_from_runs("D", "Confirm"))

@@ -11,13 +11,15 @@ import pytest
 from rich.console import Console
 
 from ssltui.engine.errors import ConfigError
-from ssltui.tui.launch import LaunchRequest, hyperparameters, parse_fractions, presets_for
+from ssltui.tui.launch import (LaunchRequest, PresetDefaults, hyperparameters, parse_fractions, preset_defaults,
+                               presets_for)
 from ssltui.engine.events import parse_event
 from ssltui.tui.runstate import RunState
 from ssltui.tui.watch import FileTail
 from ssltui.engine.store import RunInfo
 from ssltui.engine.table import build_table
-from ssltui.view.featuremaps import SHADES, color_available, pool, render_maps
+from ssltui.view.featuremaps import (SHADES, MapsUnavailable, color_available, load_featuremaps, plan_layout,
+                                     pool, render_maps)
 from ssltui.view.tables import table1
 
 from tests.conftest import REPO, cli_env
@@ -75,16 +77,45 @@ def test_pool_averages_blocks():
 
 def test_thumbnails_halfblocks_with_colour_and_ascii_without(tmp_path):
     doc = json.loads((make_fixture_runs(tmp_path / "runs") / STUDY_ID / "featuremaps.json").read_text())
-    colour = render_maps(doc, 0, color=True)
+    colour = render_maps(doc, 0, color=True, width=118, height=35)
     assert "▀" in colour.plain and any(span.style and " on " in str(span.style) for span in colour.spans)
-    ascii_ = _plain(render_maps(doc, 0, color=False))
-    assert "▀" not in ascii_ and set(ascii_) - set(SHADES) - set("\n") <= set(
-        "│inputsupervisedsimclrrotnet·seed0123456789airplane#/;rowsendofstages,(4mostactivechannelseach)image ")
+    ascii_ = _plain(render_maps(doc, 0, color=False, width=118, height=35))
+    assert "▀" not in ascii_
     lines = ascii_.splitlines()
-    # one header line, 3 stages x 4 lines with a blank between them, one caption
-    assert len(lines) == 1 + 3 * 4 + 2 + 1
-    assert lines[0].split("│")[1].startswith("supervised · seed 0")
-    assert all(len(line) == len(lines[0]) for line in lines[:-1])
+    # the input at its own 32x32 pixels: 32 columns, 16 lines, beside the models
+    assert lines[0].startswith("airplane" + " " * 24 + "│supervised · seed 0")
+    assert all(set(line[:32]) <= set(SHADES) for line in lines[1:17])
+    # 120x40: two models side by side at 8x8 px, the third under them; four channels a stage
+    assert "│simclr · seed 0" in lines[0] and "rotnet · seed 0" in ascii_
+    stage1 = lines[1].split("│")[1]
+    assert stage1.startswith("s1 ") and [len(t) for t in stage1[3:].split(" ")] == [8, 8, 8, 8]
+    assert lines[-2] == "image 1/4: airplane (test image #0)"
+    assert lines[-1] == "rows s1-s3: end of stages 1-3, 4 most active channels, 8x8 px"
+
+
+@pytest.mark.parametrize("size,thumb,models", [((78, 19), 8, [0]), ((118, 35), 8, [0, 1, 2]),
+                                               ((198, 55), 16, [0, 1, 2]), ((238, 70), 16, [0, 1, 2])])
+def test_feature_maps_grow_with_the_terminal(size, thumb, models):
+    """8x8 thumbnails at 80x24 (one model at a time), 16x16 for every model at 200x60."""
+    layout = plan_layout(size[0], size[1] - 2, n_models=3, n_channels=4)
+    assert (layout.thumb, layout.models, layout.channels) == (thumb, models, 4)
+    assert layout.input_px == 32
+    assert layout.block_width * layout.per_row + layout.per_row - 1 + 33 <= size[0]
+    alone = plan_layout(size[0], size[1] - 2, n_models=3, n_channels=4, view=2)  # `v`: model 2 alone, larger
+    assert alone.models == [1] and alone.thumb >= layout.thumb
+
+
+def test_damaged_feature_maps_say_what_is_wrong(tmp_path):
+    """Issue 15 item 5: a cut featuremaps.json is damaged, not 'absent'."""
+    path = tmp_path / "featuremaps.json"
+    with pytest.raises(MapsUnavailable, match="writes featuremaps.json when it completes"):
+        load_featuremaps(path)
+    path.write_text('{"images": [{"index": 0, "rgb": [[[1, 2, 3]]]}], "models": [{"na')
+    with pytest.raises(MapsUnavailable, match=r"damaged: not valid JSON \(cut short"):
+        load_featuremaps(path)
+    path.write_text('{"images": [], "models": []}')
+    with pytest.raises(MapsUnavailable, match="damaged: no images"):
+        load_featuremaps(path)
 
 
 def test_color_available_follows_no_color_and_dumb_terminals():
@@ -166,3 +197,129 @@ def test_maps_cli_ascii_without_colour_and_without_torch(tmp_path, data_dir):
     bad = subprocess.run([sys.executable, "-m", "ssltui", "maps", "nope"], capture_output=True, text=True,
                          timeout=60, env=cli_env(runs, data_dir))
     assert bad.returncode == 2 and bad.stderr.startswith("ssltui: error: no run")
+
+
+def _events(*dicts):
+    return [parse_event(d) for d in dicts]
+
+
+PH = {"phase": "p1-simclr/linear/labels0.1/seed0", "kind": "linear", "method": "simclr", "seed": 0,
+      "labels": 0.1, "evaluation": "linear"}
+
+
+def test_images_per_second_of_a_phase_is_its_mean_over_epochs_not_the_last_jump():
+    """Issue 15 item 14: a linear probe's epochs last milliseconds; their own rates jump 30x."""
+    s = RunState()
+    for e in _events({"t": 0, "event": "phase_start", **PH, "epochs": 3, "steps_per_epoch": 1},
+                     {"t": 1, "event": "epoch", **PH, "epoch": 1, "epochs": 3, "step": 1, "loss": 2, "lr": .1,
+                      "images_per_s": 100_000.0, "seconds": 0.001},
+                     {"t": 2, "event": "epoch", **PH, "epoch": 2, "epochs": 3, "step": 2, "loss": 2, "lr": .1,
+                      "images_per_s": 4_000.0, "seconds": 0.025}):
+        s.apply(e)
+    p = s.phases[PH["phase"]]
+    assert p.images_per_s == pytest.approx((100 + 100) / 0.026)  # all images over all seconds
+    assert p.current_epoch == 3 and p.epoch == 2  # the bar names the epoch in progress, as a stop message does
+
+
+def test_epoch_shown_while_stopped_matches_the_stop_message():
+    """Issue 15 item 14: stopped in the first epoch reads 'ep 1/2' (and 'at epoch 1'), not 'ep 0/2'."""
+    from ssltui.tui.screens.live import phase_stats
+
+    s = RunState()
+    for e in _events({"t": 0, "event": "phase_start", **PH, "epochs": 2, "steps_per_epoch": 4},
+                     {"t": 1, "event": "step", **PH, "epoch": 0, "step": 2, "loss": 2.5, "lr": .1,
+                      "images_per_s": 50.0},
+                     {"t": 2, "event": "run_end", "status": "interrupted",
+                      "error": f"stopped by SIGINT in {PH['phase']} at epoch 1, step 2; checkpoint saved"}):
+        s.apply(e)
+    p = s.phases[PH["phase"]]
+    assert phase_stats(p, running=False) == "ep 1/2 stopped 50 img/s loss 2.500"
+
+
+def test_a_resume_starts_a_fresh_log_and_forgets_the_old_stop():
+    """Issue 15 item 14: 'stopped by SIGINT' of the first attempt is gone after a resume."""
+    s = RunState()
+    for e in _events({"t": 0, "event": "run_start", "run_id": "r", "phases": 10},
+                     {"t": 1, "event": "run_end", "status": "interrupted", "error": "stopped by SIGINT"}):
+        s.apply(e)
+    assert s.status == "interrupted" and any("stopped by SIGINT" in line for line in s.logs)
+    s.apply(parse_event({"t": 5, "event": "run_start", "run_id": "r", "phases": 10}))
+    assert s.status == "running" and s.error is None and s.attempts == 2
+    assert not any("SIGINT" in line for line in s.logs) and s.total_phases == 10
+
+
+def test_activity_says_what_happens_before_the_first_step():
+    s = RunState()
+    s.apply(parse_event({"t": 0, "event": "run_start", "run_id": "r", "phases": 3}))
+    assert s.activity() == "loading data…"
+    s.apply(parse_event({"t": 1, "event": "log", "message": "decoding images from /x.tar.gz"}))
+    assert s.activity() == "loading data: decoding images from /x.tar.gz"
+    s.apply(parse_event({"t": 2, "event": "data", "source": "synthetic", "train": 9, "val": 1, "test": 5}))
+    assert "preparing the first phase" in s.activity()
+    s.apply(parse_event({"t": 3, "event": "phase_start", **PH, "epochs": 2, "steps_per_epoch": 4}))
+    assert s.activity() == "simclr linear 10% s0: waiting for the first step…"
+    s.apply(parse_event({"t": 4, "event": "step", **PH, "epoch": 0, "step": 1, "loss": 2.5, "lr": .1}))
+    assert s.activity() is None
+
+
+def test_event_lines_fit_80_columns_with_their_values():
+    """Issue 15 item 13: the live log names a phase by its label, so 'lr 0.0482' is not cut at 80 columns."""
+    s = RunState()
+    s.apply(parse_event({"t": 0, "event": "epoch", **PH | {"phase": "p0-supervised/supervised/labels0.1/seed0",
+                         "kind": "supervised", "method": "supervised", "evaluation": "supervised"},
+                         "epoch": 4, "epochs": 60, "step": 8, "loss": 2.754, "lr": 0.04821, "val_acc": 0.452}))
+    line = s.logs[-1]
+    assert line.endswith("supervised 10% s0 epoch 4/60 loss 2.7540 lr 0.0482 validation 45.2%") and len(line) <= 78
+
+
+def test_study_presets_and_their_hyperparameters():
+    assert {p.name for p in presets_for("study")} >= {"paper", "paper-tuned", "paper-smoke"}
+    params = {p.key: p for p in hyperparameters("paper", "study")}
+    assert "evaluation" not in params  # each part keeps its own evaluations
+    # supervised, SimCLR and RotNet pretrain differently: the parts disagree, and the row says so
+    assert params["pretrain.optimizer"].value == "varies: lars | sgd"
+    assert params["supervised.epochs"].value and "simclr.temperature" in params and "semi.frozen_stages" in params
+    req = LaunchRequest(preset="paper", method="study", labels="0.01,0.1", seeds="0", data="synthetic",
+                        sets={"linear.epochs": "5"})
+    req.validate()
+    argv = req.argv("RID", REPO / "runs")
+    assert "--method" not in argv and argv[argv.index("--preset") + 1] == "paper" and "linear.epochs=5" in argv
+
+
+def test_a_preset_names_its_data_and_the_smoke_presets_name_synthetic():
+    """Issue 15 item 7: smoke and paper-smoke default to synthetic data; the others to CIFAR-10."""
+    from ssltui.engine.presets import resolve
+
+    assert preset_defaults("smoke", "rotnet").data == "synthetic"
+    assert preset_defaults("paper-smoke", "study") == PresetDefaults("0.01,0.1", "0", "synthetic")
+    assert preset_defaults("simclr-linear", "simclr").data == "cifar10"
+    assert resolve("paper-smoke").data == "synthetic" and resolve("paper").data is None
+    with pytest.raises(ConfigError, match="data.source"):  # a run option, not a hyperparameter to --set
+        resolve("smoke", sets=["data.source=synthetic"])
+
+
+def test_archive_and_delete_move_runs_out_of_the_list(tmp_path):
+    from ssltui.engine.store import RunStore
+    from ssltui.tui.manage import archive_run, delete_run
+    from tests.tui_fixtures import FAILED_ID, SMOKE_ID
+
+    store = RunStore(make_fixture_runs(tmp_path / "runs"))
+    dest = archive_run(store, SMOKE_ID)
+    assert dest == store.root / ".archive" / SMOKE_ID and (dest / "summary.json").exists()
+    delete_run(store, FAILED_ID)
+    assert [i.id for i in store.list()] == [STUDY_ID]
+    assert sorted(p.name for p in store.root.iterdir()) == [".archive", STUDY_ID]
+    with store.get(STUDY_ID).lock():  # a run being trained stays
+        with pytest.raises(ConfigError, match="is training"):
+            delete_run(store, STUDY_ID)
+
+
+def test_choices_are_remembered_in_the_state_dir(tmp_path, monkeypatch):
+    from ssltui.tui.choices import load_choices, save_choices
+
+    monkeypatch.setenv("SSLTUI_STATE_DIR", str(tmp_path / "state"))
+    assert load_choices() == {}
+    assert save_choices({"method": "study", "preset": "paper-smoke", "data": "synthetic", "other": "x"}) is None
+    assert load_choices() == {"method": "study", "preset": "paper-smoke", "data": "synthetic"}
+    (tmp_path / "state" / "launch.json").write_text("[1, 2")
+    assert load_choices() == {}

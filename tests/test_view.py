@@ -131,13 +131,13 @@ def test_tui_runs_list_and_results_show_user_text_as_text(tmp_path):
             await pilot.pause()
             note = str(app.screen.query_one("#runs-note").content)
             assert note == f"{run_id}: failed ({fmt.plain(NASTY_ERROR)})"
-            caption = app.screen.query_one("#comparison").content.caption.plain
+            caption = app.screen.query_one("#table-caption").content.plain
             assert "synthetic [/i]" in caption and "cpu [/]" in caption
             # issue 15 item 3: results of a run deleted meanwhile are a note, not a crash
             screen = ResultsScreen([run_id, "20260101-000000-gone-000000"])
             await app.push_screen(screen)
             await pilot.pause()
-            assert app.screen is screen and run_id in screen.query_one("#comparison").content.caption.plain
+            assert app.screen is screen and run_id in screen.query_one("#table-caption").content.plain
             assert "20260101-000000-gone-000000: no run" in str(screen.query_one("#runs-note").content)
 
     asyncio.run(scenario())

@@ -10,6 +10,8 @@ import json
 import math
 from pathlib import Path
 
+import pytest
+
 T0 = 1767268800.0  # 2026-01-01 12:00:00 UTC
 
 STUDY_ID = "20260101-120000-paper-a1b2c3"
@@ -39,7 +41,8 @@ def _jsonl(path: Path, events: list[dict]) -> None:
 
 def _phase_events(t: float, phase: str, kind: str, method: str, seed: int, epochs: int, spe: int,
                   acc_key: str | None, labels: float | None = None, stop_after: int | None = None,
-                  lr0: float = 0.1) -> tuple[list[dict], float]:
+                  lr0: float = 0.1, scale: float = 1.0) -> tuple[list[dict], float]:
+    """A phase's events; `scale` sets its loss and accuracy curves apart from the others'."""
     fields = {"phase": phase, "kind": kind, "method": method, "seed": seed}
     if labels is not None:
         fields |= {"labels": labels, "evaluation": kind}
@@ -51,7 +54,7 @@ def _phase_events(t: float, phase: str, kind: str, method: str, seed: int, epoch
             return ev, t
         t += 2.0
         lr = lr0 * 0.5 * (1 + math.cos(math.pi * step / total))
-        loss = 2.3 * math.exp(-2.0 * step / total) + 0.05 * math.sin(step)
+        loss = scale * 2.3 * math.exp(-2.0 * step / total) + 0.05 * math.sin(step)
         ev.append({"t": round(t, 3), "event": "step", **fields, "epoch": (step - 1) // spe, "step": step,
                    "loss": round(loss, 5), "lr": round(lr, 6), "images_per_s": 1200.0 + 10 * (step % 7)})
         if step % spe == 0:
@@ -59,7 +62,7 @@ def _phase_events(t: float, phase: str, kind: str, method: str, seed: int, epoch
             rec = {"t": round(t, 3), "event": "epoch", **fields, "epoch": epoch, "epochs": epochs, "step": step,
                    "loss": round(loss, 5), "lr": round(lr, 6), "images_per_s": 1250.0, "seconds": 2.0 * spe}
             if acc_key:
-                rec[acc_key] = round(0.1 + 0.7 * (1 - math.exp(-3 * epoch / epochs)), 4)
+                rec[acc_key] = round(0.1 + 0.7 / scale * (1 - math.exp(-3 * epoch / epochs)), 4)
             ev.append(rec)
     t += 1.0
     ev.append({"t": round(t, 3), "event": "phase_end", **fields, "seconds": round(2.0 * total + 1, 3)})
@@ -110,13 +113,15 @@ def make_fixture_runs(root: Path) -> Path:
     t += 1
     log = ["12:00:00 run 20260101-120000-paper-a1b2c3 (paper) on cuda (fixture GPU)"]
     results = []
-    for method, acc_key in (("simclr", "knn_acc"), ("rotnet", "rot_acc")):
-        ev, t = _phase_events(t, f"{method}/pretrain/seed0/abcd1234", "pretrain", method, 0, 10, 4, acc_key, lr0=0.5)
+    for method, acc_key, scale in (("simclr", "knn_acc", 1.0), ("rotnet", "rot_acc", 1.3)):
+        ev, t = _phase_events(t, f"{method}/pretrain/seed0/abcd1234", "pretrain", method, 0, 10, 4, acc_key, lr0=0.5,
+                              scale=scale)
         events += ev
     for (method, evaluation, labels, seed), acc in STUDY_RESULTS.items():
         phase = f"p0-{method}/{evaluation}/labels{labels:g}/seed{seed}"
         ev, t = _phase_events(t, phase, evaluation, method, seed, 4, 2,
-                              "val_acc" if evaluation != "linear" else None, labels=labels)
+                              "val_acc" if evaluation != "linear" else None, labels=labels,
+                              scale=1 + 0.1 * seed + (0.2 if labels < 0.1 else 0))
         events += ev
         r = {"method": method, "evaluation": evaluation, "labels": labels, "seed": seed, "test_acc": acc,
              "val_acc": round(acc - 0.01, 4), "label_count": int(45000 * labels), "seconds": 9.0, "part": 0}
@@ -146,6 +151,7 @@ def make_fixture_runs(root: Path) -> Path:
     events.append({"t": round(t + 1, 3), "event": "run_end", "status": "interrupted",
                    "error": "stopped by SIGINT in p0-supervised/supervised/labels0.1/seed0 at epoch 4, step 14"})
     _jsonl(run / "metrics.jsonl", events)
+    (run / "config.toml").write_text('preset = "smoke"\n')
     (run / "run.log").write_text("09:00:00 run 20260102-090000-smoke-d4e5f6 (smoke) on cpu (2 threads)\n"
                                  "run interrupted: stopped by SIGINT\n")
     _write(run / "summary.json", _summary(SMOKE_ID, "smoke", "interrupted", ["supervised"], ["supervised"], [0.1],
@@ -172,19 +178,109 @@ if __name__ == "__main__":  # python tests/tui_fixtures.py DIR: a store to look 
 
 
 def live_drawn(screen) -> bool:
-    """The live screen shows every event it has read: a row per phase, each bar at the phase's
-    progress, and the header with the run's status (what a person sees, not internal counters)."""
-    from ssltui.tui.screens.live import PhaseRow
-    from textual.widgets import ProgressBar, Static
-
+    """The live screen shows every event it has read: a bar row per recent phase at its progress,
+    and the header with the run's status (what a person sees, not internal counters)."""
     state = screen.state
-    if not state.events_seen or screen.status == "created":
+    if not state.events_seen or screen.status == "created" or screen.app.screen is not screen:
         return False
-    rows = {r.phase_name: r for r in screen.query(PhaseRow)}
-    if set(rows) != set(state.phases):
-        return False
-    for name, p in state.phases.items():
-        bars = rows[name].query(ProgressBar)
-        if not bars or bars.first().progress != round(100 * p.fraction, 1):
+    text = screen_text(screen.app)
+    for p in list(state.phases.values())[-4:]:
+        if f"{p.ref.label()[:10]}" not in text or f"{100 * p.fraction:.0f}% ep {p.current_epoch}/" not in text:
             return False
-    return screen.current_status() in str(screen.query_one("#run-summary", Static).render())
+    return f"· {screen.current_status()}" in text.splitlines()[1]
+
+
+async def wait_until(pilot, condition, timeout: float = 20.0, what: str = "the screen") -> None:
+    """Pause the pilot until `condition()` holds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+async def shows(pilot, *texts: str, timeout: float = 10.0) -> str:
+    """The screen's text once every one of `texts` is on it (whitespace runs read as one space):
+    a widget whose height follows its content takes a frame to grow."""
+    app = pilot.app
+    await wait_until(pilot, lambda: all(t in " ".join(screen_text(app).split()) for t in texts), timeout,
+                     f"{texts!r} on screen")
+    return screen_text(app)
+
+
+def screen_text(app) -> str:
+    """What the terminal shows, as plain text (one line per row, trailing blanks cut), as a
+    person reads it: what is cut off the screen is not in it."""
+    strips = app.screen._compositor.render_strips()
+    return "\n".join(strip.text.rstrip() for strip in strips[:app.size.height])
+
+
+@pytest.fixture
+def isolated_state(tmp_path, monkeypatch):
+    """No launch choices remembered from the user's own state dir (the launch form reads them)."""
+    monkeypatch.setenv("SSLTUI_STATE_DIR", str(tmp_path / "state"))
+    return tmp_path / "state"
+
+
+@pytest.fixture
+def tui_store(tmp_path, monkeypatch):
+    """The fixture runs, UTC dates, no launch choices remembered from the user's state dir."""
+    import time
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    monkeypatch.setenv("SSLTUI_STATE_DIR", str(tmp_path / "state"))
+    yield make_fixture_runs(tmp_path / "runs")
+    monkeypatch.undo()
+    time.tzset()
+
+
+def run_app(runs, size, scenario):
+    """Run `scenario(app, pilot)` on the app over `runs` at `size` once the runs list is up; the
+    processes the app started are killed after it, and the app must not have crashed."""
+    import asyncio
+
+    from ssltui.tui.app import SsltuiApp
+
+    async def main():
+        app = SsltuiApp(runs, reattach=False)
+        async with app.run_test(size=size) as pilot:
+            await wait_until(pilot, lambda: getattr(app.screen, "loaded", False), 20, "the runs list")
+            try:
+                await scenario(app, pilot)
+            finally:
+                for launched in app.processes.values():
+                    launched.proc.kill()
+                    launched.proc.wait()
+        assert app.return_code in (None, 0), "the app crashed"
+        return app
+
+    return asyncio.run(main())
+
+
+async def open_results(app, pilot, run_ids, tab: str | None = None):
+    """The results screen of `run_ids`, its files read, on `tab` ('t', 'c' or 'm')."""
+    from ssltui.tui.screens.results import ResultsScreen
+
+    screen = ResultsScreen(run_ids)
+    await app.push_screen(screen)
+    await wait_until(pilot, lambda: screen.curves is not None, 20, "the results' files")
+    if tab:
+        await pilot.press(tab)
+    await pilot.pause()
+    return screen
+
+
+async def open_launch(app, pilot, **fields):
+    """The launch form from the runs list (`n`), with `fields` (widget id -> value) chosen in order."""
+    from ssltui.tui.screens.launch import LaunchScreen
+
+    await pilot.press("n")
+    await wait_until(pilot, lambda: isinstance(app.screen, LaunchScreen) and app.screen.params, 20, "the form")
+    form = app.screen
+    for field, value in fields.items():
+        form.query_one(f"#{field}").value = value
+        await pilot.pause()
+    return form

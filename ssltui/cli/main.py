@@ -15,7 +15,7 @@ from typing import Optional
 import typer
 
 from ssltui.cli.sweep import sweep_app
-from ssltui.engine.errors import ConfigError, ExitCode, SsltuiError, first_line
+from ssltui.engine.errors import ConfigError, ExitCode, RunInterrupted, SsltuiError, first_line
 
 app = typer.Typer(
     name="ssltui",
@@ -113,6 +113,12 @@ def _load_data(plan, opts, stop: _StopRequest, quiet: bool):
 def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store, raw=None,
              stop: _StopRequest | None = None) -> int:
     from ssltui.cli.progress import make_progress
+
+    # The id to resume or show the run by, from the first second (before torch is imported), where
+    # progress bars would keep the first event's line from view; a pipe gets that line, and an
+    # error stays the one line on stderr that scripts read.
+    if not quiet and sys.stderr.isatty():
+        print(f"ssltui: {'resuming' if resume else 'run'} {run.id} in {run.path}", file=sys.stderr, flush=True)
     from ssltui.engine.runner import Runner
 
     progress = make_progress(quiet)
@@ -129,7 +135,11 @@ def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store, 
         if progress is not None:
             progress.close()
             progress = None
-        _err(exc.message)
+        if isinstance(exc, RunInterrupted):  # the user's own stop is no error
+            print(f"ssltui: interrupted: {exc.message}\nssltui: continue with: ssltui resume {run.id}",
+                  file=sys.stderr, flush=True)
+        else:
+            _err(exc.message)
     finally:
         if progress is not None:
             progress.close()
@@ -188,7 +198,8 @@ def run(
     devices: Optional[str] = typer.Option(None, "--devices",
                                           help="phases side by side on these devices, e.g. cuda:0,cuda:1 "
                                                "(one worker process each unless runtime.workers says more)"),
-    data: str = typer.Option("cifar10", "--data", help="cifar10 | synthetic | folder:PATH (folder or .tar.gz)"),
+    data: Optional[str] = typer.Option(None, "--data", help="cifar10 | synthetic | folder:PATH (folder or .tar.gz); "
+                                       "default: the preset's data source, else cifar10"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="download/cache dir (default: $SSLTUI_DATA_DIR or the user cache dir)"),
     sets: list[str] = typer.Option([], "--set", help="override a hyperparameter: key=value (repeatable)"),
     runs_dir: Optional[Path] = RUNS_DIR_OPT,
@@ -210,6 +221,7 @@ def run(
     plan = resolve(preset, method=method, evaluation=parse_list(evaluation, str, "--evaluation"),
                    labels=parse_list(labels, float, "--labels"), seeds=parse_list(seeds, int, "--seeds"),
                    sets=sets)
+    data = data if data is not None else plan.data or "cifar10"
     try:
         kind, where = parse_source(data)
     except SsltuiError as exc:
@@ -330,30 +342,50 @@ def maps(run_id: str = typer.Argument(..., help="run id (or a unique prefix/suff
 def show(run_id: str = typer.Argument(...), runs_dir: Optional[Path] = RUNS_DIR_OPT,
          json_out: bool = typer.Option(False, "--json")) -> None:
     """A run's configuration, results and curves."""
-    from ssltui.engine.events import Epoch, Log
+    from ssltui.engine.events import Epoch, warning_messages
 
     rd = _store(runs_dir).get(run_id)
     info = rd.info()
     events = rd.read_events()
     epochs = [e for e in events if isinstance(e, Epoch)]
-    # Such as the SimCLR guard rail's "the encoder is barely training".
-    warnings = [e.message for e in events if isinstance(e, Log) and e.level == "warning"]
-    config_text = rd.read_config_text()
+    warnings = warning_messages(events)
+    try:
+        config_text, config_error = rd.read_config_text(), None
+    except ConfigError as exc:  # a damaged config.toml hides nothing else of the run
+        config_text, config_error = None, exc.message
     if json_out:
         print(json.dumps({"run": info.to_json(), "summary": info.summary.model_dump(mode="json") if info.summary else None,
-                          "config": config_text, "epochs": [e.to_json() for e in epochs], "warnings": warnings}))
-        return
-    from ssltui.cli.render import curves_plot
+                          "config": config_text, "config_error": config_error,
+                          "epochs": [e.to_json() for e in epochs], "warnings": warnings}))
+    else:
+        _print_run(info, config_text or "", config_error, warnings, epochs)
+    if config_error:  # shown above with the rest; still a damaged file, as every command reports one
+        raise ConfigError(config_error)
+
+
+def _print_run(info, config_text: str, config_error: str | None, warnings: list[str], epochs: list) -> None:
+    """`show`'s text: header, configuration (or why it cannot be shown), results, warnings, curves."""
+    from rich.text import Text
+
+    from ssltui.cli.render import curves_report
     from ssltui.view.tables import results_table, run_header
 
     console = _stdout_console()
     console.print(run_header(info))
-    console.print(config_text, markup=False, highlight=False)
+    if config_error:
+        console.print(Text(f"config: {config_error}", style="yellow"), soft_wrap=True)
+    else:
+        console.print(config_text, markup=False, highlight=False)
     if info.results:
         console.print(results_table(info.results))
     for message in warnings:
-        console.print(f"warning: {message}", markup=False, style="yellow")
-    print(curves_plot(epochs))
+        console.print(Text(f"warning: {message}", style="yellow"), soft_wrap=True)
+    color = console.color_system is not None  # a pipe or NO_COLOR: plain text, no escape codes
+    for part in curves_report(epochs, console.width, color):
+        if isinstance(part, str):
+            console.print(Text.from_ansi(part) if color else Text(part), crop=False, soft_wrap=True)
+        else:
+            console.print(part)
 
 
 @app.command()

@@ -7,15 +7,17 @@ from ssltui.engine.store import RunStore
 
 
 def print_maps(store: RunStore, run_id: str, image: int | None = None, ascii_only: bool = False) -> None:
-    """Print the thumbnails of one image (or every image when `image` is None)."""
+    """Print the thumbnails of one image (or every image when `image` is None), as large as the
+    terminal's width allows."""
     from rich.console import Console
 
-    from ssltui.view.featuremaps import color_available, render_maps
+    from ssltui.view.featuremaps import MapsUnavailable, color_available, load_featuremaps, render_maps
 
     rd = store.get(run_id)
-    doc = rd.load_featuremaps()
-    if doc is None or not doc.drawable():
-        raise ConfigError(f"run {rd.id} has no feature maps (featuremaps.json is written when a run ends)")
+    try:
+        doc = load_featuremaps(rd.featuremaps_path, rd.info().status != "running")
+    except MapsUnavailable as exc:
+        raise ConfigError(f"run {rd.id}: {exc}") from None
     n = len(doc.images)
     if image is not None and not 0 <= image < n:
         raise ConfigError(f"--image: {image} is out of range (the run has images 0..{n - 1})")
@@ -23,5 +25,5 @@ def print_maps(store: RunStore, run_id: str, image: int | None = None, ascii_onl
     # Half-blocks mean nothing without colour: NO_COLOR, TERM=dumb or a pipe get ASCII shading.
     color = not ascii_only and color_available() and console.color_system is not None
     for i in range(n) if image is None else [image]:
-        console.print(render_maps(doc, i, color), crop=False)
+        console.print(render_maps(doc, i, color, width=console.width), crop=False)
         console.print()

@@ -6,6 +6,9 @@ import sys
 from typing import TextIO
 
 from ssltui.engine.events import Epoch, Event, PhaseEnd, PhaseStart, Step, stamp
+from ssltui.view.format import duration, images_rate
+
+SHORT_ACCURACY = {"val_acc": "val", "knn_acc": "kNN", "rot_acc": "rot"}
 
 
 class PlainProgress:
@@ -24,38 +27,52 @@ class PlainProgress:
 
 
 class RichProgress:
-    """A progress bar per phase: epoch, loss, images/s and ETA; phases running side by side
-    (worker processes) each have their live bar, labelled with their worker."""
+    """A progress bar per phase, one line each whatever the terminal's width: the phase's label,
+    a bar, percent, ETA, then the worker (phases side by side), epoch, loss, monitored accuracy
+    and images/s as far as they fit."""
 
-    def __init__(self, stream: TextIO = sys.stderr):
+    def __init__(self, stream: TextIO = sys.stderr, width: int | None = None):
         from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+        from rich.table import Column
 
-        self.console = Console(file=stream, stderr=True)
+        self.console = Console(file=stream, stderr=True, width=width)
+        narrow = self.console.width < 100
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-            console=self.console, transient=False,
+            TextColumn("[bold]{task.description}", table_column=Column(width=20, no_wrap=True, overflow="ellipsis")),
+            BarColumn(bar_width=8 if narrow else 24),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[eta]}", table_column=Column(width=8, no_wrap=True)),
+            TextColumn("{task.fields[status]}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis")),
+            console=self.console, transient=False, expand=True,
         )
         self.tasks: dict[str, int] = {}
+        self.epochs: dict[str, int] = {}
+        self.workers: dict[str, str] = {}  # phase -> "w1 " when phases run side by side
         self.progress.start()
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, PhaseStart):
-            label = event.label() + (f" (w{event.worker})" if event.worker is not None else "")
+            self.epochs[event.phase] = event.epochs
+            # the worker leads the status: at the end of the label, an 80-column line would cut it
+            self.workers[event.phase] = "" if event.worker is None else f"w{event.worker} "
             self.tasks[event.phase] = self.progress.add_task(
-                label, total=event.epochs * event.steps_per_epoch,
-                completed=event.start_epoch * event.steps_per_epoch, status="")
+                event.label(), total=event.epochs * event.steps_per_epoch,
+                completed=event.start_epoch * event.steps_per_epoch,
+                status=f"{self.workers[event.phase]}first step…", eta="")
         elif isinstance(event, (Step, Epoch)) and event.phase in self.tasks:
-            epoch = event.epoch if isinstance(event, Epoch) else event.epoch + 1
-            status = f"ep {epoch} loss {event.loss:.3f} {event.images_per_s or 0:.0f} img/s"
+            # a step names the epoch in progress (1-based, as a stop message does); an epoch event the one done
+            epoch = event.epoch if isinstance(event, Epoch) else min(event.epoch + 1, self.epochs[event.phase])
+            status = f"{self.workers[event.phase]}ep {epoch}/{self.epochs[event.phase]} loss {event.loss:.3f}"
             if isinstance(event, Epoch):
-                status += "".join(f" {k} {100 * v:.1f}%" for k, v in event.accuracies().items())
-            self.progress.update(self.tasks[event.phase], completed=event.step, status=status)
+                status += "".join(f" {SHORT_ACCURACY[k]} {100 * v:.1f}%" for k, v in event.accuracies().items())
+            status += f" {images_rate(event.images_per_s)}"  # last: the first cut on a narrow terminal
+            task = self.tasks[event.phase]
+            self.progress.update(task, completed=event.step, status=status)
+            self.progress.update(task, eta=f"eta {duration(self.progress.tasks[task].time_remaining)}")
         elif isinstance(event, PhaseEnd) and event.phase in self.tasks:
             task = self.tasks[event.phase]
-            self.progress.update(task, completed=self.progress.tasks[task].total)
+            self.progress.update(task, completed=self.progress.tasks[task].total, eta="done")
         elif not isinstance(event, (PhaseStart, Step, Epoch, PhaseEnd)):
             line = event.line()
             if line:

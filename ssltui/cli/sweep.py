@@ -12,7 +12,6 @@ from typing import Optional
 
 import typer
 
-from ssltui.engine.config import parse_list
 from ssltui.engine.errors import ConfigError, ExitCode, SsltuiError
 
 sweep_app = typer.Typer(help="Search hyperparameters on the validation split (Optuna): run trials, "
@@ -81,6 +80,7 @@ def sweep(
     specs = parse_params(params)  # a bad --param exits 2 before Optuna or torch loads
     store = _store(runs_dir)
     if specs:
+        from ssltui.engine.config import parse_list  # not at start-up: `ssltui` opens the app without the schema
         from ssltui.engine.presets import resolve
 
         plan = resolve(preset or "supervised", method=method, evaluation=parse_list(evaluation, str, "--evaluation"),

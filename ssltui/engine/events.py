@@ -245,6 +245,11 @@ class Log(Event):
         return f"{self.level}: {self.message}"
 
 
+def warning_messages(events: list[Event]) -> list[str]:
+    """A run's warnings, such as the SimCLR guard rail's "the encoder is barely training"."""
+    return [e.message for e in events if isinstance(e, Log) and e.level == "warning"]
+
+
 class RunEnd(Event):
     event: Literal["run_end"] = "run_end"
     status: str

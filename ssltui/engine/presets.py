@@ -3,6 +3,8 @@
 A run preset describes one method's pipeline (its pretraining and evaluations). A study
 preset (`study = [...]`) lists run presets, each with optional overrides; its other keys and
 tables (labels, seeds, [pretrain], ...) apply to every part. `paper` is one.
+A preset may name the data it is meant for (`[data] source = "synthetic"`): the source `--data`
+defaults to with it. It is a run option, not a hyperparameter, so it never reaches RunConfig.
 Presets are looked up in $SSLTUI_PRESETS_DIR, the user presets dir, then the shipped ones.
 """
 
@@ -48,6 +50,21 @@ class PresetInfo:
     method: str
     evaluation: str
     kind: str  # "run" or "study"
+    data: str | None = None  # the preset's data source ([data] source), when it names one
+
+
+def data_source(raw: dict) -> str | None:
+    """The `[data] source` a preset names, if any."""
+    data = raw.get("data")
+    source = data.get("source") if isinstance(data, dict) else None
+    return source if isinstance(source, str) and source.strip() else None
+
+
+def _without_source(raw: dict) -> dict:
+    """The preset without its data source (a run option, which RunConfig does not take)."""
+    if isinstance(raw.get("data"), dict) and "source" in raw["data"]:
+        raw = {**raw, "data": {k: v for k, v in raw["data"].items() if k != "source"}}
+    return raw
 
 
 def _read_toml(path: Path) -> dict:
@@ -95,14 +112,22 @@ def list_presets(warn: Callable[[str], None] | None = None) -> list[PresetInfo]:
                 continue
             if "study" in raw:
                 entries = raw["study"] if isinstance(raw["study"], list) else []
+                first = entries[0] if entries else None
+                first = first.get("preset") if isinstance(first, dict) else first
+                source = data_source(raw)
+                if source is None and isinstance(first, str):
+                    try:
+                        source = data_source(_read_toml(find_preset(first)))
+                    except ConfigError:
+                        pass
                 seen[p.stem] = PresetInfo(p.stem, p, str(raw.get("description", "")), "study",
-                                          f"{len(entries)} parts", "study")
+                                          f"{len(entries)} parts", "study", source)
             else:
                 method = str(raw.get("method", "supervised"))
                 ev = raw.get("evaluation", DEFAULT_EVALUATIONS.get(method, ["?"]))
                 ev = ev if isinstance(ev, list) else [ev]
                 seen[p.stem] = PresetInfo(p.stem, p, str(raw.get("description", "")), method,
-                                          ",".join(map(str, ev)), "run")
+                                          ",".join(map(str, ev)), "run", data_source(raw))
     return sorted(seen.values(), key=lambda i: i.name)
 
 
@@ -113,6 +138,7 @@ class Plan:
     preset: str
     description: str
     parts: list[RunConfig] = field(default_factory=list)
+    data: str | None = None  # the data source the preset names (`--data` defaults to it)
 
 
 def _run_raw(name: str, stack: tuple[str, ...] = ()) -> dict:
@@ -136,6 +162,8 @@ def resolve(
     except UnicodeEncodeError:  # the name is written into the run's config.toml and summary.json
         raise ConfigError(f"--preset {quoted(preset)}: the path is not valid UTF-8 text; rename the file") from None
     raw = _read_toml(find_preset(preset))
+    source = data_source(raw)
+    raw = _without_source(raw)
     cli: dict = {}
     if labels is not None:
         cli["labels"] = labels
@@ -159,6 +187,8 @@ def resolve(
                 raise ConfigError(f"preset {quoted(preset)}: each study entry needs a 'preset' name (a string)")
             over = {k: v for k, v in entry.items() if k != "preset"}
             base = _run_raw(entry["preset"], (preset,))
+            source = source or data_source(over) or data_source(base)
+            base, over = _without_source(base), _without_source(over)
             raws.append(deep_merge(deep_merge(deep_merge(base, over), common), cli))
         description = str(raw.get("description", ""))
     else:
@@ -186,4 +216,4 @@ def resolve(
             parts.append(build_run_config(r))
         except ConfigError as exc:
             raise ConfigError(f"preset {quoted(preset)}: {exc.message}") from None
-    return Plan(preset=preset, description=description, parts=parts)
+    return Plan(preset=preset, description=description, parts=parts, data=source)

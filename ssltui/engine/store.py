@@ -309,7 +309,12 @@ class RunDir:
         """The run as listed from one read of its summary.json; `status` when already known."""
         lock = str(self.lock_path)
         if file is None:
-            return RunInfo(self.id, self.path, status or listed_status(None, lock))
+            status = status or listed_status(None, lock)
+            if status == "created" and (self.config_path.exists() or self.metrics_path.exists()):
+                # The engine writes summary.json right after config.toml: without it the run is
+                # no "created" one; `ssltui resume` rebuilds it.
+                return RunInfo(self.id, self.path, "damaged", error="summary.json is missing")
+            return RunInfo(self.id, self.path, status)
         s = file.summary
         if isinstance(s, SummaryDamaged):
             return RunInfo(self.id, self.path, "damaged", error=f"summary.json damaged: {s}")

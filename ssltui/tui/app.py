@@ -7,8 +7,8 @@ reattaches to runs that are still training.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.app import App
 from textual.binding import Binding
@@ -16,9 +16,12 @@ from textual.binding import Binding
 from ssltui.engine.paths import runs_dir as default_runs_dir
 from ssltui.engine.store import RunStore
 
+if TYPE_CHECKING:  # the launch module loads the config schema: not before the first screen is drawn
+    from ssltui.tui.launch import Launched
+
 
 class SsltuiApp(App):
-    """Screens: runs (home), launch, live, results, help."""
+    """Screens: runs (home), launch, live, results, log, sweeps, help."""
 
     CSS_PATH = "app.tcss"
     TITLE = "ssltui"
@@ -29,7 +32,7 @@ class SsltuiApp(App):
         super().__init__()
         self.store = RunStore(default_runs_dir(runs_dir))
         self.reattach = reattach
-        self.processes: dict[str, subprocess.Popen] = {}  # runs this app started (reaped on exit)
+        self.processes: dict[str, "Launched"] = {}  # processes this app started, by run id (reaped on exit)
 
     def on_mount(self) -> None:
         from ssltui.tui.screens.runs import RunsScreen
@@ -54,11 +57,12 @@ class SsltuiApp(App):
             self.push_screen(HelpScreen())
 
     def on_unmount(self) -> None:
-        for proc in self.processes.values():
-            proc.poll()  # reap finished children; running ones keep training in their own session
+        for launched in self.processes.values():
+            launched.proc.poll()  # reap finished children; running ones keep training in their own session
 
 
 def run_tui(runs_dir: Path | None = None) -> int:
-    """Run the app until the user quits; the exit code for the CLI."""
-    SsltuiApp(runs_dir).run()
-    return 0
+    """Run the app until the user quits; the exit code for the CLI (1 when the app crashed)."""
+    app = SsltuiApp(runs_dir)
+    app.run()
+    return app.return_code or 0

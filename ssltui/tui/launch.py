@@ -1,5 +1,5 @@
-"""What the launch screen needs, without Textual: presets per method, the editable
-hyperparameters of a preset, their validation, and starting `ssltui run` as its own process.
+"""What the launch screen needs, without Textual: presets per method (and studies), the editable
+hyperparameters of a preset, their validation, and starting `ssltui run`/`resume` as its own process.
 
 A launched run lives in its own process session with its output in `runs/<id>/process.log`,
 so a closed app or a dropped SSH connection does not stop it; the app only reads its folder.
@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,17 +19,24 @@ from ssltui.engine import config as cfgmod
 from ssltui.engine.errors import ConfigError, SsltuiError
 from ssltui.engine.presets import PresetInfo, list_presets, resolve
 from ssltui.engine.store import RunDir, RunStore
-from ssltui.tui.watch import PROCESS_LOG
+from ssltui.tui.manage import RESUMABLE
+from ssltui.tui.watch import LAUNCH_MARK, PROCESS_LOG
 
-METHODS = ("simclr", "rotnet", "supervised")
+STUDY = "study"  # the method choice that lists study presets (every method in one run)
+METHODS = ("simclr", "rotnet", "supervised", STUDY)
 DEVICES = ("auto", "cpu", "cuda")
 LABEL_CHOICES = (("1%", "0.01"), ("10%", "0.1"), ("1% and 10%", "0.01,0.1"))
+DEFAULT_DATA = "cifar10"
+# The order sections run in; a study lists the union of its parts' sections in this order.
+SECTION_ORDER = ("supervised", "pretrain", "simclr", "rotnet", "knn", "linear", "semi", "data", "runtime")
 
 
 def presets_for(method: str, presets: list[PresetInfo] | None = None) -> list[PresetInfo]:
-    """Run presets of `method`, plus presets meant for any method (their description says
-    `--method`, like `smoke`)."""
+    """Study presets for `study`; else run presets of `method`, plus presets meant for any
+    method (their description says `--method`, like `smoke`)."""
     presets = list_presets() if presets is None else presets
+    if method == STUDY:
+        return [p for p in presets if p.kind == "study"]
     return [p for p in presets if p.kind == "run" and (p.method == method or "--method" in p.description)]
 
 
@@ -61,18 +69,44 @@ def sections_for(cfg: cfgmod.RunConfig) -> list[str]:
     return out + ["data", "runtime"]
 
 
+def method_arg(method: str) -> str | None:
+    """The `--method` for a run preset; None for a study (its parts name their methods)."""
+    return None if method == STUDY else method
+
+
 def hyperparameters(preset: str, method: str) -> list[Param]:
     """Every hyperparameter of the preset (for `method`) that its pipeline uses, with the
-    schema's description and limits."""
-    cfg = resolve(preset, method=method).parts[0]
-    out = [Param("evaluation", toml_text(cfg.evaluation),
-                 f"evaluations: {', '.join(cfgmod.VALID_EVALUATIONS[cfg.method])}")]
-    for section in sections_for(cfg):
-        obj = getattr(cfg, section)
-        for name, info in type(obj).model_fields.items():
-            out.append(Param(f"{section}.{name}", toml_text(getattr(obj, name)),
-                             (info.description or "") + cfgmod.limits_text(info)))
+    schema's description and limits. For a study, the union over its parts: an edit applies to
+    every part, and a value the parts disagree on reads 'varies: a | b'."""
+    parts = resolve(preset, method=method_arg(method)).parts
+    out = []
+    if method != STUDY:
+        out.append(Param("evaluation", toml_text(parts[0].evaluation),
+                         f"evaluations: {', '.join(cfgmod.VALID_EVALUATIONS[parts[0].method])}"))
+    used = {s for p in parts for s in sections_for(p)}
+    for section in (s for s in SECTION_ORDER if s in used):
+        users = [p for p in parts if section in sections_for(p)]
+        for name, info in type(getattr(users[0], section)).model_fields.items():
+            values = list(dict.fromkeys(toml_text(getattr(getattr(p, section), name)) for p in users))
+            value = values[0] if len(values) == 1 else "varies: " + " | ".join(values)
+            out.append(Param(f"{section}.{name}", value, (info.description or "") + cfgmod.limits_text(info)))
     return out
+
+
+@dataclass
+class PresetDefaults:
+    """What the form takes from a preset when it is chosen."""
+
+    labels: str  # '0.01,0.1'
+    seeds: str  # '0, 1'
+    data: str  # the preset's data source, else cifar10
+
+
+def preset_defaults(preset: str, method: str) -> PresetDefaults:
+    plan = resolve(preset, method=method_arg(method))
+    labels = sorted({f for p in plan.parts for f in p.labels})
+    seeds = sorted({s for p in plan.parts for s in p.seeds})
+    return PresetDefaults(",".join(f"{f:g}" for f in labels), ", ".join(map(str, seeds)), plan.data or DEFAULT_DATA)
 
 
 def parse_fractions(text: str) -> list[float]:
@@ -100,11 +134,11 @@ class LaunchRequest:
     """Everything the launch screen chose."""
 
     preset: str
-    method: str
+    method: str  # a method, or STUDY
     labels: str = "0.1"
     seeds: str = "0"
     device: str = "auto"
-    data: str = "cifar10"
+    data: str = DEFAULT_DATA
     sets: dict[str, str] = field(default_factory=dict)  # dotted key -> typed text
 
     def set_options(self) -> list[str]:
@@ -115,7 +149,8 @@ class LaunchRequest:
         if not self.preset:
             raise ConfigError("preset: none chosen")
         try:
-            resolve(self.preset, method=self.method, labels=labels, seeds=seeds, sets=self.set_options())
+            resolve(self.preset, method=method_arg(self.method), labels=labels, seeds=seeds,
+                    sets=self.set_options())
         except ConfigError as exc:
             raise ConfigError(exc.message.removeprefix(f"preset {self.preset!r}: ")) from None
 
@@ -128,12 +163,27 @@ class LaunchRequest:
 
     def argv(self, run_id: str, runs_dir: Path) -> list[str]:
         fracs = ",".join(f"{f:g}" for f in parse_fractions(self.labels))
-        argv = [sys.executable, "-m", "ssltui", "run", "--preset", self.preset, "--method", self.method,
-                "--labels", fracs, "--seeds", ",".join(map(str, parse_seeds(self.seeds))),
-                "--device", self.device, "--data", self.data.strip()]
+        argv = [sys.executable, "-m", "ssltui", "run", "--preset", self.preset]
+        if method_arg(self.method):
+            argv += ["--method", self.method]
+        argv += ["--labels", fracs, "--seeds", ",".join(map(str, parse_seeds(self.seeds))),
+                 "--device", self.device, "--data", self.data.strip()]
         for opt in self.set_options():
             argv += ["--set", opt]
         return argv + ["--runs-dir", str(runs_dir), "--run-id", run_id, "--quiet"]
+
+
+@dataclass
+class Launched:
+    """A training process this app started: for 'starting…' and cancel before it holds its lock."""
+
+    proc: subprocess.Popen
+    kind: str  # "run" or "resume"
+    t0: float = field(default_factory=time.monotonic)
+    started_at: float = field(default_factory=time.time)  # to tell its run_start event from earlier ones
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
 
 def child_env() -> dict:
@@ -144,14 +194,34 @@ def child_env() -> dict:
     return env
 
 
-def start_run(req: LaunchRequest, store: RunStore) -> tuple[RunDir, subprocess.Popen]:
+def spawn(argv: list[str], run: RunDir, kind: str) -> Launched:
+    """Start `argv` in a new process session, its stderr (warnings, errors, a traceback of a
+    crash) appended to the run's process.log after a line that marks where this attempt's output
+    begins (the live log starts there). Its stdout, the results table, is in summary.json anyway."""
+    with open(run.path / PROCESS_LOG, "ab") as log:
+        log.write(f"{LAUNCH_MARK} {kind} started by the app at {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+                                start_new_session=True, env=child_env())
+    return Launched(proc, kind)
+
+
+def start_run(req: LaunchRequest, store: RunStore) -> tuple[RunDir, Launched]:
     """Create the run folder and start `ssltui run` in a new process session."""
     req.validate()
     run = store.create(req.preset)
-    with open(run.path / PROCESS_LOG, "ab") as log:
-        proc = subprocess.Popen(req.argv(run.id, store.root), stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True, env=child_env())
-    return run, proc
+    return run, spawn(req.argv(run.id, store.root), run, "run")
+
+
+def start_resume(run: RunDir, store: RunStore) -> Launched:
+    """`ssltui resume RUN` in a new process session; ConfigError when the run cannot resume."""
+    info = run.info()
+    if info.status not in RESUMABLE:
+        raise ConfigError(f"run {run.id} is {info.status}; only an interrupted, failed or stale run resumes")
+    if not run.config_path.exists():
+        raise ConfigError(f"run {run.id} has no config.toml; it never started, so there is nothing to resume")
+    argv = [sys.executable, "-m", "ssltui", "resume", run.id, "--runs-dir", str(store.root), "--quiet"]
+    return spawn(argv, run, "resume")
 
 
 def run_pid(run: RunDir) -> int | None:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ssltui.engine.events import (DataLoaded, Epoch, Event, Log, PhaseEnd, PhaseRef, PhaseStart, Result,
-                                  ResultRecord, Resume, RunEnd, RunStart, Step)
+import time
+
+from ssltui.engine.events import (ACCURACY_NAMES, DataLoaded, Epoch, Event, Log, PhaseEnd, PhaseRef, PhaseStart,
+                                  Result, ResultRecord, Resume, RunEnd, RunStart, Step)
+from ssltui.view.format import label_fraction, pct
 
 LOG_TAIL = 200
 
@@ -28,7 +31,7 @@ class PhaseState:
     epoch: int = 0  # epochs done
     loss: float | None = None
     lr: float | None = None
-    images_per_s: float | None = None
+    step_rate: float | None = None  # images/s of the newest log point
     t_start: float | None = None  # first phase_start (or resume) of the current process
     step_start: int = 0  # steps done when t_start was taken
     t_last: float | None = None
@@ -49,6 +52,28 @@ class PhaseState:
     @property
     def fraction(self) -> float:
         return 1.0 if self.done else min(1.0, self.step / self.total_steps)
+
+    @property
+    def current_epoch(self) -> int:
+        """The epoch shown, 1-based: the one in progress (as a stop message names it), or the
+        last when done."""
+        return self.epochs if self.done else min(self.epoch + 1, self.epochs)
+
+    @property
+    def started_steps(self) -> bool:
+        return self.step > self.step_start or bool(self.epoch_records)
+
+    @property
+    def images_per_s(self) -> float | None:
+        """Images a second over the epochs recorded so far (their images over their seconds), or
+        the newest log point's rate inside the first epoch. A linear probe's epoch lasts a few
+        milliseconds, so one epoch's own rate jumps by 30x with timer noise; the phase's mean does not."""
+        timed = [(e.images_per_s, e.seconds) for e in self.epoch_records.values()
+                 if e.images_per_s and e.seconds]
+        seconds = sum(s for _, s in timed)
+        if seconds > 0:
+            return sum(r * s for r, s in timed) / seconds
+        return self.step_rate
 
     def eta_seconds(self) -> float | None:
         """Remaining seconds at the rate seen since this process started the phase."""
@@ -84,7 +109,8 @@ class PhaseState:
 
     def progressed(self, e: Step | Epoch) -> None:
         self.step, self.loss, self.lr = e.step, e.loss, e.lr
-        self.images_per_s = e.images_per_s if e.images_per_s is not None else self.images_per_s
+        if isinstance(e, Step) and e.images_per_s is not None:
+            self.step_rate = e.images_per_s
         self.t_last = e.t
         if self.t_start is None:
             self.t_start, self.step_start = e.t, self.step
@@ -100,6 +126,33 @@ class PhaseState:
         self.epoch = max(self.epoch, self.epochs)
 
 
+def clock(t: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(t))
+
+
+def event_line(e: Event) -> str | None:
+    """A short line for the live log (the phase's label, not its id, so an epoch fits 80 columns);
+    None for events that only move a bar."""
+    if isinstance(e, Epoch):
+        accs = " ".join(f"{ACCURACY_NAMES.get(k, k)} {pct(v, 1)}%" for k, v in e.accuracies().items())
+        return f"{e.label()} epoch {e.epoch}/{e.epochs} loss {e.loss:.4f} lr {e.lr:.3g} {accs}".rstrip()
+    if isinstance(e, PhaseStart):
+        again = f" from epoch {e.start_epoch + 1}" if e.start_epoch else ""
+        return f"{e.label()} started{again}: {e.epochs} epochs x {e.steps_per_epoch} steps"
+    if isinstance(e, PhaseEnd):
+        return f"{e.label()} " + ("reused from the cache" if e.cached else f"done in {e.seconds:.1f} s")
+    if isinstance(e, Resume):
+        return f"{e.label()} resumed from its checkpoint (epoch {e.epoch + 1}, step {e.step_in_epoch})"
+    if isinstance(e, Result):
+        val = "" if e.val_acc is None else f" (val {pct(e.val_acc)})"
+        return f"result {e.method}/{e.evaluation} {label_fraction(e.labels)} s{e.seed}: test {pct(e.test_acc)}{val}"
+    if isinstance(e, Log):
+        return e.message if e.level == "info" else e.line()
+    if isinstance(e, Step):
+        return None
+    return e.line()
+
+
 @dataclass
 class RunState:
     """The fold of a run's events; `apply` them in file order."""
@@ -110,10 +163,16 @@ class RunState:
     status: str = "created"
     error: str | None = None
     data: str = ""
+    data_loaded: bool = False
+    attempts: int = 0  # run_start events: 2 and more after a resume
+    started_at: float | None = None  # the newest run_start's time
     planned_phases: int | None = None  # from run_start (None in runs written before schema 2)
     phases: dict[str, PhaseState] = field(default_factory=dict)
     results: list[ResultRecord] = field(default_factory=list)
-    logs: list[str] = field(default_factory=list)
+    logs: list[str] = field(default_factory=list)  # the newest event lines of this attempt, stamped
+    last_log: str = ""  # the newest log event's message (what loading data is doing)
+    warnings: list[str] = field(default_factory=list)  # every attempt's, once each (the SimCLR guard rail's)
+    log_count: int = 0  # lines ever added to `logs` (a reader's bookmark)
     events_seen: int = 0
 
     def reset(self) -> None:
@@ -134,14 +193,37 @@ class RunState:
     def phases_done(self) -> int:
         return sum(p.done for p in self.phases.values())
 
+    @property
+    def total_phases(self) -> int:
+        """The plan's phase count (run_start says it), else those seen so far."""
+        return max(self.planned_phases or 0, len(self.phases))
+
+    def activity(self) -> str | None:
+        """What the run is doing when no bar moves yet: loading data, waiting for a first step."""
+        if self.status != "running":
+            return None
+        if not self.data_loaded:
+            return f"loading data: {self.last_log}" if self.last_log else "loading data…"
+        p = self.current
+        if p is None:
+            return "data loaded; preparing the first phase…"
+        if not p.done and not p.started_steps:
+            return f"{p.ref.label()}: waiting for the first step…"
+        return None
+
     def apply(self, e: Event) -> None:
         self.events_seen += 1
         if isinstance(e, RunStart):
+            if self.attempts:  # a resume: the earlier attempt's end (its error, its log) is history
+                self.logs.clear()
+                self.error, self.data_loaded, self.last_log = None, False, ""
+            self.attempts += 1
+            self.started_at = e.t
             self.run_id, self.preset, self.device = e.run_id or self.run_id, e.preset, e.device
             self.planned_phases = e.phases
             self.status = "running"
         elif isinstance(e, DataLoaded):
-            self.data = e.source
+            self.data, self.data_loaded = e.source, True
         elif isinstance(e, PhaseStart):
             self.phase(e).started(e)
         elif isinstance(e, Resume):
@@ -154,10 +236,16 @@ class RunState:
         elif isinstance(e, Result):
             self.results = [r for r in self.results if r.key() != e.key()] + [e.record()]
         elif isinstance(e, Log):
-            self.logs.append(e.line())
-            del self.logs[:-LOG_TAIL]
+            self.last_log = e.message
+            if e.level == "warning" and e.message not in self.warnings:
+                self.warnings.append(e.message)
         elif isinstance(e, RunEnd):
             self.status, self.error = e.status, e.error
             if self.status == "completed":
                 for p in self.phases.values():
                     p.done = True
+        line = event_line(e)
+        if line is not None:
+            self.logs.append(f"{clock(e.t)} {line}")
+            self.log_count += 1
+            del self.logs[:-LOG_TAIL]

@@ -19,6 +19,8 @@ from ssltui.engine.store import RunDir
 POLL_SECONDS = 0.25
 STATUS_EVERY_SECONDS = 1.0
 PROCESS_LOG = "process.log"  # the launched process's own stdout/stderr (see launch.py)
+LAUNCH_MARK = "──── ssltui"  # starts the line the app writes before each process it starts
+GONE = "gone"  # the status of a run whose folder was deleted or moved while it was shown
 
 
 class FileTail:
@@ -52,13 +54,13 @@ class FileTail:
 @dataclass
 class Poll:
     events: list[Event] = field(default_factory=list)
-    log_lines: list[str] = field(default_factory=list)
+    process_lines: list[str] = field(default_factory=list)  # new lines of process.log
     reset: bool = False
     status: str | None = None
     error: str | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.events or self.log_lines or self.reset or self.status)
+        return bool(self.events or self.process_lines or self.reset or self.status)
 
 
 class RunTail:
@@ -67,7 +69,7 @@ class RunTail:
     def __init__(self, run: RunDir):
         self.run = run
         self.metrics = FileTail(run.metrics_path)
-        self.logs = [FileTail(run.log_path), FileTail(run.path / PROCESS_LOG)]
+        self.process_log = FileTail(run.path / PROCESS_LOG)
         self.last_status: tuple[str, str | None] | None = None
         self.last_status_check = 0.0
 
@@ -75,14 +77,13 @@ class RunTail:
         out = Poll()
         lines, out.reset = self.metrics.read()
         out.events = [e for e in map(parse_event, lines) if e is not None]
-        for tail in self.logs:
-            new, _ = tail.read()
-            out.log_lines += [ln.decode("utf-8", "replace").rstrip() for ln in new]
+        new, _ = self.process_log.read()
+        out.process_lines = [ln.decode("utf-8", "replace").rstrip() for ln in new]
         now = time.monotonic() if now is None else now
         if now - self.last_status_check >= STATUS_EVERY_SECONDS or out.events:
             self.last_status_check = now
             info = self.run.info()
-            status = (info.status, info.error)
+            status = (info.status, info.error) if self.run.path.is_dir() else (GONE, None)
             if status != self.last_status:
                 self.last_status = status
                 out.status, out.error = status

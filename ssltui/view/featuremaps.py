@@ -1,7 +1,9 @@
 """Feature-map thumbnails (the paper's Figure 3) as terminal text: truecolor half-blocks or ASCII.
 
-For one test image: the 4 most active channels at the end of each ResNet-20 stage, one column
-block per model, side by side. Each map is average-pooled to THUMB x THUMB pixels; a text cell
+For one test image: the input at its own 32x32 pixels (recognisable), and for each model the
+most active channels at the end of each ResNet-20 stage (a row per stage). Thumbnails grow with
+the room they get (8, 16 or 32 pixels a side: whole divisors of the stages' 32, 16 and 8 pixel
+maps, so no pixel is smeared); when every model does not fit, one model at a time. A text cell
 holds two pixel rows: '▀' with the upper pixel as foreground and the lower as background, or,
 without colour (NO_COLOR, TERM=dumb, output not a terminal), one ASCII shade of their mean.
 Used by the results screen and by `ssltui maps`. Reads featuremaps.json only (no torch).
@@ -10,13 +12,19 @@ Used by the results screen and by `ssltui maps`. Reads featuremaps.json only (no
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from pathlib import Path
 
 from rich.text import Text
 
-from ssltui.engine.featuremaps_schema import FeatureMaps, ModelMaps, as_featuremaps
+from ssltui.engine.featuremaps_schema import (FeatureMaps, FeatureMapsDamaged, ModelMaps, as_featuremaps,
+                                              parse_featuremaps)
 from ssltui.view.format import plain
 
 THUMB = 8
+THUMB_SIZES = (32, 16, 8)  # pixels a side, largest first
+STAGES = 3
+GUTTER = 3  # 's1 ' before each stage's row of thumbnails
 SHADES = " .:-=+*#%@"
 # viridis at 0, .25, .5, .75, 1 (matplotlib's default map, as in most feature-map figures)
 _VIRIDIS = ((68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37))
@@ -78,11 +86,39 @@ def thumbnail(grid: list[list[float]], color: bool, rgb: list[list[tuple]] | Non
     return lines
 
 
-def _image_thumb(rgb: list, color: bool) -> list[Text]:
-    chans = [pool([[px[k] for px in row] for row in rgb]) for k in range(3)]
+class MapsUnavailable(Exception):
+    """Why a run has no feature maps to show (absent, damaged, empty), in one line."""
+
+
+def load_featuremaps(path: Path, finished: bool = True) -> FeatureMaps:
+    """featuremaps.json, validated by its model; MapsUnavailable with the reason otherwise: absent
+    (said as such), cut short (a torn write), or damaged (the model's first problem)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        when = "when it completes" if finished else "when it ends; it has not yet"
+        raise MapsUnavailable(f"no feature maps: a run writes featuremaps.json {when}") from None
+    except OSError as exc:
+        raise MapsUnavailable(f"featuremaps.json: cannot read it ({exc.strerror})") from None
+    try:
+        doc = parse_featuremaps(data)
+    except FeatureMapsDamaged as exc:
+        if "eof while parsing" in str(exc):  # a writer stopped mid-way (the engine writes it atomically)
+            raise MapsUnavailable(f"featuremaps.json is damaged: not valid JSON (cut short after {len(data)} "
+                                  f"bytes)") from None
+        raise MapsUnavailable(f"featuremaps.json is damaged: {exc}") from None
+    if not doc.images:
+        raise MapsUnavailable("featuremaps.json is damaged: no images in it")
+    if not doc.models:
+        raise MapsUnavailable("featuremaps.json is damaged: no models in it")
+    return doc
+
+
+def _image_thumb(rgb: list, px: int, color: bool) -> list[Text]:
+    chans = [pool([[float(p[k]) for p in row] for row in rgb], px) for k in range(3)]
     grey = [[0.299 * chans[0][r][c] + 0.587 * chans[1][r][c] + 0.114 * chans[2][r][c]
-             for c in range(THUMB)] for r in range(THUMB)]
-    colours = [[(chans[0][r][c], chans[1][r][c], chans[2][r][c]) for c in range(THUMB)] for r in range(THUMB)]
+             for c in range(px)] for r in range(px)]
+    colours = [[(chans[0][r][c], chans[1][r][c], chans[2][r][c]) for c in range(px)] for r in range(px)]
     return thumbnail(grey, color, rgb=colours)
 
 
@@ -110,33 +146,94 @@ def model_title(model: ModelMaps) -> str:
     return plain(f"{model.name} · seed {'?' if model.seed is None else model.seed}")
 
 
-def render_maps(doc: FeatureMaps | dict, image: int = 0, color: bool = True) -> Text:
-    """The thumbnails of image number `image` (0-based, wraps) for every model in `doc` (a
-    plain dict is validated first: FeatureMapsDamaged names its first problem)."""
+@dataclass
+class Layout:
+    """How the maps of one image are laid out in `width` x `height` cells."""
+
+    input_px: int  # the input image's side in pixels (columns; half as many lines)
+    thumb: int  # a feature map's side in pixels
+    channels: int  # channels shown per stage
+    models: list[int]  # the models shown (indices into doc.models)
+    per_row: int  # model blocks side by side
+    gap: int = 1  # blank lines between stages (0 when that makes larger thumbnails fit)
+
+    @property
+    def block_width(self) -> int:
+        return GUTTER + self.channels * (self.thumb + 1) - 1
+
+    @property
+    def block_height(self) -> int:  # title, then each stage's rows with a blank line between
+        return 1 + STAGES * (self.thumb // 2) + (STAGES - 1) * self.gap
+
+
+def plan_layout(width: int, height: int | None, n_models: int, n_channels: int, view: int = 0) -> Layout:
+    """The largest thumbnails that fit: every model (`view` 0), else model `view`-1 alone; when
+    not even the smallest fit for every model, as many models as fit at the smallest size."""
+    # the input at its own 32 pixels, unless the room (its name and 16 lines) is not there
+    roomy = height is None or height >= 1 + 32 // 2
+    input_px = 32 if width >= 32 + 1 + GUTTER + 4 * 9 - 1 and roomy else 16
+    room = max(1, width - input_px - 1)
+    wanted = list(range(n_models)) if view == 0 else [(view - 1) % max(1, n_models)]
+    best = None
+    for t in THUMB_SIZES:
+        for gap in (1, 0):
+            c = min(n_channels, max(1, (room - GUTTER + 1) // (t + 1)))
+            layout = Layout(input_px, t, c, wanted, 1, gap)
+            per_row = max(1, (room + 1) // (layout.block_width + 1))
+            rows = len(wanted) if height is None else max(1, (height + 1) // (layout.block_height + 1))
+            fits_h = height is None or layout.block_height <= height
+            layout.per_row = min(per_row, len(wanted))
+            if fits_h and c >= min(4, n_channels) and per_row * rows >= len(wanted):
+                return layout
+            if fits_h and best is None and t == THUMB_SIZES[-1]:
+                best = Layout(input_px, t, c, wanted[:max(1, per_row * rows)], min(per_row, len(wanted)), gap)
+    return best or Layout(input_px, THUMB_SIZES[-1], min(n_channels, 4), wanted[:1], 1)
+
+
+def _model_block(model: ModelMaps, image: int, layout: Layout, color: bool) -> list[Text]:
+    block = [Text(model_title(model), style="bold")]
+    stages = model.maps[image] if image < len(model.maps) else []
+    for si, stage in enumerate(stages[:STAGES]):
+        if si and layout.gap:
+            block.append(Text(""))
+        thumbs = [thumbnail(pool(ch, layout.thumb), color) for ch in stage.values[:layout.channels]]
+        rows = _hjoin(thumbs, [layout.thumb] * len(thumbs), " ")
+        for ri, row in enumerate(rows):
+            block.append(Text(f"s{si + 1} " if ri == 0 else " " * GUTTER, style="dim") + row)
+    return block
+
+
+def render_maps(doc: FeatureMaps | dict, image: int = 0, color: bool = True, width: int = 120,
+                height: int | None = None, view: int = 0) -> Text:
+    """The input image `image` (0-based, wraps) and its feature maps, laid out for `width` x
+    `height` cells (`height` None: as tall as needed); `view` 0 all models, k model k alone.
+    A plain dict is validated first (FeatureMapsDamaged names its first problem)."""
     doc = as_featuremaps(doc)
     if not doc.drawable():
         return Text("no feature maps in this run (they are saved at the end of a run)")
     image %= len(doc.images)
     img = doc.images[image]
-    per_channel = THUMB
-    width = 4 * per_channel + 3
-    left = [Text("input", style="bold")] + _image_thumb(img.rgb, color)
-    index = "" if img.index is None else img.index
-    left += [Text(""), Text(plain(img.class_name)[:THUMB]), Text(plain(f"#{index}")[:THUMB])]
-    blocks, widths = [left], [THUMB]
-    for m in doc.models:
-        block = [Text(model_title(m), style="bold")]
-        stages = m.maps[image] if image < len(m.maps) else []
-        for si, stage in enumerate(stages):
-            if si:
-                block.append(Text(""))
-            thumbs = [thumbnail(pool(ch), color) for ch in stage.values]
-            block += _hjoin(thumbs, [per_channel] * len(thumbs), " ")
-        blocks.append(block)
-        widths.append(width)
-    lines = _hjoin(blocks, widths, "│")
-    caption = (f"image {image + 1}/{len(doc.images)}; rows: end of stages 1, 2, 3 "
-               f"(4 most active channels each)")
+    n_channels = max((len(st.values) for m in doc.models for per in m.maps[:1] for st in per), default=4)
+    caption_lines = 2
+    layout = plan_layout(width, None if height is None else height - caption_lines, len(doc.models), n_channels,
+                         view)
+    name = plain(img.class_name) or "input"
+    left = [Text(name, style="bold")] + _image_thumb(img.rgb, layout.input_px, color)
+    blocks = [_model_block(doc.models[i], image, layout, color) for i in layout.models]
+    right: list[Text] = []
+    for r in range(0, len(blocks), layout.per_row):
+        if right:
+            right.append(Text(""))
+        row = blocks[r:r + layout.per_row]
+        right += _hjoin(row, [layout.block_width] * len(row), "│")
+    lines = _hjoin([left, right], [layout.input_px, layout.block_width * layout.per_row + layout.per_row - 1], "│")
+    shown = "" if len(layout.models) == len(doc.models) else \
+        f" · model{'s' if len(layout.models) > 1 else ''} {', '.join(str(i + 1) for i in layout.models)} " \
+        f"of {len(doc.models)} (v: next)"
+    index = "?" if img.index is None else img.index
+    caption = (f"image {image + 1}/{len(doc.images)}: {plain(img.class_name)} (test image #{index}){shown}\n"
+               f"rows s1-s3: end of stages 1-3, {layout.channels} most active channels, "
+               f"{layout.thumb}x{layout.thumb} px")
     out = Text("\n").join(lines)
     out.append("\n")
     out.append(caption, style="dim")

@@ -66,6 +66,17 @@ def duration(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def images_rate(images_per_s: float | None) -> str:
+    """'812 img/s', '1.2k img/s', '222k img/s' (short enough for an 80-column progress line)."""
+    if not _finite(images_per_s) or not images_per_s:
+        return f"{MISSING} img/s"
+    if images_per_s >= 10_000:
+        return f"{images_per_s / 1000:.0f}k img/s"
+    if images_per_s >= 1000:
+        return f"{images_per_s / 1000:.1f}k img/s"
+    return f"{images_per_s:.0f} img/s"
+
+
 def seconds(s: float | None) -> str:
     """A phase time as the results table prints it: '12.3'."""
     return f"{s:.1f}" if _finite(s) else MISSING

@@ -7,6 +7,7 @@ not a closing tag. No torch, no textual.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 
 from rich import box
@@ -126,8 +127,25 @@ def names(values: list[str]) -> str:
 
 
 RUN_COLUMNS = ("status", "method", "evaluation", "labels", "test acc %", "started", "group", "id")
-# Under 120 columns: the id tells the start time, and `ssltui table RUN_ID` finds the group.
-NARROW_RUN_COLUMNS = ("status", "method", "labels", "test acc %", "id")
+# From the widest to the narrowest: the first that fits the terminal is printed. The id stays
+# whole (it is what a user copies; it also tells the start time), so narrower tables drop
+# columns instead of squeezing it; `ssltui runs --json` has everything.
+RUN_COLUMN_SETS = (RUN_COLUMNS,
+                   ("status", "method", "labels", "test acc %", "started", "group", "id"),
+                   ("status", "method", "labels", "test acc %", "started", "id"),
+                   ("status", "method", "labels", "test acc %", "id"))
+NARROW_RUN_COLUMNS = RUN_COLUMN_SETS[-1]  # with the accuracy one label fraction a line
+ACC_PAIR = len("10% 99.9")
+
+
+_DATED_ID = re.compile(r"\d{8}-\d{6}-(.+)")
+
+
+def short_id(run_id: str) -> str:
+    """The id without its start time ('20260101-120000-paper-a1b2c3' -> 'paper-a1b2c3'): a unique
+    suffix that `ssltui show/resume/...` accept, for narrow terminals."""
+    m = _DATED_ID.fullmatch(run_id)
+    return m.group(1) if m else run_id
 
 
 def run_cells(info: RunInfo) -> dict[str, Text]:
@@ -145,18 +163,19 @@ def run_cells(info: RunInfo) -> dict[str, Text]:
 
 
 def runs_table(infos: list[RunInfo], width: int | None = None) -> Table:
-    """The runs list for a terminal `width` columns wide: the id whole (it is what a user
-    copies); when narrow, one label fraction's accuracy a line."""
-    narrow = width is not None and width < 120
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=0)
-    pair = len("10% 99.9")
-    for col in NARROW_RUN_COLUMNS if narrow else RUN_COLUMNS:
-        table.add_column(col, no_wrap=col != "test acc %", overflow="ellipsis",
-                         min_width=max((len(i.id) for i in infos), default=0) if col == "id" else None,
-                         max_width=pair if narrow and col == "test acc %" else None)
-    for i in infos:
-        cells = run_cells(i)
-        table.add_row(*(cells[c.header] for c in table.columns))
+    """The runs list for a terminal `width` columns wide: every column that fits with each cell
+    on one line; on a narrow terminal, the accuracy one label fraction a line. The id is whole."""
+    rows = [run_cells(i) for i in infos]
+    widths = {c: max([len(c)] + [r[c].cell_len for r in rows]) for c in RUN_COLUMNS}
+    columns = next((cols for cols in RUN_COLUMN_SETS
+                    if width is None or sum(widths[c] for c in cols) + len(cols) - 1 <= width), None)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=0, collapse_padding=True)
+    for col in columns or NARROW_RUN_COLUMNS:
+        wrap = columns is None and col == "test acc %"
+        table.add_column("test acc" if wrap else col, no_wrap=not wrap, max_width=ACC_PAIR if wrap else None,
+                         min_width=widths[col] if col == "id" else None)
+    for r in rows:
+        table.add_row(*(r[c] for c in columns or NARROW_RUN_COLUMNS))
     return table
 
 

@@ -1,5 +1,7 @@
-"""Launch: method, label fraction, preset, seeds, device, data, and the preset's
-hyperparameters, each edited in place and checked by the config validator as it is typed."""
+"""Launch: method (or a study), label fraction, preset, seeds, device, data, and the preset's
+hyperparameters, each edited in place and checked by the config validator as it is typed.
+The form starts from the last launch's choices; choosing a preset takes its labels, seeds and
+data source (synthetic for the smoke presets) unless the data was typed by hand."""
 
 from __future__ import annotations
 
@@ -8,15 +10,22 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal
+from textual.events import DescendantBlur, DescendantFocus
 from textual.screen import Screen
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 
 from ssltui.engine.errors import ConfigError
-from ssltui.tui.launch import (DEVICES, LABEL_CHOICES, METHODS, LaunchRequest, Param, check_data,
-                               hyperparameters, parse_fractions, parse_seeds, presets_for, start_run)
+from ssltui.tui.choices import load_choices, save_choices
+from ssltui.tui.launch import (DEFAULT_DATA, DEVICES, LABEL_CHOICES, METHODS, STUDY, LaunchRequest, Param,
+                               check_data, hyperparameters, parse_fractions, parse_seeds, preset_defaults,
+                               presets_for, start_run)
+from ssltui.tui.screens.common import NavTable
+from ssltui.view.format import plain
 
 TYPED = "typed"
+METHOD_NAMES = {STUDY: "study (several methods)"}
+FIELDS = ("method", "labels", "preset", "labels-typed", "seeds", "device", "data")
 
 
 class ConfigValidator(Validator):
@@ -40,7 +49,7 @@ class ConfigValidator(Validator):
         return self.success()
 
 
-class ParamsTable(DataTable):
+class ParamsTable(NavTable):
     BINDINGS = [Binding("enter", "select_cursor", "Edit value")]
 
 
@@ -54,32 +63,56 @@ class LaunchScreen(Screen):
         Binding("question_mark", "app.help", "Help"),
     ]
 
-    def __init__(self, method: str = "simclr", data: str = "cifar10") -> None:
+    def __init__(self, method: str | None = None, data: str | None = None) -> None:
         super().__init__()
-        self.initial_method, self.initial_data = method, data
+        remembered = load_choices()
+        if method is not None or data is not None:  # asked for a particular form: start from it
+            remembered = {}
+        method = method or remembered.get("method", "simclr")
+        self.initial = {**remembered, "method": method if method in METHODS else "simclr"}
+        if data is not None:
+            self.initial["data"] = data
+        # A data source chosen by hand outlives a preset change; a preset's own default does not.
+        self.data_typed = data is not None or self._remembered_data_typed(remembered)
+        self.data_default = self.initial.get("data", DEFAULT_DATA)  # what the form put in the data field
         self.params: dict[str, Param] = {}
         self.edits: dict[str, str] = {}  # accepted edits (dotted key -> typed text)
         self.editing: str | None = None  # the key in the editor line
+        self.presets_of: str | None = None  # the method whose presets the preset select lists
+        self.preset_applied: object = None  # the preset whose defaults the form took
+
+    @staticmethod
+    def _remembered_data_typed(remembered: dict[str, str]) -> bool:
+        """The last launch's data was typed, not its preset's default."""
+        if "data" not in remembered or "preset" not in remembered:
+            return False
+        try:
+            return remembered["data"] != preset_defaults(remembered["preset"], remembered.get("method", "")).data
+        except ConfigError:
+            return True
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Grid(id="launch-form"):
-            yield Label("method")
-            yield Select([(m, m) for m in METHODS], value=self.initial_method, allow_blank=False,
-                         compact=True, id="method")
-            yield Label("labels")
+            yield Label("method", id="label-method")
+            yield Select([(METHOD_NAMES.get(m, m), m) for m in METHODS], value=self.initial["method"],
+                         allow_blank=False, compact=True, id="method")
+            yield Label("labels", id="label-labels")
             yield Select([(n, v) for n, v in LABEL_CHOICES] + [("typed…", TYPED)], value="0.1",
                          allow_blank=False, compact=True, id="labels")
-            yield Label("preset")
-            yield Select([], compact=True, id="preset", allow_blank=True)
-            yield Label("typed labels")
+            yield Label("preset", id="label-preset")
+            # no blank choice: a form without a preset has nothing to launch or edit
+            yield Select([("", "")], compact=True, id="preset", allow_blank=False)
+            yield Label("typed labels", id="label-labels-typed")
             yield Input("", placeholder="e.g. 5% or 0.05,0.2", compact=True, id="labels-typed", disabled=True)
-            yield Label("seeds")
+            yield Label("seeds", id="label-seeds")
             yield Input("0", compact=True, id="seeds")
-            yield Label("device")
-            yield Select([(d, d) for d in DEVICES], value="auto", allow_blank=False, compact=True, id="device")
-            yield Label("data")
-            yield Input(self.initial_data, compact=True, id="data",
+            yield Label("device", id="label-device")
+            device = self.initial.get("device", "auto")
+            yield Select([(d, d) for d in DEVICES], value=device if device in DEVICES else "auto",
+                         allow_blank=False, compact=True, id="device")
+            yield Label("data", id="label-data")
+            yield Input(self.initial.get("data", DEFAULT_DATA), compact=True, id="data",
                         placeholder="cifar10 | synthetic | folder:PATH")
             yield Label("")
             yield Button("Launch ^r", id="launch", variant="primary", compact=True)
@@ -93,15 +126,18 @@ class LaunchScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = "launch a run"
-        table = self.query_one("#params", DataTable)
-        table.add_column("hyperparameter", key="key")
-        table.add_column("value", key="value")
-        table.add_column("meaning", key="help")
-        self._fill_presets()
+        self.sub_title = "launch a run or a study"
+        self._fill_presets(self.initial.get("preset"))
+        if "labels" in self.initial or "seeds" in self.initial:  # the last launch's, over the preset's
+            self._set_labels(self.initial.get("labels", "0.1"))
+            self._set_input("#seeds", self.initial.get("seeds", "0"))
         self.query_one("#method", Select).focus()
 
     # ------------------------------------------------------------ form state
+    @property
+    def method(self) -> str:
+        return str(self.query_one("#method", Select).value)
+
     def request(self, extra: dict[str, str] | None = None) -> LaunchRequest:
         labels = self.query_one("#labels", Select).value
         if labels == TYPED:
@@ -109,24 +145,51 @@ class LaunchScreen(Screen):
         preset = self.query_one("#preset", Select).value
         sets = {**self.edits, **(extra or {})}
         return LaunchRequest(
-            preset=preset if isinstance(preset, str) else "", method=str(self.query_one("#method", Select).value),
+            preset=preset if isinstance(preset, str) else "", method=self.method,
             labels=str(labels), seeds=self.query_one("#seeds", Input).value,
             device=str(self.query_one("#device", Select).value), data=self.query_one("#data", Input).value,
             sets={k: v for k, v in sets.items() if k not in self.params or v != self.params[k].value})
 
-    def _fill_presets(self) -> None:
-        method = str(self.query_one("#method", Select).value)
-        presets = presets_for(method)
+    def _fill_presets(self, wanted: str | None = None) -> None:
+        method = self.presets_of = self.method
+        names = [p.name for p in presets_for(method)]
         select = self.query_one("#preset", Select)
-        current = select.value
-        names = [p.name for p in presets]
+        current = wanted if wanted in names else select.value
         with self.prevent(Select.Changed):
-            select.set_options([(n, n) for n in names])
-            if current in names:
-                select.value = current
-            elif names:
-                select.value = method if method in names else names[0]
+            select.set_options([(n, n) for n in names] or [("", "")])
+            if names:
+                select.value = current if current in names else method if method in names else names[0]
+        self._preset_chosen()
+
+    def _preset_chosen(self) -> None:
+        """Take the preset's labels, seeds and (unless typed by hand) data source; list its values."""
+        preset = self.preset_applied = self.query_one("#preset", Select).value
+        if isinstance(preset, str) and preset:
+            try:
+                defaults = preset_defaults(preset, self.method)
+            except ConfigError as exc:
+                self._set_error(exc.message)
+            else:
+                self._set_labels(defaults.labels)
+                self._set_input("#seeds", defaults.seeds)
+                self.data_default = defaults.data
+                if not self.data_typed:
+                    self._set_input("#data", defaults.data)
         self._build_params()
+
+    def _set_labels(self, labels: str) -> None:
+        choices = {v for _, v in LABEL_CHOICES}
+        with self.prevent(Select.Changed):
+            self.query_one("#labels", Select).value = labels if labels in choices else TYPED
+        typed = self.query_one("#labels-typed", Input)
+        typed.disabled = labels in choices
+        self._set_input("#labels-typed", "" if labels in choices else labels)
+
+    def _set_input(self, selector: str, value: str) -> None:
+        field = self.query_one(selector, Input)
+        with self.prevent(Input.Changed):
+            field.value = value
+        field.remove_class("-refused")
 
     def _build_params(self) -> None:
         table = self.query_one("#params", DataTable)
@@ -135,22 +198,61 @@ class LaunchScreen(Screen):
         self.edits.clear()
         self._close_editor()
         preset = self.query_one("#preset", Select).value
-        if not isinstance(preset, str):
-            self._set_error(f"no preset for method {self.query_one('#method', Select).value}")
+        if not isinstance(preset, str) or not preset:
+            self._set_error(f"no preset for {self.method}")
             return
         try:
-            params = hyperparameters(preset, str(self.query_one("#method", Select).value))
+            params = hyperparameters(preset, self.method)
         except ConfigError as exc:
             self._set_error(exc.message)
             return
         for p in params:
             self.params[p.key] = p
-            table.add_row(p.key, p.value, p.help, key=p.key)
+        self._fill_params()
         self._set_error(None)
+
+    def _fill_params(self) -> None:
+        """The table at the screen's width: the meaning column takes what is left, cut with '…'
+        (the selected row's whole meaning is on the line under the table), so nothing scrolls sideways."""
+        table = self.query_one("#params", DataTable)
+        table.clear(columns=True)
+        params = list(self.params.values())
+        key_w = max((len(p.key) for p in params), default=14)
+        value_w = min(24, max([len(self.edits.get(p.key, p.value)) for p in params] + [5]))
+        help_w = max(10, self.size.width - key_w - value_w - 10)
+        table.add_column("hyperparameter", key="key", width=key_w)
+        table.add_column("value", key="value", width=value_w)
+        table.add_column("meaning", key="help", width=help_w)
+        for p in params:
+            value = self.edits.get(p.key, p.value)
+            table.add_row(p.key, Text(plain(value, limit=value_w), style="bold yellow" if p.key in self.edits else ""),
+                          plain(p.help, limit=help_w), key=p.key)
+
+    def on_resize(self) -> None:
+        if self.params:
+            row = self.query_one("#params", DataTable).cursor_row
+            self._fill_params()
+            self.query_one("#params", DataTable).move_cursor(row=row, animate=False)
+
+    @on(DataTable.RowHighlighted, "#params")
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if self.editing is None:
+            self._show_reason(None)
 
     def _set_error(self, message: str | None) -> None:
         self.query_one("#launch-error", Static).update(Text(message or "", style="bold red"))
         self.query_one("#launch-error").display = bool(message)
+
+    # ------------------------------------------------------------ the focused field, visible
+    def on_descendant_focus(self, event: DescendantFocus) -> None:
+        self._mark_label(event.widget.id)
+
+    def on_descendant_blur(self, event: DescendantBlur) -> None:
+        self._mark_label(None)
+
+    def _mark_label(self, field: str | None) -> None:
+        for name in FIELDS:
+            self.query_one(f"#label-{name}", Label).set_class(name == field, "-focused")
 
     # ------------------------------------------------------------ the editor line
     @on(DataTable.RowSelected, "#params")
@@ -162,8 +264,9 @@ class LaunchScreen(Screen):
         self.query_one("#edit-key", Label).update(f"{key} =")
         editor = self.query_one("#edit-value", Input)
         editor.disabled = False
+        value = self.edits.get(key, self.params[key].value)
         with self.prevent(Input.Changed):
-            editor.value = self.edits.get(key, self.params[key].value)
+            editor.value = value.removeprefix("varies: ").split(" | ")[0]
         editor.focus()
         self._show_reason(None)
 
@@ -188,12 +291,25 @@ class LaunchScreen(Screen):
         else:
             self.edits[key] = value
             cell = Text(value, style="bold yellow")
+        cell.truncate(self.query_one("#params", DataTable).columns["value"].width, overflow="ellipsis")
         self.query_one("#params", DataTable).update_cell(key, "value", cell)
         self._close_editor()
         self.query_one("#params", DataTable).focus()
 
+    def selected_param(self) -> Param | None:
+        table = self.query_one("#params", DataTable)
+        if not table.row_count or table.cursor_row >= table.row_count:
+            return None
+        return self.params.get(table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value)
+
     def _show_reason(self, reason: str | None) -> None:
-        hint = "enter: accept · esc: cancel" if self.editing else "enter: edit the selected hyperparameter"
+        if self.editing:
+            hint = "enter: accept · esc: cancel"
+        else:
+            p = self.selected_param()
+            hint = f"{p.key}: {p.help} · enter: edit" if p else "enter: edit the selected hyperparameter"
+            if self.method == STUDY:
+                hint += " (an edit applies to every part of the study)"
         self.query_one("#edit-reason", Static).update(
             Text(f"refused: {reason}", style="bold red") if reason else Text(hint, style="dim"))
         self.query_one("#editor").set_class(bool(reason), "-refused")
@@ -210,12 +326,13 @@ class LaunchScreen(Screen):
     # ------------------------------------------------------------ events
     @on(Select.Changed, "#method")
     def _method_changed(self) -> None:
-        self._fill_presets()
+        if self.method != self.presets_of:  # not the select announcing its first value
+            self._fill_presets()
 
     @on(Select.Changed, "#preset")
     def _preset_changed(self, event: Select.Changed) -> None:
-        if event.select.value is not Select.BLANK:
-            self._build_params()
+        if isinstance(event.select.value, str) and event.select.value and event.select.value != self.preset_applied:
+            self._preset_chosen()
 
     @on(Select.Changed, "#labels")
     def _labels_changed(self, event: Select.Changed) -> None:
@@ -227,6 +344,8 @@ class LaunchScreen(Screen):
     @on(Input.Changed, "#seeds, #labels-typed, #data")
     def _basics_changed(self, event: Input.Changed) -> None:
         """Check the field as it is typed; a refused value shows its reason above the table."""
+        if event.input.id == "data" and event.value != self.data_default:
+            self.data_typed = True  # typed by hand (the form's own value also announces itself once)
         check = {"seeds": parse_seeds, "labels-typed": parse_fractions, "data": check_data}[event.input.id]
         try:
             check(event.value)
@@ -255,14 +374,18 @@ class LaunchScreen(Screen):
     def action_launch(self) -> None:
         req = self.request()
         try:
-            run, proc = start_run(req, self.app.store)
+            run, launched = start_run(req, self.app.store)
         except ConfigError as exc:
             self._set_error(f"refused: {exc.message}")
             return
         except OSError as exc:
             self._set_error(f"could not start the run: {exc}")
             return
-        self.app.processes[run.id] = proc
+        self.app.processes[run.id] = launched
+        problem = save_choices({"method": req.method, "preset": req.preset, "labels": req.labels,
+                                "seeds": req.seeds, "device": req.device, "data": req.data})
+        if problem:
+            self.notify(f"the form's choices were not remembered: {problem}", severity="warning")
         from ssltui.tui.screens.live import LiveScreen
 
         self.app.switch_screen(LiveScreen(run.id))

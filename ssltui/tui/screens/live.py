@@ -1,123 +1,118 @@
-"""Live training (and a finished run's curves): per-phase progress, charts, log tail, cancel."""
+"""Live training (and a finished run's curves): per-phase progress, charts, log tail, cancel, resume."""
 
 from __future__ import annotations
 
 import threading
 import time
 
+from rich.console import Group
+from rich.progress_bar import ProgressBar
+from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
-from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Header, Label, ProgressBar, RichLog, Static
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Header, RichLog, Static
 from textual.worker import get_current_worker
 
+from ssltui.engine.errors import ConfigError
 from ssltui.engine.store import RunDir
-from ssltui.tui.launch import cancel_run
+from ssltui.tui.launch import Launched, cancel_run
+from ssltui.tui.manage import RESUMABLE
 from ssltui.tui.runstate import PhaseState, RunState
-from ssltui.view.format import duration, label_fraction, pct
-from ssltui.tui.watch import POLL_SECONDS, RunTail, RunUpdate
+from ssltui.tui.screens.common import BACK, HELP, Confirm, resume_run
+from ssltui.tui.watch import GONE, LAUNCH_MARK, POLL_SECONDS, RunTail, RunUpdate
 from ssltui.tui.widgets.charts import PhaseChart
+from ssltui.view.format import duration, images_rate, label_fraction, pct, plain
 
 PHASE_ROWS = 4  # progress rows shown: the newest phases
 REDRAW_SECONDS = 0.3  # charts redraw at most ~3 times a second, whatever the event rate
+STATUS_STYLE = {"running": "bold green", "starting": "bold green", "resuming": "bold green", "completed": "bold",
+                "failed": "bold red", "interrupted": "bold yellow", "pruned": "bold yellow", "stale": "bold red",
+                "damaged": "bold red",
+                GONE: "bold red"}
 
 
 def phase_stats(p: PhaseState, running: bool = True) -> str:
-    eta = "done" if p.done else f"eta {duration(p.eta_seconds())}" if running else "stopped"
-    ips = f"{p.images_per_s:.0f} img/s" if p.images_per_s else "- img/s"
-    loss = f"loss {p.loss:.3f}" if isinstance(p.loss, (int, float)) else ""
-    return f"ep {p.epoch}/{p.epochs} {eta} {ips} {loss}".rstrip()
+    """'ep 3/10 eta 1:02 812 img/s loss 2.301'; the epoch is the one in progress."""
+    if p.done:
+        when = "cached" if p.cached else "done"
+    elif not running:
+        when = "stopped"
+    elif not p.started_steps:
+        when = "first step…"
+    else:
+        when = f"eta {duration(p.eta_seconds())}"
+    loss = f" loss {p.loss:.3f}" if isinstance(p.loss, (int, float)) else ""
+    return f"ep {p.current_epoch}/{p.epochs} {when} {images_rate(p.images_per_s)}{loss}"
 
 
-class PhaseRow(Horizontal):
-    """Name, bar and numbers of one phase."""
-
-    def __init__(self, phase: PhaseState, running: bool = True) -> None:
-        super().__init__(classes="phase-row")
-        self.phase_name = phase.name
-        self._init, self._phase_running = phase, running
-
-    def compose(self) -> ComposeResult:
-        yield Label(self._init.ref.label(), classes="phase-name")
-        yield ProgressBar(total=100, show_eta=False, show_percentage=True, classes="phase-bar")
-        yield Label("", classes="phase-stats")
-
-    def on_mount(self) -> None:
-        self.update_phase(self._init, self._phase_running)
-
-    def update_phase(self, p: PhaseState, running: bool = True) -> None:
-        self._init, self._phase_running = p, running
-        bars = self.query(ProgressBar)
-        if not bars:  # not composed yet: on_mount draws the latest state
-            return
-        bars.first().update(total=100, progress=round(100 * p.fraction, 1))
-        self.query_one(".phase-stats", Label).update(phase_stats(p, running))
-
-
-class ConfirmCancel(ModalScreen[bool]):
-    """Ask before stopping a run."""
-
-    BINDINGS = [Binding("y", "answer(True)", "Yes, stop it"), Binding("n,escape", "answer(False)", "No")]
-
-    def __init__(self, run_id: str) -> None:
-        super().__init__()
-        self.run_id = run_id
-
-    def compose(self) -> ComposeResult:
-        yield Static(f"Stop run {self.run_id}?\nIt finishes the current step, saves a checkpoint and is "
-                     f"marked interrupted (`ssltui resume` continues it).\n\n[b]y[/b] stop    [b]n[/b] keep running",
-                     id="confirm")
-        yield Footer()
-
-    def action_answer(self, yes: bool) -> None:
-        self.dismiss(yes)
+def phases_table(phases: list[PhaseState], running: bool, bar_width: int) -> Table:
+    """One row per phase: label, bar, percent, epoch/eta/rate/loss."""
+    grid = Table.grid(padding=(0, 1), expand=True)
+    grid.add_column(width=20, no_wrap=True, overflow="ellipsis")
+    grid.add_column(width=bar_width, no_wrap=True)
+    grid.add_column(width=4, justify="right", no_wrap=True)
+    grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+    for p in phases:
+        grid.add_row(Text(p.ref.label()), ProgressBar(total=100, completed=100 * p.fraction, width=bar_width),
+                     f"{100 * p.fraction:.0f}%", phase_stats(p, running))
+    return grid
 
 
 class LiveScreen(Screen):
     """One run: its phases, charts and log, updated from a thread that tails its folder."""
 
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
+        BACK,
         Binding("x", "cancel_run", "Cancel run"),
+        Binding("R", "resume", "Resume"),
         Binding("p", "next_phase", "Chart phase"),
         Binding("r", "results", "Results"),
-        Binding("question_mark", "app.help", "Help"),
+        Binding("L", "log", "Log"),
+        HELP,
     ]
 
     def __init__(self, run_id: str) -> None:
         super().__init__()
         self.run_id = run_id
         self.state = RunState(run_id=run_id)
-        self.status = "created"
+        self.status = "created"  # what the store says (it knows stale runs), or GONE
         self.error: str | None = None
         self.chart_phase: str | None = None  # None: follow the newest phase
+        self.process_lines: list[str] = []  # process.log since the app last started a process
+        self._attempts_shown = 0
+        self._logs_written = 0  # state.log_count when the log pane was last written
+        self._status_shown = ""
         self._last_draw = 0.0
         self._draw_pending = False
         self._stop = threading.Event()
 
-    @property
-    def run(self) -> RunDir:
-        return self.app.store.get(self.run_id)
-
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(id="run-summary")
-        yield VerticalScroll(id="phases")
+        yield Static(id="phases")
         with Horizontal(id="charts"):
             yield PhaseChart("loss", id="chart-loss")
             yield PhaseChart("lr", id="chart-lr")
             yield PhaseChart("acc", id="chart-acc")
         yield Static(id="run-results")
-        yield RichLog(id="log", max_lines=500, wrap=False, markup=False)
+        yield RichLog(id="log", max_lines=500, wrap=True, markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
         self.sub_title = self.run_id
         self._draw_summary()
-        self.watch_run(self.run)
+        try:
+            run = self.app.store.get(self.run_id)
+        except ConfigError:  # deleted since the list was drawn
+            self.status = GONE
+            self._draw_summary()
+            return
+        self.watch_run(run)
+        self.set_interval(1.0, self._draw_summary)  # 'starting… 4 s' counts while nothing is written
 
     def on_unmount(self) -> None:
         self._stop.set()
@@ -139,15 +134,63 @@ class LiveScreen(Screen):
         if poll.reset:
             self.state.reset()
             self.state.run_id = self.run_id
-            self.query_one("#phases").remove_children()
         for e in poll.events:
             self.state.apply(e)
         if poll.status:
             self.status, self.error = poll.status, poll.error
+        relaunched = False
+        for line in poll.process_lines:
+            if line.startswith(LAUNCH_MARK):  # the app started a process: older output is history
+                self.process_lines.clear()
+                relaunched = True
+            self.process_lines.append(line)
+        new_attempt = self.state.attempts != self._attempts_shown
+        self._attempts_shown = self.state.attempts
         log = self.query_one("#log", RichLog)
-        for line in poll.log_lines:
-            log.write(Text(line))
+        if poll.reset or new_attempt:
+            log.clear()  # a resume: the earlier attempt's end ("stopped by SIGINT") is history
+            marks = [ln for ln in self.process_lines if ln.startswith(LAUNCH_MARK)]
+            lines = marks + self.state.logs + [ln for ln in self.process_lines if ln not in marks]
+        elif relaunched:
+            log.clear()
+            lines = list(self.process_lines)
+        else:
+            fresh = self.state.log_count - self._logs_written
+            lines = (self.state.logs[-fresh:] if fresh else []) + poll.process_lines
+        self._logs_written = self.state.log_count
+        for line in lines:
+            log.write(Text(line, style="dim" if line.startswith(LAUNCH_MARK) else ""))
         self._schedule_draw()
+
+    # ------------------------------------------------------------ status
+    @property
+    def launched(self) -> Launched | None:
+        return self.app.processes.get(self.run_id)
+
+    def current_status(self) -> str:
+        """The store's status; 'starting'/'resuming' while a process this app started has not
+        yet taken the run over (no run_start of its own yet)."""
+        launched = self.launched
+        if launched is not None and launched.alive() and self.status not in ("running", GONE):
+            began = self.state.started_at is not None and self.state.started_at >= launched.started_at
+            if not began:
+                return "starting" if launched.kind == "run" else "resuming"
+        return self.status
+
+    def activity(self) -> str | None:
+        """What is happening while no bar moves: the first 20 s of a launch say more than '0%'."""
+        status = self.current_status()
+        launched = self.launched
+        waited = f" {time.monotonic() - launched.t0:.0f} s" if launched is not None else ""
+        if status in ("starting", "resuming"):
+            return f"{status}: Python is importing torch and the engine…{waited}"
+        if status == "created" and launched is not None:
+            return f"the process ended (exit code {launched.proc.poll()}) before the run began; its output is below"
+        if status == "running" and not self.state.events_seen:
+            return f"started: choosing the device…{waited}"
+        if status == "running" and self.state.attempts and self.state.status != "running":
+            return f"resumed: loading its checkpoints…{waited}"
+        return self.state.activity() if status == "running" else None
 
     # ------------------------------------------------------------ drawing
     def _schedule_draw(self) -> None:
@@ -162,51 +205,60 @@ class LiveScreen(Screen):
         self._draw_pending = False
         self._last_draw = time.monotonic()
         self._draw_summary()
-        container = self.query_one("#phases", VerticalScroll)
-        rows = {r.phase_name: r for r in container.query(PhaseRow)}
-        running = self.current_status() in ("running", "created")
-        for name, p in self.state.phases.items():
-            if name in rows:
-                rows[name].update_phase(p, running)
-            else:
-                container.mount(PhaseRow(p, running))
-        names = list(self.state.phases)
-        recent = set(names[-PHASE_ROWS:])  # the newest phases; `p` charts any of them
-        for row in container.query(PhaseRow):
-            row.display = row.phase_name in recent
+        running = self.current_status() in ("running", "starting", "resuming")
+        recent = list(self.state.phases.values())[-PHASE_ROWS:]  # the newest phases; `p` charts any of them
+        phases = self.query_one("#phases", Static)
+        phases.display = bool(recent)
+        if recent:
+            phases.update(phases_table(recent, running, 10 if self.size.width < 100 else 16))
         phase = self.state.phases.get(self.chart_phase) if self.chart_phase else self.state.current
         for chart in self.query(PhaseChart):
             chart.show(phase)
         results = self.state.results
         self.query_one("#run-results", Static).update(Text(" · ".join(
-            f"{r.method}/{r.evaluation} {label_fraction(r.labels)}: test {pct(r.test_acc)}"
+            f"{r.method}/{r.evaluation} {label_fraction(r.labels)} s{r.seed}: test {pct(r.test_acc)}"
             for r in results[-4:])) if results else "")
         self.query_one("#run-results").display = bool(results)
-
-    def current_status(self) -> str:
-        """summary.json's status (it knows stale runs), else what the events said."""
-        return self.status if self.status != "created" or not self.state.events_seen else self.state.status
 
     def _draw_summary(self) -> None:
         s = self.state
         status = self.current_status()
-        style = {"running": "bold green", "completed": "bold", "failed": "bold red",
-                 "interrupted": "bold yellow", "pruned": "bold yellow", "stale": "bold red"}.get(status, "")
+        if status != self._status_shown:  # x and R come and go with the status
+            self._status_shown = status
+            self.refresh_bindings()
         text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(f"{self.run_id}", style="bold")
+        text.append(self.run_id, style="bold")
         text.append(" · ")
-        text.append(status, style=style)
-        if self.error:
-            text.append(f" · {self.error}", style="red")
-        total = max(s.planned_phases or 0, len(s.phases))
-        if total > 1:
-            text.append(f" · {s.phases_done}/{total} phases done")
+        text.append(status, style=STATUS_STYLE.get(status, ""))
+        if s.total_phases > 1:
+            text.append(f" · {s.phases_done}/{s.total_phases} phases done")
         for extra in (s.preset, s.device):
             if extra:
-                text.append(f" · {extra}")
-        self.query_one("#run-summary", Static).update(text)
+                text.append(f" · {plain(extra)}")
+        lines = [text]
+        if status == GONE:
+            lines.append(Text("its folder was deleted or moved; esc goes back", style="red"))
+        elif self.error and status not in ("running", "starting", "resuming"):
+            # on its own line, wrapped: the fix at its end ("use --data folder:PATH") must show
+            if status == "interrupted":  # the user's own stop is no error
+                lines.append(Text(f"{plain(self.error)} · R resumes it", style="yellow"))
+            else:
+                lines.append(Text(f"error: {plain(self.error)}", style="red"))
+        elif (doing := self.activity()) is not None:
+            lines.append(Text(doing, style="italic"))
+        if s.warnings:  # wrapped, whole: it says what is wrong with the run (issue 14)
+            more = f" (+{len(s.warnings) - 1} more: L shows the log)" if len(s.warnings) > 1 else ""
+            lines.append(Text(f"warning: {plain(s.warnings[-1])}{more}", style="yellow"))
+        self.query_one("#run-summary", Static).update(Group(*lines))
 
     # ------------------------------------------------------------ actions
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "resume":
+            return self.current_status() in RESUMABLE
+        if action == "cancel_run":
+            return self.current_status() in ("running", "starting", "resuming")
+        return True
+
     def action_next_phase(self) -> None:
         names = list(self.state.phases)
         if not names:
@@ -221,25 +273,37 @@ class LiveScreen(Screen):
 
         self.app.push_screen(ResultsScreen([self.run_id]))
 
-    def action_cancel_run(self) -> None:
-        if self.current_status() not in ("running", "created"):
-            self.notify(f"run is {self.current_status()}; nothing to cancel", severity="warning")
-            return
+    def action_log(self) -> None:
+        from ssltui.tui.screens.logview import LogScreen
 
+        if self.status == GONE:
+            self.notify("the run's folder is gone", severity="warning")
+            return
+        self.app.push_screen(LogScreen(self.run_id))
+
+    def action_resume(self) -> None:
+        resume_run(self.app, self.run_id, then=self._draw_summary)
+
+    def action_cancel_run(self) -> None:
         def answered(yes: bool | None) -> None:
             if yes:
                 self.cancel_now()
 
-        self.app.push_screen(ConfirmCancel(self.run_id), answered)
+        self.app.push_screen(Confirm(
+            f"Stop run {self.run_id}?",
+            "It finishes the current step, saves a checkpoint and is marked interrupted "
+            "(R resumes it, here or in the runs list).", yes="stop", no="keep running"), answered)
 
     def cancel_now(self) -> bool:
         """SIGINT the training process (also reachable without the confirmation, for tests)."""
-        ok = cancel_run(self.run)
-        if not ok:  # started by this app but not yet holding its lock: signal the child itself
-            proc = self.app.processes.get(self.run_id)
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(2)
-                ok = True
+        try:
+            ok = cancel_run(self.app.store.get(self.run_id))
+        except ConfigError:
+            ok = False
+        launched = self.launched
+        if not ok and launched is not None and launched.alive():  # not yet holding its lock
+            launched.proc.send_signal(2)
+            ok = True
         self.notify("stopping after the current step…" if ok else "no live process trains this run",
                     severity="information" if ok else "warning")
         return ok

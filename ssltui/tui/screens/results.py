@@ -1,55 +1,82 @@
-"""Results: the chosen runs in Table 1 beside the paper (a row per run when they differ), and
-feature-map thumbnails. The table is the model `ssltui table` prints (engine/table.py)."""
+"""Results: the chosen runs in Table 1 beside the paper (a row per run when they differ), their
+curves overlaid on one chart, and feature-map thumbnails. The table is the model `ssltui table`
+prints (engine/table.py)."""
 
 from __future__ import annotations
 
+from rich.columns import Columns
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import ScrollableContainer
+from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
 from ssltui.engine.errors import ConfigError
+from ssltui.engine.events import Epoch
 from ssltui.engine.featuremaps_schema import FeatureMaps
 from ssltui.engine.store import RunDir, RunInfo
 from ssltui.engine.table import StudyTable, build_table
-from ssltui.view.featuremaps import color_available, merge_featuremaps, render_maps
+from ssltui.tui.screens.common import BACK, HELP, NavScroll
+from ssltui.tui.widgets.charts import OverlayChart, series_style
+from ssltui.view.featuremaps import MapsUnavailable, color_available, load_featuremaps, merge_featuremaps, render_maps
+from ssltui.view.curves import Curve, kinds, phase_curves
 from ssltui.view.format import plain
-from ssltui.view.tables import table1
+from ssltui.view.tables import table1, table1_caption
+
+MAX_SERIES = 10  # lines on one chart before it stops being readable
 
 
 class ResultsScreen(Screen):
-    """The chosen runs (or one study run): table, then feature maps."""
+    """The chosen runs (or one study run): table, curves, feature maps."""
 
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
-        Binding("t", "show_tab('table')", "Table"),
-        Binding("m", "show_tab('maps')", "Maps"),
-        Binding("left,comma", "image(-1)", "Prev image"),
-        Binding("right,full_stop", "image(1)", "Next image"),
+        BACK,
+        Binding("t", "show_tab('table')", "Table", show=False),  # the tab titles name these keys
+        Binding("c", "show_tab('curves')", "Curves", show=False),
+        Binding("m", "show_tab('maps')", "Maps", show=False),
+        # priority: the tab bar would take ←/→ to switch tabs, though here they page through
+        # images (maps) or phase kinds (curves); on the table tab they fall through to it.
+        Binding("left,comma", "step(-1)", "Prev", priority=True),
+        Binding("right,full_stop", "step(1)", "Next", priority=True),
+        Binding("v", "next_view", "Models"),
         Binding("a", "toggle_ascii", "ASCII/colour"),
-        Binding("question_mark", "app.help", "Help"),
+        Binding("j", "scroll(1)", "Down", show=False),
+        Binding("k", "scroll(-1)", "Up", show=False),
+        Binding("g,home", "scroll_to(0)", "Top", show=False),
+        Binding("G,end", "scroll_to(1)", "Bottom", show=False),
+        HELP,
     ]
 
     def __init__(self, run_ids: list[str]) -> None:
         super().__init__()
         self.run_ids = run_ids
         self.image = 0
+        self.view = 0  # 0: every model that fits; k: model k alone, large
         self.color = color_available()
         self.maps: FeatureMaps | None = None
+        self.maps_problem = "loading feature maps…"
         self.table: StudyTable | None = None
+        self.curves: list[Curve] | None = None
+        self.kind_index = 0
 
     def compose(self) -> ComposeResult:
         yield Header()
         with TabbedContent(initial="table"):
-            with TabPane("Table", id="table"):
-                with ScrollableContainer():
+            with TabPane("Table t", id="table"):
+                with NavScroll(id="table-scroll"):
                     yield Static(id="comparison")
+                    yield Static(id="table-caption")
                     yield Static(id="runs-note")
-            with TabPane("Feature maps", id="maps"):
-                with ScrollableContainer(id="maps-scroll"):
+            with TabPane("Curves c", id="curves"):
+                yield Static("loading curves…", id="curves-title")
+                with Horizontal(id="curve-charts"):
+                    yield OverlayChart(id="curve-loss")
+                    yield OverlayChart(id="curve-acc")
+                yield Static(id="curves-legend")
+            with TabPane("Feature maps m", id="maps"):
+                with NavScroll(id="maps-scroll"):
                     yield Static("loading feature maps…", id="featuremaps")
         yield Footer()
 
@@ -59,15 +86,13 @@ class ResultsScreen(Screen):
         self.table = build_table(infos, [i.summary.model_dump() for i in infos if i.summary], per_run=True)
         self._draw_table()
         self.query_one("#runs-note", Static).update(Text("\n".join(notes), style="yellow"))
-        self.load_maps(runs)
+        self.load_files(runs, {i.id: i.status for i in infos})
 
     def on_resize(self) -> None:
         self._draw_table()
+        self._draw_maps()
 
-    def _draw_table(self) -> None:
-        if self.table is not None:  # the width decides whether ± std fits beside the mean
-            self.query_one("#comparison", Static).update(table1(self.table, self.size.width - 2))
-
+    # ------------------------------------------------------------ loading
     def _open_runs(self) -> tuple[list[RunDir], list[RunInfo], list[str]]:
         """The chosen runs still in the store, and a note for each one unfinished or gone."""
         runs, infos, notes = [], [], []
@@ -84,31 +109,123 @@ class ResultsScreen(Screen):
                 notes.append(plain(f"{info.id}: {info.status}" + (f" ({info.error})" if info.error else "")))
         return runs, infos, notes
 
-    @work(thread=True, exclusive=True, group="maps")
-    def load_maps(self, runs: list[RunDir]) -> None:
-        """featuremaps.json can be a megabyte per run: parse it off the UI thread."""
-        doc = merge_featuremaps([(r.id, r.read_featuremaps()) for r in runs])
-        self.app.call_from_thread(self._maps_ready, doc)
+    @work(thread=True, exclusive=True, group="files")
+    def load_files(self, runs: list[RunDir], statuses: dict[str, str]) -> None:
+        """featuremaps.json can be a megabyte per run, metrics.jsonl more: read them off the UI thread."""
+        docs, problems = [], []
+        for r in runs:
+            try:
+                docs.append((r.id, load_featuremaps(r.featuremaps_path, statuses.get(r.id) != "running")))
+            except MapsUnavailable as exc:
+                problems.append(f"{r.id}: {exc}" if len(runs) > 1 else str(exc))
+        doc = merge_featuremaps(docs)
+        problem = "\n".join(problems) or "no feature maps of the same test images in these runs"
+        curves = []
+        for n, r in enumerate(runs, 1):
+            epochs = [e for e in r.read_events() if isinstance(e, Epoch)]
+            curves += phase_curves(epochs, f"{n} " if len(runs) > 1 else "")
+        self.app.call_from_thread(self._files_ready, doc, problem, curves)
 
-    def _maps_ready(self, doc: FeatureMaps | None) -> None:
-        self.maps = doc
+    def _files_ready(self, doc: FeatureMaps | None, problem: str, curves: list[Curve]) -> None:
+        self.maps, self.maps_problem, self.curves = doc, problem, curves
         self._draw_maps()
+        self._draw_curves()
+
+    # ------------------------------------------------------------ drawing
+    def _draw_table(self) -> None:
+        if self.table is not None:  # the width decides whether ± std fits beside the mean
+            width = self.size.width - 2
+            self.query_one("#comparison", Static).update(table1(self.table, width, caption=False))
+            # below the table, not as its caption: a caption wraps at the table's width and cut run ids
+            self.query_one("#table-caption", Static).update(table1_caption(self.table))
+
+    def kinds(self) -> list[str]:
+        return kinds(self.curves or [])
+
+    def _draw_curves(self) -> None:
+        if self.curves is None:
+            return
+        kinds = self.kinds()
+        title = self.query_one("#curves-title", Static)
+        if not kinds:
+            title.update("no epochs recorded yet")
+            return
+        kind = kinds[self.kind_index % len(kinds)]
+        chosen = [c for c in self.curves if c.kind == kind]
+        shown = chosen[:MAX_SERIES]
+        more = f" (first {MAX_SERIES} of {len(chosen)})" if len(chosen) > MAX_SERIES else ""
+        title.update(Text.assemble((f"{kind} phases{more}", "bold"),
+                                   f" · ←/→ other phases ({', '.join(kinds)})" if len(kinds) > 1 else ""))
+        acc_names = sorted({c.acc_name for c in shown if c.acc_name})
+        acc_name = acc_names[0] if len(acc_names) == 1 else "monitored"
+        self.query_one("#curve-loss", OverlayChart).show(
+            "loss", "epoch", [(c.epochs, c.loss) for c in shown], self.color)
+        self.query_one("#curve-acc", OverlayChart).show(
+            f"{acc_name} accuracy %", "epoch", [(c.acc_epochs, c.accuracy) for c in shown], self.color)
+        entries = []
+        for i, c in enumerate(shown):
+            rgb, marker = series_style(i, self.color)
+            swatch = ("━━", f"rgb({rgb[0]},{rgb[1]},{rgb[2]})") if self.color else (marker * 2, "")
+            accuracy = f" ({c.acc_name})" if len(acc_names) > 1 and c.acc_name else ""
+            entries.append(Text.assemble(swatch, " " + plain(c.label) + accuracy, no_wrap=True))
+        legend = Columns(entries, padding=(0, 3))  # a name is never broken over two lines
+        self.query_one("#curves-legend", Static).update(legend)
 
     def _draw_maps(self) -> None:
         widget = self.query_one("#featuremaps", Static)
         if self.maps is None:
-            widget.update("no feature maps: a run saves featuremaps.json when it ends")
+            widget.update(Text(self.maps_problem, style="yellow"))
             return
-        widget.update(render_maps(self.maps, self.image, self.color))
+        pane = self.query_one("#maps-scroll")
+        width, height = max(40, pane.size.width - 1), max(10, pane.size.height)
+        widget.update(render_maps(self.maps, self.image, self.color, width, height, self.view))
+
+    # ------------------------------------------------------------ actions
+    @property
+    def active(self) -> str:
+        return self.query_one(TabbedContent).active
+
+    def on_tabbed_content_tab_activated(self) -> None:
+        self.refresh_bindings()
+        if self.active == "maps":  # a hidden pane has no size: lay the maps out once it shows
+            self.call_after_refresh(self._draw_maps)
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "step":
+            return self.active in ("maps", "curves")
+        if action in ("next_view", "toggle_ascii"):
+            return self.active == "maps" or (action == "toggle_ascii" and self.active == "curves")
+        return True
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
 
-    def action_image(self, delta: int) -> None:
-        if self.maps:
+    def action_step(self, delta: int) -> None:
+        if self.active == "maps" and self.maps:
             self.image = (self.image + delta) % len(self.maps.images)
+            self._draw_maps()
+        elif self.active == "curves" and self.kinds():
+            self.kind_index = (self.kind_index + delta) % len(self.kinds())
+            self._draw_curves()
+
+    def action_next_view(self) -> None:
+        if self.maps:
+            self.view = (self.view + 1) % (len(self.maps.models) + 1)
             self._draw_maps()
 
     def action_toggle_ascii(self) -> None:
         self.color = not self.color
         self._draw_maps()
+        self._draw_curves()
+
+    def _pane(self) -> NavScroll | None:
+        scroll = {"table": "#table-scroll", "maps": "#maps-scroll"}.get(self.active)
+        return self.query_one(scroll, NavScroll) if scroll else None
+
+    def action_scroll(self, lines: int) -> None:
+        if pane := self._pane():
+            pane.scroll_relative(y=lines, animate=False)
+
+    def action_scroll_to(self, end: int) -> None:
+        if pane := self._pane():
+            pane.scroll_end(animate=False) if end else pane.scroll_home(animate=False)

@@ -1,4 +1,5 @@
-"""The runs browser: every saved run (running first), filter by typing, open, mark, compare."""
+"""The runs browser: every saved run (running first), filter by typing, sort, open, mark, compare,
+resume, archive, delete."""
 
 from __future__ import annotations
 
@@ -8,16 +9,28 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.events import Key
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import get_current_worker
 
+from ssltui.engine.errors import ConfigError
 from ssltui.engine.store import RunInfo
+from ssltui.engine.table import measured, pool
+from ssltui.tui.manage import RESUMABLE, archive_run, delete_run, folder_size
+from ssltui.tui.screens.common import Confirm, NavTable, resume_run
 from ssltui.view.format import label_fraction
-from ssltui.view.tables import run_cells
+from ssltui.view.tables import run_cells, short_id
 
 REFRESH_SECONDS = 2.0
-COLUMNS = ("status", "method", "labels", "test acc %", "started", "id")  # of view.tables.run_cells
+# Columns by terminal width (of view.tables.run_cells; "run" is the id without its date).
+COLUMN_SETS = ((110, ("status", "method", "labels", "test acc %", "started", "id")),
+               (100, ("status", "method", "labels", "test acc %", "started", "run")),
+               (0, ("status", "method", "labels", "test acc %", "run")))
+
+
+def columns_for(width: int) -> tuple[str, ...]:
+    return next(cols for least, cols in COLUMN_SETS if width >= least)
 
 
 def matches(info: RunInfo, needle: str) -> bool:
@@ -27,7 +40,23 @@ def matches(info: RunInfo, needle: str) -> bool:
     return all(w in hay for w in needle.lower().split())
 
 
-class RunsTable(DataTable):
+def best_accuracy(info: RunInfo) -> float:
+    """The run's best mean test accuracy over seeds of any cell (-1 without results)."""
+    cells = [sum(s.values()) / len(s) for by_frac in pool(measured(info.results)).values() for s in by_frac.values()]
+    return max(cells, default=-1.0)
+
+
+# name -> sort key; the store's own order (running first, then newest) is the first.
+SORTS = {
+    "newest": None,
+    "oldest": lambda i: (i.started or 0, i.id),
+    "status": lambda i: (i.status, -(i.started or 0)),
+    "method": lambda i: ("+".join(i.methods), -(i.started or 0)),
+    "best accuracy": lambda i: (-best_accuracy(i), -(i.started or 0)),
+}
+
+
+class RunsTable(NavTable):
     BINDINGS = [Binding("enter", "select_cursor", "Open")]
 
 
@@ -38,7 +67,12 @@ class RunsScreen(Screen):
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
         Binding("n", "launch", "New run"),
-        Binding("w", "sweep", "Sweeps"),
+        Binding("o", "sort", "Sort", show=False),
+        Binding("R", "resume", "Resume", show=False),
+        Binding("L", "log", "Log", show=False),
+        Binding("A", "archive", "Archive", show=False),
+        Binding("D", "delete", "Delete", show=False),
+        Binding("w", "sweep", "Sweeps", show=False),
         Binding("slash", "filter", "Filter"),
         Binding("escape", "clear_filter", "Clear"),
         Binding("question_mark", "app.help", "Help"),
@@ -50,32 +84,39 @@ class RunsScreen(Screen):
         self.infos: list[RunInfo] = []
         self.marked: set[str] = set()
         self.loaded = False
+        self.sort = "newest"
+        self.columns: tuple[str, ...] = ()
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(placeholder="filter: type to narrow (id, status, method, preset)…", id="filter", compact=True)
-        table = RunsTable(id="runs", cursor_type="row", zebra_stripes=True)
-        yield table
+        # select_on_focus off: the key that moved the focus here must not be selected, then replaced
+        yield Input(placeholder="filter: type to narrow (id, status, method, preset)…", id="filter", compact=True,
+                    select_on_focus=False)
+        yield RunsTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield Static(id="runs-hint")
         yield Footer()
 
     def on_mount(self) -> None:
         self.sub_title = "runs"
-        table = self.query_one("#runs", DataTable)
-        for col in COLUMNS:
-            table.add_column(col, key=col)
-        table.focus()
+        self.query_one("#runs", DataTable).focus()
         self.refresh_runs()
 
     def on_screen_resume(self) -> None:
         self.refresh_runs()
+
+    def on_resize(self) -> None:
+        self._fill()
 
     @work(thread=True, exclusive=True, group="runs")
     def refresh_runs(self, repeat: bool = True) -> None:
         """List the store in a thread (it reads every summary.json), then keep it fresh."""
         worker = get_current_worker()
         while not worker.is_cancelled:
-            infos = self.app.store.list()
+            try:
+                infos = self.app.store.list()
+            except ConfigError as exc:
+                self.app.call_from_thread(self.app.notify, exc.message, severity="error")
+                infos = []
             self.app.call_from_thread(self.show_runs, infos)
             if not repeat:
                 return
@@ -85,36 +126,68 @@ class RunsScreen(Screen):
                 time.sleep(0.1)
 
     def show_runs(self, infos: list[RunInfo]) -> None:
-        for proc in self.app.processes.values():
-            proc.poll()  # reap runs this app started that have ended (no zombies)
+        for launched in self.app.processes.values():
+            launched.proc.poll()  # reap runs this app started that have ended (no zombies)
         key = [(i.id, i.status, len(i.results)) for i in infos]
         if self.loaded and key == [(i.id, i.status, len(i.results)) for i in self.infos]:
             return
         self.infos = infos
+        self.marked &= {i.id for i in infos}
         self.loaded = True
         self._fill()
 
+    def sorted_infos(self) -> list[RunInfo]:
+        key = SORTS[self.sort]
+        return list(self.infos) if key is None else sorted(self.infos, key=key)
+
     def _fill(self) -> None:
         table = self.query_one("#runs", DataTable)
-        current = None
-        if table.row_count and table.cursor_row < table.row_count:
-            current = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        current = self.selected_id()
         needle = self.query_one("#filter", Input).value
-        table.clear()
-        shown = [i for i in self.infos if matches(i, needle)]
+        shown = [i for i in self.sorted_infos() if matches(i, needle)]
+        rows = []
         for i in shown:
             cells = run_cells(i)
-            status = cells["status"]
-            cells["status"] = Text(("✓ " if i.id in self.marked else "  ") + status.plain, style=status.style)
-            table.add_row(*(cells[c] for c in COLUMNS), key=i.id)
-        if current is not None and current in [i.id for i in shown]:
-            table.move_cursor(row=[i.id for i in shown].index(current), animate=False)
-        hint = f"{len(shown)} of {len(self.infos)} runs"
-        if self.marked:
-            hint += f" · {len(self.marked)} marked (c: compare)"
+            cells["run"] = Text(short_id(i.id))
+            if i.id in self.marked:
+                cells["status"] = Text("✓ ", style="bold") + cells["status"]
+            rows.append(cells)
+        self._set_columns(rows)
+        for i, cells in zip(shown, rows):
+            table.add_row(*(cells[c] for c in self.columns), key=i.id)
+        ids = [i.id for i in shown]
+        if current in ids:
+            table.move_cursor(row=ids.index(current), animate=False)
+        self._hint(len(shown))
+
+    def _set_columns(self, rows: list[dict[str, Text]]) -> None:
+        """The columns for this width; the id column takes the room left, and a longer id keeps
+        its end (the unique part, which `ssltui show/resume` accept) after a '…'."""
+        table = self.query_one("#runs", DataTable)
+        self.columns = columns_for(self.size.width)
+        table.clear(columns=True)
+        last = self.columns[-1]
+        widths = {c: max([len(c)] + [r[c].cell_len for r in rows]) for c in self.columns}
+        # 2 cells of padding per column, 2 for the vertical scrollbar's gutter, 2 for the screen's edges
+        room = self.size.width - sum(widths[c] for c in self.columns[:-1]) - 2 * len(self.columns) - 4
+        width = max(12, min(widths[last], room))
+        for r in rows:
+            if r[last].cell_len > width:
+                r[last] = Text("…" + r[last].plain[-(width - 1):])
+        widths[last] = width
+        for col in self.columns:  # every width given: the table never squeezes a column to its header
+            table.add_column(col, key=col, width=widths[col])
+
+    def _hint(self, shown: int) -> None:
         if not self.infos:
-            hint = f"no runs yet in {self.app.store.root} · n: launch one"
-        self.query_one("#runs-hint", Static).update(Text(hint, style="dim"))
+            hint = Text(f"no runs yet in {self.app.store.root} · n: launch one", style="dim")
+        else:
+            order = f"{self.sort} first" if self.sort in ("newest", "oldest") else f"by {self.sort}"
+            hint = Text(f"{shown} of {len(self.infos)} runs, {order}", style="dim")
+            if self.marked:
+                hint.append(f" · {len(self.marked)} marked", style="bold")
+            hint.append("   o sort R resume L log A archive D delete w sweeps", style="dim")
+        self.query_one("#runs-hint", Static).update(hint)
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self) -> None:
@@ -124,28 +197,56 @@ class RunsScreen(Screen):
     def _filter_done(self) -> None:
         self.query_one("#runs", DataTable).focus()
 
-    def on_key(self, event) -> None:
-        """Typing a character that is no key binding starts filtering."""
+    def on_key(self, event: Key) -> None:
+        """Typing a character that is no key binding starts filtering, with that character."""
         table = self.query_one("#runs", DataTable)
-        if self.focused is table and event.character and event.character.isprintable() \
-                and event.character not in " cnqw?/" and len(event.character) == 1:
-            flt = self.query_one("#filter", Input)
-            flt.focus()
-            flt.insert_text_at_cursor(event.character)
-            event.stop()
+        char = event.character
+        if self.focused is not table or not char or len(char) != 1 or not char.isprintable():
+            return
+        if event.key in self.active_keys():
+            return
+        flt = self.query_one("#filter", Input)
+        flt.value += char
+        flt.cursor_position = len(flt.value)
+        flt.focus()
+        event.stop()
+        event.prevent_default()
+
+    def active_keys(self) -> set[str]:
+        """Keys bound on this screen and its table (they act; the others type into the filter)."""
+        keys = set()
+        for bindings in (self.BINDINGS, RunsTable.BINDINGS, NavTable.BINDINGS):
+            for b in bindings:
+                keys.update(k.strip() for k in b.key.split(","))
+        return keys
 
     # ------------------------------------------------------------ actions
     def selected_id(self) -> str | None:
         table = self.query_one("#runs", DataTable)
-        if not table.row_count:
+        if not table.row_count or table.cursor_row >= table.row_count:
             return None
         return table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+
+    def chosen_ids(self) -> list[str]:
+        """The marked runs, else the selected one."""
+        ids = [i.id for i in self.infos if i.id in self.marked]
+        return ids or ([self.selected_id()] if self.selected_id() else [])
+
+    def _exists(self, run_id: str) -> bool:
+        """The run is still in the store; else say so and redraw the list (deleted meanwhile)."""
+        try:
+            self.app.store.get(run_id)
+            return True
+        except ConfigError as exc:
+            self.notify(exc.message, severity="warning")
+            self.refresh_runs()
+            return False
 
     def action_open(self) -> None:
         from ssltui.tui.screens.live import LiveScreen
 
         run_id = self.selected_id()
-        if run_id:
+        if run_id and self._exists(run_id):
             self.app.push_screen(LiveScreen(run_id))
 
     @on(DataTable.RowSelected, "#runs")
@@ -164,7 +265,7 @@ class RunsScreen(Screen):
     def action_compare(self) -> None:
         from ssltui.tui.screens.results import ResultsScreen
 
-        ids = [i.id for i in self.infos if i.id in self.marked] or ([self.selected_id()] if self.selected_id() else [])
+        ids = self.chosen_ids()
         if ids:
             self.app.push_screen(ResultsScreen(ids))
 
@@ -172,6 +273,77 @@ class RunsScreen(Screen):
         from ssltui.tui.screens.launch import LaunchScreen
 
         self.app.push_screen(LaunchScreen())
+
+    def action_sort(self) -> None:
+        names = list(SORTS)
+        self.sort = names[(names.index(self.sort) + 1) % len(names)]
+        self._fill()
+
+    def action_resume(self) -> None:
+        from ssltui.tui.screens.live import LiveScreen
+
+        run_id = self.selected_id()
+        info = next((i for i in self.infos if i.id == run_id), None)
+        if info is None:
+            return
+        if info.status not in RESUMABLE:
+            self.notify(f"{run_id} is {info.status}; R resumes an interrupted, failed or stale run",
+                        severity="warning")
+            return
+        if resume_run(self.app, run_id):
+            self.app.push_screen(LiveScreen(run_id))
+
+    def action_log(self) -> None:
+        from ssltui.tui.screens.logview import LogScreen
+
+        run_id = self.selected_id()
+        if run_id and self._exists(run_id):
+            self.app.push_screen(LogScreen(run_id))
+
+    def action_archive(self) -> None:
+        self._move("archive")
+
+    def action_delete(self) -> None:
+        self._move("delete")
+
+    def _move(self, how: str) -> None:
+        """Archive or delete the marked (else the selected) runs after a confirmation."""
+        by_id = {i.id: i for i in self.infos}
+        ids = [r for r in self.chosen_ids() if r in by_id]
+        busy = [r for r in ids if by_id[r].status == "running" or
+                (r in self.app.processes and self.app.processes[r].alive())]
+        ids = [r for r in ids if r not in busy]
+        if busy:
+            self.notify(f"{len(busy)} run(s) still training; cancel them first (x in the live view)",
+                        severity="warning")
+        if not ids:
+            return
+        size = sum(folder_size(by_id[r].path) for r in ids)
+        size_text = f"{size / 2**20:.1f} MB" if size >= 2**20 else f"{max(1, round(size / 1024))} kB"
+        what = ids[0] if len(ids) == 1 else f"{len(ids)} marked runs"
+        if how == "delete":
+            question, detail = f"Delete {what}?", f"{size_text} of results, checkpoints and logs are removed for good."
+        else:
+            question = f"Archive {what}?"
+            detail = f"Moved to {self.app.store.root / '.archive'}; the list no longer shows it (move it back by hand)."
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._apply_move(how, ids)
+
+        self.app.push_screen(Confirm(question, detail, yes=how, no="keep"), answered)
+
+    def _apply_move(self, how: str, ids: list[str]) -> None:
+        done = 0
+        for run_id in ids:
+            try:
+                (delete_run if how == "delete" else archive_run)(self.app.store, run_id)
+                done += 1
+            except ConfigError as exc:
+                self.notify(exc.message, severity="warning")
+        self.marked -= set(ids)
+        self.notify(f"{'deleted' if how == 'delete' else 'archived'} {done} run(s)", timeout=3)
+        self.refresh_runs()
 
     def action_sweep(self) -> None:
         """The sweep of the selected run when it is a trial of one, else the newest sweep."""

@@ -47,7 +47,7 @@ class SweepScreen(Screen):
     #sweep-notes { width: 1fr; max-width: 40; padding: 0 1; }
     """
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
+        Binding("escape,q", "app.pop_screen", "Back"),  # q too, as on every screen
         Binding("enter", "open_trial", "Open run", show=True),
         Binding("r", "trial_results", "Results"),
         Binding("p", "next_param", "Chart param"),

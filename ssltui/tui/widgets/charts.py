@@ -47,3 +47,31 @@ class PhaseChart(PlotextPlot):
         if hi > lo:
             ticks = [lo + (hi - lo) * i / (n - 1) for i in range(n)]
             self.plt.yticks(ticks, [f"{t:.3g}" for t in ticks])
+
+
+# Distinct colours (Tableau 10) and, for terminals without colour, distinct marker characters.
+SERIES_COLOURS = ((78, 121, 167), (242, 142, 43), (225, 87, 89), (118, 183, 178), (89, 161, 79),
+                  (237, 201, 72), (176, 122, 161), (255, 157, 167), (156, 117, 95), (186, 176, 172))
+SERIES_MARKERS = "•x+o*#%@"
+
+
+def series_style(i: int, color: bool) -> tuple[tuple[int, int, int], str]:
+    """(colour, marker) of series number `i`: braille lines in colour, characters without."""
+    return SERIES_COLOURS[i % len(SERIES_COLOURS)], "braille" if color else SERIES_MARKERS[i % len(SERIES_MARKERS)]
+
+
+class OverlayChart(PlotextPlot):
+    """Several runs' or phases' curves on one chart; the legend is drawn beside it (`legend_text`)
+    so that no label is clipped however narrow the chart."""
+
+    def show(self, title: str, xlabel: str, series: list[tuple[list[float], list[float]]], color: bool) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.title(title)
+        plt.xlabel(xlabel)
+        for i, (xs, ys) in enumerate(series):
+            if xs:
+                rgb, marker = series_style(i, color)
+                plt.plot(xs, ys, marker=marker, color=rgb if color else "default")
+        self.refresh()

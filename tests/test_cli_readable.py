@@ -1,0 +1,166 @@
+"""Issue 15 items 6, 7, 9, 10, 12 and 14 on the CLI side: readable at 80 columns, no escape codes
+in a pipe, the run id from the start, a cancel that is no error and says how to resume."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ssltui.engine.events import parse_event
+from tests.tui_fixtures import FAILED_ID, SMOKE_ID, STUDY_ID, make_fixture_runs
+
+ANSI = re.compile(r"\x1b\[")
+ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@pytest.fixture
+def fixture_runs(runs_dir):
+    make_fixture_runs(runs_dir)
+    return runs_dir
+
+
+def test_6_show_with_a_binary_config_shows_the_rest(run_cli, fixture_runs):
+    (fixture_runs / STUDY_ID / "config.toml").write_bytes(bytes(range(256)))
+    out = run_cli("show", STUDY_ID, COLUMNS="100")
+    assert out.returncode == 2  # a damaged file is still reported as one (issue 11): one line on stderr
+    assert out.stderr.splitlines() == [f"ssltui: error: {fixture_runs / STUDY_ID / 'config.toml'}: not UTF-8 text "
+                                       f"(damaged)"]
+    shown = " ".join(out.stdout.split())
+    assert f"config: {fixture_runs / STUDY_ID / 'config.toml'}: not UTF-8 text (damaged)" in shown
+    assert "82.30" in out.stdout and "loss per epoch" in out.stdout  # the results and curves are still there
+    js = json.loads(run_cli("show", STUDY_ID, "--json").stdout)
+    assert js["config"] is None and "not UTF-8" in js["config_error"]
+
+
+def test_7_smoke_runs_on_synthetic_data_without_a_data_option(run_cli):
+    out = run_cli("run", "--preset", "paper-smoke", "--dry-run", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["data"] == "synthetic"
+    out = run_cli("run", "--preset", "smoke", "--method", "rotnet", "--data", "cifar10", "--dry-run", "--json")
+    assert json.loads(out.stdout)["data"] == "cifar10"  # --data still wins
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_9_runs_fits_the_terminal_with_whole_ids_and_numbers(run_cli, fixture_runs, columns):
+    # TTY_COMPATIBLE: rich writes as to a terminal (a pipe gets plain lines, below)
+    out = run_cli("runs", COLUMNS=str(columns), TTY_COMPATIBLE="1")
+    assert out.returncode == 0, out.stderr
+    lines = ANSI_CODE.sub("", out.stdout).splitlines()
+    assert all(len(line) <= columns for line in lines)
+    assert lines[0].split()[:2] == ["status", "method"]  # headers whole, never 's…'
+    for rid in (STUDY_ID, SMOKE_ID, FAILED_ID):
+        assert sum(rid in line for line in lines) == 1
+    study = next(i for i, line in enumerate(lines) if STUDY_ID in line)
+    if columns >= 120:
+        assert "1% 66.8 10% 82.1 (+3)" in lines[study] and "01-01 12:00" in lines[study]  # one line a run
+    else:  # one label fraction a line, under each other
+        assert "1% 66.8" in lines[study] and "10% 82.1" in lines[study + 1] and "sup+simclr+rot" in lines[study]
+
+
+def test_9_runs_in_a_pipe_is_one_plain_line_a_run(run_cli, fixture_runs):
+    out = run_cli("runs", COLUMNS="80")
+    assert out.returncode == 0, out.stderr
+    assert not ANSI.search(out.stdout)
+    lines = out.stdout.splitlines()
+    assert lines[0].split()[:2] == ["status", "method"] and len(lines) == 4
+    for rid in (STUDY_ID, SMOKE_ID, FAILED_ID):  # whole ids for grep, one line each
+        assert sum(line.endswith(rid) for line in lines) == 1
+
+
+def _phase(kind="pretrain", method="simclr", **kw):
+    return {"phase": f"{method}/{kind}/seed0", "kind": kind, "method": method, "seed": 0, **kw}
+
+
+def test_10_the_progress_line_reads_at_80_columns():
+    from ssltui.cli.progress import RichProgress
+
+    stream = io.StringIO()
+    progress = RichProgress(stream, width=80)
+    ph = _phase()
+    for e in ({"t": 0, "event": "phase_start", **ph, "epochs": 100, "steps_per_epoch": 40},
+              {"t": 1, "event": "step", **ph, "epoch": 11, "step": 460, "loss": 5.4821, "lr": 0.3,
+               "images_per_s": 1234.5},
+              {"t": 2, "event": "epoch", **ph, "epoch": 12, "epochs": 100, "step": 480, "loss": 5.4821,
+               "lr": 0.3, "images_per_s": 1234.5, "knn_acc": 0.31}):
+        progress(parse_event(e))
+    progress.close()
+    line = [ln for ln in stream.getvalue().splitlines() if ln.strip()][-1]
+    assert len(line) <= 80
+    assert line.startswith("simclr pretrain s0 ") and "12%" in line
+    assert "ep 12/100 loss 5.482 kNN 31.0% 1.2k" in line
+
+
+def test_12_show_in_a_pipe_has_no_escape_codes_and_whole_legends(run_cli, fixture_runs):
+    out = run_cli("show", STUDY_ID, COLUMNS="80")
+    assert out.returncode == 0, out.stderr
+    assert not ANSI.search(out.stdout)
+    assert all(len(line) <= 80 for line in out.stdout.splitlines())
+    # every phase's name whole in a legend under its chart (plotext's own legend cut them)
+    for label in ("simclr pretrain s0", "rotnet semi 10% s1", "supervised 1% s0 (validation)"):
+        assert label in out.stdout
+    assert "•• " in out.stdout and "xx " in out.stdout  # markers tell the curves apart without colour
+
+
+def test_14_a_cancel_is_no_error_and_says_how_to_resume(tmp_path, runs_dir):
+    """Ctrl-C (or the app's x) of a headless run: 'interrupted', the id from the start, the resume command."""
+    from tests.conftest import cli_env
+
+    proc = subprocess.Popen([sys.executable, "-m", "ssltui", "run", "--preset", "smoke", "--device", "cpu",
+                             "--run-id", "stopme", "--set", "supervised.epochs=500", "--set",
+                             "data.synthetic_train_per_class=20", "--set", "supervised.batch_size=8"],
+                            env=cli_env(runs_dir, tmp_path / "data"), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = runs_dir / "stopme" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (metrics.exists() and '"step"' in metrics.read_text()):
+        assert proc.poll() is None and time.monotonic() < deadline, "the run did not start"
+        time.sleep(0.2)
+    proc.send_signal(2)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    lines = err.splitlines()
+    assert " run stopme (smoke) on cpu" in next(ln for ln in lines if "stopme" in ln)  # the first event
+    assert not [ln for ln in lines if ln.startswith("ssltui: error")]
+    assert any(ln.startswith("ssltui: interrupted: stopped by SIGINT in") for ln in lines)
+    assert lines[-1] == "ssltui: continue with: ssltui resume stopme"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_14_a_terminal_sees_the_run_id_before_torch_loads(runs_dir, monkeypatch, terminal):
+    """On a terminal the id comes first (progress bars follow); a pipe reads it in the first event's
+    line, and its stderr holds nothing else before an error or the resume hint."""
+    from contextlib import redirect_stderr
+
+    import ssltui.cli.main as cli_main
+    import ssltui.cli.progress as progress_mod
+    from ssltui.engine import runner as runner_mod
+    from ssltui.engine.errors import RunInterrupted
+
+    def stopped(self, resume=False):
+        raise RunInterrupted("stopped by SIGINT in epoch 1")
+
+    monkeypatch.setattr(runner_mod.Runner, "execute", stopped)
+    monkeypatch.setattr(cli_main, "_install_signal_handlers", lambda *args: None)
+    monkeypatch.setattr(cli_main, "_load_data", lambda *args, **kwargs: None)
+    monkeypatch.setattr(progress_mod, "make_progress", lambda quiet: None)  # no bars on the test's stderr
+    err = _Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr(sys, "argv", ["ssltui", "run", "--preset", "smoke", "--device", "cpu", "--run-id", "tty",
+                                      "--runs-dir", str(runs_dir)])
+    with redirect_stderr(err), pytest.raises(SystemExit) as exit_:
+        cli_main.entry()
+    assert exit_.value.code == 130
+    lines = err.getvalue().splitlines()
+    first = [f"ssltui: run tty in {runs_dir / 'tty'}"] if terminal else []
+    assert lines == first + ["ssltui: interrupted: stopped by SIGINT in epoch 1",
+                             "ssltui: continue with: ssltui resume tty"]
