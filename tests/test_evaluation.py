@@ -179,7 +179,8 @@ def test_ema_run_stopped_mid_phase_resumes_to_the_same_average(tmp_path, bundle)
                     c.request_stop("test")
 
         c = _ctx(rundir, listener)
-        info = PhaseRef(phase="sup", kind="supervised", method="supervised", seed=0, labels=0.5, evaluation="supervised")
+        info = PhaseRef(phase="sup", kind="supervised", method="supervised", seed=0, labels=0.5,
+                        evaluation="supervised")
         return train_classifier(c, info, cfg, bundle, bundle.train_idx[:24], None)
 
     store = RunStore(tmp_path / "runs")
@@ -257,3 +258,22 @@ def test_cutout_zeroes_exactly_the_drawn_squares():
         mask[max(top, 0):top + 6, max(left, 0):left + 6] = True
         assert torch.equal(o == 0, mask.expand(3, 32, 32))
         assert torch.equal(o[:, ~mask], img[:, ~mask])
+
+
+def test_feature_maps_of_a_weight_averaged_phase_load_its_average(run_cli, runs_dir):
+    """Through the real CLI: a supervised phase with `ema` is checkpointed with its average, and
+    the feature maps at the end load the average's weights (a key mismatch would fail the run)."""
+    from conftest import last_json
+
+    proc = run_cli("run", "--preset", "smoke", "--data", "synthetic", "--device", "cpu", "--json", "-q",
+                   "--labels", "0.5",
+                   "--set", "data.synthetic_train_per_class=6", "--set", "data.synthetic_test_per_class=2",
+                   "--set", "data.val_fraction=0.2", "--set", "supervised.epochs=1", "--set", "supervised.batch_size=8",
+                   "--set", "supervised.ema=0.5", "--set", "runtime.featuremaps=true", OMP_NUM_THREADS="1")
+    assert proc.returncode == 0, proc.stderr
+    out = last_json(proc.stdout)
+    assert out["status"] == "completed" and out["results"][0]["probe"] is None
+    run = runs_dir / out["run_id"]
+    (ck,) = (run / "checkpoints").glob("*.pt")
+    assert "ema" in torch.load(ck, weights_only=False)["modules"]
+    assert (run / "featuremaps.json").is_file()
