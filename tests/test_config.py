@@ -21,11 +21,22 @@ def test_shipped_presets_all_resolve():
             assert part.description or plan.description
 
 
-def test_supervised_preset_is_he_recipe():
-    (cfg,) = resolve("supervised").parts
+def test_supervised_he_preset_is_he_recipe():
+    (cfg,) = resolve("supervised-he").parts
     s = cfg.supervised
     assert (s.optimizer, s.lr, s.momentum, s.weight_decay, s.batch_size) == ("sgd", 0.1, 0.9, 1e-4, 128)
-    assert s.schedule == "step" and s.milestones == [91, 136] and s.gamma == 0.1
+    assert s.schedule == "step" and s.milestones == [91, 136] and s.gamma == 0.1 and s.label_smoothing == 0
+    assert cfg.labels == [0.01, 0.1] and cfg.evaluation == ["supervised"]
+
+
+def test_supervised_preset_is_the_recipe_chosen_on_validation():
+    """docs/evaluation.md: batch 64, lr 0.05, wd 5e-3, cosine, label smoothing 0.1, and the same
+    number of training images as He et al.'s 3,000 steps at batch 128."""
+    (cfg,) = resolve("supervised").parts
+    s = cfg.supervised
+    assert (s.optimizer, s.lr, s.momentum, s.weight_decay, s.batch_size) == ("sgd", 0.05, 0.9, 5e-3, 64)
+    assert s.schedule == "cosine" and s.label_smoothing == 0.1 and s.ema == 0 and s.cutout == 0
+    assert s.min_steps * s.batch_size == 3000 * 128 and s.epochs == 182
     assert cfg.labels == [0.01, 0.1] and cfg.evaluation == ["supervised"]
 
 

@@ -170,7 +170,7 @@ def test_other_presets_resolve(name):
 
 def test_cli_runs_rotnet_end_to_end(run_cli, runs_dir):
     """Through the real CLI: the runner finds the method, rot_acc lands in metrics.jsonl, the
-    encoder is cached and the linear probe gives a result."""
+    encoder is cached and the (augmented) linear probe gives a result."""
     import json
 
     from conftest import last_json
@@ -179,11 +179,12 @@ def test_cli_runs_rotnet_end_to_end(run_cli, runs_dir):
             "--device", "cpu", "--json", "-q",
             "--set", "data.synthetic_train_per_class=6", "--set", "data.synthetic_test_per_class=2",
             "--set", "data.val_fraction=0.2", "--set", "pretrain.epochs=1", "--set", "pretrain.batch_size=8",
-            "--set", "linear.epochs=2", "--labels", "0.5"]
+            "--set", "linear.epochs=2", "--set", "linear.augment_copies=1", "--labels", "0.5"]
     proc = run_cli(*args, OMP_NUM_THREADS="1")
     assert proc.returncode == 0, proc.stderr
     out = last_json(proc.stdout)
     assert out["status"] == "completed" and out["results"][0]["method"] == "rotnet"
+    assert out["results"][0]["probe"] == "aug1"  # which probe made the number travels with it
     run = runs_dir / out["run_id"]
     events = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     pre = [e for e in events if e.get("event") == "epoch" and e.get("kind") == "pretrain"]

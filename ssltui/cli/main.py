@@ -149,7 +149,8 @@ def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store, 
             # No summary run id: refused before starting (e.g. the run is locked by another process).
             "run_id": run.id, "status": summary.status if summary.run_id else "refused",
             "group": summary.group or None, "error": summary.error, "timings": summary.timings,
-            "results": [r.model_dump(include={"method", "evaluation", "labels", "seed", "test_acc", "val_acc"})
+            "results": [r.model_dump(include={"method", "evaluation", "labels", "seed", "test_acc", "val_acc",
+                                              "probe"})
                         for r in summary.results],
         }), flush=True)
     elif summary.results:

@@ -130,6 +130,21 @@ def random_crop_flip(x: torch.Tensor, generator: torch.Generator, padding: int =
     return crop_flip_rotations(padded, None, generator, padding, flip)
 
 
+def cutout(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """Cutout (DeVries & Taylor 2017): zero a size x size square, centred uniformly on the image
+    and clipped at its border, in every image of a batch. Applied to normalised inputs, zero is
+    the mean colour, as in the paper."""
+    n, _, h, w = x.shape
+    dev = x.device
+    top = torch.randint(0, h, (n, 1), device=dev, generator=generator) - size // 2
+    left = torch.randint(0, w, (n, 1), device=dev, generator=generator) - size // 2
+    r, c = torch.arange(h, device=dev)[None, :], torch.arange(w, device=dev)[None, :]
+    rows = (r >= top) & (r < top + size)  # (n, h)
+    cols = (c >= left) & (c < left + size)
+    keep = ~(rows[:, :, None] & cols[:, None, :])
+    return x * keep[:, None].to(x.dtype)
+
+
 # ---------------------------------------------------------------- resized crops
 
 @dataclass

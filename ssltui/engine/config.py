@@ -107,8 +107,15 @@ class ClassifierConfig(TrainConfig):
     """Training a classifier on the labelled subset (the baseline, or fine-tuning)."""
 
     augment: bool = Field(True, description="random crop (padding 4) and horizontal flip")
+    cutout: int = Field(0, ge=0, le=32, description="side of a square zeroed at a random place in each "
+                                                     "training image (0: off)")
     frozen_stages: int = Field(0, ge=0, le=3,
                                description="stem and first N stages frozen (weights and BN statistics)")
+    frozen_bn_stats: bool = Field(True, description="frozen stages keep their BatchNorm statistics (false: "
+                                                    "they adapt to the labelled images, weights still frozen)")
+    label_smoothing: float = Field(0.0, ge=0.0, le=0.5, description="cross-entropy label smoothing")
+    ema: float = Field(0.0, ge=0.0, lt=1.0, description="decay of an exponential moving average of the weights, "
+                                                        "evaluated instead of the last weights (0: off)")
     eval_every: int = Field(1, ge=1, description="validation accuracy every N epochs")
 
 
@@ -123,6 +130,8 @@ class LinearConfig(TrainConfig):
     """Linear probe on frozen features computed once."""
 
     standardize: bool = Field(True, description="standardize features with the labelled subset's mean/std")
+    augment_copies: int = Field(0, ge=0, le=64, description="random crop/flip copies of each labelled image "
+                                                          "whose features join the plain ones (0: plain only)")
 
 
 class SimCLRConfig(Section):

@@ -93,6 +93,9 @@ class Phase:
     optimizer: torch.optim.Optimizer
     generator: torch.Generator
     images_per_item: int = 1
+    # Called after every optimizer step (e.g. a weight average's update); what it keeps belongs
+    # in `modules` so that checkpoints hold it.
+    after_step: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         if self.n_items < 1:
@@ -214,6 +217,8 @@ class Phase:
         loss = step_fn(idx)
         loss.backward()
         self.optimizer.step()
+        if self.after_step is not None:
+            self.after_step()
         return lr, loss.detach().float()
 
     def _stop(self, epoch: int, steps_done: int, perm: torch.Tensor, losses: torch.Tensor) -> None:

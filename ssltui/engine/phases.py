@@ -206,7 +206,11 @@ class PhaseExecutor:
             return None
         ck = load_checkpoint(path, kind="phase")
         model = Classifier(ResNet20(), self.bundle.num_classes)
-        load_state(model, (ck.get("modules") or {}).get("model"), str(path))
+        modules = ck.get("modules") or {}
+        state = modules.get("model")
+        if isinstance(modules.get("ema"), dict):  # a weight average is what the phase evaluated
+            state = {k.removeprefix("module."): v for k, v in modules["ema"].items() if k.startswith("module.")}
+        load_state(model, state, str(path))
         return self.ctx.dev.prepare(model).encoder
 
     def _featuremaps(self, node: PhaseNode) -> Outcome:

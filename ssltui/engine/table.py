@@ -62,6 +62,7 @@ class Measured:
     labels: float
     seed: int
     test_acc: float
+    probe: str | None = None  # a linear result's probe ("plain", "aug8"); None: not recorded
 
     @property
     def cell_key(self) -> tuple[str, str, float, int]:
@@ -78,7 +79,9 @@ def measured(results: Iterable[object], run_id: str = "") -> list[Measured]:
                                                                   "test_acc"))
         if isinstance(method, str) and isinstance(evaluation, str) and _number(labels) and 0 < labels <= 1 \
                 and isinstance(seed, int) and not isinstance(seed, bool) and _number(acc) and 0 <= acc <= 1:
-            out.append(Measured(run_id, method, evaluation, float(labels), seed, float(acc)))
+            probe = r.get("probe")
+            out.append(Measured(run_id, method, evaluation, float(labels), seed, float(acc),
+                                probe if isinstance(probe, str) else None))
     return out
 
 
@@ -90,6 +93,16 @@ def newest_per_seed(results: Iterable[Measured]) -> list[Measured]:
         latest.pop(m.cell_key, None)  # re-insert: the dict's order is the order of the winners
         latest[m.cell_key] = m
     return list(latest.values())
+
+
+def probes(results: Iterable[Measured]) -> dict[tuple[str, str], list[str]]:
+    """(method, "linear") -> the probes behind its pooled numbers, sorted. A linear result
+    recorded before the probe was (runs before issue 14) used the plain one."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for m in newest_per_seed(results):
+        if m.evaluation == "linear":
+            out.setdefault((m.method, m.evaluation), set()).add(m.probe or "plain")
+    return {k: sorted(v) for k, v in out.items()}
 
 
 def pool(results: Iterable[Measured]) -> dict[tuple[str, str], dict[float, dict[int, float]]]:
@@ -135,6 +148,7 @@ class Row:
     cells: list[Cell]
     run_id: str | None = None  # the run of the row when the table compares runs
     in_paper: bool = False
+    probes: list[str] = field(default_factory=list)  # a linear row's probes ("plain", "aug8")
 
     @property
     def measured(self) -> bool:
@@ -174,7 +188,8 @@ class StudyTable:
         return {"title": self.title, "labels": self.labels, "runs": self.runs, "timings": self.timings,
                 "devices": self.devices, "data": self.data, "per_run": self.per_run, "caveats": self.caveats,
                 "rows": [{"name": r.name, "method": r.method, "evaluation": r.evaluation, "run": r.run_id,
-                          "in_paper": r.in_paper, "cells": [c.to_json() for c in r.cells]} for r in self.rows]}
+                          "in_paper": r.in_paper, "probes": r.probes, "cells": [c.to_json() for c in r.cells]}
+                         for r in self.rows]}
 
 
 def _order(key: tuple[str, str]) -> tuple:
@@ -210,19 +225,23 @@ def build_table(infos: list[RunInfo], summaries: list[Mapping] | None = None, *,
     results = [m for i in infos for m in measured(i.results, i.id)]
     per_run = per_run and len({m.run_id for m in results}) > 1
     run_ids = [i.id for i in infos] if per_run else [""]
-    pooled = {rid: pool(m for m in results if not per_run or m.run_id == rid) for rid in run_ids}
+    mine_of = {rid: [m for m in results if not per_run or m.run_id == rid] for rid in run_ids}
+    pooled = {rid: pool(mine_of[rid]) for rid in run_ids}
+    probes_of = {rid: probes(mine_of[rid]) for rid in run_ids}
     labels = sorted(set(paper["labels"]) | {m.labels for m in results})
     rows = []
     for prow in paper["rows"]:
         key = (prow["method"], prow["evaluation"])
         pvals = dict(zip(paper["labels"], prow["test_acc"]))
         mine = [(rid, pooled[rid].pop(key)) for rid in run_ids if key in pooled[rid]] or [("", {})]
-        rows += [Row(prow["name"], *key, _cells(labels, pvals, ours), rid or None, True) for rid, ours in mine]
+        rows += [Row(prow["name"], *key, _cells(labels, pvals, ours), rid or None, True,
+                     probes_of.get(rid, {}).get(key, [])) for rid, ours in mine]
     extra = sorted(((k, rid) for rid in run_ids for k in pooled[rid]), key=lambda kr: (_order(kr[0]),
                                                                                      run_ids.index(kr[1])))
     for key, rid in extra:
         name = EXTRA_ROW_NAMES.get(key, f"{key[0]} {key[1]}")
-        rows.append(Row(name, *key, _cells(labels, {}, pooled[rid][key]), rid or None))
+        rows.append(Row(name, *key, _cells(labels, {}, pooled[rid][key]), rid or None,
+                        probes=probes_of[rid].get(key, [])))
     _mark_best(rows)
     timings, devices, data = _provenance(summaries or [])
     return StudyTable(paper["title"], labels, rows, [i.id for i in infos], timings, devices, data, per_run)

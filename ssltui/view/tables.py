@@ -45,15 +45,25 @@ def run_legend(t: StudyTable) -> dict[str, str]:
     return {rid: str(n) for n, rid in enumerate(t.runs, 1)} if t.per_run else {}
 
 
+PROBE_NOTE = "augN: trained also on N crop/flip copies of each labelled image"
+
+
+def probes_phrase(t: StudyTable) -> str:
+    """'; linear probe: RotNet Linear Evaluation aug8, ... (what the names mean)', or nothing."""
+    named = list(dict.fromkeys(f"{r.name} {'/'.join(r.probes)}" for r in t.rows if r.probes))
+    return f"; linear probe: {', '.join(named)} ({PROBE_NOTE})" if named else ""
+
+
 def table1_footer(t: StudyTable) -> str:
-    """What the numbers are and where they come from: seeds, runs, data, device, time."""
+    """What the numbers are and where they come from: seeds, runs, data, device, time, probes."""
     timing = ", ".join(f"{k} {v:.1f} s" for k, v in t.timings.items() if k != "wall")
     wall = f"; wall {t.timings['wall']:.1f} s" if "wall" in t.timings else ""
     legend = run_legend(t)
     runs = ", ".join(f"{legend[r]} = {r}" if legend else r for r in t.runs)
     return (f"test accuracy %{seeds_phrase(t)}; "
             f"runs: {runs or fmt.MISSING}; data: {', '.join(t.data) or fmt.MISSING}; "
-            f"device: {', '.join(t.devices) or fmt.MISSING}; time per phase: {timing or fmt.MISSING}{wall}")
+            f"device: {', '.join(t.devices) or fmt.MISSING}; time per phase: {timing or fmt.MISSING}{wall}"
+            f"{probes_phrase(t)}")
 
 
 def table1_caption(t: StudyTable) -> Text:
@@ -217,7 +227,8 @@ def results_table(results: Iterable[object], title: str | None = None) -> Table:
     for r in results:
         if not isinstance(r, Mapping):
             continue
-        table.add_row(text(r.get("method")), text(r.get("evaluation")), Text(fmt.label_fraction(r.get("labels"))),
+        evaluation = r.get("evaluation") if r.get("probe") is None else f"{r.get('evaluation')} ({r.get('probe')})"
+        table.add_row(text(r.get("method")), text(evaluation), Text(fmt.label_fraction(r.get("labels"))),
                       text(r.get("seed")), Text(fmt.pct(r.get("test_acc"))), Text(fmt.pct(r.get("val_acc"))),
                       Text(fmt.seconds(r.get("seconds", 0))))
     return table

@@ -2,6 +2,8 @@
 
 With no encoder this is the supervised baseline (from scratch); with a pretrained encoder and
 `frozen_stages` it is the paper's semi-supervised fine-tuning (RotNet semi-supervised).
+With `ema` > 0 an exponential moving average of the weights (and BatchNorm statistics) is
+kept beside the trained model, and it is the average that is validated, tested and returned.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ import copy
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from ssltui.engine.augment import random_crop_flip, to_float
+from ssltui.engine.augment import cutout, random_crop_flip, to_float
 from ssltui.engine.config import ClassifierConfig
 from ssltui.engine.data.bundle import DataBundle
 from ssltui.engine.evaluation.common import accuracy
@@ -19,6 +23,13 @@ from ssltui.engine.events import PhaseRef
 from ssltui.engine.loop import Phase, RunContext
 from ssltui.engine.models.resnet import Classifier, ResNet20, freeze, set_train_mode
 from ssltui.engine.optim import build_optimizer
+
+
+def weight_average(model: nn.Module, decay: float) -> AveragedModel | None:
+    """torch's EMA of `model`'s parameters and buffers, or None when `decay` is 0 (off)."""
+    if decay <= 0:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def train_classifier(ctx: RunContext, info: PhaseRef, cfg: ClassifierConfig, bundle: DataBundle,
@@ -30,7 +41,12 @@ def train_classifier(ctx: RunContext, info: PhaseRef, cfg: ClassifierConfig, bun
     model = dev.prepare(Classifier(enc, bundle.num_classes))
     frozen = enc.frozen_modules(cfg.frozen_stages)
     freeze(frozen)
+    # Frozen weights either way; with frozen_bn_stats off their BatchNorm layers train (batch
+    # statistics, running averages updated) like the rest.
+    eval_mode = frozen if cfg.frozen_bn_stats else []
     optimizer = build_optimizer(cfg, [model])
+    ema = weight_average(model, cfg.ema)
+    evaluated = model if ema is None else ema.module
     xs, ys = bundle.train_x[subset], bundle.train_y[subset]
     val_x, val_y = bundle.train_x[bundle.val_idx], bundle.train_y[bundle.val_idx]
 
@@ -41,19 +57,23 @@ def train_classifier(ctx: RunContext, info: PhaseRef, cfg: ClassifierConfig, bun
         if cfg.augment:
             xb = random_crop_flip(xb, gen)
         xb = to_float(xb, bundle.mean, bundle.std)
+        if cfg.cutout:
+            xb = cutout(xb, cfg.cutout, gen)
         if dev.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         with dev.autocast():
             logits = forward(xb)
-        return F.cross_entropy(logits.float(), ys[pos])
+        return F.cross_entropy(logits.float(), ys[pos], label_smoothing=cfg.label_smoothing)
 
     def epoch_end(epoch: int) -> dict:
         if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == phase.epochs:
-            return {"val_acc": accuracy(model, val_x, val_y, bundle, dev)}
+            return {"val_acc": accuracy(evaluated, val_x, val_y, bundle, dev)}
         return {}
 
-    phase = Phase(ctx, info, cfg, len(subset), {"model": model}, optimizer, gen)
-    out = phase.run(step, lambda: set_train_mode(model, frozen), epoch_end)
-    test_acc = accuracy(model, bundle.test_x, bundle.test_y, bundle, dev)
+    modules: dict[str, nn.Module] = {"model": model} if ema is None else {"model": model, "ema": ema}
+    phase = Phase(ctx, info, cfg, len(subset), modules, optimizer, gen,
+                  after_step=None if ema is None else lambda: ema.update_parameters(model))
+    out = phase.run(step, lambda: set_train_mode(model, eval_mode), epoch_end)
+    test_acc = accuracy(evaluated, bundle.test_x, bundle.test_y, bundle, dev)
     return {"test_acc": test_acc, "val_acc": out.get("val_acc"), "seconds": out["seconds"],
-            "model": model}
+            "model": evaluated}

@@ -1,4 +1,9 @@
-"""Linear evaluation: a frozen encoder, features computed once, one linear layer trained on them."""
+"""Linear evaluation: a frozen encoder, features computed once, one linear layer trained on them.
+
+With `augment_copies = N` the training features are those of each labelled image plus N random
+crop/flip copies of it, all encoded once before the head trains (the probe is then "augN",
+otherwise "plain"); validation and test features are always of the un-augmented images.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,28 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssltui.engine.augment import random_crop_flip
 from ssltui.engine.config import LinearConfig
 from ssltui.engine.data.bundle import DataBundle
+from ssltui.engine.device import DeviceSettings
 from ssltui.engine.evaluation.common import encode
 from ssltui.engine.events import PhaseRef
 from ssltui.engine.loop import Phase, RunContext
 from ssltui.engine.models.resnet import ResNet20
 from ssltui.engine.optim import build_optimizer
+
+
+def probe_name(cfg: LinearConfig) -> str:
+    """How the probe's training features were made, as result records and tables name it."""
+    return f"aug{cfg.augment_copies}" if cfg.augment_copies else "plain"
+
+
+def training_features(encoder: ResNet20, x: torch.Tensor, y: torch.Tensor, copies: int, bundle: DataBundle,
+                      dev: DeviceSettings, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features and labels of uint8 images `x` and of `copies` random crop/flip copies of each."""
+    feats = [encode(encoder, x, bundle, dev)]
+    feats += [encode(encoder, random_crop_flip(x, gen), bundle, dev) for _ in range(copies)]
+    return torch.cat(feats), y.repeat(copies + 1)
 
 
 def linear_probe(ctx: RunContext, info: PhaseRef, cfg: LinearConfig, bundle: DataBundle,
@@ -30,8 +50,8 @@ def linear_probe(ctx: RunContext, info: PhaseRef, cfg: LinearConfig, bundle: Dat
         feats["val"] = encode(encoder, bundle.train_x[bundle.val_idx], bundle, dev)
     if "test" not in feats:
         feats["test"] = encode(encoder, bundle.test_x, bundle, dev)
-    train_f = encode(encoder, bundle.train_x[subset], bundle, dev)
-    train_y = bundle.train_y[subset]
+    train_f, train_y = training_features(encoder, bundle.train_x[subset], bundle.train_y[subset],
+                                         cfg.augment_copies, bundle, dev, gen)
     if cfg.standardize:
         mean, std = train_f.mean(0, keepdim=True), train_f.std(0, keepdim=True) + 1e-6
     else:
@@ -57,7 +77,7 @@ def linear_probe(ctx: RunContext, info: PhaseRef, cfg: LinearConfig, bundle: Dat
             return {"val_acc": acc(feats["val"], val_y)}
         return {}
 
-    phase = Phase(ctx, info, cfg, len(subset), {"head": head}, optimizer, gen)
+    phase = Phase(ctx, info, cfg, len(train_y), {"head": head}, optimizer, gen)
     out = phase.run(step, head.train, epoch_end)
     return {"test_acc": acc(feats["test"], bundle.test_y), "val_acc": acc(feats["val"], val_y),
-            "seconds": out["seconds"]}
+            "seconds": out["seconds"], "probe": probe_name(cfg)}
