@@ -21,6 +21,8 @@ TINY = [
     "--set", "data.synthetic_train_per_class=8", "--set", "data.synthetic_test_per_class=5",
     "--set", "supervised.batch_size=10", "--set", "supervised.epochs=6",
     "--set", "supervised.checkpoint_every=1", "--set", "runtime.featuremaps=false",
+    # A log point after every step, so that the tests can stop the run inside an epoch.
+    "--set", "runtime.log_seconds=0",
 ]
 STEPS_PER_EPOCH = 7
 EPOCHS = 6

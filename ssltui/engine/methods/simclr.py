@@ -22,7 +22,7 @@ from ssltui.engine.evaluation.knn import knn_accuracy
 from ssltui.engine.events import PhaseRef
 from ssltui.engine.loop import Phase, RunContext, derive_seed
 from ssltui.engine.losses import nt_xent
-from ssltui.engine.models.resnet import ResNet20
+from ssltui.engine.models.resnet import BatchNorm1d, ResNet20
 from ssltui.engine.optim import build_optimizer
 
 
@@ -34,7 +34,7 @@ class ProjectionHead(nn.Module):
 
     def __init__(self, in_dim: int, hidden_dim: int, out_dim: int):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(in_dim, hidden_dim, bias=False), nn.BatchNorm1d(hidden_dim),
+        self.net = nn.Sequential(nn.Linear(in_dim, hidden_dim, bias=False), BatchNorm1d(hidden_dim),
                                  nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
@@ -99,18 +99,15 @@ def pretrain(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: DataBundle
     val_x, val_y = bundle.train_x[bundle.val_idx], bundle.train_y[bundle.val_idx]
 
     def epoch_end(epoch: int) -> dict:
-        if bank_idx is None or len(val_y) == 0:
-            return {}
-        if (epoch + 1) % knn.every_epochs and epoch + 1 != phase.epochs:
-            return {}
         bank = encode(encoder, bundle.train_x[bank_idx], bundle, dev)
         query = encode(encoder, val_x, bundle, dev)
         acc = knn_accuracy(query, val_y, bank, bundle.train_y[bank_idx], bundle.num_classes,
                            knn.k, knn.temperature)
         return {"knn_acc": round(acc, 6)}
 
+    # The kNN monitor keeps its own cadence (every knn.every_epochs epochs and at the end).
     phase = Phase(ctx, info, cfg.pretrain, len(images), {"model": model}, optimizer, gen,
-                  images_per_item=2)
-    phase.run(step, model.train, epoch_end)
+                  images_per_item=2, val_every=knn.every_epochs)
+    phase.run(step, model.train, epoch_end if bank_idx is not None and len(val_y) else None)
     encoder.eval()
     return encoder
