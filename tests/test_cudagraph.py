@@ -11,13 +11,12 @@ import torch
 from torch import nn
 
 from benchmarks.syncs import HostReads
-from reliability_tools import one_thread  # noqa: F401 (autouse fixture)
+from reliability_tools import one_thread, toy_phase  # noqa: F401 (autouse fixture)
 from ssltui.engine.config import RuntimeConfig, TrainConfig
 from ssltui.engine.cudagraph import CallGraphs, GraphedSteps
-from ssltui.engine.device import DeviceSettings, pick_device
+from ssltui.engine.device import pick_device
 from ssltui.engine.errors import ConfigError, RunInterrupted
-from ssltui.engine.events import Log, PhaseRef
-from ssltui.engine.loop import Phase, RunContext
+from ssltui.engine.events import Log
 from ssltui.engine.optim import build_optimizer, lr_at, lr_table
 from ssltui.engine.store import RunDir
 
@@ -48,32 +47,10 @@ class DoubleStepGraphs(FakeGraphs):
         return lambda: (replay(), replay())
 
 
-N, BATCH, EPOCHS = 24, 4, 5  # 6 steps an epoch, 30 steps
-
-
 def _phase(tmp: Path, backend, optimizer: str = "sgd", stop_at: int | None = None):
-    run = RunDir(tmp)
-    run.path.mkdir(exist_ok=True)
-    ctx = RunContext(run, DeviceSettings(torch.device("cpu"), None, False, False, graphs=backend))
-    info = PhaseRef(phase="toy/graphed", kind="supervised", method="supervised", seed=0)
-    gen = ctx.generator(0, info.phase)
-    model = nn.Sequential(nn.Linear(3, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
-    cfg = TrainConfig(epochs=EPOCHS, batch_size=BATCH, lr=0.1, optimizer=optimizer, warmup_epochs=1,
-                      weight_decay=1e-3)
-    opt = build_optimizer(cfg, [model])
-    xs = torch.randn(N, 3, generator=torch.Generator().manual_seed(1))
-    ys = (xs[:, 0] > 0).long()
-    calls = {"n": 0}
-
-    def step(idx: torch.Tensor) -> torch.Tensor:
-        calls["n"] += 1
-        if stop_at is not None and calls["n"] == stop_at:
-            ctx.request_stop("test stop")
-        noise = torch.randn(len(idx), 3, generator=gen)  # draws from the phase generator
-        return nn.functional.cross_entropy(model(xs[idx] + noise), ys[idx])
-
-    phase = Phase(ctx, info, cfg, N, {"model": model}, opt, gen)
-    return phase, model, run, lambda: phase.run(step, model.train, lambda e: {"val_acc": float(e)})
+    """30 steps (5 epochs of 6) with a warm-up and weight decay, noise from the phase generator."""
+    return toy_phase(tmp, stop_at, noise=1.0, graphs=backend, optimizer=optimizer, warmup_epochs=1,
+                     weight_decay=1e-3)
 
 
 def _warnings(run: RunDir) -> list[str]:
@@ -101,6 +78,8 @@ def test_replayed_steps_train_as_eager_steps_do(tmp_path: Path, optimizer: str) 
     assert out["loss"] == pytest.approx(eager_out["loss"], rel=1e-5)
     # The device-side step counter ran through the phase; the learning rate was looked up by it.
     assert int(phase.steps.step_t) == 30
+    # At the phase's end the graph and the gradients in its memory are let go.
+    assert phase.steps.replay is None and all(p.grad is None for p in model.parameters())
     assert float(phase.steps.lr_buf) == pytest.approx(lr_at(phase.cfg, 29, 30), rel=1e-6)
 
 

@@ -62,7 +62,9 @@ class CudaGraphs:
         for gen in generators:
             if gen.device.type == "cuda":
                 graph.register_generator_state(gen)
-        with torch.cuda.graph(graph):
+        # thread_local: CUDA calls of other threads of the process (a UI, a loader) cannot
+        # invalidate this capture.
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             fn()
         return graph.replay
 
@@ -216,6 +218,12 @@ class GraphedSteps:
                     f"apart for a change of {self.check['state_change']:.3g})")
         self.replay = replay
         return None
+
+    def close(self) -> None:
+        """Let the graph and its memory go at the phase's end (the gradients it wrote live in its
+        memory pool); `mode` still says how the phase ran."""
+        self.replay = None
+        self.optimizer.zero_grad(set_to_none=True)
 
     def _give_up(self, why: str) -> None:
         self.log(f"CUDA graph: {why}; this phase runs eager steps")

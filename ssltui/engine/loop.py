@@ -197,11 +197,24 @@ class Phase:
                                  batch_size=self.batch_size, start_epoch=start_epoch))
         clock = self.ctx.clock
         phase_t0 = clock()
-        done = first = start_epoch * self.steps_per_epoch + start_step
+        done = start_epoch * self.steps_per_epoch + start_step
         self._start_losses(done, prev_losses if start_step > 0 else None)
         self.steps = self._make_steps(step_fn)
+        try:
+            self._train(start_epoch, start_step, perm, done, train_mode, epoch_end)
+        finally:
+            if isinstance(self.steps, GraphedSteps):
+                self.steps.close()
+        out = {k: v for k, v in self._last_epoch.items() if k in ("loss", "val_acc", "knn_acc", "rot_acc")}
+        return {"seconds": clock() - phase_t0, **out}
+
+    def _train(self, start_epoch: int, start_step: int, perm: torch.Tensor | None, done: int,
+               train_mode: Callable[[], None], epoch_end: Callable[[int], dict] | None) -> None:
+        """The epochs from `start_epoch`, step `start_step` (`done` steps of the phase are done)."""
+        clock = self.ctx.clock
+        first = done
         self._pending: list[tuple[int, float, dict]] = []  # finished epochs whose events wait for a read
-        self._log_t = self._checkpoint_t = phase_t0
+        self._log_t = self._checkpoint_t = clock()
         self._log_done = done
         for epoch in range(start_epoch, self.epochs):
             train_mode()
@@ -225,8 +238,6 @@ class Phase:
         if done > first:  # steps ran: the last log point and the final checkpoint
             self._log_point(done)
             self._save(self.epochs, 0, None)
-        out = {k: v for k, v in self._last_epoch.items() if k in ("loss", "val_acc", "knn_acc", "rot_acc")}
-        return {"seconds": clock() - phase_t0, **out}
 
     def _make_steps(self, step_fn: Callable[[torch.Tensor], torch.Tensor]) -> EagerSteps | GraphedSteps:
         backend = self.ctx.dev.graphs
