@@ -38,6 +38,7 @@ class EngineStep:
     views_per_item: int  # network inputs per image (SimCLR 2 views, RotNet 4 rotations)
     generator: torch.Generator | None = None  # the step's random draws (a graph registers it)
     cfg: RunConfig | None = None  # the run configuration (its [pretrain] schedule and optimizer)
+    dev: DeviceSettings | None = None
 
     def __call__(self, pos: torch.Tensor) -> torch.Tensor:
         self.optimizer.zero_grad(set_to_none=True)
@@ -45,6 +46,21 @@ class EngineStep:
         loss.backward()
         self.optimizer.step()
         return loss
+
+    def runner(self, total_steps: int, batch_size: int, graphs: bool | None = None, backend=None,
+               log: Callable[[str], None] = print) -> Callable[[int, torch.Tensor], None]:
+        """What the training loop runs for this step, `runner(global_step, positions)`: replays
+        of a CUDA graph where the device settings capture (`graphs` None), else eager steps;
+        `backend` replaces the settings' capture backend."""
+        from ssltui.engine.cudagraph import EagerSteps, GraphedSteps
+
+        cfg = train_config(self.method, self.cfg)
+        losses = torch.zeros(total_steps, device=next(self.model.parameters()).device)
+        backend = backend or (self.dev.graphs if self.dev is not None else None)
+        if backend is None or graphs is False:
+            return EagerSteps(cfg, total_steps, self.optimizer, self.loss, losses)
+        return GraphedSteps(cfg, total_steps, self.optimizer, {"model": self.model}, self.loss, losses,
+                            self.generator, batch_size, backend, log)
 
     def forward_backward(self, pos: torch.Tensor) -> None:
         """The step without the optimizer (what FLOP counting measures)."""
@@ -119,4 +135,4 @@ def engine_step(method: str, bundle: DataBundle, dev: DeviceSettings, batch_size
     model, loss, views = _BUILDERS[method](cfg, bundle, dev, gen, batch_size)
     optimizer = build_optimizer(train_config(method, cfg), [model], fused)
     model.train()
-    return EngineStep(method, model, optimizer, loss, len(bundle.train_idx), views, gen, cfg)
+    return EngineStep(method, model, optimizer, loss, len(bundle.train_idx), views, gen, cfg, dev)
