@@ -15,6 +15,7 @@ from ssltui.engine import loop as loop_mod
 from ssltui.engine.cadence import Cadence, simulate
 from ssltui.engine.config import TrainConfig
 from ssltui.engine.device import DeviceSettings
+from ssltui.engine.errors import RunFailed
 from ssltui.engine.events import Epoch, PhaseRef, Step
 from ssltui.engine.loop import Phase, RunContext
 from ssltui.engine.optim import build_optimizer
@@ -60,7 +61,7 @@ N, BATCH = 12, 4  # 3 steps an epoch
 
 
 def _phase(tmp: Path, clock: FakeClock, step_s: float, log_s: float, ck_s: float, epochs: int = 40,
-           every: int = 0, passes: int = 5) -> tuple[Phase, list, list, callable]:
+           every: int = 0, passes: int = 5, nan_at: int | None = None) -> tuple[Phase, list, list, callable]:
     run = RunDir(tmp)
     run.path.mkdir(exist_ok=True)
     events: list = []
@@ -77,7 +78,8 @@ def _phase(tmp: Path, clock: FakeClock, step_s: float, log_s: float, ck_s: float
 
     def step(idx: torch.Tensor) -> torch.Tensor:
         clock.tick()
-        return nn.functional.cross_entropy(model(xs[idx]), ys[idx])
+        loss = nn.functional.cross_entropy(model(xs[idx]), ys[idx])
+        return loss * float("nan") if round(clock.now / step_s) == nan_at else loss
 
     def epoch_end(epoch: int) -> dict:
         validations.append(epoch + 1)
@@ -148,3 +150,12 @@ def test_host_reads_counter_sees_scalar_reads():
         float(t.sum()), bool(t.any()), t.tolist(), t.nonzero(), t.sum().item()
     assert reads.counts["_local_scalar_dense"] == 3 and reads.counts["tolist"] == 1
     assert reads.counts["nonzero"] == 1
+
+
+def test_a_non_finite_loss_found_later_names_its_step_and_keeps_the_epochs_before(tmp_path: Path) -> None:
+    # No log point for 10 s: the nan of step 8 (epoch 3) is found at the phase's end.
+    _, events, _, go = _phase(tmp_path, FakeClock(0.01), 0.01, 10.0, 60.0, epochs=5, nan_at=8)
+    with pytest.raises(RunFailed, match=r"loss became nan .* at epoch 3, step 8;"):
+        go()
+    assert [e.epoch for e in events if isinstance(e, Epoch)] == [1, 2]
+    assert not list((tmp_path / "checkpoints").glob("*.pt"))  # nothing saved past it

@@ -261,16 +261,19 @@ class Phase:
     def _read_losses(self, done: int) -> None:
         """Bring the losses of steps up to `done` to the host (one device read), fail on the
         first non-finite one, and emit the epoch events that were waiting for them."""
+        bad = None
         if done > self._read:
             values = self.losses[self._read:done].tolist()
-            for i, value in enumerate(values):
-                if not math.isfinite(value):
-                    self._fail(self._read + i, value)
+            bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
             self._values[self._read:done] = values
-            self._read = done
-        for epoch, seconds, metrics in self._pending:
+            self._read = done if bad is None else self._read + bad
+        # Epochs whose losses are all read (and finite) get their events, also before a failure.
+        ready = [p for p in self._pending if (p[0] + 1) * self.steps_per_epoch <= self._read]
+        for epoch, seconds, metrics in ready:
             self._emit_epoch(epoch, seconds, metrics)
-        self._pending = []
+        self._pending = self._pending[len(ready):]
+        if bad is not None:
+            self._fail(self._read, values[bad])
 
     def _fail(self, gstep: int, value: float) -> None:
         epoch = gstep // self.steps_per_epoch
