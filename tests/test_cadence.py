@@ -140,7 +140,9 @@ def test_host_reads_come_at_log_points_not_every_step(tmp_path: Path) -> None:
         go()
     logs = sum(isinstance(e, Step) for e in events)
     assert logs == 3 and len(validations) == 5
-    assert reads.total == logs, reads.counts  # one read a log point; validation here reads nothing
+    # One read a log point and one after each validation pass (its accuracy goes out at once);
+    # the last pass's read, at the last step, leaves the phase's last log point nothing to read.
+    assert reads.total == logs + len(validations) - 1, reads.counts
     assert reads.counts["tolist"] >= 1  # the counter sees the loop's reads
 
 

@@ -106,10 +106,12 @@ def test_cifar10_offline_exits_3_naming_the_fix(run_cli, tmp_path):
 
 def test_fast_commands_do_not_import_torch(runs_dir):
     code = ("import sys\nfrom ssltui.cli.main import entry\n"
-            "for argv in (['ssltui','--help'], ['ssltui','presets','--json'], ['ssltui','runs','--json']):\n"
+            "for argv in (['ssltui','--help'], ['ssltui','presets','--json'], ['ssltui','runs','--json'],\n"
+            "             ['ssltui','sweep','--help']):\n"
             "    sys.argv = argv\n"
             "    try:\n        entry()\n    except SystemExit as e:\n        assert e.code == 0, (argv, e.code)\n"
-            "assert 'torch' not in sys.modules, 'torch imported'\n")
+            "assert 'torch' not in sys.modules, 'torch imported'\n"
+            "assert 'optuna' not in sys.modules, 'optuna imported'\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           env=cli_env(runs_dir, runs_dir), cwd=REPO)
     assert proc.returncode == 0, proc.stderr

@@ -88,6 +88,20 @@ def test_warmup_then_cosine():
     assert all(a >= b for a, b in zip(lrs[200:-1], lrs[201:]))
 
 
+@pytest.mark.parametrize("eta", [0.001, 1.0])
+def test_lars_trust_coefficient_sets_the_relative_step(eta):
+    # An adapted layer's first step is lr x eta of its norm, whatever the gradient's size:
+    # the reason "lr 0.012" moves a layer by 1.2e-5 of its norm with SimCLR's eta 0.001.
+    w = nn.Parameter(torch.randn(8, 8, dtype=torch.float64))  # float64: the step is ~1e-5 of w
+    cfg = TrainConfig(optimizer="lars", lr=0.012, weight_decay=0.0, lars_trust_coefficient=eta)
+    opt = build_optimizer(cfg, [nn.ParameterList([w])])
+    before = w.detach().clone()
+    w.grad = 123.0 * torch.randn(8, 8, dtype=torch.float64)
+    opt.step()
+    rel = float((w.detach() - before).norm() / before.norm())
+    assert rel == pytest.approx(0.012 * eta, rel=1e-6)
+
+
 def _steps(model: nn.Module, opt: torch.optim.Optimizer, stop: int, start: int = 0) -> None:
     """Steps start..stop-1 of a fixed sequence of batches and learning rates."""
     g = torch.Generator().manual_seed(0)

@@ -21,7 +21,8 @@ REF = ev.PhaseRef.evaluating(0, "rotnet", "semi", 0.1, 2)
 ONE_OF_EACH = [
     ev.RunStart(run_id="r", preset="paper", device="cpu", parts=4, phases=10, schema_version=ev.SCHEMA_VERSION),
     ev.DataLoaded(source="synthetic", train=90, val=10, test=20, classes=["a", "b"], load_seconds=0.5),
-    ev.PhaseStart(**REF.model_dump(), epochs=3, steps_per_epoch=7, batch_size=64, start_epoch=1),
+    ev.PhaseStart(**REF.model_dump(), epochs=3, steps_per_epoch=7, batch_size=64, start_epoch=1, worker=2,
+                  device="cuda:1"),
     ev.Step(**REF.model_dump(), epoch=1, step=9, loss=1.25, lr=0.05, images_per_s=1234.5),
     ev.Epoch(**REF.model_dump(), epoch=2, epochs=3, step=14, loss=1.0, lr=0.01, images_per_s=99.0, seconds=2.5,
              val_acc=0.5, knn_acc=0.25, rot_acc=0.75, knn_random=0.125),
@@ -31,6 +32,7 @@ ONE_OF_EACH = [
               label_count=500, seconds=3.0, part=0, preset_description="d", probe="plain"),
     ev.Log(level="warning", message="a [bold]message[/] with markup-like text"),
     ev.RunEnd(status="interrupted", error="stopped by SIGINT"),
+    ev.RunEnd(status="pruned", error="pruned (median rule): validation 10.00% after epoch 10"),
 ]
 
 
@@ -68,6 +70,22 @@ def test_summary_model_refuses_what_a_listing_cannot_show(bad: dict, reason: str
     parse_summary(json.dumps(good).encode())
     with pytest.raises(SummaryDamaged, match=reason):
         parse_summary(json.dumps({**good, **bad}).encode())
+
+
+def test_a_pruned_sweep_trial_is_a_run_like_any_other(tmp_path: Path) -> None:
+    """Status `pruned` and the `sweep` record (name, trial, values) validate and list; a summary
+    without them (every run before sweeps) still does."""
+    run = RunDir(tmp_path / "t")
+    run.path.mkdir()
+    run.write_summary(parse_summary(json.dumps({
+        "run_id": "t", "status": "pruned", "group": "lr-sweep", "started": 1.0, "error": "pruned (median rule)",
+        "sweep": {"name": "lr-sweep", "trial": 7, "params": {"linear.lr": 0.3, "linear.nesterov": True}}}).encode()))
+    info = RunStore(tmp_path).list()[0]
+    assert (info.status, info.group, info.error) == ("pruned", "lr-sweep", "pruned (median rule)")
+    assert info.summary.sweep.trial == 7 and info.summary.sweep.params == {"linear.lr": 0.3, "linear.nesterov": True}
+    assert parse_summary(b'{"run_id": "x", "status": "completed"}').sweep is None
+    with pytest.raises(SummaryDamaged, match="sweep.trial"):
+        parse_summary(json.dumps({"run_id": "x", "sweep": {"name": "s", "trial": -1}}).encode())
 
 
 @pytest.fixture

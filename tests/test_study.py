@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+import pytest
 
 from conftest import last_json
+from ssltui.engine.optim import peak_lr
 from ssltui.engine.presets import resolve
 from ssltui.engine.table import load_paper_table
 
@@ -23,13 +25,27 @@ def test_paper_presets_cover_table1():
     rot = [p for p in paper.parts if p.method == "rotnet"]
     assert rot[0].pretrain == rot[1].pretrain and rot[0].rotnet == rot[1].rotnet
     simclr = next(p for p in paper.parts if p.method == "simclr").pretrain
-    assert (simclr.epochs, simclr.batch_size, simclr.optimizer, simclr.lr, simclr.weight_decay,
-            simclr.warmup_epochs, simclr.schedule) == (100, 1024, "lars", 0.012, 1e-6, 20, "cosine")
+    assert (simclr.epochs, simclr.batch_size, simclr.optimizer, simclr.weight_decay,
+            simclr.warmup_epochs, simclr.schedule) == (100, 1024, "lars", 1e-6, 20, "cosine")
+    # The paper's "lr 0.012" read as SimCLR's 0.3 x batch/256 (docs/simclr-lr.md); the literal
+    # reading is its own preset, otherwise identical.
+    assert peak_lr(simclr) == pytest.approx(1.2) and simclr.lars_trust_coefficient == 0.001
+    (literal,) = resolve("simclr-literal").parts
+    assert peak_lr(literal.pretrain) == pytest.approx(0.012) and literal.pretrain.lars_trust_coefficient == 0.001
+    (linear,) = resolve("simclr-linear").parts
+    assert literal.pretrain.model_copy(update={"lr": linear.pretrain.lr, "lr_scaling": "linear"}) == linear.pretrain
+    assert (literal.simclr, literal.linear) == (linear.simclr, linear.linear)
     r = rot[0].pretrain
     assert (r.epochs, r.batch_size, r.lr, r.gamma, r.milestones) == (100, 128, 0.1, 0.2, [30, 60, 80])
     tuned = resolve("paper-tuned")
     tuned_pairs = {(p.method, e) for p in tuned.parts for e in p.evaluation}
     assert {(m, e) for m, e, _ in CELLS} | {("simclr", "semi")} <= tuned_pairs
+
+
+def test_simclr_semi_shares_simclr_linear_pretraining():
+    # Same [pretrain], [simclr] and [knn]: one cached encoder serves both presets.
+    (linear,), (semi,) = resolve("simclr-linear").parts, resolve("simclr-semi").parts
+    assert (semi.pretrain, semi.simclr, semi.knn) == (linear.pretrain, linear.simclr, linear.knn)
 
 
 def test_study_sections_apply_to_every_part():

@@ -156,7 +156,7 @@ def test_launch_watch_result_and_browser(runs_dir, data_dir):
             ours = next(c for c in table.columns if c.header == "10% ours")
             assert [str(c) for c in ours.cells if str(c) != "-"] == [f"{100 * acc:.2f}"]
             assert live.run_id in table.caption.plain
-            assert res.maps is not None and res.maps["models"][0]["name"] == "supervised"
+            assert res.maps is not None and res.maps.models[0].name == "supervised"
             await pilot.press("escape", "escape")
             await wait_until(pilot, lambda: isinstance(app.screen, RunsScreen), 10, "the runs browser")
             browser = app.screen

@@ -1,4 +1,5 @@
-"""The headless face: `ssltui run | resume | presets | runs | show`, and `ssltui` alone for the TUI.
+"""The headless face: `ssltui run | resume | presets | runs | show | table | maps | sweep`, and
+`ssltui` alone for the TUI.
 
 Module-level imports stay light (no torch): `ssltui --help`, `presets` and `runs` answer fast.
 """
@@ -7,14 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from ssltui.engine.config import parse_list
+from ssltui.cli.sweep import sweep_app
 from ssltui.engine.errors import ConfigError, ExitCode, SsltuiError, first_line
 
 app = typer.Typer(
@@ -31,6 +31,10 @@ app = typer.Typer(
 
 def _err(message: str) -> None:
     print(f"ssltui: error: {message}", file=sys.stderr, flush=True)
+
+
+def _warn(message: str) -> None:
+    print(f"ssltui: warning: {message}", file=sys.stderr, flush=True)
 
 
 def _stdout_console():
@@ -55,6 +59,7 @@ def main(ctx: typer.Context) -> None:
         except ImportError:
             typer.echo(ctx.get_help())
             raise typer.Exit(0)
+        _store(None).run_entries()  # a runs dir that cannot be listed: one line, before the app takes the screen
         raise typer.Exit(run_tui())
 
 
@@ -81,22 +86,12 @@ class _StopRequest:
             runner.request_stop(self.reason)
 
 
-def _install_signal_handlers(runner) -> None:
-    """SIGINT/SIGTERM: the first asks `runner` (anything with request_stop) to stop; a second exits."""
-    count = {"n": 0}
+def _install_signal_handlers(target) -> None:
+    """SIGINT/SIGTERM: the first asks `target` (anything with request_stop) to stop; a second exits."""
+    from ssltui.cli.signals import on_interrupt
 
-    def handler(signum, _frame):
-        count["n"] += 1
-        name = signal.Signals(signum).name
-        if count["n"] > 1:
-            print(f"ssltui: {name} again, exiting now (the last checkpoint is whole)", file=sys.stderr, flush=True)
-            os._exit(ExitCode.INTERRUPTED)
-        print(f"ssltui: {name}: finishing the current step and saving a checkpoint "
-              f"(again to exit at once)", file=sys.stderr, flush=True)
-        runner.request_stop(f"stopped by {name}")
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
+    on_interrupt(target.request_stop, "finishing the current step and saving a checkpoint",
+                 "the last checkpoint is whole")
 
 
 def _load_data(plan, opts, stop: _StopRequest, quiet: bool):
@@ -159,19 +154,26 @@ def _dry_run(plan, opts, json_out: bool) -> int:
     """Print what `run` would do (every phase, and the resolved configuration) and train nothing."""
     import importlib.util
 
-    from ssltui.engine.runner import describe_phases, plan_to_toml
+    from ssltui.engine.graph import build_graph
+    from ssltui.engine.runner import plan_to_toml
 
     for part in plan.parts:
         if part.method != "supervised" and importlib.util.find_spec(f"ssltui.engine.methods.{part.method}") is None:
             raise ConfigError(f"method {part.method!r} has no pretraining implementation")
-    phases = describe_phases(plan)
+    graph = build_graph(plan)
+    phases = [n.describe() for n in graph.phases]
     config = plan_to_toml(plan, opts)
     if json_out:
         print(json.dumps({"dry_run": True, "preset": plan.preset, "data": opts.data, "device": opts.device,
-                          "phases": phases, "config": config}), flush=True)
+                          "devices": opts.device_list(), "phases": phases, "config": config,
+                          "graph": [{"node": n.name, "kind": n.kind, "needs": list(n.needs)} for n in graph.nodes]}),
+              flush=True)
     else:
         print(config, end="")
-        print("# phases, in order:\n" + "\n".join(f"#   {p}" for p in phases), flush=True)
+        after = {n.name: " after " + ", ".join(graph.node(d).describe().split(" (")[0] for d in n.needs)
+                 if n.needs else "" for n in graph.phases}
+        print('# phases, in order (one marked "after X" waits for X; the others can start at once):\n'
+              + "\n".join(f"#   {n.describe()}{after[n.name]}" for n in graph.phases), flush=True)
     return int(ExitCode.OK)
 
 
@@ -183,6 +185,9 @@ def run(
     labels: Optional[str] = typer.Option(None, "--labels", help="label fractions, e.g. 0.01,0.1"),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="seeds, e.g. 0,1,2"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    devices: Optional[str] = typer.Option(None, "--devices",
+                                          help="phases side by side on these devices, e.g. cuda:0,cuda:1 "
+                                               "(one worker process each unless runtime.workers says more)"),
     data: str = typer.Option("cifar10", "--data", help="cifar10 | synthetic | folder:PATH (folder or .tar.gz)"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="download/cache dir (default: $SSLTUI_DATA_DIR or the user cache dir)"),
     sets: list[str] = typer.Option([], "--set", help="override a hyperparameter: key=value (repeatable)"),
@@ -196,7 +201,7 @@ def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="check everything, print the resolved plan, train nothing"),
 ) -> int:
     """Train and evaluate: pretraining, then each evaluation at each label fraction and seed."""
-    from ssltui.engine.config import run_options
+    from ssltui.engine.config import parse_list, run_options
     from ssltui.engine.data.sources import parse_source
     from ssltui.engine.presets import resolve
     from ssltui.engine.runner import plan_to_toml
@@ -209,7 +214,11 @@ def run(
         kind, where = parse_source(data)
     except SsltuiError as exc:
         raise ConfigError(exc.message) from None
-    opts = run_options(data=data, data_dir=data_dir, device=device, group=group, use_cache=not no_cache)
+    device_list = parse_list(devices, str, "--devices") or []
+    if device_list and device != "auto":
+        raise ConfigError("--device and --devices: give one of them")
+    opts = run_options(data=data, data_dir=data_dir, device=device, devices=device_list, group=group,
+                       use_cache=not no_cache)
     if run_id is not None:
         RunStore.check_new_id(run_id)
     if kind == "folder":
@@ -262,7 +271,7 @@ def presets(json_out: bool = typer.Option(False, "--json", help="JSON list")) ->
     """List presets: name, method, evaluation, description."""
     from ssltui.engine.presets import list_presets
 
-    items = list_presets()
+    items = list_presets(warn=_warn)
     if json_out:
         print(json.dumps([{"name": i.name, "method": i.method, "evaluation": i.evaluation,
                            "kind": i.kind, "description": i.description, "path": str(i.path)} for i in items]))
@@ -272,21 +281,38 @@ def presets(json_out: bool = typer.Option(False, "--json", help="JSON list")) ->
     _stdout_console().print(presets_table(items))
 
 
+NEWEST_RUNS = 50  # rows of `ssltui runs` on a terminal without --all
+
+
 @app.command()
-def runs(runs_dir: Optional[Path] = RUNS_DIR_OPT, json_out: bool = typer.Option(False, "--json")) -> None:
-    """List saved runs, running ones first."""
+def runs(runs_dir: Optional[Path] = RUNS_DIR_OPT, json_out: bool = typer.Option(False, "--json"),
+         all_runs: bool = typer.Option(False, "--all",
+                                       help=f"every run (a terminal shows the newest {NEWEST_RUNS})")) -> None:
+    """List saved runs, running ones first, then newest first."""
     store = _store(runs_dir)
-    infos = store.list()
     if json_out:
-        print(json.dumps([i.to_json() for i in infos]))
+        print(json.dumps([i.to_json() for i in store.list()]))
         return
-    if not infos:
+    console = _stdout_console()
+    # A pipe or a file gets every run as plain lines (for grep); a terminal a table of the newest.
+    infos, total = store.listing(None if all_runs or not console.is_terminal else NEWEST_RUNS)
+    if not total:
         print(f"no runs in {store.root}")
         return
+    if not console.is_terminal:
+        from ssltui.view.tables import runs_lines
+
+        for line in runs_lines(infos):
+            print(line)
+        return
+    from rich.text import Text
+
     from ssltui.view.tables import runs_table
 
-    console = _stdout_console()
+    infos = list(infos)
     console.print(runs_table(infos, console.width))
+    if total > len(infos):
+        console.print(Text(f"… {total - len(infos):,} more (ssltui runs --all)", style="dim"))
 
 
 @app.command()
@@ -304,15 +330,18 @@ def maps(run_id: str = typer.Argument(..., help="run id (or a unique prefix/suff
 def show(run_id: str = typer.Argument(...), runs_dir: Optional[Path] = RUNS_DIR_OPT,
          json_out: bool = typer.Option(False, "--json")) -> None:
     """A run's configuration, results and curves."""
-    from ssltui.engine.events import Epoch
+    from ssltui.engine.events import Epoch, Log
 
     rd = _store(runs_dir).get(run_id)
     info = rd.info()
-    epochs = [e for e in rd.read_events() if isinstance(e, Epoch)]
+    events = rd.read_events()
+    epochs = [e for e in events if isinstance(e, Epoch)]
+    # Such as the SimCLR guard rail's "the encoder is barely training".
+    warnings = [e.message for e in events if isinstance(e, Log) and e.level == "warning"]
     config_text = rd.read_config_text()
     if json_out:
         print(json.dumps({"run": info.to_json(), "summary": info.summary.model_dump(mode="json") if info.summary else None,
-                          "config": config_text, "epochs": [e.to_json() for e in epochs]}))
+                          "config": config_text, "epochs": [e.to_json() for e in epochs], "warnings": warnings}))
         return
     from ssltui.cli.render import curves_plot
     from ssltui.view.tables import results_table, run_header
@@ -322,6 +351,8 @@ def show(run_id: str = typer.Argument(...), runs_dir: Optional[Path] = RUNS_DIR_
     console.print(config_text, markup=False, highlight=False)
     if info.results:
         console.print(results_table(info.results))
+    for message in warnings:
+        console.print(f"warning: {message}", markup=False, style="yellow")
     print(curves_plot(epochs))
 
 
@@ -336,6 +367,9 @@ def table(group: Optional[str] = typer.Argument(None, help="group or run id (def
     out = table_command(_store(runs_dir), group, "json" if json_out else fmt)
     if out is not None:
         print(out, end="" if out.endswith("\n") else "\n")
+
+
+app.add_typer(sweep_app, name="sweep")  # after the commands above: listed last in --help
 
 
 # ---------------------------------------------------------------- entry point

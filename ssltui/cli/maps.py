@@ -13,10 +13,10 @@ def print_maps(store: RunStore, run_id: str, image: int | None = None, ascii_onl
     from ssltui.view.featuremaps import color_available, render_maps
 
     rd = store.get(run_id)
-    doc = rd.read_featuremaps()
-    if doc is None or not doc.get("images") or not doc.get("models"):
+    doc = rd.load_featuremaps()
+    if doc is None or not doc.drawable():
         raise ConfigError(f"run {rd.id} has no feature maps (featuremaps.json is written when a run ends)")
-    n = len(doc["images"])
+    n = len(doc.images)
     if image is not None and not 0 <= image < n:
         raise ConfigError(f"--image: {image} is out of range (the run has images 0..{n - 1})")
     console = Console(highlight=False, soft_wrap=True)

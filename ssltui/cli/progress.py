@@ -24,7 +24,8 @@ class PlainProgress:
 
 
 class RichProgress:
-    """A progress bar per phase: epoch, loss, images/s and ETA."""
+    """A progress bar per phase: epoch, loss, images/s and ETA; phases running side by side
+    (worker processes) each have their live bar, labelled with their worker."""
 
     def __init__(self, stream: TextIO = sys.stderr):
         from rich.console import Console
@@ -42,8 +43,9 @@ class RichProgress:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, PhaseStart):
+            label = event.label() + (f" (w{event.worker})" if event.worker is not None else "")
             self.tasks[event.phase] = self.progress.add_task(
-                event.label(), total=event.epochs * event.steps_per_epoch,
+                label, total=event.epochs * event.steps_per_epoch,
                 completed=event.start_epoch * event.steps_per_epoch, status="")
         elif isinstance(event, (Step, Epoch)) and event.phase in self.tasks:
             epoch = event.epoch if isinstance(event, Epoch) else event.epoch + 1

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 
-from ssltui.engine.errors import ConfigError
+from ssltui.engine.errors import ConfigError, quoted
 from ssltui.engine.store import RunStore
 from ssltui.engine.table import StudyTable, build_table
 from ssltui.view import format as fmt
@@ -28,7 +28,7 @@ def select_group(store: RunStore, group: str | None) -> tuple[str, list]:
         try:
             one = store.get(group).info()
         except ConfigError:
-            raise ConfigError(f"no run or group {group!r} in {store.root}") from None
+            raise ConfigError(f"no run or group {quoted(group)} in {store.root}") from None
         group = one.group or one.id
         chosen = [i for i in infos if i.group == group] or [one]
     return group, sorted(chosen, key=lambda i: i.started or 0)

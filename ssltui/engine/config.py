@@ -55,6 +55,13 @@ def _check_text(value: Any) -> Any:
     return value
 
 
+def _workers(v: Any) -> Any:
+    """`runtime.workers`: a whole number >= 1, or "auto" (bool is an int to Python, not here)."""
+    if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+        return v
+    raise ValueError("is not a whole number >= 1 or 'auto'")
+
+
 def _not_negative(v: int) -> int:
     if v < 0:
         raise ValueError("is negative")
@@ -89,6 +96,8 @@ class TrainConfig(Section):
     lr_scaling: Literal["none", "linear", "sqrt"] = Field(
         "none", description="none | linear (lr*batch/256) | sqrt (lr*sqrt(batch))")
     momentum: float = Field(0.9, ge=0.0, le=0.9999, description="SGD/LARS momentum")
+    lars_trust_coefficient: float = Field(0.001, gt=0.0,
+                                          description="LARS eta: an adapted layer's step is lr x eta x |w|/|g|")
     nesterov: bool = Field(False, description="Nesterov momentum (SGD)")
     weight_decay: float = Field(5e-4, ge=0.0, le=1.0, description="L2 weight decay")
     schedule: Literal["cosine", "step", "constant"] = Field("cosine", description="cosine | step | constant")
@@ -147,6 +156,8 @@ class KnnConfig(Section):
     temperature: float = Field(0.1, gt=0.0, description="vote temperature")
     every_epochs: int = Field(10, ge=0, description="kNN monitor on the validation split every N epochs (0: off)")
     max_bank: int = Field(10000, ge=1, description="most training images in the kNN feature bank")
+    guard_min_steps: int = Field(250, ge=1, description="SimCLR guard rail: judge the encoder at 20% of the "
+                                                        "epochs only when at least this many steps precede it")
 
 
 class DataConfig(Section):
@@ -167,6 +178,8 @@ class RuntimeConfig(Section):
     checkpoint_seconds: float = Field(60.0, ge=0.0, description=(
         "seconds between checkpoints inside a phase (0: none; phase ends and stops always save)"))
     featuremaps: bool = Field(True, description="save feature-map thumbnails at the end of the run")
+    workers: Annotated[int | Literal["auto"], BeforeValidator(_workers)] = Field(
+        "auto", description="phases side by side, one process each (auto: one per device)")
 
 
 class RunConfig(Section):
@@ -212,6 +225,7 @@ class RunOptions(BaseModel):
     data: Text = "cifar10"
     data_dir: Path | None = None
     device: str = "auto"
+    devices: list[str] = []  # `--devices cuda:0,cuda:1`: the workers' devices, in turn
     group: Text | None = None
     use_cache: bool = True
 
@@ -219,6 +233,15 @@ class RunOptions(BaseModel):
     @classmethod
     def _device(cls, v: str) -> str:
         return check_device(v)
+
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, v: list[str]) -> list[str]:
+        return [check_device(d, "--devices") for d in v]
+
+    def device_list(self) -> list[str]:
+        """The devices phases run on: `--devices`, else the one `--device`."""
+        return list(self.devices) or [self.device]
 
     @field_validator("data_dir", mode="before")
     @classmethod
@@ -229,7 +252,7 @@ class RunOptions(BaseModel):
         return v
 
     def to_toml_dict(self) -> dict:
-        return {"data": self.data, "device": self.device, "group": self.group or "",
+        return {"data": self.data, "device": self.device, "devices": list(self.devices), "group": self.group or "",
                 "data_dir": str(self.data_dir) if self.data_dir else "", "use_cache": self.use_cache}
 
 
@@ -418,23 +441,27 @@ def schema_keys() -> list[str]:
     return list(schema_fields())
 
 
+def check_key(key: str) -> str:
+    """A settable dotted key of the schema, or a one-line ConfigError naming the close ones."""
+    known = schema_keys()
+    if key not in known:
+        section = key.rpartition(".")[0]
+        same = [k.rpartition(".")[2] for k in known if k.rpartition(".")[0] == section]
+        if not same:
+            sections = sorted({k.partition(".")[0] for k in known if "." in k})
+            raise ConfigError(f"unknown section in {key!r}; sections: {', '.join(sections)}")
+        raise _unknown(key, same)
+    return key
+
+
 def parse_set_options(options: list[str]) -> dict:
     """Turn `--set key=value` strings into a nested dict of raw (untyped) values."""
     out: dict = {}
-    known = schema_keys()
     for opt in options:
         if "=" not in opt:
             raise ConfigError(f"--set {opt!r}: expected key=value")
         key, _, raw = opt.partition("=")
-        key = key.strip()
-        if key not in known:
-            section = key.rpartition(".")[0]
-            same = [k.rpartition(".")[2] for k in known if k.rpartition(".")[0] == section]
-            if not same:
-                sections = sorted({k.partition(".")[0] for k in known if "." in k})
-                raise ConfigError(f"unknown section in {key!r}; sections: {', '.join(sections)}")
-            raise _unknown(key, same)
-        set_dotted(out, key, parse_literal(raw.strip()))
+        set_dotted(out, check_key(key.strip()), parse_literal(raw.strip()))
     return out
 
 

@@ -62,6 +62,10 @@ def pick_device(name: str, runtime: RuntimeConfig) -> DeviceSettings:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"--device {name}: no CUDA device is available (use --device cpu)")
+    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
+        # device_count does not create a CUDA context: the scheduler checks its devices with it
+        # before it starts worker processes.
+        raise ConfigError(f"device {name}: there are only {torch.cuda.device_count()} CUDA devices here")
     device = torch.device(name)
     on_cuda = device.type == "cuda"
     amp = None

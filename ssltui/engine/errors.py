@@ -56,3 +56,23 @@ def first_line(exc: BaseException, default: str | None = None) -> str:
     if not text:
         return type(exc).__name__ if default is None else default
     return text.splitlines()[0]
+
+
+def quoted(value: object, limit: int = 60) -> str:
+    """A user-given value inside an error message: repr'd (so control characters and quotes
+    show) and cut at `limit` characters, so a 5,000-character argument still reads as one line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+def validation_problem(exc: Exception) -> str:
+    """The first problem of a pydantic ValidationError in one line: 'where: what (got value)'.
+    Duck-typed so that this module needs no pydantic."""
+    errors = exc.errors(include_url=False)  # type: ignore[attr-defined]
+    if not errors:
+        return first_line(exc)
+    err = errors[0]
+    where = ".".join(str(p) for p in err["loc"]) or "document"
+    if err["type"] == "json_invalid":
+        return f"not JSON ({err['msg'].lower()})"
+    return f"{where}: {err['msg'].lower()} (got {quoted(err.get('input'), 40)})"

@@ -151,10 +151,18 @@ class PhaseStart(PhaseEvent):
     steps_per_epoch: int = 1
     batch_size: int = 0
     start_epoch: int = 0
+    worker: int | None = None  # the worker process (1, 2, ...) running it; None: the run's own process
+    device: str | None = None  # that worker's device (`cuda:1`)
 
     def line(self) -> str:
         resuming = f" (resuming at epoch {self.start_epoch + 1})" if self.start_epoch else ""
-        return f"{self.phase}: {self.epochs} epochs x {self.steps_per_epoch} steps{resuming}"
+        return f"{self.phase}: {self.epochs} epochs x {self.steps_per_epoch} steps{resuming}{self.where()}"
+
+    def where(self) -> str:
+        """' on worker 2 (cuda:1)', or '' when the run's own process runs the phase."""
+        if self.worker is None:
+            return ""
+        return f" on worker {self.worker}" + (f" ({self.device})" if self.device else "")
 
 
 class Step(PhaseEvent):

@@ -13,7 +13,8 @@ from ssltui.engine.augment import to_float
 from ssltui.engine.data.bundle import DataBundle
 from ssltui.engine.device import DeviceSettings
 from ssltui.engine.models.resnet import ResNet20
-from ssltui.engine.store import RunDir, atomic_write_json
+from ssltui.engine.featuremaps_schema import FeatureMaps
+from ssltui.engine.store import RunDir, atomic_write_text
 
 CHANNELS_PER_STAGE = 4
 
@@ -62,5 +63,7 @@ def save_featuremaps(run: RunDir, bundle: DataBundle, models: list[tuple[str, st
                "rgb": bundle.test_x[i].permute(1, 2, 0).cpu().tolist()} for i in indices]
     entries = [{"name": name, "method": method, "seed": seed,
                 "maps": stage_maps(enc, bundle, dev, indices)} for name, method, seed, enc in models]
-    atomic_write_json(run.featuremaps_path, {"images": images, "models": entries})
+    # Through the readers' model: a writer bug fails here, not in every later `ssltui maps`.
+    doc = FeatureMaps.model_validate({"images": images, "models": entries})
+    atomic_write_text(run.featuremaps_path, doc.model_dump_json(by_alias=True) + "\n")
 

@@ -67,8 +67,7 @@ class RunContext:
         self.run.append_event(event)
         line = event.line()
         if line is not None:
-            with open(self.run.log_path, "a", encoding="utf-8") as fh:
-                fh.write(stamp(line, event.t) + "\n")
+            self.run.append_log(stamp(line, event.t))
         if self.listener is not None:
             self.listener(event)
 
@@ -303,12 +302,16 @@ class Phase:
 
     def _end_epoch(self, epoch: int, epoch_end: Callable[[int], dict] | None, train_mode: Callable[[], None],
                    seconds: float) -> None:
-        """Validate if the cadence says so; the epoch event waits for the next read of the losses."""
+        """Validate if the cadence says so. The epoch event waits for the next read of the
+        losses, except after a validation pass: it has waited for the device already, and its
+        accuracy goes out at once (a sweep's pruner stops the phase at the epoch it measured)."""
         metrics = {}
         if epoch_end is not None and self.cadence.validation_due(epoch + 1):
             metrics = epoch_end(epoch)
             train_mode()
         self._pending.append((epoch, seconds, metrics))
+        if metrics:
+            self._read_losses((epoch + 1) * self.steps_per_epoch)
 
     def _emit_epoch(self, epoch: int, seconds: float, metrics: dict) -> None:
         steps = (epoch + 1) * self.steps_per_epoch

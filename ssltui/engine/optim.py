@@ -123,7 +123,8 @@ def build_optimizer(cfg: TrainConfig, modules: list[nn.Module], fused: bool | No
     """
     lr = peak_lr(cfg)
     if cfg.optimizer == "lars":
-        return LARS(param_groups(modules, True), lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return LARS(param_groups(modules, True), lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                    trust_coefficient=cfg.lars_trust_coefficient)
     if fused is None:
         fused = any(p.is_cuda for m in modules for p in m.parameters())
     if cfg.optimizer == "adamw":

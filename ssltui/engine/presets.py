@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from ssltui.engine.config import (
     deep_merge,
     parse_set_options,
 )
-from ssltui.engine.errors import ConfigError
+from ssltui.engine.errors import ConfigError, quoted
 from ssltui.engine.paths import user_presets_dir
 
 
@@ -52,7 +53,10 @@ class PresetInfo:
 def _read_toml(path: Path) -> dict:
     try:
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            data = fh.read()
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"preset {path}: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"preset {path}: not valid TOML ({exc})") from None
     except OSError as exc:
@@ -64,18 +68,20 @@ def find_preset(name: str) -> Path:
     if name.endswith(".toml") or os.sep in name:
         p = Path(name)
         if not p.is_file():
-            raise ConfigError(f"preset file {name!r} does not exist")
+            raise ConfigError(f"preset file {quoted(name)} does not exist")
         return p
     for d in preset_dirs():
         p = d / f"{name}.toml"
         if p.is_file():
             return p
     known = ", ".join(i.name for i in list_presets())
-    raise ConfigError(f"unknown preset {name!r}; known: {known}")
+    raise ConfigError(f"unknown preset {quoted(name)}; known: {known}")
 
 
-def list_presets() -> list[PresetInfo]:
-    """All presets by name (earlier dirs shadow later ones)."""
+def list_presets(warn: Callable[[str], None] | None = None) -> list[PresetInfo]:
+    """All presets by name (earlier dirs shadow later ones). A file that cannot be read (not
+    UTF-8, not TOML, no permission) is left out, and `warn` gets one line saying why: one bad
+    user preset must not hide the others."""
     seen: dict[str, PresetInfo] = {}
     for d in preset_dirs():
         for p in sorted(d.glob("*.toml")):
@@ -83,7 +89,9 @@ def list_presets() -> list[PresetInfo]:
                 continue
             try:
                 raw = _read_toml(p)
-            except ConfigError:
+            except ConfigError as exc:
+                if warn is not None:
+                    warn(f"skipped {exc.message}")
                 continue
             if "study" in raw:
                 entries = raw["study"] if isinstance(raw["study"], list) else []
@@ -110,7 +118,7 @@ class Plan:
 def _run_raw(name: str, stack: tuple[str, ...] = ()) -> dict:
     raw = _read_toml(find_preset(name))
     if "study" in raw:
-        raise ConfigError(f"preset {name!r} is a study; a study cannot be part of {stack[-1]!r}")
+        raise ConfigError(f"preset {quoted(name)} is a study; a study cannot be part of {stack[-1]!r}")
     return raw
 
 
@@ -123,6 +131,10 @@ def resolve(
     sets: list[str] | None = None,
 ) -> Plan:
     """Load a preset and apply the command-line overrides, validating everything."""
+    try:
+        preset.encode("utf-8")
+    except UnicodeEncodeError:  # the name is written into the run's config.toml and summary.json
+        raise ConfigError(f"--preset {quoted(preset)}: the path is not valid UTF-8 text; rename the file") from None
     raw = _read_toml(find_preset(preset))
     cli: dict = {}
     if labels is not None:
@@ -133,18 +145,18 @@ def resolve(
 
     if "study" in raw:
         if method is not None or evaluation is not None:
-            raise ConfigError(f"preset {preset!r} is a study; --method/--evaluation apply to run presets")
+            raise ConfigError(f"preset {quoted(preset)} is a study; --method/--evaluation apply to run presets")
         # Everything but the list and its description applies to every part (labels, seeds,
         # and whole sections such as [pretrain] or [data]).
         common = {k: v for k, v in raw.items() if k not in ("study", "description")}
         if not isinstance(raw["study"], list) or not raw["study"]:
-            raise ConfigError(f"preset {preset!r}: study must be a non-empty list of presets")
+            raise ConfigError(f"preset {quoted(preset)}: study must be a non-empty list of presets")
         raws = []
         for entry in raw["study"]:
             if isinstance(entry, str):
                 entry = {"preset": entry}
             if not isinstance(entry, dict) or not isinstance(entry.get("preset"), str):
-                raise ConfigError(f"preset {preset!r}: each study entry needs a 'preset' name (a string)")
+                raise ConfigError(f"preset {quoted(preset)}: each study entry needs a 'preset' name (a string)")
             over = {k: v for k, v in entry.items() if k != "preset"}
             base = _run_raw(entry["preset"], (preset,))
             raws.append(deep_merge(deep_merge(deep_merge(base, over), common), cli))
@@ -173,5 +185,5 @@ def resolve(
         try:
             parts.append(build_run_config(r))
         except ConfigError as exc:
-            raise ConfigError(f"preset {preset!r}: {exc.message}") from None
+            raise ConfigError(f"preset {quoted(preset)}: {exc.message}") from None
     return Plan(preset=preset, description=description, parts=parts)

@@ -12,13 +12,17 @@ import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticSerializationError
 
+from ssltui.engine.errors import validation_problem
 from ssltui.engine.events import SCHEMA_VERSION, ResultRecord
 
-STATUSES = ("running", "completed", "failed", "interrupted")
-TERMINAL_STATUSES = ("completed", "failed", "interrupted")
+STATUSES = ("running", "completed", "failed", "interrupted", "pruned")
+# pruned: a sweep's pruner stopped the run early (a checkpoint is kept; `ssltui resume` continues it).
+TERMINAL_STATUSES = ("completed", "failed", "interrupted", "pruned")
 # Unix times from 1970 to the year 5138: a summary outside it is damaged, not a date to format.
 Timestamp = Field(None, ge=0.0, le=1e11, allow_inf_nan=False)
+Status = Literal["running", "completed", "failed", "interrupted", "pruned"]
 
 
 class PhaseRecord(BaseModel):
@@ -27,6 +31,17 @@ class PhaseRecord(BaseModel):
     status: Literal["done", "running", "interrupted", "failed"] = "done"
     seconds: float | None = Field(None, allow_inf_nan=False)
     cached: bool = False
+
+
+class SweepRef(BaseModel):
+    """The sweep trial a run is (`ssltui sweep`): the sweep's name, the Optuna trial number and
+    the values it tried, so a listing needs no database to say which trial a run was."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    trial: int = Field(ge=0)
+    params: dict[str, str | bool | int | float] = {}
 
 
 class RunSummary(BaseModel):
@@ -39,7 +54,7 @@ class RunSummary(BaseModel):
     preset: str = ""
     description: str = ""
     group: str = ""
-    status: Literal["running", "completed", "failed", "interrupted"] = "running"
+    status: Status = "running"
     methods: list[str] = []
     evaluations: list[str] = []
     labels: list[float] = []
@@ -58,6 +73,7 @@ class RunSummary(BaseModel):
     versions: dict[str, str] = {}
     argv: list[str] = []
     memory: dict[str, float] = {}
+    sweep: SweepRef | None = None
 
     @classmethod
     def new(cls, **values: Any) -> "RunSummary":
@@ -67,7 +83,33 @@ class RunSummary(BaseModel):
         self.timings[kind] = round(self.timings.get(kind, 0.0) + seconds, 3)
 
     def to_json_text(self) -> str:
-        return self.model_dump_json(indent=2) + "\n"
+        try:
+            return self.model_dump_json(indent=2) + "\n"
+        except PydanticSerializationError:
+            # A lone surrogate (an undecodable file name in argv or in an error message) has no
+            # UTF-8 form: write it as '\\udcff' text rather than fail to record the run.
+            return json.dumps(_utf8_safe(self.model_dump(mode="json")), indent=2, ensure_ascii=False) + "\n"
+
+
+def _utf8_safe(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_utf8_safe(k): _utf8_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_utf8_safe(v) for v in value]
+    return value
+
+
+class RunOrder(BaseModel):
+    """The two fields a listing sorts by, validated exactly as RunSummary validates them: a
+    listing of thousands of runs reads these for every run and the whole model only for the
+    rows it shows (about ten times cheaper per run)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: Status = "running"
+    started: float | None = Timestamp
 
 
 class SummaryDamaged(ValueError):
@@ -77,15 +119,14 @@ class SummaryDamaged(ValueError):
 def parse_summary(data: bytes) -> RunSummary:
     """Validate summary.json's bytes; SummaryDamaged with the first problem otherwise."""
     try:
-        obj = json.loads(data)
-    except ValueError as exc:
-        raise SummaryDamaged(f"not JSON ({str(exc).splitlines()[0][:80]})") from None
-    if not isinstance(obj, dict):
-        raise SummaryDamaged("not a JSON object")
-    try:
-        return RunSummary.model_validate(obj)
+        return RunSummary.model_validate_json(data)
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in err["loc"])
-        value = repr(err.get("input"))[:40]
-        raise SummaryDamaged(f"{where}: {err['msg'].lower()} (got {value})") from None
+        raise SummaryDamaged(validation_problem(exc)) from None
+
+
+def parse_order(data: bytes) -> RunOrder:
+    """Only the status and start time of summary.json's bytes (SummaryDamaged as parse_summary)."""
+    try:
+        return RunOrder.model_validate_json(data)
+    except ValidationError as exc:
+        raise SummaryDamaged(validation_problem(exc)) from None

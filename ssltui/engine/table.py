@@ -36,7 +36,7 @@ EXTRA_ROW_NAMES = {
 
 def load_paper_table() -> dict:
     """The paper's Table 1 from the shipped data file."""
-    text = resources.files("ssltui.reference").joinpath("paper_table1.toml").read_text()
+    text = resources.files("ssltui.reference").joinpath("paper_table1.toml").read_text(encoding="utf-8")
     return tomllib.loads(text)
 
 

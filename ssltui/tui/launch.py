@@ -165,7 +165,7 @@ def run_pid(run: RunDir) -> int | None:
     except (OSError, ValueError):
         pass
     try:
-        return int(run.lock_path.read_text().split()[0])
+        return int(run.lock_path.read_text(encoding="utf-8").split()[0])
     except (OSError, ValueError, IndexError):
         return None
 

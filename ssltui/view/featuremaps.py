@@ -13,6 +13,7 @@ import os
 
 from rich.text import Text
 
+from ssltui.engine.featuremaps_schema import FeatureMaps, ModelMaps, as_featuremaps
 from ssltui.view.format import plain
 
 THUMB = 8
@@ -105,34 +106,36 @@ def _hjoin(blocks: list[list[Text]], widths: list[int], sep: str) -> list[Text]:
     return out
 
 
-def model_title(model: dict) -> str:
-    return plain(f"{model.get('name', '?')} · seed {model.get('seed', '?')}")
+def model_title(model: ModelMaps) -> str:
+    return plain(f"{model.name} · seed {'?' if model.seed is None else model.seed}")
 
 
-def render_maps(doc: dict, image: int = 0, color: bool = True) -> Text:
-    """The thumbnails of image number `image` (0-based, wraps) for every model in `doc`."""
-    images, models = doc.get("images") or [], doc.get("models") or []
-    if not images or not models:
+def render_maps(doc: FeatureMaps | dict, image: int = 0, color: bool = True) -> Text:
+    """The thumbnails of image number `image` (0-based, wraps) for every model in `doc` (a
+    plain dict is validated first: FeatureMapsDamaged names its first problem)."""
+    doc = as_featuremaps(doc)
+    if not doc.drawable():
         return Text("no feature maps in this run (they are saved at the end of a run)")
-    image %= len(images)
-    img = images[image]
+    image %= len(doc.images)
+    img = doc.images[image]
     per_channel = THUMB
     width = 4 * per_channel + 3
-    left = [Text("input", style="bold")] + _image_thumb(img["rgb"], color)
-    left += [Text(""), Text(plain(img.get("class", ""))[:THUMB]), Text(plain(f"#{img.get('index', '')}")[:THUMB])]
+    left = [Text("input", style="bold")] + _image_thumb(img.rgb, color)
+    index = "" if img.index is None else img.index
+    left += [Text(""), Text(plain(img.class_name)[:THUMB]), Text(plain(f"#{index}")[:THUMB])]
     blocks, widths = [left], [THUMB]
-    for m in models:
+    for m in doc.models:
         block = [Text(model_title(m), style="bold")]
-        stages = m["maps"][image] if image < len(m.get("maps", [])) else []
+        stages = m.maps[image] if image < len(m.maps) else []
         for si, stage in enumerate(stages):
             if si:
                 block.append(Text(""))
-            thumbs = [thumbnail(pool(ch), color) for ch in stage["values"]]
+            thumbs = [thumbnail(pool(ch), color) for ch in stage.values]
             block += _hjoin(thumbs, [per_channel] * len(thumbs), " ")
         blocks.append(block)
         widths.append(width)
     lines = _hjoin(blocks, widths, "│")
-    caption = (f"image {image + 1}/{len(images)}; rows: end of stages 1, 2, 3 "
+    caption = (f"image {image + 1}/{len(doc.images)}; rows: end of stages 1, 2, 3 "
                f"(4 most active channels each)")
     out = Text("\n").join(lines)
     out.append("\n")
@@ -140,19 +143,18 @@ def render_maps(doc: dict, image: int = 0, color: bool = True) -> Text:
     return out
 
 
-def merge_featuremaps(docs: list[tuple[str, dict | None]]) -> dict | None:
+def merge_featuremaps(docs: list[tuple[str, FeatureMaps | None]]) -> FeatureMaps | None:
     """One document from several runs' featuremaps.json: the first run's images, and every
     run's models that were computed on the same images (named by run when there are several)."""
-    docs = [(rid, d) for rid, d in docs if d and d.get("images") and d.get("models")]
+    docs = [(rid, d) for rid, d in docs if d is not None and d.drawable()]
     if not docs:
         return None
-    images = docs[0][1]["images"]
-    wanted = [im.get("index") for im in images]
+    images = docs[0][1].images
+    wanted = [im.index for im in images]
     models = []
     for rid, d in docs:
-        if [im.get("index") for im in d["images"]] != wanted:
+        if [im.index for im in d.images] != wanted:
             continue
-        for m in d["models"]:
-            name = m.get("name", "?")
-            models.append(dict(m, name=f"{name} ({rid[-6:]})" if len(docs) > 1 else name))
-    return {"images": images, "models": models}
+        for m in d.models:
+            models.append(m.model_copy(update={"name": f"{m.name} ({rid[-6:]})"}) if len(docs) > 1 else m)
+    return FeatureMaps(images=images, models=models)

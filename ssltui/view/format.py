@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import re
 import time
-import unicodedata
 from collections.abc import Iterable
 
 from ssltui.engine.events import fraction_label
@@ -19,6 +18,7 @@ MISSING = "-"
 # C0 controls but tab/newline, DEL, C1 controls: an ESC in an error message must not reach the
 # terminal as an escape sequence.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _finite(v: object) -> bool:
@@ -87,7 +87,7 @@ def plain(value: object, one_line: bool = True, limit: int | None = None) -> str
         text = " ".join(text.split())
     text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
     # Lone surrogates (a mis-decoded file name) cannot be encoded for the terminal.
-    text = "".join(ch if unicodedata.category(ch) != "Cs" else "\ufffd" for ch in text)
+    text = _SURROGATE.sub("\ufffd", text)
     if limit is not None and len(text) > limit:
         text = text[: max(0, limit - 1)] + "…"
     return text

@@ -7,7 +7,7 @@ not a closing tag. No torch, no textual.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 from rich import box
 from rich.table import Table
@@ -18,7 +18,7 @@ from ssltui.engine.table import Cell, StudyTable, measured, pool
 from ssltui.view import format as fmt
 
 STATUS_STYLE = {"running": "bold green", "completed": "", "failed": "red", "interrupted": "yellow",
-                "stale": "red", "damaged": "red", "created": "dim"}
+                "pruned": "yellow", "stale": "red", "damaged": "red", "created": "dim"}
 SHORT_NAMES = {"supervised": "sup", "linear": "lin", "rotnet": "rot"}
 
 
@@ -158,6 +158,24 @@ def runs_table(infos: list[RunInfo], width: int | None = None) -> Table:
         cells = run_cells(i)
         table.add_row(*(cells[c.header] for c in table.columns))
     return table
+
+
+# Plain lines (a pipe, a file): fixed widths so that lines stream out as runs are read; the id last, whole.
+PLAIN_WIDTHS = {"status": 11, "method": 16, "evaluation": 16, "labels": 9, "test acc %": 22, "started": 11,
+                "group": 24}
+
+
+def _fit(value: str, width: int) -> str:
+    return value.ljust(width) if len(value) <= width else value[: width - 1] + "…"
+
+
+def runs_lines(infos: Iterable[RunInfo]) -> Iterator[str]:
+    """The runs list as plain text, a header and then one line per run (what `grep` and `less`
+    want): every user string made safe by `run_cells`, nothing held back to measure widths."""
+    yield "  ".join(_fit(col, w) for col, w in PLAIN_WIDTHS.items()) + "  id"
+    for info in infos:
+        cells = run_cells(info)
+        yield "  ".join(_fit(cells[col].plain, w) for col, w in PLAIN_WIDTHS.items()) + "  " + cells["id"].plain
 
 
 def run_header(info: RunInfo) -> Text:

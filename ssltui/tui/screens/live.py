@@ -191,7 +191,7 @@ class LiveScreen(Screen):
         s = self.state
         status = self.current_status()
         style = {"running": "bold green", "completed": "bold", "failed": "bold red",
-                 "interrupted": "bold yellow", "stale": "bold red"}.get(status, "")
+                 "interrupted": "bold yellow", "pruned": "bold yellow", "stale": "bold red"}.get(status, "")
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"{self.run_id}", style="bold")
         text.append(" · ")

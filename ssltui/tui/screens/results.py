@@ -12,6 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
 from ssltui.engine.errors import ConfigError
+from ssltui.engine.featuremaps_schema import FeatureMaps
 from ssltui.engine.store import RunDir, RunInfo
 from ssltui.engine.table import StudyTable, build_table
 from ssltui.view.featuremaps import color_available, merge_featuremaps, render_maps
@@ -37,7 +38,7 @@ class ResultsScreen(Screen):
         self.run_ids = run_ids
         self.image = 0
         self.color = color_available()
-        self.maps: dict | None = None
+        self.maps: FeatureMaps | None = None
         self.table: StudyTable | None = None
 
     def compose(self) -> ComposeResult:
@@ -89,7 +90,7 @@ class ResultsScreen(Screen):
         doc = merge_featuremaps([(r.id, r.read_featuremaps()) for r in runs])
         self.app.call_from_thread(self._maps_ready, doc)
 
-    def _maps_ready(self, doc: dict | None) -> None:
+    def _maps_ready(self, doc: FeatureMaps | None) -> None:
         self.maps = doc
         self._draw_maps()
 
@@ -105,7 +106,7 @@ class ResultsScreen(Screen):
 
     def action_image(self, delta: int) -> None:
         if self.maps:
-            self.image = (self.image + delta) % len(self.maps["images"])
+            self.image = (self.image + delta) % len(self.maps.images)
             self._draw_maps()
 
     def action_toggle_ascii(self) -> None:

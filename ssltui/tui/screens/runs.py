@@ -38,6 +38,7 @@ class RunsScreen(Screen):
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
         Binding("n", "launch", "New run"),
+        Binding("w", "sweep", "Sweeps"),
         Binding("slash", "filter", "Filter"),
         Binding("escape", "clear_filter", "Clear"),
         Binding("question_mark", "app.help", "Help"),
@@ -127,7 +128,7 @@ class RunsScreen(Screen):
         """Typing a character that is no key binding starts filtering."""
         table = self.query_one("#runs", DataTable)
         if self.focused is table and event.character and event.character.isprintable() \
-                and event.character not in " cnq?/" and len(event.character) == 1:
+                and event.character not in " cnqw?/" and len(event.character) == 1:
             flt = self.query_one("#filter", Input)
             flt.focus()
             flt.insert_text_at_cursor(event.character)
@@ -171,6 +172,14 @@ class RunsScreen(Screen):
         from ssltui.tui.screens.launch import LaunchScreen
 
         self.app.push_screen(LaunchScreen())
+
+    def action_sweep(self) -> None:
+        """The sweep of the selected run when it is a trial of one, else the newest sweep."""
+        from ssltui.tui.screens.sweep import SweepScreen
+
+        info = next((i for i in self.infos if i.id == self.selected_id()), None)
+        sweep = info.summary.sweep if info is not None and info.summary is not None else None
+        self.app.push_screen(SweepScreen(sweep.name if sweep is not None else None))
 
     def action_filter(self) -> None:
         self.query_one("#filter", Input).focus()

@@ -1,0 +1,210 @@
+"""`ssltui sweep ...`: run a sweep's trials, `sweep show NAME`, `sweep list`.
+
+Importing this module costs typer only; Optuna and torch load when a sweep command runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ssltui.engine.config import parse_list
+from ssltui.engine.errors import ConfigError, ExitCode, SsltuiError
+
+sweep_app = typer.Typer(help="Search hyperparameters on the validation split (Optuna): run trials, "
+                             "`sweep show NAME`, `sweep list`.", no_args_is_help=False,
+                        rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"]})
+
+STORAGE_OPT = typer.Option(None, "--storage", help="Optuna storage URL (default: $SSLTUI_SWEEP_STORAGE or "
+                                                   "<runs dir>/sweeps/optuna.db); postgresql://... to share a sweep")
+RUNS_DIR_OPT = typer.Option(None, "--runs-dir", help="run store (default: $SSLTUI_RUNS_DIR or the user data dir)")
+
+
+def _store(runs_dir: Optional[Path]):
+    from ssltui.engine.paths import runs_dir as default_runs_dir
+    from ssltui.engine.store import RunStore
+
+    return RunStore(default_runs_dir(runs_dir))
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+@sweep_app.callback(invoke_without_command=True)
+def sweep(
+    ctx: typer.Context,
+    params: list[str] = typer.Option([], "--param", help="KEY=SPEC: log:LO:HI, int:LO:HI, LO:HI or a,b,c "
+                                                         "(repeatable)"),
+    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="preset name or .toml path"),
+    method: Optional[str] = typer.Option(None, "--method", help="supervised | simclr | rotnet"),
+    evaluation: Optional[str] = typer.Option(None, "--evaluation", help="comma list of supervised, linear, semi, knn"),
+    labels: Optional[str] = typer.Option(None, "--labels", help="label fractions, e.g. 0.01,0.1"),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="seeds, e.g. 0,1 (each trial runs every seed)"),
+    sets: list[str] = typer.Option([], "--set", help="a fixed override: key=value (repeatable)"),
+    sampler: Optional[str] = typer.Option(None, "--sampler", help="grid | random | tpe (default: grid when every "
+                                                                   "--param lists values, else tpe)"),
+    trials: Optional[int] = typer.Option(None, "--trials", help="trials in all (random, tpe; default 20)"),
+    metric: str = typer.Option("val_acc", "--metric", help="val_acc | knn_acc, on the validation split"),
+    prune: bool = typer.Option(False, "--prune", help="stop trials below the median of earlier trials"),
+    prune_startup: int = typer.Option(3, "--prune-startup", help="complete trials before any is pruned"),
+    prune_warmup: int = typer.Option(1, "--prune-warmup", help="epochs of each phase never pruned"),
+    sampler_seed: Optional[int] = typer.Option(None, "--sampler-seed", help="seed of the sampler (one worker)"),
+    name: Optional[str] = typer.Option(None, "--name", help="sweep name (default: preset and a hash of the "
+                                                            "definition); --name alone joins a sweep"),
+    storage: Optional[str] = STORAGE_OPT,
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
+    data: Optional[str] = typer.Option(None, "--data", help="cifar10 | synthetic | folder:PATH (default: the "
+                                                            "sweep's)"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="download/cache dir"),
+    runs_dir: Optional[Path] = RUNS_DIR_OPT,
+    no_cache: bool = typer.Option(False, "--no-cache", help="do not reuse pretrained encoders"),
+    json_out: bool = typer.Option(False, "--json", help="print one JSON object as stdout's last line"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress on stderr"),
+) -> int:
+    """Run trials of a sweep until it has them all: each trial is an ordinary run (group = the
+    sweep's name). Several workers (`--name N --storage postgresql://...`) share one sweep."""
+    if ctx.invoked_subcommand is not None:
+        return 0
+    from ssltui.engine.config import check_device
+    from ssltui.engine.sweep.space import check_name, make_definition, parse_params
+
+    check_device(device)
+    if data is not None:
+        _check_data(data)
+    specs = parse_params(params)  # a bad --param exits 2 before Optuna or torch loads
+    store = _store(runs_dir)
+    if specs:
+        from ssltui.engine.presets import resolve
+
+        plan = resolve(preset or "supervised", method=method, evaluation=parse_list(evaluation, str, "--evaluation"),
+                       labels=parse_list(labels, float, "--labels"), seeds=parse_list(seeds, int, "--seeds"),
+                       sets=sets)
+        defn = make_definition(plan, specs, sampler, trials, metric, prune, prune_startup, prune_warmup,
+                               sampler_seed, data or "cifar10")
+        name = check_name(name or defn.default_name())
+    else:
+        given = [opt for opt, v in (("--preset", preset), ("--method", method), ("--evaluation", evaluation),
+                                    ("--labels", labels), ("--seeds", seeds), ("--set", sets),
+                                    ("--sampler", sampler), ("--prune", prune)) if v]
+        if name is None:
+            raise ConfigError("--param KEY=SPEC starts a sweep; --name NAME continues one (see `ssltui sweep list`)")
+        if given:
+            raise ConfigError(f"{given[0]} defines a new sweep and needs --param; give only --name to continue "
+                              f"sweep {name!r}")
+        defn = None
+        check_name(name)
+    from ssltui.engine.sweep.study import Sweep, storage_url
+
+    url = storage_url(storage, store.sweeps_dir())
+    if defn is not None:
+        handle = Sweep.start(url, name, defn)
+    else:
+        handle = Sweep.open(url, name)
+        if trials is not None:
+            handle.set_trials(trials)
+    return _work(handle, store, data or handle.definition.data, device, data_dir, not no_cache, json_out, quiet)
+
+
+def _check_data(data: str) -> None:
+    """The data source named, and a folder or archive that exists (exit 2 or 3 before any trial)."""
+    from ssltui.engine.data.sources import parse_source
+
+    try:
+        kind, where = parse_source(data)
+    except SsltuiError as exc:
+        raise ConfigError(exc.message) from None
+    if kind == "folder":
+        from ssltui.engine.data.folder import stat_source
+
+        stat_source(Path(where).expanduser())
+
+
+def _work(handle, store, data: str, device: str, data_dir: Optional[Path], use_cache: bool, json_out: bool,
+          quiet: bool) -> int:
+    from ssltui.cli.progress import make_progress
+    from ssltui.cli.signals import on_interrupt
+    from ssltui.engine.sweep.worker import SweepWorker
+
+    _check_data(data)
+
+    def say(line: str) -> None:
+        if not quiet:
+            print(f"ssltui sweep {handle.name}: {line}", file=sys.stderr, flush=True)
+
+    worker = SweepWorker(handle, store, data=data, device=device, data_dir=str(data_dir) if data_dir else None,
+                         use_cache=use_cache, progress=lambda: make_progress(quiet), say=say)
+    on_interrupt(worker.request_stop, "finishing the current step, saving a checkpoint, queueing the trial again",
+                 "the trial is queued again once its heartbeat stops")
+    from ssltui.engine.sweep.study import shown_url
+
+    say(f"{handle.definition.sampler} over {', '.join(handle.definition.params)}; storage {shown_url(handle.url)}")
+    code, error = ExitCode.OK, None
+    try:
+        worker.run()
+    except SsltuiError as exc:
+        code, error = exc.exit_code, exc.message
+        print(f"ssltui: error: {exc.message}", file=sys.stderr, flush=True)
+    report = handle.report()
+    if json_out:
+        print(json.dumps({**report.to_json(), "worker": [o.to_json() for o in worker.outcomes],
+                          "status": "completed" if code == ExitCode.OK else "interrupted"
+                          if code == ExitCode.INTERRUPTED else "failed", "error": error}), flush=True)
+    else:
+        _print_report(report, charts=False)
+    return int(code)
+
+
+def _print_report(report, charts: bool) -> None:
+    from ssltui.view.sweeps import chosen, effect_chart, importances_text, sweep_header, trials_table
+
+    console = _console()
+    console.print(sweep_header(report))
+    console.print(trials_table(report))
+    console.print(chosen(report))
+    if not charts:
+        return
+    console.print(importances_text(report))
+    for param in report.definition.search_space():
+        print(effect_chart(report, param, width=min(console.width, 100), color=console.is_terminal))
+
+
+@sweep_app.command("show")
+def show(name: str = typer.Argument(..., help="sweep name (see `ssltui sweep list`)"),
+         storage: Optional[str] = STORAGE_OPT, runs_dir: Optional[Path] = RUNS_DIR_OPT,
+         json_out: bool = typer.Option(False, "--json", help="one JSON object")) -> None:
+    """Trials ranked by the validation metric, each parameter's effect, and the test accuracy of
+    the chosen trial only."""
+    from ssltui.engine.sweep.study import Sweep, storage_url
+
+    report = Sweep.open(storage_url(storage, _store(runs_dir).sweeps_dir()), name).report()
+    if json_out:
+        print(json.dumps(report.to_json()))
+        return
+    _print_report(report, charts=True)
+
+
+@sweep_app.command("list")
+def list_(storage: Optional[str] = STORAGE_OPT, runs_dir: Optional[Path] = RUNS_DIR_OPT,
+          json_out: bool = typer.Option(False, "--json", help="JSON list")) -> None:
+    """The sweeps in a storage: name, preset, metric, sampler, trials, best value."""
+    from ssltui.engine.sweep.report import list_sweeps
+    from ssltui.engine.sweep.study import shown_url, storage_url
+
+    url = storage_url(storage, _store(runs_dir).sweeps_dir())
+    items = list_sweeps(url)
+    if json_out:
+        print(json.dumps(items))
+        return
+    if not items:
+        print(f"no sweeps in {shown_url(url)}")
+        return
+    from ssltui.view.sweeps import sweeps_table
+
+    _console().print(sweeps_table(items))
