@@ -63,3 +63,9 @@ def cifar_archive() -> Path:
     if not CIFAR_ARCHIVE.is_file():
         pytest.skip(f"{CIFAR_ARCHIVE} is absent (a user's clone has no ../shared)")
     return CIFAR_ARCHIVE
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto` (pyproject's addopts): one worker per core, at most 4. Each worker imports torch
+    (~0.8 GB), so a 64-core box must not start 64 of them."""
+    return max(1, min(4, len(os.sched_getaffinity(0))))

@@ -221,7 +221,9 @@ def test_one_sigterm_during_a_cli_decode_exits_130_promptly(cifar_archive: Path,
         while "decoding images" not in err_path.read_text():
             assert proc.poll() is None and time.monotonic() < deadline, err_path.read_text()
             time.sleep(0.05)
-        time.sleep(0.5)
+        # Two seconds in, results are flowing back: a pool shut down by killing its workers then
+        # hung in shutdown() (a result half-written by a killed worker), so this waits that long.
+        time.sleep(2.0)
         assert proc.poll() is None, "the decode ended before the signal; it cannot test anything"
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
@@ -344,7 +346,7 @@ class _BrokenPool:
         f.set_exception(BrokenProcessPool("A child process terminated abruptly"))
         return f
 
-    def close(self, kill: bool) -> None:
+    def close(self, cancel: bool) -> None:
         pass
 
 

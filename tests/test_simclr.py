@@ -169,12 +169,16 @@ def test_smoke_simclr_learns_on_synthetic(run_cli, runs_dir):
     out = last_json(p.stdout)
     assert out["status"] == "completed"
     (res,) = [r for r in out["results"] if r["evaluation"] == "linear"]
-    # Chance is 10%; a randomly initialised ResNet-20 gives ~36% with this linear probe
-    # (measured 41.5% for this run, 2026-11-28, CPU).
-    assert res["test_acc"] > 0.40, res
     events = [json.loads(line) for line in (runs_dir / out["run_id"] / "metrics.jsonl").read_text().splitlines()]
     epochs = [e for e in events if e.get("event") == "epoch" and e.get("kind") == "pretrain"]
-    assert epochs and all(0.0 <= e["knn_acc"] <= 1.0 for e in epochs)
-    assert epochs[-1]["knn_acc"] > 0.2 and 0.0 < epochs[-1]["knn_random"] < 1.0
+    assert [e["epoch"] for e in epochs] == [1, 2] and all(0.0 <= e["knn_acc"] <= 1.0 for e in epochs)
+    # What 42 steps reliably show is the contrastive loss falling (ln 255 = 5.54 at chance):
+    # seeds 0 and 1 measured epoch means 5.30 -> 5.09 and 5.28 -> 5.06 (CPU, 2026-11-29). A step
+    # without gradients, or positives that are not two views of one image, cannot fall like that.
+    assert epochs[1]["loss"] < epochs[0]["loss"] - 0.1 and epochs[1]["loss"] < 5.25, epochs
+    # Accuracy over so few steps is seed noise around a random encoder's (~36% linear; measured
+    # 47.3% and 61.9% for seeds 0 and 1), so it is held to well above chance (10%) only.
+    assert res["test_acc"] > 0.25 and epochs[-1]["knn_acc"] > 0.2, res
+    assert 0.0 < epochs[-1]["knn_random"] < 1.0
     # 42 steps are under knn.guard_min_steps: the guard rail does not judge the smoke run.
     assert not [e for e in events if e.get("event") == "log" and e.get("level") == "warning"]

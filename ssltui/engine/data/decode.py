@@ -219,12 +219,30 @@ def _exit_with_parent(lifeline) -> None:
     os._exit(1)
 
 
-def _worker_init(lifeline) -> None:
+class _Cancelled(Exception):
+    """A worker's chunk abandoned because the parent stopped the decode."""
+
+
+_cancel_event = None  # in a worker: set by the parent when a stop or an error makes the rest useless
+
+
+def _worker_init(lifeline, cancel) -> None:
+    global _cancel_event
+    _cancel_event = cancel
     # Ctrl-C reaches the whole process group: the parent decides what a stop means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A parent killed by SIGKILL cannot shut its pool down, and a forkserver's children keep the
     # server alive, so each worker watches a pipe only the parent holds open, and exits at its EOF.
     threading.Thread(target=_exit_with_parent, args=(lifeline,), daemon=True).start()
+
+
+def _check_cancel() -> None:
+    if _cancel_event is not None and _cancel_event.is_set():
+        raise _Cancelled()
+
+
+def _decode_in_worker(items: list[Item]) -> np.ndarray:
+    return decode_items(items, _check_cancel)
 
 
 class _Pool:
@@ -237,20 +255,18 @@ class _Pool:
         else:
             ctx = multiprocessing.get_context("spawn")
         self.lifeline, self._held = ctx.Pipe(duplex=False)
+        self.cancel = ctx.Event()
         self.executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
-                                            initargs=(self.lifeline,))
+                                            initargs=(self.lifeline, self.cancel))
 
     def submit(self, fn: Callable, *args: object) -> Future:
         return self.executor.submit(fn, *args)
 
-    def close(self, kill: bool) -> None:
-        if kill:  # a stop or an error: do not wait for chunks nobody will read
-            processes = getattr(self.executor, "_processes", None) or {}  # no public API before 3.14
-            for proc in list(processes.values()):
-                try:
-                    proc.kill()
-                except (OSError, ValueError):
-                    pass
+    def close(self, cancel: bool) -> None:
+        if cancel:  # a stop or an error: workers drop their chunks within one image
+            # Not SIGKILL: a worker killed while writing its result leaves a partial message that
+            # the executor's reader thread waits on forever, and shutdown() with it.
+            self.cancel.set()
         self.executor.shutdown(wait=True, cancel_futures=True)
         self.lifeline.close()
         self._held.close()
@@ -286,13 +302,13 @@ class _PoolDecode:
             done = True
         finally:
             if self.pool is not None:
-                self.pool.close(kill=not done)
+                self.pool.close(cancel=not done)
         return [self.results[i] for i in range(len(self.results))]
 
     def _submit(self, i: int, chunk: list[Item]) -> None:
         if self.pool is not None:
             try:
-                self.pending[self.pool.submit(decode_items, chunk)] = (i, chunk)
+                self.pending[self.pool.submit(_decode_in_worker, chunk)] = (i, chunk)
                 return
             except (OSError, RuntimeError) as exc:  # BrokenProcessPool is a RuntimeError
                 self._fall_back(f"parallel decode stopped ({first_line(exc)})")
@@ -316,7 +332,7 @@ class _PoolDecode:
         """Decode in this process from here on, starting with the chunks that were in flight."""
         self.log(f"{why}; decoding in this process")
         if self.pool is not None:
-            self.pool.close(kill=True)
+            self.pool.close(cancel=True)
             self.pool = None
         for i, chunk in sorted(self.pending.values(), key=lambda p: p[0]):
             self.results[i] = decode_items(chunk, self.check)
