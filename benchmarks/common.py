@@ -105,10 +105,15 @@ def batch_positions(n_items: int, opts: BenchOptions) -> list[torch.Tensor]:
 
 
 def time_engine_step(step: EngineStep, opts: BenchOptions, describe: str) -> Measurement:
-    """Whole engine steps of any method, and the FLOPs of one forward + backward."""
+    """Whole engine steps of any method as the training loop runs them (`EngineStep.runner`:
+    replayed from a CUDA graph on CUDA, captured during the warm-up steps), and the FLOPs of
+    one forward + backward."""
     positions = batch_positions(step.n_items, opts)
-    batches = iter(positions)
-    seconds = time_steps(lambda: step(next(batches)), opts)
+    run = step.runner(len(positions), opts.batch_size)
+    batches = iter(enumerate(positions))
+    seconds = time_steps(lambda: run(*next(batches)), opts)
+    if getattr(run, "mode", "eager") == "graph":
+        describe += ", replayed from a CUDA graph"
     flops = count_flops(lambda: step.forward_backward(positions[0]))
     step.optimizer.zero_grad(set_to_none=True)
     return Measurement(describe, opts.steps, seconds, step.views_per_item * opts.batch_size, flops)

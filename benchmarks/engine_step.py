@@ -15,14 +15,15 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ssltui.engine.config import RunConfig
+from ssltui.engine.config import RunConfig, TrainConfig
 from ssltui.engine.data.bundle import DataBundle
 from ssltui.engine.device import DeviceSettings
 from ssltui.engine.optim import build_optimizer
 
 METHODS = ("simclr", "rotnet")
-# The preset whose [pretrain] section and method settings each benchmark uses.
-PRESETS = {"simclr": "simclr-linear", "rotnet": "rotnet-linear"}
+# The preset whose [pretrain] section and method settings each benchmark uses (the supervised
+# baseline: its [supervised] section; it is no pretraining method, but the GPU check times it).
+PRESETS = {"simclr": "simclr-linear", "rotnet": "rotnet-linear", "supervised": "supervised"}
 
 
 @dataclass
@@ -35,6 +36,9 @@ class EngineStep:
     loss: Callable[[torch.Tensor], torch.Tensor]  # the method's make_loss closure
     n_items: int
     views_per_item: int  # network inputs per image (SimCLR 2 views, RotNet 4 rotations)
+    generator: torch.Generator | None = None  # the step's random draws (a graph registers it)
+    cfg: RunConfig | None = None  # the run configuration (its [pretrain] schedule and optimizer)
+    dev: DeviceSettings | None = None
 
     def __call__(self, pos: torch.Tensor) -> torch.Tensor:
         self.optimizer.zero_grad(set_to_none=True)
@@ -42,6 +46,21 @@ class EngineStep:
         loss.backward()
         self.optimizer.step()
         return loss
+
+    def runner(self, total_steps: int, batch_size: int, graphs: bool | None = None, backend=None,
+               log: Callable[[str], None] = print) -> Callable[[int, torch.Tensor], None]:
+        """What the training loop runs for this step, `runner(global_step, positions)`: replays
+        of a CUDA graph where the device settings capture (`graphs` None), else eager steps;
+        `backend` replaces the settings' capture backend."""
+        from ssltui.engine.cudagraph import EagerSteps, GraphedSteps
+
+        cfg = train_config(self.method, self.cfg)
+        losses = torch.zeros(total_steps, device=next(self.model.parameters()).device)
+        backend = backend or (self.dev.graphs if self.dev is not None else None)
+        if backend is None or graphs is False:
+            return EagerSteps(cfg, total_steps, self.optimizer, self.loss, losses)
+        return GraphedSteps(cfg, total_steps, self.optimizer, {"model": self.model}, self.loss, losses,
+                            self.generator, batch_size, backend, log)
 
     def forward_backward(self, pos: torch.Tensor) -> None:
         """The step without the optimizer (what FLOP counting measures)."""
@@ -85,7 +104,24 @@ def _rotnet(cfg: RunConfig, bundle: DataBundle, dev: DeviceSettings, gen: torch.
     return model, loss, NUM_ROTATIONS
 
 
-_BUILDERS = {"simclr": _simclr, "rotnet": _rotnet}
+def _supervised(cfg: RunConfig, bundle: DataBundle, dev: DeviceSettings, gen: torch.Generator,
+                batch_size: int) -> tuple[nn.Module, Callable, int]:
+    from ssltui.engine.losses import classifier_loss
+    from ssltui.engine.models.resnet import Classifier, ResNet20
+
+    model = dev.prepare(Classifier(ResNet20(), bundle.num_classes))
+    images, labels = bundle.train_x[bundle.train_idx], bundle.train_y[bundle.train_idx]
+    loss = classifier_loss(dev.training_forward(model), images, bundle, dev, gen, lambda pos: labels[pos],
+                           cfg.supervised.augment)
+    return model, loss, 1
+
+
+_BUILDERS = {"simclr": _simclr, "rotnet": _rotnet, "supervised": _supervised}
+
+
+def train_config(method: str, cfg: RunConfig) -> TrainConfig:
+    """The section that trains `method`'s step: [pretrain], or [supervised] for the baseline."""
+    return cfg.supervised if method == "supervised" else cfg.pretrain
 
 
 def engine_step(method: str, bundle: DataBundle, dev: DeviceSettings, batch_size: int, seed: int = 0,
@@ -97,6 +133,6 @@ def engine_step(method: str, bundle: DataBundle, dev: DeviceSettings, batch_size
     gen.manual_seed(seed)
     torch.manual_seed(seed)
     model, loss, views = _BUILDERS[method](cfg, bundle, dev, gen, batch_size)
-    optimizer = build_optimizer(cfg.pretrain, [model], fused)
+    optimizer = build_optimizer(train_config(method, cfg), [model], fused)
     model.train()
-    return EngineStep(method, model, optimizer, loss, len(bundle.train_idx), views)
+    return EngineStep(method, model, optimizer, loss, len(bundle.train_idx), views, gen, cfg, dev)

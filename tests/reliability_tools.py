@@ -21,6 +21,8 @@ TINY = [
     "--set", "data.synthetic_train_per_class=8", "--set", "data.synthetic_test_per_class=5",
     "--set", "supervised.batch_size=10", "--set", "supervised.epochs=6",
     "--set", "supervised.checkpoint_every=1", "--set", "runtime.featuremaps=false",
+    # A log point after every step, so that the tests can stop the run inside an epoch.
+    "--set", "runtime.log_seconds=0",
 ]
 STEPS_PER_EPOCH = 7
 EPOCHS = 6
@@ -115,3 +117,38 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def toy_phase(tmp: Path, stop_at: int | None = None, noise: float = 0.1, graphs=None, **cfg):
+    """A toy classifier phase (24 items, batches of 4: 6 steps an epoch, 5 epochs unless `cfg`
+    says otherwise) whose steps draw noise from the phase generator; `stop_at`: request a stop
+    during the n-th call of the step. Returns (phase, model, run folder, go)."""
+    from torch import nn
+
+    from ssltui.engine.config import TrainConfig
+    from ssltui.engine.device import DeviceSettings
+    from ssltui.engine.events import PhaseRef
+    from ssltui.engine.loop import Phase, RunContext
+    from ssltui.engine.optim import build_optimizer
+    from ssltui.engine.store import RunDir
+
+    run = RunDir(tmp)
+    run.path.mkdir(exist_ok=True)
+    ctx = RunContext(run, DeviceSettings(torch.device("cpu"), None, False, False, graphs=graphs))
+    info = PhaseRef(phase="toy/phase", kind="supervised", method="supervised", seed=0)
+    gen = ctx.generator(0, info.phase)
+    model = nn.Sequential(nn.Linear(3, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+    cfg = TrainConfig(**{"epochs": 5, "batch_size": 4, "lr": 0.1, **cfg})
+    xs = torch.randn(24, 3, generator=torch.Generator().manual_seed(1))
+    ys = (xs[:, 0] > 0).long()
+    calls = {"n": 0}
+
+    def step(idx: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1
+        if stop_at is not None and calls["n"] == stop_at:
+            ctx.request_stop("test stop")
+        shake = torch.randn(len(idx), 3, generator=gen) * noise  # draws from the phase generator
+        return nn.functional.cross_entropy(model(xs[idx] + shake), ys[idx])
+
+    phase = Phase(ctx, info, cfg, len(xs), {"model": model}, build_optimizer(cfg, [model]), gen)
+    return phase, model, run, lambda: phase.run(step, model.train, lambda e: {"val_acc": float(e)})

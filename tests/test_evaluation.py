@@ -34,7 +34,8 @@ def one_thread():
 
 
 def _ctx(run, listener=None) -> RunContext:
-    cfg = build_run_config({"method": "rotnet", "evaluation": ["linear"]})
+    # A log point (a Step event) after every step: the stop tests count them.
+    cfg = build_run_config({"method": "rotnet", "evaluation": ["linear"], "runtime": {"log_seconds": 0}})
     return RunContext(run, pick_device("cpu", cfg.runtime), listener)
 
 
@@ -208,16 +209,16 @@ def test_frozen_bn_stats_off_adapts_statistics_but_not_weights(ctx, bundle):
 
 
 def test_label_smoothing_reaches_the_loss(ctx, bundle, monkeypatch):
-    import ssltui.engine.evaluation.finetune as finetune
+    import ssltui.engine.losses as losses
 
     seen = []
-    real = finetune.F.cross_entropy
+    real = losses.F.cross_entropy
 
     def spy(*args, **kwargs):
         seen.append(kwargs.get("label_smoothing"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(finetune.F, "cross_entropy", spy)
+    monkeypatch.setattr(losses.F, "cross_entropy", spy)
     cfg = ClassifierConfig(epochs=1, batch_size=8, label_smoothing=0.2, checkpoint_every=0)
     info = PhaseRef(phase="sup-ls", kind="supervised", method="supervised", seed=0, labels=0.5, evaluation="supervised")
     train_classifier(ctx, info, cfg, bundle, bundle.train_idx[:16], None)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from ssltui.engine.models.resnet import Classifier, ResNet20, count_parameters, freeze, set_train_mode
+from ssltui.engine.models.resnet import (BatchNorm1d, BatchNorm2d, Classifier, ResNet20, count_parameters, freeze,
+                                         set_train_mode)
 
 
 def test_resnet20_parameter_count():
@@ -41,3 +43,19 @@ def test_frozen_stages_keep_weights_and_bn_statistics():
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed, "nothing trained"
     assert all(k.startswith(("encoder.stages.2", "head")) for k in changed), changed
+
+
+@pytest.mark.parametrize("cls,ref,shape", [(BatchNorm2d, torch.nn.BatchNorm2d, (6, 4, 5, 5)),
+                                           (BatchNorm1d, torch.nn.BatchNorm1d, (6, 4))])
+def test_batchnorm_without_its_counter_is_torchs_batchnorm(cls, ref, shape):
+    ours, theirs = cls(4), ref(4)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(3):  # training: the same outputs and running statistics, bit for bit
+        x = torch.randn(shape, generator=gen) * 3 + 1
+        assert torch.equal(ours(x), theirs(x))
+    assert torch.equal(ours.running_mean, theirs.running_mean) and torch.equal(ours.running_var, theirs.running_var)
+    assert int(ours.num_batches_tracked) == 0 and int(theirs.num_batches_tracked) == 3
+    ours.eval(), theirs.eval()
+    assert torch.equal(ours(x), theirs(x))
+    assert set(ours.state_dict()) == set(theirs.state_dict())  # checkpoints keep their keys
+    ours.load_state_dict(theirs.state_dict())

@@ -9,41 +9,17 @@ import pytest
 import torch
 from torch import nn
 
-from reliability_tools import one_thread  # noqa: F401 (autouse fixture)
+from reliability_tools import one_thread, toy_phase  # noqa: F401 (autouse fixture)
 from ssltui.engine import loop as loop_mod
-from ssltui.engine.config import TrainConfig
-from ssltui.engine.device import DeviceSettings
 from ssltui.engine.errors import RunInterrupted
-from ssltui.engine.events import PhaseRef
-from ssltui.engine.loop import PHASE_KEYS, Phase, RunContext
-from ssltui.engine.optim import build_optimizer
-from ssltui.engine.store import RunDir
+from ssltui.engine.loop import PHASE_KEYS, Phase
 
-N, BATCH, EPOCHS = 24, 4, 5  # 6 steps an epoch
+EPOCHS = 5  # of 6 steps (reliability_tools.toy_phase)
 
 
 def _phase(tmp: Path, every: int = 1, stop_at: int | None = None) -> tuple[Phase, nn.Module, callable]:
-    run = RunDir(tmp)
-    run.path.mkdir(exist_ok=True)
-    ctx = RunContext(run, DeviceSettings(torch.device("cpu"), None, False, False))
-    info = PhaseRef(phase="toy/phase", kind="supervised", method="supervised", seed=0)
-    gen = ctx.generator(0, info.phase)
-    model = nn.Sequential(nn.Linear(3, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
-    cfg = TrainConfig(epochs=EPOCHS, batch_size=BATCH, lr=0.1, checkpoint_every=every)
-    opt = build_optimizer(cfg, [model])
-    xs = torch.randn(N, 3, generator=torch.Generator().manual_seed(1))
-    ys = (xs[:, 0] > 0).long()
-    calls = {"n": 0}
-
-    def step(idx: torch.Tensor) -> torch.Tensor:
-        calls["n"] += 1
-        if stop_at is not None and calls["n"] == stop_at:
-            ctx.request_stop("test stop")
-        noise = torch.randn(len(idx), 3, generator=gen) * 0.1  # draws from the phase generator
-        return nn.functional.cross_entropy(model(xs[idx] + noise), ys[idx])
-
-    phase = Phase(ctx, info, cfg, N, {"model": model}, opt, gen)
-    return phase, model, lambda: phase.run(step, model.train, lambda e: {"val_acc": float(e)})
+    phase, model, _, go = toy_phase(tmp, stop_at, checkpoint_every=every)
+    return phase, model, go
 
 
 def test_checkpoint_interval_and_contents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -30,7 +30,8 @@ from ssltui.engine.sweep.worker import SweepWorker, objective  # noqa: E402
 from tests.sweep_fixtures import sweep_command  # noqa: E402
 
 TINY = ["data.synthetic_train_per_class=20", "data.synthetic_test_per_class=10", "pretrain.epochs=1",
-        "pretrain.batch_size=64", "knn.every_epochs=0", "runtime.featuremaps=false", "linear.checkpoint_every=5"]
+        "pretrain.batch_size=64", "knn.every_epochs=0", "runtime.featuremaps=false", "linear.checkpoint_every=5",
+        "linear.val_passes=3"]  # the probe validates at epochs 10, 20 and 30 of 30
 CHANCE = 0.1
 
 
@@ -152,7 +153,8 @@ def test_grid_runs_every_point_and_prunes_a_hopeless_trial(store, grid_prune):
     frozen = sweep.study.get_trials()
     assert [t.state.name for t in frozen] == ["COMPLETE", "COMPLETE", "PRUNED"]
     at_10 = [t.intermediate_values[1 * 100_000 + 10] for t in frozen]  # phase 1 (linear), epoch 10
-    assert at_10[2] < (at_10[0] + at_10[1]) / 2 and at_10[2] <= CHANCE + 0.15  # below their median, near chance (0.2 seen)
+    # Below their median, near chance (float32 accuracies: 4 of 20 is 0.2000000030).
+    assert at_10[2] < (at_10[0] + at_10[1]) / 2 and at_10[2] <= CHANCE + 0.1 + 1e-6
     listed = {s["name"]: s for s in list_sweeps(sweep.url)}
     assert listed["grid-prune"]["trials"] == 3 and listed["grid-prune"]["best"] == max(o.value for o in outcomes[:2])
 

@@ -81,6 +81,10 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+# TrainConfig fields that say when a phase validates or saves, not what it learns.
+CADENCE_FIELDS = ("checkpoint_every", "val_passes", "eval_every")
+
+
 class TrainConfig(Section):
     """One optimisation phase: epochs, batch, optimizer and learning-rate schedule."""
 
@@ -100,7 +104,15 @@ class TrainConfig(Section):
     warmup_epochs: float = Field(0.0, ge=0.0, description="linear warm-up length in epochs")
     milestones: List(float) = Field([], description="epochs at which a step schedule multiplies lr by gamma")
     gamma: float = Field(0.1, gt=0.0, le=1.0, description="step-schedule factor")
-    checkpoint_every: int = Field(1, ge=0, description="save a checkpoint every N epochs (0: only at the end)")
+    checkpoint_every: int = Field(0, ge=0, description=(
+        "also save a checkpoint every N epochs (0: by runtime.checkpoint_seconds; phase ends and stops always save)"))
+    val_passes: int = Field(20, ge=0, description=(
+        "validation (or monitor) passes spread evenly over the phase's steps, the last at its end"))
+
+    def identity(self) -> dict:
+        """The settings that determine the trained weights: how often the phase validates or
+        saves is left out (neither touches the weights or the random draws)."""
+        return self.model_dump(mode="python", exclude=set(CADENCE_FIELDS))
 
 
 class ClassifierConfig(TrainConfig):
@@ -116,7 +128,7 @@ class ClassifierConfig(TrainConfig):
     label_smoothing: float = Field(0.0, ge=0.0, le=0.5, description="cross-entropy label smoothing")
     ema: float = Field(0.0, ge=0.0, lt=1.0, description="decay of an exponential moving average of the weights, "
                                                         "evaluated instead of the last weights (0: off)")
-    eval_every: int = Field(1, ge=1, description="validation accuracy every N epochs")
+    eval_every: int = Field(0, ge=0, description="validation every N epochs instead (0: by val_passes)")
 
 
 class SemiConfig(ClassifierConfig):
@@ -169,6 +181,11 @@ class RuntimeConfig(Section):
     channels_last: bool = Field(True, description="channels_last memory format on CUDA")
     compile: bool = Field(False, description="torch.compile every phase's training forward on CUDA")
     eval_batch_size: int = Field(1024, ge=1, description="batch size for feature extraction and testing")
+    cuda_graphs: Literal["auto", "on", "off"] = Field(
+        "auto", description="replay each phase's training step from a CUDA graph (auto: on CUDA; on needs CUDA)")
+    log_seconds: float = Field(0.25, ge=0.0, description="seconds between progress log points (0: every step)")
+    checkpoint_seconds: float = Field(60.0, ge=0.0, description=(
+        "seconds between checkpoints inside a phase (0: none; phase ends and stops always save)"))
     featuremaps: bool = Field(True, description="save feature-map thumbnails at the end of the run")
     workers: Annotated[int | Literal["auto"], BeforeValidator(_workers)] = Field(
         "auto", description="phases side by side, one process each (auto: one per device)")

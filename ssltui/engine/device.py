@@ -8,22 +8,33 @@ from dataclasses import dataclass
 import torch
 
 from ssltui.engine.config import RuntimeConfig, check_device
+from ssltui.engine.cudagraph import CudaGraphs, GraphBackend
 from ssltui.engine.errors import ConfigError
 
 
 @dataclass
 class DeviceSettings:
+    """The device and the runtime settings every phase reads: precision, memory layout, graph
+    capture of the training step (`graphs`: the backend, None for eager steps), and the
+    cadence of log points and checkpoints in seconds."""
+
     device: torch.device
     amp_dtype: torch.dtype | None
     channels_last: bool
     compile: bool
     eval_batch_size: int = 1024
+    graphs: GraphBackend | None = None
+    log_seconds: float = 0.25
+    checkpoint_seconds: float = 60.0
 
     def autocast(self):
-        """bf16 autocast on CUDA (BatchNorm stays fp32 under autocast); nothing on CPU."""
+        """bf16 autocast on CUDA (BatchNorm stays fp32 under autocast); nothing on CPU. With
+        graph capture the cast cache is off, as torch's CUDA-graph notes ask (a captured cast
+        must be recomputed at every replay, not served from a cache filled outside it)."""
         if self.amp_dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype,
+                              cache_enabled=self.graphs is None)
 
     def prepare(self, module: torch.nn.Module) -> torch.nn.Module:
         module.to(self.device)
@@ -64,5 +75,8 @@ def pick_device(name: str, runtime: RuntimeConfig) -> DeviceSettings:
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    if runtime.cuda_graphs == "on" and not on_cuda:
+        raise ConfigError(f"runtime.cuda_graphs = on needs a CUDA device, not {name} (use auto or off)")
+    graphs = CudaGraphs(device) if on_cuda and runtime.cuda_graphs != "off" else None
     return DeviceSettings(device, amp, runtime.channels_last and on_cuda, runtime.compile and on_cuda,
-                          runtime.eval_batch_size)
+                          runtime.eval_batch_size, graphs, runtime.log_seconds, runtime.checkpoint_seconds)

@@ -25,9 +25,7 @@ TRAINED_SECTIONS = ("supervised", "semi", "linear")  # evaluations that train fo
 
 def pretrain_identity(cfg: RunConfig, seed: int) -> dict:
     """What determines a pretrained encoder besides the data: method, its settings and the seed."""
-    pretrain = to_dict(cfg.pretrain)
-    pretrain.pop("checkpoint_every")  # how often we save does not change the weights
-    return {"method": cfg.method, "pretrain": pretrain, "method_cfg": to_dict(getattr(cfg, cfg.method)),
+    return {"method": cfg.method, "pretrain": cfg.pretrain.identity(), "method_cfg": to_dict(getattr(cfg, cfg.method)),
             "seed": seed, "version": ssltui.__version__}
 
 

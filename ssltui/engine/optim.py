@@ -153,3 +153,11 @@ def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
         return peak * cfg.gamma ** drops
     t = (progress - warm) / max(1e-12, 1.0 - warm)
     return peak * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
+
+
+def lr_table(cfg: TrainConfig, total_steps: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """`lr_at` of every step 0..total_steps-1 as float32 on `device` (the optimizers' kernels
+    read a tensor learning rate as float32): a graphed step looks its rate up by the step
+    counter on the device, with no host involvement."""
+    return torch.tensor([lr_at(cfg, s, total_steps) for s in range(total_steps)], dtype=torch.float32,
+                        device=device)

@@ -222,7 +222,8 @@ class Runner:
             pick_device(name, runtime)  # a missing device fails here, before any process starts
         with Scheduler(self, workers, devices) as scheduler:
             self.summary.device = scheduler.start()
-            self._start_context(pick_device("cpu", runtime))
+            # The coordinator trains nothing: its CPU context must not refuse cuda_graphs = on.
+            self._start_context(pick_device("cpu", runtime.model_copy(update={"cuda_graphs": "off"})))
             self._load_data(None)
             scheduler.run(pending)
 

@@ -11,16 +11,15 @@ from __future__ import annotations
 import copy
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from ssltui.engine.augment import cutout, random_crop_flip, to_float
 from ssltui.engine.config import ClassifierConfig
 from ssltui.engine.data.bundle import DataBundle
 from ssltui.engine.evaluation.common import accuracy
 from ssltui.engine.events import PhaseRef
 from ssltui.engine.loop import Phase, RunContext
+from ssltui.engine.losses import classifier_loss
 from ssltui.engine.models.resnet import Classifier, ResNet20, freeze, set_train_mode
 from ssltui.engine.optim import build_optimizer
 
@@ -51,24 +50,11 @@ def train_classifier(ctx: RunContext, info: PhaseRef, cfg: ClassifierConfig, bun
     val_x, val_y = bundle.train_x[bundle.val_idx], bundle.train_y[bundle.val_idx]
 
     forward = dev.training_forward(model)
-
-    def step(pos: torch.Tensor) -> torch.Tensor:
-        xb = xs[pos]
-        if cfg.augment:
-            xb = random_crop_flip(xb, gen)
-        xb = to_float(xb, bundle.mean, bundle.std)
-        if cfg.cutout:
-            xb = cutout(xb, cfg.cutout, gen)
-        if dev.channels_last:
-            xb = xb.contiguous(memory_format=torch.channels_last)
-        with dev.autocast():
-            logits = forward(xb)
-        return F.cross_entropy(logits.float(), ys[pos], label_smoothing=cfg.label_smoothing)
+    step = classifier_loss(forward, xs, bundle, dev, gen, lambda pos: ys[pos], cfg.augment,
+                           cutout_size=cfg.cutout, label_smoothing=cfg.label_smoothing)
 
     def epoch_end(epoch: int) -> dict:
-        if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == phase.epochs:
-            return {"val_acc": accuracy(evaluated, val_x, val_y, bundle, dev)}
-        return {}
+        return {"val_acc": accuracy(evaluated, val_x, val_y, bundle, dev)}
 
     modules: dict[str, nn.Module] = {"model": model} if ema is None else {"model": model, "ema": ema}
     phase = Phase(ctx, info, cfg, len(subset), modules, optimizer, gen,

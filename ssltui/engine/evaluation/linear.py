@@ -73,9 +73,7 @@ def linear_probe(ctx: RunContext, info: PhaseRef, cfg: LinearConfig, bundle: Dat
         return F.cross_entropy(head(xs[pos]), train_y[pos])
 
     def epoch_end(epoch: int) -> dict:
-        if (epoch + 1) % 10 == 0 or epoch + 1 == phase.epochs:
-            return {"val_acc": acc(feats["val"], val_y)}
-        return {}
+        return {"val_acc": acc(feats["val"], val_y)}
 
     phase = Phase(ctx, info, cfg, len(train_y), {"head": head}, optimizer, gen)
     out = phase.run(step, head.train, epoch_end)

@@ -11,15 +11,15 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ssltui.engine.augment import crop_flip_rotations, normalizer, to_float
+from ssltui.engine.augment import to_float
 from ssltui.engine.config import RunConfig
 from ssltui.engine.data.bundle import DataBundle
 from ssltui.engine.device import DeviceSettings
 from ssltui.engine.events import PhaseRef
 from ssltui.engine.loop import Phase, RunContext
+from ssltui.engine.losses import classifier_loss
 from ssltui.engine.models.resnet import Classifier, ResNet20
 from ssltui.engine.optim import build_optimizer
 from ssltui.engine.rotation import NUM_ROTATIONS, all_rotations, rotation_labels
@@ -58,18 +58,7 @@ def make_loss(forward: Callable[[torch.Tensor], torch.Tensor], xs: torch.Tensor,
               crop_flip: bool) -> Callable[[torch.Tensor], torch.Tensor]:
     """The training step's loss for batch positions into `xs` (uint8 on the device); `stats`
     gives the normalisation mean/std. The benchmark times this same function."""
-    # Zero-padded once (uint8), so that a step's crops, flips and rotations are one gather.
-    padding = 4 if crop_flip else 0
-    source = F.pad(xs, (padding,) * 4) if padding else xs
-    normalize = normalizer(stats.mean, stats.std, 1.0 / 255.0)
-
-    def loss(pos: torch.Tensor) -> torch.Tensor:
-        views = crop_flip_rotations(source, pos, gen, padding, crop_flip, NUM_ROTATIONS, dev.channels_last)
-        with dev.autocast():
-            logits = forward(normalize(views))
-        return F.cross_entropy(logits.float(), labels)
-
-    return loss
+    return classifier_loss(forward, xs, stats, dev, gen, lambda pos: labels, crop_flip, NUM_ROTATIONS)
 
 
 def pretrain(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: DataBundle) -> ResNet20:

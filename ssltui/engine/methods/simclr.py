@@ -24,7 +24,7 @@ from ssltui.engine.evaluation.knn import knn_accuracy
 from ssltui.engine.events import PhaseRef
 from ssltui.engine.loop import Phase, RunContext, derive_seed
 from ssltui.engine.losses import nt_xent
-from ssltui.engine.models.resnet import ResNet20
+from ssltui.engine.models.resnet import BatchNorm1d, ResNet20
 from ssltui.engine.optim import build_optimizer, peak_lr
 
 # The guard rail (issue 14): at a fifth of its epochs, an encoder whose kNN accuracy is within
@@ -45,7 +45,7 @@ class ProjectionHead(nn.Module):
 
     def __init__(self, in_dim: int, hidden_dim: int, out_dim: int):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(in_dim, hidden_dim, bias=False), nn.BatchNorm1d(hidden_dim),
+        self.net = nn.Sequential(nn.Linear(in_dim, hidden_dim, bias=False), BatchNorm1d(hidden_dim),
                                  nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
@@ -209,7 +209,7 @@ def pretrain(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: DataBundle
         # reading +2.9 at 250 (docs/simclr-lr.md); hence knn.guard_min_steps = 250.
         guard = guard_epoch(phase.epochs)
         guarded = done == guard and guard * phase.steps_per_epoch >= knn.guard_min_steps
-        if not monitor or (done % knn.every_epochs and done != phase.epochs and not guarded):
+        if done % knn.every_epochs and done != phase.epochs and not guarded:
             return {}
         acc = knn_of(encoder)
         warning = barely_training_warning(GuardCheck(acc, knn_random, conv_motion(encoder, initial_convs), done,
@@ -219,8 +219,10 @@ def pretrain(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: DataBundle
             ctx.log(f"{info.phase}: {warning}", level="warning")
         return {"knn_acc": round(acc, 6), "knn_random": round(knn_random, 6)}
 
+    # The kNN monitor keeps its own cadence, by epochs: asked at every epoch's end, `epoch_end`
+    # measures every knn.every_epochs epochs, at the end, and at the guard rail's epoch.
     phase = Phase(ctx, info, cfg.pretrain, len(images), {"model": model}, optimizer, gen,
-                  images_per_item=2)
-    phase.run(step, model.train, epoch_end)
+                  images_per_item=2, val_every=1)
+    phase.run(step, model.train, epoch_end if monitor else None)
     encoder.eval()
     return encoder

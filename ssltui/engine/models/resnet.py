@@ -9,15 +9,39 @@ from torch import nn
 STAGE_WIDTHS = (16, 32, 64)
 
 
+class _NoBatchCount:
+    """BatchNorm without its batch counter. torch adds 1 to `num_batches_tracked` in every
+    training forward (a kernel per layer per step: 20 a step of ResNet-20 on a GPU) but reads it
+    only when `momentum` is None (a cumulative average); with a fixed momentum the counter is
+    dead weight. The buffer stays (state dicts keep their keys) and reads 0."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.momentum is None:
+            return super().forward(x)
+        self._check_input_dim(x)
+        stats = not self.training or self.track_running_stats
+        return F.batch_norm(x, self.running_mean if stats else None, self.running_var if stats else None,
+                            self.weight, self.bias, self.training or self.running_mean is None,
+                            self.momentum, self.eps)
+
+
+class BatchNorm2d(_NoBatchCount, nn.BatchNorm2d):
+    pass
+
+
+class BatchNorm1d(_NoBatchCount, nn.BatchNorm1d):
+    pass
+
+
 class BasicBlock(nn.Module):
     """Two 3x3 convs with a shortcut; option A (zero-padded identity) when the shape changes."""
 
     def __init__(self, in_ch: int, out_ch: int, stride: int):
         super().__init__()
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_ch)
+        self.bn1 = BatchNorm2d(out_ch)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_ch)
+        self.bn2 = BatchNorm2d(out_ch)
         self.stride = stride
         self.pad = out_ch - in_ch
 
@@ -40,7 +64,7 @@ class ResNet20(nn.Module):
 
     def __init__(self, blocks_per_stage: int = 3):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), BatchNorm2d(16), nn.ReLU())
         stages = []
         in_ch = 16
         for i, width in enumerate(STAGE_WIDTHS):
