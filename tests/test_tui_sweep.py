@@ -139,3 +139,147 @@ def test_sweep_screen_snapshot(snap_compare, sweep_runs):
     from ssltui.tui.app import SsltuiApp
 
     assert snap_compare(SsltuiApp(sweep_runs, reattach=False), terminal_size=(80, 24), run_before=before)
+
+
+# ---------------------------------------------------------------- starting a sweep from the app
+
+TINY_SMOKE = """description = "smoke at its smallest: 2 trials in seconds"
+method = "supervised"
+evaluation = ["supervised"]
+labels = [0.5]
+seeds = [0]
+
+[data]
+source = "synthetic"
+synthetic_train_per_class = 20
+synthetic_test_per_class = 10
+
+[supervised]
+epochs = 1
+batch_size = 16
+
+[runtime]
+featuremaps = false
+"""
+
+
+def fill(form, **values: str) -> None:
+    for field, value in values.items():
+        form.query_one(f"#sweep-{field}").value = value
+
+
+def test_new_sweep_form_refuses_bad_specs_then_starts_a_real_sweep(sweep_runs, tmp_path, monkeypatch):
+    """`n` on the sweep screen opens the form; an unknown key and a grid given a trial count are
+    refused in place and start nothing; a good spec on the smoke preset (its tiny variant in
+    $SSLTUI_PRESETS_DIR) starts a real `ssltui sweep`, whose trials appear and finish on the screen."""
+    import os
+    import signal
+
+    from ssltui.tui.app import SsltuiApp
+    from ssltui.tui.newsweep import process_key, sweep_log
+    from ssltui.tui.screens.newsweep import NewSweepScreen
+
+    presets = tmp_path / "presets"
+    presets.mkdir()
+    (presets / "smoke.toml").write_text(TINY_SMOKE)
+    monkeypatch.setenv("SSLTUI_PRESETS_DIR", str(presets))
+    monkeypatch.setenv("SSLTUI_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    logs = sweep_runs / "sweeps"
+
+    async def scenario():
+        app = SsltuiApp(sweep_runs, reattach=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            screen = await open_sweep(pilot)
+            await pilot.press("n")
+            await wait_until(pilot, lambda: isinstance(app.screen, NewSweepScreen), "the new-sweep form")
+            form = app.screen
+            fill(form, preset="smoke", device="cpu")
+            await pilot.pause(0.1)
+            assert form.query_one("#sweep-data").value == "synthetic"  # the preset's data default
+
+            def note() -> str:
+                return str(form.query_one("#sweep-form-note").render())
+
+            await wait_until(pilot, lambda: SWEEP in form.taken, "the storage's sweeps in the form")
+            for params, trials, name, wrong in (
+                    ("supervised.lrr=0.05,0.1", "", "", "unknown key 'supervised.lrr'"),
+                    ("supervised.lr=0.05;x", "", "", "expected KEY=SPEC"),
+                    ("supervised.lr=0.05,0.1", "3", "", "a grid runs each of its 2 points"),
+                    ("supervised.lr=0.05,0.1", "", SWEEP, f"sweep '{SWEEP}' exists")):  # it would join it
+                fill(form, params=params, trials=trials, name=name)
+                await pilot.press("ctrl+r")
+                await pilot.pause(0.1)
+                assert app.screen is form and "refused:" in note() and wrong in note(), note()
+                assert not app.processes and not list(logs.glob("*.log"))
+
+            fill(form, params="supervised.lr=0.05,0.1", trials="", name="lr-from-app")
+            await pilot.pause(0.1)
+            assert "grid, 2 trial(s) of smoke on synthetic" in note()
+            await pilot.press("ctrl+r")
+            await wait_until(pilot, lambda: app.screen is screen, "the sweep screen again")
+            launched = app.processes[process_key("lr-from-app")]
+            try:
+                await wait_until(pilot, lambda: screen.report is not None and screen.report.name == "lr-from-app",
+                                 "the new sweep on the screen", timeout=60)
+                await wait_until(pilot, lambda: sum(r.state == "complete" for r in screen.report.rows) == 2,
+                                 "both trials complete", timeout=90)
+                assert launched.proc.wait(timeout=30) == 0
+                assert "sweep lr-from-app" in str(screen.query_one("#sweep-summary").render())
+                assert {r.params["supervised.lr"] for r in screen.report.rows} == {0.05, 0.1}
+                assert all(r.run_id and (sweep_runs / r.run_id).is_dir() for r in screen.report.rows)
+                log = sweep_log(app.store, "lr-from-app").read_text()
+                assert "sweep started by the app" in log and "trial 1: complete" in log
+            finally:
+                if launched.alive():
+                    os.killpg(launched.proc.pid, signal.SIGKILL)
+                    launched.proc.wait()
+
+    import asyncio
+
+    asyncio.run(scenario())
+
+
+def test_new_sweep_from_an_empty_store(tmp_path, monkeypatch):
+    """With no sweep yet, `w` lands on a screen that says `n` starts one; enter in a field submits,
+    and an empty parameter list is refused in place; esc leaves the form without a sweep."""
+    from ssltui.tui.app import SsltuiApp
+    from ssltui.tui.screens.newsweep import NewSweepScreen
+    from ssltui.tui.screens.sweep import SweepScreen
+
+    monkeypatch.delenv("SSLTUI_SWEEP_STORAGE", raising=False)
+
+    async def scenario():
+        app = SsltuiApp(tmp_path / "runs", reattach=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("w")
+            await wait_until(pilot, lambda: isinstance(app.screen, SweepScreen) and app.screen.loaded, "the sweeps")
+            screen = app.screen
+            assert "n starts one" in str(screen.query_one("#sweep-summary").render())
+            await pilot.press("n")
+            await wait_until(pilot, lambda: isinstance(app.screen, NewSweepScreen), "the new-sweep form")
+            await pilot.press("enter")  # the params field has the focus, and nothing in it
+            await pilot.pause(0.1)
+            note = str(app.screen.query_one("#sweep-form-note").render())
+            assert "refused: params: a sweep needs at least one" in note
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: app.screen is screen, "back on the sweep screen")
+            assert screen.sweep_name is None and not app.processes
+
+    import asyncio
+
+    asyncio.run(scenario())
+
+
+def test_new_sweep_form_snapshot(snap_compare, sweep_runs):
+    async def before(pilot):
+        await open_sweep(pilot)
+        await pilot.press("n")
+        await pilot.pause(0.3)
+        pilot.app.screen.query_one("#sweep-preset").value = "simclr-tuned"
+        pilot.app.screen.query_one("#sweep-params").value = "linear.lr=0.03,0.1,0.3; linear.weight_decay=0,1e-4"
+        await pilot.pause(0.2)
+
+    from ssltui.tui.app import SsltuiApp
+
+    assert snap_compare(SsltuiApp(sweep_runs, reattach=False), terminal_size=(80, 24), run_before=before)

@@ -194,11 +194,12 @@ def child_env() -> dict:
     return env
 
 
-def spawn(argv: list[str], run: RunDir, kind: str) -> Launched:
+def spawn(argv: list[str], log_path: Path, kind: str) -> Launched:
     """Start `argv` in a new process session, its stderr (warnings, errors, a traceback of a
-    crash) appended to the run's process.log after a line that marks where this attempt's output
-    begins (the live log starts there). Its stdout, the results table, is in summary.json anyway."""
-    with open(run.path / PROCESS_LOG, "ab") as log:
+    crash) appended to `log_path` (a run's process.log) after a line that marks where this
+    attempt's output begins (the live log starts there). Its stdout, the results table, is in
+    summary.json (a sweep's in its study) anyway."""
+    with open(log_path, "ab") as log:
         log.write(f"{LAUNCH_MARK} {kind} started by the app at {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
         log.flush()
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
@@ -210,7 +211,7 @@ def start_run(req: LaunchRequest, store: RunStore) -> tuple[RunDir, Launched]:
     """Create the run folder and start `ssltui run` in a new process session."""
     req.validate()
     run = store.create(req.preset)
-    return run, spawn(req.argv(run.id, store.root), run, "run")
+    return run, spawn(req.argv(run.id, store.root), run.path / PROCESS_LOG, "run")
 
 
 def start_resume(run: RunDir, store: RunStore) -> Launched:
@@ -221,7 +222,7 @@ def start_resume(run: RunDir, store: RunStore) -> Launched:
     if not run.config_path.exists():
         raise ConfigError(f"run {run.id} has no config.toml; it never started, so there is nothing to resume")
     argv = [sys.executable, "-m", "ssltui", "resume", run.id, "--runs-dir", str(store.root), "--quiet"]
-    return spawn(argv, run, "resume")
+    return spawn(argv, run.path / PROCESS_LOG, "resume")
 
 
 def run_pid(run: RunDir) -> int | None:

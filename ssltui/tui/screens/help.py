@@ -23,6 +23,7 @@ def screen_bindings() -> list[tuple[str, list[Binding]]]:
     from ssltui.tui.screens.launch import LaunchScreen, ParamsTable
     from ssltui.tui.screens.live import LiveScreen
     from ssltui.tui.screens.logview import LogScreen
+    from ssltui.tui.screens.newsweep import NewSweepScreen
     from ssltui.tui.screens.results import ResultsScreen
     from ssltui.tui.screens.runs import RunsScreen, RunsTable
     from ssltui.tui.screens.sweep import SweepScreen
@@ -30,7 +31,7 @@ def screen_bindings() -> list[tuple[str, list[Binding]]]:
     return [("runs", RunsTable.BINDINGS + RunsScreen.BINDINGS),
             ("launch", LaunchScreen.BINDINGS + ParamsTable.BINDINGS),
             ("live", LiveScreen.BINDINGS), ("results", ResultsScreen.BINDINGS), ("log", LogScreen.BINDINGS),
-            ("sweeps", SweepScreen.BINDINGS)]
+            ("sweeps", SweepScreen.BINDINGS), ("new sweep", NewSweepScreen.BINDINGS)]
 
 
 def help_table() -> Table:

@@ -52,6 +52,7 @@ class SweepScreen(Screen):
         Binding("r", "trial_results", "Results"),
         Binding("p", "next_param", "Chart param"),
         Binding("s", "next_sweep", "Next sweep"),
+        Binding("n", "new_sweep", "New sweep"),
     ]
 
     def __init__(self, name: str | None = None) -> None:
@@ -98,8 +99,8 @@ class SweepScreen(Screen):
                     if self.sweep_name is None:
                         found = list_sweeps(url)
                         if not found:
-                            self.app.call_from_thread(self._show_message, f"no sweeps in {shown_url(url)}: "
-                                                      f"`ssltui sweep --param KEY=SPEC ...` starts one")
+                            self.app.call_from_thread(self._show_message, "no sweeps yet: n starts one (or `ssltui "
+                                                      f"sweep --param KEY=SPEC ...`); storage {shown_url(url)}")
                             self._wake.wait(POLL_SECONDS)
                             self._wake.clear()
                             continue
@@ -107,12 +108,29 @@ class SweepScreen(Screen):
                     sweep = Sweep.open(url, self.sweep_name)
                 report = sweep.report()
             except SsltuiError as exc:
-                self.app.call_from_thread(self._show_message, exc.message)
+                self.app.call_from_thread(self._show_message, self._starting(self.sweep_name) or exc.message)
                 sweep = None
             else:
                 self.app.call_from_thread(self._show_report, report)
             self._wake.wait(POLL_SECONDS)
             self._wake.clear()
+
+    def _starting(self, name: str | None) -> str | None:
+        """Why a sweep this app started is not in the storage yet: still starting, or its process
+        ended first (the last line of its log says why)."""
+        from ssltui.tui.newsweep import process_key, sweep_log
+
+        launched = self.app.processes.get(process_key(name)) if name else None
+        if launched is None:
+            return None
+        log = sweep_log(self.app.store, name)
+        if launched.alive():
+            return f"sweep {name} is starting (importing torch, creating its study); output in {log}"
+        try:
+            last = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1]
+        except (OSError, IndexError):
+            last = ""
+        return f"sweep {name} ended before its study was made (exit {launched.proc.returncode}): {last} ({log})"
 
     def _show_message(self, message: str) -> None:
         self.loaded = True
@@ -198,6 +216,25 @@ class SweepScreen(Screen):
         if self.report is not None:
             self.param_index += 1
             self._draw_lower()
+
+    def action_new_sweep(self) -> None:
+        from ssltui.tui.screens.newsweep import NewSweepScreen
+
+        self.app.push_screen(NewSweepScreen(), self._sweep_started)
+
+    def _sweep_started(self, name: str | None) -> None:
+        """Show the new sweep: it appears once its process has made its study."""
+        if name is None:
+            return
+        self.sweep_name = name
+        self.report = None
+        self.param_index = 0
+        self._shown = None
+        self.query_one("#trials", DataTable).clear(columns=True)
+        self.query_one("#effect", EffectChart).show(None, None)
+        self.query_one("#sweep-notes", Static).update("")
+        self.sub_title = f"sweep {name}"
+        self._wake.set()
 
     @work(thread=True, exclusive=True, group="sweep-list")
     def action_next_sweep(self) -> None:
