@@ -155,8 +155,9 @@ def test_progress_shows_concurrent_phases_with_their_worker():
     for e in events:
         rich(e)
     rich.close()
-    bars = {t.description: t.completed for t in rich.progress.tasks}
-    assert bars == {"supervised 50% s0 (w1)": 3, "rotnet pretrain s0 (w2)": 7}  # both live, each its own bar
+    bars = {t.description: (t.completed, t.fields["status"].split()[0]) for t in rich.progress.tasks}
+    # Both live, each its own bar, the worker leading its status (the label's end is cut at 80 columns).
+    assert bars == {"supervised 50% s0": (3, "w1"), "rotnet pretrain s0": (7, "w2")}
     out = io.StringIO()
     plain = PlainProgress(out)
     for e in events:
