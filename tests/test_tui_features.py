@@ -20,8 +20,8 @@ def spawned(monkeypatch):
 
     calls = []
 
-    def fake_spawn(argv, run, kind):
-        calls.append((argv, run.id, kind))
+    def fake_spawn(argv, log_path, kind):
+        calls.append((argv, log_path.parent.name, kind))  # a run's process.log: <runs>/<id>/process.log
         return launch.Launched(subprocess.Popen(["sleep", "30"]), kind)
 
     monkeypatch.setattr(launch, "spawn", fake_spawn)
