@@ -16,7 +16,7 @@ from ssltui.engine.loop import RunContext
 from ssltui.engine.methods import rotnet
 from ssltui.engine.models.resnet import ResNet20
 from ssltui.engine.presets import resolve
-from ssltui.engine.runner import pretrain_key
+from ssltui.engine.phases import pretrain_key
 from ssltui.engine.store import RunStore
 
 

@@ -53,7 +53,6 @@ def test_2_arrows_change_the_image_on_the_feature_maps_tab(tui_store):
 
 
 def test_3_a_run_deleted_while_shown_is_said_to_be_gone(tui_store):
-    from ssltui.tui.screens.live import LiveScreen
     from ssltui.tui.screens.results import ResultsScreen
     from ssltui.tui.screens.runs import RunsScreen
 
@@ -197,7 +196,7 @@ def test_13_the_table_live_values_and_log_fit_80x24(tui_store):
 
 def test_13_every_model_s_maps_can_be_seen_at_80x24(tui_store):
     async def scenario(app, pilot):
-        screen = await open_results(app, pilot, [STUDY_ID], "m")
+        await open_results(app, pilot, [STUDY_ID], "m")
         seen = set()
         for _ in range(4):
             text = screen_text(app)

@@ -28,11 +28,10 @@ from ssltui.engine.data.splits import label_subset, validation_split
 from ssltui.engine.device import DeviceSettings, pick_device
 from ssltui.engine.errors import ConfigError, RunFailed, RunInterrupted, SsltuiError, first_line
 from ssltui.engine.events import SCHEMA_VERSION, DataLoaded, PhaseRef, ResultRecord, RunEnd, RunStart
-from ssltui.engine.graph import (FEATUREMAPS, PhaseGraph, PhaseNode, build_graph, count_phases,  # noqa: F401
-                                 describe_phases, pretrain_identity)
+from ssltui.engine.graph import FEATUREMAPS, PhaseGraph, PhaseNode, build_graph
 from ssltui.engine.loop import Listener, RunContext
 from ssltui.engine.paths import data_dir as default_data_dir
-from ssltui.engine.phases import Outcome, PhaseExecutor, get_pretrainer, pretrain_key  # noqa: F401
+from ssltui.engine.phases import Outcome, PhaseExecutor
 from ssltui.engine.presets import Plan
 from ssltui.engine.store import RunDir, atomic_write_json, atomic_write_text
 from ssltui.engine.summary import PhaseRecord, RunSummary, SweepRef
