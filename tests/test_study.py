@@ -48,6 +48,15 @@ def test_simclr_semi_shares_simclr_linear_pretraining():
     assert (semi.pretrain, semi.simclr, semi.knn) == (linear.pretrain, linear.simclr, linear.knn)
 
 
+def test_paper_tuned_fine_tunes_simclr_as_rotnet_tuned():
+    # The two semi-supervised rows of paper-tuned differ only in pretraining (the preset says so).
+    tuned = resolve("paper-tuned")
+    semi = {p.method: p.semi for p in tuned.parts if "semi" in p.evaluation}
+    (rotnet_tuned,) = resolve("rotnet-tuned").parts
+    assert semi["simclr"] == semi["rotnet"] == rotnet_tuned.semi
+    assert rotnet_tuned.semi.frozen_stages == 0
+
+
 def test_study_sections_apply_to_every_part():
     plan = resolve("paper-smoke", sets=["pretrain.epochs=2"])
     assert len(plan.parts) == 4
