@@ -59,7 +59,8 @@ def test_training_features_add_distinct_crop_flip_copies(ctx, bundle):
     encoder = ResNet20().eval()
     x, y = bundle.train_x[bundle.train_idx[:10]], bundle.train_y[bundle.train_idx[:10]]
     gen = torch.Generator().manual_seed(0)
-    feats, labels = training_features(encoder, x, y, 3, bundle, ctx.dev, gen)
+    cfg = LinearConfig(augment_copies=3)
+    feats, labels = training_features(encoder, x, y, cfg, bundle, ctx.dev, gen)
     assert feats.shape == (40, ResNet20.feature_dim)
     assert torch.equal(labels, y.repeat(4))
     assert torch.equal(feats[:10], encode(encoder, x, bundle, ctx.dev))  # the plain features first
@@ -89,6 +90,45 @@ def test_plain_probe_is_named_plain(ctx, bundle):
     cfg = LinearConfig(epochs=1, batch_size=8, checkpoint_every=0)
     info = PhaseRef(phase="linear-plain", kind="linear", method="rotnet", seed=0, labels=0.5, evaluation="linear")
     assert linear_probe(ctx, info, cfg, bundle, bundle.train_idx[:16], ResNet20())["probe"] == "plain"
+
+
+def test_readout_pools_the_chosen_stages_and_defaults_to_the_encoders_feature(ctx, bundle):
+    encoder = ResNet20().eval()
+    x = bundle.train_x[bundle.train_idx[:6]]
+    own = encode(encoder, x, bundle, ctx.dev)
+    assert torch.equal(encode(encoder, x, bundle, ctx.dev, ([3], 1)), own)
+    feats = encode(encoder, x, bundle, ctx.dev, ([2, 3], 2))
+    assert feats.shape == (6, 32 * 4 + 64 * 4)
+    # Stage 3 at 2x2: its four cells average to the encoder's own (globally pooled) feature.
+    s3 = feats[:, 128:].reshape(6, 64, 4)
+    assert torch.allclose(s3.mean(2), own, atol=1e-5)
+    s2 = encode(encoder, x, bundle, ctx.dev, ([2], 1))
+    assert torch.allclose(feats[:, :128].reshape(6, 32, 4).mean(2), s2, atol=1e-5)
+    assert not torch.allclose(s2, own[:, :32])
+
+
+def test_probe_on_intermediate_stages_is_named_and_reads_its_own_features(ctx, bundle):
+    cfg = LinearConfig(epochs=2, batch_size=8, checkpoint_every=0, feature_stages=[3, 2], feature_grid=2)
+    assert cfg.feature_stages == [2, 3]
+    info = PhaseRef(phase="linear-s23", kind="linear", method="rotnet", seed=0, labels=0.5, evaluation="linear")
+    encoder = ResNet20()
+    before = _snapshot(encoder)
+    out = linear_probe(ctx, info, cfg, bundle, bundle.train_idx[:16], encoder)
+    assert out["probe"] == "plain s2+s3 2x2" and 0.0 <= out["test_acc"] <= 1.0
+    assert all(torch.equal(v, encoder.state_dict()[k]) for k, v in before.items())
+
+
+@pytest.mark.parametrize("sets, key", [(["linear.feature_stages=[2,2]"], "linear.feature_stages"),
+                                       (["linear.feature_stages=[4]"], "linear.feature_stages"),
+                                       (["linear.feature_stages=[]"], "linear.feature_stages"),
+                                       (["linear.feature_grid=3"], "linear.feature_grid")])
+def test_bad_readout_settings_are_refused_naming_the_key(sets, key):
+    from ssltui.engine.errors import ConfigError
+    from ssltui.engine.presets import resolve
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        resolve("rotnet-linear", sets=sets)
+    (part,) = resolve("rotnet-linear", sets=["linear.feature_stages=2,3", "linear.feature_grid=4"]).parts
+    assert (part.linear.feature_stages, part.linear.feature_grid) == ([2, 3], 4)
 
 
 def _info(run_id: str, results: list[dict], started: float) -> RunInfo:

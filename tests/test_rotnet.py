@@ -190,3 +190,13 @@ def test_cli_runs_rotnet_end_to_end(run_cli, runs_dir):
     pre = [e for e in events if e.get("event") == "epoch" and e.get("kind") == "pretrain"]
     assert len(pre) == 1 and 0.0 <= pre[0]["rot_acc"] <= 1.0
     assert list((run / "encoders").glob("rotnet-seed0-*.pt"))
+
+    # The same encoder (from the cache) probed on stage 2's output pooled to 2x2, plus kNN on
+    # the encoder's own feature: each evaluation reads the features it names.
+    proc = run_cli(*args, "--evaluation", "linear,knn", "--set", "linear.feature_stages=2",
+                   "--set", "linear.feature_grid=2", OMP_NUM_THREADS="1")
+    assert proc.returncode == 0, proc.stderr
+    again = {r["evaluation"]: r for r in last_json(proc.stdout)["results"]}
+    assert again["linear"]["probe"] == "aug1 s2 2x2"
+    assert again["knn"].get("probe") is None
+    assert 0.0 <= again["linear"]["test_acc"] <= 1.0 and 0.0 <= again["knn"]["test_acc"] <= 1.0

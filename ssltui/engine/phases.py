@@ -28,7 +28,7 @@ from ssltui.engine.errors import ConfigError, RunFailed, RunInterrupted
 from ssltui.engine.evaluation.common import encode
 from ssltui.engine.evaluation.finetune import train_classifier
 from ssltui.engine.evaluation.knn import knn_accuracy
-from ssltui.engine.evaluation.linear import linear_probe
+from ssltui.engine.evaluation.linear import linear_probe, readout
 from ssltui.engine.events import PhaseEnd, PhaseRef, PhaseStart, Result, ResultRecord
 from ssltui.engine.graph import FEATUREMAPS, PhaseGraph, PhaseNode, pretrain_identity
 from ssltui.engine.loop import RunContext
@@ -73,7 +73,7 @@ class PhaseExecutor:
         self.current: PhaseRef | None = None  # the phase being run (named when it stops or fails)
         self._batch_key = "the batch size"
         self._encoders: dict[str, ResNet20] = {}  # pretraining node -> encoder
-        self._features: dict[str, dict] = {}  # pretraining node -> {"val", "test"} features
+        self._features: dict[tuple, dict] = {}  # (pretraining node, readout) -> {"val", "test"} features
 
     def run(self, node: PhaseNode) -> Outcome:
         """Run one node; on an exception `current` names the phase it stopped or failed in."""
@@ -149,20 +149,23 @@ class PhaseExecutor:
             self._encoders[name] = found[0]
         return self._encoders[name]
 
-    def _eval_features(self, name: str) -> dict:
-        """Validation and test features of an encoder, computed once for its linear and kNN phases."""
-        if name not in self._features:
+    def _eval_features(self, name: str, how: tuple[list[int], int] | None = None) -> dict:
+        """Validation and test features of an encoder (read as `how`, see `encode`), computed
+        once for all its linear and kNN phases."""
+        key = (name, None if how is None else (tuple(how[0]), how[1]))
+        if key not in self._features:
             enc, b, dev = self.encoder(name), self.bundle, self.ctx.dev
-            self._features[name] = {"val": encode(enc, b.train_x[b.val_idx], b, dev),
-                                    "test": encode(enc, b.test_x, b, dev)}
-        return self._features[name]
+            self._features[key] = {"val": encode(enc, b.train_x[b.val_idx], b, dev, how),
+                                   "test": encode(enc, b.test_x, b, dev, how)}
+        return self._features[key]
 
     # ------------------------------------------------------------ evaluations
     def _evaluate(self, node: PhaseNode) -> Outcome:
         part, ev, frac, seed, b = self.plan.parts[node.part], node.evaluation, node.labels, node.seed, self.bundle
         ref = PhaseRef.evaluating(node.part, part.method, ev, frac, seed)
         encoder = self.encoder(node.needs[0]) if node.needs else None
-        feats = self._eval_features(node.needs[0]) if node.needs and ev in ("linear", "knn") else {}
+        how = readout(part.linear) if ev == "linear" else None
+        feats = self._eval_features(node.needs[0], how) if node.needs and ev in ("linear", "knn") else {}
         subset = torch.from_numpy(label_subset(b.labels_np(), b.train_idx.cpu().numpy(), frac, seed)).to(b.device)
         section = ev if ev in ("supervised", "semi", "linear") else "knn"
         self.current, self._batch_key = ref, f"{section}.batch_size (--set {section}.batch_size=N)"

@@ -45,7 +45,8 @@ def run_legend(t: StudyTable) -> dict[str, str]:
     return {rid: str(n) for n, rid in enumerate(t.runs, 1)} if t.per_run else {}
 
 
-PROBE_NOTE = "augN: trained also on N crop/flip copies of each labelled image"
+PROBE_NOTE = ("augN: trained also on N crop/flip copies of each labelled image; sA+sB GxG: the outputs of "
+              "stages A and B pooled to GxG, else the encoder's own feature")
 
 
 def probes_phrase(t: StudyTable) -> str:

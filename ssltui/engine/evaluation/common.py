@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -11,8 +13,10 @@ from ssltui.engine.device import DeviceSettings
 
 
 @torch.no_grad()
-def encode(encoder: nn.Module, x: torch.Tensor, bundle: DataBundle, dev: DeviceSettings) -> torch.Tensor:
-    """Features (N, D) float32 of uint8 images `x`, the encoder in eval mode."""
+def encode(encoder: nn.Module, x: torch.Tensor, bundle: DataBundle, dev: DeviceSettings,
+           readout: tuple[Sequence[int], int] | None = None) -> torch.Tensor:
+    """Features (N, D) float32 of uint8 images `x`, the encoder in eval mode: its own feature, or
+    with `readout = (stages, grid)` those stages' outputs pooled to grid x grid (ResNet20.readout)."""
     was_training = encoder.training
     encoder.eval()
     batch_size = dev.eval_batch_size
@@ -22,7 +26,7 @@ def encode(encoder: nn.Module, x: torch.Tensor, bundle: DataBundle, dev: DeviceS
         if dev.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         with dev.autocast():
-            out.append(encoder(xb).float())
+            out.append((encoder(xb) if readout is None else encoder.readout(xb, *readout)).float())
     encoder.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, 1, device=x.device)
 

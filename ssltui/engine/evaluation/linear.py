@@ -3,6 +3,9 @@
 With `augment_copies = N` the training features are those of each labelled image plus N random
 crop/flip copies of it, all encoded once before the head trains (the probe is then "augN",
 otherwise "plain"); validation and test features are always of the un-augmented images.
+`feature_stages` / `feature_grid` choose what is read: the encoder's own feature (stage 3,
+globally pooled: 64 numbers), or other stages' outputs pooled to a small grid and concatenated
+(Gidaris et al. find RotNet's best linear features before the last block).
 """
 
 from __future__ import annotations
@@ -23,15 +26,28 @@ from ssltui.engine.optim import build_optimizer
 
 
 def probe_name(cfg: LinearConfig) -> str:
-    """How the probe's training features were made, as result records and tables name it."""
-    return f"aug{cfg.augment_copies}" if cfg.augment_copies else "plain"
+    """How the probe's features were made, as result records and tables name it: "plain" or
+    "augN", then the stages read and their pooling when not the encoder's own feature
+    ("plain s2+s3 2x2")."""
+    name = f"aug{cfg.augment_copies}" if cfg.augment_copies else "plain"
+    if cfg.default_readout():
+        return name
+    grid = cfg.feature_grid
+    return f"{name} {'+'.join(f's{s}' for s in cfg.feature_stages)} {grid}x{grid}"
 
 
-def training_features(encoder: ResNet20, x: torch.Tensor, y: torch.Tensor, copies: int, bundle: DataBundle,
+def readout(cfg: LinearConfig) -> tuple[list[int], int] | None:
+    """`encode`'s readout for the probe's features (None: the encoder's own feature)."""
+    return None if cfg.default_readout() else (cfg.feature_stages, cfg.feature_grid)
+
+
+def training_features(encoder: ResNet20, x: torch.Tensor, y: torch.Tensor, cfg: LinearConfig, bundle: DataBundle,
                       dev: DeviceSettings, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features and labels of uint8 images `x` and of `copies` random crop/flip copies of each."""
-    feats = [encode(encoder, x, bundle, dev)]
-    feats += [encode(encoder, random_crop_flip(x, gen), bundle, dev) for _ in range(copies)]
+    """Features and labels of uint8 images `x` and of `cfg.augment_copies` random crop/flip
+    copies of each."""
+    copies, how = cfg.augment_copies, readout(cfg)
+    feats = [encode(encoder, x, bundle, dev, how)]
+    feats += [encode(encoder, random_crop_flip(x, gen), bundle, dev, how) for _ in range(copies)]
     return torch.cat(feats), y.repeat(copies + 1)
 
 
@@ -41,17 +57,18 @@ def linear_probe(ctx: RunContext, info: PhaseRef, cfg: LinearConfig, bundle: Dat
     """Train a linear layer on frozen features of `subset`; return test and validation accuracy.
 
     The encoder is only run in eval mode under no_grad, so neither its weights nor its
-    BatchNorm statistics can change. `features` may hold precomputed "val" and "test" features.
+    BatchNorm statistics can change. `features` may hold precomputed "val" and "test" features,
+    read the probe's way (`readout(cfg)`).
     """
     dev = ctx.dev
     gen = ctx.generator(info.seed, info.phase)
     feats = dict(features or {})
     if "val" not in feats:
-        feats["val"] = encode(encoder, bundle.train_x[bundle.val_idx], bundle, dev)
+        feats["val"] = encode(encoder, bundle.train_x[bundle.val_idx], bundle, dev, readout(cfg))
     if "test" not in feats:
-        feats["test"] = encode(encoder, bundle.test_x, bundle, dev)
+        feats["test"] = encode(encoder, bundle.test_x, bundle, dev, readout(cfg))
     train_f, train_y = training_features(encoder, bundle.train_x[subset], bundle.train_y[subset],
-                                         cfg.augment_copies, bundle, dev, gen)
+                                         cfg, bundle, dev, gen)
     if cfg.standardize:
         mean, std = train_f.mean(0, keepdim=True), train_f.std(0, keepdim=True) + 1e-6
     else:

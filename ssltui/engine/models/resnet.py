@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -92,6 +94,14 @@ class ResNet20(nn.Module):
         for stage in self.stages:
             x = stage(x)
         return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+    def readout(self, x: torch.Tensor, stages: Sequence[int] = (3,), grid: int = 1) -> torch.Tensor:
+        """The outputs of `stages` (1-3), each average-pooled to grid x grid, flattened and
+        concatenated: (N, sum of width x grid^2). Stage 3 at grid 1 is `forward`'s feature."""
+        if tuple(stages) == (3,) and grid == 1:
+            return self(x)
+        outs = self.forward_stages(x)
+        return torch.cat([torch.flatten(F.adaptive_avg_pool2d(outs[s - 1], grid), 1) for s in stages], 1)
 
     def frozen_modules(self, n_stages: int) -> list[nn.Module]:
         """The stem and the first `n_stages` stages (n_stages=0: nothing)."""
