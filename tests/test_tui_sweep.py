@@ -57,6 +57,9 @@ async def open_sweep(pilot, run_id: str | None = None):
     await pilot.press("w")
     await wait_until(pilot, lambda: isinstance(app.screen, SweepScreen) and app.screen.report is not None,
                      "the sweep screen")
+    # The table sizes its columns to its rows when idle; a form pushed over it first keeps them narrow.
+    columns = app.screen.query_one("#trials").columns.values()
+    await wait_until(pilot, lambda: any(c.content_width > c.label.cell_len for c in columns), "the table measured")
     return app.screen
 
 
@@ -143,24 +146,11 @@ def test_sweep_screen_snapshot(snap_compare, sweep_runs):
 
 # ---------------------------------------------------------------- starting a sweep from the app
 
-TINY_SMOKE = """description = "smoke at its smallest: 2 trials in seconds"
-method = "supervised"
-evaluation = ["supervised"]
-labels = [0.5]
-seeds = [0]
-
-[data]
-source = "synthetic"
-synthetic_train_per_class = 20
-synthetic_test_per_class = 10
-
-[supervised]
-epochs = 1
-batch_size = 16
-
-[runtime]
-featuremaps = false
-"""
+# The shipped smoke preset at its smallest, typed into the form's fields as on a command line
+# (tests/sweep_fixtures.py `sweep_command`): 2 trials in seconds.
+TINY = {"labels": "0.5", "seeds": "0",
+        "sets": "data.synthetic_train_per_class=20; data.synthetic_test_per_class=10; supervised.batch_size=16; "
+                "supervised.epochs=1; runtime.featuremaps=false"}
 
 
 def fill(form, **values: str) -> None:
@@ -168,10 +158,51 @@ def fill(form, **values: str) -> None:
         form.query_one(f"#sweep-{field}").value = value
 
 
+@pytest.mark.parametrize("fields, expected", [
+    # the researcher's command: ssltui sweep --preset simclr-tuned --labels 0.01 --set pretrain.epochs=20
+    #   --param linear.lr=0.03,0.1,0.3 --metric val_acc --prune
+    (dict(preset="simclr-tuned", params="linear.lr=0.03,0.1,0.3", labels="0.01", sets="pretrain.epochs=20",
+          metric="val_acc", prune=True),
+     dict(method="simclr", evaluation=["linear"], labels=[0.01], seeds=[0], epochs=20, knn_every=10,
+          sampler="grid", trials=3, metric="val_acc", prune=True)),  # the preset's method, evaluation, seeds
+    (dict(preset="simclr-tuned", params="linear.lr=log:0.01:1; linear.weight_decay=0,1e-4", method="rotnet",
+          evaluation="linear, knn", labels="10%", seeds="0,1", sets="knn.every_epochs=2; pretrain.epochs=30",
+          metric="knn_acc", sampler="random", trials="4"),
+     dict(method="rotnet", evaluation=["linear", "knn"], labels=[0.1], seeds=[0, 1], epochs=30, knn_every=2,
+          sampler="random", trials=4, metric="knn_acc", prune=False)),
+])
+def test_the_forms_definition_is_the_one_ssltui_sweep_records(fields, expected, tmp_path, monkeypatch):
+    """The form's argv through the CLI's own path (`ssltui sweep`, in-process, its trials not run)
+    records the very definition the form validated, and every typed field is in it."""
+    from ssltui.cli import sweep as cli_sweep
+    from ssltui.cli.main import app
+    from ssltui.engine.store import RunStore
+    from ssltui.engine.sweep.study import Sweep, storage_url
+    from ssltui.tui.newsweep import SweepRequest
+
+    monkeypatch.delenv("SSLTUI_SWEEP_STORAGE", raising=False)
+    monkeypatch.setattr(cli_sweep, "_work", lambda *args: 0)  # define and record the sweep, run no trial
+    req = SweepRequest(data="synthetic", device="cpu", **fields)
+    validated = req.validate()
+    runs = tmp_path / "runs"
+    assert app(args=req.argv("from-form", runs)[3:], prog_name="ssltui", standalone_mode=False) == 0
+    recorded = Sweep.open(storage_url(None, RunStore(runs).sweeps_dir()), "from-form").definition
+    assert recorded == validated
+
+    part = recorded.parts[0]
+    assert {"method": part["method"], "evaluation": part["evaluation"], "labels": part["labels"],
+            "seeds": part["seeds"], "epochs": part["pretrain"]["epochs"], "knn_every": part["knn"]["every_epochs"],
+            "sampler": recorded.sampler, "trials": recorded.trials, "metric": recorded.metric,
+            "prune": recorded.prune} == expected
+    assert recorded.data == "synthetic"
+
+
 def test_new_sweep_form_refuses_bad_specs_then_starts_a_real_sweep(sweep_runs, tmp_path, monkeypatch):
-    """`n` on the sweep screen opens the form; an unknown key and a grid given a trial count are
-    refused in place and start nothing; a good spec on the smoke preset (its tiny variant in
-    $SSLTUI_PRESETS_DIR) starts a real `ssltui sweep`, whose trials appear and finish on the screen."""
+    """`n` on the sweep screen opens the form; bad parameters, labels, fixed overrides, a kNN metric
+    on a supervised preset, a grid given a trial count, a taken name are each refused in place
+    with the CLI's own reason and start nothing; the smoke preset made tiny in the form's labels,
+    seeds and set fields starts a real `ssltui sweep` with pruning on, whose trials appear and finish
+    on the screen, and whose recorded definition is the one the form showed."""
     import os
     import signal
 
@@ -179,13 +210,10 @@ def test_new_sweep_form_refuses_bad_specs_then_starts_a_real_sweep(sweep_runs, t
     from ssltui.tui.newsweep import process_key, sweep_log
     from ssltui.tui.screens.newsweep import NewSweepScreen
 
-    presets = tmp_path / "presets"
-    presets.mkdir()
-    (presets / "smoke.toml").write_text(TINY_SMOKE)
-    monkeypatch.setenv("SSLTUI_PRESETS_DIR", str(presets))
     monkeypatch.setenv("SSLTUI_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     logs = sweep_runs / "sweeps"
+    good = dict(params="supervised.lr=0.05,0.1", trials="", name="", metric="val_acc", **TINY)
 
     async def scenario():
         app = SsltuiApp(sweep_runs, reattach=False)
@@ -197,25 +225,32 @@ def test_new_sweep_form_refuses_bad_specs_then_starts_a_real_sweep(sweep_runs, t
             fill(form, preset="smoke", device="cpu")
             await pilot.pause(0.1)
             assert form.query_one("#sweep-data").value == "synthetic"  # the preset's data default
+            assert form.query_one("#sweep-labels").placeholder == "0.1"  # blank: the preset's labels
 
             def note() -> str:
                 return str(form.query_one("#sweep-form-note").render())
 
             await wait_until(pilot, lambda: SWEEP in form.taken, "the storage's sweeps in the form")
-            for params, trials, name, wrong in (
-                    ("supervised.lrr=0.05,0.1", "", "", "unknown key 'supervised.lrr'"),
-                    ("supervised.lr=0.05;x", "", "", "expected KEY=SPEC"),
-                    ("supervised.lr=0.05,0.1", "3", "", "a grid runs each of its 2 points"),
-                    ("supervised.lr=0.05,0.1", "", SWEEP, f"sweep '{SWEEP}' exists")):  # it would join it
-                fill(form, params=params, trials=trials, name=name)
+            for bad, wrong in (
+                    (dict(params="supervised.lrr=0.05,0.1"), "unknown key 'supervised.lrr'"),
+                    (dict(params="supervised.lr=0.05;x"), "expected KEY=SPEC"),
+                    (dict(trials="3"), "a grid runs each of its 2 points"),
+                    (dict(name=SWEEP), f"sweep '{SWEEP}' exists"),  # it would join it
+                    (dict(labels="0.01,abc"), "--labels: 'abc' is not a valid float"),
+                    (dict(sets="supervised.epochs=1; runtime.featuremaps"),
+                     "--set 'runtime.featuremaps': expected key=value"),
+                    (dict(sets="supervised.epochz=1"), "unknown key 'supervised.epochz'"),
+                    (dict(metric="knn_acc"), "--metric knn_acc: the kNN monitor runs during pretraining")):
+                fill(form, **{**good, **bad})
                 await pilot.press("ctrl+r")
                 await pilot.pause(0.1)
                 assert app.screen is form and "refused:" in note() and wrong in note(), note()
                 assert not app.processes and not list(logs.glob("*.log"))
 
-            fill(form, params="supervised.lr=0.05,0.1", trials="", name="lr-from-app")
+            fill(form, **{**good, "name": "lr-from-app", "evaluation": "supervised", "prune": True})
             await pilot.pause(0.1)
-            assert "grid, 2 trial(s) of smoke on synthetic" in note()
+            assert "grid, 2 trial(s) of smoke (supervised, supervised) on synthetic by val_acc, pruned" in note()
+            expected = form.request().validate()
             await pilot.press("ctrl+r")
             await wait_until(pilot, lambda: app.screen is screen, "the sweep screen again")
             launched = app.processes[process_key("lr-from-app")]
@@ -225,6 +260,8 @@ def test_new_sweep_form_refuses_bad_specs_then_starts_a_real_sweep(sweep_runs, t
                 await wait_until(pilot, lambda: sum(r.state == "complete" for r in screen.report.rows) == 2,
                                  "both trials complete", timeout=90)
                 assert launched.proc.wait(timeout=30) == 0
+                assert screen.report.definition == expected and expected.prune
+                assert expected.parts[0]["supervised"]["epochs"] == 1 and expected.parts[0]["labels"] == [0.5]
                 assert "sweep lr-from-app" in str(screen.query_one("#sweep-summary").render())
                 assert {r.params["supervised.lr"] for r in screen.report.rows} == {0.05, 0.1}
                 assert all(r.run_id and (sweep_runs / r.run_id).is_dir() for r in screen.report.rows)
@@ -277,7 +314,10 @@ def test_new_sweep_form_snapshot(snap_compare, sweep_runs):
         await pilot.press("n")
         await pilot.pause(0.3)
         pilot.app.screen.query_one("#sweep-preset").value = "simclr-tuned"
-        pilot.app.screen.query_one("#sweep-params").value = "linear.lr=0.03,0.1,0.3; linear.weight_decay=0,1e-4"
+        # the researcher's command: ... --labels 0.01 --set pretrain.epochs=20 --param ... --prune
+        fill(pilot.app.screen, params="linear.lr=0.03,0.1,0.3; linear.weight_decay=0,1e-4", labels="0.01",
+             sets="pretrain.epochs=20", prune=True)
+        pilot.app.screen.query_one("#sweep-params").cursor_blink = False  # the cursor shown, whatever the timing
         await pilot.pause(0.2)
 
     from ssltui.tui.app import SsltuiApp

@@ -215,13 +215,11 @@ def run(
     """Train and evaluate: pretraining, then each evaluation at each label fraction and seed."""
     from ssltui.engine.config import parse_list, run_options
     from ssltui.engine.data.sources import parse_source
-    from ssltui.engine.presets import resolve
+    from ssltui.engine.presets import resolve_typed
     from ssltui.engine.runner import plan_to_toml
     from ssltui.engine.store import RunStore
 
-    plan = resolve(preset, method=method, evaluation=parse_list(evaluation, str, "--evaluation"),
-                   labels=parse_list(labels, float, "--labels"), seeds=parse_list(seeds, int, "--seeds"),
-                   sets=sets)
+    plan = resolve_typed(preset, method, evaluation, labels, seeds, sets)
     data = data if data is not None else plan.data or "cifar10"
     try:
         kind, where = parse_source(data)

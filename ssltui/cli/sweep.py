@@ -72,7 +72,7 @@ def sweep(
     if ctx.invoked_subcommand is not None:
         return 0
     from ssltui.engine.config import check_device
-    from ssltui.engine.sweep.space import check_name, make_definition, parse_params
+    from ssltui.engine.sweep.space import check_name, define_sweep, parse_params
 
     check_device(device)
     if data is not None:
@@ -80,14 +80,10 @@ def sweep(
     specs = parse_params(params)  # a bad --param exits 2 before Optuna or torch loads
     store = _store(runs_dir)
     if specs:
-        from ssltui.engine.config import parse_list  # not at start-up: `ssltui` opens the app without the schema
-        from ssltui.engine.presets import resolve
-
-        plan = resolve(preset or "supervised", method=method, evaluation=parse_list(evaluation, str, "--evaluation"),
-                       labels=parse_list(labels, float, "--labels"), seeds=parse_list(seeds, int, "--seeds"),
-                       sets=sets)
-        defn = make_definition(plan, specs, sampler, trials, metric, prune, prune_startup, prune_warmup,
-                               sampler_seed, data or "cifar10")
+        defn = define_sweep(preset or "supervised", specs, method=method, evaluation=evaluation, labels=labels,
+                            seeds=seeds, sets=sets, sampler=sampler, trials=trials, metric=metric, prune=prune,
+                            prune_startup=prune_startup, prune_warmup=prune_warmup, sampler_seed=sampler_seed,
+                            data=data or "cifar10")
         name = check_name(name or defn.default_name())
     else:
         given = [opt for opt, v in (("--preset", preset), ("--method", method), ("--evaluation", evaluation),

@@ -24,6 +24,7 @@ from ssltui.engine.config import (
     RunConfig,
     build_run_config,
     deep_merge,
+    parse_list,
     parse_set_options,
 )
 from ssltui.engine.errors import ConfigError, quoted
@@ -217,3 +218,11 @@ def resolve(
         except ConfigError as exc:
             raise ConfigError(f"preset {quoted(preset)}: {exc.message}") from None
     return Plan(preset=preset, description=description, parts=parts, data=source)
+
+
+def resolve_typed(preset: str, method: str | None = None, evaluation: str | None = None, labels: str | None = None,
+                  seeds: str | None = None, sets: list[str] | None = None) -> Plan:
+    """`resolve` with `--evaluation/--labels/--seeds` as typed on a command line (comma lists;
+    None keeps the preset's): one reading for `ssltui run`, `ssltui sweep` and the app's sweep form."""
+    return resolve(preset, method=method, evaluation=parse_list(evaluation, str, "--evaluation"),
+                   labels=parse_list(labels, float, "--labels"), seeds=parse_list(seeds, int, "--seeds"), sets=sets)

@@ -18,11 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ssltui.engine.config import (ConfigError, RunConfig, build_run_config, check_field, check_key, deep_merge,
                                   parse_literal, schema_fields, set_dotted, to_dict)
-from ssltui.engine.presets import Plan
+from ssltui.engine.presets import Plan, resolve_typed
 
 SPEC_HELP = "log:LO:HI, int:LO:HI, LO:HI or a comma list of values"
 SAMPLERS = ("grid", "random", "tpe")
-METRICS = ("val_acc", "knn_acc")
+METRICS = ("val_acc", "knn_acc")  # the first is the default
 GRID_MAX_RANGE = 64  # an int range in a grid lists every integer; more is a sampler's job
 Value = str | bool | int | float
 
@@ -253,6 +253,18 @@ def make_definition(plan: Plan, params: list[Param], sampler: str | None, trials
     if metric == "knn_acc":
         check_knn_metric(plan.parts)
     return defn
+
+
+def define_sweep(preset: str, params: list[Param], *, method: str | None = None, evaluation: str | None = None,
+                 labels: str | None = None, seeds: str | None = None, sets: list[str] | None = None,
+                 sampler: str | None = None, trials: int | None = None, metric: str = METRICS[0],
+                 prune: bool = False, prune_startup: int = 3, prune_warmup: int = 1,
+                 sampler_seed: int | None = None, data: str = "cifar10") -> SweepDefinition:
+    """A new sweep from `ssltui sweep`'s options as typed (None: the preset's own): the one reading
+    the CLI and the app's new-sweep form share, so the form starts the sweep it checked."""
+    plan = resolve_typed(preset, method, evaluation, labels, seeds, sets)
+    return make_definition(plan, params, sampler, trials, metric, prune, prune_startup, prune_warmup,
+                           sampler_seed, data)
 
 
 def check_knn_metric(parts: list[RunConfig]) -> None:

@@ -1,6 +1,8 @@
-"""New sweep: a run preset, the parameters to search (`KEY=SPEC; KEY=SPEC`), trials, sampler,
-data, device and a name, checked as they are typed by the sweep CLI's own parsing; ctrl+r starts
-`ssltui sweep` in its own process and the form closes with the sweep's name."""
+"""New sweep: a run preset, the parameters to search (`KEY=SPEC; KEY=SPEC`), fixed overrides
+(`KEY=VALUE; ...`), method, evaluation, labels, seeds (blank: the preset's, shown greyed), metric,
+pruning, trials, sampler, data, device and a name: every choice of `ssltui sweep`, checked as it is
+typed by the sweep CLI's own code; ctrl+r starts `ssltui sweep` in its own process and the form
+closes with the sweep's name."""
 
 from __future__ import annotations
 
@@ -10,14 +12,19 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Static
 
+from ssltui.engine.config import METHODS
 from ssltui.engine.errors import ConfigError, SsltuiError
+from ssltui.engine.sweep.space import METRICS
 from ssltui.tui.launch import DEFAULT_DATA, DEVICES
-from ssltui.tui.newsweep import SAMPLER_CHOICES, SweepRequest, preset_data, process_key, start_sweep, sweep_presets
+from ssltui.tui.newsweep import (PRESETS_OWN, SAMPLER_CHOICES, SweepRequest, preset_values,
+                                 process_key, start_sweep, sweep_presets)
 
-SAMPLER_NAMES = {"auto": "auto (grid if every param lists values, else tpe)"}
+SAMPLER_NAMES = {"auto": "auto: grid, else tpe"}
+METRIC_NAMES = {"val_acc": "val_acc (probe)", "knn_acc": "knn_acc (monitor)"}
 PARAMS_HINT = "e.g. linear.lr=0.03,0.1,0.3; linear.weight_decay=0,1e-4   (log:LO:HI, int:LO:HI, LO:HI, a,b,c)"
+PRESET_FIELDS = ("evaluation", "labels", "seeds")  # blank: the preset's value, shown as the placeholder
 
 
 class NewSweepScreen(ModalScreen[str | None]):
@@ -27,7 +34,9 @@ class NewSweepScreen(ModalScreen[str | None]):
     NewSweepScreen { align: center middle; }
     #sweep-form-box { width: 96%; max-width: 110; height: auto; border: round $accent; padding: 0 1;
                       background: $surface; }
-    #sweep-form { grid-size: 2; grid-columns: 8 1fr; grid-rows: 1; grid-gutter: 0 1; height: auto; }
+    #sweep-form { grid-size: 4; grid-columns: 10 1fr 7 1fr; grid-rows: 1; grid-gutter: 0 1; height: auto; }
+    #sweep-params, #sweep-sets { column-span: 3; }
+    #sweep-form Checkbox { border: none; padding: 0; height: 1; }
     #sweep-form-title { text-style: bold; }
     #sweep-form-note { height: auto; }
     #sweep-start { margin-top: 1; }
@@ -50,20 +59,37 @@ class NewSweepScreen(ModalScreen[str | None]):
                 yield Label("preset")
                 yield Select([(n, n) for n in self.presets] or [("", "")], allow_blank=False, compact=True,
                              id="sweep-preset")
+                yield Label("method")
+                # blank: the preset's own method (no --method), named by the prompt as the inputs' placeholders
+                yield Select([(m, m) for m in METHODS], prompt="preset's", compact=True, id="sweep-method")
                 yield Label("params")
                 yield Input("", placeholder="KEY=SPEC; KEY=SPEC", compact=True, id="sweep-params")
+                yield Label("set")
+                yield Input("", placeholder="fixed in every trial: KEY=VALUE; KEY=VALUE", compact=True,
+                            id="sweep-sets")
+                yield Label("evaluation")
+                yield Input("", compact=True, id="sweep-evaluation")
+                yield Label("metric")
+                yield Select([(METRIC_NAMES.get(m, m), m) for m in METRICS], allow_blank=False, compact=True,
+                             id="sweep-metric")
+                yield Label("labels")
+                yield Input("", compact=True, id="sweep-labels")
+                yield Label("seeds")
+                yield Input("", compact=True, id="sweep-seeds")
                 yield Label("sampler")
                 yield Select([(SAMPLER_NAMES.get(s, s), s) for s in SAMPLER_CHOICES], allow_blank=False,
                              compact=True, id="sweep-sampler")
                 yield Label("trials")
-                yield Input("", placeholder="blank: every grid point, else 20", compact=True, id="sweep-trials")
+                yield Input("", placeholder="blank: grid size, else 20", compact=True, id="sweep-trials")
                 yield Label("data")
                 yield Input(DEFAULT_DATA, placeholder="cifar10 | synthetic | folder:PATH", compact=True,
                             id="sweep-data")
                 yield Label("device")
                 yield Select([(d, d) for d in DEVICES], allow_blank=False, compact=True, id="sweep-device")
                 yield Label("name")
-                yield Input("", placeholder="blank: <preset>-<date>-<time>", compact=True, id="sweep-name")
+                yield Input("", placeholder="blank: preset-date-time", compact=True, id="sweep-name")
+                yield Label("prune")
+                yield Checkbox("stop below median", compact=True, id="sweep-prune")
             yield Static(id="sweep-form-note")
             yield Button("Start ^r", id="sweep-start", variant="primary", compact=True)
         yield Footer()
@@ -91,30 +117,43 @@ class NewSweepScreen(ModalScreen[str | None]):
 
     # ------------------------------------------------------------ form state
     def request(self) -> SweepRequest:
-        preset = self.query_one("#sweep-preset", Select).value
-        return SweepRequest(preset=preset if isinstance(preset, str) else "",
-                            params=self.query_one("#sweep-params", Input).value,
-                            trials=self.query_one("#sweep-trials", Input).value,
-                            sampler=str(self.query_one("#sweep-sampler", Select).value),
-                            data=self.query_one("#sweep-data", Input).value,
-                            device=str(self.query_one("#sweep-device", Select).value),
-                            name=self.query_one("#sweep-name", Input).value)
+        preset, method = self.query_one("#sweep-preset", Select).value, self.query_one("#sweep-method", Select).value
+
+        def typed(field: str) -> str:
+            return self.query_one(f"#sweep-{field}", Input).value
+
+        def chosen(field: str) -> str:
+            return str(self.query_one(f"#sweep-{field}", Select).value)
+
+        return SweepRequest(preset=preset if isinstance(preset, str) else "", params=typed("params"),
+                            trials=typed("trials"), sampler=chosen("sampler"), data=typed("data"),
+                            device=chosen("device"), name=typed("name"),
+                            method=method if isinstance(method, str) else PRESETS_OWN,
+                            evaluation=typed("evaluation"), labels=typed("labels"), seeds=typed("seeds"),
+                            sets=typed("sets"), metric=chosen("metric"),
+                            prune=self.query_one("#sweep-prune", Checkbox).value)
 
     def _preset_chosen(self) -> None:
-        """Take the preset's data source unless one was typed by hand."""
+        """Show the preset's method, evaluation, labels and seeds as the blank fields' values, and
+        take its data source unless one was typed by hand."""
         preset = self.query_one("#sweep-preset", Select).value
         if not isinstance(preset, str) or not preset:
             return
+        method = self.query_one("#sweep-method", Select)
         try:
-            default = preset_data(preset)
+            own = preset_values(preset)
+            shown = own if method.is_blank() else preset_values(preset, str(method.value))
         except ConfigError as exc:
             self.show_note(exc.message)
             return
+        method.prompt = f"preset's ({own.method})"
+        for field in PRESET_FIELDS:
+            self.query_one(f"#sweep-{field}", Input).placeholder = getattr(shown, field)
         data = self.query_one("#sweep-data", Input)
         if data.value == self.data_default:
             with self.prevent(Input.Changed):
-                data.value = default
-        self.data_default = default
+                data.value = own.data
+        self.data_default = own.data
         self._check()
 
     def show_note(self, refused: str | None, hint: str = "") -> None:
@@ -133,16 +172,20 @@ class NewSweepScreen(ModalScreen[str | None]):
         except ConfigError as exc:
             self.show_note(exc.message)
             return False
-        self.show_note(None, f"{defn.sampler}, {defn.trials} trial(s) of {defn.preset} on "
-                             f"{req.data.strip()} over {', '.join(defn.params)}")
+        part = defn.parts[0]
+        pruned = ", pruned below the median" if defn.prune else ""
+        self.show_note(None, f"{defn.sampler}, {defn.trials} trial(s) of {defn.preset} ({part['method']}, "
+                             f"{'+'.join(part['evaluation'])}) on {req.data.strip()} by {defn.metric}{pruned}, "
+                             f"over {', '.join(defn.params)}")
         return True
 
     # ------------------------------------------------------------ events
-    @on(Select.Changed, "#sweep-preset")
+    @on(Select.Changed, "#sweep-preset, #sweep-method")
     def _preset_changed(self) -> None:
         self._preset_chosen()
 
-    @on(Select.Changed, "#sweep-sampler, #sweep-device")
+    @on(Select.Changed, "#sweep-sampler, #sweep-device, #sweep-metric")
+    @on(Checkbox.Changed)
     @on(Input.Changed)
     def _changed(self) -> None:
         self._check()
