@@ -105,6 +105,15 @@ def test_a_definition_is_checked_whole_before_any_trial():
     assert grid.default_name() == definition(["linear.lr=0.1,0.2,0.3", "linear.weight_decay=0,1e-4"]).default_name()
 
 
+def test_a_new_sweep_reads_its_presets_data_source_as_run_does():
+    from ssltui.engine.sweep.space import define_sweep
+    specs = parse_params(["supervised.lr=0.1,0.2"])
+    assert resolve("smoke").data == "synthetic"
+    assert define_sweep("smoke", specs).data == "synthetic"
+    assert define_sweep("smoke", specs, data="cifar10").data == "cifar10"
+    assert resolve("supervised").data is None and define_sweep("supervised", specs).data == "cifar10"
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["--param", "supervised.batch_size=8,x"], "expected an integer, got 'x'"),
     (["--param", "supervised.lr=0.1,0.2", "--metric", "test_acc"], "--metric: 'test_acc'"),

@@ -59,8 +59,8 @@ def sweep(
                                                             "definition); --name alone joins a sweep"),
     storage: Optional[str] = STORAGE_OPT,
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
-    data: Optional[str] = typer.Option(None, "--data", help="cifar10 | synthetic | folder:PATH (default: the "
-                                                            "sweep's)"),
+    data: Optional[str] = typer.Option(None, "--data", help="cifar10 | synthetic | folder:PATH (default: a new "
+                                                            "sweep's preset's, else cifar10; a joined sweep's own)"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="download/cache dir"),
     runs_dir: Optional[Path] = RUNS_DIR_OPT,
     no_cache: bool = typer.Option(False, "--no-cache", help="do not reuse pretrained encoders"),
@@ -83,7 +83,7 @@ def sweep(
         defn = define_sweep(preset or "supervised", specs, method=method, evaluation=evaluation, labels=labels,
                             seeds=seeds, sets=sets, sampler=sampler, trials=trials, metric=metric, prune=prune,
                             prune_startup=prune_startup, prune_warmup=prune_warmup, sampler_seed=sampler_seed,
-                            data=data or "cifar10")
+                            data=data)
         name = check_name(name or defn.default_name())
     else:
         given = [opt for opt, v in (("--preset", preset), ("--method", method), ("--evaluation", evaluation),

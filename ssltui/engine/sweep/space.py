@@ -259,12 +259,13 @@ def define_sweep(preset: str, params: list[Param], *, method: str | None = None,
                  labels: str | None = None, seeds: str | None = None, sets: list[str] | None = None,
                  sampler: str | None = None, trials: int | None = None, metric: str = METRICS[0],
                  prune: bool = False, prune_startup: int = 3, prune_warmup: int = 1,
-                 sampler_seed: int | None = None, data: str = "cifar10") -> SweepDefinition:
-    """A new sweep from `ssltui sweep`'s options as typed (None: the preset's own): the one reading
-    the CLI and the app's new-sweep form share, so the form starts the sweep it checked."""
+                 sampler_seed: int | None = None, data: str | None = None) -> SweepDefinition:
+    """A new sweep from `ssltui sweep`'s options as typed (None: the preset's own, and for data
+    the preset's source, else cifar10, as `ssltui run` reads it): the one reading the CLI and the
+    app's new-sweep form share, so the form starts the sweep it checked."""
     plan = resolve_typed(preset, method, evaluation, labels, seeds, sets)
     return make_definition(plan, params, sampler, trials, metric, prune, prune_startup, prune_warmup,
-                           sampler_seed, data)
+                           sampler_seed, data or plan.data or "cifar10")
 
 
 def check_knn_metric(parts: list[RunConfig]) -> None:
