@@ -57,6 +57,15 @@ def test_paper_tuned_fine_tunes_simclr_as_rotnet_tuned():
     assert rotnet_tuned.semi.frozen_stages == 0
 
 
+def test_paper_probes_read_the_encoders_feature_and_tuned_probes_every_stage():
+    # The paper's linear rows use its protocol (the pooled last stage); the tuned rows read all
+    # three stages (chosen on the validation split, presets' comments and docs/evaluation.md).
+    assert all(p.linear.default_readout() for p in resolve("paper").parts)
+    tuned = {p.method: p.linear for p in resolve("paper-tuned").parts if "linear" in p.evaluation}
+    assert set(tuned) == {"simclr", "rotnet"}
+    assert all((c.feature_stages, c.feature_grid) == ([1, 2, 3], 1) for c in tuned.values())
+
+
 def test_study_sections_apply_to_every_part():
     plan = resolve("paper-smoke", sets=["pretrain.epochs=2"])
     assert len(plan.parts) == 4
