@@ -147,6 +147,10 @@ def test_table_names_the_probe_of_each_linear_row():
     assert {r["name"]: r["probes"] for r in table.to_json()["rows"]}["RotNet Linear Evaluation"] == ["aug8"]
     footer = table1_footer(table)
     assert "linear probe: SimCLR Linear Evaluation plain, RotNet Linear Evaluation aug8" in footer
+    assert "augN:" in footer and "sA+sB" not in footer  # only the names used are explained
+    staged = [{**new[0], "probe": "plain s1+s2+s3 1x1"}]
+    footer = table1_footer(build_table([_info("c", staged, 3.0)]))
+    assert "RotNet Linear Evaluation plain s1+s2+s3 1x1" in footer and "sA+sB GxG" in footer and "augN" not in footer
     assert "RotNet Linear Evaluation aug8" in render_markdown(table)
 
 

@@ -45,14 +45,20 @@ def run_legend(t: StudyTable) -> dict[str, str]:
     return {rid: str(n) for n, rid in enumerate(t.runs, 1)} if t.per_run else {}
 
 
-PROBE_NOTE = ("augN: trained also on N crop/flip copies of each labelled image; sA+sB GxG: the outputs of "
-              "stages A and B pooled to GxG, else the encoder's own feature")
+# What the parts of a probe's name mean ("aug8", "plain s1+s2+s3 1x1"), said when a name uses them.
+PROBE_NOTES = {"aug": "augN: trained also on N crop/flip copies of each labelled image",
+               " s": "sA+sB GxG: the outputs of stages A and B, each pooled to GxG (else stage 3 pooled, the "
+                     "encoder's own feature)"}
 
 
 def probes_phrase(t: StudyTable) -> str:
     """'; linear probe: RotNet Linear Evaluation aug8, ... (what the names mean)', or nothing."""
     named = list(dict.fromkeys(f"{r.name} {'/'.join(r.probes)}" for r in t.rows if r.probes))
-    return f"; linear probe: {', '.join(named)} ({PROBE_NOTE})" if named else ""
+    if not named:
+        return ""
+    probes = {p for r in t.rows for p in r.probes}
+    notes = [note for part, note in PROBE_NOTES.items() if any(part in p for p in probes)]
+    return f"; linear probe: {', '.join(named)}" + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def table1_footer(t: StudyTable) -> str:
