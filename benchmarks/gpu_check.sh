@@ -85,12 +85,12 @@ start=$(date +%s)
  echo $! > "$OUT/smi.pid")
 # SIGTERM at the limit is a clean stop: the summary keeps every phase finished by then.
 timeout -k 30 "${STUDY_TIMEOUT:-300}" $PY -m ssltui run --preset "$PRESET" --seeds "$SEEDS" --data "$DATA" \
-    --device "$DEVICE" --group gpu-check --json ${EXTRA:-} > "$OUT/run.json" 2> "$OUT/study-stderr.log"
+    --device "$DEVICE" --group "gpu-check-$PRESET" --json ${EXTRA:-} > "$OUT/run.json" 2> "$OUT/study-stderr.log"
 rc=$?
 kill "$(cat "$OUT/smi.pid")" 2>/dev/null
 echo "$PRESET study: exit $rc in $(( $(date +%s) - start )) s"
 tail -1 "$OUT/run.json"
-$PY -m ssltui table gpu-check --format markdown > "$OUT/table.md" 2>> "$OUT/study-stderr.log"
+$PY -m ssltui table "gpu-check-$PRESET" --format markdown > "$OUT/table.md" 2>> "$OUT/study-stderr.log"
 cp "$OUT/table.md" "$FINAL/" 2>/dev/null
 run_id=$($PY -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["run_id"])' \
          "$OUT/run.json" 2>/dev/null)
