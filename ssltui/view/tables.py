@@ -47,8 +47,8 @@ def run_legend(t: StudyTable) -> dict[str, str]:
 
 # What the parts of a probe's name mean ("aug8", "plain s1+s2+s3 1x1"), said when a name uses them.
 PROBE_NOTES = {"aug": "augN: trained also on N crop/flip copies of each labelled image",
-               " s": "sA+sB GxG: the outputs of stages A and B, each pooled to GxG (else stage 3 pooled, the "
-                     "encoder's own feature)"}
+               " s": "sA+sB GxG: the outputs of stages A and B, each pooled to GxG, instead of the encoder's "
+                     "own feature"}
 
 
 def probes_phrase(t: StudyTable) -> str:
