@@ -80,11 +80,11 @@ class ResNet20(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
-    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The output of each of the three stages (for feature maps)."""
+    def forward_stages(self, x: torch.Tensor, upto: int = 3) -> list[torch.Tensor]:
+        """The output of each of the first `upto` stages (feature maps, the probe's readout)."""
         x = self.stem(x)
         outs = []
-        for stage in self.stages:
+        for stage in self.stages[:upto]:
             x = stage(x)
             outs.append(x)
         return outs
@@ -100,7 +100,7 @@ class ResNet20(nn.Module):
         concatenated: (N, sum of width x grid^2). Stage 3 at grid 1 is `forward`'s feature."""
         if tuple(stages) == (3,) and grid == 1:
             return self(x)
-        outs = self.forward_stages(x)
+        outs = self.forward_stages(x, upto=max(stages))
         return torch.cat([torch.flatten(F.adaptive_avg_pool2d(outs[s - 1], grid), 1) for s in stages], 1)
 
     def frozen_modules(self, n_stages: int) -> list[nn.Module]:
