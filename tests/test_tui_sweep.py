@@ -57,9 +57,6 @@ async def open_sweep(pilot, run_id: str | None = None):
     await pilot.press("w")
     await wait_until(pilot, lambda: isinstance(app.screen, SweepScreen) and app.screen.report is not None,
                      "the sweep screen")
-    # The table sizes its columns to its rows when idle; a form pushed over it first keeps them narrow.
-    columns = app.screen.query_one("#trials").columns.values()
-    await wait_until(pilot, lambda: any(c.content_width > c.label.cell_len for c in columns), "the table measured")
     return app.screen
 
 
@@ -67,6 +64,8 @@ def test_sweep_screen_ranks_trials_charts_and_opens_runs(sweep_runs):
     """`w` opens the newest sweep; trials ranked by the validation metric, the chart has a point
     per complete trial, `p` charts the next parameter, enter opens a trial's run, a trial run
     elsewhere is named instead of opened; `s` goes to the other sweep."""
+    from rich.text import Text
+
     from ssltui.tui.app import SsltuiApp
     from ssltui.tui.screens.live import LiveScreen
 
@@ -98,6 +97,14 @@ def test_sweep_screen_ranks_trials_charts_and_opens_runs(sweep_runs):
             await pilot.press("s")
             await wait_until(pilot, lambda: screen.report.name == OTHER, "the other sweep")
             assert table_numbers(screen) == [1, 0] and plotted(chart) == 2
+
+            # The columns fit their cells as soon as the table is filled, before any idle-time
+            # measuring: a frame drawn first would otherwise cut "complete" to its header's width.
+            screen._fill(screen.report)
+            cells = [[table.get_cell_at((r, c)) for r in range(table.row_count)] for c in range(len(table.columns))]
+            for column, column_cells in zip(table.ordered_columns, cells):
+                assert not column.auto_width and column.width >= max(Text(c).cell_len if isinstance(c, str)
+                                                                     else c.cell_len for c in column_cells)
 
     import asyncio
 

@@ -152,12 +152,15 @@ class SweepScreen(Screen):
         current = self.selected_trial()
         table.clear(columns=True)
         headers = short_keys(report.keys)
-        for col in (*TRIAL_COLUMNS, *report.keys, "run"):
-            label = f"{report.definition.metric} %" if col == "metric" else headers.get(col, col)
-            table.add_column(label, key=col)
-        for row, rank in zip(report.rows, ranks(report)):
-            cells = trial_cells(row, report.keys, rank)
-            table.add_row(*(cells[c] for c in (*TRIAL_COLUMNS, *report.keys, "run")), key=str(row.number))
+        order = (*TRIAL_COLUMNS, *report.keys, "run")
+        rows = [trial_cells(row, report.keys, rank) for row, rank in zip(report.rows, ranks(report))]
+        labels = {c: f"{report.definition.metric} %" if c == "metric" else headers.get(c, c) for c in order}
+        # Every width given, as in the runs list: a table left to measure its cells when idle can
+        # draw a frame first and keep the columns at their headers' widths ("compl" for complete).
+        for col in order:
+            table.add_column(labels[col], key=col, width=max([len(labels[col])] + [r[col].cell_len for r in rows]))
+        for row, cells in zip(report.rows, rows):
+            table.add_row(*(cells[c] for c in order), key=str(row.number))
         numbers = [r.number for r in report.rows]
         if current is not None and current.number in numbers:
             table.move_cursor(row=numbers.index(current.number), animate=False)
