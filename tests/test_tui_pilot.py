@@ -65,6 +65,43 @@ def test_filter_mark_and_compare_fixture_runs(tmp_path, monkeypatch):
     asyncio.run(scenario())
 
 
+def test_a_run_listed_before_its_summary_fills_in_when_the_summary_appears(tmp_path, monkeypatch):
+    """A run is listed as soon as its folder and lock exist (`running`, nothing else known yet);
+    when its summary.json is written the row shows its method and labels, its status unchanged."""
+    import fcntl
+    import json
+
+    from ssltui.tui.app import SsltuiApp
+    from ssltui.tui.screens.runs import RunsScreen
+    from tests.tui_fixtures import _summary, make_fixture_runs
+
+    runs = make_fixture_runs(tmp_path / "runs")
+    new_id = "20991231-235959-smoke-abc123"
+    (runs / new_id).mkdir()
+    lock = os.open(runs / new_id / "run.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # a live process holds it: the run reads `running`
+
+    def row(table) -> str:
+        return " ".join(str(c) for c in table.get_row(new_id))
+
+    async def scenario():
+        app = SsltuiApp(runs, reattach=False)
+        async with app.run_test(size=(120, 24)) as pilot:
+            await wait_until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded, 20, "runs")
+            table = app.screen.query_one("#runs")
+            assert row(table).split()[:2] == ["running", "-"]
+            summary = _summary(new_id, "smoke", "running", ["rotnet"], ["linear"], [0.1], [0], [],
+                               time.time(), None)
+            (runs / new_id / "summary.json").write_text(json.dumps(summary))
+            await wait_until(pilot, lambda: row(table).split()[:3] == ["running", "rotnet", "10%"], 10,
+                             "the row filled from the summary")
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        os.close(lock)
+
+
 def _start_outside(runs_dir, data_dir, run_id: str) -> subprocess.Popen:
     """`ssltui run` started by the test, not the app: a long tiny run."""
     sets = [f"{k}={v}" for k, v in TINY.items()] + ["supervised.epochs=500"]

@@ -46,6 +46,14 @@ def best_accuracy(info: RunInfo) -> float:
     return max(cells, default=-1.0)
 
 
+def shown_key(info: RunInfo) -> tuple:
+    """What the list shows of a run (and sorts and filters it by): a change in any of it redraws.
+    A run first listed before its summary.json was written has no method yet; its summary
+    appearing must fill the row even though its status is still `running`."""
+    return (info.id, info.status, info.preset, info.group, tuple(info.methods), tuple(info.evaluations),
+            tuple(info.labels), info.started, len(info.results), best_accuracy(info))
+
+
 # name -> sort key; the store's own order (running first, then newest) is the first.
 SORTS = {
     "newest": None,
@@ -128,8 +136,7 @@ class RunsScreen(Screen):
     def show_runs(self, infos: list[RunInfo]) -> None:
         for launched in self.app.processes.values():
             launched.proc.poll()  # reap runs this app started that have ended (no zombies)
-        key = [(i.id, i.status, len(i.results)) for i in infos]
-        if self.loaded and key == [(i.id, i.status, len(i.results)) for i in self.infos]:
+        if self.loaded and [shown_key(i) for i in infos] == [shown_key(i) for i in self.infos]:
             return
         self.infos = infos
         self.marked &= {i.id for i in infos}
