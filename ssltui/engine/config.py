@@ -472,9 +472,20 @@ def check_key(key: str) -> str:
     if key not in known:
         section = key.rpartition(".")[0]
         same = [k.rpartition(".")[2] for k in known if k.rpartition(".")[0] == section]
+        sections = sorted({k.partition(".")[0] for k in known if "." in k})
+        if not section:  # `lr=0.1`: most settings live in a section
+            within = [k for k in known if k.endswith("." + key)]
+            if within:
+                raise ConfigError(f"unknown key {key!r}: settings are SECTION.KEY; did you mean "
+                                  f"{' or '.join(repr(k) for k in within)}?")
+            close = difflib.get_close_matches(key, same, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown key {key!r}{hint}; known: {', '.join(sorted(same))}, or SECTION.KEY "
+                              f"with sections {', '.join(sections)}")
         if not same:
-            sections = sorted({k.partition(".")[0] for k in known if "." in k})
-            raise ConfigError(f"unknown section in {key!r}; sections: {', '.join(sections)}")
+            close = difflib.get_close_matches(section.partition(".")[0], sections, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown section in {key!r}{hint}; sections: {', '.join(sections)}")
         raise _unknown(key, same)
     return key
 
