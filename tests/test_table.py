@@ -80,6 +80,7 @@ def test_table_cli_groups_and_formats(run_cli, runs_dir):
     assert "| Supervised Baseline | 50.54 | 55.00 ± 7.07 | +4.46 |" in md
     rows = list(csv.DictReader(io.StringIO(run_cli("table", "study-1", "--format", "csv").stdout)))
     assert rows[0]["model"] == "Supervised Baseline" and float(rows[0]["ours_mean"]) == pytest.approx(55.0)
+    assert rows[0]["ours_std"] == "7.0711" and rows[0]["diff"] == "4.46"  # to 4 decimals, no float tails
     rich = run_cli("table", "study-1")
     assert rich.returncode == 0 and "RotNet Semi-supervised" in rich.stdout and "70.71" in rich.stdout
     bad = run_cli("table", "nope")

@@ -57,8 +57,14 @@ def render_csv(t: StudyTable) -> str:
     w.writerow(["model", "method", "evaluation", "labels", "paper", "ours_mean", "ours_std", "seeds", "diff"])
     for r in t.rows:
         for c in r.cells:
-            w.writerow([r.name, r.method, r.evaluation, c.labels, c.paper, c.mean, c.std, len(c.ours), c.diff])
+            w.writerow([r.name, r.method, r.evaluation, c.labels, c.paper, _csv_number(c.mean), _csv_number(c.std),
+                        len(c.ours), _csv_number(c.diff)])
     return buf.getvalue()
+
+
+def _csv_number(x: float | None) -> float | str:
+    """A percentage to 4 decimals (33.8, never 33.800000000000004 from a fraction x 100); empty when none."""
+    return "" if x is None else round(x, 4)
 
 
 def table_command(store: RunStore, group: str | None, output: str) -> str | None:
