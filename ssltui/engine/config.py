@@ -380,10 +380,14 @@ def _one_line(exc: ValidationError, model: type[BaseModel], prefix: str = "") ->
     return ConfigError(f"{key}: {message} (got {value!r})")
 
 
-def _unknown(key: str, known: list[str]) -> ConfigError:
-    close = difflib.get_close_matches(key.split(".")[-1], known, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return ConfigError(f"unknown key {key!r}{hint}; known: {', '.join(sorted(known))}")
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _unknown(key: str, known: list[str], also: str = "") -> ConfigError:
+    hint = _did_you_mean(key.split(".")[-1], known)
+    return ConfigError(f"unknown key {key!r}{hint}; known: {', '.join(sorted(known))}{also}")
 
 
 # ---------------------------------------------------------------- building
@@ -478,13 +482,9 @@ def check_key(key: str) -> str:
             if within:
                 raise ConfigError(f"unknown key {key!r}: settings are SECTION.KEY; did you mean "
                                   f"{' or '.join(repr(k) for k in within)}?")
-            close = difflib.get_close_matches(key, same, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"unknown key {key!r}{hint}; known: {', '.join(sorted(same))}, or SECTION.KEY "
-                              f"with sections {', '.join(sections)}")
+            raise _unknown(key, same, f", or SECTION.KEY with sections {', '.join(sections)}")
         if not same:
-            close = difflib.get_close_matches(section.partition(".")[0], sections, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = _did_you_mean(section.partition(".")[0], sections)
             raise ConfigError(f"unknown section in {key!r}{hint}; sections: {', '.join(sections)}")
         raise _unknown(key, same)
     return key

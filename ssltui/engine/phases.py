@@ -149,10 +149,10 @@ class PhaseExecutor:
             self._encoders[name] = found[0]
         return self._encoders[name]
 
-    def _eval_features(self, name: str, how: tuple[list[int], int] | None = None) -> dict:
+    def _eval_features(self, name: str, how: tuple[tuple[int, ...], int] | None = None) -> dict:
         """Validation and test features of an encoder (read as `how`, see `encode`), computed
         once for all its linear and kNN phases."""
-        key = (name, None if how is None else (tuple(how[0]), how[1]))
+        key = (name, how)
         if key not in self._features:
             enc, b, dev = self.encoder(name), self.bundle, self.ctx.dev
             self._features[key] = {"val": encode(enc, b.train_x[b.val_idx], b, dev, how),

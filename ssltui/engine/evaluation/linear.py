@@ -36,9 +36,10 @@ def probe_name(cfg: LinearConfig) -> str:
     return f"{name} {'+'.join(f's{s}' for s in cfg.feature_stages)} {grid}x{grid}"
 
 
-def readout(cfg: LinearConfig) -> tuple[list[int], int] | None:
-    """`encode`'s readout for the probe's features (None: the encoder's own feature)."""
-    return None if cfg.default_readout() else (cfg.feature_stages, cfg.feature_grid)
+def readout(cfg: LinearConfig) -> tuple[tuple[int, ...], int] | None:
+    """`encode`'s readout for the probe's features (None: the encoder's own feature); hashable,
+    so features read one way are cached under it."""
+    return None if cfg.default_readout() else (tuple(cfg.feature_stages), cfg.feature_grid)
 
 
 def training_features(encoder: ResNet20, x: torch.Tensor, y: torch.Tensor, cfg: LinearConfig, bundle: DataBundle,
@@ -62,11 +63,11 @@ def linear_probe(ctx: RunContext, info: PhaseRef, cfg: LinearConfig, bundle: Dat
     """
     dev = ctx.dev
     gen = ctx.generator(info.seed, info.phase)
-    feats = dict(features or {})
+    feats, how = dict(features or {}), readout(cfg)
     if "val" not in feats:
-        feats["val"] = encode(encoder, bundle.train_x[bundle.val_idx], bundle, dev, readout(cfg))
+        feats["val"] = encode(encoder, bundle.train_x[bundle.val_idx], bundle, dev, how)
     if "test" not in feats:
-        feats["test"] = encode(encoder, bundle.test_x, bundle, dev, readout(cfg))
+        feats["test"] = encode(encoder, bundle.test_x, bundle, dev, how)
     train_f, train_y = training_features(encoder, bundle.train_x[subset], bundle.train_y[subset],
                                          cfg, bundle, dev, gen)
     if cfg.standardize:

@@ -51,7 +51,7 @@ def shown_key(info: RunInfo) -> tuple:
     A run first listed before its summary.json was written has no method yet; its summary
     appearing must fill the row even though its status is still `running`."""
     return (info.id, info.status, info.preset, info.group, tuple(info.methods), tuple(info.evaluations),
-            tuple(info.labels), info.started, len(info.results), best_accuracy(info))
+            tuple(info.labels), info.started, len(info.results))
 
 
 # name -> sort key; the store's own order (running first, then newest) is the first.
@@ -92,6 +92,7 @@ class RunsScreen(Screen):
         self.infos: list[RunInfo] = []
         self.marked: set[str] = set()
         self.loaded = False
+        self._shown: list[tuple] = []  # shown_key of each run listed, to redraw only on a change
         self.sort = "newest"
         self.columns: tuple[str, ...] = ()
 
@@ -136,9 +137,10 @@ class RunsScreen(Screen):
     def show_runs(self, infos: list[RunInfo]) -> None:
         for launched in self.app.processes.values():
             launched.proc.poll()  # reap runs this app started that have ended (no zombies)
-        if self.loaded and [shown_key(i) for i in infos] == [shown_key(i) for i in self.infos]:
+        key = [shown_key(i) for i in infos]
+        if self.loaded and key == self._shown:
             return
-        self.infos = infos
+        self.infos, self._shown = infos, key
         self.marked &= {i.id for i in infos}
         self.loaded = True
         self._fill()
