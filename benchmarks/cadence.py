@@ -1,6 +1,6 @@
 """Log points, validation passes and checkpoints of each phase of the `paper` study, before and
 after the cadence by steps and seconds (issue 12 item 3). No training: the counts come from
-the cadence functions the loop calls (`ssltui.engine.cadence`), with each phase's steps taken
+the cadence functions the loop calls (`ssltui.trainer.cadence`), with each phase's steps taken
 from the presets and CIFAR-10's label subsets.
 
     python -m benchmarks.cadence                    # a table
@@ -26,9 +26,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ssltui.engine.cadence import Cadence, simulate
-from ssltui.engine.config import RuntimeConfig
-from ssltui.engine.data.splits import label_subset, validation_split
+from ssltui.trainer.cadence import Cadence, simulate
+from ssltui.core.config import RuntimeConfig
+from ssltui.trainer.data.splits import label_subset, validation_split
 
 # Milliseconds a step on one H200, eager, commit 3b306c3: issue 12's phase seconds over their
 # steps (linear and semi: the four probes' 15 s over their 15,300 steps, the two semi phases'
@@ -64,7 +64,7 @@ def cifar_subsets() -> dict[float, int]:
 
 def paper_phases() -> list[tuple[str, str, object, int]]:
     """(label, kind, TrainConfig, training items) of each phase of `paper`, one seed."""
-    from ssltui.engine.presets import resolve
+    from ssltui.core.presets import resolve
 
     parts = {p.method + ":" + ",".join(p.evaluation): p for p in resolve("paper").parts}
     sub = cifar_subsets()

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from benchmarks.engine_step import EngineStep, preset_config
-from ssltui.engine.data.bundle import DataBundle
+from ssltui.trainer.data.bundle import DataBundle
 
 
 @dataclass
@@ -63,9 +63,9 @@ class Measurement:
 def load_data(spec: str, device: torch.device, data_dir: Path | None = None) -> BenchData:
     """An ssltui data source (`synthetic`, `cifar10`, `folder:PATH`) on the engine's data path:
     `load_source` + `make_bundle`, with the data settings of the paper presets."""
-    from ssltui.engine.data.bundle import make_bundle
-    from ssltui.engine.data.sources import load_source
-    from ssltui.engine.paths import data_dir as default_data_dir
+    from ssltui.trainer.data.bundle import make_bundle
+    from ssltui.trainer.data.sources import load_source
+    from ssltui.core.paths import data_dir as default_data_dir
 
     data = preset_config("simclr").data
     raw = load_source(spec, default_data_dir(data_dir), data.synthetic_train_per_class,

@@ -15,10 +15,10 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ssltui.engine.config import RunConfig, TrainConfig
-from ssltui.engine.data.bundle import DataBundle
-from ssltui.engine.device import DeviceSettings
-from ssltui.engine.optim import build_optimizer
+from ssltui.core.config import RunConfig, TrainConfig
+from ssltui.trainer.data.bundle import DataBundle
+from ssltui.trainer.device import DeviceSettings
+from ssltui.trainer.optim import build_optimizer
 
 METHODS = ("simclr", "rotnet")
 # The preset whose [pretrain] section and method settings each benchmark uses (the supervised
@@ -52,7 +52,7 @@ class EngineStep:
         """What the training loop runs for this step, `runner(global_step, positions)`: replays
         of a CUDA graph where the device settings capture (`graphs` None), else eager steps;
         `backend` replaces the settings' capture backend."""
-        from ssltui.engine.cudagraph import EagerSteps, GraphedSteps
+        from ssltui.trainer.cudagraph import EagerSteps, GraphedSteps
 
         cfg = train_config(self.method, self.cfg)
         losses = torch.zeros(total_steps, device=next(self.model.parameters()).device)
@@ -70,16 +70,16 @@ class EngineStep:
 @functools.lru_cache(maxsize=None)
 def preset_config(method: str) -> RunConfig:
     """The run configuration of the method's paper preset (read once; do not modify it)."""
-    from ssltui.engine.presets import resolve
+    from ssltui.core.presets import resolve
 
     return resolve(PRESETS[method]).parts[0]
 
 
 def _simclr(cfg: RunConfig, bundle: DataBundle, dev: DeviceSettings, gen: torch.Generator,
             batch_size: int) -> tuple[nn.Module, Callable, int]:
-    from ssltui.engine.augment import SimCLRAugment
-    from ssltui.engine.methods.simclr import ProjectionHead, SimCLRModel, make_loss
-    from ssltui.engine.models.resnet import ResNet20
+    from ssltui.trainer.augment import SimCLRAugment
+    from ssltui.trainer.methods.simclr import ProjectionHead, SimCLRModel, make_loss
+    from ssltui.trainer.models.resnet import ResNet20
 
     sc = cfg.simclr
     encoder = ResNet20()
@@ -93,9 +93,9 @@ def _simclr(cfg: RunConfig, bundle: DataBundle, dev: DeviceSettings, gen: torch.
 
 def _rotnet(cfg: RunConfig, bundle: DataBundle, dev: DeviceSettings, gen: torch.Generator,
             batch_size: int) -> tuple[nn.Module, Callable, int]:
-    from ssltui.engine.methods.rotnet import make_loss
-    from ssltui.engine.models.resnet import Classifier, ResNet20
-    from ssltui.engine.rotation import NUM_ROTATIONS, rotation_labels
+    from ssltui.trainer.methods.rotnet import make_loss
+    from ssltui.trainer.models.resnet import Classifier, ResNet20
+    from ssltui.trainer.rotation import NUM_ROTATIONS, rotation_labels
 
     model = dev.prepare(Classifier(ResNet20(), NUM_ROTATIONS))
     images = bundle.train_x[bundle.train_idx]
@@ -106,8 +106,8 @@ def _rotnet(cfg: RunConfig, bundle: DataBundle, dev: DeviceSettings, gen: torch.
 
 def _supervised(cfg: RunConfig, bundle: DataBundle, dev: DeviceSettings, gen: torch.Generator,
                 batch_size: int) -> tuple[nn.Module, Callable, int]:
-    from ssltui.engine.losses import classifier_loss
-    from ssltui.engine.models.resnet import Classifier, ResNet20
+    from ssltui.trainer.losses import classifier_loss
+    from ssltui.trainer.models.resnet import Classifier, ResNet20
 
     model = dev.prepare(Classifier(ResNet20(), bundle.num_classes))
     images, labels = bundle.train_x[bundle.train_idx], bundle.train_y[bundle.train_idx]

@@ -57,9 +57,9 @@ class FailingCapture:
 
 def settings(args: argparse.Namespace):
     """The device settings a run gets (`pick_device`); in the rehearsal, the CPU with CallGraphs."""
-    from ssltui.engine.config import RuntimeConfig
-    from ssltui.engine.cudagraph import CallGraphs
-    from ssltui.engine.device import pick_device
+    from ssltui.core.config import RuntimeConfig
+    from ssltui.trainer.cudagraph import CallGraphs
+    from ssltui.trainer.device import pick_device
 
     dev = pick_device(args.device, RuntimeConfig())
     if args.cpu_rehearsal:
@@ -187,7 +187,7 @@ def _read_back(loss: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------- 4. resume
 
 def resume(data, dev, epochs: int, batch: int, n_items: int) -> dict:
-    from ssltui.engine.errors import RunInterrupted
+    from ssltui.core.errors import RunInterrupted
 
     with tempfile.TemporaryDirectory() as tmp:
         whole = ScratchPhase(Path(tmp) / "whole", data, dev, epochs, batch, n_items, 0).run()
@@ -213,13 +213,13 @@ class ScratchPhase:
 
     def __init__(self, folder: Path, data, dev, epochs: int, batch: int, n_items: int, seed: int,
                  stop_after: int | None = None):
-        from ssltui.engine.config import ClassifierConfig
-        from ssltui.engine.events import PhaseRef
-        from ssltui.engine.loop import Phase, RunContext
-        from ssltui.engine.losses import classifier_loss
-        from ssltui.engine.models.resnet import Classifier, ResNet20
-        from ssltui.engine.optim import build_optimizer
-        from ssltui.engine.store import RunDir
+        from ssltui.core.config import ClassifierConfig
+        from ssltui.core.events import PhaseRef
+        from ssltui.trainer.loop import Phase, RunContext
+        from ssltui.trainer.losses import classifier_loss
+        from ssltui.trainer.models.resnet import Classifier, ResNet20
+        from ssltui.trainer.optim import build_optimizer
+        from ssltui.core.store import RunDir
 
         folder.mkdir(parents=True, exist_ok=True)
         ctx = RunContext(RunDir(folder), dev)

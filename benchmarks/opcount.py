@@ -125,15 +125,15 @@ def time_parts(step: EngineStep, batch_size: int, steps: int) -> dict[str, float
 
 def tiny_bundle(device: torch.device):
     """A few synthetic images through the engine's data path (the count does not depend on them)."""
-    from ssltui.engine.data.bundle import make_bundle
-    from ssltui.engine.data.sources import make_synthetic
+    from ssltui.trainer.data.bundle import make_bundle
+    from ssltui.trainer.data.sources import make_synthetic
 
     return make_bundle(make_synthetic(train_per_class=10, test_per_class=1), device, 0.1, 0)
 
 
 def device_settings(like_cuda: bool):
     """CPU settings, or the CUDA ones (bf16 autocast, channels_last) emulated on the CPU."""
-    from ssltui.engine.device import DeviceSettings
+    from ssltui.trainer.device import DeviceSettings
 
     if like_cuda:
         return DeviceSettings(torch.device("cpu"), torch.bfloat16, True, False)

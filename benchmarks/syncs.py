@@ -92,14 +92,14 @@ class FakeClock:
 def measure(epochs: int, step_ms: float, batch: int = 4, steps_per_epoch: int = 3) -> dict:
     """Host reads of the supervised phase (this checkout's preset) over `epochs` epochs of
     `steps_per_epoch` steps of `batch` images each."""
-    from ssltui.engine import loop
-    from ssltui.engine.data.bundle import make_bundle
-    from ssltui.engine.data.sources import make_synthetic
-    from ssltui.engine.device import DeviceSettings
-    from ssltui.engine.evaluation.finetune import train_classifier
-    from ssltui.engine.events import Epoch, PhaseRef, Step
-    from ssltui.engine.presets import resolve
-    from ssltui.engine.store import RunDir
+    from ssltui.trainer import loop
+    from ssltui.trainer.data.bundle import make_bundle
+    from ssltui.trainer.data.sources import make_synthetic
+    from ssltui.trainer.device import DeviceSettings
+    from ssltui.trainer.evaluation.finetune import train_classifier
+    from ssltui.core.events import Epoch, PhaseRef, Step
+    from ssltui.core.presets import resolve
+    from ssltui.core.store import RunDir
 
     cfg = resolve("supervised").parts[0].supervised.model_copy(
         update={"epochs": epochs, "min_steps": 0, "batch_size": batch, "milestones": []})
@@ -128,7 +128,7 @@ def measure(epochs: int, step_ms: float, batch: int = 4, steps_per_epoch: int = 
 
 
 def _tick_every_step(clock: FakeClock) -> None:
-    from ssltui.engine import cudagraph
+    from ssltui.trainer import cudagraph
 
     real = cudagraph.EagerSteps.__call__
 

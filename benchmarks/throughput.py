@@ -54,7 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def measure(method: str, data, opts: BenchOptions, device_name: str, peak_tflops: float) -> dict:
     """Both pipelines of one method, the ratio, and our FLOP rate."""
-    from ssltui.engine.device import pick_device
+    from ssltui.trainer.device import pick_device
 
     settings = pick_device(device_name, preset_config(method).runtime)
     where = "bf16 autocast, channels_last" if settings.device.type == "cuda" else "fp32"
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     device = torch.device(name)
 
-    from ssltui.engine.errors import SsltuiError
+    from ssltui.core.errors import SsltuiError
 
     try:
         data = load_data(args.data, device, args.data_dir)

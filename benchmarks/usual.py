@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from benchmarks.common import BenchData, BenchOptions, Measurement, time_steps
 from benchmarks.engine_step import engine_step, preset_config
-from ssltui.engine.device import DeviceSettings
+from ssltui.trainer.device import DeviceSettings
 
 
 class Images(torch.utils.data.Dataset):
@@ -74,13 +74,13 @@ def two_views(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
 
 def rotate_collate(batch: list[tuple[torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
     """Gidaris et al.'s loader: the four rotations of every image (and labels), in the worker."""
-    from ssltui.engine.rotation import all_rotations
+    from ssltui.trainer.rotation import all_rotations
 
     return all_rotations(torch.stack([b[0] for b in batch]))
 
 
 def simclr_loss(model: torch.nn.Module, views: torch.Tensor) -> torch.Tensor:
-    from ssltui.engine.losses import nt_xent
+    from ssltui.trainer.losses import nt_xent
 
     z1, z2 = model(views).chunk(2)
     return nt_xent(z1, z2, preset_config("simclr").simclr.temperature)

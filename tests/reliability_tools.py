@@ -125,12 +125,12 @@ def toy_phase(tmp: Path, stop_at: int | None = None, noise: float = 0.1, graphs=
     during the n-th call of the step. Returns (phase, model, run folder, go)."""
     from torch import nn
 
-    from ssltui.engine.config import TrainConfig
-    from ssltui.engine.device import DeviceSettings
-    from ssltui.engine.events import PhaseRef
-    from ssltui.engine.loop import Phase, RunContext
-    from ssltui.engine.optim import build_optimizer
-    from ssltui.engine.store import RunDir
+    from ssltui.core.config import TrainConfig
+    from ssltui.trainer.device import DeviceSettings
+    from ssltui.core.events import PhaseRef
+    from ssltui.trainer.loop import Phase, RunContext
+    from ssltui.trainer.optim import build_optimizer
+    from ssltui.core.store import RunDir
 
     run = RunDir(tmp)
     run.path.mkdir(exist_ok=True)

@@ -13,10 +13,10 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from ssltui.engine.config import RunConfig, to_dict
-from ssltui.engine.store import RunStore
-from ssltui.engine.sweep.space import SweepDefinition
-from ssltui.engine.sweep.study import Sweep, storage_url
+from ssltui.core.config import RunConfig, to_dict
+from ssltui.core.store import RunStore
+from ssltui.core.sweep.space import SweepDefinition
+from ssltui.core.sweep.study import Sweep, storage_url
 from tests.tui_fixtures import SMOKE_ID, STUDY_ID, make_fixture_runs
 
 SWEEP = "probe-lr"  # the newest: lr (log) x weight decay, TPE, pruning on

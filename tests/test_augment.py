@@ -10,7 +10,7 @@ import torch
 import torchvision.transforms.v2 as T
 import torchvision.transforms.v2.functional as TF
 
-from ssltui.engine import augment as A
+from ssltui.trainer import augment as A
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -266,7 +266,7 @@ def test_random_crop_flip_is_a_padded_crop_or_its_mirror():
 # ---------------------------------------------------------------- one gather: rotations, positions, layout
 
 def test_crop_flip_rotations_without_crop_are_all_rotations_of_the_picked_images():
-    from ssltui.engine.rotation import all_rotations
+    from ssltui.trainer.rotation import all_rotations
 
     x = _images(12, seed=18)
     pos = torch.tensor([3, 0, 11, 3, 7])

@@ -8,10 +8,10 @@ import torch
 
 from benchmarks import common, usual
 from benchmarks.engine_step import engine_step
-from ssltui.engine.data.bundle import make_bundle
-from ssltui.engine.data.sources import make_synthetic
-from ssltui.engine.device import DeviceSettings
-from ssltui.engine.methods import rotnet, simclr
+from ssltui.trainer.data.bundle import make_bundle
+from ssltui.trainer.data.sources import make_synthetic
+from ssltui.trainer.device import DeviceSettings
+from ssltui.trainer.methods import rotnet, simclr
 
 CPU = DeviceSettings(torch.device("cpu"), None, False, False)
 
@@ -60,7 +60,7 @@ def test_batches_are_slices_of_epoch_permutations():
 
 
 def test_usual_collate_builds_the_same_rotations():
-    from ssltui.engine.rotation import all_rotations
+    from ssltui.trainer.rotation import all_rotations
 
     batch = [(torch.rand(3, 8, 8),) for _ in range(3)]
     x, y = usual.rotate_collate(batch)

@@ -11,15 +11,15 @@ from torch import nn
 
 from benchmarks.syncs import FakeClock, HostReads
 from reliability_tools import one_thread  # noqa: F401 (autouse fixture)
-from ssltui.engine import loop as loop_mod
-from ssltui.engine.cadence import Cadence, simulate
-from ssltui.engine.config import TrainConfig
-from ssltui.engine.device import DeviceSettings
-from ssltui.engine.errors import RunFailed
-from ssltui.engine.events import Epoch, PhaseRef, Step
-from ssltui.engine.loop import Phase, RunContext
-from ssltui.engine.optim import build_optimizer
-from ssltui.engine.store import RunDir
+from ssltui.trainer import loop as loop_mod
+from ssltui.trainer.cadence import Cadence, simulate
+from ssltui.core.config import TrainConfig
+from ssltui.trainer.device import DeviceSettings
+from ssltui.core.errors import RunFailed
+from ssltui.core.events import Epoch, PhaseRef, Step
+from ssltui.trainer.loop import Phase, RunContext
+from ssltui.trainer.optim import build_optimizer
+from ssltui.core.store import RunDir
 
 
 def test_log_points_by_seconds_and_always_at_the_end():

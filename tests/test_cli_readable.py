@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from ssltui.engine.events import parse_event
+from ssltui.core.events import parse_event
 from tests.tui_fixtures import FAILED_ID, SMOKE_ID, STUDY_ID, make_fixture_runs
 
 ANSI = re.compile(r"\x1b\[")
@@ -144,8 +144,8 @@ def test_14_a_terminal_sees_the_run_id_before_torch_loads(runs_dir, monkeypatch,
 
     import ssltui.cli.main as cli_main
     import ssltui.cli.progress as progress_mod
-    from ssltui.engine import runner as runner_mod
-    from ssltui.engine.errors import RunInterrupted
+    from ssltui.trainer import runner as runner_mod
+    from ssltui.core.errors import RunInterrupted
 
     def stopped(self, resume=False):
         raise RunInterrupted("stopped by SIGINT in epoch 1")

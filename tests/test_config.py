@@ -6,9 +6,9 @@ import tomllib
 
 import pytest
 
-from ssltui.engine.config import RunConfig, build_run_config, dumps_toml, parse_set_options, schema_keys, to_dict
-from ssltui.engine.errors import ConfigError, ExitCode
-from ssltui.engine.presets import list_presets, resolve
+from ssltui.core.config import RunConfig, build_run_config, dumps_toml, parse_set_options, schema_keys, to_dict
+from ssltui.core.errors import ConfigError, ExitCode
+from ssltui.core.presets import list_presets, resolve
 
 
 def test_shipped_presets_all_resolve():

@@ -12,13 +12,13 @@ from torch import nn
 
 from benchmarks.syncs import HostReads
 from reliability_tools import one_thread, toy_phase  # noqa: F401 (autouse fixture)
-from ssltui.engine.config import RuntimeConfig, TrainConfig
-from ssltui.engine.cudagraph import CallGraphs, GraphedSteps
-from ssltui.engine.device import pick_device
-from ssltui.engine.errors import ConfigError, RunInterrupted
-from ssltui.engine.events import Log
-from ssltui.engine.optim import build_optimizer, lr_at, lr_table
-from ssltui.engine.store import RunDir
+from ssltui.core.config import RuntimeConfig, TrainConfig
+from ssltui.trainer.cudagraph import CallGraphs, GraphedSteps
+from ssltui.trainer.device import pick_device
+from ssltui.core.errors import ConfigError, RunInterrupted
+from ssltui.core.events import Log
+from ssltui.trainer.optim import build_optimizer, lr_at, lr_table
+from ssltui.core.store import RunDir
 
 
 class FakeGraphs(CallGraphs):
@@ -163,8 +163,8 @@ def _real_steps(method: str):
     if method in ("simclr", "rotnet"):
         s = engine_step(method, tiny_bundle(dev.device), dev, 4, fused=True)
         return s.model, s.optimizer, s.loss, s.n_items, s.generator
-    from ssltui.engine.losses import classifier_loss
-    from ssltui.engine.models.resnet import Classifier, ResNet20
+    from ssltui.trainer.losses import classifier_loss
+    from ssltui.trainer.models.resnet import Classifier, ResNet20
 
     bundle = tiny_bundle(dev.device)
     model = dev.prepare(Classifier(ResNet20(), bundle.num_classes))

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ssltui.engine.data.sources import load_image_folder, load_source, make_synthetic
-from ssltui.engine.errors import DataError, ExitCode
+from ssltui.trainer.data.sources import load_image_folder, load_source, make_synthetic
+from ssltui.core.errors import DataError, ExitCode
 
 
 def _folder(root, classes=("a", "b"), n=3, size=(32, 32), mode="RGB"):

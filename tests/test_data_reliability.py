@@ -26,10 +26,10 @@ from PIL import Image
 
 from conftest import cli_env
 from test_reliability_input import cli as _cli  # `ssltui ARGS` in this process
-from ssltui.engine.data import decode as decode_mod
-from ssltui.engine.data import folder as folder_mod
-from ssltui.engine.data.sources import load_image_folder, load_source
-from ssltui.engine.errors import DataError, ExitCode, RunInterrupted
+from ssltui.trainer.data import decode as decode_mod
+from ssltui.trainer.data import folder as folder_mod
+from ssltui.trainer.data.sources import load_image_folder, load_source
+from ssltui.core.errors import DataError, ExitCode, RunInterrupted
 
 CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
@@ -244,7 +244,7 @@ def test_one_sigterm_during_a_cli_decode_exits_130_promptly(cifar_archive: Path,
 def test_workers_end_when_their_parent_is_killed(cifar_archive: Path, tmp_path: Path) -> None:
     """SIGKILL leaves no time to shut a pool down: the workers (and the forkserver) still go."""
     marker = f"SSLTUI_TEST_MARK=kill-{os.getpid()}-{time.time()}"
-    code = ("import sys\nfrom pathlib import Path\nfrom ssltui.engine.data.sources import load_source\n"
+    code = ("import sys\nfrom pathlib import Path\nfrom ssltui.trainer.data.sources import load_source\n"
             "if __name__ == '__main__':\n"
             f"    load_source({'folder:' + str(cifar_archive)!r}, Path({str(tmp_path / 'data')!r}), workers=2,\n"
             "                log=lambda m: print(m, flush=True))\n")
@@ -278,9 +278,9 @@ def _processes_with(marker: str) -> list[int]:
 
 
 def test_runner_honours_a_stop_while_it_loads(tmp_path: Path) -> None:
-    from ssltui.engine.presets import resolve
-    from ssltui.engine.runner import RunOptions, Runner
-    from ssltui.engine.store import RunStore
+    from ssltui.core.presets import resolve
+    from ssltui.trainer.runner import RunOptions, Runner
+    from ssltui.core.store import RunStore
 
     plan = resolve("smoke", sets=["data.synthetic_train_per_class=8", "data.synthetic_test_per_class=5"])
     run = RunStore(tmp_path / "runs").create("smoke")
@@ -393,9 +393,9 @@ def _sys_refuses() -> bool:
 
 
 def test_a_run_goes_on_when_the_data_dir_is_unwritable(tmp_path: Path) -> None:
-    from ssltui.engine.presets import resolve
-    from ssltui.engine.runner import RunOptions, Runner
-    from ssltui.engine.store import RunStore
+    from ssltui.core.presets import resolve
+    from ssltui.trainer.runner import RunOptions, Runner
+    from ssltui.core.store import RunStore
 
     (tmp_path / "file").write_text("")
     plan = resolve("smoke", sets=["data.synthetic_train_per_class=8", "data.synthetic_test_per_class=5",
@@ -638,7 +638,7 @@ def test_an_undecodable_source_path_loads(tmp_path: Path) -> None:
     _folder(root)
     data, _ = _load(root, tmp_path / "cache")
     assert data.source.isprintable() and "\\xff" in data.source
-    from ssltui.engine.data.bundle import make_bundle
+    from ssltui.trainer.data.bundle import make_bundle
 
     import torch
 
@@ -687,7 +687,7 @@ def test_a_data_error_in_a_premade_run_folder_is_recorded_there(tmp_path: Path, 
 
 
 def test_the_cli_hands_its_loaded_data_to_the_runner(tmp_path: Path, restore_signals, monkeypatch) -> None:
-    import ssltui.engine.runner as runner_mod
+    import ssltui.trainer.runner as runner_mod
 
     def no_second_load(*args, **kwargs):
         raise AssertionError("the runner loaded the data again")

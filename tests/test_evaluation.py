@@ -8,20 +8,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from ssltui.engine.config import ClassifierConfig, LinearConfig, build_run_config
-from ssltui.engine.data.bundle import make_bundle
-from ssltui.engine.data.sources import make_synthetic
-from ssltui.engine.device import pick_device
-from ssltui.engine.errors import RunInterrupted
-from ssltui.engine.evaluation.common import accuracy, encode
-from ssltui.engine.evaluation.finetune import train_classifier
-from ssltui.engine.evaluation.linear import linear_probe, training_features
-from ssltui.engine.events import PhaseRef, PhaseStart, Step
-from ssltui.engine.loop import RunContext
-from ssltui.engine.models.resnet import ResNet20
-from ssltui.engine.store import RunInfo, RunStore
+from ssltui.core.config import ClassifierConfig, LinearConfig, build_run_config
+from ssltui.trainer.data.bundle import make_bundle
+from ssltui.trainer.data.sources import make_synthetic
+from ssltui.trainer.device import pick_device
+from ssltui.core.errors import RunInterrupted
+from ssltui.trainer.evaluation.common import accuracy, encode
+from ssltui.trainer.evaluation.finetune import train_classifier
+from ssltui.trainer.evaluation.linear import linear_probe, training_features
+from ssltui.core.events import PhaseRef, PhaseStart, Step
+from ssltui.trainer.loop import RunContext
+from ssltui.trainer.models.resnet import ResNet20
+from ssltui.core.store import RunInfo, RunStore
 from ssltui.cli.table import render_markdown
-from ssltui.engine.table import build_table
+from ssltui.core.table import build_table
 from ssltui.view.tables import results_table, table1_footer
 
 
@@ -123,8 +123,8 @@ def test_probe_on_intermediate_stages_is_named_and_reads_its_own_features(ctx, b
                                        (["linear.feature_stages=[]"], "linear.feature_stages"),
                                        (["linear.feature_grid=3"], "linear.feature_grid")])
 def test_bad_readout_settings_are_refused_naming_the_key(sets, key):
-    from ssltui.engine.errors import ConfigError
-    from ssltui.engine.presets import resolve
+    from ssltui.core.errors import ConfigError
+    from ssltui.core.presets import resolve
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         resolve("rotnet-linear", sets=sets)
     (part,) = resolve("rotnet-linear", sets=["linear.feature_stages=2,3", "linear.feature_grid=4"]).parts
@@ -253,7 +253,7 @@ def test_frozen_bn_stats_off_adapts_statistics_but_not_weights(ctx, bundle):
 
 
 def test_label_smoothing_reaches_the_loss(ctx, bundle, monkeypatch):
-    import ssltui.engine.losses as losses
+    import ssltui.trainer.losses as losses
 
     seen = []
     real = losses.F.cross_entropy
@@ -272,7 +272,7 @@ def test_label_smoothing_reaches_the_loss(ctx, bundle, monkeypatch):
 # ---------------------------------------------------------------- cutout
 
 def test_cutout_zeroes_one_clipped_square_per_image():
-    from ssltui.engine.augment import cutout
+    from ssltui.trainer.augment import cutout
 
     x = torch.ones(400, 3, 32, 32)
     out = cutout(x, 8, torch.Generator().manual_seed(0))
@@ -291,7 +291,7 @@ def test_cutout_zeroes_one_clipped_square_per_image():
 
 def test_cutout_zeroes_exactly_the_drawn_squares():
     """The square is where the generator's draws put it: centre (row, column) uniform on the image."""
-    from ssltui.engine.augment import cutout
+    from ssltui.trainer.augment import cutout
 
     x = torch.rand(50, 3, 32, 32) + 1.0  # no pixel is zero before
     out = cutout(x, 6, torch.Generator().manual_seed(3))

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ssltui.engine.losses import nt_xent
+from ssltui.trainer.losses import nt_xent
 
 
 def _loop_reference(z1: torch.Tensor, z2: torch.Tensor, tau: float) -> float:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import last_json
-from ssltui.engine.data.bundle import channel_stats
+from ssltui.trainer.data.bundle import channel_stats
 
 
 def test_channel_stats_are_exact():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ssltui.engine.models.resnet import (BatchNorm1d, BatchNorm2d, Classifier, ResNet20, count_parameters, freeze,
+from ssltui.trainer.models.resnet import (BatchNorm1d, BatchNorm2d, Classifier, ResNet20, count_parameters, freeze,
                                          set_train_mode)
 
 

@@ -79,8 +79,8 @@ def test_cli_json(capsys):
 def test_lars_step_kernels_do_not_grow_with_the_number_of_tensors():
     from torch import nn
 
-    from ssltui.engine.config import TrainConfig
-    from ssltui.engine.optim import build_optimizer
+    from ssltui.core.config import TrainConfig
+    from ssltui.trainer.optim import build_optimizer
 
     def step_kernels(layers: int) -> int:
         model = nn.Sequential(*[nn.Linear(4, 4) for _ in range(layers)])

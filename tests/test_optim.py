@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from ssltui.engine.config import TrainConfig
-from ssltui.engine.optim import LARS, build_optimizer, lr_at, param_groups, peak_lr
+from ssltui.core.config import TrainConfig
+from ssltui.trainer.optim import LARS, build_optimizer, lr_at, param_groups, peak_lr
 
 
 def test_lars_step_matches_hand_computation():

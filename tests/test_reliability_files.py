@@ -14,10 +14,10 @@ import torch
 
 from conftest import REPO, last_json
 from reliability_tools import PHASE, TINY, finish, spawn
-from ssltui.engine.checkpoint import load_checkpoint, save_checkpoint
-from ssltui.engine.errors import ConfigError
-from ssltui.engine.events import Epoch
-from ssltui.engine.store import RunDir, RunStore, read_jsonl
+from ssltui.trainer.checkpoint import load_checkpoint, save_checkpoint
+from ssltui.core.errors import ConfigError
+from ssltui.core.events import Epoch
+from ssltui.core.store import RunDir, RunStore, read_jsonl
 
 
 # ---------------------------------------------------------------- torch.load is always safe
@@ -81,8 +81,8 @@ def test_foreign_or_malicious_files_are_refused_in_one_line(tmp_path: Path) -> N
 
 def _hand_made_run(runs: Path, name: str) -> Path:
     """A failed run's folder as `ssltui run` leaves it, without spending time training."""
-    from ssltui.engine.presets import resolve
-    from ssltui.engine.runner import RunOptions, plan_to_toml
+    from ssltui.core.presets import resolve
+    from ssltui.trainer.runner import RunOptions, plan_to_toml
 
     run = runs / name
     (run / "checkpoints").mkdir(parents=True)
@@ -125,7 +125,7 @@ def test_resume_refuses_a_planted_pickle_with_one_line_exit_2(tmp_path: Path, da
 
 @pytest.mark.parametrize("kind", ["wrong-keys", "other-architecture"])
 def test_resume_refuses_a_foreign_checkpoint(tmp_path: Path, data_dir: Path, kind: str) -> None:
-    from ssltui.engine.runner import Runner, plan_from_toml
+    from ssltui.trainer.runner import Runner, plan_from_toml
 
     run = RunDir(_hand_made_run(tmp_path / "runs", "planted"))
     ck = run.checkpoints_dir / (PHASE.replace("/", "__") + ".pt")

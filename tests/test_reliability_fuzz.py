@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import ssltui.cli.main as cli_main
-from ssltui.engine.config import build_run_config, parse_set_options, schema_keys
-from ssltui.engine.errors import ConfigError
-from ssltui.engine.presets import Plan, resolve
+from ssltui.core.config import build_run_config, parse_set_options, schema_keys
+from ssltui.core.errors import ConfigError
+from ssltui.core.presets import Plan, resolve
 
 KEYS = schema_keys()
 # SSLTUI_FUZZ_EXAMPLES=5000 for a deeper (random, not derandomized) search on a quiet machine.
@@ -110,7 +110,7 @@ preset_docs = st.one_of(
 
 def _check_plan(plan: Plan) -> None:
     """An accepted plan must survive what `resume` does with it: TOML out, TOML back in."""
-    from ssltui.engine.runner import RunOptions, plan_to_toml
+    from ssltui.trainer.runner import RunOptions, plan_to_toml
 
     raw = tomllib.loads(plan_to_toml(plan, RunOptions()))
     assert [build_run_config(p) for p in raw["parts"]] == plan.parts

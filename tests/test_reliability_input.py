@@ -17,8 +17,8 @@ from PIL import Image
 
 from reliability_tools import finish, spawn
 from ssltui.cli.main import entry
-from ssltui.engine.data.sources import load_image_folder, load_source
-from ssltui.engine.errors import DataError
+from ssltui.trainer.data.sources import load_image_folder, load_source
+from ssltui.core.errors import DataError
 
 
 def cli(*args: str) -> tuple[int, str, str]:

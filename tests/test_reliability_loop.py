@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from reliability_tools import one_thread, toy_phase  # noqa: F401 (autouse fixture)
-from ssltui.engine import loop as loop_mod
-from ssltui.engine.errors import RunInterrupted
-from ssltui.engine.loop import PHASE_KEYS, Phase
+from ssltui.trainer import loop as loop_mod
+from ssltui.core.errors import RunInterrupted
+from ssltui.trainer.loop import PHASE_KEYS, Phase
 
 EPOCHS = 5  # of 6 steps (reliability_tools.toy_phase)
 

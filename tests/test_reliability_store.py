@@ -55,8 +55,8 @@ def stopped_runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list:
     The data is never loaded (the data layer has its own tests): these tests are about what the
     store records and reads back, whatever the strings."""
     import ssltui.cli.main as cli_main
-    from ssltui.engine import runner as runner_mod
-    from ssltui.engine.errors import RunFailed
+    from ssltui.trainer import runner as runner_mod
+    from ssltui.core.errors import RunFailed
 
     started: list = []
 
@@ -324,8 +324,8 @@ def test_item9_malformed_featuremaps_json_is_one_line(runs_dir: Path, doc: dict)
 
 def test_item9_every_featuremaps_reader_validates_its_shape(tmp_path: Path) -> None:
     """The store's reader, and the views that draw a document (the results screen merges and draws)."""
-    from ssltui.engine.featuremaps_schema import FeatureMapsDamaged
-    from ssltui.engine.store import RunDir
+    from ssltui.core.featuremaps_schema import FeatureMapsDamaged
+    from ssltui.core.store import RunDir
     from ssltui.view.featuremaps import merge_featuremaps, render_maps
 
     run = RunDir(fake_run(tmp_path, "r"))

@@ -70,7 +70,7 @@ def file_name(text: str) -> str:
 
 def preset_file(where: Path, name: str, description: str) -> Path:
     """smoke.toml with a new description, under a file name from `name`."""
-    from ssltui.engine.config import dumps_toml
+    from ssltui.core.config import dumps_toml
 
     raw = tomllib.loads((REPO / "presets" / "smoke.toml").read_text(encoding="utf-8"))
     raw["description"] = description

@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from reliability_tools import PHASE, TINY, finish, one_thread, spawn  # noqa: F401 (fixture)
-from ssltui.engine.checkpoint import load_checkpoint
-from ssltui.engine.errors import RunFailed
-from ssltui.engine.presets import resolve
-from ssltui.engine.runner import RunOptions, Runner
-from ssltui.engine.store import RunDir, RunStore
+from ssltui.trainer.checkpoint import load_checkpoint
+from ssltui.core.errors import RunFailed
+from ssltui.core.presets import resolve
+from ssltui.trainer.runner import RunOptions, Runner
+from ssltui.core.store import RunDir, RunStore
 
 SETS = [TINY[i + 1] for i, a in enumerate(TINY) if a == "--set"]
 SPE = 7  # steps per epoch of the tiny run

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ssltui.engine.rotation import all_rotations, rotate, rotation_labels
+from ssltui.trainer.rotation import all_rotations, rotate, rotation_labels
 
 
 def _images(dtype: torch.dtype, n: int = 5) -> torch.Tensor:

@@ -5,19 +5,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ssltui.engine.config import ClassifierConfig, LinearConfig, build_run_config
-from ssltui.engine.data.bundle import make_bundle
-from ssltui.engine.data.sources import make_synthetic
-from ssltui.engine.device import pick_device
-from ssltui.engine.evaluation.finetune import train_classifier
-from ssltui.engine.evaluation.linear import linear_probe
-from ssltui.engine.events import Epoch, PhaseRef, PhaseStart
-from ssltui.engine.loop import RunContext
-from ssltui.engine.methods import rotnet
-from ssltui.engine.models.resnet import ResNet20
-from ssltui.engine.presets import resolve
-from ssltui.engine.phases import pretrain_key
-from ssltui.engine.store import RunStore
+from ssltui.core.config import ClassifierConfig, LinearConfig, build_run_config
+from ssltui.trainer.data.bundle import make_bundle
+from ssltui.trainer.data.sources import make_synthetic
+from ssltui.trainer.device import pick_device
+from ssltui.trainer.evaluation.finetune import train_classifier
+from ssltui.trainer.evaluation.linear import linear_probe
+from ssltui.core.events import Epoch, PhaseRef, PhaseStart
+from ssltui.trainer.loop import RunContext
+from ssltui.trainer.methods import rotnet
+from ssltui.trainer.models.resnet import ResNet20
+from ssltui.core.presets import resolve
+from ssltui.trainer.phases import pretrain_key
+from ssltui.core.store import RunStore
 
 
 @pytest.fixture(autouse=True)

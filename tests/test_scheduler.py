@@ -18,12 +18,12 @@ import torch
 from conftest import last_json
 from reliability_tools import finish, one_thread, read_events, spawn, wait_for  # noqa: F401 - one_thread: autouse
 from test_reliability_input import cli
-from ssltui.engine.config import RunOptions
-from ssltui.engine.errors import ConfigError
-from ssltui.engine.graph import FEATUREMAPS, build_graph, count_phases, describe_phases
-from ssltui.engine.presets import resolve
-from ssltui.engine.runner import Runner, worker_count
-from ssltui.engine.store import RunDir
+from ssltui.core.config import RunOptions
+from ssltui.core.errors import ConfigError
+from ssltui.core.graph import FEATUREMAPS, build_graph, count_phases, describe_phases
+from ssltui.core.presets import resolve
+from ssltui.trainer.runner import Runner, worker_count
+from ssltui.core.store import RunDir
 
 SMALL = ["data.synthetic_train_per_class=8", "data.synthetic_test_per_class=4", "runtime.eval_batch_size=64"]
 # The paper study in miniature: two pretrainings, four evaluations that wait for them, one
@@ -144,7 +144,7 @@ def test_progress_shows_concurrent_phases_with_their_worker():
     import io
 
     from ssltui.cli.progress import PlainProgress, RichProgress
-    from ssltui.engine.events import PhaseRef, PhaseStart, Step
+    from ssltui.core.events import PhaseRef, PhaseStart, Step
 
     a, b = PhaseRef.evaluating(0, "supervised", "supervised", 0.5, 0), PhaseRef.pretraining("rotnet", 0, "ab" * 8)
     events = [PhaseStart(**a.model_dump(), epochs=2, steps_per_epoch=5, worker=1, device="cuda:0"),

@@ -8,18 +8,18 @@ import pytest
 import torch
 
 from conftest import last_json
-from ssltui.engine.config import TrainConfig, build_run_config
-from ssltui.engine.data.bundle import make_bundle
-from ssltui.engine.data.sources import make_synthetic
-from ssltui.engine.device import pick_device
-from ssltui.engine.evaluation.linear import linear_probe
-from ssltui.engine.events import Epoch, Log, PhaseRef
-from ssltui.engine.loop import RunContext
-from ssltui.engine.methods import simclr
-from ssltui.engine.methods.simclr import (GuardCheck, ProjectionHead, SimCLRModel, barely_training_warning,
+from ssltui.core.config import TrainConfig, build_run_config
+from ssltui.trainer.data.bundle import make_bundle
+from ssltui.trainer.data.sources import make_synthetic
+from ssltui.trainer.device import pick_device
+from ssltui.trainer.evaluation.linear import linear_probe
+from ssltui.core.events import Epoch, Log, PhaseRef
+from ssltui.trainer.loop import RunContext
+from ssltui.trainer.methods import simclr
+from ssltui.trainer.methods.simclr import (GuardCheck, ProjectionHead, SimCLRModel, barely_training_warning,
                                           guard_epoch)
-from ssltui.engine.models.resnet import ResNet20
-from ssltui.engine.store import RunDir
+from ssltui.trainer.models.resnet import ResNet20
+from ssltui.core.store import RunDir
 
 
 def test_model_shapes():

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, last_json
-from ssltui.engine import events as ev
-from ssltui.engine.store import RunDir, RunStore
-from ssltui.engine.summary import SummaryDamaged, parse_summary
+from ssltui.core import events as ev
+from ssltui.core.store import RunDir, RunStore
+from ssltui.core.summary import SummaryDamaged, parse_summary
 
 V1 = REPO / "tests" / "fixtures" / "runstore-v1"
 REF = ev.PhaseRef.evaluating(0, "rotnet", "semi", 0.1, 2)

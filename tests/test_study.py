@@ -8,9 +8,9 @@ from collections import Counter
 import pytest
 
 from conftest import last_json
-from ssltui.engine.optim import peak_lr
-from ssltui.engine.presets import resolve
-from ssltui.engine.table import load_paper_table
+from ssltui.trainer.optim import peak_lr
+from ssltui.core.presets import resolve
+from ssltui.core.table import load_paper_table
 
 CELLS = {(m, e, f) for m, e in [("supervised", "supervised"), ("simclr", "linear"), ("rotnet", "linear"),
                                 ("rotnet", "semi")] for f in (0.01, 0.1)}

@@ -16,17 +16,17 @@ from pathlib import Path
 import pytest
 
 from conftest import cli_env, last_json
-from ssltui.engine.errors import ConfigError, RunInterrupted
-from ssltui.engine.events import Epoch, PhaseRef
-from ssltui.engine.presets import resolve
-from ssltui.engine.store import RunDir, RunStore
-from ssltui.engine.sweep.space import make_definition, parse_param, parse_params
+from ssltui.core.errors import ConfigError, RunInterrupted
+from ssltui.core.events import Epoch, PhaseRef
+from ssltui.core.presets import resolve
+from ssltui.core.store import RunDir, RunStore
+from ssltui.core.sweep.space import make_definition, parse_param, parse_params
 
 optuna = pytest.importorskip("optuna")
-from ssltui.engine.sweep import study as study_mod  # noqa: E402
-from ssltui.engine.sweep.report import list_sweeps  # noqa: E402
-from ssltui.engine.sweep.study import Sweep  # noqa: E402
-from ssltui.engine.sweep.worker import SweepWorker, objective  # noqa: E402
+from ssltui.core.sweep import study as study_mod  # noqa: E402
+from ssltui.core.sweep.report import list_sweeps  # noqa: E402
+from ssltui.core.sweep.study import Sweep  # noqa: E402
+from ssltui.trainer.sweep_worker import SweepWorker, objective  # noqa: E402
 from tests.sweep_fixtures import sweep_command  # noqa: E402
 
 TINY = ["data.synthetic_train_per_class=20", "data.synthetic_test_per_class=10", "pretrain.epochs=1",
@@ -106,7 +106,7 @@ def test_a_definition_is_checked_whole_before_any_trial():
 
 
 def test_a_new_sweep_reads_its_presets_data_source_as_run_does():
-    from ssltui.engine.sweep.space import define_sweep
+    from ssltui.core.sweep.space import define_sweep
     specs = parse_params(["supervised.lr=0.1,0.2"])
     assert resolve("smoke").data == "synthetic"
     assert define_sweep("smoke", specs).data == "synthetic"
@@ -248,7 +248,7 @@ def test_knn_metric_reads_every_process_events(tmp_path):
     for epoch, acc in ((1, 0.2), (2, 0.4)):
         run.append_event(Epoch(**ref.model_dump(), epoch=epoch, epochs=2, step=epoch, loss=1.0, lr=0.1,
                                knn_acc=acc))
-    from ssltui.engine.summary import RunSummary
+    from ssltui.core.summary import RunSummary
 
     assert objective("knn_acc", RunSummary(), run) == pytest.approx(0.4)
     assert objective("val_acc", RunSummary(), run) is None

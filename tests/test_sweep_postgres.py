@@ -61,7 +61,7 @@ def test_two_workers_share_a_sweep_and_run_every_grid_point_once(postgres_url, t
     assert values == sorted(GRID)  # every grid point, each by exactly one worker
     assert all(t["state"] == "complete" for r in ran for t in r)
 
-    from ssltui.engine.sweep.study import Sweep
+    from ssltui.core.sweep.study import Sweep
 
     report = Sweep.open(postgres_url, name).report()
     assert report.counts() == {"complete": len(GRID)} and len(report.rows) == len(GRID)

@@ -9,8 +9,8 @@ import statistics
 
 import pytest
 
-from ssltui.engine.store import RunInfo, RunStore, atomic_write_json
-from ssltui.engine.table import build_table, load_paper_table, mean_std
+from ssltui.core.store import RunInfo, RunStore, atomic_write_json
+from ssltui.core.table import build_table, load_paper_table, mean_std
 
 
 def _fake_run(store: RunStore, group: str, results: list[dict], started: float) -> str:

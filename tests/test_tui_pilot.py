@@ -16,7 +16,7 @@ import pytest
 
 from tests.tui_fixtures import isolated_state, screen_text, wait_until  # noqa: F401 - a fixture
 
-from ssltui.engine.store import RunDir
+from ssltui.core.store import RunDir
 from tests.conftest import REPO, cli_env
 
 pytestmark = pytest.mark.usefixtures("isolated_state")

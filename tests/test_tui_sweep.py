@@ -116,8 +116,8 @@ def test_a_trial_run_opens_its_sweep_and_running_trials_update(sweep_runs):
     while the screen is open moves into the ranking without a key press."""
     from optuna.trial import TrialState
 
-    from ssltui.engine.sweep.study import Sweep, storage_url
-    from ssltui.engine.store import RunStore
+    from ssltui.core.sweep.study import Sweep, storage_url
+    from ssltui.core.store import RunStore
     from ssltui.tui.app import SsltuiApp
 
     async def scenario():
@@ -183,8 +183,8 @@ def test_the_forms_definition_is_the_one_ssltui_sweep_records(fields, expected, 
     records the very definition the form validated, and every typed field is in it."""
     from ssltui.cli import sweep as cli_sweep
     from ssltui.cli.main import app
-    from ssltui.engine.store import RunStore
-    from ssltui.engine.sweep.study import Sweep, storage_url
+    from ssltui.core.store import RunStore
+    from ssltui.core.sweep.study import Sweep, storage_url
     from ssltui.tui.newsweep import SweepRequest
 
     monkeypatch.delenv("SSLTUI_SWEEP_STORAGE", raising=False)

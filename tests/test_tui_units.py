@@ -10,14 +10,14 @@ import sys
 import pytest
 from rich.console import Console
 
-from ssltui.engine.errors import ConfigError
+from ssltui.core.errors import ConfigError
 from ssltui.tui.launch import (LaunchRequest, PresetDefaults, hyperparameters, parse_fractions, preset_defaults,
                                presets_for)
-from ssltui.engine.events import parse_event
+from ssltui.core.events import parse_event
 from ssltui.tui.runstate import RunState
 from ssltui.tui.watch import FileTail
-from ssltui.engine.store import RunInfo
-from ssltui.engine.table import build_table
+from ssltui.core.store import RunInfo
+from ssltui.core.table import build_table
 from ssltui.view.featuremaps import (SHADES, MapsUnavailable, color_available, load_featuremaps, plan_layout,
                                      pool, render_maps)
 from ssltui.view.tables import table1
@@ -288,7 +288,7 @@ def test_study_presets_and_their_hyperparameters():
 
 def test_a_preset_names_its_data_and_the_smoke_presets_name_synthetic():
     """Issue 15 item 7: smoke and paper-smoke default to synthetic data; the others to CIFAR-10."""
-    from ssltui.engine.presets import resolve
+    from ssltui.core.presets import resolve
 
     assert preset_defaults("smoke", "rotnet").data == "synthetic"
     assert preset_defaults("paper-smoke", "study") == PresetDefaults("0.01,0.1", "0", "synthetic")
@@ -299,7 +299,7 @@ def test_a_preset_names_its_data_and_the_smoke_presets_name_synthetic():
 
 
 def test_archive_and_delete_move_runs_out_of_the_list(tmp_path):
-    from ssltui.engine.store import RunStore
+    from ssltui.core.store import RunStore
     from ssltui.tui.manage import archive_run, delete_run
     from tests.tui_fixtures import FAILED_ID, SMOKE_ID
 

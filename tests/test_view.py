@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from ssltui.engine.store import RunStore, atomic_write_json
+from ssltui.core.store import RunStore, atomic_write_json
 from ssltui.view import format as fmt
 from ssltui.view.tables import run_accuracy
 

@@ -15,7 +15,7 @@ from typing import Optional
 import typer
 
 from ssltui.cli.sweep import sweep_app
-from ssltui.engine.errors import ConfigError, ExitCode, RunInterrupted, SsltuiError, first_line
+from ssltui.core.errors import ConfigError, ExitCode, RunInterrupted, SsltuiError, first_line
 
 app = typer.Typer(
     name="ssltui",
@@ -44,8 +44,8 @@ def _stdout_console():
 
 
 def _store(runs_dir: Optional[Path]):
-    from ssltui.engine.paths import runs_dir as default_runs_dir
-    from ssltui.engine.store import RunStore
+    from ssltui.core.paths import runs_dir as default_runs_dir
+    from ssltui.core.store import RunStore
 
     return RunStore(default_runs_dir(runs_dir))
 
@@ -97,9 +97,9 @@ def _install_signal_handlers(target) -> None:
 def _load_data(plan, opts, stop: _StopRequest, quiet: bool):
     """Decode (or read the cache of) the data before any run folder exists: a bad --data leaves
     none behind, and a SIGTERM during a long decode ends it (exit 130)."""
-    from ssltui.engine.data.sources import load_source
-    from ssltui.engine.events import stamp
-    from ssltui.engine.paths import data_dir
+    from ssltui.trainer.data.sources import load_source
+    from ssltui.core.events import stamp
+    from ssltui.core.paths import data_dir
 
     def log(message: str) -> None:
         if not quiet:
@@ -119,7 +119,7 @@ def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store, 
     # error stays the one line on stderr that scripts read.
     if not quiet and sys.stderr.isatty():
         print(f"ssltui: {'resuming' if resume else 'run'} {run.id} in {run.path}", file=sys.stderr, flush=True)
-    from ssltui.engine.runner import Runner
+    from ssltui.trainer.runner import Runner
 
     progress = make_progress(quiet)
     runner = Runner(plan, run, opts, progress, cache_dir=store.cache_dir(), raw=raw)
@@ -165,11 +165,11 @@ def _dry_run(plan, opts, json_out: bool) -> int:
     """Print what `run` would do (every phase, and the resolved configuration) and train nothing."""
     import importlib.util
 
-    from ssltui.engine.graph import build_graph
-    from ssltui.engine.runner import plan_to_toml
+    from ssltui.core.graph import build_graph
+    from ssltui.trainer.runner import plan_to_toml
 
     for part in plan.parts:
-        if part.method != "supervised" and importlib.util.find_spec(f"ssltui.engine.methods.{part.method}") is None:
+        if part.method != "supervised" and importlib.util.find_spec(f"ssltui.trainer.methods.{part.method}") is None:
             raise ConfigError(f"method {part.method!r} has no pretraining implementation")
     graph = build_graph(plan)
     phases = [n.describe() for n in graph.phases]
@@ -213,11 +213,11 @@ def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="check everything, print the resolved plan, train nothing"),
 ) -> int:
     """Train and evaluate: pretraining, then each evaluation at each label fraction and seed."""
-    from ssltui.engine.config import parse_list, run_options
-    from ssltui.engine.data.sources import parse_source
-    from ssltui.engine.presets import resolve_typed
-    from ssltui.engine.runner import plan_to_toml
-    from ssltui.engine.store import RunStore
+    from ssltui.core.config import parse_list, run_options
+    from ssltui.trainer.data.sources import parse_source
+    from ssltui.core.presets import resolve_typed
+    from ssltui.trainer.runner import plan_to_toml
+    from ssltui.core.store import RunStore
 
     plan = resolve_typed(preset, method, evaluation, labels, seeds, sets)
     data = data if data is not None else plan.data or "cifar10"
@@ -233,7 +233,7 @@ def run(
     if run_id is not None:
         RunStore.check_new_id(run_id)
     if kind == "folder":
-        from ssltui.engine.data.folder import stat_source
+        from ssltui.trainer.data.folder import stat_source
 
         stat_source(Path(where).expanduser())  # missing, or a FIFO/device: exit 3, even with --dry-run
     if dry_run:
@@ -262,7 +262,7 @@ def resume(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> int:
     """Continue a failed, interrupted or killed run from its last checkpoint."""
-    from ssltui.engine.runner import plan_from_toml
+    from ssltui.trainer.runner import plan_from_toml
 
     store = _store(runs_dir)
     rd = store.get(run_id)
@@ -280,7 +280,7 @@ def resume(
 @app.command()
 def presets(json_out: bool = typer.Option(False, "--json", help="JSON list")) -> None:
     """List presets: name, method, evaluation, description."""
-    from ssltui.engine.presets import list_presets
+    from ssltui.core.presets import list_presets
 
     items = list_presets(warn=_warn)
     if json_out:
@@ -341,7 +341,7 @@ def maps(run_id: str = typer.Argument(..., help="run id (or a unique prefix/suff
 def show(run_id: str = typer.Argument(...), runs_dir: Optional[Path] = RUNS_DIR_OPT,
          json_out: bool = typer.Option(False, "--json")) -> None:
     """A run's configuration, results and curves."""
-    from ssltui.engine.events import Epoch, warning_messages
+    from ssltui.core.events import Epoch, warning_messages
 
     rd = _store(runs_dir).get(run_id)
     info = rd.info()

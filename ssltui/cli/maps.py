@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ssltui.engine.errors import ConfigError
-from ssltui.engine.store import RunStore
+from ssltui.core.errors import ConfigError
+from ssltui.core.store import RunStore
 
 
 def print_maps(store: RunStore, run_id: str, image: int | None = None, ascii_only: bool = False) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from ssltui.engine.events import Epoch, Event, PhaseEnd, PhaseStart, Step, stamp
+from ssltui.core.events import Epoch, Event, PhaseEnd, PhaseStart, Step, stamp
 from ssltui.view.format import duration, images_rate
 
 SHORT_ACCURACY = {"val_acc": "val", "knn_acc": "kNN", "rot_acc": "rot"}

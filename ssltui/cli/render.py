@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from ssltui.engine.events import Epoch
+from ssltui.core.events import Epoch
 from ssltui.view.curves import Curve, phase_curves
 from ssltui.view.format import plain
 

@@ -7,7 +7,7 @@ import signal
 import sys
 from typing import Callable
 
-from ssltui.engine.errors import ExitCode
+from ssltui.core.errors import ExitCode
 
 
 def on_interrupt(request_stop: Callable[[str], None], stopping: str, again: str) -> None:

@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from ssltui.engine.errors import ConfigError, ExitCode, SsltuiError
+from ssltui.core.errors import ConfigError, ExitCode, SsltuiError
 
 sweep_app = typer.Typer(help="Search hyperparameters on the validation split (Optuna): run trials, "
                              "`sweep show NAME`, `sweep list`.", no_args_is_help=False,
@@ -24,8 +24,8 @@ RUNS_DIR_OPT = typer.Option(None, "--runs-dir", help="run store (default: $SSLTU
 
 
 def _store(runs_dir: Optional[Path]):
-    from ssltui.engine.paths import runs_dir as default_runs_dir
-    from ssltui.engine.store import RunStore
+    from ssltui.core.paths import runs_dir as default_runs_dir
+    from ssltui.core.store import RunStore
 
     return RunStore(default_runs_dir(runs_dir))
 
@@ -71,8 +71,8 @@ def sweep(
     sweep's name). Several workers (`--name N --storage postgresql://...`) share one sweep."""
     if ctx.invoked_subcommand is not None:
         return 0
-    from ssltui.engine.config import check_device
-    from ssltui.engine.sweep.space import check_name, define_sweep, parse_params
+    from ssltui.core.config import check_device
+    from ssltui.core.sweep.space import check_name, define_sweep, parse_params
 
     check_device(device)
     if data is not None:
@@ -96,7 +96,7 @@ def sweep(
                               f"sweep {name!r}")
         defn = None
         check_name(name)
-    from ssltui.engine.sweep.study import Sweep, storage_url
+    from ssltui.core.sweep.study import Sweep, storage_url
 
     url = storage_url(storage, store.sweeps_dir())
     if defn is not None:
@@ -110,14 +110,14 @@ def sweep(
 
 def _check_data(data: str) -> None:
     """The data source named, and a folder or archive that exists (exit 2 or 3 before any trial)."""
-    from ssltui.engine.data.sources import parse_source
+    from ssltui.trainer.data.sources import parse_source
 
     try:
         kind, where = parse_source(data)
     except SsltuiError as exc:
         raise ConfigError(exc.message) from None
     if kind == "folder":
-        from ssltui.engine.data.folder import stat_source
+        from ssltui.trainer.data.folder import stat_source
 
         stat_source(Path(where).expanduser())
 
@@ -126,7 +126,7 @@ def _work(handle, store, data: str, device: str, data_dir: Optional[Path], use_c
           quiet: bool) -> int:
     from ssltui.cli.progress import make_progress
     from ssltui.cli.signals import on_interrupt
-    from ssltui.engine.sweep.worker import SweepWorker
+    from ssltui.trainer.sweep_worker import SweepWorker
 
     _check_data(data)
 
@@ -138,7 +138,7 @@ def _work(handle, store, data: str, device: str, data_dir: Optional[Path], use_c
                          use_cache=use_cache, progress=lambda: make_progress(quiet), say=say)
     on_interrupt(worker.request_stop, "finishing the current step, saving a checkpoint, queueing the trial again",
                  "the trial is queued again once its heartbeat stops")
-    from ssltui.engine.sweep.study import shown_url
+    from ssltui.core.sweep.study import shown_url
 
     say(f"{handle.definition.sampler} over {', '.join(handle.definition.params)}; storage {shown_url(handle.url)}")
     code, error = ExitCode.OK, None
@@ -177,7 +177,7 @@ def show(name: str = typer.Argument(..., help="sweep name (see `ssltui sweep lis
          json_out: bool = typer.Option(False, "--json", help="one JSON object")) -> None:
     """Trials ranked by the validation metric, each parameter's effect, and the test accuracy of
     the chosen trial only."""
-    from ssltui.engine.sweep.study import Sweep, storage_url
+    from ssltui.core.sweep.study import Sweep, storage_url
 
     report = Sweep.open(storage_url(storage, _store(runs_dir).sweeps_dir()), name).report()
     if json_out:
@@ -190,8 +190,8 @@ def show(name: str = typer.Argument(..., help="sweep name (see `ssltui sweep lis
 def list_(storage: Optional[str] = STORAGE_OPT, runs_dir: Optional[Path] = RUNS_DIR_OPT,
           json_out: bool = typer.Option(False, "--json", help="JSON list")) -> None:
     """The sweeps in a storage: name, preset, metric, sampler, trials, best value."""
-    from ssltui.engine.sweep.report import list_sweeps
-    from ssltui.engine.sweep.study import shown_url, storage_url
+    from ssltui.core.sweep.report import list_sweeps
+    from ssltui.core.sweep.study import shown_url, storage_url
 
     url = storage_url(storage, _store(runs_dir).sweeps_dir())
     items = list_sweeps(url)

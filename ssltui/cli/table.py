@@ -6,9 +6,9 @@ import csv
 import io
 import json
 
-from ssltui.engine.errors import ConfigError, quoted
-from ssltui.engine.store import RunStore
-from ssltui.engine.table import StudyTable, build_table
+from ssltui.core.errors import ConfigError, quoted
+from ssltui.core.store import RunStore
+from ssltui.core.table import StudyTable, build_table
 from ssltui.view import format as fmt
 from ssltui.view.tables import table1, table1_footer
 

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 from textual.app import App
 from textual.binding import Binding
 
-from ssltui.engine.paths import runs_dir as default_runs_dir
-from ssltui.engine.store import RunStore
+from ssltui.core.paths import runs_dir as default_runs_dir
+from ssltui.core.store import RunStore
 
 if TYPE_CHECKING:  # the launch module loads the config schema: not before the first screen is drawn
     from ssltui.tui.launch import Launched

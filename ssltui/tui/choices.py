@@ -8,9 +8,9 @@ from pathlib import Path
 
 import platformdirs
 
-from ssltui.engine.errors import SsltuiError
-from ssltui.engine.paths import APP
-from ssltui.engine.store import atomic_write_json
+from ssltui.core.errors import SsltuiError
+from ssltui.core.paths import APP
+from ssltui.core.store import atomic_write_json
 
 KEYS = ("method", "preset", "labels", "seeds", "device", "data")
 

@@ -15,10 +15,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ssltui.engine import config as cfgmod
-from ssltui.engine.errors import ConfigError, SsltuiError
-from ssltui.engine.presets import PresetInfo, list_presets, resolve
-from ssltui.engine.store import RunDir, RunStore
+from ssltui.core import config as cfgmod
+from ssltui.core.errors import ConfigError, SsltuiError
+from ssltui.core.presets import PresetInfo, list_presets, resolve
+from ssltui.core.store import RunDir, RunStore
 from ssltui.tui.manage import RESUMABLE
 from ssltui.tui.watch import LAUNCH_MARK, PROCESS_LOG
 
@@ -119,7 +119,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def check_data(spec: str) -> None:
-    from ssltui.engine.data.sources import parse_source
+    from ssltui.trainer.data.sources import parse_source
 
     try:
         kind, arg = parse_source(spec.strip())

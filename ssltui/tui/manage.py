@@ -12,8 +12,8 @@ import secrets
 import shutil
 from pathlib import Path
 
-from ssltui.engine.errors import ConfigError
-from ssltui.engine.store import RunDir, RunStore
+from ssltui.core.errors import ConfigError
+from ssltui.core.store import RunDir, RunStore
 
 ARCHIVE = ".archive"
 RESUMABLE = ("interrupted", "failed", "stale", "damaged")  # statuses `ssltui resume` continues

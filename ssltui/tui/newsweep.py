@@ -1,5 +1,5 @@
 """What the new-sweep form needs, without Textual: the run presets a sweep can start from, the
-form's choices read by the sweep CLI's own code (engine/sweep/space.py `define_sweep`), and
+form's choices read by the sweep CLI's own code (core/sweep/space.py `define_sweep`), and
 starting `ssltui sweep` as its own process with launch.py's `spawn`.
 
 The sweep lives in its own process session, its output in `<runs>/sweeps/NAME.log`; the sweep
@@ -13,11 +13,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ssltui.engine import config as cfgmod
-from ssltui.engine.errors import ConfigError
-from ssltui.engine.presets import PresetInfo, list_presets, resolve
-from ssltui.engine.store import RunStore
-from ssltui.engine.sweep.space import METRICS, SAMPLERS, SweepDefinition, check_name, define_sweep, parse_params
+from ssltui.core import config as cfgmod
+from ssltui.core.errors import ConfigError
+from ssltui.core.presets import PresetInfo, list_presets, resolve
+from ssltui.core.store import RunStore
+from ssltui.core.sweep.space import METRICS, SAMPLERS, SweepDefinition, check_name, define_sweep, parse_params
 from ssltui.tui.launch import DEFAULT_DATA, Launched, check_data, spawn
 
 AUTO = "auto"  # the sampler choice that lets the CLI pick (grid when every parameter lists values)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import time
 
-from ssltui.engine.events import (ACCURACY_NAMES, DataLoaded, Epoch, Event, Log, PhaseEnd, PhaseRef, PhaseStart,
+from ssltui.core.events import (ACCURACY_NAMES, DataLoaded, Epoch, Event, Log, PhaseEnd, PhaseRef, PhaseStart,
                                   Result, ResultRecord, Resume, RunEnd, RunStart, Step)
 from ssltui.view.format import label_fraction, pct
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from textual.message import Message
 
-from ssltui.engine.events import Event, parse_event
-from ssltui.engine.store import RunDir
+from ssltui.core.events import Event, parse_event
+from ssltui.core.store import RunDir
 
 POLL_SECONDS = 0.25
 STATUS_EVERY_SECONDS = 1.0

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from ssltui.engine.events import ACCURACY_NAMES, Epoch
+from ssltui.core.events import ACCURACY_NAMES, Epoch
 
 KIND_ORDER = ("pretrain", "supervised", "linear", "semi", "knn")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rich.text import Text
 
-from ssltui.engine.featuremaps_schema import (FeatureMaps, FeatureMapsDamaged, ModelMaps, as_featuremaps,
+from ssltui.core.featuremaps_schema import (FeatureMaps, FeatureMapsDamaged, ModelMaps, as_featuremaps,
                                               parse_featuremaps)
 from ssltui.view.format import plain
 

@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Iterable
 
-from ssltui.engine.events import fraction_label
+from ssltui.core.events import fraction_label
 
 MISSING = "-"
 # C0 controls but tab/newline, DEL, C1 controls: an ESC in an error message must not reach the

@@ -1,7 +1,7 @@
 """A sweep on screen, for the CLI and the TUI alike: its header line, the ranked trials, the
 chosen trial, parameter importances, and a plotext chart of the metric against each parameter.
 
-Takes a `SweepReport` (ssltui.engine.sweep.report); no torch, no textual.
+Takes a `SweepReport` (ssltui.core.sweep.report); no torch, no textual.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from ssltui.engine.sweep.space import Param
+from ssltui.core.sweep.space import Param
 from ssltui.view import format as fmt
 from ssltui.view.tables import text
 
 if TYPE_CHECKING:  # Optuna loads with it; this module only reads the report's fields
-    from ssltui.engine.sweep.report import SweepReport, TrialRow
+    from ssltui.core.sweep.report import SweepReport, TrialRow
 
 STATE_STYLE = {"complete": "", "running": "bold green", "pruned": "yellow", "failed": "red", "waiting": "dim"}
 METRIC_NAMES = {"val_acc": "validation accuracy", "knn_acc": "kNN accuracy (validation)"}

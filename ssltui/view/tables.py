@@ -14,8 +14,8 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from ssltui.engine.store import RunInfo
-from ssltui.engine.table import Cell, StudyTable, measured, pool
+from ssltui.core.store import RunInfo
+from ssltui.core.table import Cell, StudyTable, measured, pool
 from ssltui.view import format as fmt
 
 STATUS_STYLE = {"running": "bold green", "completed": "", "failed": "red", "interrupted": "yellow",

@@ -11,7 +11,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Static
 
-from ssltui.engine.errors import ConfigError
+from ssltui.core.errors import ConfigError
 from ssltui.view.format import plain
 
 BACK = Binding("escape,q", "app.pop_screen", "Back")

@@ -15,7 +15,7 @@ from textual.screen import Screen
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 
-from ssltui.engine.errors import ConfigError
+from ssltui.core.errors import ConfigError
 from ssltui.tui.choices import load_choices, save_choices
 from ssltui.tui.launch import (DEFAULT_DATA, DEVICES, LABEL_CHOICES, METHODS, STUDY, LaunchRequest, Param,
                                check_data, hyperparameters, parse_fractions, parse_seeds, preset_defaults,

@@ -17,8 +17,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, RichLog, Static
 from textual.worker import get_current_worker
 
-from ssltui.engine.errors import ConfigError
-from ssltui.engine.store import RunDir
+from ssltui.core.errors import ConfigError
+from ssltui.core.store import RunDir
 from ssltui.tui.launch import Launched, cancel_run
 from ssltui.tui.manage import RESUMABLE
 from ssltui.tui.runstate import PhaseState, RunState

@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Log, Static
 from textual.worker import get_current_worker
 
-from ssltui.engine.errors import ConfigError
+from ssltui.core.errors import ConfigError
 from ssltui.tui.screens.common import HELP, SCROLL_KEYS
 from ssltui.tui.watch import PROCESS_LOG, FileTail
 

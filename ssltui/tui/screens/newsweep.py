@@ -14,9 +14,9 @@ from textual.containers import Grid, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Static
 
-from ssltui.engine.config import METHODS
-from ssltui.engine.errors import ConfigError, SsltuiError
-from ssltui.engine.sweep.space import METRICS
+from ssltui.core.config import METHODS
+from ssltui.core.errors import ConfigError, SsltuiError
+from ssltui.core.sweep.space import METRICS
 from ssltui.tui.launch import DEFAULT_DATA, DEVICES
 from ssltui.tui.newsweep import (PRESETS_OWN, SAMPLER_CHOICES, SweepRequest, preset_values,
                                  process_key, start_sweep, sweep_presets)
@@ -102,8 +102,8 @@ class NewSweepScreen(ModalScreen[str | None]):
     @work(thread=True, exclusive=True, group="sweep-names")
     def _load_taken(self) -> None:
         """The sweeps already in the storage (Optuna reads them off the UI thread)."""
-        from ssltui.engine.sweep.report import list_sweeps
-        from ssltui.engine.sweep.study import storage_url
+        from ssltui.core.sweep.report import list_sweeps
+        from ssltui.core.sweep.study import storage_url
 
         try:
             names = frozenset(s["name"] for s in list_sweeps(storage_url(None, self.app.store.sweeps_dir())))

@@ -1,6 +1,6 @@
 """Results: the chosen runs in Table 1 beside the paper (a row per run when they differ), their
 curves overlaid on one chart, and feature-map thumbnails. The table is the model `ssltui table`
-prints (engine/table.py)."""
+prints (core/table.py)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
-from ssltui.engine.errors import ConfigError
-from ssltui.engine.events import Epoch
-from ssltui.engine.featuremaps_schema import FeatureMaps
-from ssltui.engine.store import RunDir, RunInfo
-from ssltui.engine.table import StudyTable, build_table
+from ssltui.core.errors import ConfigError
+from ssltui.core.events import Epoch
+from ssltui.core.featuremaps_schema import FeatureMaps
+from ssltui.core.store import RunDir, RunInfo
+from ssltui.core.table import StudyTable, build_table
 from ssltui.tui.screens.common import BACK, HELP, NavScroll
 from ssltui.tui.widgets.charts import OverlayChart, series_style
 from ssltui.view.featuremaps import MapsUnavailable, color_available, load_featuremaps, merge_featuremaps, render_maps

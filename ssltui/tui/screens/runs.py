@@ -14,9 +14,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import get_current_worker
 
-from ssltui.engine.errors import ConfigError
-from ssltui.engine.store import RunInfo
-from ssltui.engine.table import measured, pool
+from ssltui.core.errors import ConfigError
+from ssltui.core.store import RunInfo
+from ssltui.core.table import measured, pool
 from ssltui.tui.manage import RESUMABLE, archive_run, delete_run, folder_size
 from ssltui.tui.screens.common import Confirm, NavTable, resume_run
 from ssltui.view.format import label_fraction

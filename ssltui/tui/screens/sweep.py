@@ -17,7 +17,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual_plotext import PlotextPlot
 
-from ssltui.engine.errors import SsltuiError
+from ssltui.core.errors import SsltuiError
 from ssltui.view.sweeps import TRIAL_COLUMNS, chosen, draw_effect, importances_text, ranks, short_keys, \
     sweep_header, trial_cells
 
@@ -88,8 +88,8 @@ class SweepScreen(Screen):
     @work(thread=True, exclusive=True, group="sweep")
     def poll_sweep(self) -> None:
         """Read the study in a thread every POLL_SECONDS; only reports cross into the UI."""
-        from ssltui.engine.sweep.report import list_sweeps
-        from ssltui.engine.sweep.study import Sweep, shown_url, storage_url
+        from ssltui.core.sweep.report import list_sweeps
+        from ssltui.core.sweep.study import Sweep, shown_url, storage_url
 
         url = storage_url(None, self.app.store.sweeps_dir())
         sweep = None
@@ -241,8 +241,8 @@ class SweepScreen(Screen):
 
     @work(thread=True, exclusive=True, group="sweep-list")
     def action_next_sweep(self) -> None:
-        from ssltui.engine.sweep.report import list_sweeps
-        from ssltui.engine.sweep.study import storage_url
+        from ssltui.core.sweep.report import list_sweeps
+        from ssltui.core.sweep.study import storage_url
 
         try:
             names = [s["name"] for s in list_sweeps(storage_url(None, self.app.store.sweeps_dir()))]

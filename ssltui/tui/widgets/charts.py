@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual_plotext import PlotextPlot
 
-from ssltui.engine.events import ACCURACY_NAMES
+from ssltui.core.events import ACCURACY_NAMES
 from ssltui.tui.runstate import PhaseState
 
 

@@ -1,1 +1,0 @@
-"""The training engine. It never imports textual or typer and writes nothing to the terminal."""

@@ -1,6 +1,0 @@
-"""Pretraining methods, one module each, looked up by name.
-
-Each module `ssltui.engine.methods.<name>` defines
-`pretrain(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: DataBundle) -> ResNet20`.
-The supervised baseline has no pretraining (see evaluation/finetune.py).
-"""

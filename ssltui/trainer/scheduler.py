@@ -1,0 +1,464 @@
+"""Independent phases side by side: worker processes, each running one phase at a time.
+
+Why processes. The steps of ResNet-20 at these batch sizes are bound by host-side dispatch
+(issue 12: 250-820 operations a step at 25-35 us each, the GPU 40-48% busy), and one Python
+process dispatches one operation at a time whatever the number of threads or CUDA streams (the
+GIL serialises it). Separate processes dispatch in parallel, and their kernels overlap on one
+GPU or spread over several (`--devices cuda:0,cuda:1`). Whether two or four workers fill one
+H200 better than one is still to be measured there (benchmarks/gpu_check.sh); on the CPU the
+phases share the cores, so workers only help where one phase leaves cores idle.
+
+How. The coordinator (the process that holds run.lock and alone writes summary.json) starts
+`runtime.workers` processes with the `spawn` method, never `fork`: the TUI is threaded and
+CUDA does not survive a fork. Each worker takes its device (`--devices`, in turn), loads the
+data from the decode cache the coordinator filled, and runs the graph nodes it is sent with
+its own RunContext: its events go straight to metrics.jsonl (one write() per line, O_APPEND, so
+concurrent lines never interleave) and to the coordinator, which hands them to its listener
+(the CLI progress). A finished node returns an `Outcome` (the result, the seconds) that the
+coordinator records. Pretrained encoders pass through files (`encoders/`, the encoder cache).
+
+Stopping. SIGINT/SIGTERM to the coordinator (or Ctrl-C, which reaches every process of the
+terminal's group) stops every worker after its current step; each saves its phase checkpoint,
+the run is marked interrupted and `ssltui resume` restarts only the unfinished phases. A worker
+that dies (SIGKILL, the out-of-memory killer) fails its phase in one line and is not retried:
+the cause that killed it would most likely kill a retry too, and the sequential path ends a
+run at its first failed phase as well. The other workers stop at a checkpoint, the run is
+marked failed, and `ssltui resume` continues every unfinished phase from its checkpoint. A
+worker whose coordinator dies stops the same way (its task pipe closes).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ssltui.core.config import EVALUATIONS, RunOptions
+from ssltui.trainer.data.bundle import make_bundle
+from ssltui.trainer.data.sources import load_source
+from ssltui.trainer.device import DeviceSettings, pick_device
+from ssltui.core.errors import ConfigError, DataError, ExitCode, RunFailed, RunInterrupted, SsltuiError, first_line
+from ssltui.core.events import Event, PhaseRef, PhaseStart
+from ssltui.core.graph import PhaseNode, build_graph
+from ssltui.trainer.loop import RunContext
+from ssltui.core.paths import data_dir
+from ssltui.trainer.phases import PhaseExecutor
+from ssltui.core.presets import Plan
+from ssltui.trainer.runner import peak_memory
+from ssltui.core.store import RunDir
+
+POLL_SECONDS = 0.2  # how soon the coordinator passes a stop request on
+QUIT_SECONDS = 30.0  # a worker told to quit that is still alive after this is terminated
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+_ERRORS = {int(ExitCode.USAGE): ConfigError, int(ExitCode.DATA): DataError,
+           int(ExitCode.INTERRUPTED): RunInterrupted}
+
+
+@dataclass
+class WorkerSpec:
+    """What a worker process is started with (pickled to it)."""
+
+    index: int  # 1, 2, ...
+    device: str
+    workers: int  # how many share this machine (each takes its share of the CPU threads)
+    run_path: str
+    plan: Plan
+    opts: RunOptions
+    cache_dir: str | None
+
+
+# ---------------------------------------------------------------- the worker process
+
+class _Stop:
+    """The worker's stop request, whoever makes it (a signal, the coordinator, a lost pipe),
+    before and after its RunContext exists."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self.ctx: Any = None
+
+    def __call__(self, reason: str) -> None:
+        self.reason = self.reason or reason
+        if self.ctx is not None:
+            self.ctx.request_stop(self.reason)
+
+
+def _install_stop_handlers(stop: _Stop) -> None:
+    """A first SIGINT/SIGTERM stops after the current step; a second exits at once (as the CLI).
+    The coordinator started us with both blocked, so none was lost before this point."""
+    count = [0]
+
+    def handler(signum: int, _frame: object) -> None:
+        count[0] += 1
+        if count[0] > 1:
+            os._exit(ExitCode.INTERRUPTED)
+        stop(f"stopped by {signal.Signals(signum).name}")
+
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+def _read_tasks(tasks: Connection, inbox: queue.Queue, stop: _Stop) -> None:
+    """The worker's reader thread: nodes to the inbox, a stop request to the flag at once (the
+    main thread is busy training), and the coordinator's end (quit, or its death) as None."""
+    while True:
+        try:
+            msg = tasks.recv()
+        except (EOFError, OSError):
+            stop("the coordinating process is gone")
+            inbox.put(None)
+            return
+        if msg[0] == "stop":
+            stop(msg[1])
+        elif msg[0] == "run":
+            inbox.put(msg[1])
+        else:
+            inbox.put(None)
+            return
+
+
+class WorkerContext(RunContext):
+    """A worker's RunContext: each PhaseStart names the worker and its device."""
+
+    def __init__(self, run: RunDir, dev: DeviceSettings, listener: Callable[[Event], None], worker: int,
+                 device_name: str):
+        super().__init__(run, dev, listener)
+        self.worker, self.device_name = worker, device_name
+
+    def emit(self, event: Event) -> None:
+        if isinstance(event, PhaseStart):
+            event = event.model_copy(update={"worker": self.worker, "device": self.device_name})
+        super().emit(event)
+
+
+def worker_main(spec: WorkerSpec, tasks: Connection, reports: Connection) -> None:
+    """A worker process: take the device, then run the nodes it is sent, one at a time, until
+    told to quit. Any end but `quit` (a stop, a failure) is reported in one line and ends it."""
+    stop = _Stop()
+    _install_stop_handlers(stop)
+    run = RunDir(Path(spec.run_path))
+
+    def send(msg: tuple) -> None:
+        try:
+            reports.send(msg)
+        except (OSError, ValueError):
+            stop("the coordinating process is gone")
+
+    executor = node = None
+    try:
+        ctx = _boot(spec, run, stop, send)
+        inbox: queue.Queue = queue.Queue()
+        threading.Thread(target=_read_tasks, args=(tasks, inbox, stop), daemon=True).start()
+        while (node := inbox.get()) is not None:
+            executor = executor or _executor(spec, ctx, run)
+            send(("done", executor.run(node)))
+        send(("bye", peak_memory()))
+    except BaseException as exc:  # noqa: BLE001 - every end is reported in one line, never a traceback on screen
+        current = executor.current if executor is not None else None
+        send(("stopped", node.name if node else None, current.phase if current else None, *_report(exc, run)))
+    finally:
+        # Everything it wrote is whole and closed; tearing down an interpreter with torch loaded
+        # took 2-10 s on a busy CPU, time the run would wait for nothing.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def _boot(spec: WorkerSpec, run: RunDir, stop: _Stop, send: Callable[[tuple], None]) -> WorkerContext:
+    """Take the device (its share of the CPU threads too) and say hello with its name."""
+    torch.set_num_threads(max(1, torch.get_num_threads() // spec.workers))
+    dev = pick_device(spec.device, spec.plan.parts[0].runtime)
+    ctx = WorkerContext(run, dev, lambda e: send(("event", e)), spec.index, str(dev.device))
+    stop.ctx = ctx
+    if stop.reason:
+        ctx.request_stop(stop.reason)
+    send(("hello", dev.describe()))
+    return ctx
+
+
+def _report(exc: BaseException, run: RunDir) -> tuple[str, int, str]:
+    """(status, exit code, one-line message) of how a worker's node ended."""
+    if isinstance(exc, RunInterrupted):
+        return "interrupted", int(exc.exit_code), exc.message
+    if isinstance(exc, SsltuiError):
+        return "failed", int(exc.exit_code), exc.message
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", int(ExitCode.INTERRUPTED), "interrupted"
+    try:
+        run.append_log(traceback.format_exc())
+    except (OSError, SsltuiError):
+        pass
+    return "failed", int(ExitCode.FAILED), f"{type(exc).__name__}: {first_line(exc, '')} (see {run.log_path})"
+
+
+def _executor(spec: WorkerSpec, ctx: WorkerContext, run: RunDir) -> PhaseExecutor:
+    """The worker's executor, with the data loaded onto its device (from the decode cache)."""
+    first = spec.plan.parts[0]
+    raw = load_source(spec.opts.data, data_dir(spec.opts.data_dir), first.data.synthetic_train_per_class,
+                      first.data.synthetic_test_per_class, log=ctx.log,
+                      should_stop=lambda: ctx.stop_requested and (ctx.stop_reason or True))
+    bundle = make_bundle(raw, ctx.device, first.data.val_fraction, first.data.split_seed)
+    cache = Path(spec.cache_dir) if spec.cache_dir else None
+    return PhaseExecutor(ctx, spec.plan, build_graph(spec.plan), bundle, cache)
+
+
+# ---------------------------------------------------------------- the coordinator
+
+@dataclass
+class _Worker:
+    spec: WorkerSpec
+    process: Any
+    tasks: Connection
+    reports: Connection
+    alive: bool = True
+    description: str | None = None  # the device, once the worker said hello
+    quitting: bool = False  # told to quit: its end is expected
+    node: PhaseNode | None = None  # the node it runs
+    phase: PhaseRef | None = None  # the phase it last started (from its PhaseStart event)
+    memory: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"worker {self.spec.index} (pid {self.process.pid}, {self.spec.device})"
+
+    def send(self, msg: tuple) -> None:
+        try:
+            self.tasks.send(msg)
+        except (OSError, ValueError):
+            pass  # it is gone: its sentinel says so
+
+
+class Scheduler:
+    """Runs graph nodes on worker processes; used by the Runner, which records what they return."""
+
+    def __init__(self, runner: Any, workers: int, devices: list[str]):
+        self.runner = runner
+        self.count, self.devices = workers, devices
+        self.workers: list[_Worker] = []
+        self.failure: SsltuiError | None = None
+        self.stopping: str | None = None  # why the workers were told to stop
+        self.stopped: list[str] = []  # phases that saved a checkpoint and stopped
+
+    def __enter__(self) -> "Scheduler":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    # ------------------------------------------------------------ start and end
+    def start(self) -> str:
+        """Start the workers and wait until each has taken its device; the devices, described."""
+        r = self.runner
+        spawn = multiprocessing.get_context("spawn")
+        cache = str(r.cache_dir) if r.cache_dir else None
+        for i in range(self.count):
+            spec = WorkerSpec(i + 1, self.devices[i % len(self.devices)], self.count, str(r.run.path), r.plan,
+                              r.opts, cache)
+            task_r, task_w = spawn.Pipe(duplex=False)
+            report_r, report_w = spawn.Pipe(duplex=False)
+            proc = spawn.Process(target=worker_main, args=(spec, task_r, report_w), name=f"ssltui-worker-{i + 1}",
+                                 daemon=True)
+            # Blocked through the start, so a Ctrl-C in the first second reaches the worker's own
+            # handler (it unblocks them) instead of killing it with a traceback.
+            old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+            try:
+                proc.start()
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old)
+            task_r.close()
+            report_w.close()
+            self.workers.append(_Worker(spec, proc, task_w, report_r))
+        while any(w.alive and w.description is None for w in self.workers):
+            self._pass_on_stop()
+            if self.failure is not None:
+                raise self.failure
+            if self.stopping:
+                raise RunInterrupted(f"{self.stopping} before any phase started")
+            self._wait()
+        if self.failure is not None:
+            raise self.failure
+        return describe_devices([w.description for w in self.workers if w.description])
+
+    def shutdown(self) -> None:
+        """Tell every worker to quit, collect what they say last, and end any that will not."""
+        for w in self.workers:
+            if w.alive:
+                if w.node is not None:
+                    w.send(("stop", "the run is ending"))
+                w.send(("quit",))
+                w.quitting = True
+        deadline = time.monotonic() + QUIT_SECONDS
+        while any(w.alive for w in self.workers) and time.monotonic() < deadline:
+            self._wait()
+        for w in self.workers:
+            if w.process.is_alive():
+                w.process.terminate()
+                w.process.join(5)
+            if w.process.is_alive():
+                w.process.kill()
+                w.process.join(5)
+            w.tasks.close()
+            w.reports.close()
+        self.runner.worker_memory = merge_memory([w.memory for w in self.workers])
+
+    # ------------------------------------------------------------ the loop
+    def run(self, pending: list[PhaseNode]) -> None:
+        """Run `pending` (in the graph's order of need) until done, stopped or failed."""
+        graph = self.runner.graph
+        for w in self.workers:
+            self.runner.ctx.log(f"{w.name} runs phases on {w.description}")
+        todo = {n.name for n in pending}
+        done = {n.name for n in graph.nodes} - todo
+        taken: set[str] = set()
+        while True:
+            self._pass_on_stop()
+            if not self.stopping:
+                for w in self.workers:
+                    if w.alive and w.node is None:
+                        ready = graph.ready(done, taken)
+                        if not ready:
+                            break
+                        w.node, w.phase = ready[0], None
+                        taken.add(w.node.name)
+                        w.send(("run", w.node))
+            if not any(w.node is not None for w in self.workers):
+                if self.stopping or todo <= done:
+                    break
+                if not any(w.alive for w in self.workers):
+                    raise RunFailed("every worker process died; `ssltui resume` continues the run")
+                raise RunFailed(f"no phase can start: {sorted(todo - done)[:3]} wait for phases not in the plan")
+            self._wait(done)
+        if self.failure is not None:
+            raise self.failure
+        if self.stopping:
+            where = (f"; {len(self.stopped)} running phase(s) saved a checkpoint: {', '.join(self.stopped)}"
+                     if self.stopped else " between phases")
+            raise RunInterrupted(f"{self.stopping}{where}")
+
+    def _pass_on_stop(self) -> None:
+        reason = self.runner.stop_reason
+        if reason and not self.stopping:
+            self._stop_all(reason)
+
+    def _stop_all(self, reason: str) -> None:
+        if self.stopping:
+            return
+        self.stopping = reason
+        for w in self.workers:
+            if w.alive:
+                w.send(("stop", reason))
+
+    def _fail(self, error: SsltuiError) -> None:
+        if self.failure is None:
+            self.failure = error
+        self._stop_all(f"stopped because another phase failed ({error.message[:80]})")
+
+    def _wait(self, done: set[str] | None = None) -> None:
+        """Handle what the workers said, and any that died, within one poll interval."""
+        by_conn = {w.reports: w for w in self.workers if w.alive}
+        by_sentinel = {w.process.sentinel: w for w in self.workers if w.alive}
+        for obj in wait([*by_conn, *by_sentinel], timeout=POLL_SECONDS):
+            w = by_conn.get(obj) or by_sentinel[obj]
+            if not w.alive:
+                continue
+            try:
+                while w.reports.poll():
+                    self._handle(w, w.reports.recv(), done)
+            except (EOFError, OSError):
+                pass
+            if obj in by_sentinel or not w.process.is_alive():
+                self._lost(w)
+
+    def _handle(self, w: _Worker, msg: tuple, done: set[str] | None) -> None:
+        kind = msg[0]
+        if kind == "event":
+            event = msg[1]
+            if isinstance(event, PhaseStart):
+                w.phase = event.ref
+            if self.runner.listener is not None:
+                self.runner.listener(event)
+        elif kind == "done":
+            self.runner.record(msg[1])
+            if done is not None:
+                done.add(msg[1].node)
+            w.node = None
+        elif kind == "stopped":
+            self._node_stopped(w, *msg[1:])
+        elif kind == "hello":
+            w.description = msg[1]
+        elif kind == "bye":
+            w.memory = msg[1]
+
+    def _node_stopped(self, w: _Worker, node: str | None, phase: str | None, status: str, code: int,
+                      message: str) -> None:
+        w.node = None
+        phase = phase or (w.phase.phase if w.phase is not None else None)
+        if phase is not None:
+            self.runner.phase_stopped(phase, status)
+        if status == "interrupted":
+            if phase is not None:
+                self.stopped.append(phase)
+            self._stop_all(f"{w.name} was stopped")
+        else:
+            self._fail(_ERRORS.get(code, RunFailed)(message))
+
+    def _lost(self, w: _Worker) -> None:
+        """A worker process ended: fine after `quit`; a failed phase if it still had one."""
+        w.alive = False
+        w.process.join(5)
+        code = _exit_text(w.process.exitcode)
+        if w.node is None:
+            if w.description is None and not self.stopping:
+                self._fail(RunFailed(f"{w.name} died while starting ({code})"))
+            elif not (w.quitting or self.stopping or self.runner.ctx is None):
+                self.runner.ctx.log(f"{w.name} ended while idle ({code}); the others go on", "warning")
+            return
+        node, w.node = w.node, None
+        # A pretraining's phase id names its data: known from its phase_start, if it got that far.
+        phase = w.phase.phase if w.phase is not None else node.name if node.kind in EVALUATIONS else None
+        if phase is not None:
+            self.runner.phase_stopped(phase, "interrupted" if self.stopping else "failed")
+        if not self.stopping:
+            self._fail(RunFailed(f"{w.name} died ({code}) in {phase or node.describe()}; the other phases stopped "
+                                 f"at a checkpoint and `ssltui resume {self.runner.run.id}` continues the run"))
+
+
+def _exit_text(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def describe_devices(descriptions: list[str]) -> str:
+    """'NVIDIA H200, 2 workers' or 'NVIDIA H200 x2, NVIDIA A100 x1' (for summary.json)."""
+    counts: dict[str, int] = {}
+    for d in descriptions:
+        counts[d] = counts.get(d, 0) + 1
+    if len(counts) == 1:
+        return f"{descriptions[0]}, {len(descriptions)} workers"
+    return ", ".join(f"{d} x{n}" for d, n in counts.items())
+
+
+def merge_memory(reports: list[dict]) -> dict[str, float]:
+    """The workers' peak memory summed: an upper bound of what the run held at once."""
+    out: dict[str, float] = {}
+    for rep in reports:
+        for key, value in rep.items():
+            name = "workers_peak_rss_mb" if key == "peak_rss_mb" else key
+            out[name] = round(out.get(name, 0.0) + value, 1)
+    return out

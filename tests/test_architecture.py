@@ -1,0 +1,76 @@
+"""The house's import contract: the core and the faces (cli, tui, view) load without torch, and
+nothing below imports what stands above it.
+
+- `ssltui.core` (configuration, presets, events, run store, graph, Table 1, sweep space) imports
+  neither torch, textual, typer nor the trainer, at module level or anywhere else.
+- The faces never import torch, and import the trainer only inside the function that trains.
+- The trainer never imports a face.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1] / "ssltui"
+FACES = ("cli", "tui", "view")
+
+
+def _modules(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+def _imports(path: Path, module_level_only: bool) -> list[tuple[int, str]]:
+    """(line, imported module) of every import in the file (or only those at module level)."""
+    tree = ast.parse(path.read_text(), str(path))
+    nodes = tree.body if module_level_only else list(ast.walk(tree))
+    out = []
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append((node.lineno, node.module))
+    return out
+
+
+def _offending(paths: list[Path], banned: tuple[str, ...], module_level_only: bool) -> list[str]:
+    return [f"{p.relative_to(ROOT.parent)}:{line} imports {name}"
+            for p in paths for line, name in _imports(p, module_level_only)
+            if any(name == b or name.startswith(b + ".") for b in banned)]
+
+
+def test_core_imports_no_torch_no_ui_no_trainer_anywhere():
+    banned = ("torch", "torchvision", "textual", "typer", "rich", "ssltui.trainer", "ssltui.cli", "ssltui.tui",
+              "ssltui.view")
+    assert _offending(_modules("core"), banned, module_level_only=False) == []
+
+
+@pytest.mark.parametrize("face", FACES)
+def test_faces_import_no_torch_and_the_trainer_only_inside_functions(face):
+    assert _offending(_modules(face), ("torch", "torchvision"), module_level_only=False) == []
+    assert _offending(_modules(face), ("ssltui.trainer",), module_level_only=True) == []
+
+
+def test_trainer_imports_no_face():
+    assert _offending(_modules("trainer"), ("textual", "typer", "ssltui.cli", "ssltui.tui", "ssltui.view"),
+                      module_level_only=False) == []
+
+
+def test_the_core_and_the_faces_load_without_torch():
+    """Every module of the core, the view, the CLI and the TUI app, imported in a fresh
+    interpreter, leaves torch and the trainer unloaded: the TUI's first frame never waits for torch."""
+    names = [".".join(p.relative_to(ROOT.parent).with_suffix("").parts).removesuffix(".__init__")
+             for package in ("core", *FACES) for p in _modules(package)]
+    code = ("import importlib, sys\n"
+            f"for name in {names!r}:\n    importlib.import_module(name)\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')"
+            " or m.startswith('ssltui.trainer'))\n"
+            "print(','.join(bad))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=ROOT.parent)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""
