@@ -19,6 +19,7 @@ import importlib.util
 
 from ssltui.core import registry
 from ssltui.core.errors import ConfigError, ExitCode, RunInterrupted, SsltuiError, first_line
+from ssltui.core.plan import plan_from_toml, plan_to_toml
 from ssltui.core.presets import DEFAULT_PRESET
 
 app = typer.Typer(
@@ -168,7 +169,6 @@ def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store, 
 def _dry_run(plan, opts, json_out: bool) -> int:
     """Print what `run` would do (every phase, and the resolved configuration) and train nothing."""
     from ssltui.core.graph import build_graph
-    from ssltui.trainer.runner import plan_to_toml
 
     for part in plan.parts:
         if registry.method(part.method).pretrains and \
@@ -219,7 +219,6 @@ def run(
     from ssltui.core.config import parse_list, run_options
     from ssltui.trainer.data.sources import parse_source
     from ssltui.core.presets import resolve_typed
-    from ssltui.trainer.runner import plan_to_toml
     from ssltui.core.store import RunStore
 
     plan = resolve_typed(preset, method, evaluation, labels, seeds, sets)
@@ -265,7 +264,6 @@ def resume(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> int:
     """Continue a failed, interrupted or killed run from its last checkpoint."""
-    from ssltui.trainer.runner import plan_from_toml
 
     store = _store(runs_dir)
     rd = store.get(run_id)

@@ -23,6 +23,7 @@ from ssltui.core.config import (
     VALID_EVALUATIONS,
     RunConfig,
     build_run_config,
+    check_read,
     deep_merge,
     parse_list,
     parse_set_options,
@@ -214,12 +215,13 @@ def resolve(
         raws = [deep_merge(part, cli)]
         description = str(raw.get("description", ""))
 
-    parts = []
+    parts: list[RunConfig] = []
     for r in raws:
         try:
             parts.append(build_run_config(r))
         except ConfigError as exc:
             raise ConfigError(f"preset {quoted(preset)}: {exc.message}") from None
+    check_read([opt.partition("=")[0].strip() for opt in sets or []], parts)
     return Plan(preset=preset, description=description, parts=parts, data=source)
 
 
