@@ -296,9 +296,11 @@ def validate(cfg: RunConfig) -> None:
         tc: TrainConfig = getattr(cfg, section)
         for m in tc.milestones:
             if not 0 < m < tc.epochs:
-                raise ConfigError(f"{section}.milestones: {m!r} is outside (0, {section}.epochs={tc.epochs})")
+                raise ConfigError(f"{section}.milestones: {m!r} is outside (0, {section}.epochs={tc.epochs}); "
+                                  f"give milestones inside it, or none: --set {section}.milestones=[]")
         if tc.warmup_epochs > tc.epochs:
-            raise ConfigError(f"{section}.warmup_epochs: {tc.warmup_epochs!r} exceeds {section}.epochs={tc.epochs}")
+            raise ConfigError(f"{section}.warmup_epochs: {tc.warmup_epochs!r} exceeds {section}.epochs={tc.epochs}; "
+                              f"shorten it: --set {section}.warmup_epochs={tc.epochs}")
 
 
 def set_dotted(values: dict, key: str, value: Any) -> None:

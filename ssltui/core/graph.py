@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import ssltui
@@ -19,6 +20,7 @@ from ssltui.core import registry
 from ssltui.core.config import RunConfig, to_dict
 from ssltui.core.events import PhaseRef
 from ssltui.core.presets import Plan
+from ssltui.core.schedule import PhaseLength, phase_length, split_counts, subset_size
 
 FEATUREMAPS = "featuremaps"
 
@@ -151,3 +153,22 @@ def describe_phases(plan: Plan) -> list[str]:
 
 def count_phases(plan: Plan) -> int:
     return len(build_graph(plan).phases)
+
+
+def phase_lengths(plan: Plan, graph: PhaseGraph, class_counts: Sequence[int]) -> dict[str, tuple[PhaseLength, str]]:
+    """Each training node's length on data of `class_counts` training images a class, and the
+    section whose settings gave it: what the run will train, for the dry run."""
+    out: dict[str, tuple[PhaseLength, str]] = {}
+    for n in graph.phases:
+        part = plan.parts[n.part]
+        val_fraction = part.data.val_fraction
+        if n.kind == "pretrain":
+            section, items = "pretrain", sum(split_counts(class_counts, val_fraction))
+        elif n.labels is not None and registry.evaluation(n.kind).trains:
+            settings = part.settings_of(n.kind)
+            section = n.kind
+            items = subset_size(class_counts, val_fraction, n.labels) * settings.items_per_image()
+        else:
+            continue
+        out[n.name] = (phase_length(part.settings_of(section), items), section)
+    return out
