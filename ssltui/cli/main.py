@@ -19,7 +19,7 @@ import importlib.util
 
 from ssltui.core import registry
 from ssltui.core.errors import ConfigError, ExitCode, RunInterrupted, SsltuiError, first_line
-from ssltui.core.plan import plan_from_toml, plan_to_toml
+from ssltui.core.plan import find_to_resume, plan_from_toml, plan_to_toml
 from ssltui.core.presets import DEFAULT_PRESET
 from ssltui.core.schedule import known_class_counts
 
@@ -111,7 +111,7 @@ def _load_data(plan, opts, stop: _StopRequest, quiet: bool):
         if not quiet:
             print(stamp(f"info: {message}"), file=sys.stderr, flush=True)
 
-    first = plan.parts[0].data
+    first = plan.data_settings
     return load_source(opts.data, data_dir(opts.data_dir), first.synthetic_train_per_class,
                        first.synthetic_test_per_class, log=log, should_stop=lambda: stop.reason)
 
@@ -261,7 +261,7 @@ def run(
 
         stat_source(Path(where).expanduser())  # missing, or a FIFO/device: exit 3, even with --dry-run
     if dry_run:
-        counts = known_class_counts(kind, plan.parts[0].data.synthetic_train_per_class)
+        counts = known_class_counts(kind, plan.data_settings.synthetic_train_per_class)
         if counts is None:  # a folder: its size is known once it is read (cached for the run)
             raw = _load_data(plan, opts, _StopRequest(), quiet)
             counts = tuple(int((raw.train_y == c).sum()) for c in range(raw.num_classes))
@@ -274,7 +274,7 @@ def run(
     premade = run_id is not None and (store.root / run_id).is_dir()
     raw = None if premade else _load_data(plan, opts, stop, quiet)
     if resume:
-        found = store.find_unfinished(plan_to_toml(plan, opts))
+        found = find_to_resume(store, plan, opts)
         if found is not None:
             return _execute(plan, found, opts, json_out, quiet, True, store, raw, stop)
         print("ssltui: no unfinished run of this configuration; starting a new one", file=sys.stderr)

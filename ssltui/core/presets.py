@@ -21,7 +21,9 @@ from ssltui.core.config import (
     DEFAULT_EVALUATIONS,
     METHODS,
     VALID_EVALUATIONS,
+    DataConfig,
     RunConfig,
+    RuntimeConfig,
     build_run_config,
     check_read,
     deep_merge,
@@ -166,14 +168,41 @@ def list_presets(warn: Callable[[str], None] | None = None) -> list[PresetInfo]:
     return sorted(seen.values(), key=lambda i: i.name)
 
 
+RUN_WIDE = ("data", "runtime")  # sections a run has once, whatever its parts
+
+
 @dataclass
 class Plan:
-    """What one `ssltui run` will do: one or more method pipelines."""
+    """What one `ssltui run` will do: one or more method pipelines (parts), and the run-wide
+    `data` and `runtime` settings every part shares (`resolve` refuses parts that disagree)."""
 
     preset: str
     description: str
     parts: list[RunConfig] = field(default_factory=list)
     data: str | None = None  # the data source the preset names (`--data` defaults to it)
+
+    @property
+    def data_settings(self) -> DataConfig:
+        return self.parts[0].data
+
+    @property
+    def runtime(self) -> RuntimeConfig:
+        return self.parts[0].runtime
+
+
+def check_run_wide(preset: str, parts: list[RunConfig]) -> None:
+    """A run has one `data` and one `runtime` table: parts that disagree on one are refused."""
+    for section in RUN_WIDE:
+        first = getattr(parts[0], section)
+        for i, part in enumerate(parts[1:], 1):
+            other = getattr(part, section)
+            for key in type(first).model_fields:
+                a, b = getattr(first, key), getattr(other, key)
+                if a != b:
+                    raise ConfigError(
+                        f"preset {quoted(preset)}: its parts disagree on the run-wide setting {section}.{key} "
+                        f"({a!r} in part 1, {b!r} in part {i + 1}); a run has one: set it in the study's "
+                        f"[{section}] table or with --set {section}.{key}=VALUE")
 
 
 def _run_raw(name: str, stack: tuple[str, ...] = ()) -> dict:
@@ -252,6 +281,7 @@ def resolve(
         except ConfigError as exc:
             raise ConfigError(f"preset {quoted(preset)}: {exc.message}") from None
     check_read([opt.partition("=")[0].strip() for opt in sets or []], parts)
+    check_run_wide(preset, parts)
     return Plan(preset=preset, description=description, parts=parts, data=source)
 
 
