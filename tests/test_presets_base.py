@@ -140,3 +140,10 @@ def test_cli_a_circular_base_exits_2_and_creates_nothing(presets_dir, tmp_path):
                          capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 2 and "circular" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_base_is_looked_up_beside_its_preset_first(presets_dir, tmp_path):
+    """A user's simclr-linear.toml does not change what a shipped preset built on it resolves to."""
+    (presets_dir / "simclr-linear.toml").write_text('base = "supervised"\ndescription = "mine"\n')
+    (tuned,) = resolve(str(Path(__file__).resolve().parents[1] / "presets" / "simclr-tuned.toml")).parts
+    assert tuned.method == "simclr"
