@@ -4,7 +4,7 @@ schema, `--method`, the forms, the graph, the table's row order) is derived from
 A method is declared by one torch-free module in `ssltui.core.methods` (`METHOD = Method(...)`,
 with its settings section); its training is `ssltui.trainer.methods.<name>.pretrain`. An
 evaluation likewise: `ssltui.core.evaluations.<name>.EVALUATION` and
-`ssltui.trainer.evaluation.<name>.evaluate`. docs/extending.md walks through adding one.
+`ssltui.trainer.evaluation.<name>.evaluate`. docs/architecture.md lists the files of adding one.
 """
 
 from __future__ import annotations

@@ -205,7 +205,7 @@ def pretrain(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: DataBundle
         done = epoch + 1
         # Short runs can sit near a random encoder while healthy: on a 5k CIFAR subset, SimCLR's
         # rate was +5.5 points (sqrt rule +4.8) at 125 steps, +9.0 (+7.8) at 250, the literal
-        # reading +2.9 at 250 (docs/simclr-lr.md); hence knn.guard_min_steps = 250.
+        # reading +2.9 at 250 (docs/experiments/simclr-lr.md); hence knn.guard_min_steps = 250.
         guard = guard_epoch(phase.epochs)
         guarded = done == guard and guard * phase.steps_per_epoch >= knn.guard_min_steps
         if done % knn.every_epochs and done != phase.epochs and not guarded:
