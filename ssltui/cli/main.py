@@ -6,7 +6,6 @@ Module-level imports stay light (no torch): `ssltui --help`, `presets` and `runs
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Optional
 
 import typer
 
+from ssltui.cli.jsonout import emit, emit_error
 from ssltui.cli.sweep import sweep_app
 from ssltui.core.errors import ConfigError, ExitCode, RunInterrupted, SsltuiError, first_line
 
@@ -145,14 +145,14 @@ def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store, 
             progress.close()
     summary = runner.summary
     if json_out:
-        print(json.dumps({
+        emit({
             # No summary run id: refused before starting (e.g. the run is locked by another process).
             "run_id": run.id, "status": summary.status if summary.run_id else "refused",
             "group": summary.group or None, "error": summary.error, "timings": summary.timings,
             "results": [r.model_dump(include={"method", "evaluation", "labels", "seed", "test_acc", "val_acc",
                                               "probe"})
                         for r in summary.results],
-        }), flush=True)
+        })
     elif summary.results:
         from ssltui.view.tables import results_table
 
@@ -175,10 +175,9 @@ def _dry_run(plan, opts, json_out: bool) -> int:
     phases = [n.describe() for n in graph.phases]
     config = plan_to_toml(plan, opts)
     if json_out:
-        print(json.dumps({"dry_run": True, "preset": plan.preset, "data": opts.data, "device": opts.device,
-                          "devices": opts.device_list(), "phases": phases, "config": config,
-                          "graph": [{"node": n.name, "kind": n.kind, "needs": list(n.needs)} for n in graph.nodes]}),
-              flush=True)
+        emit({"dry_run": True, "preset": plan.preset, "data": opts.data, "device": opts.device,
+              "devices": opts.device_list(), "phases": phases, "config": config,
+              "graph": [{"node": n.name, "kind": n.kind, "needs": list(n.needs)} for n in graph.nodes]})
     else:
         print(config, end="")
         after = {n.name: " after " + ", ".join(graph.node(d).describe().split(" (")[0] for d in n.needs)
@@ -239,6 +238,7 @@ def run(
     if dry_run:
         return _dry_run(plan, opts, json_out)
     store = _store(runs_dir)
+    store.check_writable()  # before the data loads: a read-only runs dir fails in a second, not after a decode
     stop = _StopRequest()
     _install_signal_handlers(stop)
     # A folder made already (the TUI makes one, then starts this) records a data error in its
@@ -284,8 +284,8 @@ def presets(json_out: bool = typer.Option(False, "--json", help="JSON list")) ->
 
     items = list_presets(warn=_warn)
     if json_out:
-        print(json.dumps([{"name": i.name, "method": i.method, "evaluation": i.evaluation,
-                           "kind": i.kind, "description": i.description, "path": str(i.path)} for i in items]))
+        emit([{"name": i.name, "method": i.method, "evaluation": i.evaluation,
+               "kind": i.kind, "description": i.description, "path": str(i.path)} for i in items])
         return
     from ssltui.view.tables import presets_table
 
@@ -302,7 +302,7 @@ def runs(runs_dir: Optional[Path] = RUNS_DIR_OPT, json_out: bool = typer.Option(
     """List saved runs, running ones first, then newest first."""
     store = _store(runs_dir)
     if json_out:
-        print(json.dumps([i.to_json() for i in store.list()]))
+        emit([i.to_json() for i in store.list()])
         return
     console = _stdout_console()
     # A pipe or a file gets every run as plain lines (for grep); a terminal a table of the newest.
@@ -353,9 +353,9 @@ def show(run_id: str = typer.Argument(...), runs_dir: Optional[Path] = RUNS_DIR_
     except ConfigError as exc:  # a damaged config.toml hides nothing else of the run
         config_text, config_error = None, exc.message
     if json_out:
-        print(json.dumps({"run": info.to_json(), "summary": info.summary.model_dump(mode="json") if info.summary else None,
-                          "config": config_text, "config_error": config_error,
-                          "epochs": [e.to_json() for e in epochs], "warnings": warnings}))
+        emit({"run": info.to_json(), "summary": info.summary.model_dump(mode="json") if info.summary else None,
+              "config": config_text, "config_error": config_error,
+              "epochs": [e.to_json() for e in epochs], "warnings": warnings})
     else:
         _print_run(info, config_text or "", config_error, warnings, epochs)
     if config_error:  # shown above with the rest; still a damaged file, as every command reports one
@@ -429,14 +429,17 @@ def entry() -> None:
     except typer.Abort:
         sys.exit(ExitCode.INTERRUPTED)
     except _USAGE_ERRORS as exc:  # usage errors: bad option, missing argument
-        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-        _err(" ".join(message.split()))
+        message = " ".join((exc.format_message() if hasattr(exc, "format_message") else str(exc)).split())
+        _err(message)
+        emit_error(message, ExitCode.USAGE)
         sys.exit(ExitCode.USAGE)
     except SsltuiError as exc:
         _err(exc.message)
+        emit_error(exc.message, exc.exit_code)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         _err("interrupted")
+        emit_error("interrupted", ExitCode.INTERRUPTED)
         sys.exit(ExitCode.INTERRUPTED)
     except BrokenPipeError:
         sys.exit(0)
@@ -444,6 +447,8 @@ def entry() -> None:
         if os.environ.get("SSLTUI_DEBUG"):
             raise
         first = first_line(exc, "")[:200]
-        _err(f"internal error: {type(exc).__name__}: {first} (SSLTUI_DEBUG=1 shows the traceback)")
+        message = f"internal error: {type(exc).__name__}: {first} (SSLTUI_DEBUG=1 shows the traceback)"
+        _err(message)
+        emit_error(message, ExitCode.FAILED)
         sys.exit(ExitCode.FAILED)
     sys.exit(rv if isinstance(rv, int) else 0)

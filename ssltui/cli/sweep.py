@@ -5,13 +5,13 @@ Importing this module costs typer only; Optuna and torch load when a sweep comma
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from ssltui.cli.jsonout import emit
 from ssltui.core.errors import ConfigError, ExitCode, SsltuiError
 
 sweep_app = typer.Typer(help="Search hyperparameters on the validation split (Optuna): run trials, "
@@ -49,11 +49,11 @@ def sweep(
     sets: list[str] = typer.Option([], "--set", help="a fixed override: key=value (repeatable)"),
     sampler: Optional[str] = typer.Option(None, "--sampler", help="grid | random | tpe (default: grid when every "
                                                                    "--param lists values, else tpe)"),
-    trials: Optional[int] = typer.Option(None, "--trials", help="trials in all (random, tpe; default 20)"),
+    trials: Optional[int] = typer.Option(None, "--trials", min=1, help="trials in all (random, tpe; default 20)"),
     metric: str = typer.Option("val_acc", "--metric", help="val_acc | knn_acc, on the validation split"),
     prune: bool = typer.Option(False, "--prune", help="stop trials below the median of earlier trials"),
-    prune_startup: int = typer.Option(3, "--prune-startup", help="complete trials before any is pruned"),
-    prune_warmup: int = typer.Option(1, "--prune-warmup", help="epochs of each phase never pruned"),
+    prune_startup: int = typer.Option(3, "--prune-startup", min=0, help="complete trials before any is pruned"),
+    prune_warmup: int = typer.Option(1, "--prune-warmup", min=0, help="epochs of each phase never pruned"),
     sampler_seed: Optional[int] = typer.Option(None, "--sampler-seed", help="seed of the sampler (one worker)"),
     name: Optional[str] = typer.Option(None, "--name", help="sweep name (default: preset and a hash of the "
                                                             "definition); --name alone joins a sweep"),
@@ -79,6 +79,7 @@ def sweep(
         _check_data(data)
     specs = parse_params(params)  # a bad --param exits 2 before Optuna or torch loads
     store = _store(runs_dir)
+    store.check_writable()  # the sweep storage and every trial's run folder go there
     if specs:
         defn = define_sweep(preset or "supervised", specs, method=method, evaluation=evaluation, labels=labels,
                             seeds=seeds, sets=sets, sampler=sampler, trials=trials, metric=metric, prune=prune,
@@ -149,9 +150,9 @@ def _work(handle, store, data: str, device: str, data_dir: Optional[Path], use_c
         print(f"ssltui: error: {exc.message}", file=sys.stderr, flush=True)
     report = handle.report()
     if json_out:
-        print(json.dumps({**report.to_json(), "worker": [o.to_json() for o in worker.outcomes],
-                          "status": "completed" if code == ExitCode.OK else "interrupted"
-                          if code == ExitCode.INTERRUPTED else "failed", "error": error}), flush=True)
+        emit({**report.to_json(), "worker": [o.to_json() for o in worker.outcomes],
+              "status": "completed" if code == ExitCode.OK else "interrupted"
+              if code == ExitCode.INTERRUPTED else "failed", "error": error})
     else:
         _print_report(report, charts=False)
     return int(code)
@@ -181,7 +182,7 @@ def show(name: str = typer.Argument(..., help="sweep name (see `ssltui sweep lis
 
     report = Sweep.open(storage_url(storage, _store(runs_dir).sweeps_dir()), name).report()
     if json_out:
-        print(json.dumps(report.to_json()))
+        emit(report.to_json())
         return
     _print_report(report, charts=True)
 
@@ -196,7 +197,7 @@ def list_(storage: Optional[str] = STORAGE_OPT, runs_dir: Optional[Path] = RUNS_
     url = storage_url(storage, _store(runs_dir).sweeps_dir())
     items = list_sweeps(url)
     if json_out:
-        print(json.dumps(items))
+        emit(items)
         return
     if not items:
         print(f"no sweeps in {shown_url(url)}")

@@ -1,0 +1,91 @@
+"""One error path: a user's or the environment's mistake is one line on stderr, the documented
+exit code (2 usage/config, 3 environment/data), nothing half-made on disk, and with `--json`
+still one JSON object on stdout. Real subprocesses, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import cli_env
+
+
+def _error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("ssltui: error")]
+
+
+def _one_line(proc: subprocess.CompletedProcess, code: int, fragment: str) -> None:
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
+    (line,) = _error_lines(proc.stderr)
+    assert fragment in line, line
+
+
+def _error_json(proc: subprocess.CompletedProcess, code: int) -> dict:
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["status"] == "error" and out["exit_code"] == code and out["error"], out
+    return out
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_a_negative_prune_startup_is_a_usage_error(run_cli, runs_dir, json_flag):
+    proc = run_cli("sweep", "--preset", "smoke", "--param", "supervised.lr=0.1,0.2", "--prune-startup", "-1",
+                   "--device", "cpu", "--data", "synthetic", *json_flag, timeout=120)
+    _one_line(proc, 2, "--prune-startup")
+    if json_flag:
+        assert "--prune-startup" in _error_json(proc, 2)["error"]
+    assert not (runs_dir / "sweeps").exists()  # refused before the storage is made
+
+
+@pytest.mark.parametrize("name", [".archive", ".", "cache", "sweeps"])
+def test_show_refuses_a_name_that_is_not_a_run(run_cli, runs_dir, name):
+    for folder in (".archive", "cache", "sweeps"):
+        (runs_dir / folder).mkdir(parents=True, exist_ok=True)
+    proc = run_cli("show", name, "--json")
+    _one_line(proc, 2, name)
+    assert _error_json(proc, 2)["error"].startswith(("no run", "'.'"))
+
+
+def test_a_usage_error_with_json_still_prints_json(run_cli):
+    proc = run_cli("run", "--preset", "nope", "--json")
+    _one_line(proc, 2, "unknown preset")
+    assert "unknown preset" in _error_json(proc, 2)["error"]
+    proc = run_cli("runs", "--json", "--bogus")
+    assert proc.returncode == 2 and _error_json(proc, 2)
+
+
+def _read_only(runs: os.PathLike) -> list[str]:
+    """A command prefix under which `runs` is read-only: a read-only bind mount in a private
+    mount namespace for root (whom file modes do not stop), the folder's mode for anyone else."""
+    if os.geteuid() != 0:
+        os.chmod(runs, 0o555)
+        return []
+    if shutil.which("unshare") is None:
+        pytest.skip("running as root without unshare: no way to make a folder read-only for root")
+    return ["unshare", "-rm", "sh", "-c", 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" "$0" && '
+                                          'shift && exec "$@"', str(runs), "--"]
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_a_read_only_runs_dir_is_exit_3_before_the_data_loads(tmp_path, json_flag):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "old-run").mkdir()
+    # cifar10 with an empty download dir and no network would fail on the data (exit 3 naming
+    # --data): the runs dir must be refused first, by name.
+    cmd = _read_only(runs) + [sys.executable, "-m", "ssltui", "run", "--preset", "smoke", "--data", "cifar10",
+                              "--data-dir", str(tmp_path / "dl"), "--device", "cpu", *json_flag]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=cli_env(runs, tmp_path / "dl"),
+                          stdin=subprocess.DEVNULL)
+    _one_line(proc, 3, str(runs))
+    assert "--runs-dir" in _error_lines(proc.stderr)[0]
+    assert "cifar" not in proc.stderr.lower()
+    assert sorted(p.name for p in runs.iterdir()) == ["old-run"]
+    assert not (tmp_path / "dl").exists()  # the data was never touched
+    if json_flag:
+        assert str(runs) in _error_json(proc, 3)["error"]
