@@ -121,3 +121,33 @@ def test_presets_json_lists_methods(run_cli):
     proc = run_cli("presets", "--json")
     items = {p["name"]: p for p in json.loads(proc.stdout)}
     assert items["supervised"]["method"] == "supervised" and items["smoke"]["description"]
+
+
+SHARED_OPTIONS = ("preset", "method", "evaluation", "labels", "seeds", "device", "data", "data_dir", "sets",
+                  "runs_dir", "no_cache", "json_out", "quiet")
+
+
+def test_run_and_sweep_declare_their_common_options_once():
+    """`run` and `sweep` take the same 13 options from one declaration: the same flags, help and
+    type in both (a default may differ: `run` trains the supervised preset when none is named)."""
+    import inspect
+    import typing
+
+    import typer.main
+
+    from ssltui.cli import main, sweep
+
+    cli = typer.main.get_command(main.app)
+    run_params = {p.name: p for p in cli.commands["run"].params}
+    sweep_params = {p.name: p for p in cli.commands["sweep"].params}
+    for name in SHARED_OPTIONS:
+        a, b = run_params[name], sweep_params[name]
+        assert (a.opts, a.secondary_opts, a.help, a.multiple, a.is_flag) == \
+               (b.opts, b.secondary_opts, b.help, b.multiple, b.is_flag), name
+        # declared once: both signatures name the same Annotated alias
+        run_hint = typing.get_type_hints(main.run, include_extras=True)[name]
+        sweep_hint = typing.get_type_hints(sweep.sweep, include_extras=True)[name]
+        assert typing.get_origin(run_hint) is typing.Annotated and run_hint == sweep_hint, name
+    assert "--preset" in run_params["preset"].opts and "-p" in run_params["preset"].opts
+    assert run_params["preset"].default == "supervised" and sweep_params["preset"].default is None
+    assert inspect.signature(main.run).parameters["device"].default == "auto"

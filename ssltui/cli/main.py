@@ -13,6 +13,7 @@ from typing import Optional
 
 import typer
 
+from ssltui.cli import options as opt
 from ssltui.cli.jsonout import emit, emit_error
 from ssltui.cli.sweep import sweep_app
 from ssltui.core.errors import ConfigError, ExitCode, RunInterrupted, SsltuiError, first_line
@@ -65,7 +66,6 @@ def main(ctx: typer.Context) -> None:
 
 # ---------------------------------------------------------------- run / resume
 
-RUNS_DIR_OPT = typer.Option(None, "--runs-dir", help="run store (default: $SSLTUI_RUNS_DIR or the user data dir)")
 
 
 class _StopRequest:
@@ -189,26 +189,25 @@ def _dry_run(plan, opts, json_out: bool) -> int:
 
 @app.command()
 def run(
-    preset: str = typer.Option("supervised", "--preset", "-p", help="preset name or .toml path (see `ssltui presets`)"),
-    method: Optional[str] = typer.Option(None, "--method", help="supervised | simclr | rotnet"),
-    evaluation: Optional[str] = typer.Option(None, "--evaluation", help="comma list of supervised, linear, semi, knn"),
-    labels: Optional[str] = typer.Option(None, "--labels", help="label fractions, e.g. 0.01,0.1"),
-    seeds: Optional[str] = typer.Option(None, "--seeds", help="seeds, e.g. 0,1,2"),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    preset: opt.Preset = "supervised",
+    method: opt.Method = None,
+    evaluation: opt.Evaluation = None,
+    labels: opt.Labels = None,
+    seeds: opt.Seeds = None,
+    device: opt.Device = "auto",
     devices: Optional[str] = typer.Option(None, "--devices",
                                           help="phases side by side on these devices, e.g. cuda:0,cuda:1 "
                                                "(one worker process each unless runtime.workers says more)"),
-    data: Optional[str] = typer.Option(None, "--data", help="cifar10 | synthetic | folder:PATH (folder or .tar.gz); "
-                                       "default: the preset's data source, else cifar10"),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="download/cache dir (default: $SSLTUI_DATA_DIR or the user cache dir)"),
-    sets: list[str] = typer.Option([], "--set", help="override a hyperparameter: key=value (repeatable)"),
-    runs_dir: Optional[Path] = RUNS_DIR_OPT,
+    data: opt.Data = None,
+    data_dir: opt.DataDir = None,
+    sets: opt.Sets = [],  # noqa: B006 - typer's default for a repeatable option, never mutated
+    runs_dir: opt.RunsDir = None,
     group: Optional[str] = typer.Option(None, "--group", help="group name for `ssltui table` (default: the run id)"),
     run_id: Optional[str] = typer.Option(None, "--run-id", help="use this (new or empty) run folder name"),
     resume: bool = typer.Option(False, "--resume", help="continue the newest unfinished run of the same configuration"),
-    no_cache: bool = typer.Option(False, "--no-cache", help="do not reuse pretrained encoders from earlier runs"),
-    json_out: bool = typer.Option(False, "--json", help="print one JSON object as stdout's last line"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress on stderr"),
+    no_cache: opt.NoCache = False,
+    json_out: opt.JsonOut = False,
+    quiet: opt.Quiet = False,
     dry_run: bool = typer.Option(False, "--dry-run", help="check everything, print the resolved plan, train nothing"),
 ) -> int:
     """Train and evaluate: pretraining, then each evaluation at each label fraction and seed."""
@@ -257,7 +256,7 @@ def run(
 @app.command()
 def resume(
     run_id: str = typer.Argument(..., help="run id (or a unique prefix/suffix)"),
-    runs_dir: Optional[Path] = RUNS_DIR_OPT,
+    runs_dir: opt.RunsDir = None,
     json_out: bool = typer.Option(False, "--json"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> int:
@@ -296,7 +295,7 @@ NEWEST_RUNS = 50  # rows of `ssltui runs` on a terminal without --all
 
 
 @app.command()
-def runs(runs_dir: Optional[Path] = RUNS_DIR_OPT, json_out: bool = typer.Option(False, "--json"),
+def runs(runs_dir: opt.RunsDir = None, json_out: bool = typer.Option(False, "--json"),
          all_runs: bool = typer.Option(False, "--all",
                                        help=f"every run (a terminal shows the newest {NEWEST_RUNS})")) -> None:
     """List saved runs, running ones first, then newest first."""
@@ -330,7 +329,7 @@ def runs(runs_dir: Optional[Path] = RUNS_DIR_OPT, json_out: bool = typer.Option(
 def maps(run_id: str = typer.Argument(..., help="run id (or a unique prefix/suffix)"),
          image: Optional[int] = typer.Option(None, "--image", help="only this image (0-based)"),
          ascii_only: bool = typer.Option(False, "--ascii", help="plain ASCII shading even on a colour terminal"),
-         runs_dir: Optional[Path] = RUNS_DIR_OPT) -> None:
+         runs_dir: opt.RunsDir = None) -> None:
     """Feature-map thumbnails of a finished run: 4 channels at the end of each stage, per model."""
     from ssltui.cli.maps import print_maps
 
@@ -338,7 +337,7 @@ def maps(run_id: str = typer.Argument(..., help="run id (or a unique prefix/suff
 
 
 @app.command()
-def show(run_id: str = typer.Argument(...), runs_dir: Optional[Path] = RUNS_DIR_OPT,
+def show(run_id: str = typer.Argument(...), runs_dir: opt.RunsDir = None,
          json_out: bool = typer.Option(False, "--json")) -> None:
     """A run's configuration, results and curves."""
     from ssltui.core.events import Epoch, warning_messages
@@ -391,7 +390,7 @@ def _print_run(info, config_text: str, config_error: str | None, warnings: list[
 def table(group: Optional[str] = typer.Argument(None, help="group or run id (default: the newest run's group)"),
           fmt: str = typer.Option("rich", "--format", help="rich | markdown | csv | json"),
           json_out: bool = typer.Option(False, "--json", help="same as --format json"),
-          runs_dir: Optional[Path] = RUNS_DIR_OPT) -> None:
+          runs_dir: opt.RunsDir = None) -> None:
     """Table 1 of the paper beside ours: paper, ours (mean ± std over seeds), difference."""
     from ssltui.cli.table import table_command
 

@@ -11,6 +11,7 @@ from typing import Optional
 
 import typer
 
+from ssltui.cli import options as opt
 from ssltui.cli.jsonout import emit
 from ssltui.core.errors import ConfigError, ExitCode, SsltuiError
 
@@ -20,7 +21,6 @@ sweep_app = typer.Typer(help="Search hyperparameters on the validation split (Op
 
 STORAGE_OPT = typer.Option(None, "--storage", help="Optuna storage URL (default: $SSLTUI_SWEEP_STORAGE or "
                                                    "<runs dir>/sweeps/optuna.db); postgresql://... to share a sweep")
-RUNS_DIR_OPT = typer.Option(None, "--runs-dir", help="run store (default: $SSLTUI_RUNS_DIR or the user data dir)")
 
 
 def _store(runs_dir: Optional[Path]):
@@ -41,12 +41,12 @@ def sweep(
     ctx: typer.Context,
     params: list[str] = typer.Option([], "--param", help="KEY=SPEC: log:LO:HI, int:LO:HI, LO:HI or a,b,c "
                                                          "(repeatable)"),
-    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="preset name or .toml path"),
-    method: Optional[str] = typer.Option(None, "--method", help="supervised | simclr | rotnet"),
-    evaluation: Optional[str] = typer.Option(None, "--evaluation", help="comma list of supervised, linear, semi, knn"),
-    labels: Optional[str] = typer.Option(None, "--labels", help="label fractions, e.g. 0.01,0.1"),
-    seeds: Optional[str] = typer.Option(None, "--seeds", help="seeds, e.g. 0,1 (each trial runs every seed)"),
-    sets: list[str] = typer.Option([], "--set", help="a fixed override: key=value (repeatable)"),
+    preset: opt.Preset = None,
+    method: opt.Method = None,
+    evaluation: opt.Evaluation = None,
+    labels: opt.Labels = None,
+    seeds: opt.Seeds = None,
+    sets: opt.Sets = [],  # noqa: B006 - typer's default for a repeatable option, never mutated
     sampler: Optional[str] = typer.Option(None, "--sampler", help="grid | random | tpe (default: grid when every "
                                                                    "--param lists values, else tpe)"),
     trials: Optional[int] = typer.Option(None, "--trials", min=1, help="trials in all (random, tpe; default 20)"),
@@ -58,14 +58,13 @@ def sweep(
     name: Optional[str] = typer.Option(None, "--name", help="sweep name (default: preset and a hash of the "
                                                             "definition); --name alone joins a sweep"),
     storage: Optional[str] = STORAGE_OPT,
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
-    data: Optional[str] = typer.Option(None, "--data", help="cifar10 | synthetic | folder:PATH (default: a new "
-                                                            "sweep's preset's, else cifar10; a joined sweep's own)"),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="download/cache dir"),
-    runs_dir: Optional[Path] = RUNS_DIR_OPT,
-    no_cache: bool = typer.Option(False, "--no-cache", help="do not reuse pretrained encoders"),
-    json_out: bool = typer.Option(False, "--json", help="print one JSON object as stdout's last line"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress on stderr"),
+    device: opt.Device = "auto",
+    data: opt.Data = None,
+    data_dir: opt.DataDir = None,
+    runs_dir: opt.RunsDir = None,
+    no_cache: opt.NoCache = False,
+    json_out: opt.JsonOut = False,
+    quiet: opt.Quiet = False,
 ) -> int:
     """Run trials of a sweep until it has them all: each trial is an ordinary run (group = the
     sweep's name). Several workers (`--name N --storage postgresql://...`) share one sweep."""
@@ -174,7 +173,7 @@ def _print_report(report, charts: bool) -> None:
 
 @sweep_app.command("show")
 def show(name: str = typer.Argument(..., help="sweep name (see `ssltui sweep list`)"),
-         storage: Optional[str] = STORAGE_OPT, runs_dir: Optional[Path] = RUNS_DIR_OPT,
+         storage: Optional[str] = STORAGE_OPT, runs_dir: opt.RunsDir = None,
          json_out: bool = typer.Option(False, "--json", help="one JSON object")) -> None:
     """Trials ranked by the validation metric, each parameter's effect, and the test accuracy of
     the chosen trial only."""
@@ -188,7 +187,7 @@ def show(name: str = typer.Argument(..., help="sweep name (see `ssltui sweep lis
 
 
 @sweep_app.command("list")
-def list_(storage: Optional[str] = STORAGE_OPT, runs_dir: Optional[Path] = RUNS_DIR_OPT,
+def list_(storage: Optional[str] = STORAGE_OPT, runs_dir: opt.RunsDir = None,
           json_out: bool = typer.Option(False, "--json", help="JSON list")) -> None:
     """The sweeps in a storage: name, preset, metric, sampler, trials, best value."""
     from ssltui.core.sweep.report import list_sweeps
