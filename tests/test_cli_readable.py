@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -53,14 +54,44 @@ def test_9_runs_fits_the_terminal_with_whole_ids_and_numbers(run_cli, fixture_ru
     assert out.returncode == 0, out.stderr
     lines = ANSI_CODE.sub("", out.stdout).splitlines()
     assert all(len(line) <= columns for line in lines)
-    assert lines[0].split()[:2] == ["status", "method"]  # headers whole, never 's…'
+    assert lines[0].split()[0] == "status" and "…" not in lines[0]  # headers whole, never 's…'
     for rid in (STUDY_ID, SMOKE_ID, FAILED_ID):
         assert sum(rid in line for line in lines) == 1
     study = next(i for i, line in enumerate(lines) if STUDY_ID in line)
     if columns >= 120:
         assert "1% 66.8 10% 82.1 (+3)" in lines[study] and "01-01 12:00" in lines[study]  # one line a run
     else:  # one label fraction a line, under each other
-        assert "1% 66.8" in lines[study] and "10% 82.1" in lines[study + 1] and "sup+simclr+rot" in lines[study]
+        assert "1% 66.8" in lines[study] and "10% 82.1" in lines[study + 1] and "01-01 12:00" in lines[study]
+
+
+LONG_ID = "20260103-120000-simclr-linear-with-a-long-preset-name-a1b2c3"
+
+
+@pytest.mark.parametrize("columns", [60, 80])
+def test_runs_at_80_columns_keeps_status_accuracy_date_and_an_ellipsised_id(run_cli, fixture_runs, columns):
+    """A run id too long for the terminal is cut from the left with an ellipsis, keeping its end (a
+    unique suffix that `ssltui show` accepts); status, accuracy and start date always stay."""
+    shutil.copytree(fixture_runs / STUDY_ID, fixture_runs / LONG_ID)
+    out = run_cli("runs", COLUMNS=str(columns), TTY_COMPATIBLE="1")
+    assert out.returncode == 0, out.stderr
+    lines = ANSI_CODE.sub("", out.stdout).splitlines()
+    assert all(len(line) <= columns for line in lines), lines
+    header = lines[0].split()
+    assert header[0] == "status" and "test" in header and "started" in header and "id" in header
+    for line in lines[2:]:
+        if not line.split() or not line.split()[0][0].isalpha():
+            continue  # the second line of a run's accuracy
+        assert line.split()[0] in ("completed", "failed", "interrupted"), line  # whole, never 'interrupt…'
+    long_line = next(line for line in lines if line.split() and line.split()[-1].startswith("…")
+                     and LONG_ID.endswith(line.split()[-1][1:]))
+    shown = long_line.split()[-1]
+    assert len(shown) > 12
+    assert "1% 66.8" in long_line and "01-01 12:00" in long_line  # the copy keeps the study's start
+    show = run_cli("show", shown[1:], "--json")
+    assert json.loads(show.stdout)["run"]["run_id"] == LONG_ID  # the suffix shown finds the run
+    for rid in (STUDY_ID, SMOKE_ID, FAILED_ID):  # at 80 columns the usual ids stay whole, at 60 their end
+        assert sum(rid in line if columns >= 80 else rid.endswith(line.split()[-1][1:]) for line in lines
+                   if line.split() and line.split()[-1] != "id") == 1, rid
 
 
 def test_9_runs_in_a_pipe_is_one_plain_line_a_run(run_cli, fixture_runs):
