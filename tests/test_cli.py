@@ -68,7 +68,10 @@ def test_show_prints_config_results_and_curves(smoke_run):
     show = subprocess.run([sys.executable, "-m", "ssltui", "show", run_id[-6:]], capture_output=True, text=True,
                           env=cli_env(runs, data), timeout=60)
     assert show.returncode == 0, show.stderr
-    assert "[[parts]]" in show.stdout and "supervised" in show.stdout and "loss" in show.stdout
+    assert "supervised" in show.stdout and "loss" in show.stdout
+    config = subprocess.run([sys.executable, "-m", "ssltui", "show", run_id[-6:], "--config"], capture_output=True,
+                            text=True, env=cli_env(runs, data), timeout=60)
+    assert "[[parts]]" in config.stdout
     js = subprocess.run([sys.executable, "-m", "ssltui", "show", run_id, "--json"], capture_output=True,
                         text=True, env=cli_env(runs, data), timeout=60)
     assert len(json.loads(js.stdout)["epochs"]) == 10

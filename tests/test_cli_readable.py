@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 
 import pytest
 
@@ -136,6 +137,33 @@ def test_12_show_in_a_pipe_has_no_escape_codes_and_whole_legends(run_cli, fixtur
     for label in ("simclr pretrain s0", "rotnet semi 10% s1", "supervised 1% s0 (validation)"):
         assert label in out.stdout
     assert "•• " in out.stdout and "xx " in out.stdout  # markers tell the curves apart without colour
+
+
+def test_show_leads_with_the_results_and_prints_the_configuration_on_request(run_cli, fixture_runs):
+    config = fixture_runs / STUDY_ID / "config.toml"
+    # a line longer than any terminal: printed through rich, it would wrap into invalid TOML
+    config.write_text(config.read_text() + f'\n[notes]\ntext = "{"a long note " * 20}"\n')
+    out = run_cli("show", STUDY_ID, COLUMNS="80")
+    assert out.returncode == 0, out.stderr
+    assert "[[parts]]" not in out.stdout and "[notes]" not in out.stdout
+    lines = out.stdout.splitlines()
+    results = next(i for i, line in enumerate(lines) if "test acc" in line)
+    assert results < 8 and "82.30" in out.stdout  # the results come right after the header
+    assert f"ssltui show {STUDY_ID} --config" in out.stdout  # how to see the rest
+    toml = run_cli("show", STUDY_ID, "--config", COLUMNS="80")
+    assert toml.returncode == 0, toml.stderr
+    assert toml.stdout == config.read_text()  # byte for byte: valid TOML, never wrapped
+    tomllib.loads(toml.stdout)
+    js = json.loads(run_cli("show", STUDY_ID, "--json").stdout)
+    assert js["config"] == config.read_text()  # --json keeps the configuration
+
+
+def test_show_config_of_a_damaged_config_is_one_line(run_cli, fixture_runs):
+    (fixture_runs / STUDY_ID / "config.toml").write_bytes(bytes(range(256)))
+    out = run_cli("show", STUDY_ID, "--config")
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.splitlines() == [f"ssltui: error: {fixture_runs / STUDY_ID / 'config.toml'}: not UTF-8 text "
+                                       f"(damaged)"]
 
 
 def test_14_a_cancel_is_no_error_and_says_how_to_resume(tmp_path, runs_dir):

@@ -338,11 +338,17 @@ def maps(run_id: str = typer.Argument(..., help="run id (or a unique prefix/suff
 
 @app.command()
 def show(run_id: str = typer.Argument(...), runs_dir: opt.RunsDir = None,
+         config: bool = typer.Option(False, "--config", help="print only the run's configuration (config.toml, "
+                                                             "as TOML)"),
          json_out: bool = typer.Option(False, "--json")) -> None:
-    """A run's configuration, results and curves."""
+    """A run's results, warnings and curves; its configuration with --config."""
     from ssltui.core.events import Epoch, warning_messages
 
     rd = _store(runs_dir).get(run_id)
+    if config:  # the file as written: valid TOML for a file or `--preset`, never wrapped to the terminal
+        sys.stdout.write(rd.read_config_text())
+        sys.stdout.flush()
+        return
     info = rd.info()
     events = rd.read_events()
     epochs = [e for e in events if isinstance(e, Epoch)]
@@ -356,13 +362,14 @@ def show(run_id: str = typer.Argument(...), runs_dir: opt.RunsDir = None,
               "config": config_text, "config_error": config_error,
               "epochs": [e.to_json() for e in epochs], "warnings": warnings})
     else:
-        _print_run(info, config_text or "", config_error, warnings, epochs)
+        _print_run(info, config_error, warnings, epochs)
     if config_error:  # shown above with the rest; still a damaged file, as every command reports one
         raise ConfigError(config_error)
 
 
-def _print_run(info, config_text: str, config_error: str | None, warnings: list[str], epochs: list) -> None:
-    """`show`'s text: header, configuration (or why it cannot be shown), results, warnings, curves."""
+def _print_run(info, config_error: str | None, warnings: list[str], epochs: list) -> None:
+    """`show`'s text: header, results, warnings, curves, and where the configuration is (or why
+    it cannot be shown)."""
     from rich.text import Text
 
     from ssltui.cli.render import curves_report
@@ -370,14 +377,14 @@ def _print_run(info, config_text: str, config_error: str | None, warnings: list[
 
     console = _stdout_console()
     console.print(run_header(info))
-    if config_error:
-        console.print(Text(f"config: {config_error}", style="yellow"), soft_wrap=True)
-    else:
-        console.print(config_text, markup=False, highlight=False)
     if info.results:
         console.print(results_table(info.results))
     for message in warnings:
         console.print(Text(f"warning: {message}", style="yellow"), soft_wrap=True)
+    if config_error:
+        console.print(Text(f"config: {config_error}", style="yellow"), soft_wrap=True)
+    else:
+        console.print(Text(f"configuration: ssltui show {info.id} --config", style="dim"), soft_wrap=True)
     color = console.color_system is not None  # a pipe or NO_COLOR: plain text, no escape codes
     for part in curves_report(epochs, console.width, color):
         if isinstance(part, str):
