@@ -128,6 +128,29 @@ def test_10_the_progress_line_reads_at_80_columns():
     assert "ep 12/100 loss 5.482 kNN 31.0% 1.2k" in line
 
 
+@pytest.mark.parametrize("seconds_a_step", [0.5, 10.0, 400.0])
+def test_the_progress_line_never_cuts_the_eta(seconds_a_step):
+    from ssltui.cli.progress import RichProgress
+    from ssltui.view.format import duration
+
+    stream = io.StringIO()
+    progress = RichProgress(stream, width=80)
+    clock = [0.0]
+    progress.progress.get_time = lambda: clock[0]
+    ph = _phase()
+    progress(parse_event({"t": 0, "event": "phase_start", **ph, "epochs": 100, "steps_per_epoch": 100}))
+    for step in range(1, 6):
+        clock[0] += seconds_a_step
+        progress(parse_event({"t": clock[0], "event": "step", **ph, "epoch": 0, "step": step, "loss": 5.4821,
+                              "lr": 0.3, "images_per_s": 1234.5}))
+    remaining = progress.progress.tasks[0].time_remaining
+    progress.close()
+    line = [ln for ln in stream.getvalue().splitlines() if ln.strip()][-1]
+    assert len(line) <= 80
+    assert f"eta {duration(remaining)} " in line, line  # whole, e.g. 'eta 111:06:40', never 'eta 1:0…'
+    assert "ep 1/100" in line
+
+
 def test_12_show_in_a_pipe_has_no_escape_codes_and_whole_legends(run_cli, fixture_runs):
     out = run_cli("show", STUDY_ID, COLUMNS="80")
     assert out.returncode == 0, out.stderr
