@@ -177,9 +177,10 @@ def show(name: str = typer.Argument(..., help="sweep name (see `ssltui sweep lis
          json_out: bool = typer.Option(False, "--json", help="one JSON object")) -> None:
     """Trials ranked by the validation metric, each parameter's effect, and the test accuracy of
     the chosen trial only."""
-    from ssltui.core.sweep.study import Sweep, storage_url
+    from ssltui.core.sweep.report import open_report
+    from ssltui.core.sweep.study import storage_url
 
-    report = Sweep.open(storage_url(storage, _store(runs_dir).sweeps_dir()), name).report()
+    report = open_report(storage_url(storage, _store(runs_dir).sweeps_dir()), name)
     if json_out:
         emit(report.to_json())
         return
