@@ -89,3 +89,28 @@ def test_a_read_only_runs_dir_is_exit_3_before_the_data_loads(tmp_path, json_fla
     assert not (tmp_path / "dl").exists()  # the data was never touched
     if json_flag:
         assert str(runs) in _error_json(proc, 3)["error"]
+
+
+@pytest.mark.parametrize("setting", ["supervised.epochs=2e8", "supervised.epochs=1e12", "supervised.epochs=1e23",
+                                     "supervised.min_steps=1e12", "pretrain.epochs=100001"])
+def test_an_epoch_count_no_run_could_finish_is_refused_before_the_run_folder(run_cli, runs_dir, setting):
+    proc = run_cli("run", "--preset", "smoke", "--device", "cpu", "--set", setting, "--json", timeout=120)
+    _one_line(proc, 2, setting.split("=")[0])
+    line = _error_lines(proc.stderr)[0]
+    assert "must be <=" in line or "exceeded maximum size" in line, line
+    _error_json(proc, 2)
+    assert not runs_dir.exists() or not [p for p in runs_dir.iterdir() if p.name not in ("cache", "sweeps")]
+
+
+def test_a_sweep_whose_every_trial_failed_exits_non_zero(run_cli, runs_dir):
+    # each trial fails once it starts: 0.1% of 10 images a class is no labelled image at all
+    proc = run_cli("sweep", "--preset", "smoke", "--param", "supervised.lr=0.1,0.2", "--labels", "0.001",
+                   "--set", "data.synthetic_train_per_class=10", "--set", "data.synthetic_test_per_class=10",
+                   "--set", "supervised.epochs=1", "--set", "runtime.featuremaps=false", "--device", "cpu",
+                   "--data", "synthetic", "--json", timeout=300)
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert [w["state"] for w in out["worker"]] == ["failed", "failed"], out["worker"]
+    assert proc.returncode == 1, proc.stderr
+    assert out["status"] == "failed" and "every trial failed" in out["error"] and "0 images" in out["error"]
+    (line,) = _error_lines(proc.stderr)
+    assert "every trial failed" in line and "Traceback" not in proc.stderr
