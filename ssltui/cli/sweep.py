@@ -147,6 +147,13 @@ def _work(handle, store, data: str, device: str, data_dir: Optional[Path], use_c
     except SsltuiError as exc:
         code, error = exc.exit_code, exc.message
         print(f"ssltui: error: {exc.message}", file=sys.stderr, flush=True)
+    else:
+        failed = [o for o in worker.outcomes if o.state == "failed"]
+        if failed and len(failed) == len(worker.outcomes):  # nothing learnt: a failure, not a finished sweep
+            code = ExitCode.FAILED
+            error = (f"every trial failed ({len(failed)} of {len(failed)}); trial {failed[0].number}: "
+                     f"{failed[0].error or 'no reason recorded'}")
+            print(f"ssltui: error: {error}", file=sys.stderr, flush=True)
     report = handle.report()
     if json_out:
         emit({**report.to_json(), "worker": [o.to_json() for o in worker.outcomes],
