@@ -97,14 +97,19 @@ def test_bad_input_is_one_line_and_an_exit_code(run_cli, args, code, fragment):
     assert len([l for l in proc.stderr.splitlines() if l.startswith("ssltui: error")]) == 1
 
 
-def test_cifar10_offline_exits_3_naming_the_fix(run_cli, tmp_path):
-    """No network here: torchvision's download fails and the user is told to use --data folder:PATH."""
-    proc = run_cli("run", "--preset", "smoke", "--device", "cpu", "--data-dir", str(tmp_path / "dl"),
-                   timeout=240)
-    if proc.returncode == 0:
-        pytest.skip("this machine can reach the internet")
-    assert proc.returncode == 3, proc.stderr
+def test_cifar10_offline_exits_3_naming_the_fix(run_cli, runs_dir, tmp_path):
+    """The cifar10 source with no way to download it: every proxy variable points at a closed
+    port, so torchvision's download fails here whether or not the machine is online; the user is
+    told to use --data folder:PATH, and no run folder is left behind."""
+    closed = "http://127.0.0.1:9"  # the discard port: nothing listens there
+    proc = run_cli("run", "--preset", "smoke", "--data", "cifar10", "--device", "cpu",
+                   "--data-dir", str(tmp_path / "dl"), timeout=240, HTTP_PROXY=closed, HTTPS_PROXY=closed,
+                   http_proxy=closed, https_proxy=closed, ALL_PROXY=closed, all_proxy=closed, NO_PROXY="",
+                   no_proxy="")
+    assert proc.returncode == 3, (proc.returncode, proc.stderr)
+    assert "could not download CIFAR-10" in proc.stderr, proc.stderr
     assert "--data folder:PATH" in proc.stderr and "Traceback" not in proc.stderr
+    assert not runs_dir.exists() or not [p for p in runs_dir.iterdir() if p.name not in ("cache", "sweeps")]
 
 
 def test_fast_commands_do_not_import_torch(runs_dir):
