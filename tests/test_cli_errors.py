@@ -114,3 +114,23 @@ def test_a_sweep_whose_every_trial_failed_exits_non_zero(run_cli, runs_dir):
     assert out["status"] == "failed" and "every trial failed" in out["error"] and "0 images" in out["error"]
     (line,) = _error_lines(proc.stderr)
     assert "every trial failed" in line and "Traceback" not in proc.stderr
+
+
+def test_every_command_line_in_one_process_gets_its_error_json(monkeypatch, runs_dir):
+    """The entry point run twice in one process (as the TUI's tests and the fuzzer do): the second
+    error still prints its JSON even though the first command printed one."""
+    import contextlib
+    import io
+
+    from ssltui.cli.main import entry
+
+    outputs = []
+    for argv in (["ssltui", "runs", "--json"], ["ssltui", "show", "nope", "--json"]):
+        monkeypatch.setattr(sys, "argv", argv)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()), \
+                pytest.raises(SystemExit):
+            entry()
+        outputs.append(out.getvalue())
+    assert json.loads(outputs[0]) == []
+    assert json.loads(outputs[1])["status"] == "error" and "no run 'nope'" in json.loads(outputs[1])["error"]

@@ -19,6 +19,12 @@ def emit(obj: object) -> None:
     _printed = True
 
 
+def reset() -> None:
+    """A new command line (the entry point may run several in one process, as tests do)."""
+    global _printed
+    _printed = False
+
+
 def printed() -> bool:
     """Whether a command has printed its JSON object already."""
     return _printed

@@ -14,6 +14,7 @@ from typing import Optional
 import typer
 
 from ssltui.cli import options as opt
+from ssltui.cli import jsonout
 from ssltui.cli.jsonout import emit, emit_error
 from ssltui.cli.sweep import sweep_app
 from ssltui.core.errors import ConfigError, ExitCode, RunInterrupted, SsltuiError, first_line
@@ -428,6 +429,7 @@ _USAGE_ERRORS = _usage_errors()
 
 def entry() -> None:
     """Console-script entry: every error is one line and an exit code, never a traceback."""
+    jsonout.reset()
     try:
         rv = app(prog_name="ssltui", standalone_mode=False)
     except typer.Exit as exc:
