@@ -134,3 +134,20 @@ def test_every_command_line_in_one_process_gets_its_error_json(monkeypatch, runs
         outputs.append(out.getvalue())
     assert json.loads(outputs[0]) == []
     assert json.loads(outputs[1])["status"] == "error" and "no run 'nope'" in json.loads(outputs[1])["error"]
+
+
+def test_a_damaged_cached_encoder_says_how_to_clear_it(run_cli, runs_dir):
+    tiny = ["--preset", "smoke", "--method", "rotnet", "--evaluation", "knn", "--device", "cpu", "--data", "synthetic",
+            "--set", "data.synthetic_train_per_class=20", "--set", "data.synthetic_test_per_class=10",
+            "--set", "pretrain.epochs=1", "--set", "pretrain.batch_size=64", "--set", "knn.every_epochs=0",
+            "--set", "runtime.featuremaps=false", "-q"]
+    first = run_cli("run", *tiny, timeout=300)
+    assert first.returncode == 0, first.stderr
+    (cached,) = (runs_dir / "cache" / "encoders").glob("*.pt")
+    cached.write_bytes(b"not a checkpoint")  # a torn write, a bad disk, a foreign file
+    proc = run_cli("run", *tiny, "--json", timeout=300)
+    _one_line(proc, 2, str(cached))
+    line = _error_lines(proc.stderr)[0]
+    assert "delete" in line and "--no-cache" in line, line
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["status"] == "failed" and "--no-cache" in out["error"], out
