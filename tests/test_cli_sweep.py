@@ -47,3 +47,32 @@ def test_sweep_show_of_a_missing_sweep_creates_nothing(tmp_path):
                           timeout=60, env=cli_env(runs, tmp_path / "data"))
     assert proc.returncode == 2 and "no sweep 'nope'" in proc.stderr
     assert not (runs / "sweeps" / "optuna.db").exists()
+
+
+LIST = """
+import json, sys
+from ssltui.cli.main import entry
+sys.argv = ['ssltui', 'sweep', 'list', '--json']
+try:
+    entry()
+except SystemExit as e:
+    assert e.code == 0, e.code
+print(json.dumps(sorted(m for m in ('optuna', 'sqlalchemy', 'torch') if m in sys.modules)))
+"""
+
+
+def test_sweep_list_of_an_sqlite_storage_needs_no_optuna(tmp_path):
+    """The listing is a few queries of the SQLite file: the standard library answers them, the
+    same answer Optuna's storage gives."""
+    runs = make_fixture_sweeps(tmp_path / "runs")
+    proc = subprocess.run([sys.executable, "-c", LIST], capture_output=True, text=True, timeout=120,
+                          env=cli_env(runs, tmp_path / "data"), cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    listed, heavy = (json.loads(line) for line in proc.stdout.splitlines())
+    assert heavy == []
+    from ssltui.core.sweep.report import _list, _read
+    from ssltui.core.sweep.study import storage_url
+
+    through_optuna = _read(storage_url(None, runs / "sweeps"), _list)
+    assert listed == json.loads(json.dumps(through_optuna))
+    assert {s["name"]: s["trials"] for s in listed} == {SWEEP: 7, "temperature": 2}

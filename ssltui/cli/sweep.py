@@ -198,16 +198,21 @@ def show(name: str = typer.Argument(..., help="sweep name (see `ssltui sweep lis
 def list_(storage: Optional[str] = STORAGE_OPT, runs_dir: opt.RunsDir = None,
           json_out: bool = typer.Option(False, "--json", help="JSON list")) -> None:
     """The sweeps in a storage: name, preset, metric, sampler, trials, best value."""
-    from ssltui.core.sweep.report import list_sweeps
-    from ssltui.core.sweep.study import shown_url, storage_url
+    from ssltui.core.sweep.listing import list_sqlite, storage_url
 
     url = storage_url(storage, _store(runs_dir).sweeps_dir())
-    items = list_sweeps(url)
+    items = list_sqlite(url)  # an SQLite file: the standard library answers, without Optuna
+    shown = url
+    if items is None:
+        from ssltui.core.sweep.report import list_sweeps
+        from ssltui.core.sweep.study import shown_url
+
+        items, shown = list_sweeps(url), shown_url(url)
     if json_out:
         emit(items)
         return
     if not items:
-        print(f"no sweeps in {shown_url(url)}")
+        print(f"no sweeps in {shown}")
         return
     from ssltui.view.sweeps import sweeps_table
 

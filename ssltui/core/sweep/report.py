@@ -13,6 +13,7 @@ from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from ssltui.core.errors import ConfigError, first_line
+from ssltui.core.sweep.listing import list_sqlite
 from ssltui.core.sweep.space import SweepDefinition, Value
 from ssltui.core.sweep.study import (DEFINITION_ATTR, Sweep, open_storage, retried, shown_url,
                                       sqlite_file_missing)
@@ -167,7 +168,8 @@ def list_sweeps(url: str) -> list[dict]:
     """Every ssltui sweep in a storage: name, preset, metric, sampler, trials, best value."""
     if sqlite_file_missing(url):
         return []
-    return _read(url, _list)
+    fast = list_sqlite(url)
+    return fast if fast is not None else _read(url, _list)
 
 
 def _list(storage: RDBStorage) -> list[dict]:
