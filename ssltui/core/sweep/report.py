@@ -127,9 +127,9 @@ def _importances(study: optuna.Study, report: SweepReport) -> tuple[dict[str, fl
 class _ReadingStorage(RDBStorage):
     """Optuna's RDB storage over an SQLite file that exists, for reading: RDBStorage's engine and
     sessions without its set-up for writing (creating tables, recording the schema version,
-    alembic's migration check), which costs about a second and loads alembic."""
+    alembic's migration check), most of the time a read would take, and the import of alembic."""
 
-    def __init__(self, url: str) -> None:  # noqa: super().__init__ is the set-up left out
+    def __init__(self, url: str) -> None:  # no super().__init__(): that is the set-up left out
         self.url, self.engine_kwargs = url, {"connect_args": {"timeout": 60}}
         self.skip_compatibility_check = True
         self.heartbeat_interval = self.grace_period = None
