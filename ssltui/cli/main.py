@@ -13,8 +13,8 @@ from typing import Optional
 
 import typer
 
-from ssltui.cli import options as opt
 from ssltui.cli import jsonout
+from ssltui.cli import options as opt
 from ssltui.cli.jsonout import emit, emit_error
 from ssltui.cli.sweep import sweep_app
 from ssltui.core.errors import ConfigError, ExitCode, RunInterrupted, SsltuiError, first_line
@@ -66,8 +66,6 @@ def main(ctx: typer.Context) -> None:
 
 
 # ---------------------------------------------------------------- run / resume
-
-
 
 class _StopRequest:
     """Where SIGINT/SIGTERM go: a flag the data load polls, then the runner once there is one."""
