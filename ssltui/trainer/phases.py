@@ -100,10 +100,17 @@ class PhaseExecutor:
         for source in sources:
             if source is None or not source.exists():
                 continue
-            ck = load_checkpoint(source, kind="encoder")
-            require_keys(ck, ("encoder",), source)
             encoder = ResNet20()
-            load_state(encoder, ck["encoder"], str(source))
+            try:
+                ck = load_checkpoint(source, kind="encoder")
+                require_keys(ck, ("encoder",), source)
+                load_state(encoder, ck["encoder"], str(source))
+            except ConfigError:
+                if self.cache_dir is None or not source.is_relative_to(self.cache_dir):
+                    raise
+                # every run with these settings would stop here: say how to get past it
+                raise ConfigError(f"the cached encoder {source} cannot be loaded (damaged); delete that file to "
+                                  f"pretrain again, or run with --no-cache") from None
             self.ctx.dev.prepare(encoder)
             return encoder, ck, source
         return None

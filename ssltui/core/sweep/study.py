@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import os
 import time
 import warnings
 from pathlib import Path
@@ -23,6 +22,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from ssltui.core.errors import ConfigError, first_line
+from ssltui.core.sweep.listing import DEFINITION_ATTR, storage_url  # noqa: F401 - the names callers import here
 from ssltui.core.sweep.space import SweepDefinition
 
 if TYPE_CHECKING:
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 # Optuna's INFO lines would interleave with our own progress.
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-DEFINITION_ATTR = "ssltui"  # the study user attribute that holds the SweepDefinition
 HEARTBEAT_SECONDS = 20  # a running trial's worker writes a heartbeat this often
 GRACE_SECONDS = 90  # a trial without a heartbeat for this long is failed and queued again
 JOIN_WAIT_SECONDS = 60  # how long a joining worker waits for the creator to queue the grid
@@ -47,9 +46,6 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def storage_url(option: str | None, sweeps_dir: Path) -> str:
-    """--storage, else $SSLTUI_SWEEP_STORAGE, else an SQLite file in the run store."""
-    return option or os.environ.get("SSLTUI_SWEEP_STORAGE") or f"sqlite:///{sweeps_dir / 'optuna.db'}"
 
 
 def shown_url(url: str) -> str:
