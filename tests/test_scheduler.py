@@ -250,3 +250,19 @@ def test_sigint_stops_both_workers_at_a_checkpoint_exit_130(tmp_path: Path, data
         ck = torch.load(run / "checkpoints" / (phase.replace("/", "__") + ".pt"), weights_only=True)
         assert (ck["epoch"], ck["step_in_epoch"]) > (0, 0) and ck["epoch"] < 6
     assert not any(e.get("event") == "result" for e in read_events(run))
+
+
+def test_workers_change_nothing_but_time_at_default_threads(tmp_path: Path, data_dir: Path) -> None:
+    """Not pinned to one thread: the run's thread count (here two, a 2-core machine's default) is
+    what every worker uses, so the sums run in the sequential run's order."""
+    runs = tmp_path / "runs"
+    env = {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
+    seq = spawn(runs, data_dir, *cli_args(STUDY, "--set", "runtime.workers=1", "-q", "--run-id", "seq"), env=env)
+    two = spawn(runs, data_dir, *cli_args(STUDY, "--set", "runtime.workers=2", "-q", "--run-id", "two"), env=env)
+    for proc in (seq, two):
+        rc, _, err = finish(proc)
+        assert rc == 0, err
+    want = results_of(runs / "seq")
+    assert len(want) == 4 and results_of(runs / "two") == want
+    for name in ("seq", "two"):
+        assert json.loads((runs / name / "summary.json").read_text())["device"].startswith("cpu (2 threads)")

@@ -71,7 +71,7 @@ class WorkerSpec:
 
     index: int  # 1, 2, ...
     device: str
-    workers: int  # how many share this machine (each takes its share of the CPU threads)
+    threads: int  # torch's CPU threads: the coordinator's, which a sequential run would use
     run_path: str
     plan: Plan
     opts: RunOptions
@@ -177,8 +177,10 @@ def worker_main(spec: WorkerSpec, tasks: Connection, reports: Connection) -> Non
 
 
 def _boot(spec: WorkerSpec, run: RunDir, stop: _Stop, send: Callable[[tuple], None]) -> WorkerContext:
-    """Take the device (its share of the CPU threads too) and say hello with its name."""
-    torch.set_num_threads(max(1, torch.get_num_threads() // spec.workers))
+    """Take the device and the sequential run's CPU threads, and say hello with its name. The
+    thread count decides how float sums are split, so a worker with fewer threads would not give
+    the sequential run's numbers; workers on one CPU share its cores instead."""
+    torch.set_num_threads(spec.threads)
     dev = pick_device(spec.device, spec.plan.parts[0].runtime)
     ctx = WorkerContext(run, dev, lambda e: send(("event", e)), spec.index, str(dev.device))
     stop.ctx = ctx
@@ -264,8 +266,8 @@ class Scheduler:
         spawn = multiprocessing.get_context("spawn")
         cache = str(r.cache_dir) if r.cache_dir else None
         for i in range(self.count):
-            spec = WorkerSpec(i + 1, self.devices[i % len(self.devices)], self.count, str(r.run.path), r.plan,
-                              r.opts, cache)
+            spec = WorkerSpec(i + 1, self.devices[i % len(self.devices)], torch.get_num_threads(), str(r.run.path),
+                              r.plan, r.opts, cache)
             task_r, task_w = spawn.Pipe(duplex=False)
             report_r, report_w = spawn.Pipe(duplex=False)
             proc = spawn.Process(target=worker_main, args=(spec, task_r, report_w), name=f"ssltui-worker-{i + 1}",
