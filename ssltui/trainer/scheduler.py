@@ -19,7 +19,11 @@ coordinator records. Pretrained encoders pass through files (`encoders/`, the en
 
 Stopping. SIGINT/SIGTERM to the coordinator (or Ctrl-C, which reaches every process of the
 terminal's group) stops every worker after its current step; each saves its phase checkpoint,
-the run is marked interrupted and `ssltui resume` restarts only the unfinished phases. A worker
+the run is marked interrupted and `ssltui resume` restarts only the unfinished phases. Every
+wait on a worker has a limit: one that has not stopped STOP_SECONDS after it was told to (stopped
+by SIGSTOP, stuck in a system call) is killed with SIGKILL, which reaches it there, and its phase
+resumes from its last checkpoint; one that has not taken its device after START_SECONDS fails
+the run. A worker
 that dies (SIGKILL, the out-of-memory killer) fails its phase in one line and is not retried:
 the cause that killed it would most likely kill a retry too, and the sequential path ends a
 run at its first failed phase as well. The other workers stop at a checkpoint, the run is
@@ -59,7 +63,10 @@ from ssltui.trainer.runner import peak_memory
 from ssltui.core.store import RunDir
 
 POLL_SECONDS = 0.2  # how soon the coordinator passes a stop request on
-QUIT_SECONDS = 30.0  # a worker told to quit that is still alive after this is terminated
+QUIT_SECONDS = 30.0  # a worker told to quit that is still alive after this is killed
+STOP_SECONDS = 30.0  # a worker told to stop that has not stopped after this is killed
+START_SECONDS = 600.0  # a worker that has not taken its device after this fails the run
+STOP_SECONDS_ENV = "SSLTUI_WORKER_STOP_SECONDS"  # overrides STOP_SECONDS and QUIT_SECONDS
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 _ERRORS = {int(ExitCode.USAGE): ConfigError, int(ExitCode.DATA): DataError,
            int(ExitCode.INTERRUPTED): RunInterrupted}
@@ -94,9 +101,19 @@ class _Stop:
             self.ctx.request_stop(self.reason)
 
 
+def stop_seconds(default: float = STOP_SECONDS) -> float:
+    """How long the coordinator waits for a worker to stop or quit before it kills it."""
+    try:
+        return max(0.0, float(os.environ[STOP_SECONDS_ENV]))
+    except (KeyError, ValueError):
+        return default
+
+
 def _install_stop_handlers(stop: _Stop) -> None:
     """A first SIGINT/SIGTERM stops after the current step; a second exits at once (as the CLI).
-    The coordinator started us with both blocked, so none was lost before this point."""
+    The coordinator started us with both ignored (a Ctrl-C while this process imports torch
+    would otherwise end it with a KeyboardInterrupt traceback); a stop it passed on in the
+    meantime waits in the task pipe."""
     count = [0]
 
     def handler(signum: int, _frame: object) -> None:
@@ -107,7 +124,6 @@ def _install_stop_handlers(stop: _Stop) -> None:
 
     for sig in STOP_SIGNALS:
         signal.signal(sig, handler)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def _read_tasks(tasks: Connection, inbox: queue.Queue, stop: _Stop) -> None:
@@ -251,6 +267,8 @@ class Scheduler:
         self.workers: list[_Worker] = []
         self.failure: SsltuiError | None = None
         self.stopping: str | None = None  # why the workers were told to stop
+        self.stop_deadline: float | None = None  # when a worker that has not stopped is killed
+        self.killed: list[str] = []  # workers killed because they did not stop in time
         self.stopped: list[str] = []  # phases that saved a checkpoint and stopped
 
     def __enter__(self) -> "Scheduler":
@@ -272,22 +290,21 @@ class Scheduler:
             report_r, report_w = spawn.Pipe(duplex=False)
             proc = spawn.Process(target=worker_main, args=(spec, task_r, report_w), name=f"ssltui-worker-{i + 1}",
                                  daemon=True)
-            # Blocked through the start, so a Ctrl-C in the first second reaches the worker's own
-            # handler (it unblocks them) instead of killing it with a traceback.
-            old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-            try:
+            with _ignored_in_children():
                 proc.start()
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, old)
             task_r.close()
             report_w.close()
             self.workers.append(_Worker(spec, proc, task_w, report_r))
+        deadline = time.monotonic() + START_SECONDS
         while any(w.alive and w.description is None for w in self.workers):
             self._pass_on_stop()
             if self.failure is not None:
                 raise self.failure
             if self.stopping:
                 raise RunInterrupted(f"{self.stopping} before any phase started")
+            if time.monotonic() > deadline:
+                slow = next(w for w in self.workers if w.alive and w.description is None)
+                raise RunFailed(f"{slow.name} did not take its device within {START_SECONDS:.0f} s")
             self._wait()
         if self.failure is not None:
             raise self.failure
@@ -301,16 +318,19 @@ class Scheduler:
                     w.send(("stop", "the run is ending"))
                 w.send(("quit",))
                 w.quitting = True
-        deadline = time.monotonic() + QUIT_SECONDS
+        deadline = time.monotonic() + stop_seconds(QUIT_SECONDS)
+        if self.stop_deadline is not None:
+            deadline = min(deadline, max(self.stop_deadline, time.monotonic() + 1.0))
         while any(w.alive for w in self.workers) and time.monotonic() < deadline:
             self._wait()
         for w in self.workers:
             if w.process.is_alive():
-                w.process.terminate()
-                w.process.join(5)
-            if w.process.is_alive():
+                # SIGKILL: a worker that did not quit in time may be stopped (SIGSTOP) or stuck
+                # in a system call, where a SIGTERM would wait with it.
                 w.process.kill()
                 w.process.join(5)
+                if self.runner.ctx is not None:
+                    self.runner.ctx.log(f"{w.name} did not quit in time and was killed", "warning")
             w.tasks.close()
             w.reports.close()
         self.runner.worker_memory = merge_memory([w.memory for w in self.workers])
@@ -342,12 +362,31 @@ class Scheduler:
                     raise RunFailed("every worker process died; `ssltui resume` continues the run")
                 raise RunFailed(f"no phase can start: {sorted(todo - done)[:3]} wait for phases not in the plan")
             self._wait(done)
+            self._kill_late()
         if self.failure is not None:
             raise self.failure
         if self.stopping:
             where = (f"; {len(self.stopped)} running phase(s) saved a checkpoint: {', '.join(self.stopped)}"
-                     if self.stopped else " between phases")
-            raise RunInterrupted(f"{self.stopping}{where}")
+                     if self.stopped else " between phases" if not self.killed else "")
+            killed = f"; {'; '.join(self.killed)}" if self.killed else ""
+            raise RunInterrupted(f"{self.stopping}{where}{killed}")
+
+    def _kill_late(self) -> None:
+        """A worker told to stop that has not within the limit (stopped by SIGSTOP, stuck in a
+        system call) is killed: its phase resumes from its last checkpoint."""
+        if self.stop_deadline is None or time.monotonic() < self.stop_deadline:
+            return
+        limit = stop_seconds()
+        for w in self.workers:
+            if w.alive and w.node is not None and w.process.is_alive():
+                w.process.kill()
+                note = f"{w.name} did not stop within {limit:g} s and was killed (its phase resumes from its " \
+                       f"last checkpoint)"
+                self.killed.append(note)
+                if self.runner.ctx is not None:
+                    self.runner.ctx.log(note, "warning")
+                w.process.join(5)
+                self._lost(w)
 
     def _pass_on_stop(self) -> None:
         reason = self.runner.stop_reason
@@ -358,6 +397,7 @@ class Scheduler:
         if self.stopping:
             return
         self.stopping = reason
+        self.stop_deadline = time.monotonic() + stop_seconds()
         for w in self.workers:
             if w.alive:
                 w.send(("stop", reason))
@@ -435,6 +475,25 @@ class Scheduler:
         if not self.stopping:
             self._fail(RunFailed(f"{w.name} died ({code}) in {phase or node.describe()}; the other phases stopped "
                                  f"at a checkpoint and `ssltui resume {self.runner.run.id}` continues the run"))
+
+
+class _ignored_in_children:
+    """SIGINT and SIGTERM ignored while a worker process is started: a spawned child does not
+    inherit a blocked signal mask, but it does inherit an ignored signal, so Python never makes
+    a Ctrl-C during its imports a KeyboardInterrupt; the worker installs its own handlers once it
+    can act on them. This process keeps its signals: they are blocked meanwhile (a blocked
+    signal stays pending, even while ignored) and arrive at its own handlers afterwards."""
+
+    def __enter__(self) -> None:
+        self.mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        self.handlers: dict = {}
+        if threading.current_thread() is threading.main_thread():  # handlers are the main thread's
+            self.handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.handlers.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.mask)
 
 
 def _exit_text(code: int | None) -> str:
