@@ -15,7 +15,7 @@ import typer
 from ssltui.core.errors import ConfigError, ExitCode, SsltuiError
 
 sweep_app = typer.Typer(help="Search hyperparameters on the validation split (Optuna): run trials, "
-                             "`sweep show NAME`, `sweep list`.", no_args_is_help=False,
+                             "`sweep show NAME`, `sweep list`, `sweep rm NAME`.", no_args_is_help=False,
                         rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"]})
 
 STORAGE_OPT = typer.Option(None, "--storage", help="Optuna storage URL (default: $SSLTUI_SWEEP_STORAGE or "
@@ -193,8 +193,13 @@ def list_(storage: Optional[str] = STORAGE_OPT, runs_dir: Optional[Path] = RUNS_
     from ssltui.core.sweep.report import list_sweeps
     from ssltui.core.sweep.study import shown_url, storage_url
 
+    from ssltui.core.sweep.study import unfinished_sweeps
+
     url = storage_url(storage, _store(runs_dir).sweeps_dir())
     items = list_sweeps(url)
+    for unfinished in unfinished_sweeps(url):
+        print(f"ssltui: warning: sweep {unfinished!r} is being created, or was left half-made (its creation was "
+              f"stopped): rerun its command, or `ssltui sweep rm {unfinished}`", file=sys.stderr, flush=True)
     if json_out:
         print(json.dumps(items))
         return
@@ -204,3 +209,16 @@ def list_(storage: Optional[str] = STORAGE_OPT, runs_dir: Optional[Path] = RUNS_
     from ssltui.view.sweeps import sweeps_table
 
     _console().print(sweeps_table(items))
+
+
+@sweep_app.command("rm")
+def rm(name: str = typer.Argument(..., help="sweep name (see `ssltui sweep list`)"),
+       storage: Optional[str] = STORAGE_OPT, runs_dir: Optional[Path] = RUNS_DIR_OPT) -> None:
+    """Remove a sweep (or one whose creation was stopped half-way) from its storage. Its trials'
+    runs stay in the run store, grouped under its name."""
+    from ssltui.core.sweep.space import check_name
+    from ssltui.core.sweep.study import remove_sweep, shown_url, storage_url
+
+    url = storage_url(storage, _store(runs_dir).sweeps_dir())
+    trials = remove_sweep(url, check_name(name))
+    print(f"removed sweep {name} ({trials} trials) from {shown_url(url)}; its runs stay in the run store")
