@@ -110,3 +110,28 @@ def test_a_creation_killed_half_way_is_made_again_or_removed(run_cli, runs_dir: 
         Sweep.open(url, "half")
     gone = run_cli("sweep", "rm", "half", timeout=120)
     assert gone.returncode == 2 and "no sweep 'half'" in gone.stderr
+
+
+def test_a_sweep_killed_mid_trial_and_rerun_at_once_is_not_completed(runs_dir: Path, data_dir: Path) -> None:
+    """The killed worker's trial is still RUNNING (its heartbeat is seconds old): the rerun runs
+    what is left and says the sweep is incomplete, naming the trial and when it can be retried."""
+    from tests.sweep_fixtures import sweep_command
+
+    args = sweep_command(4, "--param", "supervised.lr=0.1,0.05", "--name", "killed")
+    env = cli_env(runs_dir, data_dir)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not list(runs_dir.glob("*-killed-t0-*/checkpoints/*.pt")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+        time.sleep(0.1)
+    proc.kill()
+    proc.communicate()
+    again = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300, stdin=subprocess.DEVNULL)
+    assert again.returncode == 0, again.stderr
+    out = json.loads(again.stdout.strip().splitlines()[-1])
+    assert out["status"] == "incomplete" and out["counts"] == {"complete": 1, "running": 1}
+    [stale] = out["running"]
+    assert stale["number"] == 0 and "-killed-t0-" in stale["run_id"]
+    assert 0 < stale["retry_in_s"] <= study_mod.GRACE_SECONDS
+    assert "trial 0 is still marked running" in again.stderr and "retries it in" in again.stderr

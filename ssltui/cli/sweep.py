@@ -148,10 +148,15 @@ def _work(handle, store, data: str, device: str, data_dir: Optional[Path], use_c
         code, error = exc.exit_code, exc.message
         print(f"ssltui: error: {exc.message}", file=sys.stderr, flush=True)
     report = handle.report()
+    # Nothing left to take is not a finished sweep while a trial is still marked running.
+    running = handle.running() if code == ExitCode.OK else []
+    for trial in running:
+        say(trial.line(handle.name))
     if json_out:
+        status = ("incomplete" if running else "completed") if code == ExitCode.OK else "interrupted" \
+            if code == ExitCode.INTERRUPTED else "failed"
         print(json.dumps({**report.to_json(), "worker": [o.to_json() for o in worker.outcomes],
-                          "status": "completed" if code == ExitCode.OK else "interrupted"
-                          if code == ExitCode.INTERRUPTED else "failed", "error": error}), flush=True)
+                          "status": status, "running": [t.to_json() for t in running], "error": error}), flush=True)
     else:
         _print_report(report, charts=False)
     return int(code)

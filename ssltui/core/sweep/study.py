@@ -14,6 +14,7 @@ import json
 import os
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -308,6 +309,10 @@ class Sweep:
         with _quiet():
             optuna.storages.fail_stale_trials(self.study)
 
+    def running(self) -> list[RunningTrial]:
+        """The trials marked RUNNING: another worker's, or a killed worker's not yet stale."""
+        return [RunningTrial(number, run_id, age) for number, run_id, age in running_trials(self.storage, self.study_id)]
+
     def trial_id(self, trial: Trial) -> int:
         return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number)
 
@@ -316,6 +321,31 @@ class Sweep:
         from ssltui.core.sweep.report import SweepReport
 
         return SweepReport.of(self)
+
+
+@dataclass
+class RunningTrial:
+    """A trial marked RUNNING and how long ago its worker last sent a heartbeat."""
+
+    number: int
+    run_id: str | None
+    heartbeat_age: float | None  # seconds; None: none yet
+
+    @property
+    def retry_in(self) -> float:
+        """Seconds until the trial counts as stale and the next worker queues it again, should
+        its worker be gone."""
+        return max(0.0, GRACE_SECONDS - (self.heartbeat_age or 0.0))
+
+    def line(self, sweep: str) -> str:
+        age = "no heartbeat yet" if self.heartbeat_age is None else f"last heartbeat {self.heartbeat_age:.0f} s ago"
+        return (f"trial {self.number} is still marked running (run {self.run_id or '?'}, {age}): another worker "
+                f"runs it, or its worker is gone and `ssltui sweep --name {sweep}` retries it in "
+                f"{self.retry_in:.0f} s (after {GRACE_SECONDS} s without a heartbeat)")
+
+    def to_json(self) -> dict:
+        return {"number": self.number, "run_id": self.run_id, "heartbeat_age_s": self.heartbeat_age,
+                "retry_in_s": round(self.retry_in, 1)}
 
 
 def retried(trials: list[FrozenTrial]) -> set[int]:
