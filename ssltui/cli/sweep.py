@@ -141,23 +141,33 @@ def _work(handle, store, data: str, device: str, data_dir: Optional[Path], use_c
     from ssltui.core.sweep.study import shown_url
 
     say(f"{handle.definition.sampler} over {', '.join(handle.definition.params)}; storage {shown_url(handle.url)}")
+    from ssltui.core.sweep.study import STORAGE_ERRORS, storage_lost
+
     code, error = ExitCode.OK, None
     try:
         worker.run()
     except SsltuiError as exc:
         code, error = exc.exit_code, exc.message
-        print(f"ssltui: error: {exc.message}", file=sys.stderr, flush=True)
-    report = handle.report()
-    # Nothing left to take is not a finished sweep while a trial is still marked running.
-    running = handle.running() if code == ExitCode.OK else []
+    report, running = None, []
+    if worker.lost is None:  # a storage that failed is not asked again
+        try:
+            report = handle.report()
+            # Nothing left to take is not a finished sweep while a trial is still marked running.
+            running = handle.running() if code == ExitCode.OK else []
+        except STORAGE_ERRORS as exc:
+            lost = storage_lost(handle.url, exc)
+            code, error = (lost.exit_code, lost.message) if error is None else (code, error)
+    if error is not None:
+        print(f"ssltui: error: {error}", file=sys.stderr, flush=True)
     for trial in running:
         say(trial.line(handle.name))
     if json_out:
         status = ("incomplete" if running else "completed") if code == ExitCode.OK else "interrupted" \
             if code == ExitCode.INTERRUPTED else "failed"
-        print(json.dumps({**report.to_json(), "worker": [o.to_json() for o in worker.outcomes],
+        head = report.to_json() if report is not None else {"sweep": handle.name, "storage": shown_url(handle.url)}
+        print(json.dumps({**head, "worker": [o.to_json() for o in worker.outcomes],
                           "status": status, "running": [t.to_json() for t in running], "error": error}), flush=True)
-    else:
+    elif report is not None:
         _print_report(report, charts=False)
     return int(code)
 

@@ -105,6 +105,9 @@ def open_storage(url: str) -> RDBStorage:
         raise ConfigError(f"--storage {shown_url(url)}: no database driver ({first_line(exc)}){extra}") from None
     except StorageError:
         raise
+    except sqlalchemy.exc.OperationalError as exc:  # a server that is down or does not answer
+        raise StorageError(f"--storage {shown_url(url)}: cannot connect "
+                           f"({first_line(getattr(exc, 'orig', None) or exc)[:160]})") from None
     except (sqlalchemy.exc.SQLAlchemyError, OSError, ValueError) as exc:
         raise ConfigError(f"--storage {shown_url(url)}: cannot open ({first_line(exc)[:160]})") from None
 
