@@ -125,7 +125,7 @@ def _check_data(data: str) -> None:
 def _work(handle, store, data: str, device: str, data_dir: Optional[Path], use_cache: bool, json_out: bool,
           quiet: bool) -> int:
     from ssltui.cli.progress import make_progress
-    from ssltui.cli.signals import on_interrupt
+    from ssltui.core.stop import on_stop_signals
     from ssltui.trainer.sweep_worker import SweepWorker
 
     _check_data(data)
@@ -136,8 +136,8 @@ def _work(handle, store, data: str, device: str, data_dir: Optional[Path], use_c
 
     worker = SweepWorker(handle, store, data=data, device=device, data_dir=str(data_dir) if data_dir else None,
                          use_cache=use_cache, progress=lambda: make_progress(quiet), say=say)
-    on_interrupt(worker.request_stop, "finishing the current step, saving a checkpoint, queueing the trial again",
-                 "the trial is queued again once its heartbeat stops")
+    on_stop_signals(worker.stop, "finishing the current step, saving a checkpoint, queueing the trial again",
+                    "the trial is queued again once its heartbeat stops")
     from ssltui.core.sweep.study import shown_url
 
     say(f"{handle.definition.sampler} over {', '.join(handle.definition.params)}; storage {shown_url(handle.url)}")

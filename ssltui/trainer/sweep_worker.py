@@ -27,6 +27,7 @@ from ssltui.core.config import run_options
 from ssltui.core.errors import ConfigError, DataError, RunFailed, RunInterrupted, StorageError
 from ssltui.core.events import ACCURACY_NAMES, Epoch, Event, PhaseRef
 from ssltui.core.presets import Plan
+from ssltui.core.stop import StopToken
 from ssltui.core.store import RunDir, RunStore
 from ssltui.core.summary import RunSummary, SweepRef
 from ssltui.core.sweep.space import Value
@@ -161,15 +162,13 @@ class SweepWorker:
     progress: Callable[[], Listener | None] = lambda: None  # a fresh progress display per trial
     say: Callable[[str], None] = lambda line: None
     outcomes: list[TrialOutcome] = field(default_factory=list)
-    _stop: str | None = None
+    stop: StopToken = field(default_factory=StopToken)  # each trial's run stops with it
     _runner: Runner | None = None
     _lost: StorageError | None = None  # the storage failed during a trial
 
     def request_stop(self, reason: str) -> None:
         """Stop after the current step of the current trial (signal-safe); it is queued again."""
-        self._stop = reason
-        if self._runner is not None:
-            self._runner.request_stop(reason)
+        self.stop.request(reason)
 
     @property
     def lost(self) -> StorageError | None:
@@ -193,15 +192,15 @@ class SweepWorker:
             raise self._lost or storage_lost(self.sweep.url, exc) from None
 
     def _run(self) -> list[TrialOutcome]:
-        while self._stop is None:
+        while not self.stop.requested:
             self.sweep.fail_stale()
             trial = self.sweep.next_trial()
             if trial is None:
                 break
             outcome = self._run_trial(trial)
             self.outcomes.append(outcome)
-        if self._stop is not None:
-            raise RunInterrupted(f"{self._stop}; `ssltui sweep --name {self.sweep.name}` continues the sweep")
+        if self.stop.requested:
+            raise RunInterrupted(f"{self.stop.reason}; `ssltui sweep --name {self.sweep.name}` continues the sweep")
         return self.outcomes
 
     # ------------------------------------------------------------ one trial
@@ -216,8 +215,6 @@ class SweepWorker:
             return self._finish(trial, values, run, run.read_summary())
         progress = self.progress()
         self._runner = runner = self._make_runner(trial, values, run, progress)
-        if self._stop is not None:  # a signal between taking the trial and building its runner
-            runner.request_stop(self._stop)
         try:
             return self._train(trial, values, run, runner, resume)
         finally:
@@ -239,7 +236,8 @@ class SweepWorker:
         reporter = TrialReporter(trial, plan, defn.prune, defn.prune_warmup, set(earlier))
         listeners = [f for f in (progress, reporter) if f is not None]
         runner = Runner(plan, run, opts, lambda e: [f(e) for f in listeners], cache_dir=self.store.cache_dir(),
-                        sweep=SweepRef(name=self.sweep.name, trial=trial.number, params=values))
+                        sweep=SweepRef(name=self.sweep.name, trial=trial.number, params=values),
+                        stop=StopToken(parent=self.stop))  # a prune stops the trial; a Ctrl-C, all
         reporter.stop = lambda reason: runner.request_stop(reason, status="pruned")
         reporter.lost = self.storage_lost
         return runner
