@@ -133,5 +133,17 @@ def test_a_sweep_killed_mid_trial_and_rerun_at_once_is_not_completed(runs_dir: P
     assert out["status"] == "incomplete" and out["counts"] == {"complete": 1, "running": 1}
     [stale] = out["running"]
     assert stale["number"] == 0 and "-killed-t0-" in stale["run_id"]
-    assert 0 < stale["retry_in_s"] <= study_mod.GRACE_SECONDS
+    assert 0 <= stale["retry_in_s"] <= study_mod.GRACE_SECONDS
     assert "trial 0 is still marked running" in again.stderr and "retries it in" in again.stderr
+
+
+def test_rm_refuses_a_sweep_whose_trial_is_running(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    plan = resolve("smoke", method="rotnet", evaluation=["linear"], labels=[1.0])
+    defn = make_definition(plan, parse_params(["linear.lr=0.1,0.2"]), None, None, "val_acc", False, 3, 1, None,
+                           "synthetic")
+    sweep = Sweep.start(url, "busy", defn)
+    assert sweep.next_trial() is not None  # its heartbeat is written at once
+    with pytest.raises(ConfigError, match="trial 0 is running .heartbeat 0 s ago.; stop its worker first"):
+        study_mod.remove_sweep(url, "busy")
+    assert len(Sweep.open(url, "busy").study.get_trials()) == 2

@@ -132,7 +132,8 @@ def _exclusive(url: sqlalchemy.engine.URL, key: str, engine: sqlalchemy.engine.E
     held = StorageError(f"{key}: another process has held this lock for {LOCK_SECONDS} s "
                         f"(a sweep being created or a stuck worker); try again")
     if backend == "sqlite" and url.database not in (None, "", ":memory:"):
-        with open(f"{url.database}.lock", "ab") as fh:
+        # A file per key: a creator queueing a long grid holds only its own sweep's lock.
+        with open(f"{url.database}.{hashlib.sha1(key.encode()).hexdigest()[:12]}.lock", "ab") as fh:
             deadline = time.monotonic() + LOCK_SECONDS
             while True:
                 try:
