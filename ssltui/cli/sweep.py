@@ -234,6 +234,10 @@ def rm(name: str = typer.Argument(..., help="sweep name (see `ssltui sweep list`
     from ssltui.core.sweep.space import check_name
     from ssltui.core.sweep.study import remove_sweep, shown_url, storage_url
 
+    try:
+        check_name(name)
+    except ConfigError as exc:
+        raise ConfigError(exc.message.replace("--name ", "NAME ", 1)) from None
     url = storage_url(storage, _store(runs_dir).sweeps_dir())
-    trials = remove_sweep(url, check_name(name))
+    trials = remove_sweep(url, name)
     print(f"removed sweep {name} ({trials} trials) from {shown_url(url)}; its runs stay in the run store")
