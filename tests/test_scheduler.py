@@ -260,7 +260,9 @@ def test_workers_change_nothing_but_time_at_default_threads(tmp_path: Path, data
     what every worker uses, so the sums run in the sequential run's order."""
     runs = tmp_path / "runs"
     env = {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
-    spec = {**TWO_LONG, "sets": SMALL + ["supervised.epochs=2", "supervised.batch_size=8", "runtime.featuremaps=false"]}
+    # Batches large enough for two threads to split the sums: one thread gives other accuracies.
+    spec = {**TWO_LONG, "sets": ["data.synthetic_train_per_class=20", "data.synthetic_test_per_class=10",
+                                 "supervised.epochs=2", "supervised.batch_size=32", "runtime.featuremaps=false"]}
     for name, workers in (("seq", 1), ("two", 2)):
         rc, _, err = finish(spawn(runs, data_dir, *cli_args(spec, "--set", f"runtime.workers={workers}", "-q",
                                                             "--run-id", name), env=env), timeout=480)
