@@ -25,6 +25,7 @@ from ssltui.core.notes import RunNotes
 from ssltui.core.plan import find_to_resume, plan_from_toml, plan_to_toml
 from ssltui.core.presets import DEFAULT_PRESET
 from ssltui.core.schedule import known_class_counts
+from ssltui.core.stop import StopToken, on_stop_signals
 
 app = typer.Typer(
     name="ssltui",
@@ -74,33 +75,15 @@ def main(ctx: typer.Context) -> None:
 
 # ---------------------------------------------------------------- run / resume
 
-class _StopRequest:
-    """Where SIGINT/SIGTERM go: a flag the data load polls, then the runner once there is one."""
-
-    def __init__(self) -> None:
-        self.reason = ""
-        self.runner = None
-
-    def request_stop(self, reason: str) -> None:
-        self.reason = reason
-        if self.runner is not None:
-            self.runner.request_stop(reason)
-
-    def attach(self, runner) -> None:
-        self.runner = runner
-        if self.reason:
-            runner.request_stop(self.reason)
+def _stop_on_signals() -> StopToken:
+    """The run's stop token, asked by SIGINT/SIGTERM (a second one exits at once): the data load
+    polls it, then the runner, its loop and its scheduler share it."""
+    stop = StopToken()
+    on_stop_signals(stop, "finishing the current step and saving a checkpoint", "the last checkpoint is whole")
+    return stop
 
 
-def _install_signal_handlers(target) -> None:
-    """SIGINT/SIGTERM: the first asks `target` (anything with request_stop) to stop; a second exits."""
-    from ssltui.cli.signals import on_interrupt
-
-    on_interrupt(target.request_stop, "finishing the current step and saving a checkpoint",
-                 "the last checkpoint is whole")
-
-
-def _load_data(plan, opts, stop: _StopRequest, quiet: bool):
+def _load_data(plan, opts, stop: StopToken, quiet: bool):
     """Decode (or read the cache of) the data before any run folder exists: a bad --data leaves
     none behind, and a SIGTERM during a long decode ends it (exit 130)."""
     from ssltui.trainer.data.sources import load_source
@@ -113,11 +96,11 @@ def _load_data(plan, opts, stop: _StopRequest, quiet: bool):
 
     first = plan.data_settings
     return load_source(opts.data, data_dir(opts.data_dir), first.synthetic_train_per_class,
-                       first.synthetic_test_per_class, log=log, should_stop=lambda: stop.reason)
+                       first.synthetic_test_per_class, log=log, should_stop=stop.poll)
 
 
 def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store, raw=None,
-             stop: _StopRequest | None = None) -> int:
+             stop: StopToken | None = None) -> int:
     from ssltui.cli.progress import make_progress
 
     # The id to resume or show the run by, from the first second (before torch is imported), where
@@ -128,11 +111,8 @@ def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store, 
     from ssltui.trainer.runner import Runner
 
     progress = make_progress(quiet)
-    runner = Runner(plan, run, opts, progress, cache_dir=store.cache_dir(), raw=raw)
-    if stop is None:
-        stop = _StopRequest()
-        _install_signal_handlers(stop)
-    stop.attach(runner)
+    runner = Runner(plan, run, opts, progress, cache_dir=store.cache_dir(), raw=raw,
+                    stop=stop if stop is not None else _stop_on_signals())
     code = ExitCode.OK
     try:
         runner.execute(resume=resume)
@@ -261,13 +241,12 @@ def run(
     if dry_run:
         counts = known_class_counts(kind, plan.data_settings.synthetic_train_per_class)
         if counts is None:  # a folder: its size is known once it is read (cached for the run)
-            raw = _load_data(plan, opts, _StopRequest(), quiet)
+            raw = _load_data(plan, opts, StopToken(), quiet)
             counts = tuple(int((raw.train_y == c).sum()) for c in range(raw.num_classes))
         return _dry_run(plan, opts, json_out, counts)
     store = _store(runs_dir)
     store.check_writable()  # before the data loads: a read-only runs dir fails in a second, not after a decode
-    stop = _StopRequest()
-    _install_signal_handlers(stop)
+    stop = _stop_on_signals()
     # A folder made already (the TUI makes one, then starts this) records a data error in its
     # summary, so the runner loads; otherwise load first, so a data error makes no folder.
     premade = run_id is not None and (store.root / run_id).is_dir()

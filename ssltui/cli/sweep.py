@@ -17,7 +17,7 @@ from ssltui.core.errors import ConfigError, ExitCode, SsltuiError
 from ssltui.core.presets import DEFAULT_PRESET
 
 sweep_app = typer.Typer(help="Search hyperparameters on the validation split (Optuna): run trials, "
-                             "`sweep show NAME`, `sweep list`.", no_args_is_help=False,
+                             "`sweep show NAME`, `sweep list`, `sweep rm NAME`.", no_args_is_help=False,
                         rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"]})
 
 STORAGE_OPT = typer.Option(None, "--storage", help="Optuna storage URL (default: $SSLTUI_SWEEP_STORAGE or "
@@ -126,7 +126,7 @@ def _check_data(data: str) -> None:
 def _work(handle, store, data: str, device: str, data_dir: Optional[Path], use_cache: bool, json_out: bool,
           quiet: bool) -> int:
     from ssltui.cli.progress import make_progress
-    from ssltui.cli.signals import on_interrupt
+    from ssltui.core.stop import on_stop_signals
     from ssltui.trainer.sweep_worker import SweepWorker
 
     _check_data(data)
@@ -137,30 +137,44 @@ def _work(handle, store, data: str, device: str, data_dir: Optional[Path], use_c
 
     worker = SweepWorker(handle, store, data=data, device=device, data_dir=str(data_dir) if data_dir else None,
                          use_cache=use_cache, progress=lambda: make_progress(quiet), say=say)
-    on_interrupt(worker.request_stop, "finishing the current step, saving a checkpoint, queueing the trial again",
-                 "the trial is queued again once its heartbeat stops")
+    on_stop_signals(worker.stop, "finishing the current step, saving a checkpoint, queueing the trial again",
+                    "the trial is queued again once its heartbeat stops")
     from ssltui.core.sweep.study import shown_url
 
     say(f"{handle.definition.sampler} over {', '.join(handle.definition.params)}; storage {shown_url(handle.url)}")
+    from ssltui.core.sweep.study import STORAGE_ERRORS, storage_lost
+
     code, error = ExitCode.OK, None
     try:
         worker.run()
     except SsltuiError as exc:
         code, error = exc.exit_code, exc.message
-        print(f"ssltui: error: {exc.message}", file=sys.stderr, flush=True)
     else:
         failed = [o for o in worker.outcomes if o.state == "failed"]
         if failed and len(failed) == len(worker.outcomes):  # nothing learnt: a failure, not a finished sweep
             code = ExitCode.FAILED
             error = (f"every trial failed ({len(failed)} of {len(failed)}); trial {failed[0].number}: "
                      f"{failed[0].error or 'no reason recorded'}")
-            print(f"ssltui: error: {error}", file=sys.stderr, flush=True)
-    report = handle.report()
+    report, running = None, []
+    if worker.lost is None:  # a storage that failed is not asked again
+        try:
+            report = handle.report()
+            # Nothing left to take is not a finished sweep while a trial is still marked running.
+            running = handle.running() if code == ExitCode.OK else []
+        except STORAGE_ERRORS as exc:
+            lost = storage_lost(handle.url, exc)
+            code, error = (lost.exit_code, lost.message) if error is None else (code, error)
+    if error is not None:
+        print(f"ssltui: error: {error}", file=sys.stderr, flush=True)
+    for trial in running:
+        say(trial.line(handle.name))
     if json_out:
-        emit({**report.to_json(), "worker": [o.to_json() for o in worker.outcomes],
-              "status": "completed" if code == ExitCode.OK else "interrupted"
-              if code == ExitCode.INTERRUPTED else "failed", "error": error})
-    else:
+        status = ("incomplete" if running else "completed") if code == ExitCode.OK else "interrupted" \
+            if code == ExitCode.INTERRUPTED else "failed"
+        head = report.to_json() if report is not None else {"sweep": handle.name, "storage": shown_url(handle.url)}
+        emit({**head, "worker": [o.to_json() for o in worker.outcomes], "status": status,
+              "running": [t.to_json() for t in running], "error": error})
+    elif report is not None:
         _print_report(report, charts=False)
     return int(code)
 
@@ -199,16 +213,19 @@ def show(name: str = typer.Argument(..., help="sweep name (see `ssltui sweep lis
 def list_(storage: Optional[str] = STORAGE_OPT, runs_dir: opt.RunsDir = None,
           json_out: bool = typer.Option(False, "--json", help="JSON list")) -> None:
     """The sweeps in a storage: name, preset, metric, sampler, trials, best value."""
-    from ssltui.core.sweep.listing import list_sqlite, storage_url
+    from ssltui.core.sweep.listing import list_sqlite, storage_url, unfinished_sqlite
 
     url = storage_url(storage, _store(runs_dir).sweeps_dir())
-    items = list_sqlite(url)  # an SQLite file: the standard library answers, without Optuna
+    items, unfinished = list_sqlite(url), unfinished_sqlite(url)  # an SQLite file: the standard library answers
     shown = url
-    if items is None:
+    if items is None or unfinished is None:
         from ssltui.core.sweep.report import list_sweeps
-        from ssltui.core.sweep.study import shown_url
+        from ssltui.core.sweep.study import shown_url, unfinished_sweeps
 
-        items, shown = list_sweeps(url), shown_url(url)
+        items, shown, unfinished = list_sweeps(url), shown_url(url), unfinished_sweeps(url)
+    for name in unfinished:
+        print(f"ssltui: warning: sweep {name!r} is being created, or was left half-made (its creation was "
+              f"stopped): rerun its command, or `ssltui sweep rm {name}`", file=sys.stderr, flush=True)
     if json_out:
         emit(items)
         return
@@ -218,3 +235,20 @@ def list_(storage: Optional[str] = STORAGE_OPT, runs_dir: opt.RunsDir = None,
     from ssltui.view.sweeps import sweeps_table
 
     _console().print(sweeps_table(items))
+
+
+@sweep_app.command("rm")
+def rm(name: str = typer.Argument(..., help="sweep name (see `ssltui sweep list`)"),
+       storage: Optional[str] = STORAGE_OPT, runs_dir: opt.RunsDir = None) -> None:
+    """Remove a sweep (or one whose creation was stopped half-way) from its storage. Its trials'
+    runs stay in the run store, grouped under its name."""
+    from ssltui.core.sweep.space import check_name
+    from ssltui.core.sweep.study import remove_sweep, shown_url, storage_url
+
+    try:
+        check_name(name)
+    except ConfigError as exc:
+        raise ConfigError(exc.message.replace("--name ", "NAME ", 1)) from None
+    url = storage_url(storage, _store(runs_dir).sweeps_dir())
+    trials = remove_sweep(url, name)
+    print(f"removed sweep {name} ({trials} trials) from {shown_url(url)}; its runs stay in the run store")

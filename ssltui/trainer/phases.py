@@ -72,8 +72,8 @@ class PhaseExecutor:
     def run(self, node: PhaseNode) -> Outcome:
         """Run one node; on an exception `current` names the phase it stopped or failed in."""
         self.current = None
-        if self.ctx.stop_requested:
-            raise RunInterrupted(f"{self.ctx.stop_reason} between phases")
+        if self.ctx.stop.requested:
+            raise RunInterrupted(f"{self.ctx.stop.reason} between phases")
         try:
             if node.kind == "pretrain":
                 return self._pretrain(node)

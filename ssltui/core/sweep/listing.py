@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 DEFINITION_ATTR = "ssltui"  # the study user attribute that holds the SweepDefinition
+CREATING_ATTR = "ssltui-creating"  # set first when a sweep is created; the definition is set last
 SCHEMA = "v3.2.0.a"  # Optuna's storage schema (alembic revision) that the queries below read
 SQLITE = "sqlite:///"
 
@@ -69,3 +70,29 @@ def list_sqlite(url: str) -> list[dict] | None:
     finally:
         db.close()
     return sorted(out, key=lambda d: -(d["started"] or 0))
+
+
+def unfinished_sqlite(url: str) -> list[str] | None:
+    """Names of the sweeps being created or left half-made in the SQLite storage at `url` (their
+    creation mark without a definition); None where this reader cannot answer."""
+    path = sqlite_file(url)
+    if path is None:
+        return None
+    if not path.exists():
+        return []
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)
+    except sqlite3.Error:
+        return None
+    try:
+        if db.execute("SELECT version_num FROM alembic_version").fetchall() != [(SCHEMA,)]:
+            return None
+        rows = db.execute('SELECT s.study_name FROM studies s WHERE EXISTS (SELECT 1 FROM study_user_attributes a '
+                          'WHERE a.study_id = s.study_id AND a."key" = ?) AND NOT EXISTS (SELECT 1 FROM '
+                          'study_user_attributes a WHERE a.study_id = s.study_id AND a."key" = ?)',
+                          (CREATING_ATTR, DEFINITION_ATTR)).fetchall()
+    except sqlite3.Error:
+        return None
+    finally:
+        db.close()
+    return sorted(name for (name,) in rows)
