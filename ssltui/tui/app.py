@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from textual import events
 from textual.app import App
 from textual.binding import Binding
 
@@ -49,6 +50,21 @@ class SsltuiApp(App):
         if live:
             newest = max(live, key=lambda d: d.path.stat().st_mtime)
             self.push_screen(LiveScreen(newest.id))
+
+    async def on_event(self, event: events.Event) -> None:
+        """Typed text goes to the screen's text field before any key binding or focus change is
+        considered, in the order it arrived: keys of one burst are all queued before the first is
+        handled, so a focus change made while handling one would come too late for the next."""
+        if isinstance(event, (events.Key, events.Paste)) and not event.is_forwarded:
+            take = getattr(self.screen, "take_text", None)
+            if take is not None and take(event):
+                return
+        await super().on_event(event)
+
+    def next_is_typing(self) -> bool:
+        """The next input waiting in the queue is a printable key (the rest of a burst)."""
+        nxt = self._peek_message()
+        return isinstance(nxt, events.Key) and bool(nxt.character) and nxt.character.isprintable()
 
     def action_help(self) -> None:
         from ssltui.tui.screens.help import HelpScreen

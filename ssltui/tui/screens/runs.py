@@ -9,7 +9,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.events import Key
+from textual.events import Key, Paste
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import get_current_worker
@@ -204,22 +204,42 @@ class RunsScreen(Screen):
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self) -> None:
-        self.query_one("#runs", DataTable).focus()
+        self.set_focus(self.query_one("#runs", DataTable))
 
-    def on_key(self, event: Key) -> None:
-        """Typing a character that is no key binding starts filtering, with that character."""
+    def take_text(self, event: Key | Paste) -> bool:
+        """Called by the app for each key and paste before anything else sees it: True when it went
+        into the filter. While the table has the focus, a printable key that is no binding opens the
+        filter with that character; so does a bound key followed at once by more typing (a burst:
+        a paste, a fast typist over SSH), so a word starting with `c` is not Compare. The filter
+        takes the focus at once, so the rest of the burst goes to it in order. A paste always
+        filters (its first line)."""
         table = self.query_one("#runs", DataTable)
-        char = event.character
-        if self.focused is not table or not char or len(char) != 1 or not char.isprintable():
-            return
-        if event.key in self.active_keys():
-            return
         flt = self.query_one("#filter", Input)
-        flt.value += char
+        if self.focused is flt or self.app.screen is not self:
+            return False
+        if isinstance(event, Paste):
+            text = "".join(ch for ch in (event.text.strip().splitlines() or [""])[0] if ch.isprintable())
+            if not text:
+                return False
+            self._type(flt, text)
+            return True
+        if self.focused is not table:
+            return False
+        char = event.character
+        if not char or len(char) != 1 or not char.isprintable():
+            return False
+        if event.key == "slash":
+            self.set_focus(flt)  # the filter opens; the slash is not part of it
+            return True
+        if event.key in self.active_keys() and not self.app.next_is_typing():
+            return False  # a bound key on its own acts
+        self._type(flt, char)
+        return True
+
+    def _type(self, flt: Input, text: str) -> None:
+        flt.value += text
         flt.cursor_position = len(flt.value)
-        flt.focus()
-        event.stop()
-        event.prevent_default()
+        self.set_focus(flt)
 
     def active_keys(self) -> set[str]:
         """Keys bound on this screen and its table (they act; the others type into the filter)."""
@@ -363,9 +383,9 @@ class RunsScreen(Screen):
         self.app.push_screen(SweepScreen(sweep.name if sweep is not None else None))
 
     def action_filter(self) -> None:
-        self.query_one("#filter", Input).focus()
+        self.set_focus(self.query_one("#filter", Input))
 
     def action_clear_filter(self) -> None:
         flt = self.query_one("#filter", Input)
         flt.value = ""
-        self.query_one("#runs", DataTable).focus()
+        self.set_focus(self.query_one("#runs", DataTable))

@@ -1,0 +1,96 @@
+"""Typing into the runs list: keys that arrive in one burst (a paste, a fast typist over SSH) all
+reach the filter, a word that starts with a bound key filters instead of acting, a paste filters;
+deletion names the runs it deletes."""
+
+from __future__ import annotations
+
+from textual import events
+
+from tests.tui_fixtures import FAILED_ID, SMOKE_ID, STUDY_ID, run_app, shows, tui_store, wait_until  # noqa: F401
+
+
+def burst(app, text: str) -> None:
+    """Post every key of `text` at once, as the terminal driver does for one read of stdin: no key
+    waits for the one before it to be handled."""
+    for ch in text:
+        key = {" ": "space", "-": "minus", ":": "colon", ".": "full_stop", "/": "slash"}.get(ch, ch)
+        app.post_message(events.Key(key, ch))
+
+
+def test_a_burst_of_keys_all_reach_the_filter(tui_store):
+    from ssltui.tui.screens.runs import RunsScreen
+
+    async def scenario(app, pilot):
+        browser = app.screen
+        flt = browser.query_one("#filter")
+        for word in ("rotnet", "paper-smoke", "completed", "supervised 10%", "/rotnet"):
+            browser.action_clear_filter()
+            await pilot.pause()
+            burst(app, word)
+            await pilot.pause(0.3)
+            assert app.screen is browser and isinstance(app.screen, RunsScreen), f"{word!r} ran a binding"
+            assert flt.value == word.lstrip("/"), f"{word!r} became {flt.value!r}"
+            assert not browser.marked
+        app.post_message(events.Key("enter", "\r"))  # enter leaves the filter
+        await pilot.pause(0.2)
+        assert browser.focused is browser.query_one("#runs")
+
+    run_app(tui_store, (120, 40), scenario)
+
+
+def test_a_single_bound_key_still_acts(tui_store):
+    from ssltui.tui.screens.results import ResultsScreen
+
+    async def scenario(app, pilot):
+        await pilot.press("c")
+        await wait_until(pilot, lambda: isinstance(app.screen, ResultsScreen), 10, "compare")
+
+    run_app(tui_store, (80, 24), scenario)
+
+
+def test_a_pasted_run_id_filters(tui_store):
+    async def scenario(app, pilot):
+        browser = app.screen
+        app.post_message(events.Paste(SMOKE_ID + "\n"))
+        await pilot.pause(0.3)
+        assert browser.query_one("#filter").value == SMOKE_ID
+        table = browser.query_one("#runs")
+        assert table.row_count == 1 and browser.selected_id() == SMOKE_ID
+        app.post_message(events.Paste("-d4e5"))  # the filter has the focus: a second paste adds to it
+        await pilot.pause(0.3)
+        assert browser.query_one("#filter").value == SMOKE_ID + "-d4e5"
+
+    run_app(tui_store, (80, 24), scenario)
+
+
+def test_a_burst_sent_by_tmux_reaches_the_filter(tmp_path, data_dir):
+    """The real app in tmux: each word is one `send-keys`, written to the terminal at once."""
+    import os
+    import shutil
+    import sys
+
+    import pytest
+
+    from tests import test_tui_tmux as tm
+    from tests.conftest import REPO, cli_env
+    from tests.tui_fixtures import make_fixture_runs
+
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed")
+    runs = make_fixture_runs(tmp_path / "runs")
+    env = cli_env(runs, data_dir, TZ="UTC", SSLTUI_STATE_DIR=str(tmp_path / "state"),
+                  SSLTUI_PRESETS_DIR=str(tm.FIXTURE_PRESETS), OMP_NUM_THREADS="1")
+    pane = tm.Pane(f"ssltui-burst-{os.getpid()}")
+    try:
+        pane.start(f"cd {REPO} && {sys.executable} -m ssltui; sleep 30", env)
+        pane.wait_for("3 of 3 runs", "New run", timeout=60)
+        for word, rows in (("completed", 1), ("rotnet", 1), ("paper-smoke", 0), ("smoke", 1)):
+            pane.keys(word)
+            screen = pane.wait_for(f"{rows} of 3 runs")
+            filter_line = screen.splitlines()[1].strip()
+            assert filter_line == word, f"{word!r} became {filter_line!r}:\n{screen}"
+            assert "Table 1" not in screen and "launch a run" not in screen
+            pane.keys("Escape")
+            pane.wait_for("3 of 3 runs", "filter: type to narrow")
+    finally:
+        pane.kill()
