@@ -101,7 +101,7 @@ def test_delete_and_archive_ask_first(tui_store):
         await pilot.press("A")
         await wait_until(pilot, lambda: isinstance(app.screen, Confirm), 20, "the confirmation")
         await pilot.pause()
-        await shows(pilot, "Archive 2 marked runs?")
+        await shows(pilot, "Archive 2 marked runs:")
         await pilot.press("y")
         await wait_until(pilot, lambda: not row_ids(browser), 10, "the list to empty")
         assert sorted(p.name for p in (tui_store / ".archive").iterdir()) == [STUDY_ID, SMOKE_ID]

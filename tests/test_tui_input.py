@@ -94,3 +94,27 @@ def test_a_burst_sent_by_tmux_reaches_the_filter(tmp_path, data_dir):
             pane.wait_for("3 of 3 runs", "filter: type to narrow")
     finally:
         pane.kill()
+
+
+def test_delete_names_the_marked_runs_and_the_cursor_run_left_out(tui_store):
+    from ssltui.tui.screens.common import Confirm
+
+    async def scenario(app, pilot):
+        browser = app.screen
+        table = browser.query_one("#runs")
+        ids = lambda: [table.coordinate_to_cell_key((r, 0)).row_key.value for r in range(table.row_count)]  # noqa: E731
+        for rid in (SMOKE_ID, STUDY_ID):  # marked, as a Compare leaves them
+            table.move_cursor(row=ids().index(rid))
+            await pilot.press("space")
+        table.move_cursor(row=ids().index(FAILED_ID))
+        await pilot.press("D")
+        await wait_until(pilot, lambda: isinstance(app.screen, Confirm), 20, "the confirmation")
+        await shows(pilot, "Delete 2 marked runs")
+        text = " ".join(f"{app.screen.question} {app.screen.detail}".split())
+        assert SMOKE_ID in text and STUDY_ID in text, text
+        assert f"{FAILED_ID} (under the cursor) is not marked" in text, text
+        await pilot.press("y")
+        await wait_until(pilot, lambda: ids() == [FAILED_ID], 10, "the marked runs to go")
+        assert (tui_store / FAILED_ID).is_dir()
+
+    run_app(tui_store, (120, 40), scenario)

@@ -349,12 +349,22 @@ class RunsScreen(Screen):
             return
         size = sum(folder_size(by_id[r].path) for r in ids)
         size_text = f"{size / 2**20:.1f} MB" if size >= 2**20 else f"{max(1, round(size / 1024))} kB"
-        what = ids[0] if len(ids) == 1 else f"{len(ids)} marked runs"
+        marked = bool(self.marked)
+        if not marked:
+            what = ids[0]
+        else:  # the marks may be left from a Compare: name every run, and the one under the cursor if spared
+            shown = ids if len(ids) <= 8 else ids[:7]
+            what = f"{len(ids)} marked run{'s' if len(ids) != 1 else ''}: " + ", ".join(shown)
+            if len(shown) < len(ids):
+                what += f" and {len(ids) - len(shown)} more"
         if how == "delete":
             question, detail = f"Delete {what}?", f"{size_text} of results, checkpoints and logs are removed for good."
         else:
             question = f"Archive {what}?"
             detail = f"Moved to {self.app.store.root / '.archive'}; the list no longer shows it (move it back by hand)."
+        cursor = self.selected_id()
+        if marked and cursor is not None and cursor not in self.marked:
+            detail += f" {cursor} (under the cursor) is not marked and stays (space marks or unmarks a run)."
 
         def answered(yes: bool | None) -> None:
             if yes:
