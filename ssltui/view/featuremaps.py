@@ -240,17 +240,28 @@ def render_maps(doc: FeatureMaps | dict, image: int = 0, color: bool = True, wid
     return out
 
 
-def merge_featuremaps(docs: list[tuple[str, FeatureMaps | None]]) -> FeatureMaps | None:
+def _image_list(doc: FeatureMaps) -> str:
+    return ", ".join(f"#{'?' if im.index is None else im.index}" for im in doc.images)
+
+
+def merge_featuremaps(docs: list[tuple[str, FeatureMaps | None]],
+                      left_out: list[str] | None = None) -> FeatureMaps | None:
     """One document from several runs' featuremaps.json: the first run's images, and every
-    run's models that were computed on the same images (named by run when there are several)."""
+    run's models that were computed on the same images (named by run when there are several).
+    A run whose maps are of other test images cannot be set beside the others: it is left out,
+    and a line saying so and why is appended to `left_out`."""
     docs = [(rid, d) for rid, d in docs if d is not None and d.drawable()]
     if not docs:
         return None
-    images = docs[0][1].images
+    first_id, first = docs[0]
+    images = first.images
     wanted = [im.index for im in images]
     models = []
     for rid, d in docs:
         if [im.index for im in d.images] != wanted:
+            if left_out is not None:
+                left_out.append(plain(f"{rid}: not shown, its maps are of other test images ({_image_list(d)}) "
+                                      f"than {first_id}'s ({_image_list(first)}); open it alone to see them"))
             continue
         for m in d.models:
             models.append(m.model_copy(update={"name": f"{m.name} ({rid[-6:]})"}) if len(docs) > 1 else m)

@@ -76,6 +76,7 @@ class ResultsScreen(Screen):
                     yield OverlayChart(id="curve-acc")
                 yield Static(id="curves-legend")
             with TabPane("Feature maps m", id="maps"):
+                yield Static(id="maps-note")
                 with NavScroll(id="maps-scroll"):
                     yield Static("loading feature maps…", id="featuremaps")
         yield Footer()
@@ -118,17 +119,25 @@ class ResultsScreen(Screen):
                 docs.append((r.id, load_featuremaps(r.featuremaps_path, statuses.get(r.id) != "running")))
             except MapsUnavailable as exc:
                 problems.append(f"{r.id}: {exc}" if len(runs) > 1 else str(exc))
-        doc = merge_featuremaps(docs)
+        left_out: list[str] = []
+        doc = merge_featuremaps(docs, left_out)
         problem = "\n".join(problems) or "no feature maps of the same test images in these runs"
+        # beside maps that are shown, say which runs' maps are not and why
+        note = "\n".join(left_out + (problems if doc is not None else []))
         curves = []
         for n, r in enumerate(runs, 1):
             epochs = [e for e in r.read_events() if isinstance(e, Epoch)]
             curves += phase_curves(epochs, f"{n} " if len(runs) > 1 else "")
-        self.app.call_from_thread(self._files_ready, doc, problem, curves)
+        self.app.call_from_thread(self._files_ready, doc, problem, note, curves)
 
-    def _files_ready(self, doc: FeatureMaps | None, problem: str, curves: list[Curve]) -> None:
+    def _files_ready(self, doc: FeatureMaps | None, problem: str, note: str, curves: list[Curve]) -> None:
         self.maps, self.maps_problem, self.curves = doc, problem, curves
+        notice = self.query_one("#maps-note", Static)
+        notice.update(Text(note, style="yellow"))
+        notice.display = bool(note)
         self._draw_maps()
+        if note:  # the note takes lines from the maps' pane: lay them out again at its new size
+            self.call_after_refresh(self._draw_maps)
         self._draw_curves()
 
     # ------------------------------------------------------------ drawing
