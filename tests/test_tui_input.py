@@ -118,3 +118,33 @@ def test_delete_names_the_marked_runs_and_the_cursor_run_left_out(tui_store):
         assert (tui_store / FAILED_ID).is_dir()
 
     run_app(tui_store, (120, 40), scenario)
+
+
+def test_the_list_says_it_is_loading_until_the_runs_arrive(tui_store, monkeypatch):
+    """A store that takes long to list (hundreds of runs): the hint says it is loading, never
+    'no runs yet … n: launch one' before the list is there."""
+    import asyncio
+    import threading
+
+    from ssltui.core.store import RunStore
+    from ssltui.tui.app import SsltuiApp
+
+    release = threading.Event()
+    real_list = RunStore.list
+
+    def slow_list(self, *args, **kwargs):
+        release.wait(20)
+        return real_list(self, *args, **kwargs)
+
+    monkeypatch.setattr(RunStore, "list", slow_list)
+
+    async def main():
+        app = SsltuiApp(tui_store, reattach=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await shows(pilot, "loading runs")
+            hint = app.screen.query_one("#runs-hint").render().plain
+            assert "no runs yet" not in hint and "launch one" not in hint, hint
+            release.set()
+            await shows(pilot, "3 of 3 runs")
+
+    asyncio.run(main())

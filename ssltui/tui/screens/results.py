@@ -91,7 +91,9 @@ class ResultsScreen(Screen):
 
     def on_resize(self) -> None:
         self._draw_table()
-        self._draw_maps()
+        # after the resize's layout pass: the maps' pane has its new size then, and the maps
+        # drawn for it take their own width (drawn during the pass, they kept the old one)
+        self.call_after_refresh(self._draw_maps)
 
     # ------------------------------------------------------------ loading
     def _open_runs(self) -> tuple[list[RunDir], list[RunInfo], list[str]]:

@@ -108,6 +108,7 @@ class RunsScreen(Screen):
     def on_mount(self) -> None:
         self.sub_title = "runs"
         self.query_one("#runs", DataTable).focus()
+        self._hint(0)
         self.refresh_runs()
 
     def on_screen_resume(self) -> None:
@@ -188,7 +189,9 @@ class RunsScreen(Screen):
             table.add_column(col, key=col, width=widths[col])
 
     def _hint(self, shown: int) -> None:
-        if not self.infos:
+        if not self.loaded:  # the store is still being read: nothing is known to be missing yet
+            hint = Text(f"loading runs from {self.app.store.root}…", style="dim")
+        elif not self.infos:
             hint = Text(f"no runs yet in {self.app.store.root} · n: launch one", style="dim")
         else:
             order = f"{self.sort} first" if self.sort in ("newest", "oldest") else f"by {self.sort}"
