@@ -190,7 +190,11 @@ def _dry_run(plan, opts, json_out: bool) -> int:
 
 @app.command()
 def run(
-    preset: str = typer.Option("supervised", "--preset", "-p", help="preset name or .toml path (see `ssltui presets`)"),
+    preset: Optional[str] = typer.Option(None, "--preset", "-p",
+                                         help="preset name or .toml path (see `ssltui presets`); default supervised"),
+    config: Optional[Path] = typer.Option(None, "--config",
+                                          help="a resolved run configuration (a run's config.toml, or the file the "
+                                               "app writes): trained as it is, no preset or option resolved again"),
     method: Optional[str] = typer.Option(None, "--method", help="supervised | simclr | rotnet"),
     evaluation: Optional[str] = typer.Option(None, "--evaluation", help="comma list of supervised, linear, semi, knn"),
     labels: Optional[str] = typer.Option(None, "--labels", help="label fractions, e.g. 0.01,0.1"),
@@ -219,7 +223,23 @@ def run(
     from ssltui.trainer.runner import plan_to_toml
     from ssltui.core.store import RunStore
 
-    plan = resolve_typed(preset, method, evaluation, labels, seeds, sets)
+    if config is not None:
+        from ssltui.core.runfile import read_plan_file
+
+        given = [flag for flag, value in (("--preset", preset), ("--method", method), ("--evaluation", evaluation),
+                                          ("--labels", labels), ("--seeds", seeds), ("--set", sets),
+                                          ("--data", data), ("--devices", devices), ("--data-dir", data_dir),
+                                          ("--group", group), ("--no-cache", no_cache))
+                 if value] + (["--device"] if device != "auto" else [])
+        if given:
+            raise ConfigError(f"--config holds the whole configuration; drop {', '.join(given)} "
+                              f"(or edit the file)")
+        plan, file_opts = read_plan_file(config)
+        data, data_dir, device, group = file_opts.data, file_opts.data_dir, file_opts.device, file_opts.group
+        devices = ",".join(file_opts.devices) or None
+        no_cache = not file_opts.use_cache
+    else:
+        plan = resolve_typed(preset or "supervised", method, evaluation, labels, seeds, sets)
     data = data if data is not None else plan.data or "cifar10"
     try:
         kind, where = parse_source(data)
@@ -241,9 +261,10 @@ def run(
     store = _store(runs_dir)
     stop = _StopRequest()
     _install_signal_handlers(stop)
-    # A folder made already (the TUI makes one, then starts this) records a data error in its
-    # summary, so the runner loads; otherwise load first, so a data error makes no folder.
-    premade = run_id is not None and (store.root / run_id).is_dir()
+    # A folder made already by another launcher records a data error in its summary, so the runner
+    # loads; otherwise (and always with --config, as the app launches) load first, so a data error
+    # writes nothing into the run folder.
+    premade = run_id is not None and (store.root / run_id).is_dir() and config is None
     raw = None if premade else _load_data(plan, opts, stop, quiet)
     if resume:
         found = store.find_unfinished(plan_to_toml(plan, opts))

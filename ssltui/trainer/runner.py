@@ -14,14 +14,13 @@ import platform
 import socket
 import sys
 import time
-import tomllib
 import traceback
 from pathlib import Path
 
 import torch
 
 import ssltui
-from ssltui.core.config import RunOptions, build_run_config, dumps_toml, to_dict
+from ssltui.core.config import RunOptions
 from ssltui.trainer.data.bundle import DataBundle, make_bundle
 from ssltui.trainer.data.sources import RawData, load_source
 from ssltui.trainer.data.splits import label_subset, validation_split
@@ -33,28 +32,14 @@ from ssltui.trainer.loop import Listener, RunContext
 from ssltui.core.paths import data_dir as default_data_dir
 from ssltui.trainer.phases import Outcome, PhaseExecutor
 from ssltui.core.presets import Plan
+from ssltui.core.runfile import plan_from_text, plan_to_toml  # noqa: F401 - plan_to_toml: re-exported
 from ssltui.core.store import RunDir, atomic_write_json, atomic_write_text
 from ssltui.core.summary import PhaseRecord, RunSummary, SweepRef
 
 
-def plan_to_toml(plan: Plan, opts: RunOptions) -> str:
-    doc = {"preset": plan.preset, "description": plan.description, **opts.to_toml_dict(),
-           "parts": [to_dict(p) for p in plan.parts]}
-    return dumps_toml(doc, "ssltui resolved run configuration (every hyperparameter)")
-
-
 def plan_from_toml(run: RunDir) -> tuple[Plan, RunOptions]:
     """The plan and options a run was started with (so a resume by id needs nothing else)."""
-    text = run.read_config_text()
-    try:
-        raw = tomllib.loads(text)
-        parts = [build_run_config(p) for p in raw["parts"]]
-        opts = RunOptions.model_validate(raw)
-    except (KeyError, TypeError, tomllib.TOMLDecodeError, ValueError) as exc:
-        raise ConfigError(f"{run.config_path}: unreadable run configuration ({first_line(exc)[:120]})") from None
-    except ConfigError as exc:
-        raise ConfigError(f"{run.config_path}: {exc.message}") from None
-    return Plan(raw.get("preset", "?"), raw.get("description", ""), parts), opts
+    return plan_from_text(run.read_config_text(), str(run.config_path))
 
 
 def versions() -> dict:
