@@ -174,10 +174,8 @@ def test_launch_request_refuses_bad_values_with_the_reason():
     with pytest.raises(ConfigError, match="milestones"):
         req.validate()
     req.sets = {"supervised.epochs": "2"}
-    req.validate()
-    argv = req.argv("RID", REPO / "runs")
-    assert argv[1:4] == ["-m", "ssltui", "run"] and "--quiet" in argv
-    assert argv[argv.index("--labels") + 1] == "0.1" and "supervised.epochs=2" in argv
+    plan = req.resolved()
+    assert plan.parts[0].labels == [0.1] and plan.parts[0].supervised.epochs == 2
     assert parse_fractions("1%, 0.1") == [0.01, 0.1]
     with pytest.raises(ConfigError):
         parse_fractions("150%")
@@ -281,9 +279,9 @@ def test_study_presets_and_their_hyperparameters():
     assert params["supervised.epochs"].value and "simclr.temperature" in params and "semi.frozen_stages" in params
     req = LaunchRequest(preset="paper", method="study", labels="0.01,0.1", seeds="0", data="synthetic",
                         sets={"linear.epochs": "5"})
-    req.validate()
-    argv = req.argv("RID", REPO / "runs")
-    assert "--method" not in argv and argv[argv.index("--preset") + 1] == "paper" and "linear.epochs=5" in argv
+    plan = req.resolved()
+    assert plan.preset == "paper" and len(plan.parts) > 1
+    assert all(p.linear.epochs == 5 for p in plan.parts if "linear" in p.evaluation)
 
 
 def test_a_preset_names_its_data_and_the_smoke_presets_name_synthetic():
