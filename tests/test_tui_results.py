@@ -29,15 +29,72 @@ def test_maps_follow_a_resize_without_a_key(tui_store):
     async def scenario(app, pilot):
         screen = await open_results(app, pilot, [STUDY_ID], tab="m")
         text = await shows(pilot, "rows s1-s3")
-        assert "of 3 (v: next)" in text  # 80x24: one model at a time
+        assert "8x8 px" in text and "16x16" not in text  # 80x24: the smallest thumbnails
         await pilot.resize_terminal(120, 40)
         await pilot.pause(0.5)  # no key: the resize alone lays the maps out again
 
-        def side_by_side() -> bool:  # every model's title on the one line, none wrapped under another
-            lines = screen_text(app).splitlines()
-            return any("supervised · seed 0" in ln and "simclr · seed 0" in ln
-                       for ln in lines) and "(v: next)" not in screen_text(app)
+        def laid_out_again() -> bool:  # 16x16 thumbnails, whole on their lines (none wrapped)
+            text = screen_text(app)
+            return "16x16 / 8x8 px" in text and f"│s1 {'▀' * 16} {'▀' * 16} {'▀' * 16} {'▀' * 16}" in text
 
-        await wait_until(pilot, side_by_side, 10, "the maps laid out for 120x40")
+        await wait_until(pilot, laid_out_again, 10, "the maps laid out for 120x40")
+        assert screen.query_one("#featuremaps").size.width >= 33 + 70
 
     run_app(tui_store, (80, 24), scenario)
+
+
+def _doc(tmp_path):
+    from tests.tui_fixtures import make_fixture_runs
+
+    root = tmp_path / "runs"
+    if not root.exists():
+        make_fixture_runs(root)
+    return json.loads((root / STUDY_ID / "featuremaps.json").read_text())
+
+
+def test_thumbnails_grow_to_each_stage_s_native_resolution():
+    from ssltui.view.featuremaps import plan_layout
+
+    # 120x40 (the maps' pane less its caption): larger than 8x8, one model a page (v: the next)
+    layout = plan_layout(118, 32, n_models=3, n_channels=4)
+    assert layout.thumb == 16 and layout.stage_px == (16, 16, 8) and layout.models == [0]
+    assert plan_layout(118, 32, n_models=3, n_channels=4, view=2).models == [2]
+    # a stage never grows past its own resolution: s3's maps are 8x8, s2's 16x16
+    big = plan_layout(236, 66, n_models=1, n_channels=4)
+    assert big.thumb == 32 and big.stage_px == (32, 16, 8)
+    # `z`: every model at once, smaller
+    every = plan_layout(118, 32, n_models=3, n_channels=4, compact=True)
+    assert every.models == [0, 1, 2] and every.thumb == 8
+
+
+def test_ascii_thumbnails_are_apart_and_a_legend_says_what_shades_mean(tmp_path):
+    from ssltui.view.featuremaps import render_maps
+
+    text = render_maps(_doc(tmp_path), 0, color=False, width=118, height=34).plain
+    lines = text.splitlines()
+    stage1 = next(ln for ln in lines if "│s1 " in ln).split("│")[1]
+    thumbs = stage1[3:].rstrip().split("|")
+    assert [len(t) for t in thumbs] == [16, 16, 16, 16], stage1  # apart by '|', not by a shade
+    legend = lines[-1]
+    assert "dark" in legend.lower() or "' '" in legend
+    assert "lowest" in legend and "highest" in legend, legend
+    colour = render_maps(_doc(tmp_path), 0, color=True, width=118, height=34).plain.splitlines()[-1]
+    assert "lowest" in colour and "highest" in colour, colour
+
+
+def test_the_colour_ramp_stays_ordered_in_256_colours(tmp_path):
+    from rich.color import Color
+
+    from ssltui.view.featuremaps import ramp_color, render_maps
+
+    def luminance(c):
+        t = Color.parse(c).get_truecolor()
+        return 0.2126 * t.red + 0.7152 * t.green + 0.0722 * t.blue
+
+    levels = [ramp_color(v, eight_bit=True) for v in range(0, 256, 8)]
+    assert all(c.startswith("color(") for c in levels)
+    lum = [luminance(c) for c in levels]
+    assert all(b >= a for a, b in zip(lum, lum[1:])), lum  # never darker as the value grows
+    assert len(set(levels)) >= 10, levels  # and enough steps to tell values apart
+    text = render_maps(_doc(tmp_path), 0, color=True, width=118, height=34, eight_bit=True)
+    assert any("color(" in str(span.style) for span in text.spans)

@@ -41,6 +41,7 @@ class ResultsScreen(Screen):
         Binding("left,comma", "step(-1)", "Prev", priority=True),
         Binding("right,full_stop", "step(1)", "Next", priority=True),
         Binding("v", "next_view", "Models"),
+        Binding("z", "toggle_compact", "All models", show=False),
         Binding("a", "toggle_ascii", "ASCII/colour"),
         Binding("j", "scroll(1)", "Down", show=False),
         Binding("k", "scroll(-1)", "Up", show=False),
@@ -53,7 +54,8 @@ class ResultsScreen(Screen):
         super().__init__()
         self.run_ids = run_ids
         self.image = 0
-        self.view = 0  # 0: every model that fits; k: model k alone, large
+        self.view = 0  # the page of models, at the largest size a model fits
+        self.compact = False  # every model at once, at the size where all fit
         self.color = color_available()
         self.maps: FeatureMaps | None = None
         self.maps_problem = "loading feature maps…"
@@ -189,7 +191,10 @@ class ResultsScreen(Screen):
             return
         pane = self.query_one("#maps-scroll")
         width, height = max(40, pane.size.width - 1), max(10, pane.size.height)
-        widget.update(render_maps(self.maps, self.image, self.color, width, height, self.view))
+        # a 256-colour terminal (tmux's default) gets a ramp made for its palette, not a downgrade
+        eight_bit = self.app.console.color_system == "256"
+        widget.update(render_maps(self.maps, self.image, self.color, width, height, self.view, self.compact,
+                                  eight_bit))
 
     # ------------------------------------------------------------ actions
     @property
@@ -204,7 +209,7 @@ class ResultsScreen(Screen):
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action == "step":
             return self.active in ("maps", "curves")
-        if action in ("next_view", "toggle_ascii"):
+        if action in ("next_view", "toggle_ascii", "toggle_compact"):
             return self.active == "maps" or (action == "toggle_ascii" and self.active == "curves")
         return True
 
@@ -221,7 +226,12 @@ class ResultsScreen(Screen):
 
     def action_next_view(self) -> None:
         if self.maps:
-            self.view = (self.view + 1) % (len(self.maps.models) + 1)
+            self.view = (self.view + 1) % len(self.maps.models)
+            self._draw_maps()
+
+    def action_toggle_compact(self) -> None:
+        if self.maps:
+            self.compact, self.view = not self.compact, 0
             self._draw_maps()
 
     def action_toggle_ascii(self) -> None:
