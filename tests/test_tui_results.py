@@ -98,3 +98,34 @@ def test_the_colour_ramp_stays_ordered_in_256_colours(tmp_path):
     assert len(set(levels)) >= 10, levels  # and enough steps to tell values apart
     text = render_maps(_doc(tmp_path), 0, color=True, width=118, height=34, eight_bit=True)
     assert any("color(" in str(span.style) for span in text.spans)
+
+
+def test_maps_png_writes_one_image_per_test_image(tmp_path, data_dir):
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from tests.conftest import REPO, cli_env
+    from tests.tui_fixtures import make_fixture_runs
+
+    runs = make_fixture_runs(tmp_path / "runs")
+    out = tmp_path / "maps"
+    proc = subprocess.run([sys.executable, "-m", "ssltui", "maps", "paper-a1b2c3", "--png", str(out)],
+                          capture_output=True, text=True, env=cli_env(runs, data_dir), cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    files = sorted(out.iterdir())
+    assert [f.name for f in files] == [f"{STUDY_ID}-image{k}-{c}.png" for k, c in
+                                       enumerate(["airplane", "automobile", "bird", "cat"], 1)]
+    assert all(str(f) in proc.stdout for f in files)  # each file named as it is written
+    with Image.open(files[0]) as im:
+        assert im.format == "PNG" and im.width > 3 * 4 * 32 and im.height > 3 * 32
+        colours = im.convert("RGB").getcolors(1 << 20)
+        assert colours is not None and len(colours) > 50  # the maps, not a blank canvas
+    # a path that is a file: one line, exit 2, nothing written
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    proc = subprocess.run([sys.executable, "-m", "ssltui", "maps", "paper-a1b2c3", "--png", str(blocker)],
+                          capture_output=True, text=True, env=cli_env(runs, data_dir), cwd=REPO, timeout=120)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "--png" in proc.stderr
+    assert blocker.read_text() == "x"

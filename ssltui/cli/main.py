@@ -351,11 +351,12 @@ def runs(runs_dir: Optional[Path] = RUNS_DIR_OPT, json_out: bool = typer.Option(
 def maps(run_id: str = typer.Argument(..., help="run id (or a unique prefix/suffix)"),
          image: Optional[int] = typer.Option(None, "--image", help="only this image (0-based)"),
          ascii_only: bool = typer.Option(False, "--ascii", help="plain ASCII shading even on a colour terminal"),
+         png: Optional[Path] = typer.Option(None, "--png", help="write them as PNG images into this folder instead"),
          runs_dir: Optional[Path] = RUNS_DIR_OPT) -> None:
     """Feature-map thumbnails of a finished run: 4 channels at the end of each stage, per model."""
     from ssltui.cli.maps import print_maps
 
-    print_maps(_store(runs_dir), run_id, image, ascii_only)
+    print_maps(_store(runs_dir), run_id, image, ascii_only, png)
 
 
 @app.command()

@@ -347,3 +347,72 @@ def merge_featuremaps(docs: list[tuple[str, FeatureMaps | None]],
         for m in d.models:
             models.append(m.model_copy(update={"name": f"{m.name} ({rid[-6:]})"}) if len(docs) > 1 else m)
     return FeatureMaps(images=images, models=models)
+
+
+PNG_CELL = 96  # pixels a side of every map and of the input in the PNG (nearest-neighbour, no smearing)
+PNG_GAP = 4
+
+
+def _png_file_name(run_id: str, k: int, class_name: str | None) -> str:
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in (class_name or "input"))[:40] or "input"
+    return f"{run_id}-image{k + 1}-{safe}.png"
+
+
+def maps_image(doc: FeatureMaps, image: int):
+    """One test image's maps as a PIL image: the input, then per model (side by side) a row per
+    stage of its channels, every map enlarged to PNG_CELL pixels without smearing, viridis; a
+    legend bar under them (dark: a map's lowest activation on this image, bright: its highest)."""
+    from PIL import Image, ImageDraw
+
+    img = doc.images[image]
+    n_channels = max((len(st.values) for m in doc.models for per in m.maps[:1] for st in per), default=4)
+    cell, gap, title = PNG_CELL, PNG_GAP, 16
+    block_w = n_channels * (cell + gap)
+    width = gap + cell + 3 * gap + len(doc.models) * (block_w + 2 * gap)
+    height = title + STAGES * (cell + gap) + 40
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    rgb = Image.new("RGB", (len(img.rgb[0]), len(img.rgb)))
+    rgb.putdata([tuple(int(c) for c in p[:3]) for row in img.rgb for p in row])
+    canvas.paste(rgb.resize((cell, cell), Image.NEAREST), (gap, title))
+    draw.text((gap, 2), plain(img.class_name) or "input", fill=(0, 0, 0))
+    lut = [viridis(v) for v in range(256)]
+    x0 = gap + cell + 3 * gap
+    for model in doc.models:
+        draw.text((x0, 2), model_title(model), fill=(0, 0, 0))
+        stages = model.maps[image] if image < len(model.maps) else []
+        for si, stage in enumerate(stages[:STAGES]):
+            for ci, values in enumerate(stage.values[:n_channels]):
+                h, w = len(values), len(values[0]) if values else 0
+                if not h or not w:
+                    continue
+                m = Image.new("RGB", (w, h))
+                m.putdata([lut[max(0, min(255, int(v)))] for row in values for v in row])
+                canvas.paste(m.resize((cell, cell), Image.NEAREST), (x0 + ci * (cell + gap), title + si * (cell + gap)))
+        x0 += block_w + 2 * gap
+    y = title + STAGES * (cell + gap) + 6
+    draw.text((gap, y), "dark", fill=(0, 0, 0))
+    bar_x, bar_w = gap + 34, 256
+    for k in range(bar_w):
+        draw.line([(bar_x + k, y), (bar_x + k, y + 10)], fill=lut[k * 255 // (bar_w - 1)])
+    draw.text((bar_x + bar_w + 6, y), "bright: a map's lowest .. highest activation on this image; rows: stages 1-3",
+              fill=(0, 0, 0))
+    return canvas
+
+
+def write_pngs(doc: FeatureMaps | dict, folder: Path, run_id: str, images: list[int] | None = None) -> list[Path]:
+    """Every (or the given) test image's maps as `<run>-image<k>-<class>.png` in `folder` (made
+    when missing); each file is written whole (a temporary name, then renamed)."""
+    doc = as_featuremaps(doc)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for k in range(len(doc.images)) if images is None else images:
+        path = folder / _png_file_name(run_id, k, doc.images[k].class_name)
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            maps_image(doc, k).save(tmp, format="PNG")
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        written.append(path)
+    return written
