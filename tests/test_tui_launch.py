@@ -15,7 +15,7 @@ from tests.tui_fixtures import run_app, tui_store, wait_until  # noqa: F401 - tu
 def smoke_config(tmp_path: Path, **sets: str) -> Path:
     from ssltui.core.config import run_options
     from ssltui.core.presets import resolve
-    from ssltui.core.runfile import plan_to_toml
+    from ssltui.core.plan import plan_to_toml
 
     plan = resolve("smoke", method="supervised", sets=[f"{k}={v}" for k, v in sets.items()])
     plan.preset = "a-preset-that-does-not-exist"  # the file is the whole configuration: nothing is looked up
@@ -83,7 +83,7 @@ def test_the_form_reads_the_preset_once_and_launches_run_config(tui_store, spawn
 
     from ssltui.core.config import run_options
     from ssltui.core.presets import resolve
-    from ssltui.core.runfile import plan_to_toml
+    from ssltui.core.plan import plan_to_toml
     from ssltui.tui import launch
     from ssltui.tui.screens.live import LiveScreen
     from tests.tui_fixtures import open_launch

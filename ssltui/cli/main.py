@@ -15,7 +15,13 @@ from typing import Optional
 import typer
 
 from ssltui.cli.sweep import sweep_app
+import importlib.util
+
+from ssltui.core import registry
 from ssltui.core.errors import ConfigError, ExitCode, RunInterrupted, SsltuiError, first_line
+from ssltui.core.plan import plan_from_toml, plan_to_toml
+from ssltui.core.presets import DEFAULT_PRESET
+from ssltui.core.schedule import known_class_counts
 
 app = typer.Typer(
     name="ssltui",
@@ -161,22 +167,41 @@ def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store, 
     return int(code)
 
 
-def _dry_run(plan, opts, json_out: bool) -> int:
-    """Print what `run` would do (every phase, and the resolved configuration) and train nothing."""
-    import importlib.util
-
-    from ssltui.core.graph import build_graph
-    from ssltui.trainer.runner import plan_to_toml
+def _dry_run(plan, opts, json_out: bool, counts) -> int:
+    """Print what `run` would do (every phase with the epochs and steps it will train, and the
+    resolved configuration) and train nothing. `counts`: training images a class (None: unknown)."""
+    from ssltui.core.graph import build_graph, phase_lengths
 
     for part in plan.parts:
-        if part.method != "supervised" and importlib.util.find_spec(f"ssltui.trainer.methods.{part.method}") is None:
+        if registry.method(part.method).pretrains and \
+                importlib.util.find_spec(f"ssltui.trainer.methods.{part.method}") is None:
             raise ConfigError(f"method {part.method!r} has no pretraining implementation")
     graph = build_graph(plan)
-    phases = [n.describe() for n in graph.phases]
+    lengths = phase_lengths(plan, graph, counts) if counts else {}
+
+    def describe(name: str) -> str:
+        node = graph.node(name)
+        if name not in lengths:
+            return node.describe()
+        length, section = lengths[name]
+        decided = f"{section}.{length.decided_by}" + (f"={plan.parts[node.part].settings_of(section).min_steps}"
+                                                      if length.decided_by == "min_steps" else "")
+        return (f"{name.split('#')[0]} ({length.epochs} epochs x {length.steps_per_epoch} steps = {length.steps} "
+                f"steps, batch {length.batch_size}; decided by {decided})")
+
+    def entry(n) -> dict:
+        length, section = lengths.get(n.name, (None, None))
+        return {"node": n.name, "phase": n.name.split("#")[0], "kind": n.kind,
+                "epochs": length.epochs if length else n.epochs,
+                "steps_per_epoch": length.steps_per_epoch if length else None,
+                "steps": length.steps if length else None,
+                "decided_by": f"{section}.{length.decided_by}" if length else None}
+
     config = plan_to_toml(plan, opts)
     if json_out:
         print(json.dumps({"dry_run": True, "preset": plan.preset, "data": opts.data, "device": opts.device,
-                          "devices": opts.device_list(), "phases": phases, "config": config,
+                          "devices": opts.device_list(), "phases": [describe(n.name) for n in graph.phases],
+                          "plan": [entry(n) for n in graph.phases], "config": config,
                           "graph": [{"node": n.name, "kind": n.kind, "needs": list(n.needs)} for n in graph.nodes]}),
               flush=True)
     else:
@@ -184,14 +209,14 @@ def _dry_run(plan, opts, json_out: bool) -> int:
         after = {n.name: " after " + ", ".join(graph.node(d).describe().split(" (")[0] for d in n.needs)
                  if n.needs else "" for n in graph.phases}
         print('# phases, in order (one marked "after X" waits for X; the others can start at once):\n'
-              + "\n".join(f"#   {n.describe()}{after[n.name]}" for n in graph.phases), flush=True)
+              + "\n".join(f"#   {describe(n.name)}{after[n.name]}" for n in graph.phases), flush=True)
     return int(ExitCode.OK)
 
 
 @app.command()
 def run(
     preset: Optional[str] = typer.Option(None, "--preset", "-p",
-                                         help="preset name or .toml path (see `ssltui presets`); default supervised"),
+                                         help=f"preset name or .toml path (see `ssltui presets`); default {DEFAULT_PRESET}"),
     config: Optional[Path] = typer.Option(None, "--config",
                                           help="a resolved run configuration (a run's config.toml, or the file the "
                                                "app writes): trained as it is, no preset or option resolved again"),
@@ -220,11 +245,10 @@ def run(
     from ssltui.core.config import parse_list, run_options
     from ssltui.trainer.data.sources import parse_source
     from ssltui.core.presets import resolve_typed
-    from ssltui.trainer.runner import plan_to_toml
     from ssltui.core.store import RunStore
 
     if config is not None:
-        from ssltui.core.runfile import read_plan_file
+        from ssltui.core.plan import read_plan_file
 
         given = [flag for flag, value in (("--preset", preset), ("--method", method), ("--evaluation", evaluation),
                                           ("--labels", labels), ("--seeds", seeds), ("--set", sets),
@@ -239,7 +263,7 @@ def run(
         devices = ",".join(file_opts.devices) or None
         no_cache = not file_opts.use_cache
     else:
-        plan = resolve_typed(preset or "supervised", method, evaluation, labels, seeds, sets)
+        plan = resolve_typed(preset or DEFAULT_PRESET, method, evaluation, labels, seeds, sets)
     data = data if data is not None else plan.data or "cifar10"
     try:
         kind, where = parse_source(data)
@@ -257,7 +281,11 @@ def run(
 
         stat_source(Path(where).expanduser())  # missing, or a FIFO/device: exit 3, even with --dry-run
     if dry_run:
-        return _dry_run(plan, opts, json_out)
+        counts = known_class_counts(kind, plan.parts[0].data.synthetic_train_per_class)
+        if counts is None:  # a folder: its size is known once it is read (cached for the run)
+            raw = _load_data(plan, opts, _StopRequest(), quiet)
+            counts = tuple(int((raw.train_y == c).sum()) for c in range(raw.num_classes))
+        return _dry_run(plan, opts, json_out, counts)
     store = _store(runs_dir)
     stop = _StopRequest()
     _install_signal_handlers(stop)
@@ -283,7 +311,6 @@ def resume(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> int:
     """Continue a failed, interrupted or killed run from its last checkpoint."""
-    from ssltui.trainer.runner import plan_from_toml
 
     store = _store(runs_dir)
     rd = store.get(run_id)

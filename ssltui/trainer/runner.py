@@ -20,7 +20,9 @@ from pathlib import Path
 import torch
 
 import ssltui
+from ssltui.core import registry
 from ssltui.core.config import RunOptions
+from ssltui.core.plan import plan_to_toml
 from ssltui.trainer.data.bundle import DataBundle, make_bundle
 from ssltui.trainer.data.sources import RawData, load_source
 from ssltui.trainer.data.splits import label_subset, validation_split
@@ -32,14 +34,8 @@ from ssltui.trainer.loop import Listener, RunContext
 from ssltui.core.paths import data_dir as default_data_dir
 from ssltui.trainer.phases import Outcome, PhaseExecutor
 from ssltui.core.presets import Plan
-from ssltui.core.runfile import plan_from_text, plan_to_toml  # noqa: F401 - plan_to_toml: re-exported
 from ssltui.core.store import RunDir, atomic_write_json, atomic_write_text
 from ssltui.core.summary import PhaseRecord, RunSummary, SweepRef
-
-
-def plan_from_toml(run: RunDir) -> tuple[Plan, RunOptions]:
-    """The plan and options a run was started with (so a resume by id needs nothing else)."""
-    return plan_from_text(run.read_config_text(), str(run.config_path))
 
 
 def versions() -> dict:
@@ -109,7 +105,7 @@ class Runner:
         return RunSummary.new(
             run_id=self.run.id, preset=self.plan.preset, description=self.plan.description,
             group=self.opts.group or self.run.id, status="running",
-            methods=sorted({p.method for p in parts}, key=["supervised", "simclr", "rotnet"].index),
+            methods=sorted({p.method for p in parts}, key=registry.method_names().index),
             evaluations=sorted({e for p in parts for e in p.evaluation}),
             labels=sorted({f for p in parts for f in p.labels}),
             seeds=sorted({s for p in parts for s in p.seeds}),

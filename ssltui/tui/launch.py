@@ -23,22 +23,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ssltui.core import config as cfgmod
+from ssltui.core import registry
 from ssltui.core.errors import ConfigError, SsltuiError
 from ssltui.core.errors import quoted
 from ssltui.core.presets import Plan, PresetInfo, list_presets, resolve
-from ssltui.core.runfile import plan_to_toml
+from ssltui.core.plan import plan_to_toml
 from ssltui.core.store import RunDir, RunStore, atomic_write_text
 from ssltui.tui.manage import RESUMABLE
 from ssltui.tui.watch import LAUNCH_MARK, PROCESS_LOG
 
 STUDY = "study"  # the method choice that lists study presets (every method in one run)
-METHODS = ("simclr", "rotnet", "supervised", STUDY)
+# The form lists the pretraining methods first, then the baseline, then studies.
+METHODS = (*sorted(registry.method_names(), key=lambda m: not registry.method(m).pretrains), STUDY)
 DEVICES = ("auto", "cpu", "cuda")
 LABEL_CHOICES = (("1%", "0.01"), ("10%", "0.1"), ("1% and 10%", "0.01,0.1"))
 DEFAULT_DATA = "cifar10"
-# The order sections run in; a study lists the union of its parts' sections in this order.
 LAUNCH_FILE = "launch.toml"  # the resolved configuration the app hands to `ssltui run --config`
-SECTION_ORDER = ("supervised", "pretrain", "simclr", "rotnet", "knn", "linear", "semi", "data", "runtime")
 
 
 def presets_for(method: str, presets: list[PresetInfo] | None = None) -> list[PresetInfo]:
@@ -70,13 +70,20 @@ def toml_text(v: object) -> str:
     return str(v)
 
 
+def section_order() -> list[str]:
+    """The order a form lists sections in (a study: the union of its parts'): training from scratch,
+    pretraining, each method's settings, what pretraining also reads (the kNN monitor), the
+    evaluations, then the run-wide tables."""
+    scratch = [e.name for e in registry.evaluations() if not e.needs_encoder]
+    methods = [m.name for m in registry.methods() if m.settings is not None]
+    also = [s for m in registry.methods() for s in m.reads]
+    return list(dict.fromkeys([*scratch, "pretrain", *methods, *also, *registry.evaluation_names(), "data", "runtime"]))
+
+
 def sections_for(cfg: cfgmod.RunConfig) -> list[str]:
     """The config sections that matter to this pipeline, in the order it runs them."""
-    if cfg.method == "supervised":
-        out = ["supervised"]
-    else:
-        out = ["pretrain", cfg.method, "knn"] + [e for e in ("linear", "semi") if e in cfg.evaluation]
-    return out + ["data", "runtime"]
+    reads = list(registry.method(cfg.method).reads)
+    return reads + [e for e in cfg.evaluation if e not in reads] + ["data", "runtime"]
 
 
 def method_arg(method: str) -> str | None:
@@ -102,9 +109,10 @@ def apply_choices(base: Plan, labels: list[float] | None = None, seeds: list[int
     parts = []
     for part in base.parts:
         try:
-            parts.append(cfgmod.build_run_config(cfgmod.deep_merge(cfgmod.to_dict(part), cli)))
+            parts.append(cfgmod.build_run_config(cfgmod.deep_merge(part.resolved_dict(), cli)))
         except ConfigError as exc:
             raise ConfigError(f"preset {quoted(base.preset)}: {exc.message}") from None
+    cfgmod.check_read([opt.partition("=")[0].strip() for opt in sets or []], parts)
     return Plan(base.preset, base.description, parts, base.data)
 
 
@@ -118,7 +126,7 @@ def hyperparameters(preset: str | Plan, method: str) -> list[Param]:
         out.append(Param("evaluation", toml_text(parts[0].evaluation),
                          f"evaluations: {', '.join(cfgmod.VALID_EVALUATIONS[parts[0].method])}"))
     used = {s for p in parts for s in sections_for(p)}
-    for section in (s for s in SECTION_ORDER if s in used):
+    for section in (s for s in section_order() if s in used):
         users = [p for p in parts if section in sections_for(p)]
         for name, info in type(getattr(users[0], section)).model_fields.items():
             values = list(dict.fromkeys(toml_text(getattr(getattr(p, section), name)) for p in users))

@@ -169,7 +169,7 @@ def make_loss(model: nn.Module, augment: SimCLRAugment, images: torch.Tensor, me
 def pretrain(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: DataBundle) -> ResNet20:
     """Pretrain a ResNet-20 with SimCLR on the training split's non-validation images."""
     dev = ctx.dev
-    sc = cfg.simclr
+    sc = cfg.method_settings
     # Seeded by the method and seed, not by the phase name (which hashes the settings): one seed
     # is one initial encoder and one stream of draws whatever the hyperparameters, so recipes
     # compare paired (random-init kNN varied 23-29% between two inits on a 5k CIFAR subset).

@@ -1,21 +1,24 @@
-"""A run's resolved configuration as a file: every hyperparameter of every part and the run's
-options (data, device, ...). A run folder's config.toml is one; the app writes one for the run it
-launches and `ssltui run --config FILE` trains from it without resolving a preset again."""
+"""A run's resolved configuration on disk (config.toml): the plan and run options written once
+when the run starts and read back by `ssltui resume`, `ssltui show` and the faces. Each part
+holds only the sections it reads (`RunConfig.reads`)."""
 
 from __future__ import annotations
 
 import tomllib
 from pathlib import Path
 
-from ssltui.core.config import RunOptions, build_run_config, dumps_toml, to_dict
+from ssltui.core.config import RunOptions, build_run_config, dumps_toml
 from ssltui.core.errors import ConfigError, first_line
 from ssltui.core.presets import Plan
+from ssltui.core.store import RunDir
+
+HEADER = "ssltui resolved run configuration (every hyperparameter the run reads)"
 
 
 def plan_to_toml(plan: Plan, opts: RunOptions) -> str:
     doc = {"preset": plan.preset, "description": plan.description, **opts.to_toml_dict(),
-           "parts": [to_dict(p) for p in plan.parts]}
-    return dumps_toml(doc, "ssltui resolved run configuration (every hyperparameter)")
+           "parts": [p.resolved_dict() for p in plan.parts]}
+    return dumps_toml(doc, HEADER)
 
 
 def plan_from_text(text: str, where: str) -> tuple[Plan, RunOptions]:
@@ -37,8 +40,14 @@ def plan_from_text(text: str, where: str) -> tuple[Plan, RunOptions]:
     return Plan(preset, description, parts), opts
 
 
+def plan_from_toml(run: RunDir) -> tuple[Plan, RunOptions]:
+    """The plan and options a run was started with (so a resume by id needs nothing else)."""
+    return plan_from_text(run.read_config_text(), str(run.config_path))
+
+
 def read_plan_file(path: Path) -> tuple[Plan, RunOptions]:
-    """`plan_from_text` of a file; ConfigError when it cannot be read as UTF-8 text."""
+    """A run configuration file (`ssltui run --config FILE`: a run's config.toml, or the one the
+    app writes for the run it launches); ConfigError when it is not one."""
     try:
         text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
