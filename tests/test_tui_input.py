@@ -148,3 +148,54 @@ def test_the_list_says_it_is_loading_until_the_runs_arrive(tui_store, monkeypatc
             await shows(pilot, "3 of 3 runs")
 
     asyncio.run(main())
+
+
+def test_the_filter_understands_field_words():
+    from pathlib import Path
+
+    from ssltui.core.store import RunInfo
+    from ssltui.tui.screens.runs import matches
+
+    study = RunInfo("20260101-120000-paper-a1b2c3", Path("x"), "completed", preset="paper",
+                    methods=["supervised", "simclr", "rotnet"], evaluations=["linear", "semi", "supervised"],
+                    labels=[0.01, 0.1], seeds=[0, 1])
+    smoke = RunInfo("20260102-090000-smoke-d4e5f6", Path("y"), "interrupted", preset="smoke",
+                    methods=["supervised"], evaluations=["supervised"], labels=[0.1], seeds=[3])
+    assert matches(study, "method:simclr") and not matches(smoke, "method:simclr")
+    assert matches(smoke, "method:sup") and not matches(smoke, "method:rotnet")
+    for word in ("labels:0.01", "labels:1%", "label:0.01"):
+        assert matches(study, word) and not matches(smoke, word), word
+    assert matches(smoke, "labels:10%") and matches(study, "labels:0.1")
+    assert matches(smoke, "status:interrupted") and not matches(study, "status:interrupted")
+    assert matches(study, "eval:semi") and not matches(smoke, "eval:semi")
+    assert matches(smoke, "seed:3") and not matches(study, "seed:3")
+    assert matches(study, "preset:paper method:rotnet labels:1%")  # every word must hold
+    assert not matches(study, "labels:banana")  # a value that is no fraction matches nothing
+    assert matches(study, "12:00") or not matches(study, "12:00")  # not a field: plain text, no error
+
+
+def test_a_run_that_ends_while_the_app_is_open_says_so(tui_store, monkeypatch):
+    import dataclasses
+
+    from tests.tui_fixtures import FAILED_ID, STUDY_ID
+
+    async def scenario(app, pilot):
+        browser = app.screen
+        bells = []
+        monkeypatch.setattr(app, "bell", lambda: bells.append(1))
+        infos = list(browser.infos)
+        running = [dataclasses.replace(i, status="running") if i.id in (STUDY_ID, FAILED_ID) else i for i in infos]
+        browser.show_runs(running)  # seen training...
+        await pilot.pause()
+        assert not bells
+        browser.show_runs(infos)  # ...then completed and failed
+        await pilot.pause()
+        messages = [n.message for n in app._notifications]
+        assert any(STUDY_ID in m and "completed" in m for m in messages), messages
+        assert any(FAILED_ID in m and "failed" in m for m in messages), messages
+        assert len(bells) == 1  # one bell for the poll, however many ended
+        browser.show_runs(infos)  # nothing new: no second notice
+        await pilot.pause()
+        assert len(bells) == 1
+
+    run_app(tui_store, (120, 40), scenario)

@@ -33,11 +33,42 @@ def columns_for(width: int) -> tuple[str, ...]:
     return next(cols for least, cols in COLUMN_SETS if width >= least)
 
 
+def _fraction(text: str) -> float | None:
+    """'0.01' or '1%' -> 0.01; None when it is no number."""
+    try:
+        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        return None
+
+
+# FIELD:VALUE words of the filter: what each field of a run is, as lowercase text values
+FIELDS = {
+    "method": lambda i: i.methods, "status": lambda i: [i.status], "preset": lambda i: [i.preset],
+    "eval": lambda i: i.evaluations, "evaluation": lambda i: i.evaluations, "id": lambda i: [i.id],
+    "seed": lambda i: [str(s) for s in i.seeds], "seeds": lambda i: [str(s) for s in i.seeds],
+}
+
+
+def _word_matches(info: RunInfo, word: str, hay: str) -> bool:
+    field, colon, value = word.partition(":")
+    if colon and value and field in ("labels", "label"):
+        want = _fraction(value)
+        return want is not None and any(abs(f - want) <= 1e-9 * max(1.0, abs(want)) for f in info.labels)
+    if colon and value and field in FIELDS:
+        values = [v.lower() for v in FIELDS[field](info)]
+        if field in ("seed", "seeds", "status"):
+            return value in values
+        return any(value in v for v in values)
+    return word in hay
+
+
 def matches(info: RunInfo, needle: str) -> bool:
-    """Every word of the filter appears in the run's id, status, preset, methods or evaluations."""
+    """Every word of the filter appears in the run's id, status, preset, methods, evaluations or
+    labels; a FIELD:VALUE word looks in that field only (method:simclr, labels:0.01 or labels:1%,
+    status:failed, preset:, eval:, seed:, id:)."""
     hay = " ".join([info.id, info.status, info.preset, info.group, *info.methods, *info.evaluations,
                     *(label_fraction(f) for f in info.labels)]).lower()
-    return all(w in hay for w in needle.lower().split())
+    return all(_word_matches(info, w, hay) for w in needle.lower().split())
 
 
 def best_accuracy(info: RunInfo) -> float:
@@ -138,6 +169,7 @@ class RunsScreen(Screen):
     def show_runs(self, infos: list[RunInfo]) -> None:
         for launched in self.app.processes.values():
             launched.proc.poll()  # reap runs this app started that have ended (no zombies)
+        self._announce_ends(infos)
         key = [shown_key(i) for i in infos]
         if self.loaded and key == self._shown:
             return
@@ -145,6 +177,18 @@ class RunsScreen(Screen):
         self.marked &= {i.id for i in infos}
         self.loaded = True
         self._fill()
+
+    def _announce_ends(self, infos: list[RunInfo]) -> None:
+        """A run seen training that has since ended says so, wherever the app is: a notice per run
+        and one terminal bell per poll."""
+        was = {i.id for i in self.infos if i.status == "running"} if self.loaded else set()
+        ended = [i for i in infos if i.id in was and i.status != "running"]
+        for info in ended:
+            severity = "information" if info.status == "completed" else "warning"
+            self.app.notify(f"{info.id} {info.status}" + (f": {info.error}" if info.error else ""),
+                            severity=severity, timeout=10)
+        if ended:
+            self.app.bell()
 
     def sorted_infos(self) -> list[RunInfo]:
         key = SORTS[self.sort]
