@@ -129,3 +129,29 @@ def test_maps_png_writes_one_image_per_test_image(tmp_path, data_dir):
                           capture_output=True, text=True, env=cli_env(runs, data_dir), cwd=REPO, timeout=120)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "--png" in proc.stderr
     assert blocker.read_text() == "x"
+
+
+def test_compare_shows_the_settings_that_differ(tui_store):
+    from ssltui.core.config import run_options
+    from ssltui.core.plan import plan_to_toml
+    from ssltui.core.presets import resolve
+
+    for run_id, lr in ((STUDY_ID, "0.05"), (SMOKE_ID, "0.2")):
+        plan = resolve("smoke", method="supervised", sets=[f"supervised.lr={lr}"])
+        (tui_store / run_id / "config.toml").write_text(plan_to_toml(plan, run_options(data="synthetic")))
+
+    async def scenario(app, pilot):
+        screen = await open_results(app, pilot, [STUDY_ID, SMOKE_ID], tab="t")
+        from rich.console import Console
+
+        def shown() -> str:
+            console = Console(width=120, record=True, file=open("/dev/null", "w"))
+            console.print(screen.query_one("#settings-diff").content)
+            return console.export_text()
+
+        await wait_until(pilot, lambda: "supervised.lr" in shown(), 10, "the settings that differ")
+        text = shown()
+        assert "0.05" in text and "0.2" in text
+        assert "supervised.epochs" not in text  # the same in both: not listed
+
+    run_app(tui_store, (120, 40), scenario)

@@ -4,6 +4,8 @@ prints (core/table.py)."""
 
 from __future__ import annotations
 
+import tomllib
+
 from rich.columns import Columns
 from rich.text import Text
 from textual import work
@@ -23,7 +25,8 @@ from ssltui.tui.widgets.charts import OverlayChart, series_style
 from ssltui.view.featuremaps import MapsUnavailable, color_available, load_featuremaps, merge_featuremaps, render_maps
 from ssltui.view.curves import Curve, kinds, phase_curves
 from ssltui.view.format import plain
-from ssltui.view.tables import table1, table1_caption
+from ssltui.view.compare import differing_table
+from ssltui.view.tables import short_id, table1, table1_caption
 
 MAX_SERIES = 10  # lines on one chart before it stops being readable
 
@@ -71,6 +74,7 @@ class ResultsScreen(Screen):
                     yield Static(id="comparison")
                     yield Static(id="table-caption")
                     yield Static(id="runs-note")
+                    yield Static(id="settings-diff")
             with TabPane("Curves c", id="curves"):
                 yield Static("loading curves…", id="curves-title")
                 with Horizontal(id="curve-charts"):
@@ -128,11 +132,24 @@ class ResultsScreen(Screen):
         problem = "\n".join(problems) or "no feature maps of the same test images in these runs"
         # beside maps that are shown, say which runs' maps are not and why
         note = "\n".join(left_out + (problems if doc is not None else []))
+        configs = {}
+        for r in runs:  # what differs between the runs' settings (a run without a readable config: skipped)
+            try:
+                configs[r.id] = tomllib.loads(r.read_config_text())
+            except (ConfigError, OSError, ValueError):
+                continue
+        self.app.call_from_thread(self._settings_ready, configs)
         curves = []
         for n, r in enumerate(runs, 1):
             epochs = [e for e in r.read_events() if isinstance(e, Epoch)]
             curves += phase_curves(epochs, f"{n} " if len(runs) > 1 else "")
         self.app.call_from_thread(self._files_ready, doc, problem, note, curves)
+
+    def _settings_ready(self, configs: dict[str, dict]) -> None:
+        widget = self.query_one("#settings-diff", Static)
+        widget.display = len(configs) > 1
+        if widget.display:
+            widget.update(differing_table(configs, {rid: short_id(rid) for rid in configs}))
 
     def _files_ready(self, doc: FeatureMaps | None, problem: str, note: str, curves: list[Curve]) -> None:
         self.maps, self.maps_problem, self.curves = doc, problem, curves
