@@ -23,7 +23,6 @@ from ssltui.view.format import label_fraction
 from ssltui.view.tables import run_cells, short_id
 
 REFRESH_SECONDS = 2.0
-BURST_SECONDS = 0.05  # a bound key followed by typing within this is the start of a word, not a command
 # Columns by terminal width (of view.tables.run_cells; "run" is the id without its date).
 COLUMN_SETS = ((110, ("status", "method", "labels", "test acc %", "started", "id")),
                (100, ("status", "method", "labels", "test acc %", "started", "run")),
@@ -127,8 +126,6 @@ class RunsScreen(Screen):
         self._shown: list[tuple] = []  # shown_key of each run listed, to redraw only on a change
         self.sort = "newest"
         self.columns: tuple[str, ...] = ()
-        self._held: Key | None = None  # a bound key held until it is clear no typing follows it
-        self._held_timer = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -273,40 +270,18 @@ class RunsScreen(Screen):
                 return False
             self._type(flt, text)
             return True
+        if self.focused is not table:
+            return False
         char = event.character
-        printable = bool(char) and len(char) == 1 and char.isprintable()
-        if self._held is not None:  # a bound key waits to see whether typing follows it
-            held, self._held = self._held, None
-            if self._held_timer is not None:
-                self._held_timer.stop()
-            if printable and self.focused is table and event.key != "slash":
-                self._type(flt, (held.character or "") + char)
-                return True
-            self.call_next(self._act, held)  # it was a key on its own after all
-        if self.focused is not table or not printable:
+        if not char or len(char) != 1 or not char.isprintable():
             return False
         if event.key == "slash":
             self.set_focus(flt)  # the filter opens; the slash is not part of it
             return True
         if event.key in self.active_keys() and not self.app.next_is_typing():
-            if self.app.is_headless:
-                return False  # a bound key on its own acts
-            # A terminal's burst can reach the queue a key at a time (the reader thread posts each
-            # key as it parses them): hold a bound key for a moment, and act on it only when no
-            # typing follows.
-            self._held = event
-            self._held_timer = self.set_timer(BURST_SECONDS, self._release_held)
-            return True
+            return False  # a bound key on its own acts
         self._type(flt, char)
         return True
-
-    async def _release_held(self) -> None:
-        held, self._held = self._held, None
-        if held is not None:
-            await self._act(held)
-
-    async def _act(self, key: Key) -> None:
-        await self.app._check_bindings(key.key)
 
     def _type(self, flt: Input, text: str) -> None:
         flt.value += text
