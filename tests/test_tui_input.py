@@ -199,3 +199,20 @@ def test_a_run_that_ends_while_the_app_is_open_says_so(tui_store, monkeypatch):
         assert len(bells) == 1
 
     run_app(tui_store, (120, 40), scenario)
+
+
+def test_a_burst_of_bound_keys_alone_still_acts(tui_store):
+    """Held-down j (key repeat piling up while the app is busy) moves the cursor; it is no word."""
+    async def scenario(app, pilot):
+        browser = app.screen
+        table = browser.query_one("#runs")
+        table.move_cursor(row=0)
+        await pilot.pause()
+        burst(app, "jj")
+        await pilot.pause(0.3)
+        assert browser.query_one("#filter").value == "" and table.cursor_row == 2
+        burst(app, "kk")
+        await pilot.pause(0.3)
+        assert browser.query_one("#filter").value == "" and table.cursor_row == 0
+
+    run_app(tui_store, (120, 40), scenario)

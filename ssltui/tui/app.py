@@ -61,10 +61,22 @@ class SsltuiApp(App):
                 return
         await super().on_event(event)
 
-    def next_is_typing(self) -> bool:
-        """The next input waiting in the queue is a printable key (the rest of a burst)."""
-        nxt = self._peek_message()
-        return isinstance(nxt, events.Key) and bool(nxt.character) and nxt.character.isprintable()
+    def typing_follows(self, bound: set[str]) -> bool:
+        """The keys already queued behind the one being handled (the rest of a burst) are typing:
+        among the printable keys that follow it at once, one is no key binding (`bound`). A burst
+        of bound keys alone, such as a held-down j piling up while the app is busy, stays keys."""
+        self._peek_message()  # the queue's head is now in _pending_message
+        queued = [self._pending_message, *list(getattr(self._message_queue, "values", ()))]
+        for message in queued:
+            if not isinstance(message, events.Key):
+                if isinstance(message, events.Event):
+                    break  # the burst ends at the first other input
+                continue  # a callback or a message between the keys
+            if not message.character or not message.character.isprintable():
+                break
+            if message.key not in bound:
+                return True
+        return False
 
     def action_help(self) -> None:
         from ssltui.tui.screens.help import HelpScreen

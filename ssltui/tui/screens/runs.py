@@ -278,8 +278,9 @@ class RunsScreen(Screen):
         if event.key == "slash":
             self.set_focus(flt)  # the filter opens; the slash is not part of it
             return True
-        if event.key in self.active_keys() and not self.app.next_is_typing():
-            return False  # a bound key on its own acts
+        bound = self.active_keys()
+        if event.key in bound and not self.app.typing_follows(bound):
+            return False  # a bound key on its own (or among bound keys only) acts
         self._type(flt, char)
         return True
 
