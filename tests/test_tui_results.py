@@ -155,3 +155,33 @@ def test_compare_shows_the_settings_that_differ(tui_store):
         assert "supervised.epochs" not in text  # the same in both: not listed
 
     run_app(tui_store, (120, 40), scenario)
+
+
+def test_smoothing_is_a_debiased_moving_average():
+    from ssltui.view.curves import smooth
+
+    assert smooth([1.0, 2.0, 3.0], 0.0) == [1.0, 2.0, 3.0]
+    out = smooth([1.0, 3.0], 0.5)
+    assert out[0] == 1.0 and abs(out[1] - (0.5 * 0.5 * 1 + 0.5 * 3) / (1 - 0.25)) < 1e-12
+    flat = smooth([2.0] * 5, 0.9)
+    assert all(abs(v - 2.0) < 1e-12 for v in flat)  # no pull toward zero at the start
+
+
+def test_curves_offer_smoothing_and_a_log_scale(tui_store):
+    async def scenario(app, pilot):
+        screen = await open_results(app, pilot, [STUDY_ID], tab="c")
+        title = lambda: str(screen.query_one("#curves-title").render())  # noqa: E731
+        assert "smoothed 0" not in title() and "log scale ·" not in title() and "loss on a log" not in title()
+        loss_chart = screen.query_one("#curve-loss")
+        raw = [list(ys) for _, ys in screen.shown_series("loss")]
+        await pilot.press("s")
+        await wait_until(pilot, lambda: "smoothed 0.6" in title(), 5, "smoothing")
+        smoothed = [list(ys) for _, ys in screen.shown_series("loss")]
+        assert smoothed != raw and all(len(a) == len(b) for a, b in zip(raw, smoothed))
+        await pilot.press("l")
+        await wait_until(pilot, lambda: "loss on a log scale" in title(), 5, "the log scale")
+        assert loss_chart.log_y
+        await pilot.press("s", "s")  # 0.6 -> 0.9 -> off
+        await wait_until(pilot, lambda: "smoothed 0" not in title(), 5, "smoothing off")
+
+    run_app(tui_store, (120, 40), scenario)

@@ -23,7 +23,7 @@ from ssltui.core.table import StudyTable, build_table
 from ssltui.tui.screens.common import BACK, HELP, NavScroll
 from ssltui.tui.widgets.charts import OverlayChart, series_style
 from ssltui.view.featuremaps import MapsUnavailable, color_available, load_featuremaps, merge_featuremaps, render_maps
-from ssltui.view.curves import Curve, kinds, phase_curves
+from ssltui.view.curves import SMOOTHING, Curve, kinds, phase_curves, smooth
 from ssltui.view.format import plain
 from ssltui.view.compare import differing_table
 from ssltui.view.tables import short_id, table1, table1_caption
@@ -46,6 +46,8 @@ class ResultsScreen(Screen):
         Binding("v", "next_view", "Models"),
         Binding("z", "toggle_compact", "All models", show=False),
         Binding("a", "toggle_ascii", "ASCII/colour"),
+        Binding("s", "smoothing", "Smooth", show=False),
+        Binding("l", "log_scale", "Log scale", show=False),
         Binding("j", "scroll(1)", "Down", show=False),
         Binding("k", "scroll(-1)", "Up", show=False),
         Binding("g,home", "scroll_to(0)", "Top", show=False),
@@ -65,6 +67,8 @@ class ResultsScreen(Screen):
         self.table: StudyTable | None = None
         self.curves: list[Curve] | None = None
         self.kind_index = 0
+        self.smoothing = 0  # index into SMOOTHING (curves)
+        self.log_y = False  # the loss on a log scale (curves)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -184,14 +188,18 @@ class ResultsScreen(Screen):
         chosen = [c for c in self.curves if c.kind == kind]
         shown = chosen[:MAX_SERIES]
         more = f" (first {MAX_SERIES} of {len(chosen)})" if len(chosen) > MAX_SERIES else ""
-        title.update(Text.assemble((f"{kind} phases{more}", "bold"),
-                                   f" · ←/→ other phases ({', '.join(kinds)})" if len(kinds) > 1 else ""))
+        weight = SMOOTHING[self.smoothing]
+        view = (f" · smoothed {weight:g}" if weight else "") + (" · loss on a log scale" if self.log_y else "")
+        # what is shown first (a narrow terminal cuts the end), then the keys
+        title.update(Text.assemble((f"{kind} phases{more}", "bold"), (view, "yellow"),
+                                   f" · ←/→ other phases ({', '.join(kinds)})" if len(kinds) > 1 else "",
+                                   (" · s smooth · l log", "dim")))
         acc_names = sorted({c.acc_name for c in shown if c.acc_name})
         acc_name = acc_names[0] if len(acc_names) == 1 else "monitored"
         self.query_one("#curve-loss", OverlayChart).show(
-            "loss", "epoch", [(c.epochs, c.loss) for c in shown], self.color)
+            "loss", "epoch", self.shown_series("loss"), self.color, log_y=self.log_y)
         self.query_one("#curve-acc", OverlayChart).show(
-            f"{acc_name} accuracy %", "epoch", [(c.acc_epochs, c.accuracy) for c in shown], self.color)
+            f"{acc_name} accuracy %", "epoch", self.shown_series("acc"), self.color)
         entries = []
         for i, c in enumerate(shown):
             rgb, marker = series_style(i, self.color)
@@ -200,6 +208,26 @@ class ResultsScreen(Screen):
             entries.append(Text.assemble(swatch, " " + plain(c.label) + accuracy, no_wrap=True))
         legend = Columns(entries, padding=(0, 3))  # a name is never broken over two lines
         self.query_one("#curves-legend", Static).update(legend)
+
+    def shown_series(self, what: str) -> list[tuple[list[float], list[float]]]:
+        """The (x, y) series the curves tab draws for `what` (loss | acc), smoothed as chosen."""
+        kinds = self.kinds()
+        if not kinds or self.curves is None:
+            return []
+        kind = kinds[self.kind_index % len(kinds)]
+        chosen = [c for c in self.curves if c.kind == kind][:MAX_SERIES]
+        weight = SMOOTHING[self.smoothing]
+        if what == "loss":
+            return [(list(c.epochs), smooth(c.loss, weight)) for c in chosen]
+        return [(list(c.acc_epochs), smooth(c.accuracy, weight)) for c in chosen]
+
+    def action_smoothing(self) -> None:
+        self.smoothing = (self.smoothing + 1) % len(SMOOTHING)
+        self._draw_curves()
+
+    def action_log_scale(self) -> None:
+        self.log_y = not self.log_y
+        self._draw_curves()
 
     def _draw_maps(self) -> None:
         widget = self.query_one("#featuremaps", Static)
@@ -226,6 +254,8 @@ class ResultsScreen(Screen):
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action == "step":
             return self.active in ("maps", "curves")
+        if action in ("smoothing", "log_scale"):
+            return self.active == "curves"
         if action in ("next_view", "toggle_ascii", "toggle_compact"):
             return self.active == "maps" or (action == "toggle_ascii" and self.active == "curves")
         return True
