@@ -216,3 +216,31 @@ def test_a_burst_of_bound_keys_alone_still_acts(tui_store):
         assert browser.query_one("#filter").value == "" and table.cursor_row == 0
 
     run_app(tui_store, (120, 40), scenario)
+
+
+def test_running_runs_show_progress_and_eta(tui_store):
+    import dataclasses
+
+    from ssltui.core.store import RunDir
+    from ssltui.tui.runstate import RunState
+    from ssltui.tui.screens.runs import run_progress
+    from ssltui.tui.watch import RunTail
+    from tests.tui_fixtures import SMOKE_ID
+
+    state = RunState()
+    for e in RunTail(RunDir(tui_store / SMOKE_ID)).poll().events:
+        state.apply(e)
+    state.status = "running"
+    t_last = max(p.t_last for p in state.phases.values())
+    text = run_progress(state, now=t_last)
+    # one phase of 8 epochs x 4 steps, stopped after 14 steps (2 s each): 44% done, 36 s to go
+    assert text == "44% eta 0:36", text
+
+    async def scenario(app, pilot):
+        browser = app.screen
+        infos = [dataclasses.replace(i, status="running") if i.id == SMOKE_ID else i for i in browser.infos]
+        browser.show_runs(infos, {SMOKE_ID: "44% eta 0:36"})
+        await pilot.pause()
+        await shows(pilot, "running 44% eta 0:36")
+
+    run_app(tui_store, (120, 40), scenario)

@@ -15,11 +15,13 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import get_current_worker
 
 from ssltui.core.errors import ConfigError
-from ssltui.core.store import RunInfo
+from ssltui.core.store import RunDir, RunInfo
 from ssltui.core.table import measured, pool
 from ssltui.tui.manage import RESUMABLE, archive_run, delete_run, folder_size
+from ssltui.tui.runstate import RunState
 from ssltui.tui.screens.common import Confirm, NavTable, resume_run
-from ssltui.view.format import label_fraction
+from ssltui.tui.watch import RunTail
+from ssltui.view.format import duration, label_fraction
 from ssltui.view.tables import run_cells, short_id
 
 REFRESH_SECONDS = 2.0
@@ -77,6 +79,27 @@ def best_accuracy(info: RunInfo) -> float:
     return max(cells, default=-1.0)
 
 
+def run_progress(state: RunState, now: float | None = None) -> str | None:
+    """A running run's progress over its planned phases and the time left: the phase in progress
+    at the rate seen since it started, each phase still to come at the mean time of those run."""
+    total = state.total_phases
+    if state.status != "running" or not total:
+        return None
+    current = state.current
+    partial = current.fraction if current is not None and not current.done else 0.0
+    done = state.phases_done + partial
+    text = f"{100 * done / total:.0f}%"
+    eta = current.eta_seconds() if current is not None and not current.done else 0.0
+    spent = [p.seconds for p in state.phases.values() if p.done and p.seconds]
+    left = total - state.phases_done - (1 if partial else 0)
+    if eta is not None and (left <= 0 or spent):
+        if current is not None and current.t_last is not None and now is not None:
+            eta = max(0.0, eta - (now - current.t_last))
+        eta += max(0, left) * (sum(spent) / len(spent) if spent else 0.0)
+        text += f" eta {duration(eta)}"
+    return text
+
+
 def shown_key(info: RunInfo) -> tuple:
     """What the list shows of a run (and sorts and filters it by): a change in any of it redraws.
     A run first listed before its summary.json was written has no method yet; its summary
@@ -126,6 +149,8 @@ class RunsScreen(Screen):
         self._shown: list[tuple] = []  # shown_key of each run listed, to redraw only on a change
         self.sort = "newest"
         self.columns: tuple[str, ...] = ()
+        self.progress: dict[str, str] = {}  # running run id -> '43% eta 2:10'
+        self._tails: dict[str, tuple[RunTail, RunState]] = {}  # the worker's, per running run
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -158,7 +183,7 @@ class RunsScreen(Screen):
             except ConfigError as exc:
                 self.app.call_from_thread(self.app.notify, exc.message, severity="error")
                 infos = []
-            self.app.call_from_thread(self.show_runs, infos)
+            self.app.call_from_thread(self.show_runs, infos, self._progress(infos))
             if not repeat:
                 return
             for _ in range(int(REFRESH_SECONDS / 0.1)):
@@ -166,14 +191,37 @@ class RunsScreen(Screen):
                     return
                 time.sleep(0.1)
 
-    def show_runs(self, infos: list[RunInfo]) -> None:
+    def _progress(self, infos: list[RunInfo]) -> dict[str, str]:
+        """Progress and time left of each running run (in the worker thread): its events are
+        tailed from where the last poll stopped, never read whole again."""
+        running = {i.id: i for i in infos if i.status == "running"}
+        for gone in set(self._tails) - set(running):
+            del self._tails[gone]
+        out = {}
+        for rid, info in running.items():
+            tail, state = self._tails.setdefault(rid, (RunTail(RunDir(info.path)), RunState()))
+            try:
+                poll = tail.poll()
+            except OSError:
+                continue
+            if poll.reset:
+                state.reset()
+            for e in poll.events:
+                state.apply(e)
+            text = run_progress(state, time.time())
+            if text:
+                out[rid] = text
+        return out
+
+    def show_runs(self, infos: list[RunInfo], progress: dict[str, str] | None = None) -> None:
         for launched in self.app.processes.values():
             launched.proc.poll()  # reap runs this app started that have ended (no zombies)
         self._announce_ends(infos)
-        key = [shown_key(i) for i in infos]
+        progress = progress or {}
+        key = [shown_key(i) + (progress.get(i.id),) for i in infos]
         if self.loaded and key == self._shown:
             return
-        self.infos, self._shown = infos, key
+        self.infos, self._shown, self.progress = infos, key, progress
         self.marked &= {i.id for i in infos}
         self.loaded = True
         self._fill()
@@ -203,6 +251,8 @@ class RunsScreen(Screen):
         for i in shown:
             cells = run_cells(i)
             cells["run"] = Text(short_id(i.id))
+            if i.id in self.progress and i.status == "running":
+                cells["status"] = cells["status"] + Text(f" {self.progress[i.id]}", style="dim")
             if i.id in self.marked:
                 cells["status"] = Text("✓ ", style="bold") + cells["status"]
             rows.append(cells)
