@@ -19,7 +19,8 @@ import importlib.util
 
 from ssltui.core import registry
 from ssltui.core.errors import ConfigError, ExitCode, RunInterrupted, SsltuiError, first_line
-from ssltui.core.plan import plan_from_toml, plan_to_toml
+from ssltui.core.notes import RunNotes
+from ssltui.core.plan import find_to_resume, plan_from_toml, plan_to_toml
 from ssltui.core.presets import DEFAULT_PRESET
 from ssltui.core.schedule import known_class_counts
 
@@ -111,7 +112,7 @@ def _load_data(plan, opts, stop: _StopRequest, quiet: bool):
         if not quiet:
             print(stamp(f"info: {message}"), file=sys.stderr, flush=True)
 
-    first = plan.parts[0].data
+    first = plan.data_settings
     return load_source(opts.data, data_dir(opts.data_dir), first.synthetic_train_per_class,
                        first.synthetic_test_per_class, log=log, should_stop=lambda: stop.reason)
 
@@ -281,7 +282,7 @@ def run(
 
         stat_source(Path(where).expanduser())  # missing, or a FIFO/device: exit 3, even with --dry-run
     if dry_run:
-        counts = known_class_counts(kind, plan.parts[0].data.synthetic_train_per_class)
+        counts = known_class_counts(kind, plan.data_settings.synthetic_train_per_class)
         if counts is None:  # a folder: its size is known once it is read (cached for the run)
             raw = _load_data(plan, opts, _StopRequest(), quiet)
             counts = tuple(int((raw.train_y == c).sum()) for c in range(raw.num_classes))
@@ -295,7 +296,7 @@ def run(
     premade = run_id is not None and (store.root / run_id).is_dir() and config is None
     raw = None if premade else _load_data(plan, opts, stop, quiet)
     if resume:
-        found = store.find_unfinished(plan_to_toml(plan, opts))
+        found = find_to_resume(store, plan, opts)
         if found is not None:
             return _execute(plan, found, opts, json_out, quiet, True, store, raw, stop)
         print("ssltui: no unfinished run of this configuration; starting a new one", file=sys.stderr)
@@ -372,6 +373,35 @@ def runs(runs_dir: Optional[Path] = RUNS_DIR_OPT, json_out: bool = typer.Option(
     console.print(runs_table(infos, console.width))
     if total > len(infos):
         console.print(Text(f"… {total - len(infos):,} more (ssltui runs --all)", style="dim"))
+
+
+@app.command()
+def note(run_id: str = typer.Argument(..., help="run id (or a unique prefix/suffix)"),
+         text: Optional[str] = typer.Argument(None, help="the note (omit it to print the note; '' clears it)"),
+         runs_dir: Optional[Path] = RUNS_DIR_OPT) -> None:
+    """Read or write a run's note (shown by `ssltui show` and the app)."""
+    rd = _store(runs_dir).get(run_id)
+    notes = rd.read_notes()
+    if text is None:
+        print(notes.note)
+        return
+    rd.write_notes(RunNotes.checked(note=text, tags=notes.tags))
+
+
+@app.command()
+def tag(run_id: str = typer.Argument(..., help="run id (or a unique prefix/suffix)"),
+        tags: list[str] = typer.Argument(None, help="tags to add (letters, digits, _.:+-)"),
+        remove: bool = typer.Option(False, "--remove", help="remove these tags instead"),
+        runs_dir: Optional[Path] = RUNS_DIR_OPT) -> None:
+    """Add or remove a run's tags (listed by `ssltui runs`; the app's filter reads tag:NAME)."""
+    rd = _store(runs_dir).get(run_id)
+    notes = rd.read_notes()
+    given = list(tags or [])
+    if not given:
+        print(" ".join(notes.tags))
+        return
+    kept = [t for t in notes.tags if t not in given] if remove else [*notes.tags, *(t for t in given if t not in notes.tags)]
+    rd.write_notes(RunNotes.checked(note=notes.note, tags=kept))
 
 
 @app.command()

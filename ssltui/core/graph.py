@@ -14,6 +14,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import ssltui
 from ssltui.core import registry
@@ -25,14 +26,15 @@ from ssltui.core.schedule import PhaseLength, phase_length, split_counts, subset
 FEATUREMAPS = "featuremaps"
 
 
-def pretrain_identity(cfg: RunConfig, seed: int) -> dict:
+def pretrain_identity(cfg: RunConfig, seed: int) -> dict[str, Any]:
     """What determines a pretrained encoder besides the data: method, its settings and the seed."""
     return {"method": cfg.method, "pretrain": cfg.pretrain.identity(), "method_cfg": to_dict(cfg.method_settings) if cfg.method_settings else {},
             "seed": seed, "version": ssltui.__version__}
 
 
-def _identity_hash(cfg: RunConfig, seed: int) -> str:
-    return hashlib.sha1(json.dumps(pretrain_identity(cfg, seed), sort_keys=True).encode()).hexdigest()[:8]
+def digest(identity: dict[str, Any], length: int = 16) -> str:
+    """The one hash of an identity (a pretraining's, a run's): sha1 of its canonical JSON."""
+    return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:length]
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ def build_graph(plan: Plan) -> PhaseGraph:
         for seed in part.seeds:
             needs: tuple[str, ...] = ()
             if registry.method(part.method).pretrains:
-                ident = _identity_hash(part, seed)
+                ident = digest(pretrain_identity(part, seed), 8)
                 if ident not in pretrain_of:
                     pretrain_of[ident] = f"{part.method}/pretrain/seed{seed}#{ident}"
                     nodes.append(PhaseNode(pretrain_of[ident], "pretrain", pi, part.method, seed,
@@ -139,7 +141,7 @@ def build_graph(plan: Plan) -> PhaseGraph:
                     nodes.append(PhaseNode(ref.phase, ev, pi, part.method, seed, frac, ev, epochs, needs))
                     if not needs and frac == max(part.labels) and seed == part.seeds[0]:  # trained from scratch
                         maps.setdefault(part.method, ref.phase)
-    if plan.parts[0].runtime.featuremaps and maps:
+    if plan.runtime.featuremaps and maps:
         sources = tuple(maps.items())  # in the order the sequential run meets them
         nodes.append(PhaseNode(FEATUREMAPS, FEATUREMAPS, 0, "", 0, needs=tuple(s for _, s in sources),
                                sources=sources))

@@ -9,8 +9,12 @@ from pathlib import Path
 
 from ssltui.core.config import RunOptions, build_run_config, dumps_toml
 from ssltui.core.errors import ConfigError, first_line
+from ssltui.core.graph import digest
 from ssltui.core.presets import Plan
-from ssltui.core.store import RunDir
+from ssltui.core.store import RunDir, RunStore
+
+# Runtime settings that change how a run goes, never what it computes: a resume may differ in them.
+HOW_NOT_WHAT = ("workers", "log_seconds", "checkpoint_seconds")
 
 HEADER = "ssltui resolved run configuration (every hyperparameter the run reads)"
 
@@ -59,3 +63,22 @@ def read_plan_file(path: Path) -> tuple[Plan, RunOptions]:
     except UnicodeDecodeError:
         raise ConfigError(f"--config {path}: not UTF-8 text, so not a run configuration") from None
     return plan_from_text(text, f"--config {path}")
+
+
+def plan_identity(plan: Plan, opts: RunOptions) -> str:
+    """What was asked, as one hash: each part's settings (without its description and the runtime
+    settings that only change how it runs) and the data source. `ssltui run --resume` continues
+    the run of the same identity, whatever device, workers or group it is given now."""
+    parts = []
+    for p in plan.parts:
+        d = p.resolved_dict()
+        d.pop("description", None)
+        d["runtime"] = {k: v for k, v in d.get("runtime", {}).items() if k not in HOW_NOT_WHAT}
+        parts.append(d)
+    return digest({"parts": parts, "data": opts.data})
+
+
+def find_to_resume(store: RunStore, plan: Plan, opts: RunOptions) -> RunDir | None:
+    """The newest unfinished run of this plan's identity (None: none)."""
+    wanted = plan_identity(plan, opts)
+    return store.find_unfinished(lambda run: plan_identity(*plan_from_toml(run)) == wanted)

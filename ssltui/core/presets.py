@@ -16,12 +16,15 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ssltui.core.config import (
     DEFAULT_EVALUATIONS,
     METHODS,
     VALID_EVALUATIONS,
+    DataConfig,
     RunConfig,
+    RuntimeConfig,
     build_run_config,
     check_read,
     deep_merge,
@@ -30,7 +33,6 @@ from ssltui.core.config import (
 )
 from ssltui.core.errors import ConfigError, quoted
 from ssltui.core.paths import user_presets_dir
-
 
 DEFAULT_PRESET = "supervised"  # `ssltui run` and `ssltui sweep` without --preset
 
@@ -58,21 +60,21 @@ class PresetInfo:
     data: str | None = None  # the preset's data source ([data] source), when it names one
 
 
-def data_source(raw: dict) -> str | None:
+def data_source(raw: dict[str, Any]) -> str | None:
     """The `[data] source` a preset names, if any."""
     data = raw.get("data")
     source = data.get("source") if isinstance(data, dict) else None
     return source if isinstance(source, str) and source.strip() else None
 
 
-def _without_source(raw: dict) -> dict:
+def _without_source(raw: dict[str, Any]) -> dict[str, Any]:
     """The preset without its data source (a run option, which RunConfig does not take)."""
     if isinstance(raw.get("data"), dict) and "source" in raw["data"]:
         raw = {**raw, "data": {k: v for k, v in raw["data"].items() if k != "source"}}
     return raw
 
 
-def _read_toml(path: Path) -> dict:
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as fh:
             data = fh.read()
@@ -90,7 +92,7 @@ def _read_toml(path: Path) -> dict:
 MAX_BASE_DEPTH = 16  # presets based on presets based on ...: deeper is a mistake, not a design
 
 
-def _read_preset(path: Path, chain: tuple[str, ...] = ()) -> dict:
+def _read_preset(path: Path, chain: tuple[str, ...] = ()) -> dict[str, Any]:
     """A preset file with its `base` applied: the base preset's tables and keys, then this file's
     (tables merge key by key; a value, or a list, replaces the base's)."""
     raw = _read_toml(path)
@@ -103,8 +105,9 @@ def _read_preset(path: Path, chain: tuple[str, ...] = ()) -> dict:
         raise ConfigError(f"preset {quoted(name)}: base {base!r} is circular ({' -> '.join([*chain, name, base])})")
     if len(chain) >= MAX_BASE_DEPTH:
         raise ConfigError(f"preset {quoted(name)}: more than {MAX_BASE_DEPTH} presets deep in bases")
+    beside = path.parent / f"{base}.toml"  # a shipped preset's base is the shipped one, not a user's
     try:
-        base_path = find_preset(base)
+        base_path = beside if beside.is_file() else find_preset(base)
     except ConfigError as exc:
         raise ConfigError(f"preset {quoted(name)}: base {base!r}: {exc.message}") from None
     parent = _read_preset(base_path, (*chain, name))
@@ -166,17 +169,44 @@ def list_presets(warn: Callable[[str], None] | None = None) -> list[PresetInfo]:
     return sorted(seen.values(), key=lambda i: i.name)
 
 
+RUN_WIDE = ("data", "runtime")  # sections a run has once, whatever its parts
+
+
 @dataclass
 class Plan:
-    """What one `ssltui run` will do: one or more method pipelines."""
+    """What one `ssltui run` will do: one or more method pipelines (parts), and the run-wide
+    `data` and `runtime` settings every part shares (`resolve` refuses parts that disagree)."""
 
     preset: str
     description: str
     parts: list[RunConfig] = field(default_factory=list)
     data: str | None = None  # the data source the preset names (`--data` defaults to it)
 
+    @property
+    def data_settings(self) -> DataConfig:
+        return self.parts[0].data
 
-def _run_raw(name: str, stack: tuple[str, ...] = ()) -> dict:
+    @property
+    def runtime(self) -> RuntimeConfig:
+        return self.parts[0].runtime
+
+
+def check_run_wide(preset: str, parts: list[RunConfig]) -> None:
+    """A run has one `data` and one `runtime` table: parts that disagree on one are refused."""
+    for section in RUN_WIDE:
+        first = getattr(parts[0], section)
+        for i, part in enumerate(parts[1:], 1):
+            other = getattr(part, section)
+            for key in type(first).model_fields:
+                a, b = getattr(first, key), getattr(other, key)
+                if a != b:
+                    raise ConfigError(
+                        f"preset {quoted(preset)}: its parts disagree on the run-wide setting {section}.{key} "
+                        f"({a!r} in part 1, {b!r} in part {i + 1}); a run has one: set it in the study's "
+                        f"[{section}] table or with --set {section}.{key}=VALUE")
+
+
+def _run_raw(name: str, stack: tuple[str, ...] = ()) -> dict[str, Any]:
     raw = _read_preset(find_preset(name))
     if "study" in raw:
         raise ConfigError(f"preset {quoted(name)} is a study; a study cannot be part of {stack[-1]!r}")
@@ -199,7 +229,7 @@ def resolve(
     raw = _read_preset(find_preset(preset))
     source = data_source(raw)
     raw = _without_source(raw)
-    cli: dict = {}
+    cli: dict[str, Any] = {}
     if labels is not None:
         cli["labels"] = labels
     if seeds is not None:
@@ -252,6 +282,7 @@ def resolve(
         except ConfigError as exc:
             raise ConfigError(f"preset {quoted(preset)}: {exc.message}") from None
     check_read([opt.partition("=")[0].strip() for opt in sets or []], parts)
+    check_run_wide(preset, parts)
     return Plan(preset=preset, description=description, parts=parts, data=source)
 
 
