@@ -92,6 +92,14 @@ def test_a_burst_sent_by_tmux_reaches_the_filter(tmp_path, data_dir):
             assert "Table 1" not in screen and "launch a run" not in screen
             pane.keys("Escape")
             pane.wait_for("3 of 3 runs", "filter: type to narrow")
+        pane.tmux("set-buffer", SMOKE_ID)  # a pasted run id (bracketed paste, as a terminal sends it)
+        pane.tmux("paste-buffer", "-p", "-t", "e2e")
+        screen = pane.wait_for("1 of 3 runs")
+        assert screen.splitlines()[1].strip() == SMOKE_ID, screen
+        pane.keys("Escape")
+        pane.wait_for("3 of 3 runs")
+        pane.keys("c")  # a bound key on its own still acts
+        pane.wait_for("Table 1")
     finally:
         pane.kill()
 
