@@ -194,7 +194,10 @@ def _dry_run(plan, opts, json_out: bool, counts) -> int:
 
 @app.command()
 def run(
-    preset: opt.Preset = DEFAULT_PRESET,
+    preset: opt.Preset = None,
+    config: Optional[Path] = typer.Option(None, "--config",
+                                          help="a resolved run configuration (a run's config.toml, or the file the "
+                                               "app writes): trained as it is, no preset or option resolved again"),
     method: opt.Method = None,
     evaluation: opt.Evaluation = None,
     labels: opt.Labels = None,
@@ -221,7 +224,23 @@ def run(
     from ssltui.core.presets import resolve_typed
     from ssltui.core.store import RunStore
 
-    plan = resolve_typed(preset, method, evaluation, labels, seeds, sets)
+    if config is not None:
+        from ssltui.core.plan import read_plan_file
+
+        given = [flag for flag, value in (("--preset", preset), ("--method", method), ("--evaluation", evaluation),
+                                          ("--labels", labels), ("--seeds", seeds), ("--set", sets),
+                                          ("--data", data), ("--devices", devices), ("--data-dir", data_dir),
+                                          ("--group", group), ("--no-cache", no_cache))
+                 if value] + (["--device"] if device != "auto" else [])
+        if given:
+            raise ConfigError(f"--config holds the whole configuration; drop {', '.join(given)} "
+                              f"(or edit the file)")
+        plan, file_opts = read_plan_file(config)
+        data, data_dir, device, group = file_opts.data, file_opts.data_dir, file_opts.device, file_opts.group
+        devices = ",".join(file_opts.devices) or None
+        no_cache = not file_opts.use_cache
+    else:
+        plan = resolve_typed(preset or DEFAULT_PRESET, method, evaluation, labels, seeds, sets)
     data = data if data is not None else plan.data or "cifar10"
     try:
         kind, where = parse_source(data)
@@ -247,9 +266,10 @@ def run(
     store = _store(runs_dir)
     store.check_writable()  # before the data loads: a read-only runs dir fails in a second, not after a decode
     stop = _stop_on_signals()
-    # A folder made already (the TUI makes one, then starts this) records a data error in its
-    # summary, so the runner loads; otherwise load first, so a data error makes no folder.
-    premade = run_id is not None and (store.root / run_id).is_dir()
+    # A folder made already by another launcher records a data error in its summary, so the runner
+    # loads; otherwise (and always with --config, as the app launches) load first, so a data error
+    # writes nothing into the run folder.
+    premade = run_id is not None and (store.root / run_id).is_dir() and config is None
     raw = None if premade else _load_data(plan, opts, stop, quiet)
     if resume:
         found = find_to_resume(store, plan, opts)
@@ -364,11 +384,12 @@ def tag(run_id: str = typer.Argument(..., help="run id (or a unique prefix/suffi
 def maps(run_id: str = typer.Argument(..., help="run id (or a unique prefix/suffix)"),
          image: Optional[int] = typer.Option(None, "--image", help="only this image (0-based)"),
          ascii_only: bool = typer.Option(False, "--ascii", help="plain ASCII shading even on a colour terminal"),
+         png: Optional[Path] = typer.Option(None, "--png", help="write them as PNG images into this folder instead"),
          runs_dir: opt.RunsDir = None) -> None:
     """Feature-map thumbnails of a finished run: 4 channels at the end of each stage, per model."""
     from ssltui.cli.maps import print_maps
 
-    print_maps(_store(runs_dir), run_id, image, ascii_only)
+    print_maps(_store(runs_dir), run_id, image, ascii_only, png)
 
 
 @app.command()
