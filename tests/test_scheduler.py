@@ -122,8 +122,10 @@ def test_worker_count_auto_devices_and_what_can_run_at_once():
 def test_dry_run_shows_what_waits_for_what_and_devices_are_checked_first(tmp_path: Path) -> None:
     code, out, err = cli("run", "--preset", "paper-smoke", "--data", "synthetic", "--dry-run")
     assert code == 0, err
-    assert "#   p3-rotnet/semi/labels0.1/seed0 (3 epochs) after rotnet/pretrain/seed0\n" in out
-    assert "#   p0-supervised/supervised/labels0.1/seed0 (6 epochs)\n" in out
+    assert ("#   p3-rotnet/semi/labels0.1/seed0 (3 epochs x 1 steps = 3 steps, batch 64; decided by semi.epochs) "
+            "after rotnet/pretrain/seed0\n") in out
+    assert ("#   p0-supervised/supervised/labels0.1/seed0 (6 epochs x 1 steps = 6 steps, batch 64; decided by "
+            "supervised.epochs)\n") in out
     code, out, _ = cli("run", "--preset", "paper-smoke", "--data", "synthetic", "--devices", "cuda:0,cuda:1",
                        "--dry-run", "--json")
     graph = json.loads(out)["graph"]

@@ -209,8 +209,11 @@ def _choices(tp: Any) -> tuple[Any, ...] | None:
 def limits_text(info: Any) -> str:
     """' (> 0)', ' (>= 1, <= 3)' or '' for a field's declared limits."""
     lo, hi, exclusive = _bounds(info)
-    parts = ([f"{'>' if exclusive else '>='} {lo:g}"] if lo is not None else []) + \
-            ([f"<= {hi:g}"] if hi is not None else [])
+    def shown(v: Any) -> str:  # 10,000,000 rather than 1e+07
+        return f"{v:,}" if isinstance(v, int) else f"{v:g}"
+
+    parts = ([f"{'>' if exclusive else '>='} {shown(lo)}"] if lo is not None else []) + \
+            ([f"<= {shown(hi)}"] if hi is not None else [])
     return f" ({', '.join(parts)})" if parts else ""
 
 
