@@ -137,7 +137,8 @@ SHARED_OPTIONS = ("preset", "method", "evaluation", "labels", "seeds", "device",
 
 def test_run_and_sweep_declare_their_common_options_once():
     """`run` and `sweep` take the same 13 options from one declaration: the same flags, help and
-    type in both (a default may differ: `run` trains the supervised preset when none is named)."""
+    type in both (neither has a default preset in the signature: each falls back to DEFAULT_PRESET, so
+    `run --config FILE` can tell a --preset given beside it)."""
     import inspect
     import typing
 
@@ -157,5 +158,5 @@ def test_run_and_sweep_declare_their_common_options_once():
         sweep_hint = typing.get_type_hints(sweep.sweep, include_extras=True)[name]
         assert typing.get_origin(run_hint) is typing.Annotated and run_hint == sweep_hint, name
     assert "--preset" in run_params["preset"].opts and "-p" in run_params["preset"].opts
-    assert run_params["preset"].default == "supervised" and sweep_params["preset"].default is None
+    assert run_params["preset"].default is None and sweep_params["preset"].default is None
     assert inspect.signature(main.run).parameters["device"].default == "auto"

@@ -6,6 +6,7 @@ Module-level imports stay light (no torch): `ssltui --help`, `presets` and `runs
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -16,16 +17,25 @@ import typer
 from ssltui.cli import jsonout
 from ssltui.cli import options as opt
 from ssltui.cli.jsonout import emit, emit_error
+from ssltui.cli.maps import print_maps
+from ssltui.cli.progress import make_progress
+from ssltui.cli.render import curves_report
 from ssltui.cli.sweep import sweep_app
-import importlib.util
-
+from ssltui.cli.table import table_command
 from ssltui.core import registry
+from ssltui.core.config import parse_list, run_options
 from ssltui.core.errors import ConfigError, ExitCode, RunInterrupted, SsltuiError, first_line
+from ssltui.core.events import Epoch, stamp, warning_messages
+from ssltui.core.graph import build_graph, phase_lengths
 from ssltui.core.notes import RunNotes
-from ssltui.core.plan import find_to_resume, plan_from_toml, plan_to_toml
-from ssltui.core.presets import DEFAULT_PRESET
+from ssltui.core.paths import data_dir
+from ssltui.core.paths import runs_dir as default_runs_dir
+from ssltui.core.plan import find_to_resume, plan_from_toml, plan_to_toml, read_plan_file
+from ssltui.core.presets import DEFAULT_PRESET, list_presets, resolve_typed
 from ssltui.core.schedule import known_class_counts
 from ssltui.core.stop import StopToken, on_stop_signals
+from ssltui.core.store import RunStore
+from ssltui.view.tables import presets_table, results_table, run_header, runs_lines, runs_table
 
 app = typer.Typer(
     name="ssltui",
@@ -54,9 +64,6 @@ def _stdout_console():
 
 
 def _store(runs_dir: Optional[Path]):
-    from ssltui.core.paths import runs_dir as default_runs_dir
-    from ssltui.core.store import RunStore
-
     return RunStore(default_runs_dir(runs_dir))
 
 
@@ -87,8 +94,6 @@ def _load_data(plan, opts, stop: StopToken, quiet: bool):
     """Decode (or read the cache of) the data before any run folder exists: a bad --data leaves
     none behind, and a SIGTERM during a long decode ends it (exit 130)."""
     from ssltui.trainer.data.sources import load_source
-    from ssltui.core.events import stamp
-    from ssltui.core.paths import data_dir
 
     def log(message: str) -> None:
         if not quiet:
@@ -101,7 +106,6 @@ def _load_data(plan, opts, stop: StopToken, quiet: bool):
 
 def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store, raw=None,
              stop: StopToken | None = None) -> int:
-    from ssltui.cli.progress import make_progress
 
     # The id to resume or show the run by, from the first second (before torch is imported), where
     # progress bars would keep the first event's line from view; a pipe gets that line, and an
@@ -140,8 +144,6 @@ def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store, 
                         for r in summary.results],
         })
     elif summary.results:
-        from ssltui.view.tables import results_table
-
         _stdout_console().print(results_table([r.model_dump() for r in summary.results],
                                               title=f"run {run.id} ({summary.status})"))
     return int(code)
@@ -150,7 +152,6 @@ def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store, 
 def _dry_run(plan, opts, json_out: bool, counts) -> int:
     """Print what `run` would do (every phase with the epochs and steps it will train, and the
     resolved configuration) and train nothing. `counts`: training images a class (None: unknown)."""
-    from ssltui.core.graph import build_graph, phase_lengths
 
     for part in plan.parts:
         if registry.method(part.method).pretrains and \
@@ -219,14 +220,9 @@ def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="check everything, print the resolved plan, train nothing"),
 ) -> int:
     """Train and evaluate: pretraining, then each evaluation at each label fraction and seed."""
-    from ssltui.core.config import parse_list, run_options
     from ssltui.trainer.data.sources import parse_source
-    from ssltui.core.presets import resolve_typed
-    from ssltui.core.store import RunStore
 
     if config is not None:
-        from ssltui.core.plan import read_plan_file
-
         given = [flag for flag, value in (("--preset", preset), ("--method", method), ("--evaluation", evaluation),
                                           ("--labels", labels), ("--seeds", seeds), ("--set", sets),
                                           ("--data", data), ("--devices", devices), ("--data-dir", data_dir),
@@ -305,14 +301,12 @@ def resume(
 @app.command()
 def presets(json_out: bool = typer.Option(False, "--json", help="JSON list")) -> None:
     """List presets: name, method, evaluation, description."""
-    from ssltui.core.presets import list_presets
 
     items = list_presets(warn=_warn)
     if json_out:
         emit([{"name": i.name, "method": i.method, "evaluation": i.evaluation,
                "kind": i.kind, "description": i.description, "path": str(i.path)} for i in items])
         return
-    from ssltui.view.tables import presets_table
 
     _stdout_console().print(presets_table(items))
 
@@ -336,14 +330,11 @@ def runs(runs_dir: opt.RunsDir = None, json_out: bool = typer.Option(False, "--j
         print(f"no runs in {store.root}")
         return
     if not console.is_terminal:
-        from ssltui.view.tables import runs_lines
-
         for line in runs_lines(infos):
             print(line)
         return
     from rich.text import Text
 
-    from ssltui.view.tables import runs_table
 
     infos = list(infos)
     console.print(runs_table(infos, console.width))
@@ -387,7 +378,6 @@ def maps(run_id: str = typer.Argument(..., help="run id (or a unique prefix/suff
          png: Optional[Path] = typer.Option(None, "--png", help="write them as PNG images into this folder instead"),
          runs_dir: opt.RunsDir = None) -> None:
     """Feature-map thumbnails of a finished run: 4 channels at the end of each stage, per model."""
-    from ssltui.cli.maps import print_maps
 
     print_maps(_store(runs_dir), run_id, image, ascii_only, png)
 
@@ -398,7 +388,6 @@ def show(run_id: str = typer.Argument(...), runs_dir: opt.RunsDir = None,
                                                              "as TOML)"),
          json_out: bool = typer.Option(False, "--json")) -> None:
     """A run's results, warnings and curves; its configuration with --config."""
-    from ssltui.core.events import Epoch, warning_messages
 
     rd = _store(runs_dir).get(run_id)
     if config:  # the file as written: valid TOML for a file or `--preset`, never wrapped to the terminal
@@ -428,8 +417,6 @@ def _print_run(info, config_error: str | None, warnings: list[str], epochs: list
     it cannot be shown)."""
     from rich.text import Text
 
-    from ssltui.cli.render import curves_report
-    from ssltui.view.tables import results_table, run_header
 
     console = _stdout_console()
     console.print(run_header(info))
@@ -455,7 +442,6 @@ def table(group: Optional[str] = typer.Argument(None, help="group or run id (def
           json_out: bool = typer.Option(False, "--json", help="same as --format json"),
           runs_dir: opt.RunsDir = None) -> None:
     """Table 1 of the paper beside ours: paper, ours (mean ± std over seeds), difference."""
-    from ssltui.cli.table import table_command
 
     out = table_command(_store(runs_dir), group, "json" if json_out else fmt)
     if out is not None:

@@ -13,8 +13,16 @@ import typer
 
 from ssltui.cli import options as opt
 from ssltui.cli.jsonout import emit
+from ssltui.cli.progress import make_progress
+from ssltui.core.config import check_device
 from ssltui.core.errors import ConfigError, ExitCode, SsltuiError
+from ssltui.core.paths import runs_dir as default_runs_dir
 from ssltui.core.presets import DEFAULT_PRESET
+from ssltui.core.stop import on_stop_signals
+from ssltui.core.store import RunStore
+from ssltui.core.sweep.listing import list_sqlite, storage_url, unfinished_sqlite
+from ssltui.core.sweep.space import check_name, define_sweep, parse_params
+from ssltui.view.sweeps import chosen, effect_chart, importances_text, sweep_header, sweeps_table, trials_table
 
 sweep_app = typer.Typer(help="Search hyperparameters on the validation split (Optuna): run trials, "
                              "`sweep show NAME`, `sweep list`, `sweep rm NAME`.", no_args_is_help=False,
@@ -25,9 +33,6 @@ STORAGE_OPT = typer.Option(None, "--storage", help="Optuna storage URL (default:
 
 
 def _store(runs_dir: Optional[Path]):
-    from ssltui.core.paths import runs_dir as default_runs_dir
-    from ssltui.core.store import RunStore
-
     return RunStore(default_runs_dir(runs_dir))
 
 
@@ -71,8 +76,6 @@ def sweep(
     sweep's name). Several workers (`--name N --storage postgresql://...`) share one sweep."""
     if ctx.invoked_subcommand is not None:
         return 0
-    from ssltui.core.config import check_device
-    from ssltui.core.sweep.space import check_name, define_sweep, parse_params
 
     check_device(device)
     if data is not None:
@@ -97,7 +100,8 @@ def sweep(
                               f"sweep {name!r}")
         defn = None
         check_name(name)
-    from ssltui.core.sweep.study import Sweep, storage_url
+    from ssltui.core.sweep.listing import storage_url
+    from ssltui.core.sweep.study import Sweep
 
     url = storage_url(storage, store.sweeps_dir())
     if defn is not None:
@@ -125,8 +129,6 @@ def _check_data(data: str) -> None:
 
 def _work(handle, store, data: str, device: str, data_dir: Optional[Path], use_cache: bool, json_out: bool,
           quiet: bool) -> int:
-    from ssltui.cli.progress import make_progress
-    from ssltui.core.stop import on_stop_signals
     from ssltui.trainer.sweep_worker import SweepWorker
 
     _check_data(data)
@@ -180,8 +182,6 @@ def _work(handle, store, data: str, device: str, data_dir: Optional[Path], use_c
 
 
 def _print_report(report, charts: bool) -> None:
-    from ssltui.view.sweeps import chosen, effect_chart, importances_text, sweep_header, trials_table
-
     console = _console()
     console.print(sweep_header(report))
     console.print(trials_table(report))
@@ -199,8 +199,8 @@ def show(name: str = typer.Argument(..., help="sweep name (see `ssltui sweep lis
          json_out: bool = typer.Option(False, "--json", help="one JSON object")) -> None:
     """Trials ranked by the validation metric, each parameter's effect, and the test accuracy of
     the chosen trial only."""
+    from ssltui.core.sweep.listing import storage_url
     from ssltui.core.sweep.report import open_report
-    from ssltui.core.sweep.study import storage_url
 
     report = open_report(storage_url(storage, _store(runs_dir).sweeps_dir()), name)
     if json_out:
@@ -213,7 +213,6 @@ def show(name: str = typer.Argument(..., help="sweep name (see `ssltui sweep lis
 def list_(storage: Optional[str] = STORAGE_OPT, runs_dir: opt.RunsDir = None,
           json_out: bool = typer.Option(False, "--json", help="JSON list")) -> None:
     """The sweeps in a storage: name, preset, metric, sampler, trials, best value."""
-    from ssltui.core.sweep.listing import list_sqlite, storage_url, unfinished_sqlite
 
     url = storage_url(storage, _store(runs_dir).sweeps_dir())
     items, unfinished = list_sqlite(url), unfinished_sqlite(url)  # an SQLite file: the standard library answers
@@ -232,7 +231,6 @@ def list_(storage: Optional[str] = STORAGE_OPT, runs_dir: opt.RunsDir = None,
     if not items:
         print(f"no sweeps in {shown}")
         return
-    from ssltui.view.sweeps import sweeps_table
 
     _console().print(sweeps_table(items))
 
@@ -242,8 +240,8 @@ def rm(name: str = typer.Argument(..., help="sweep name (see `ssltui sweep list`
        storage: Optional[str] = STORAGE_OPT, runs_dir: opt.RunsDir = None) -> None:
     """Remove a sweep (or one whose creation was stopped half-way) from its storage. Its trials'
     runs stay in the run store, grouped under its name."""
-    from ssltui.core.sweep.space import check_name
-    from ssltui.core.sweep.study import remove_sweep, shown_url, storage_url
+    from ssltui.core.sweep.listing import storage_url
+    from ssltui.core.sweep.study import remove_sweep, shown_url
 
     try:
         check_name(name)

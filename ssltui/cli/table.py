@@ -44,8 +44,8 @@ def sweep_choice(store: RunStore, group: str, infos: list) -> tuple[list, list[s
               and i.summary.sweep.name == group]
     if not trials:
         return infos, []
+    from ssltui.core.sweep.listing import storage_url
     from ssltui.core.sweep.report import open_report
-    from ssltui.core.sweep.study import storage_url
 
     try:
         best = open_report(storage_url(None, store.sweeps_dir()), group).best
