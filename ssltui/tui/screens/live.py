@@ -19,8 +19,9 @@ from textual.worker import get_current_worker
 
 from ssltui.core.errors import ConfigError
 from ssltui.core.store import RunDir
-from ssltui.tui.launch import Launched, cancel_run, discard_failed_launch, failed_launch
+from ssltui.tui.launch import Launched, cancel_run, discard_failed_launch, failed_launch, run_pid
 from ssltui.tui.manage import RESUMABLE
+from ssltui.tui.resources import UsageSampler
 from ssltui.tui.runstate import PhaseState, RunState
 from ssltui.tui.screens.common import BACK, HELP, Confirm, resume_run
 from ssltui.tui.watch import GONE, LAUNCH_MARK, POLL_SECONDS, RunTail, RunUpdate
@@ -29,6 +30,7 @@ from ssltui.view.format import duration, images_rate, label_fraction, pct, plain
 
 PHASE_ROWS = 4  # progress rows shown: the newest phases
 REDRAW_SECONDS = 0.3  # charts redraw at most ~3 times a second, whatever the event rate
+USAGE_SECONDS = 2.0  # how often the training process's CPU, RAM and GPU use is read
 STATUS_STYLE = {"running": "bold green", "starting": "bold green", "resuming": "bold green", "completed": "bold",
                 "failed": "bold red", "interrupted": "bold yellow", "pruned": "bold yellow", "stale": "bold red",
                 "damaged": "bold red",
@@ -89,6 +91,8 @@ class LiveScreen(Screen):
         self._last_draw = 0.0
         self._draw_pending = False
         self._stop = threading.Event()
+        self.usage: str | None = None  # what the training process uses (CPU, RAM, each GPU)
+        self._sampler: UsageSampler | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -113,6 +117,23 @@ class LiveScreen(Screen):
             return
         self.watch_run(run)
         self.set_interval(1.0, self._draw_summary)  # 'starting… 4 s' counts while nothing is written
+        self.set_interval(USAGE_SECONDS, self._sample_usage)
+        self._sample_usage()
+
+    @work(thread=True, exclusive=True, group="usage")
+    def _sample_usage(self) -> None:
+        """CPU, RAM and GPU use of the process training the run (off the UI thread: nvidia-smi can
+        take a second); nothing while no live process trains it."""
+        pid = run_pid(RunDir(self.app.store.root / self.run_id))
+        if pid is None:
+            self._sampler, line = None, None
+        else:
+            if self._sampler is None or self._sampler.pid != pid:
+                self._sampler = UsageSampler(pid)
+            line = self._sampler.sample().line()
+        if line != self.usage:
+            self.usage = line
+            self.app.call_from_thread(self._draw_summary)
 
     def on_unmount(self) -> None:
         self._stop.set()
@@ -267,7 +288,9 @@ class LiveScreen(Screen):
                 lines.append(Text(f"error: {plain(self.error)}", style="red"))
         elif (doing := self.activity()) is not None:
             lines.append(Text(doing, style="italic"))
-        if s.warnings:  # wrapped, whole: it says what is wrong with the run (issue 14)
+        if self.usage and status in ("running", "starting", "resuming"):
+            lines.append(Text(f"uses {self.usage}", style="dim", no_wrap=True, overflow="ellipsis"))
+        if s.warnings:  # wrapped, whole: it says what is wrong with the run
             more = f" (+{len(s.warnings) - 1} more: L shows the log)" if len(s.warnings) > 1 else ""
             lines.append(Text(f"warning: {plain(s.warnings[-1])}{more}", style="yellow"))
         self.query_one("#run-summary", Static).update(Group(*lines))
