@@ -72,3 +72,37 @@ def test_cli_note_and_tag(tmp_path):
     assert out.returncode == 2 and "tag" in out.stderr and "Traceback" not in out.stderr
     out = _ssltui(runs, "runs")
     assert "baseline" in out.stdout
+
+
+def test_the_app_edits_a_run_s_note_and_tags_and_filters_by_tag(tmp_path, monkeypatch):
+    from tests.tui_fixtures import SMOKE_ID, STUDY_ID, make_fixture_runs, run_app, wait_until
+
+    monkeypatch.setenv("SSLTUI_STATE_DIR", str(tmp_path / "state"))
+    runs = make_fixture_runs(tmp_path / "runs")
+
+    async def scenario(app, pilot):
+        from ssltui.tui.screens.common import EditNotes
+
+        browser = app.screen
+        table = browser.query_one("#runs")
+        table.move_cursor(row=table.get_row_index(SMOKE_ID))
+        await pilot.press("e")
+        await wait_until(pilot, lambda: isinstance(app.screen, EditNotes), 10, "the notes form")
+        app.screen.query_one("#note").value = "the baseline to beat"
+        app.screen.query_one("#tags").value = "bad tag!"
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, EditNotes)  # refused in place, nothing written
+        assert "tag" in str(app.screen.query_one("#edit-notes-help").render())
+        assert not (runs / SMOKE_ID / "notes.json").exists()
+        app.screen.query_one("#tags").value = "baseline cpu"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.screen is browser, 10, "back to the runs")
+        saved = json.loads((runs / SMOKE_ID / "notes.json").read_text())
+        assert saved == {"note": "the baseline to beat", "tags": ["baseline", "cpu"]}
+        await wait_until(pilot, lambda: any(i.tags for i in browser.infos), 10, "the list re-read")
+        browser.query_one("#filter").value = "tag:baseline"
+        await wait_until(pilot, lambda: table.row_count == 1, 10, "only the tagged run")
+        assert table.get_row_index(SMOKE_ID) == 0 and STUDY_ID not in [r.value for r in table.rows]
+
+    run_app(runs, (120, 40), scenario)

@@ -7,11 +7,12 @@ from typing import Callable
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Footer, Input, Static
 
 from ssltui.core.errors import ConfigError
+from ssltui.core.notes import RunNotes
 from ssltui.view.format import plain
 
 BACK = Binding("escape,q", "app.pop_screen", "Back")
@@ -74,3 +75,34 @@ def resume_run(app: App, run_id: str, then: Callable[[], None] | None = None) ->
     if then is not None:
         then()
     return True
+
+
+class EditNotes(ModalScreen[RunNotes | None]):
+    """A run's note and tags (tags separated by spaces); enter saves, escape leaves them as they were.
+    A malformed tag or an over-long note is said here, in red, and nothing is written."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, run_id: str, notes: RunNotes) -> None:
+        super().__init__()
+        self.run_id, self.notes = run_id, notes
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="edit-notes"):
+            yield Static(Text.assemble(("note and tags of ", "bold"), (plain(self.run_id), "bold")))
+            yield Input(self.notes.note, placeholder="a note on this run", id="note")
+            yield Input(" ".join(self.notes.tags), placeholder="tags, separated by spaces", id="tags")
+            yield Static("enter saves · escape cancels", id="edit-notes-help")
+        yield Footer()
+
+    def on_input_submitted(self, _event: Input.Submitted) -> None:
+        try:
+            notes = RunNotes.checked(note=self.query_one("#note", Input).value.strip(),
+                                     tags=self.query_one("#tags", Input).value.split())
+        except ConfigError as exc:
+            self.query_one("#edit-notes-help", Static).update(Text(exc.message, style="red"))
+            return
+        self.dismiss(notes)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -15,11 +15,12 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import get_current_worker
 
 from ssltui.core.errors import ConfigError
+from ssltui.core.notes import RunNotes
 from ssltui.core.store import RunDir, RunInfo
 from ssltui.core.table import measured, pool
 from ssltui.tui.manage import RESUMABLE, archive_run, delete_run, folder_size
 from ssltui.tui.runstate import RunState
-from ssltui.tui.screens.common import Confirm, NavTable, resume_run
+from ssltui.tui.screens.common import Confirm, EditNotes, NavTable, resume_run
 from ssltui.tui.watch import RunTail
 from ssltui.view.format import duration, label_fraction
 from ssltui.view.tables import run_cells, short_id
@@ -48,6 +49,7 @@ FIELDS = {
     "method": lambda i: i.methods, "status": lambda i: [i.status], "preset": lambda i: [i.preset],
     "eval": lambda i: i.evaluations, "evaluation": lambda i: i.evaluations, "id": lambda i: [i.id],
     "seed": lambda i: [str(s) for s in i.seeds], "seeds": lambda i: [str(s) for s in i.seeds],
+    "tag": lambda i: i.tags, "note": lambda i: [i.note],
 }
 
 
@@ -58,7 +60,7 @@ def _word_matches(info: RunInfo, word: str, hay: str) -> bool:
         return want is not None and any(abs(f - want) <= 1e-9 * max(1.0, abs(want)) for f in info.labels)
     if colon and value and field in FIELDS:
         values = [v.lower() for v in FIELDS[field](info)]
-        if field in ("seed", "seeds", "status"):
+        if field in ("seed", "seeds", "status", "tag"):
             return value in values
         return any(value in v for v in values)
     return word in hay
@@ -67,9 +69,9 @@ def _word_matches(info: RunInfo, word: str, hay: str) -> bool:
 def matches(info: RunInfo, needle: str) -> bool:
     """Every word of the filter appears in the run's id, status, preset, methods, evaluations or
     labels; a FIELD:VALUE word looks in that field only (method:simclr, labels:0.01 or labels:1%,
-    status:failed, preset:, eval:, seed:, id:)."""
+    status:failed, preset:, eval:, seed:, id:, tag:baseline, note:)."""
     hay = " ".join([info.id, info.status, info.preset, info.group, *info.methods, *info.evaluations,
-                    *(label_fraction(f) for f in info.labels)]).lower()
+                    *(label_fraction(f) for f in info.labels), *info.tags, info.note]).lower()
     return all(_word_matches(info, w, hay) for w in needle.lower().split())
 
 
@@ -105,7 +107,7 @@ def shown_key(info: RunInfo) -> tuple:
     A run first listed before its summary.json was written has no method yet; its summary
     appearing must fill the row even though its status is still `running`."""
     return (info.id, info.status, info.preset, info.group, tuple(info.methods), tuple(info.evaluations),
-            tuple(info.labels), info.started, len(info.results))
+            tuple(info.labels), info.started, len(info.results), info.note, tuple(info.tags))
 
 
 # name -> sort key; the store's own order (running first, then newest) is the first.
@@ -135,6 +137,7 @@ class RunsScreen(Screen):
         Binding("A", "archive", "Archive", show=False),
         Binding("D", "delete", "Delete", show=False),
         Binding("w", "sweep", "Sweeps", show=False),
+        Binding("e", "edit_notes", "Note/tags", show=False),
         Binding("slash", "filter", "Filter"),
         Binding("escape", "clear_filter", "Clear"),
         Binding("question_mark", "app.help", "Help"),
@@ -426,6 +429,26 @@ class RunsScreen(Screen):
         run_id = self.selected_id()
         if run_id and self._exists(run_id):
             self.app.push_screen(LogScreen(run_id))
+
+    def action_edit_notes(self) -> None:
+        """Edit the selected run's note and tags (written to its notes.json)."""
+        run_id = self.selected_id()
+        if not run_id or not self._exists(run_id):
+            return
+        run = self.app.store.get(run_id)
+
+        def saved(notes: RunNotes | None) -> None:
+            if notes is None:
+                return
+            try:
+                run.write_notes(notes)
+            except OSError as exc:
+                self.notify(f"could not write the note: {exc.strerror}", severity="error")
+                return
+            self.notify(f"{run_id}: note and tags saved", timeout=3)
+            self.refresh_runs()
+
+        self.app.push_screen(EditNotes(run_id, run.read_notes()), saved)
 
     def action_archive(self) -> None:
         self._move("archive")
