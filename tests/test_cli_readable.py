@@ -225,17 +225,17 @@ def test_14_a_terminal_sees_the_run_id_before_torch_loads(runs_dir, monkeypatch,
     from contextlib import redirect_stderr
 
     import ssltui.cli.main as cli_main
-    import ssltui.cli.progress as progress_mod
-    from ssltui.trainer import runner as runner_mod
     from ssltui.core.errors import RunInterrupted
+    from ssltui.core.stop import StopToken
+    from ssltui.trainer import runner as runner_mod
 
     def stopped(self, resume=False):
         raise RunInterrupted("stopped by SIGINT in epoch 1")
 
     monkeypatch.setattr(runner_mod.Runner, "execute", stopped)
-    monkeypatch.setattr(cli_main, "_install_signal_handlers", lambda *args: None)
+    monkeypatch.setattr(cli_main, "_stop_on_signals", StopToken)  # no handlers installed in the test process
     monkeypatch.setattr(cli_main, "_load_data", lambda *args, **kwargs: None)
-    monkeypatch.setattr(progress_mod, "make_progress", lambda quiet: None)  # no bars on the test's stderr
+    monkeypatch.setattr(cli_main, "make_progress", lambda quiet: None)  # no bars on the test's stderr
     err = _Terminal() if terminal else io.StringIO()
     monkeypatch.setattr(sys, "argv", ["ssltui", "run", "--preset", "smoke", "--device", "cpu", "--run-id", "tty",
                                       "--runs-dir", str(runs_dir)])

@@ -57,6 +57,7 @@ def stopped_runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list:
     import ssltui.cli.main as cli_main
     from ssltui.trainer import runner as runner_mod
     from ssltui.core.errors import RunFailed
+    from ssltui.core.stop import StopToken
 
     started: list = []
 
@@ -65,7 +66,7 @@ def stopped_runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list:
         raise RunFailed("stopped by the test before training")
 
     monkeypatch.setattr(runner_mod.Runner, "_execute", train)
-    monkeypatch.setattr(cli_main, "_install_signal_handlers", lambda *args: None)
+    monkeypatch.setattr(cli_main, "_stop_on_signals", StopToken)  # no handlers installed in the test process
     # Where `run` loads the data itself before making the run folder, that load is skipped too.
     monkeypatch.setattr(cli_main, "_load_data", lambda *args, **kwargs: None, raising=False)
     monkeypatch.setenv("SSLTUI_DATA_DIR", str(tmp_path / "data-never-written"))

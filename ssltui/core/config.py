@@ -27,8 +27,8 @@ from ssltui.core.evaluations.semi import SemiConfig
 from ssltui.core.settings import (
     CADENCE_FIELDS,
     ClassifierConfig,
-    DataConfig,
     CommaList,
+    DataConfig,
     RuntimeConfig,
     Section,
     Text,

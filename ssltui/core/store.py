@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from ssltui.core.errors import ConfigError, DataError, RunFailed, quoted
 from ssltui.core.events import Event, parse_event
@@ -41,6 +41,8 @@ _ID_OK = re.compile(r"[A-Za-z0-9_.-]{1,255}")
 # Folders of the runs dir that are no run: the encoder cache and the sweeps' SQLite database.
 NOT_RUNS = ("cache", "sweeps")
 
+
+T = TypeVar("T")
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file beside `path`, fsync, then rename: never half-written."""
@@ -70,9 +72,9 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def read_jsonl(path: Path) -> list[dict]:
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Every whole JSON line of a file; a torn last line (a crash mid-write) is skipped."""
-    out = []
+    out: list[dict[str, Any]] = []
     try:
         with open(path, "rb") as fh:
             data = fh.read()
@@ -184,7 +186,7 @@ class RunInfo:
     evaluations: list[str] = field(default_factory=list)
     labels: list[float] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
-    results: list[dict] = field(default_factory=list)
+    results: list[dict[str, Any]] = field(default_factory=list)
     started: float | None = None
     ended: float | None = None
     error: str | None = None
@@ -199,7 +201,7 @@ class RunInfo:
                    results=s.model_dump(include={"results"})["results"], started=s.started, ended=s.ended,
                    error=s.error, summary=s)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "run_id": self.id, "status": self.status, "preset": self.preset, "group": self.group,
             "methods": self.methods, "evaluations": self.evaluations, "labels": self.labels,
@@ -265,7 +267,8 @@ class RunDir:
     def read_config_text(self) -> str:
         """config.toml as text ('' when absent); a one-line ConfigError when unreadable."""
         try:
-            return self.config_path.read_text(encoding="utf-8")
+            text: str = self.config_path.read_text(encoding="utf-8")
+            return text
         except FileNotFoundError:
             return ""
         except UnicodeDecodeError:
@@ -355,7 +358,7 @@ class SummaryFile:
         return _or_damage(parse_summary, self.data)
 
 
-def _or_damage(parse: Callable[[bytes], Any], data: bytes) -> Any:
+def _or_damage(parse: Callable[[bytes], T], data: bytes) -> T | SummaryDamaged:
     """The parsed value, or the SummaryDamaged saying why not (kept, so it is not parsed again)."""
     try:
         return parse(data)
@@ -405,7 +408,7 @@ class _Listed:
     started: float = 0.0
     error: str | None = None  # why it is damaged, when the first pass already knows
 
-    def sort_key(self) -> tuple:
+    def sort_key(self) -> tuple[Any, ...]:
         return (self.status != "running", -self.started, self.id)
 
     def info(self) -> RunInfo:
@@ -477,7 +480,7 @@ class RunStore:
             raise DataError(f"runs dir {self.root} is not writable ({exc.strerror}); choose another with "
                             f"--runs-dir or $SSLTUI_RUNS_DIR") from None
 
-    def run_entries(self) -> list[os.DirEntry]:
+    def run_entries(self) -> list[os.DirEntry[str]]:
         """The run folders' directory entries, by name (no dot folders, not the cache)."""
         try:
             entries = sorted(os.scandir(self.root), key=lambda e: e.name)

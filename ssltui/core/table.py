@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any, TypeGuard
 
 from ssltui.core import registry
 from ssltui.core.store import RunInfo
@@ -51,7 +52,7 @@ def _flat(prefix: str, value: object, out: dict[str, object]) -> None:
         out[prefix] = tuple(value) if isinstance(value, list) else value
 
 
-def run_parts(path: Path | str) -> list[tuple[dict, Settings]] | None:
+def run_parts(path: Path | str) -> list[tuple[dict[str, Any], Settings]] | None:
     """The parts of the run in folder `path` (its config.toml), each with the settings its results
     are compared by; None when the configuration cannot be read."""
     try:
@@ -72,7 +73,7 @@ def run_parts(path: Path | str) -> list[tuple[dict, Settings]] | None:
     return out
 
 
-def settings_of(parts: list[tuple[dict, Settings]] | None, method: str, evaluation: str, labels: float,
+def settings_of(parts: list[tuple[dict[str, Any], Settings]] | None, method: str, evaluation: str, labels: float,
                 seed: int) -> Settings | None:
     """The settings of the part that made a result (the one whose method, evaluations, label
     fractions and seeds hold it; else the first of that method and evaluation)."""
@@ -99,7 +100,7 @@ def describe(differs: Mapping[str, object], limit: int = 3) -> str:
     return ", ".join(items[:limit]) + (f" +{len(items) - limit} more" if len(items) > limit else "")
 
 
-def load_paper_table() -> dict:
+def load_paper_table() -> dict[str, Any]:
     """The paper's Table 1 from the shipped data file."""
     text = resources.files("ssltui.reference").joinpath("paper_table1.toml").read_text(encoding="utf-8")
     return tomllib.loads(text)
@@ -113,7 +114,7 @@ def mean_std(values: list[float]) -> tuple[float, float | None]:
     return mean, (statistics.stdev(values) if len(values) > 1 else None)
 
 
-def _number(v: object) -> bool:
+def _number(v: object) -> TypeGuard[int | float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
@@ -135,11 +136,11 @@ class Measured:
         return (self.method, self.evaluation, self.settings)
 
     @property
-    def cell_key(self) -> tuple:
+    def cell_key(self) -> tuple[Any, ...]:
         return (*self.row_key, self.labels, self.seed)
 
 
-def measured(results: Iterable[object], run_id: str = "", parts: list[tuple[dict, Settings]] | None = None
+def measured(results: Iterable[object], run_id: str = "", parts: list[tuple[dict[str, Any], Settings]] | None = None
              ) -> list[Measured]:
     """The valid results of one run, in the order recorded (see the module's rules), each with
     the settings of its part where `parts` (run_parts) are given."""
@@ -161,19 +162,19 @@ def measured(results: Iterable[object], run_id: str = "", parts: list[tuple[dict
 def newest_per_seed(results: Iterable[Measured]) -> list[Measured]:
     """One result per (method, evaluation, settings, labels, seed): the last one given wins, so
     pass results oldest first."""
-    latest: dict[tuple, Measured] = {}
+    latest: dict[tuple[Any, ...], Measured] = {}
     for m in results:
         latest.pop(m.cell_key, None)  # re-insert: the dict's order is the order of the winners
         latest[m.cell_key] = m
     return list(latest.values())
 
 
-def probes(results: Iterable[Measured]) -> dict[tuple, list[str]]:
+def probes(results: Iterable[Measured]) -> dict[tuple[Any, ...], list[str]]:
     """(method, evaluation, settings) -> the probes behind its pooled numbers, sorted, for
     evaluations that read features a chosen way (the linear probe). A result recorded before
     probes were named used the evaluation's default probe."""
     defaults = {e.name: e.default_probe for e in registry.evaluations()}
-    out: dict[tuple, set[str]] = {}
+    out: dict[tuple[Any, ...], set[str]] = {}
     for m in newest_per_seed(results):
         probe = m.probe or defaults.get(m.evaluation)
         if probe:
@@ -181,9 +182,9 @@ def probes(results: Iterable[Measured]) -> dict[tuple, list[str]]:
     return {k: sorted(v) for k, v in out.items()}
 
 
-def pool(results: Iterable[Measured]) -> dict[tuple, dict[float, dict[int, float]]]:
+def pool(results: Iterable[Measured]) -> dict[tuple[Any, ...], dict[float, dict[int, float]]]:
     """(method, evaluation, settings) -> label fraction -> seed -> accuracy in percent (one per seed)."""
-    out: dict[tuple, dict[float, dict[int, float]]] = {}
+    out: dict[tuple[Any, ...], dict[float, dict[int, float]]] = {}
     for m in newest_per_seed(results):
         out.setdefault(m.row_key, {}).setdefault(m.labels, {})[m.seed] = 100 * m.test_acc
     return out
@@ -210,7 +211,7 @@ class Cell:
         """Ours minus the paper, in points (Δ)."""
         return None if self.paper is None or self.mean is None else self.mean - self.paper
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"labels": self.labels, "paper": self.paper, "ours_mean": self.mean, "ours_std": self.std,
                 "seeds": len(self.ours), "seed_ids": self.seeds, "ours": self.ours, "diff": self.diff,
                 "best": self.best}
@@ -262,7 +263,7 @@ class StudyTable:
             out.append("no finished results in these runs yet")
         return out
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"title": self.title, "labels": self.labels, "runs": self.runs, "timings": self.timings,
                 "devices": self.devices, "data": self.data, "per_run": self.per_run, "caveats": self.caveats,
                 "rows": [{"name": r.name, "method": r.method, "evaluation": r.evaluation, "run": r.run_id,
@@ -275,7 +276,7 @@ def _jsonable(differs: Mapping[str, object]) -> dict[str, object]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in differs.items()}
 
 
-def _order(key: tuple[str, str]) -> tuple:
+def _order(key: tuple[str, str]) -> tuple[Any, ...]:
     m, e = key
     methods, evaluations = registry.method_names(), registry.evaluation_names()
     return (methods.index(m) if m in methods else len(methods), m,
@@ -306,7 +307,7 @@ def _mark_best(rows: list[Row]) -> None:
             c.best = bool(means) and c.mean == max(means)
 
 
-def build_table(infos: list[RunInfo], summaries: list[Mapping] | None = None, *,
+def build_table(infos: list[RunInfo], summaries: list[Mapping[str, Any]] | None = None, *,
                 per_run: bool = False, notes: list[str] | None = None) -> StudyTable:
     """Rows of the paper first (in its order), then any other (method, evaluation) we ran.
 
@@ -354,7 +355,7 @@ def build_table(infos: list[RunInfo], summaries: list[Mapping] | None = None, *,
                       list(notes or ()))
 
 
-def _provenance(summaries: list[Mapping]) -> tuple[dict[str, float], list[str], list[str]]:
+def _provenance(summaries: list[Mapping[str, Any]]) -> tuple[dict[str, float], list[str], list[str]]:
     """Time per phase summed over the runs, and their devices and data sources (each once)."""
     timings: dict[str, float] = {}
     devices: list[str] = []

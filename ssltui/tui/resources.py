@@ -48,7 +48,7 @@ class Usage:
 def _stat(pid: int) -> tuple[int, int, int] | None:
     """(parent pid, CPU ticks used, resident pages) of a process, or None when it is gone."""
     try:
-        text = (PROC / str(pid) / "stat").read_text()
+        text = (PROC / str(pid) / "stat").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
     fields = text[text.rfind(")") + 2:].split()  # after the command name, which may hold spaces

@@ -10,6 +10,7 @@ import os
 import sqlite3
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 DEFINITION_ATTR = "ssltui"  # the study user attribute that holds the SweepDefinition
 CREATING_ATTR = "ssltui-creating"  # set first when a sweep is created; the definition is set last
@@ -35,7 +36,7 @@ def _started(values: list[str | None]) -> float | None:
     return min(stamps).timestamp() if stamps else None
 
 
-def list_sqlite(url: str) -> list[dict] | None:
+def list_sqlite(url: str) -> list[dict[str, Any]] | None:
     """The sweeps in the SQLite storage at `url`, as `list_sweeps` gives them; [] for a file that
     does not exist; None where this reader cannot answer (another schema or URL, a definition
     it does not recognise), so the caller reads through Optuna."""

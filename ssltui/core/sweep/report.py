@@ -4,7 +4,9 @@ metric, parameter importances, the chosen trial's test accuracy (and no other's)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import optuna
 import sqlalchemy
@@ -13,10 +15,9 @@ from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from ssltui.core.errors import ConfigError, first_line
-from ssltui.core.sweep.listing import list_sqlite
+from ssltui.core.sweep.listing import DEFINITION_ATTR, list_sqlite
 from ssltui.core.sweep.space import SweepDefinition, Value
-from ssltui.core.sweep.study import (DEFINITION_ATTR, Sweep, open_storage, retried, shown_url,
-                                      sqlite_file_missing)
+from ssltui.core.sweep.study import Sweep, open_storage, retried, shown_url, sqlite_file_missing
 
 IMPORTANCE_MIN_TRIALS = 4  # finished trials before parameter importances mean anything
 STATES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.RUNNING: "running",
@@ -94,7 +95,7 @@ class SweepReport:
         return [(r.params[key], r.value) for r in self.rows
                 if r.state == "complete" and r.value is not None and key in r.params]
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         best = self.best
         return {
             "sweep": self.name, "storage": self.url, "metric": self.definition.metric,
@@ -138,7 +139,10 @@ class _ReadingStorage(RDBStorage):
         self.scoped_session = sqlalchemy.orm.scoped_session(sqlalchemy.orm.sessionmaker(bind=self.engine))
 
 
-def _read(url: str, read):
+R = TypeVar("R")
+
+
+def _read(url: str, read: Callable[[Any], R]) -> R:
     """`read(storage)` on a storage opened for reading: an SQLite file as it is, and where that
     fails (a schema an older Optuna wrote, say) or for a server, the full storage (which checks
     the schema and says what is wrong in one line)."""
@@ -164,7 +168,7 @@ def open_report(url: str, name: str) -> SweepReport:
     return _read(url, lambda storage: Sweep.open(url, name, storage).report())
 
 
-def list_sweeps(url: str) -> list[dict]:
+def list_sweeps(url: str) -> list[dict[str, Any]]:
     """Every ssltui sweep in a storage: name, preset, metric, sampler, trials, best value."""
     if sqlite_file_missing(url):
         return []
@@ -172,7 +176,7 @@ def list_sweeps(url: str) -> list[dict]:
     return fast if fast is not None else _read(url, _list)
 
 
-def _list(storage: RDBStorage) -> list[dict]:
+def _list(storage: RDBStorage) -> list[dict[str, Any]]:
     out = []
     for s in optuna.get_all_study_summaries(storage, include_best_trial=True):
         raw = s.user_attrs.get(DEFINITION_ATTR)

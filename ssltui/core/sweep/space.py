@@ -17,8 +17,19 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field
 
 from ssltui.core import registry
-from ssltui.core.config import (ConfigError, RunConfig, build_run_config, check_field, check_key, check_read, deep_merge,
-                                  parse_value, schema_fields, set_dotted, to_dict)
+from ssltui.core.config import (
+    RunConfig,
+    build_run_config,
+    check_field,
+    check_key,
+    check_read,
+    deep_merge,
+    parse_value,
+    schema_fields,
+    set_dotted,
+    to_dict,
+)
+from ssltui.core.errors import ConfigError
 from ssltui.core.presets import Plan, resolve_typed
 
 SPEC_HELP = "log:LO:HI, int:LO:HI, LO:HI or a comma list of values"
@@ -50,6 +61,13 @@ class Param:
     choices: tuple[Value, ...] = ()
 
     @property
+    def bounds(self) -> tuple[float | int, float | int]:
+        """(low, high) of a range; a choice has none."""
+        if self.low is None or self.high is None:
+            raise ConfigError(f"--param {self.key}: a list of values has no range")
+        return self.low, self.high
+
+    @property
     def integer(self) -> bool:
         """Sampled as an integer (an int range, or a range over an integer setting)."""
         return self.kind == "int" or (self.kind != "choice" and isinstance(self.low, int))
@@ -63,14 +81,15 @@ class Param:
 
     def candidates(self) -> list[Value]:
         """The values checked before a sweep starts: the ends of a range, or every listed value."""
-        return list(self.choices) if self.kind == "choice" else [self.low, self.high]
+        return list(self.choices) if self.kind == "choice" else list(self.bounds)
 
     def grid(self) -> list[Value]:
         """Every value a grid runs; ConfigError for a continuous range."""
         if self.kind == "choice":
             return list(self.choices)
-        if self.integer and self.kind != "log" and self.high - self.low < GRID_MAX_RANGE:
-            return list(range(int(self.low), int(self.high) + 1))
+        low, high = self.bounds
+        if self.integer and self.kind != "log" and high - low < GRID_MAX_RANGE:
+            return list(range(int(low), int(high) + 1))
         raise ConfigError(f"--sampler grid: --param {self.spec()} is a range; list its values "
                           f"(KEY=a,b,c) or use --sampler random or tpe")
 
@@ -79,10 +98,12 @@ class Param:
         if self.kind == "choice":
             value = trial.suggest_categorical(self.key, list(self.choices))
         elif self.integer:
-            value = trial.suggest_int(self.key, int(self.low), int(self.high), log=self.kind == "log")
+            value = trial.suggest_int(self.key, int(self.bounds[0]), int(self.bounds[1]), log=self.kind == "log")
         else:
-            value = trial.suggest_float(self.key, float(self.low), float(self.high), log=self.kind == "log")
-        return check_field(self.key, value)
+            value = trial.suggest_float(self.key, float(self.bounds[0]), float(self.bounds[1]),
+                                        log=self.kind == "log")
+        checked: Value = check_field(self.key, value)
+        return checked
 
 
 def literal(value: Value) -> str:
@@ -101,7 +122,7 @@ def _number(text: str, integer: bool, spec: str) -> int | float:
     return value
 
 
-def _range(key: str, kind: str, bounds: str, spec: str) -> Param:
+def _range(key: str, kind: Literal["log", "int", "uniform"], bounds: str, spec: str) -> Param:
     numeric = _kind_of(key)
     if numeric not in (int, float):
         raise ConfigError(f"--param {spec}: {key} is not a number; list its values instead (KEY=a,b)")
@@ -131,8 +152,10 @@ def parse_param(text: str) -> Param:
         raise ConfigError(f"--param {key}: a list setting cannot be swept (sweep its items' settings, "
                           f"or --labels/--seeds)")
     head, _, rest = spec.partition(":")
-    if head in ("log", "int"):
-        param = _range(key, head, rest, text)
+    if head == "log":
+        param = _range(key, "log", rest, text)
+    elif head == "int":
+        param = _range(key, "int", rest, text)
     elif ":" in spec and "," not in spec:
         param = _range(key, "uniform", spec, text)
     else:
@@ -172,7 +195,7 @@ class SweepDefinition(BaseModel):
     version: int = 1
     preset: str
     description: str = ""
-    parts: list[dict]  # the resolved plan; each trial sets its parameters on every part
+    parts: list[dict[str, Any]]  # the resolved plan; each trial sets its parameters on every part
     params: list[str]  # KEY=SPEC, canonical
     sampler: Literal["grid", "random", "tpe"]
     trials: int = Field(ge=1)
@@ -188,7 +211,7 @@ class SweepDefinition(BaseModel):
 
     def plan(self, values: dict[str, Value]) -> Plan:
         """The run plan of one trial: the definition's plan with `values` set on every part."""
-        over: dict = {}
+        over: dict[str, Any] = {}
         for key, value in values.items():
             set_dotted(over, key, value)
         return Plan(self.preset, self.description, [build_run_config(deep_merge(p, over)) for p in self.parts])

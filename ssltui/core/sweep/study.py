@@ -287,7 +287,7 @@ class Sweep:
                 continue
         return None
 
-    def _claim_lock(self) -> contextlib.AbstractContextManager:
+    def _claim_lock(self) -> contextlib.AbstractContextManager[Any]:
         """One worker at a time counts and claims (SQLite has no row locks for Optuna to take),
         so `--trials N` runs N trials however many workers there are."""
         return _exclusive(self.storage.engine.url, f"ssltui-sweep:{self.name}", self.storage.engine)
@@ -342,7 +342,7 @@ class RunningTrial:
                 f"runs it, or its worker is gone and `ssltui sweep --name {sweep}` retries it in "
                 f"{self.retry_in:.0f} s (after {GRACE_SECONDS} s without a heartbeat)")
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"number": self.number, "run_id": self.run_id, "heartbeat_age_s": self.heartbeat_age,
                 "retry_in_s": round(self.retry_in, 1)}
 
@@ -396,9 +396,10 @@ def remove_sweep(url: str, name: str) -> int:
             raise missing from None
         if _read_definition(storage, study_id, name) is None and not half_made(storage, study_id):
             raise _not_a_sweep(storage, study_id, name)
-        live = [t for t in running_trials(storage, study_id) if t[2] is not None and t[2] <= GRACE_SECONDS]
+        live = [(number, age) for number, _, age in running_trials(storage, study_id)
+                if age is not None and age <= GRACE_SECONDS]
         if live:
-            number, _, age = live[0]
+            number, age = live[0]
             raise ConfigError(f"sweep {name!r}: trial {number} is running (heartbeat {age:.0f} s ago); stop its "
                               f"worker first, or wait {GRACE_SECONDS - age:.0f} s if it is gone")
         trials = storage.get_n_trials(study_id)
@@ -419,9 +420,12 @@ def running_trials(storage: RDBStorage, study_id: int) -> list[tuple[int, str | 
     """(number, run id, seconds since its last heartbeat, None without one) of each RUNNING trial."""
     from optuna.storages._rdb import models
 
-    out = []
+    out: list[tuple[int, str | None, float | None]] = []
     with storage.scoped_session() as session:
-        now = session.execute(sqlalchemy.func.now()).scalar().replace(tzinfo=None)
+        stamp = session.execute(sqlalchemy.func.now()).scalar()
+        if stamp is None:
+            return out
+        now = stamp.replace(tzinfo=None)
         rows = (session.query(models.TrialModel)
                 .filter(models.TrialModel.state == TrialState.RUNNING)
                 .filter(models.TrialModel.study_id == study_id).all())
