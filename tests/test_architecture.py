@@ -74,3 +74,40 @@ def test_the_core_and_the_faces_load_without_torch():
                          cwd=ROOT.parent)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
+
+
+def _string_literals(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+
+
+# Where a method's name is also another thing's name, with the reason.
+SAME_WORD = {"supervised": {"core/evaluations/supervised.py",  # the baseline's evaluation is named after it
+                            "core/presets.py"}}  # DEFAULT_PRESET, the baseline's preset
+
+
+def test_each_method_name_is_written_only_in_its_declaration():
+    """Every list of method names (schema, forms, table order, graph) is derived from the registry:
+    a method's name is a string literal only in the module that declares it."""
+    from ssltui.core import registry
+
+    declared = {m.name: {f"core/methods/{m.name}.py", *SAME_WORD.get(m.name, ())} for m in registry.methods()}
+    found: dict[str, set[str]] = {name: set() for name in declared}
+    for path in sorted(ROOT.rglob("*.py")):
+        literals = _string_literals(path)
+        for name in declared:
+            if name in literals:
+                found[name].add(str(path.relative_to(ROOT)))
+    assert found == declared
+
+
+def test_the_registries_list_the_shipped_methods_and_evaluations_in_table_order():
+    from ssltui.core import registry
+    from ssltui.core.config import RunConfig
+
+    assert registry.method_names()[:3] == ("supervised", "simclr", "rotnet")
+    assert registry.evaluation_names() == ("supervised", "linear", "semi", "knn")
+    for m in registry.methods():
+        assert set(m.default_evaluations) <= set(m.evaluations) <= set(registry.evaluation_names())
+        if m.settings is not None:  # each method's settings are a section of the run configuration
+            assert RunConfig.model_fields[m.name].annotation is m.settings

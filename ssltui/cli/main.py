@@ -15,7 +15,11 @@ from typing import Optional
 import typer
 
 from ssltui.cli.sweep import sweep_app
+import importlib.util
+
+from ssltui.core import registry
 from ssltui.core.errors import ConfigError, ExitCode, RunInterrupted, SsltuiError, first_line
+from ssltui.core.presets import DEFAULT_PRESET
 
 app = typer.Typer(
     name="ssltui",
@@ -163,13 +167,12 @@ def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store, 
 
 def _dry_run(plan, opts, json_out: bool) -> int:
     """Print what `run` would do (every phase, and the resolved configuration) and train nothing."""
-    import importlib.util
-
     from ssltui.core.graph import build_graph
     from ssltui.trainer.runner import plan_to_toml
 
     for part in plan.parts:
-        if part.method != "supervised" and importlib.util.find_spec(f"ssltui.trainer.methods.{part.method}") is None:
+        if registry.method(part.method).pretrains and \
+                importlib.util.find_spec(f"ssltui.trainer.methods.{part.method}") is None:
             raise ConfigError(f"method {part.method!r} has no pretraining implementation")
     graph = build_graph(plan)
     phases = [n.describe() for n in graph.phases]
@@ -190,7 +193,7 @@ def _dry_run(plan, opts, json_out: bool) -> int:
 
 @app.command()
 def run(
-    preset: str = typer.Option("supervised", "--preset", "-p", help="preset name or .toml path (see `ssltui presets`)"),
+    preset: str = typer.Option(DEFAULT_PRESET, "--preset", "-p", help="preset name or .toml path (see `ssltui presets`)"),
     method: Optional[str] = typer.Option(None, "--method", help="supervised | simclr | rotnet"),
     evaluation: Optional[str] = typer.Option(None, "--evaluation", help="comma list of supervised, linear, semi, knn"),
     labels: Optional[str] = typer.Option(None, "--labels", help="label fractions, e.g. 0.01,0.1"),

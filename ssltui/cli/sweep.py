@@ -13,6 +13,7 @@ from typing import Optional
 import typer
 
 from ssltui.core.errors import ConfigError, ExitCode, SsltuiError
+from ssltui.core.presets import DEFAULT_PRESET
 
 sweep_app = typer.Typer(help="Search hyperparameters on the validation split (Optuna): run trials, "
                              "`sweep show NAME`, `sweep list`.", no_args_is_help=False,
@@ -80,7 +81,7 @@ def sweep(
     specs = parse_params(params)  # a bad --param exits 2 before Optuna or torch loads
     store = _store(runs_dir)
     if specs:
-        defn = define_sweep(preset or "supervised", specs, method=method, evaluation=evaluation, labels=labels,
+        defn = define_sweep(preset or DEFAULT_PRESET, specs, method=method, evaluation=evaluation, labels=labels,
                             seeds=seeds, sets=sets, sampler=sampler, trials=trials, metric=metric, prune=prune,
                             prune_startup=prune_startup, prune_warmup=prune_warmup, sampler_seed=sampler_seed,
                             data=data)

@@ -1,235 +1,90 @@
 """Run configuration: the declared schema (pydantic models) every preset and `--set` value is
 checked against, and the options of one run (data, device, group) that are not hyperparameters.
 
-Pure Python (no torch), so `ssltui presets` and `ssltui --help` stay fast. Every field carries
-its description and limits; the launch form, `--set` and the error messages all read them here.
+`RunConfig` is assembled from the registries: one `[name]` section per registered method that has
+settings and per registered evaluation, beside the run-wide `data` and `runtime` tables and the
+`pretrain` phase. Torch-free, so `ssltui presets` and `ssltui --help` stay fast. Every field
+carries its description and limits; the launch form, `--set` and the error messages read them.
 """
 
 from __future__ import annotations
 
 import difflib
 import math
-import tomllib
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import annotated_types
 import tomli_w
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
+from ssltui.core import registry
 from ssltui.core.errors import ConfigError
+from ssltui.core.evaluations.knn import KnnConfig
+from ssltui.core.evaluations.linear import LinearConfig
+from ssltui.core.evaluations.semi import SemiConfig
+from ssltui.core.settings import (
+    CADENCE_FIELDS,
+    ClassifierConfig,
+    DataConfig,
+    List,
+    RuntimeConfig,
+    Section,
+    Text,
+    TrainConfig,
+    check_text,
+    not_negative,
+    parse_literal,
+)
 
-METHODS = ("supervised", "simclr", "rotnet")
-EVALUATIONS = ("supervised", "linear", "semi", "knn")
-# Which evaluations make sense after which method.
-VALID_EVALUATIONS = {
-    "supervised": ("supervised",),
-    "simclr": ("linear", "semi", "knn"),
-    "rotnet": ("linear", "semi", "knn"),
-}
-DEFAULT_EVALUATIONS = {
-    "supervised": ["supervised"],
-    "simclr": ["linear"],
-    "rotnet": ["linear", "semi"],
-}
+__all__ = ["CADENCE_FIELDS", "ClassifierConfig", "DataConfig", "KnnConfig", "LinearConfig", "RunConfig",
+           "RuntimeConfig", "Section", "SemiConfig", "TrainConfig", "parse_literal"]
 
-
-def _listify(value: Any) -> Any:
-    """`--set a=1,2` and `--set a=1` both give a list: split a string on commas, wrap a scalar."""
-    if isinstance(value, str):
-        return [parse_literal(v.strip()) for v in value.split(",") if v.strip()]
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]
-
-
-def _check_text(value: Any) -> Any:
-    """Strings end up in TOML and JSON files, which must be UTF-8: refuse undecodable bytes
-    (a non-UTF-8 path on the command line arrives as lone surrogates)."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError("is not valid UTF-8 text") from None
-    return value
+METHODS = registry.method_names()
+EVALUATIONS = registry.evaluation_names()
+# Which evaluations make sense after which method, and which run when none are named.
+VALID_EVALUATIONS = {m.name: m.evaluations for m in registry.methods()}
+DEFAULT_EVALUATIONS = {m.name: list(m.default_evaluations) for m in registry.methods()}
+TRAIN_SECTIONS = registry.train_sections()
 
 
-def _workers(v: Any) -> Any:
-    """`runtime.workers`: a whole number >= 1, or "auto" (bool is an int to Python, not here)."""
-    if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
-        return v
-    raise ValueError("is not a whole number >= 1 or 'auto'")
-
-
-def _not_negative(v: int) -> int:
-    if v < 0:
-        raise ValueError("is negative")
-    return v
-
-
-def List(item: Any) -> Any:  # noqa: N802 - reads as a type in the models below
-    return Annotated[list[item], BeforeValidator(_listify)]
-
-
-Text = Annotated[str, BeforeValidator(_check_text)]
-
-
-class Section(BaseModel):
-    """A table of settings: unknown keys, wrong types and out-of-range values are refused."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
-# TrainConfig fields that say when a phase validates or saves, not what it learns.
-CADENCE_FIELDS = ("checkpoint_every", "val_passes", "eval_every")
-
-
-class TrainConfig(Section):
-    """One optimisation phase: epochs, batch, optimizer and learning-rate schedule."""
-
-    epochs: int = Field(100, ge=1, description="passes over the phase's training images")
-    min_steps: int = Field(0, ge=0, description="train at least this many steps (tiny label subsets)")
-    batch_size: int = Field(128, ge=1, description="images per optimizer step")
-    optimizer: Literal["sgd", "lars", "adamw"] = Field("sgd", description="sgd | lars | adamw")
-    lr: float = Field(0.1, gt=0.0, description="peak learning rate (after scaling)")
-    lr_scaling: Literal["none", "linear", "sqrt"] = Field(
-        "none", description="none | linear (lr*batch/256) | sqrt (lr*sqrt(batch))")
-    momentum: float = Field(0.9, ge=0.0, le=0.9999, description="SGD/LARS momentum")
-    lars_trust_coefficient: float = Field(0.001, gt=0.0,
-                                          description="LARS eta: an adapted layer's step is lr x eta x |w|/|g|")
-    nesterov: bool = Field(False, description="Nesterov momentum (SGD)")
-    weight_decay: float = Field(5e-4, ge=0.0, le=1.0, description="L2 weight decay")
-    schedule: Literal["cosine", "step", "constant"] = Field("cosine", description="cosine | step | constant")
-    warmup_epochs: float = Field(0.0, ge=0.0, description="linear warm-up length in epochs")
-    milestones: List(float) = Field([], description="epochs at which a step schedule multiplies lr by gamma")
-    gamma: float = Field(0.1, gt=0.0, le=1.0, description="step-schedule factor")
-    checkpoint_every: int = Field(0, ge=0, description=(
-        "also save a checkpoint every N epochs (0: by runtime.checkpoint_seconds; phase ends and stops always save)"))
-    val_passes: int = Field(20, ge=0, description=(
-        "validation (or monitor) passes spread evenly over the phase's steps, the last at its end"))
-
-    def identity(self) -> dict:
-        """The settings that determine the trained weights: how often the phase validates or
-        saves is left out (neither touches the weights or the random draws)."""
-        return self.model_dump(mode="python", exclude=set(CADENCE_FIELDS))
-
-
-class ClassifierConfig(TrainConfig):
-    """Training a classifier on the labelled subset (the baseline, or fine-tuning)."""
-
-    augment: bool = Field(True, description="random crop (padding 4) and horizontal flip")
-    cutout: int = Field(0, ge=0, le=32, description="side of a square zeroed at a random place in each "
-                                                     "training image (0: off)")
-    frozen_stages: int = Field(0, ge=0, le=3,
-                               description="stem and first N stages frozen (weights and BN statistics)")
-    frozen_bn_stats: bool = Field(True, description="frozen stages keep their BatchNorm statistics (false: "
-                                                    "they adapt to the labelled images, weights still frozen)")
-    label_smoothing: float = Field(0.0, ge=0.0, le=0.5, description="cross-entropy label smoothing")
-    ema: float = Field(0.0, ge=0.0, lt=1.0, description="decay of an exponential moving average of the weights, "
-                                                        "evaluated instead of the last weights (0: off)")
-    eval_every: int = Field(0, ge=0, description="validation every N epochs instead (0: by val_passes)")
-
-
-class SemiConfig(ClassifierConfig):
-    """Semi-supervised fine-tuning of a pretrained encoder: the paper freezes two stages."""
-
-    frozen_stages: int = Field(2, ge=0, le=3,
-                               description="stem and first N stages frozen (weights and BN statistics)")
-
-
-class LinearConfig(TrainConfig):
-    """Linear probe on frozen features computed once."""
-
-    standardize: bool = Field(True, description="standardize features with the labelled subset's mean/std")
-    augment_copies: int = Field(0, ge=0, le=64, description="random crop/flip copies of each labelled image "
-                                                          "whose features join the plain ones (0: plain only)")
-    feature_stages: List(Literal[1, 2, 3]) = Field(
-        [3], min_length=1, description="encoder stages whose outputs the probe reads, concatenated "
-                                       "([3]: the encoder's own feature)")
-    feature_grid: Literal[1, 2, 4] = Field(1, description="each stage's output average-pooled to grid x grid "
-                                                           "(1: global pooling, the encoder's own feature)")
-
-    @field_validator("feature_stages")
-    @classmethod
-    def _stages_once_in_order(cls, v: list[int]) -> list[int]:
-        if len(set(v)) != len(v):
-            raise ValueError("names a stage twice")
-        return sorted(v)
-
-    def default_readout(self) -> bool:
-        """Whether the probe reads the encoder's own feature (stage 3, globally pooled)."""
-        return self.feature_stages == [3] and self.feature_grid == 1
-
-
-class SimCLRConfig(Section):
-    temperature: float = Field(0.5, gt=0.0, description="NT-Xent temperature")
-    proj_hidden_dim: int = Field(512, ge=1, description="projection head hidden width")
-    proj_out_dim: int = Field(128, ge=1, description="projection head output width")
-    crop_min_scale: float = Field(0.08, gt=0.0, le=1.0, description="RandomResizedCrop smallest area fraction")
-    jitter_strength: float = Field(0.5, ge=0.0, le=2.0, description="colour distortion strength s (SimCLR paper)")
-    jitter_p: float = Field(0.8, ge=0.0, le=1.0, description="probability of colour jitter")
-    grayscale_p: float = Field(0.2, ge=0.0, le=1.0, description="probability of grayscale")
-
-
-class RotNetConfig(Section):
-    crop_flip: bool = Field(True, description="random crop (padding 4) and flip before rotating")
-
-
-class KnnConfig(Section):
-    k: int = Field(200, ge=1, description="neighbours")
-    temperature: float = Field(0.1, gt=0.0, description="vote temperature")
-    every_epochs: int = Field(10, ge=0, description="kNN monitor on the validation split every N epochs (0: off)")
-    max_bank: int = Field(10000, ge=1, description="most training images in the kNN feature bank")
-    guard_min_steps: int = Field(250, ge=1, description="SimCLR guard rail: judge the encoder at 20% of the "
-                                                        "epochs only when at least this many steps precede it")
-
-
-class DataConfig(Section):
-    val_fraction: float = Field(0.1, gt=0.0, le=0.5, description="held-out validation part of the training split")
-    split_seed: int = Field(0, ge=0, description="seed of the validation split (fixed across runs)")
-    synthetic_train_per_class: int = Field(300, ge=4, description="synthetic source: training images per class")
-    synthetic_test_per_class: int = Field(100, ge=1, description="synthetic source: test images per class")
-
-
-class RuntimeConfig(Section):
-    amp: Literal["auto", "bf16", "off"] = Field("auto", description="auto (bf16 on CUDA) | bf16 | off")
-    channels_last: bool = Field(True, description="channels_last memory format on CUDA")
-    compile: bool = Field(False, description="torch.compile every phase's training forward on CUDA")
-    eval_batch_size: int = Field(1024, ge=1, description="batch size for feature extraction and testing")
-    cuda_graphs: Literal["auto", "on", "off"] = Field(
-        "auto", description="replay each phase's training step from a CUDA graph (auto: on CUDA; on needs CUDA)")
-    log_seconds: float = Field(0.25, ge=0.0, description="seconds between progress log points (0: every step)")
-    checkpoint_seconds: float = Field(60.0, ge=0.0, description=(
-        "seconds between checkpoints inside a phase (0: none; phase ends and stops always save)"))
-    featuremaps: bool = Field(True, description="save feature-map thumbnails at the end of the run")
-    workers: Annotated[int | Literal["auto"], BeforeValidator(_workers)] = Field(
-        "auto", description="phases side by side, one process each (auto: one per device)")
-
-
-class RunConfig(Section):
+class _RunConfig(Section):
     """Everything that determines one method's pipeline: pretraining and its evaluations."""
 
     description: Text = Field("", description="one-line description")
-    method: Literal["supervised", "simclr", "rotnet"] = Field("supervised", description="supervised | simclr | rotnet")
-    evaluation: List(Literal["supervised", "linear", "semi", "knn"]) = Field(
-        ["supervised"], min_length=1, description="evaluations to run after pretraining")
+    method: Literal[METHODS] = Field(METHODS[0], description=" | ".join(METHODS))  # type: ignore[valid-type]
+    evaluation: List(Literal[EVALUATIONS]) = Field(  # type: ignore[valid-type]
+        [EVALUATIONS[0]], min_length=1, description="evaluations to run after pretraining")
     labels: List(Annotated[float, Field(gt=0.0, le=1.0)]) = Field(
         [0.01, 0.1], min_length=1, description="label fractions of the training split")
-    seeds: List(Annotated[int, AfterValidator(_not_negative)]) = Field(
+    seeds: List(Annotated[int, AfterValidator(not_negative)]) = Field(
         [0], min_length=1, description="seeds; each repeats the whole pipeline")
     data: DataConfig = Field(default_factory=DataConfig)
     pretrain: TrainConfig = Field(default_factory=TrainConfig)
-    simclr: SimCLRConfig = Field(default_factory=SimCLRConfig)
-    rotnet: RotNetConfig = Field(default_factory=RotNetConfig)
-    knn: KnnConfig = Field(default_factory=KnnConfig)
-    supervised: ClassifierConfig = Field(default_factory=ClassifierConfig)
-    linear: LinearConfig = Field(default_factory=LinearConfig)
-    semi: SemiConfig = Field(default_factory=SemiConfig)
-    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+
+    @property
+    def method_settings(self) -> Section | None:
+        """The settings section of this part's method (None for a method without one)."""
+        return getattr(self, self.method) if registry.method(self.method).settings is not None else None
+
+    def settings_of(self, section: str) -> Any:
+        """A section of settings by name (a method's, an evaluation's, pretrain, data, runtime)."""
+        return getattr(self, section)
 
 
-TRAIN_SECTIONS = ("pretrain", "supervised", "linear", "semi")
+def _sections() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for spec in (*registry.methods(), *registry.evaluations()):
+        if spec.settings is not None:
+            out[spec.name] = (spec.settings, Field(default_factory=spec.settings))
+    out["runtime"] = (RuntimeConfig, Field(default_factory=RuntimeConfig))
+    return out
+
+
+RunConfig = create_model("RunConfig", __base__=_RunConfig, __module__=__name__, **_sections())
+RunConfig.__doc__ = _RunConfig.__doc__
+
 
 
 # ---------------------------------------------------------------- devices
@@ -273,7 +128,7 @@ class RunOptions(BaseModel):
     def _data_dir(cls, v: Any) -> Any:
         if v in (None, ""):
             return None
-        _check_text(str(v))
+        check_text(str(v))
         return v
 
     def to_toml_dict(self) -> dict:
@@ -391,14 +246,6 @@ def _unknown(key: str, known: list[str], also: str = "") -> ConfigError:
 
 
 # ---------------------------------------------------------------- building
-
-def parse_literal(text: str) -> Any:
-    """Parse a `--set` value as a TOML literal; fall back to a bare string."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
 
 def build_run_config(values: dict) -> RunConfig:
     """Build and validate a RunConfig from a nested dict (a preset plus overrides)."""

@@ -15,17 +15,17 @@ import json
 from dataclasses import dataclass, field
 
 import ssltui
+from ssltui.core import registry
 from ssltui.core.config import RunConfig, to_dict
 from ssltui.core.events import PhaseRef
 from ssltui.core.presets import Plan
 
 FEATUREMAPS = "featuremaps"
-TRAINED_SECTIONS = ("supervised", "semi", "linear")  # evaluations that train for epochs
 
 
 def pretrain_identity(cfg: RunConfig, seed: int) -> dict:
     """What determines a pretrained encoder besides the data: method, its settings and the seed."""
-    return {"method": cfg.method, "pretrain": cfg.pretrain.identity(), "method_cfg": to_dict(getattr(cfg, cfg.method)),
+    return {"method": cfg.method, "pretrain": cfg.pretrain.identity(), "method_cfg": to_dict(cfg.method_settings) if cfg.method_settings else {},
             "seed": seed, "version": ssltui.__version__}
 
 
@@ -121,7 +121,7 @@ def build_graph(plan: Plan) -> PhaseGraph:
     for pi, part in enumerate(plan.parts):
         for seed in part.seeds:
             needs: tuple[str, ...] = ()
-            if part.method != "supervised":
+            if registry.method(part.method).pretrains:
                 ident = _identity_hash(part, seed)
                 if ident not in pretrain_of:
                     pretrain_of[ident] = f"{part.method}/pretrain/seed{seed}#{ident}"
@@ -133,10 +133,10 @@ def build_graph(plan: Plan) -> PhaseGraph:
             for frac in part.labels:
                 for ev in part.evaluation:
                     ref = PhaseRef.evaluating(pi, part.method, ev, frac, seed)
-                    epochs = getattr(part, ev).epochs if ev in TRAINED_SECTIONS else 0
+                    epochs = part.settings_of(ev).epochs if registry.evaluation(ev).trains else 0
                     nodes.append(PhaseNode(ref.phase, ev, pi, part.method, seed, frac, ev, epochs, needs))
-                    if ev == "supervised" and frac == max(part.labels) and seed == part.seeds[0]:
-                        maps.setdefault("supervised", ref.phase)
+                    if not needs and frac == max(part.labels) and seed == part.seeds[0]:  # trained from scratch
+                        maps.setdefault(part.method, ref.phase)
     if plan.parts[0].runtime.featuremaps and maps:
         sources = tuple(maps.items())  # in the order the sequential run meets them
         nodes.append(PhaseNode(FEATUREMAPS, FEATUREMAPS, 0, "", 0, needs=tuple(s for _, s in sources),

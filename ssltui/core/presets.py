@@ -31,6 +31,9 @@ from ssltui.core.errors import ConfigError, quoted
 from ssltui.core.paths import user_presets_dir
 
 
+DEFAULT_PRESET = "supervised"  # `ssltui run` and `ssltui sweep` without --preset
+
+
 def preset_dirs() -> list[Path]:
     """Where presets are looked up, first match wins."""
     dirs = []
@@ -124,7 +127,7 @@ def list_presets(warn: Callable[[str], None] | None = None) -> list[PresetInfo]:
                 seen[p.stem] = PresetInfo(p.stem, p, str(raw.get("description", "")), "study",
                                           f"{len(entries)} parts", "study", source)
             else:
-                method = str(raw.get("method", "supervised"))
+                method = str(raw.get("method", METHODS[0]))
                 ev = raw.get("evaluation", DEFAULT_EVALUATIONS.get(method, ["?"]))
                 ev = ev if isinstance(ev, list) else [ev]
                 seen[p.stem] = PresetInfo(p.stem, p, str(raw.get("description", "")), method,

@@ -22,16 +22,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 
+from ssltui.core import registry
 from ssltui.core.store import RunInfo
 
 PAPER_DATA = "cifar10"  # what the paper's numbers were measured on
-METHOD_ORDER = ("supervised", "simclr", "rotnet")
-EVALUATION_ORDER = ("supervised", "linear", "semi", "knn")
-EXTRA_ROW_NAMES = {
-    ("simclr", "semi"): "SimCLR Semi-supervised",
-    ("simclr", "knn"): "SimCLR kNN",
-    ("rotnet", "knn"): "RotNet kNN",
-}
 
 
 def load_paper_table() -> dict:
@@ -96,12 +90,15 @@ def newest_per_seed(results: Iterable[Measured]) -> list[Measured]:
 
 
 def probes(results: Iterable[Measured]) -> dict[tuple[str, str], list[str]]:
-    """(method, "linear") -> the probes behind its pooled numbers, sorted. A linear result
-    recorded before the probe was (runs before issue 14) used the plain one."""
+    """(method, evaluation) -> the probes behind its pooled numbers, sorted, for evaluations that
+    read features a chosen way (the linear probe). A result recorded before probes were named used
+    the evaluation's default probe."""
+    defaults = {e.name: e.default_probe for e in registry.evaluations()}
     out: dict[tuple[str, str], set[str]] = {}
     for m in newest_per_seed(results):
-        if m.evaluation == "linear":
-            out.setdefault((m.method, m.evaluation), set()).add(m.probe or "plain")
+        probe = m.probe or defaults.get(m.evaluation)
+        if probe:
+            out.setdefault((m.method, m.evaluation), set()).add(probe)
     return {k: sorted(v) for k, v in out.items()}
 
 
@@ -194,8 +191,17 @@ class StudyTable:
 
 def _order(key: tuple[str, str]) -> tuple:
     m, e = key
-    return (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), m,
-            EVALUATION_ORDER.index(e) if e in EVALUATION_ORDER else len(EVALUATION_ORDER), e)
+    methods, evaluations = registry.method_names(), registry.evaluation_names()
+    return (methods.index(m) if m in methods else len(methods), m,
+            evaluations.index(e) if e in evaluations else len(evaluations), e)
+
+
+def row_name(method: str, evaluation: str) -> str:
+    """A row the paper lacks, named from the registries: "SimCLR Semi-supervised"."""
+    try:
+        return f"{registry.method(method).title} {registry.evaluation(evaluation).title}"
+    except KeyError:  # a result of a method or evaluation no longer registered
+        return f"{method} {evaluation}"
 
 
 def _cells(labels: list[float], paper: dict[float, float], ours: dict[float, dict[int, float]]) -> list[Cell]:
@@ -239,7 +245,7 @@ def build_table(infos: list[RunInfo], summaries: list[Mapping] | None = None, *,
     extra = sorted(((k, rid) for rid in run_ids for k in pooled[rid]), key=lambda kr: (_order(kr[0]),
                                                                                      run_ids.index(kr[1])))
     for key, rid in extra:
-        name = EXTRA_ROW_NAMES.get(key, f"{key[0]} {key[1]}")
+        name = row_name(*key)
         rows.append(Row(name, *key, _cells(labels, {}, pooled[rid][key]), rid or None,
                         probes=probes_of[rid].get(key, [])))
     _mark_best(rows)

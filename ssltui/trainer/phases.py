@@ -25,11 +25,8 @@ from ssltui.core.config import RunConfig
 from ssltui.trainer.data.bundle import DataBundle
 from ssltui.trainer.data.splits import label_subset
 from ssltui.core.errors import ConfigError, RunFailed, RunInterrupted
-from ssltui.trainer.evaluation.common import encode
-from ssltui.trainer.evaluation.finetune import train_classifier
-from ssltui.trainer.evaluation.knn import knn_accuracy
-from ssltui.trainer.evaluation.linear import linear_probe, readout
-from ssltui.core.events import PhaseEnd, PhaseRef, PhaseStart, Result, ResultRecord
+from ssltui.trainer.evaluation.common import EvalJob, Readout, encode, evaluator
+from ssltui.core.events import PhaseEnd, PhaseRef, Result, ResultRecord
 from ssltui.core.graph import FEATUREMAPS, PhaseGraph, PhaseNode, pretrain_identity
 from ssltui.trainer.loop import RunContext
 from ssltui.trainer.models.resnet import Classifier, ResNet20
@@ -149,7 +146,7 @@ class PhaseExecutor:
             self._encoders[name] = found[0]
         return self._encoders[name]
 
-    def _eval_features(self, name: str, how: tuple[tuple[int, ...], int] | None = None) -> dict:
+    def _eval_features(self, name: str, how: Readout | None = None) -> dict:
         """Validation and test features of an encoder (read as `how`, see `encode`), computed
         once for all its linear and kNN phases."""
         key = (name, how)
@@ -164,20 +161,12 @@ class PhaseExecutor:
         part, ev, frac, seed, b = self.plan.parts[node.part], node.evaluation, node.labels, node.seed, self.bundle
         ref = PhaseRef.evaluating(node.part, part.method, ev, frac, seed)
         encoder = self.encoder(node.needs[0]) if node.needs else None
-        how = readout(part.linear) if ev == "linear" else None
-        feats = self._eval_features(node.needs[0], how) if node.needs and ev in ("linear", "knn") else {}
         subset = torch.from_numpy(label_subset(b.labels_np(), b.train_idx.cpu().numpy(), frac, seed)).to(b.device)
-        section = ev if ev in ("supervised", "semi", "linear") else "knn"
-        self.current, self._batch_key = ref, f"{section}.batch_size (--set {section}.batch_size=N)"
+        self.current, self._batch_key = ref, f"{ev}.batch_size (--set {ev}.batch_size=N)"
+        job = EvalJob(self.ctx, ref, part.settings_of(ev), b, subset, encoder,
+                      lambda how: self._eval_features(node.needs[0], how))
         t0 = time.perf_counter()
-        if ev == "supervised":
-            out = train_classifier(self.ctx, ref, part.supervised, b, subset, None)
-        elif ev == "semi":
-            out = train_classifier(self.ctx, ref, part.semi, b, subset, encoder)
-        elif ev == "linear":
-            out = linear_probe(self.ctx, ref, part.linear, b, subset, encoder, feats)
-        else:
-            out = self._knn(ref, part, subset, encoder, feats)
+        out = evaluator(ev)(job)
         seconds = round(time.perf_counter() - t0, 3)
         result = ResultRecord(method=part.method, evaluation=ev, labels=frac, seed=seed,
                               test_acc=round(float(out["test_acc"]), 6),
@@ -187,17 +176,6 @@ class PhaseExecutor:
         self.ctx.emit(Result(**result.model_dump()))
         self.ctx.emit(PhaseEnd(**ref.model_dump(), seconds=seconds))
         return Outcome(node.name, ref.phase, ev, seconds, result=result)
-
-    def _knn(self, ref: PhaseRef, part: RunConfig, subset: torch.Tensor, encoder: ResNet20, feats: dict) -> dict:
-        b = self.bundle
-        self.ctx.emit(PhaseStart(**ref.model_dump(), epochs=1, steps_per_epoch=1))
-        bank = encode(encoder, b.train_x[subset], b, self.ctx.dev)
-        labels = b.train_y[subset]
-
-        def acc(query: torch.Tensor, query_labels: torch.Tensor) -> float:
-            return knn_accuracy(query, query_labels, bank, labels, b.num_classes, part.knn.k, part.knn.temperature)
-
-        return {"test_acc": acc(feats["test"], b.test_y), "val_acc": acc(feats["val"], b.train_y[b.val_idx])}
 
     # ------------------------------------------------------------ feature maps
     def _trained_encoder(self, node: PhaseNode) -> ResNet20 | None:

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 import ssltui
+from ssltui.core import registry
 from ssltui.core.config import RunOptions, build_run_config, dumps_toml, to_dict
 from ssltui.trainer.data.bundle import DataBundle, make_bundle
 from ssltui.trainer.data.sources import RawData, load_source
@@ -124,7 +125,7 @@ class Runner:
         return RunSummary.new(
             run_id=self.run.id, preset=self.plan.preset, description=self.plan.description,
             group=self.opts.group or self.run.id, status="running",
-            methods=sorted({p.method for p in parts}, key=["supervised", "simclr", "rotnet"].index),
+            methods=sorted({p.method for p in parts}, key=registry.method_names().index),
             evaluations=sorted({e for p in parts for e in p.evaluation}),
             labels=sorted({f for p in parts for f in p.labels}),
             seeds=sorted({s for p in parts for s in p.seeds}),

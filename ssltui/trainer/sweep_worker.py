@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Callable
 
 from optuna.trial import Trial, TrialState
 
+from ssltui.core import registry
 from ssltui.core.config import run_options
 from ssltui.core.errors import ConfigError, DataError, RunFailed, RunInterrupted
 from ssltui.core.events import ACCURACY_NAMES, Epoch, Event, PhaseRef
@@ -57,7 +58,7 @@ def phase_steps(plan: Plan) -> dict[str, int]:
     keys: dict[str, int] = {}
     for pi, part in enumerate(plan.parts):
         for seed in part.seeds:
-            if part.method != "supervised":
+            if registry.method(part.method).pretrains:
                 keys.setdefault(f"{part.method}/pretrain/seed{seed}", len(keys))
             for frac in part.labels:
                 for ev in part.evaluation:

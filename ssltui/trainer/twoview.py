@@ -71,7 +71,7 @@ def views_step(model: TwoViewModel, augment: SimCLRAugment, images: torch.Tensor
     return loss
 
 
-def pretrain_views(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: DataBundle, name: str,
+def pretrain_views(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: DataBundle,
                    build: Callable[[], nn.Module], augment: SimCLRAugment,
                    make_step: Callable[[nn.Module, torch.Tensor, torch.Generator, CollapseMonitor], StepFn]
                    | None = None) -> ResNet20:
@@ -84,6 +84,7 @@ def pretrain_views(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: Data
                                                knn_bank, with_view_bn_statistics)
 
     dev = ctx.dev
+    name = cfg.method
     # Seeded by the method and seed, not by the phase name (which hashes the settings): one seed
     # is one initial encoder and one stream of draws whatever the hyperparameters, so recipes
     # compare paired.

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ssltui.core import config as cfgmod
+from ssltui.core import registry
 from ssltui.core.errors import ConfigError, SsltuiError
 from ssltui.core.presets import PresetInfo, list_presets, resolve
 from ssltui.core.store import RunDir, RunStore
@@ -23,12 +24,11 @@ from ssltui.tui.manage import RESUMABLE
 from ssltui.tui.watch import LAUNCH_MARK, PROCESS_LOG
 
 STUDY = "study"  # the method choice that lists study presets (every method in one run)
-METHODS = ("simclr", "rotnet", "supervised", STUDY)
+# The form lists the pretraining methods first, then the baseline, then studies.
+METHODS = (*sorted(registry.method_names(), key=lambda m: not registry.method(m).pretrains), STUDY)
 DEVICES = ("auto", "cpu", "cuda")
 LABEL_CHOICES = (("1%", "0.01"), ("10%", "0.1"), ("1% and 10%", "0.01,0.1"))
 DEFAULT_DATA = "cifar10"
-# The order sections run in; a study lists the union of its parts' sections in this order.
-SECTION_ORDER = ("supervised", "pretrain", "simclr", "rotnet", "knn", "linear", "semi", "data", "runtime")
 
 
 def presets_for(method: str, presets: list[PresetInfo] | None = None) -> list[PresetInfo]:
@@ -62,11 +62,8 @@ def toml_text(v: object) -> str:
 
 def sections_for(cfg: cfgmod.RunConfig) -> list[str]:
     """The config sections that matter to this pipeline, in the order it runs them."""
-    if cfg.method == "supervised":
-        out = ["supervised"]
-    else:
-        out = ["pretrain", cfg.method, "knn"] + [e for e in ("linear", "semi") if e in cfg.evaluation]
-    return out + ["data", "runtime"]
+    reads = list(registry.method(cfg.method).reads)
+    return reads + [e for e in cfg.evaluation if e not in reads] + ["data", "runtime"]
 
 
 def method_arg(method: str) -> str | None:
@@ -83,8 +80,8 @@ def hyperparameters(preset: str, method: str) -> list[Param]:
     if method != STUDY:
         out.append(Param("evaluation", toml_text(parts[0].evaluation),
                          f"evaluations: {', '.join(cfgmod.VALID_EVALUATIONS[parts[0].method])}"))
-    used = {s for p in parts for s in sections_for(p)}
-    for section in (s for s in SECTION_ORDER if s in used):
+    used = list(dict.fromkeys(s for p in parts for s in sections_for(p)))  # in the order they run
+    for section in used:
         users = [p for p in parts if section in sections_for(p)]
         for name, info in type(getattr(users[0], section)).model_fields.items():
             values = list(dict.fromkeys(toml_text(getattr(getattr(p, section), name)) for p in users))

@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from ssltui.core import registry
 from ssltui.core.events import ACCURACY_NAMES, Epoch
 
-KIND_ORDER = ("pretrain", "supervised", "linear", "semi", "knn")
+KIND_ORDER = ("pretrain", *registry.evaluation_names())
 
 
 @dataclass

@@ -14,13 +14,13 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from ssltui.core import registry
 from ssltui.core.store import RunInfo
 from ssltui.core.table import Cell, StudyTable, measured, pool
 from ssltui.view import format as fmt
 
 STATUS_STYLE = {"running": "bold green", "completed": "", "failed": "red", "interrupted": "yellow",
                 "pruned": "yellow", "stale": "red", "damaged": "red", "created": "dim"}
-SHORT_NAMES = {"supervised": "sup", "linear": "lin", "rotnet": "rot"}
 
 
 def text(value: object, style: str = "", limit: int | None = None) -> Text:
@@ -140,7 +140,7 @@ def names(values: list[str]) -> str:
     """'simclr' alone; several names shortened and joined ('sup+simclr+rot')."""
     if not values:
         return fmt.MISSING
-    return values[0] if len(values) == 1 else "+".join(SHORT_NAMES.get(n, n) for n in values)
+    return values[0] if len(values) == 1 else "+".join(registry.short_name(n) for n in values)
 
 
 RUN_COLUMNS = ("status", "method", "evaluation", "labels", "test acc %", "started", "group", "id")

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field
 
+from ssltui.core import registry
 from ssltui.core.config import (ConfigError, RunConfig, build_run_config, check_field, check_key, deep_merge,
                                   parse_literal, schema_fields, set_dotted, to_dict)
 from ssltui.core.presets import Plan, resolve_typed
@@ -271,6 +272,6 @@ def define_sweep(preset: str, params: list[Param], *, method: str | None = None,
 def check_knn_metric(parts: list[RunConfig]) -> None:
     """`--metric knn_acc` reads the kNN monitor of pretraining: every part must have one."""
     for part in parts:
-        if part.method == "supervised" or part.knn.every_epochs == 0:
+        if not registry.method(part.method).pretrains or part.knn.every_epochs == 0:
             raise ConfigError("--metric knn_acc: the kNN monitor runs during pretraining; it needs a "
-                              "simclr or rotnet preset with knn.every_epochs > 0 (or use --metric val_acc)")
+                              "pretraining preset with knn.every_epochs > 0 (or use --metric val_acc)")

@@ -1,8 +1,15 @@
-"""Batched inference helpers shared by the evaluations."""
+"""What every evaluation is given (`EvalJob`) and the batched inference helpers they share.
+
+An evaluation is `ssltui.trainer.evaluation.<name>.evaluate(job) -> dict` with at least
+"test_acc" (and "val_acc", "probe" where it has them), looked up by its registered name.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -11,10 +18,35 @@ from ssltui.trainer.augment import to_float
 from ssltui.trainer.data.bundle import DataBundle
 from ssltui.trainer.device import DeviceSettings
 
+if TYPE_CHECKING:
+    from ssltui.core.events import PhaseRef
+    from ssltui.trainer.loop import RunContext
+
+Readout = tuple[Sequence[int], int]
+
+
+@dataclass
+class EvalJob:
+    """One evaluation phase: its settings section, the labelled subset and, after a pretraining,
+    the encoder with its validation and test features (computed once per encoder and readout)."""
+
+    ctx: RunContext
+    ref: PhaseRef
+    settings: Any  # the evaluation's own section of the part's RunConfig
+    bundle: DataBundle
+    subset: torch.Tensor  # indices of the labelled training images
+    encoder: nn.Module | None
+    features: Callable[[Readout | None], dict[str, torch.Tensor]]
+
+
+def evaluator(name: str) -> Callable[[EvalJob], dict]:
+    """The `evaluate` function of the evaluation registered as `name`."""
+    return importlib.import_module(f"ssltui.trainer.evaluation.{name}").evaluate
+
 
 @torch.no_grad()
 def encode(encoder: nn.Module, x: torch.Tensor, bundle: DataBundle, dev: DeviceSettings,
-           readout: tuple[Sequence[int], int] | None = None) -> torch.Tensor:
+           readout: Readout | None = None) -> torch.Tensor:
     """Features (N, D) float32 of uint8 images `x`, the encoder in eval mode: its own feature, or
     with `readout = (stages, grid)` those stages' outputs pooled to grid x grid (ResNet20.readout)."""
     was_training = encoder.training

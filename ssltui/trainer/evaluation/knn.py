@@ -5,6 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ssltui.core.events import PhaseStart
+from ssltui.trainer.evaluation.common import EvalJob, encode
+
 
 @torch.no_grad()
 def knn_predict(query: torch.Tensor, bank: torch.Tensor, bank_labels: torch.Tensor, num_classes: int,
@@ -31,3 +34,18 @@ def knn_accuracy(query: torch.Tensor, query_labels: torch.Tensor, bank: torch.Te
         return float("nan")
     pred = knn_predict(query, bank, bank_labels, num_classes, k, temperature)
     return float((pred == query_labels).float().mean())
+
+
+def evaluate(job: EvalJob) -> dict:
+    """kNN classification of the validation and test features against a bank of the labelled
+    images' features."""
+    b, cfg = job.bundle, job.settings
+    job.ctx.emit(PhaseStart(**job.ref.model_dump(), epochs=1, steps_per_epoch=1))
+    bank = encode(job.encoder, b.train_x[job.subset], b, job.ctx.dev)
+    labels = b.train_y[job.subset]
+    feats = job.features(None)
+
+    def acc(query: torch.Tensor, query_labels: torch.Tensor) -> float:
+        return knn_accuracy(query, query_labels, bank, labels, b.num_classes, cfg.k, cfg.temperature)
+
+    return {"test_acc": acc(feats["test"], b.test_y), "val_acc": acc(feats["val"], b.train_y[b.val_idx])}

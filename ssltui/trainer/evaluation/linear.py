@@ -18,7 +18,7 @@ from ssltui.trainer.augment import random_crop_flip
 from ssltui.core.config import LinearConfig
 from ssltui.trainer.data.bundle import DataBundle
 from ssltui.trainer.device import DeviceSettings
-from ssltui.trainer.evaluation.common import encode
+from ssltui.trainer.evaluation.common import EvalJob, encode
 from ssltui.core.events import PhaseRef
 from ssltui.trainer.loop import Phase, RunContext
 from ssltui.trainer.models.resnet import ResNet20
@@ -97,3 +97,9 @@ def linear_probe(ctx: RunContext, info: PhaseRef, cfg: LinearConfig, bundle: Dat
     out = phase.run(step, head.train, epoch_end)
     return {"test_acc": acc(feats["test"], bundle.test_y), "val_acc": acc(feats["val"], val_y),
             "seconds": out["seconds"], "probe": probe_name(cfg)}
+
+
+def evaluate(job: EvalJob) -> dict:
+    """The linear evaluation of a pretrained encoder (its features read as `readout` asks)."""
+    return linear_probe(job.ctx, job.ref, job.settings, job.bundle, job.subset, job.encoder,
+                        job.features(readout(job.settings)))

@@ -73,7 +73,7 @@ def pretrain(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: DataBundle
     val_x = bundle.train_x[bundle.val_idx]
     phase = Phase(ctx, info, cfg.pretrain, len(xs), {"model": model}, optimizer, gen, images_per_item=NUM_ROTATIONS)
     labels = rotation_labels(phase.batch_size, dev.device)  # every step has the same shape
-    step = make_loss(forward, xs, bundle, dev, gen, labels, cfg.rotnet.crop_flip)
+    step = make_loss(forward, xs, bundle, dev, gen, labels, cfg.method_settings.crop_flip)
 
     def epoch_end(epoch: int) -> dict:
         return {"rot_acc": round(rotation_accuracy(model, val_x, bundle, dev), 6)}

@@ -169,7 +169,7 @@ def make_loss(model: nn.Module, augment: SimCLRAugment, images: torch.Tensor, me
 
 def pretrain(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: DataBundle) -> ResNet20:
     """Pretrain a ResNet-20 with SimCLR on the training split's non-validation images."""
-    sc = cfg.simclr
+    sc = cfg.method_settings
     augment = SimCLRAugment.from_config(sc)
 
     def build() -> SimCLRModel:
@@ -180,4 +180,4 @@ def pretrain(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: DataBundle
         return make_loss(ctx.dev.training_forward(model), augment, images, bundle.mean, bundle.std, ctx.dev, gen,
                          sc.temperature, monitor)
 
-    return pretrain_views(ctx, info, cfg, bundle, "simclr", build, augment, make_step)
+    return pretrain_views(ctx, info, cfg, bundle, build, augment, make_step)

@@ -68,8 +68,8 @@ class LaunchScreen(Screen):
         remembered = load_choices()
         if method is not None or data is not None:  # asked for a particular form: start from it
             remembered = {}
-        method = method or remembered.get("method", "simclr")
-        self.initial = {**remembered, "method": method if method in METHODS else "simclr"}
+        method = method or remembered.get("method", METHODS[0])
+        self.initial = {**remembered, "method": method if method in METHODS else METHODS[0]}
         if data is not None:
             self.initial["data"] = data
         # A data source chosen by hand outlives a preset change; a preset's own default does not.
