@@ -33,13 +33,14 @@ from ssltui.trainer.ssl_parts import CollapseMonitor
 # The collapse guard: the SimSiam paper's per-dimension std of the L2-normalised output, times
 # sqrt(d), is about 1 for outputs spread over the sphere and falls to 0 as they collapse to one
 # point (its figure 2). Below this fraction of the spread the run is warned about, once.
-COLLAPSE_LIMIT = 0.1
+COLLAPSE_LIMIT = 0.05
 
 StepFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 class TwoViewModel(Protocol):
     encoder: ResNet20
+    guards_collapse: bool  # optional, default True: watch the output with the collapse guard
 
     def views_loss(self, views: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(loss, the output the collapse guard watches) for 2N views: view 1 of N images, then view 2."""
@@ -93,7 +94,9 @@ def pretrain_views(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: Data
     encoder = model.encoder
     optimizer = build_optimizer(cfg.pretrain, [model])
     images = bundle.train_x[bundle.train_idx]  # uint8 on the device; labels unused
-    monitor = CollapseMonitor(dev.device)
+    # Contrastive methods opt out (`guards_collapse = False`): their negatives repel, so a collapsed
+    # output is no minimum of their loss, and early on their outputs may sit in a narrow cone.
+    monitor = CollapseMonitor(dev.device) if getattr(model, "guards_collapse", True) else None
     if make_step is None:
         step = views_step(model, augment, images, bundle.mean, bundle.std, dev, gen, monitor)
     else:
@@ -124,7 +127,7 @@ def pretrain_views(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: Data
     def epoch_end(epoch: int) -> dict:
         nonlocal collapse_warned
         done = epoch + 1
-        if not collapse_warned:
+        if monitor is not None and not collapse_warned:
             warning = collapse_warning(monitor.read(), done, phase.epochs)
             if warning:
                 ctx.log(f"{info.phase}: {warning}", level="warning")
@@ -143,6 +146,9 @@ def pretrain_views(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: Data
                                           cfg.pretrain) if guarded else None
         if warning:
             ctx.log(f"{info.phase}: {warning}", level="warning")
+        if hasattr(model, "loss_terms"):  # a loss of several weighted parts: the last step's, unweighted
+            terms = ", ".join(f"{k} {v:.4g}" for k, v in model.loss_terms().items())
+            ctx.log(f"{info.phase}: loss terms after {done} epochs: {terms}")
         return {"knn_acc": round(acc, 6), "knn_random": round(knn_random, 6)}
 
     # The monitors keep their own cadence, by epochs: asked at every epoch's end, `epoch_end`

@@ -54,6 +54,8 @@ class ProjectionHead(nn.Module):
 class SimCLRModel(nn.Module):
     """Encoder F and projection head G: image -> z = G(F(image))."""
 
+    guards_collapse = False  # contrastive: the negatives keep the projections apart
+
     def __init__(self, encoder: ResNet20, head: ProjectionHead):
         super().__init__()
         self.encoder = encoder
