@@ -248,6 +248,10 @@ def run(
     # summary, so the runner loads; otherwise load first, so a data error makes no folder.
     premade = run_id is not None and (store.root / run_id).is_dir()
     raw = None if premade else _load_data(plan, opts, stop, quiet)
+    if raw is not None:
+        from ssltui.trainer.twoview import check_fits_data
+
+        check_fits_data(plan, raw)  # e.g. a queue larger than the data: refused before a run folder exists
     if resume:
         found = store.find_unfinished(plan_to_toml(plan, opts))
         if found is not None:

@@ -46,6 +46,18 @@ class TwoViewModel(Protocol):
         """(loss, the output the collapse guard watches) for 2N views: view 1 of N images, then view 2."""
 
 
+def check_fits_data(plan, raw) -> None:
+    """Refuse a method's settings that need more pretraining images than the data holds (its
+    settings' `check_data`), before any run folder exists."""
+    from ssltui.trainer.data.splits import validation_split
+
+    for part in plan.parts:
+        check = getattr(part.method_settings, "check_data", None)
+        if check is not None:
+            train_idx, _ = validation_split(raw.train_y, part.data.val_fraction, part.data.split_seed)
+            check(len(train_idx), part)
+
+
 def collapse_warning(spread: float, epoch: int, epochs: int) -> str | None:
     """The collapse guard's warning, or None for a healthy spread (or none measured yet)."""
     if not math.isfinite(spread) or spread >= COLLAPSE_LIMIT:
