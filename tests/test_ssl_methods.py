@@ -73,6 +73,8 @@ def test_method_trains_its_encoder_and_checkpoints_its_state(tmp_path, method):
         assert int(state["target.step"]) == ck["total_steps"]
         # The target trails the online encoder: neither equal to it nor where both started.
         assert not torch.equal(state["target.target.0.stem.0.weight"], state["online.0.stem.0.weight"])
+    if method == "vicreg":  # its three terms, unweighted, at each kNN measurement
+        assert any("loss terms after 2 epochs: invariance" in e.message for e in events if isinstance(e, Log))
     if method == "moco":
         steps, batch = ck["total_steps"], 16
         assert int(state["queue.ptr"]) == steps * batch % 48

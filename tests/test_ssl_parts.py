@@ -99,3 +99,16 @@ def test_collapse_measure_spread_against_collapsed():
     point = torch.ones(512, 64) + 1e-4 * torch.randn(512, 64)
     monitor.record(point)
     assert monitor.read() < 0.01
+
+
+def test_augmentation_saturation_apart_from_the_strength():
+    from ssltui.trainer.augment import SimCLRAugment
+
+    g = torch.Generator().manual_seed(0)
+    simclr = SimCLRAugment(jitter_strength=0.5).sample(4000, 32, 32, g).jitter
+    byol = SimCLRAugment(jitter_strength=0.5, saturation=0.2).sample(4000, 32, 32, g).jitter
+    # SimCLR's rule: saturation 0.8 s = 0.4; BYOL's 0.2; brightness 0.8 s = 0.4 in both.
+    assert simclr.saturation.min() < 0.62 and simclr.saturation.max() > 1.38
+    assert byol.saturation.min() >= 0.8 - 1e-6 and byol.saturation.max() <= 1.2 + 1e-6
+    assert byol.brightness.min() < 0.62 and byol.brightness.max() > 1.38
+    assert byol.hue.abs().max() <= 0.1 + 1e-6 and byol.hue.abs().max() > 0.09
