@@ -82,7 +82,8 @@ def test_foreign_or_malicious_files_are_refused_in_one_line(tmp_path: Path) -> N
 def _hand_made_run(runs: Path, name: str) -> Path:
     """A failed run's folder as `ssltui run` leaves it, without spending time training."""
     from ssltui.core.presets import resolve
-    from ssltui.trainer.runner import RunOptions, plan_to_toml
+    from ssltui.core.config import RunOptions
+    from ssltui.core.plan import plan_to_toml
 
     run = runs / name
     (run / "checkpoints").mkdir(parents=True)
@@ -125,7 +126,8 @@ def test_resume_refuses_a_planted_pickle_with_one_line_exit_2(tmp_path: Path, da
 
 @pytest.mark.parametrize("kind", ["wrong-keys", "other-architecture"])
 def test_resume_refuses_a_foreign_checkpoint(tmp_path: Path, data_dir: Path, kind: str) -> None:
-    from ssltui.trainer.runner import Runner, plan_from_toml
+    from ssltui.core.plan import plan_from_toml
+    from ssltui.trainer.runner import Runner
 
     run = RunDir(_hand_made_run(tmp_path / "runs", "planted"))
     ck = run.checkpoints_dir / (PHASE.replace("/", "__") + ".pt")

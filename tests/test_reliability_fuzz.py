@@ -110,7 +110,8 @@ preset_docs = st.one_of(
 
 def _check_plan(plan: Plan) -> None:
     """An accepted plan must survive what `resume` does with it: TOML out, TOML back in."""
-    from ssltui.trainer.runner import RunOptions, plan_to_toml
+    from ssltui.core.config import RunOptions
+    from ssltui.core.plan import plan_to_toml
 
     raw = tomllib.loads(plan_to_toml(plan, RunOptions()))
     assert [build_run_config(p) for p in raw["parts"]] == plan.parts

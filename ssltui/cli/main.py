@@ -19,7 +19,9 @@ import importlib.util
 
 from ssltui.core import registry
 from ssltui.core.errors import ConfigError, ExitCode, RunInterrupted, SsltuiError, first_line
+from ssltui.core.plan import find_to_resume, plan_from_toml, plan_to_toml
 from ssltui.core.presets import DEFAULT_PRESET
+from ssltui.core.schedule import known_class_counts
 
 app = typer.Typer(
     name="ssltui",
@@ -109,7 +111,7 @@ def _load_data(plan, opts, stop: _StopRequest, quiet: bool):
         if not quiet:
             print(stamp(f"info: {message}"), file=sys.stderr, flush=True)
 
-    first = plan.parts[0].data
+    first = plan.data_settings
     return load_source(opts.data, data_dir(opts.data_dir), first.synthetic_train_per_class,
                        first.synthetic_test_per_class, log=log, should_stop=lambda: stop.reason)
 
@@ -165,21 +167,41 @@ def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store, 
     return int(code)
 
 
-def _dry_run(plan, opts, json_out: bool) -> int:
-    """Print what `run` would do (every phase, and the resolved configuration) and train nothing."""
-    from ssltui.core.graph import build_graph
-    from ssltui.trainer.runner import plan_to_toml
+def _dry_run(plan, opts, json_out: bool, counts) -> int:
+    """Print what `run` would do (every phase with the epochs and steps it will train, and the
+    resolved configuration) and train nothing. `counts`: training images a class (None: unknown)."""
+    from ssltui.core.graph import build_graph, phase_lengths
 
     for part in plan.parts:
         if registry.method(part.method).pretrains and \
                 importlib.util.find_spec(f"ssltui.trainer.methods.{part.method}") is None:
             raise ConfigError(f"method {part.method!r} has no pretraining implementation")
     graph = build_graph(plan)
-    phases = [n.describe() for n in graph.phases]
+    lengths = phase_lengths(plan, graph, counts) if counts else {}
+
+    def describe(name: str) -> str:
+        node = graph.node(name)
+        if name not in lengths:
+            return node.describe()
+        length, section = lengths[name]
+        decided = f"{section}.{length.decided_by}" + (f"={plan.parts[node.part].settings_of(section).min_steps}"
+                                                      if length.decided_by == "min_steps" else "")
+        return (f"{name.split('#')[0]} ({length.epochs} epochs x {length.steps_per_epoch} steps = {length.steps} "
+                f"steps, batch {length.batch_size}; decided by {decided})")
+
+    def entry(n) -> dict:
+        length, section = lengths.get(n.name, (None, None))
+        return {"node": n.name, "phase": n.name.split("#")[0], "kind": n.kind,
+                "epochs": length.epochs if length else n.epochs,
+                "steps_per_epoch": length.steps_per_epoch if length else None,
+                "steps": length.steps if length else None,
+                "decided_by": f"{section}.{length.decided_by}" if length else None}
+
     config = plan_to_toml(plan, opts)
     if json_out:
         print(json.dumps({"dry_run": True, "preset": plan.preset, "data": opts.data, "device": opts.device,
-                          "devices": opts.device_list(), "phases": phases, "config": config,
+                          "devices": opts.device_list(), "phases": [describe(n.name) for n in graph.phases],
+                          "plan": [entry(n) for n in graph.phases], "config": config,
                           "graph": [{"node": n.name, "kind": n.kind, "needs": list(n.needs)} for n in graph.nodes]}),
               flush=True)
     else:
@@ -187,7 +209,7 @@ def _dry_run(plan, opts, json_out: bool) -> int:
         after = {n.name: " after " + ", ".join(graph.node(d).describe().split(" (")[0] for d in n.needs)
                  if n.needs else "" for n in graph.phases}
         print('# phases, in order (one marked "after X" waits for X; the others can start at once):\n'
-              + "\n".join(f"#   {n.describe()}{after[n.name]}" for n in graph.phases), flush=True)
+              + "\n".join(f"#   {describe(n.name)}{after[n.name]}" for n in graph.phases), flush=True)
     return int(ExitCode.OK)
 
 
@@ -219,7 +241,6 @@ def run(
     from ssltui.core.config import parse_list, run_options
     from ssltui.trainer.data.sources import parse_source
     from ssltui.core.presets import resolve_typed
-    from ssltui.trainer.runner import plan_to_toml
     from ssltui.core.store import RunStore
 
     plan = resolve_typed(preset, method, evaluation, labels, seeds, sets)
@@ -240,7 +261,11 @@ def run(
 
         stat_source(Path(where).expanduser())  # missing, or a FIFO/device: exit 3, even with --dry-run
     if dry_run:
-        return _dry_run(plan, opts, json_out)
+        counts = known_class_counts(kind, plan.data_settings.synthetic_train_per_class)
+        if counts is None:  # a folder: its size is known once it is read (cached for the run)
+            raw = _load_data(plan, opts, _StopRequest(), quiet)
+            counts = tuple(int((raw.train_y == c).sum()) for c in range(raw.num_classes))
+        return _dry_run(plan, opts, json_out, counts)
     store = _store(runs_dir)
     stop = _StopRequest()
     _install_signal_handlers(stop)
@@ -253,7 +278,7 @@ def run(
 
         check_fits_data(plan, raw)  # e.g. a queue larger than the data: refused before a run folder exists
     if resume:
-        found = store.find_unfinished(plan_to_toml(plan, opts))
+        found = find_to_resume(store, plan, opts)
         if found is not None:
             return _execute(plan, found, opts, json_out, quiet, True, store, raw, stop)
         print("ssltui: no unfinished run of this configuration; starting a new one", file=sys.stderr)
@@ -269,7 +294,6 @@ def resume(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> int:
     """Continue a failed, interrupted or killed run from its last checkpoint."""
-    from ssltui.trainer.runner import plan_from_toml
 
     store = _store(runs_dir)
     rd = store.get(run_id)

@@ -68,6 +68,18 @@ class _RunConfig(Section):
         """The settings section of this part's method (None for a method without one)."""
         return getattr(self, self.method) if registry.method(self.method).settings is not None else None
 
+    def reads(self) -> tuple[str, ...]:
+        """The sections this part reads, in the order it runs them: its method's (pretraining),
+        its evaluations', and the run-wide data and runtime tables."""
+        own = registry.method(self.method).reads
+        return ("data", *own, *(e for e in self.evaluation if e not in own), "runtime")
+
+    def resolved_dict(self) -> dict:
+        """The part as config.toml records it: the top-level keys and only the sections it reads."""
+        sections = {name for name, info in type(self).model_fields.items()
+                    if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)}
+        return self.model_dump(mode="python", exclude=sections - set(self.reads()))
+
     def settings_of(self, section: str) -> Any:
         """A section of settings by name (a method's, an evaluation's, pretrain, data, runtime)."""
         return getattr(self, section)
@@ -287,9 +299,11 @@ def validate(cfg: RunConfig) -> None:
         tc: TrainConfig = getattr(cfg, section)
         for m in tc.milestones:
             if not 0 < m < tc.epochs:
-                raise ConfigError(f"{section}.milestones: {m!r} is outside (0, {section}.epochs={tc.epochs})")
+                raise ConfigError(f"{section}.milestones: {m!r} is outside (0, {section}.epochs={tc.epochs}); "
+                                  f"give milestones inside it, or none: --set {section}.milestones=[]")
         if tc.warmup_epochs > tc.epochs:
-            raise ConfigError(f"{section}.warmup_epochs: {tc.warmup_epochs!r} exceeds {section}.epochs={tc.epochs}")
+            raise ConfigError(f"{section}.warmup_epochs: {tc.warmup_epochs!r} exceeds {section}.epochs={tc.epochs}; "
+                              f"shorten it: --set {section}.warmup_epochs={tc.epochs}")
 
 
 def set_dotted(values: dict, key: str, value: Any) -> None:
@@ -340,6 +354,22 @@ def check_key(key: str) -> str:
     return key
 
 
+def parse_value(text: str, what: str) -> Any:
+    """One value as typed (`--set`, `--param`, a form): a single-line TOML literal, else bare text.
+    A newline or a trailing `# comment` is refused, never silently dropped with what follows it."""
+    if "\n" in text or "\r" in text:
+        raise ConfigError(f"{what}: the value spans several lines; give one value per option")
+    text = text.strip()
+    value = parse_literal(text)
+    if "#" in text:
+        head = text.partition("#")[0].strip()
+        commented = value == text or (head != "" and parse_literal(head) == value)
+        if commented:
+            raise ConfigError(f"{what}: {text!r} holds a '#'; quote text that contains one (\"a #1\"), "
+                              f"and leave comments out")
+    return value
+
+
 def parse_set_options(options: list[str]) -> dict:
     """Turn `--set key=value` strings into a nested dict of raw (untyped) values."""
     out: dict = {}
@@ -347,8 +377,28 @@ def parse_set_options(options: list[str]) -> dict:
         if "=" not in opt:
             raise ConfigError(f"--set {opt!r}: expected key=value")
         key, _, raw = opt.partition("=")
-        set_dotted(out, check_key(key.strip()), parse_literal(raw.strip()))
+        key = check_key(key.strip())
+        set_dotted(out, key, parse_value(raw, f"--set {key}"))
     return out
+
+
+def readers(section: str) -> list[str]:
+    """Who reads a section: 'simclr pretraining', 'the linear evaluation'."""
+    return [f"{m.name} pretraining" for m in registry.methods() if section in m.reads] + \
+        [f"the {e.name} evaluation" for e in registry.evaluations() if e.name == section]
+
+
+def check_read(keys: list[str], parts: list[Any], option: str = "--set") -> None:
+    """Refuse a key that no part of the run reads (it would change nothing): one line naming the
+    parts and who would read it."""
+    read = {s for p in parts for s in p.reads()}
+    for key in keys:
+        section, dot, _ = key.partition(".")
+        if dot and section not in read:
+            run = "; ".join(f"{p.method} with {', '.join(p.evaluation)}" for p in parts)
+            who = " or ".join(readers(section)) or "nothing"
+            raise ConfigError(f"{option} {key}: no part of this run reads [{section}] (this run: {run}; "
+                              f"[{section}] is read by {who})")
 
 
 def parse_list(text: str | None, kind: type, option: str) -> list | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import ssltui
@@ -19,6 +20,7 @@ from ssltui.core import registry
 from ssltui.core.config import RunConfig, to_dict
 from ssltui.core.events import PhaseRef
 from ssltui.core.presets import Plan
+from ssltui.core.schedule import PhaseLength, phase_length, split_counts, subset_size
 
 FEATUREMAPS = "featuremaps"
 
@@ -29,8 +31,9 @@ def pretrain_identity(cfg: RunConfig, seed: int) -> dict:
             "seed": seed, "version": ssltui.__version__}
 
 
-def _identity_hash(cfg: RunConfig, seed: int) -> str:
-    return hashlib.sha1(json.dumps(pretrain_identity(cfg, seed), sort_keys=True).encode()).hexdigest()[:8]
+def digest(identity: dict, length: int = 16) -> str:
+    """The one hash of an identity (a pretraining's, a run's): sha1 of its canonical JSON."""
+    return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:length]
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ def build_graph(plan: Plan) -> PhaseGraph:
         for seed in part.seeds:
             needs: tuple[str, ...] = ()
             if registry.method(part.method).pretrains:
-                ident = _identity_hash(part, seed)
+                ident = digest(pretrain_identity(part, seed), 8)
                 if ident not in pretrain_of:
                     pretrain_of[ident] = f"{part.method}/pretrain/seed{seed}#{ident}"
                     nodes.append(PhaseNode(pretrain_of[ident], "pretrain", pi, part.method, seed,
@@ -137,7 +140,7 @@ def build_graph(plan: Plan) -> PhaseGraph:
                     nodes.append(PhaseNode(ref.phase, ev, pi, part.method, seed, frac, ev, epochs, needs))
                     if not needs and frac == max(part.labels) and seed == part.seeds[0]:  # trained from scratch
                         maps.setdefault(part.method, ref.phase)
-    if plan.parts[0].runtime.featuremaps and maps:
+    if plan.runtime.featuremaps and maps:
         sources = tuple(maps.items())  # in the order the sequential run meets them
         nodes.append(PhaseNode(FEATUREMAPS, FEATUREMAPS, 0, "", 0, needs=tuple(s for _, s in sources),
                                sources=sources))
@@ -151,3 +154,22 @@ def describe_phases(plan: Plan) -> list[str]:
 
 def count_phases(plan: Plan) -> int:
     return len(build_graph(plan).phases)
+
+
+def phase_lengths(plan: Plan, graph: PhaseGraph, class_counts: Sequence[int]) -> dict[str, tuple[PhaseLength, str]]:
+    """Each training node's length on data of `class_counts` training images a class, and the
+    section whose settings gave it: what the run will train, for the dry run."""
+    out: dict[str, tuple[PhaseLength, str]] = {}
+    for n in graph.phases:
+        part = plan.parts[n.part]
+        val_fraction = part.data.val_fraction
+        if n.kind == "pretrain":
+            section, items = "pretrain", sum(split_counts(class_counts, val_fraction))
+        elif n.labels is not None and registry.evaluation(n.kind).trains:
+            settings = part.settings_of(n.kind)
+            section = n.kind
+            items = subset_size(class_counts, val_fraction, n.labels) * settings.items_per_image()
+        else:
+            continue
+        out[n.name] = (phase_length(part.settings_of(section), items), section)
+    return out

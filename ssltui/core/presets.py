@@ -21,8 +21,11 @@ from ssltui.core.config import (
     DEFAULT_EVALUATIONS,
     METHODS,
     VALID_EVALUATIONS,
+    DataConfig,
     RunConfig,
+    RuntimeConfig,
     build_run_config,
+    check_read,
     deep_merge,
     parse_list,
     parse_set_options,
@@ -80,8 +83,38 @@ def _read_toml(path: Path) -> dict:
         raise ConfigError(f"preset {path}: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"preset {path}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise ConfigError(f"preset {path}: tables or arrays nested too deeply to read") from None
     except OSError as exc:
         raise ConfigError(f"preset {path}: cannot read ({exc.strerror})") from None
+
+
+MAX_BASE_DEPTH = 16  # presets based on presets based on ...: deeper is a mistake, not a design
+
+
+def _read_preset(path: Path, chain: tuple[str, ...] = ()) -> dict:
+    """A preset file with its `base` applied: the base preset's tables and keys, then this file's
+    (tables merge key by key; a value, or a list, replaces the base's)."""
+    raw = _read_toml(path)
+    if "base" not in raw:
+        return raw
+    name, base = path.stem, raw["base"]
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"preset {quoted(name)}: base must name a preset (a string), got {base!r}")
+    if base in (*chain, name):
+        raise ConfigError(f"preset {quoted(name)}: base {base!r} is circular ({' -> '.join([*chain, name, base])})")
+    if len(chain) >= MAX_BASE_DEPTH:
+        raise ConfigError(f"preset {quoted(name)}: more than {MAX_BASE_DEPTH} presets deep in bases")
+    try:
+        base_path = find_preset(base)
+    except ConfigError as exc:
+        raise ConfigError(f"preset {quoted(name)}: base {base!r}: {exc.message}") from None
+    parent = _read_preset(base_path, (*chain, name))
+    own = {k: v for k, v in raw.items() if k != "base"}
+    if ("study" in own and "study" not in parent) or ("study" in parent and "method" in own):
+        raise ConfigError(f"preset {quoted(name)}: base {base!r} is a {'study' if 'study' in parent else 'run preset'}; "
+                          f"a study's base is a study, a run preset's a run preset")
+    return deep_merge(parent, own)
 
 
 def find_preset(name: str) -> Path:
@@ -95,7 +128,7 @@ def find_preset(name: str) -> Path:
         p = d / f"{name}.toml"
         if p.is_file():
             return p
-    known = ", ".join(i.name for i in list_presets())
+    known = ", ".join(sorted({p.stem for d in preset_dirs() for p in d.glob("*.toml")}))
     raise ConfigError(f"unknown preset {quoted(name)}; known: {known}")
 
 
@@ -109,7 +142,7 @@ def list_presets(warn: Callable[[str], None] | None = None) -> list[PresetInfo]:
             if p.stem in seen:
                 continue
             try:
-                raw = _read_toml(p)
+                raw = _read_preset(p)
             except ConfigError as exc:
                 if warn is not None:
                     warn(f"skipped {exc.message}")
@@ -121,7 +154,7 @@ def list_presets(warn: Callable[[str], None] | None = None) -> list[PresetInfo]:
                 source = data_source(raw)
                 if source is None and isinstance(first, str):
                     try:
-                        source = data_source(_read_toml(find_preset(first)))
+                        source = data_source(_read_preset(find_preset(first)))
                     except ConfigError:
                         pass
                 seen[p.stem] = PresetInfo(p.stem, p, str(raw.get("description", "")), "study",
@@ -135,18 +168,45 @@ def list_presets(warn: Callable[[str], None] | None = None) -> list[PresetInfo]:
     return sorted(seen.values(), key=lambda i: i.name)
 
 
+RUN_WIDE = ("data", "runtime")  # sections a run has once, whatever its parts
+
+
 @dataclass
 class Plan:
-    """What one `ssltui run` will do: one or more method pipelines."""
+    """What one `ssltui run` will do: one or more method pipelines (parts), and the run-wide
+    `data` and `runtime` settings every part shares (`resolve` refuses parts that disagree)."""
 
     preset: str
     description: str
     parts: list[RunConfig] = field(default_factory=list)
     data: str | None = None  # the data source the preset names (`--data` defaults to it)
 
+    @property
+    def data_settings(self) -> DataConfig:
+        return self.parts[0].data
+
+    @property
+    def runtime(self) -> RuntimeConfig:
+        return self.parts[0].runtime
+
+
+def check_run_wide(preset: str, parts: list[RunConfig]) -> None:
+    """A run has one `data` and one `runtime` table: parts that disagree on one are refused."""
+    for section in RUN_WIDE:
+        first = getattr(parts[0], section)
+        for i, part in enumerate(parts[1:], 1):
+            other = getattr(part, section)
+            for key in type(first).model_fields:
+                a, b = getattr(first, key), getattr(other, key)
+                if a != b:
+                    raise ConfigError(
+                        f"preset {quoted(preset)}: its parts disagree on the run-wide setting {section}.{key} "
+                        f"({a!r} in part 1, {b!r} in part {i + 1}); a run has one: set it in the study's "
+                        f"[{section}] table or with --set {section}.{key}=VALUE")
+
 
 def _run_raw(name: str, stack: tuple[str, ...] = ()) -> dict:
-    raw = _read_toml(find_preset(name))
+    raw = _read_preset(find_preset(name))
     if "study" in raw:
         raise ConfigError(f"preset {quoted(name)} is a study; a study cannot be part of {stack[-1]!r}")
     return raw
@@ -165,7 +225,7 @@ def resolve(
         preset.encode("utf-8")
     except UnicodeEncodeError:  # the name is written into the run's config.toml and summary.json
         raise ConfigError(f"--preset {quoted(preset)}: the path is not valid UTF-8 text; rename the file") from None
-    raw = _read_toml(find_preset(preset))
+    raw = _read_preset(find_preset(preset))
     source = data_source(raw)
     raw = _without_source(raw)
     cli: dict = {}
@@ -214,12 +274,14 @@ def resolve(
         raws = [deep_merge(part, cli)]
         description = str(raw.get("description", ""))
 
-    parts = []
+    parts: list[RunConfig] = []
     for r in raws:
         try:
             parts.append(build_run_config(r))
         except ConfigError as exc:
             raise ConfigError(f"preset {quoted(preset)}: {exc.message}") from None
+    check_read([opt.partition("=")[0].strip() for opt in sets or []], parts)
+    check_run_wide(preset, parts)
     return Plan(preset=preset, description=description, parts=parts, data=source)
 
 

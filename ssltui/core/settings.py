@@ -93,6 +93,10 @@ class TrainConfig(Section):
     val_passes: int = Field(20, ge=0, description=(
         "validation (or monitor) passes spread evenly over the phase's steps, the last at its end"))
 
+    def items_per_image(self) -> int:
+        """Training items each image gives the phase (a probe's augmented copies add more)."""
+        return 1
+
     def identity(self) -> dict:
         """The settings that determine the trained weights: how often the phase validates or
         saves is left out (neither touches the weights or the random draws)."""

@@ -522,18 +522,18 @@ class RunStore:
         """Where the default sweep storage (an SQLite file) lives."""
         return self.root / "sweeps"
 
-    def find_unfinished(self, config_text: str) -> RunDir | None:
-        """The newest interrupted, failed or stale run with exactly this configuration (for
-        `ssltui run ... --resume`); ConfigError when one is still running elsewhere."""
+    def find_unfinished(self, same: Callable[[RunDir], bool]) -> RunDir | None:
+        """The newest interrupted, failed or stale run for which `same(run)` holds (for
+        `ssltui run ... --resume`: the same identity); ConfigError when one is still running elsewhere."""
         for info in self.list():
             if info.status not in ("interrupted", "failed", "stale", "running"):
                 continue
             run = RunDir(info.path)
             try:
-                same = run.read_config_text() == config_text
+                match = same(run)
             except ConfigError:
                 continue
-            if same:
+            if match:
                 if info.status == "running":
                     raise ConfigError(f"run {info.id} is still running in another process")
                 return run

@@ -23,6 +23,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ssltui.core.schedule import phase_length
 from ssltui.trainer.cadence import Cadence
 from ssltui.trainer.checkpoint import load_checkpoint, load_state, require_keys, save_checkpoint
 from ssltui.core.config import TrainConfig
@@ -113,10 +114,12 @@ class Phase:
     def __post_init__(self) -> None:
         if self.n_items < 1:
             raise ConfigError(f"{self.ref.phase}: no training images")
-        self.batch_size = min(self.cfg.batch_size, self.n_items)
-        self.steps_per_epoch = self.n_items // self.batch_size  # the last partial batch is dropped
-        self.epochs = max(self.cfg.epochs, math.ceil(self.cfg.min_steps / self.steps_per_epoch))
-        self.total_steps = self.epochs * self.steps_per_epoch
+        length = phase_length(self.cfg, self.n_items)
+        self.batch_size, self.steps_per_epoch, self.epochs = length.batch_size, length.steps_per_epoch, length.epochs
+        self.total_steps = length.steps
+        if length.decided_by == "min_steps":
+            self.ctx.log(f"{self.ref.phase}: min_steps={self.cfg.min_steps} stretches {self.cfg.epochs} epochs of "
+                         f"{self.steps_per_epoch} steps to {self.epochs} epochs ({self.total_steps} steps)")
         dev = self.ctx.dev
         val_every = getattr(self.cfg, "eval_every", 0) if self.val_every is None else self.val_every
         self.cadence = Cadence(self.total_steps, self.steps_per_epoch, dev.log_seconds, val_every,

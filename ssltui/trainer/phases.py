@@ -10,9 +10,7 @@ another process than its pretraining.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +25,7 @@ from ssltui.trainer.data.splits import label_subset
 from ssltui.core.errors import ConfigError, RunFailed, RunInterrupted
 from ssltui.trainer.evaluation.common import EvalJob, Readout, encode, evaluator
 from ssltui.core.events import PhaseEnd, PhaseRef, Result, ResultRecord
-from ssltui.core.graph import FEATUREMAPS, PhaseGraph, PhaseNode, pretrain_identity
+from ssltui.core.graph import FEATUREMAPS, PhaseGraph, PhaseNode, digest, pretrain_identity
 from ssltui.trainer.loop import RunContext
 from ssltui.trainer.models.resnet import Classifier, ResNet20
 from ssltui.core.presets import Plan
@@ -35,8 +33,7 @@ from ssltui.core.presets import Plan
 
 def pretrain_key(cfg: RunConfig, seed: int, bundle: DataBundle) -> str:
     """The encoder cache key: `pretrain_identity` and the data's fingerprint."""
-    ident = {**pretrain_identity(cfg, seed), "data": bundle.fingerprint}
-    return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+    return digest({**pretrain_identity(cfg, seed), "data": bundle.fingerprint})
 
 
 def get_pretrainer(method: str) -> Callable[..., ResNet20]:

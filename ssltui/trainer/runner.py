@@ -14,7 +14,6 @@ import platform
 import socket
 import sys
 import time
-import tomllib
 import traceback
 from pathlib import Path
 
@@ -22,7 +21,8 @@ import torch
 
 import ssltui
 from ssltui.core import registry
-from ssltui.core.config import RunOptions, build_run_config, dumps_toml, to_dict
+from ssltui.core.config import RunOptions
+from ssltui.core.plan import plan_to_toml
 from ssltui.trainer.data.bundle import DataBundle, make_bundle
 from ssltui.trainer.data.sources import RawData, load_source
 from ssltui.trainer.data.splits import label_subset, validation_split
@@ -36,26 +36,6 @@ from ssltui.trainer.phases import Outcome, PhaseExecutor
 from ssltui.core.presets import Plan
 from ssltui.core.store import RunDir, atomic_write_json, atomic_write_text
 from ssltui.core.summary import PhaseRecord, RunSummary, SweepRef
-
-
-def plan_to_toml(plan: Plan, opts: RunOptions) -> str:
-    doc = {"preset": plan.preset, "description": plan.description, **opts.to_toml_dict(),
-           "parts": [to_dict(p) for p in plan.parts]}
-    return dumps_toml(doc, "ssltui resolved run configuration (every hyperparameter)")
-
-
-def plan_from_toml(run: RunDir) -> tuple[Plan, RunOptions]:
-    """The plan and options a run was started with (so a resume by id needs nothing else)."""
-    text = run.read_config_text()
-    try:
-        raw = tomllib.loads(text)
-        parts = [build_run_config(p) for p in raw["parts"]]
-        opts = RunOptions.model_validate(raw)
-    except (KeyError, TypeError, tomllib.TOMLDecodeError, ValueError) as exc:
-        raise ConfigError(f"{run.config_path}: unreadable run configuration ({first_line(exc)[:120]})") from None
-    except ConfigError as exc:
-        raise ConfigError(f"{run.config_path}: {exc.message}") from None
-    return Plan(raw.get("preset", "?"), raw.get("description", ""), parts), opts
 
 
 def versions() -> dict:

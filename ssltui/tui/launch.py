@@ -60,6 +60,16 @@ def toml_text(v: object) -> str:
     return str(v)
 
 
+def section_order() -> list[str]:
+    """The order a form lists sections in (a study: the union of its parts'): training from scratch,
+    pretraining, each method's settings, what pretraining also reads (the kNN monitor), the
+    evaluations, then the run-wide tables."""
+    scratch = [e.name for e in registry.evaluations() if not e.needs_encoder]
+    methods = [m.name for m in registry.methods() if m.settings is not None]
+    also = [s for m in registry.methods() for s in m.reads]
+    return list(dict.fromkeys([*scratch, "pretrain", *methods, *also, *registry.evaluation_names(), "data", "runtime"]))
+
+
 def sections_for(cfg: cfgmod.RunConfig) -> list[str]:
     """The config sections that matter to this pipeline, in the order it runs them."""
     reads = list(registry.method(cfg.method).reads)
@@ -80,8 +90,8 @@ def hyperparameters(preset: str, method: str) -> list[Param]:
     if method != STUDY:
         out.append(Param("evaluation", toml_text(parts[0].evaluation),
                          f"evaluations: {', '.join(cfgmod.VALID_EVALUATIONS[parts[0].method])}"))
-    used = list(dict.fromkeys(s for p in parts for s in sections_for(p)))  # in the order they run
-    for section in used:
+    used = {s for p in parts for s in sections_for(p)}
+    for section in (s for s in section_order() if s in used):
         users = [p for p in parts if section in sections_for(p)]
         for name, info in type(getattr(users[0], section)).model_fields.items():
             values = list(dict.fromkeys(toml_text(getattr(getattr(p, section), name)) for p in users))

@@ -29,6 +29,9 @@ class LinearConfig(TrainConfig):
             raise ValueError("names a stage twice")
         return sorted(v)
 
+    def items_per_image(self) -> int:
+        return 1 + self.augment_copies
+
     def default_readout(self) -> bool:
         """Whether the probe reads the encoder's own feature (stage 3, globally pooled)."""
         return self.feature_stages == [3] and self.feature_grid == 1

@@ -17,8 +17,8 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field
 
 from ssltui.core import registry
-from ssltui.core.config import (ConfigError, RunConfig, build_run_config, check_field, check_key, deep_merge,
-                                  parse_literal, schema_fields, set_dotted, to_dict)
+from ssltui.core.config import (ConfigError, RunConfig, build_run_config, check_field, check_key, check_read, deep_merge,
+                                  parse_value, schema_fields, set_dotted, to_dict)
 from ssltui.core.presets import Plan, resolve_typed
 
 SPEC_HELP = "log:LO:HI, int:LO:HI, LO:HI or a comma list of values"
@@ -137,7 +137,7 @@ def parse_param(text: str) -> Param:
     else:
         values: list[Value] = []
         for item in spec.split(","):
-            value = parse_literal(item.strip()) if item.strip() else None
+            value = parse_value(item, f"--param {key}") if item.strip() else None
             if value is None or isinstance(value, (list, dict)):
                 raise ConfigError(f"--param {text}: {item.strip()!r} is not a single value")
             if value not in values:
@@ -265,6 +265,7 @@ def define_sweep(preset: str, params: list[Param], *, method: str | None = None,
     the preset's source, else cifar10, as `ssltui run` reads it): the one reading the CLI and the
     app's new-sweep form share, so the form starts the sweep it checked."""
     plan = resolve_typed(preset, method, evaluation, labels, seeds, sets)
+    check_read([p.key for p in params], plan.parts, "--param")
     return make_definition(plan, params, sampler, trials, metric, prune, prune_startup, prune_warmup,
                            sampler_seed, data or plan.data or "cifar10")
 
@@ -272,6 +273,7 @@ def define_sweep(preset: str, params: list[Param], *, method: str | None = None,
 def check_knn_metric(parts: list[RunConfig]) -> None:
     """`--metric knn_acc` reads the kNN monitor of pretraining: every part must have one."""
     for part in parts:
-        if not registry.method(part.method).pretrains or part.knn.every_epochs == 0:
-            raise ConfigError("--metric knn_acc: the kNN monitor runs during pretraining; it needs a "
-                              "pretraining preset with knn.every_epochs > 0 (or use --metric val_acc)")
+        if "knn" not in registry.method(part.method).reads or part.knn.every_epochs == 0:
+            monitored = ", ".join(m.name for m in registry.methods() if "knn" in m.reads)
+            raise ConfigError(f"--metric knn_acc: the kNN monitor runs during pretraining; it needs a method that "
+                              f"has one ({monitored}) and knn.every_epochs > 0 (or use --metric val_acc)")

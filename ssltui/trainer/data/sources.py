@@ -22,6 +22,7 @@ from ssltui.trainer.data.cache import cache_file, load_cached, save_cached
 from ssltui.trainer.data.decode import Check
 from ssltui.trainer.data.folder import IMAGE_SUFFIXES, SourceState, load_image_folder, source_state
 from ssltui.trainer.data.raw import RawData
+from ssltui.core.schedule import SYNTHETIC_CLASS_COUNT
 from ssltui.core.errors import DataError, RunInterrupted, first_line
 
 __all__ = ["IMAGE_SUFFIXES", "RawData", "load_image_folder", "load_source", "make_synthetic", "parse_source"]
@@ -128,7 +129,7 @@ def _load_torchvision_cifar10(root: Path, log: Callable[[str], None]) -> RawData
 
 # ---------------------------------------------------------------- synthetic
 
-SYNTHETIC_CLASSES = [f"pattern{i}" for i in range(10)]
+SYNTHETIC_CLASSES = [f"pattern{i}" for i in range(SYNTHETIC_CLASS_COUNT)]
 
 
 def make_synthetic(train_per_class: int = 300, test_per_class: int = 100, seed: int = 1234) -> RawData:
@@ -141,7 +142,7 @@ def make_synthetic(train_per_class: int = 300, test_per_class: int = 100, seed: 
 
     def draw(n_per_class: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         xs, ys = [], []
-        for c in range(10):
+        for c in range(SYNTHETIC_CLASS_COUNT):
             for _ in range(n_per_class):
                 tint = rng.uniform(60, 160, size=(1, 1, 3))
                 img = np.broadcast_to(yy * tint, (32, 32, 3)).copy()
