@@ -45,7 +45,8 @@ class MomentumTarget(nn.Module):
     xi <- tau xi + (1 - tau) theta after each step, with BYOL's cosine schedule
     tau_k = 1 - (1 - tau_base) (cos(pi k / K) + 1) / 2 from tau_base at k = 0 to 1 at k = K
     (`cosine=False`: tau_base throughout, as MoCo). The step k is a device buffer, so the rate is
-    computed on the device and the update is one in-place multi-tensor lerp: graph-capturable,
+    computed on the device and the update is one in-place multi-tensor lerp with no host read:
+    graph-capturable,
     and resumed exactly from a checkpoint. The target's BatchNorm statistics are its own (it
     runs in training mode on the same batches), as in BYOL's and MoCo's code.
     """
@@ -76,8 +77,9 @@ class MomentumTarget(nn.Module):
     def update(self, online: nn.Module) -> None:
         """xi <- xi + (1 - tau)(theta - xi), then k <- k + 1. Where xi equals theta (the first
         update) it is left bit for bit as it is."""
-        weight = 1 - self.rate()
-        torch._foreach_lerp_(list(self.target.parameters()), list(online.parameters()), weight)
+        targets = list(self.target.parameters())
+        # One weight tensor per parameter: a single 0-d tensor weight is read back to the host.
+        torch._foreach_lerp_(targets, list(online.parameters()), [1 - self.rate()] * len(targets))
         self.step.add_(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
