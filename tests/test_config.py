@@ -30,8 +30,8 @@ def test_supervised_he_preset_is_he_recipe():
 
 
 def test_supervised_preset_is_the_recipe_chosen_on_validation():
-    """docs/evaluation.md: batch 64, lr 0.05, wd 5e-3, cosine, label smoothing 0.1, and the same
-    number of training images as He et al.'s 3,000 steps at batch 128."""
+    """docs/experiments/supervised-and-evaluation.md: batch 64, lr 0.05, wd 5e-3, cosine, label smoothing 0.1,
+    and the same number of training images as He et al.'s 3,000 steps at batch 128."""
     (cfg,) = resolve("supervised").parts
     s = cfg.supervised
     assert (s.optimizer, s.lr, s.momentum, s.weight_decay, s.batch_size) == ("sgd", 0.05, 0.9, 5e-3, 64)

@@ -122,20 +122,23 @@ def tui_rows(runs_dir: Path) -> int:
 
 # ---------------------------------------------------------------- item 3: runs that cannot be resumed
 
-def test_item3_newlines_in_description_group_and_data_path_resume_by_id(
+def test_item3_newlines_in_group_and_data_path_resume_by_id(
         tmp_path: Path, runs_dir: Path, stopped_runner: list) -> None:
     data = tmp_path / "images\nsecond line \"quoted\" \\ back"
     data.mkdir()
     args = ["run", *SMOKE, "--data", f"folder:{data}", "--group", 'line one\nline "two"\t[/b]',
-            "--set", "description=first\nsecond \\ third \x1b[31m", "--run-id", "nl"]
+            "--set", "description=first second \\ third \x1b[31m", "--run-id", "nl"]
     code, _, err = cli(*args)
     one_line_error(code, err, "stopped by the test")
     code, _, err = cli("resume", "nl")
     one_line_error(code, err, "stopped by the test")  # config.toml was read back: it got as far as training
     (plan, opts), (plan2, opts2) = stopped_runner
-    assert plan2.parts == plan.parts and opts2 == opts
+    assert [p.resolved_dict() for p in plan2.parts] == [p.resolved_dict() for p in plan.parts] and opts2 == opts
     assert opts2.group == 'line one\nline "two"\t[/b]' and opts2.data == f"folder:{data}"
-    assert plan2.parts[0].description == "first\nsecond \\ third \x1b[31m"
+    assert plan2.parts[0].description == "first second \\ third \x1b[31m"
+    # a --set value is one line: a newline in it is refused, not cut
+    code, _, err = cli("run", *SMOKE, "--set", "description=first\nsecond", "--run-id", "nl2")
+    assert code == 2 and "several lines" in err
 
 
 def test_item3_an_undecodable_path_is_refused_before_a_run_folder(tmp_path: Path, runs_dir: Path,

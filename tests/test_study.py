@@ -27,7 +27,7 @@ def test_paper_presets_cover_table1():
     simclr = next(p for p in paper.parts if p.method == "simclr").pretrain
     assert (simclr.epochs, simclr.batch_size, simclr.optimizer, simclr.weight_decay,
             simclr.warmup_epochs, simclr.schedule) == (100, 1024, "lars", 1e-6, 20, "cosine")
-    # The paper's "lr 0.012" read as SimCLR's 0.3 x batch/256 (docs/simclr-lr.md); the literal
+    # The paper's "lr 0.012" read as SimCLR's 0.3 x batch/256 (docs/experiments/simclr-lr.md); the literal
     # reading is its own preset, otherwise identical.
     assert peak_lr(simclr) == pytest.approx(1.2) and simclr.lars_trust_coefficient == 0.001
     (literal,) = resolve("simclr-literal").parts
@@ -59,7 +59,8 @@ def test_paper_tuned_fine_tunes_simclr_as_rotnet_tuned():
 
 def test_paper_probes_read_the_encoders_feature_and_tuned_probes_every_stage():
     # The paper's linear rows use its protocol (the pooled last stage); the tuned rows read all
-    # three stages (chosen on the validation split, presets' comments and docs/evaluation.md).
+    # three stages (chosen on the validation split, presets' comments and
+    # docs/experiments/supervised-and-evaluation.md).
     assert all(p.linear.default_readout() for p in resolve("paper").parts)
     tuned = {p.method: p.linear for p in resolve("paper-tuned").parts if "linear" in p.evaluation}
     assert set(tuned) == {"simclr", "rotnet"}

@@ -30,7 +30,7 @@ from ssltui.trainer.sweep_worker import SweepWorker, objective  # noqa: E402
 from tests.sweep_fixtures import sweep_command  # noqa: E402
 
 TINY = ["data.synthetic_train_per_class=20", "data.synthetic_test_per_class=10", "pretrain.epochs=1",
-        "pretrain.batch_size=64", "knn.every_epochs=0", "runtime.featuremaps=false", "linear.checkpoint_every=5",
+        "pretrain.batch_size=64", "runtime.featuremaps=false", "linear.checkpoint_every=5",
         "linear.val_passes=3"]  # the probe validates at epochs 10, 20 and 30 of 30
 CHANCE = 0.1
 
@@ -97,7 +97,7 @@ def test_a_definition_is_checked_whole_before_any_trial():
     with pytest.raises(ConfigError, match="a grid runs each of its 6 points once"):
         definition(["linear.lr=0.1,0.2,0.3", "linear.weight_decay=0,1e-4"], trials=3)
     with pytest.raises(ConfigError, match="knn_acc"):
-        make_definition(resolve("smoke", sets=TINY), parse_params(["supervised.lr=0.1,0.2"]), None, None,
+        make_definition(resolve("smoke"), parse_params(["supervised.lr=0.1,0.2"]), None, None,
                         "knn_acc", False, 2, 1, None, "synthetic")
     grid = definition(["linear.lr=0.1,0.2,0.3", "linear.weight_decay=0,1e-4"])
     assert grid.sampler == "grid" and grid.trials == 6 and len({json.dumps(p) for p in grid.grid()}) == 6

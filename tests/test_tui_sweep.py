@@ -172,10 +172,10 @@ def fill(form, **values: str) -> None:
           metric="val_acc", prune=True),
      dict(method="simclr", evaluation=["linear"], labels=[0.01], seeds=[0], epochs=20, knn_every=10,
           sampler="grid", trials=3, metric="val_acc", prune=True)),  # the preset's method, evaluation, seeds
-    (dict(preset="simclr-tuned", params="linear.lr=log:0.01:1; linear.weight_decay=0,1e-4", method="rotnet",
+    (dict(preset="simclr-tuned", params="linear.lr=log:0.01:1; linear.weight_decay=0,1e-4", method="simclr",
           evaluation="linear, knn", labels="10%", seeds="0,1", sets="knn.every_epochs=2; pretrain.epochs=30",
           metric="knn_acc", sampler="random", trials="4"),
-     dict(method="rotnet", evaluation=["linear", "knn"], labels=[0.1], seeds=[0, 1], epochs=30, knn_every=2,
+     dict(method="simclr", evaluation=["linear", "knn"], labels=[0.1], seeds=[0, 1], epochs=30, knn_every=2,
           sampler="random", trials=4, metric="knn_acc", prune=False)),
 ])
 def test_the_forms_definition_is_the_one_ssltui_sweep_records(fields, expected, tmp_path, monkeypatch):

@@ -19,6 +19,7 @@ import importlib.util
 
 from ssltui.core import registry
 from ssltui.core.errors import ConfigError, ExitCode, RunInterrupted, SsltuiError, first_line
+from ssltui.core.notes import RunNotes
 from ssltui.core.plan import find_to_resume, plan_from_toml, plan_to_toml
 from ssltui.core.presets import DEFAULT_PRESET
 from ssltui.core.schedule import known_class_counts
@@ -355,6 +356,35 @@ def runs(runs_dir: Optional[Path] = RUNS_DIR_OPT, json_out: bool = typer.Option(
     console.print(runs_table(infos, console.width))
     if total > len(infos):
         console.print(Text(f"… {total - len(infos):,} more (ssltui runs --all)", style="dim"))
+
+
+@app.command()
+def note(run_id: str = typer.Argument(..., help="run id (or a unique prefix/suffix)"),
+         text: Optional[str] = typer.Argument(None, help="the note (omit it to print the note; '' clears it)"),
+         runs_dir: Optional[Path] = RUNS_DIR_OPT) -> None:
+    """Read or write a run's note (shown by `ssltui show` and the app)."""
+    rd = _store(runs_dir).get(run_id)
+    notes = rd.read_notes()
+    if text is None:
+        print(notes.note)
+        return
+    rd.write_notes(RunNotes.checked(note=text, tags=notes.tags))
+
+
+@app.command()
+def tag(run_id: str = typer.Argument(..., help="run id (or a unique prefix/suffix)"),
+        tags: list[str] = typer.Argument(None, help="tags to add (letters, digits, _.:+-)"),
+        remove: bool = typer.Option(False, "--remove", help="remove these tags instead"),
+        runs_dir: Optional[Path] = RUNS_DIR_OPT) -> None:
+    """Add or remove a run's tags (listed by `ssltui runs`; the app's filter reads tag:NAME)."""
+    rd = _store(runs_dir).get(run_id)
+    notes = rd.read_notes()
+    given = list(tags or [])
+    if not given:
+        print(" ".join(notes.tags))
+        return
+    kept = [t for t in notes.tags if t not in given] if remove else [*notes.tags, *(t for t in given if t not in notes.tags)]
+    rd.write_notes(RunNotes.checked(note=notes.note, tags=kept))
 
 
 @app.command()

@@ -13,7 +13,7 @@ import difflib
 import math
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import annotated_types
 import tomli_w
@@ -28,7 +28,7 @@ from ssltui.core.settings import (
     CADENCE_FIELDS,
     ClassifierConfig,
     DataConfig,
-    List,
+    CommaList,
     RuntimeConfig,
     Section,
     Text,
@@ -54,17 +54,22 @@ class _RunConfig(Section):
 
     description: Text = Field("", description="one-line description")
     method: Literal[METHODS] = Field(METHODS[0], description=" | ".join(METHODS))  # type: ignore[valid-type]
-    evaluation: List(Literal[EVALUATIONS]) = Field(  # type: ignore[valid-type]
+    evaluation: CommaList[Literal[EVALUATIONS]] = Field(  # type: ignore[valid-type]
         [EVALUATIONS[0]], min_length=1, description="evaluations to run after pretraining")
-    labels: List(Annotated[float, Field(gt=0.0, le=1.0)]) = Field(
+    labels: CommaList[Annotated[float, Field(gt=0.0, le=1.0)]] = Field(
         [0.01, 0.1], min_length=1, description="label fractions of the training split")
-    seeds: List(Annotated[int, AfterValidator(not_negative)]) = Field(
+    seeds: CommaList[Annotated[int, AfterValidator(not_negative)]] = Field(
         [0], min_length=1, description="seeds; each repeats the whole pipeline")
     data: DataConfig = Field(default_factory=DataConfig)
     pretrain: TrainConfig = Field(default_factory=TrainConfig)
 
+    if TYPE_CHECKING:  # the sections the registries add (see `_sections`), and runtime
+        runtime: RuntimeConfig
+
+        def __getattr__(self, name: str) -> Any: ...
+
     @property
-    def method_settings(self) -> Section | None:
+    def method_settings(self) -> Any:
         """The settings section of this part's method (None for a method without one)."""
         return getattr(self, self.method) if registry.method(self.method).settings is not None else None
 
@@ -74,7 +79,7 @@ class _RunConfig(Section):
         own = registry.method(self.method).reads
         return ("data", *own, *(e for e in self.evaluation if e not in own), "runtime")
 
-    def resolved_dict(self) -> dict:
+    def resolved_dict(self) -> dict[str, Any]:
         """The part as config.toml records it: the top-level keys and only the sections it reads."""
         sections = {name for name, info in type(self).model_fields.items()
                     if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)}
@@ -87,15 +92,19 @@ class _RunConfig(Section):
 
 def _sections() -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for spec in (*registry.methods(), *registry.evaluations()):
+    specs: list[registry.Method | registry.Evaluation] = [*registry.methods(), *registry.evaluations()]
+    for spec in specs:
         if spec.settings is not None:
             out[spec.name] = (spec.settings, Field(default_factory=spec.settings))
     out["runtime"] = (RuntimeConfig, Field(default_factory=RuntimeConfig))
     return out
 
 
-RunConfig = create_model("RunConfig", __base__=_RunConfig, __module__=__name__, **_sections())
-RunConfig.__doc__ = _RunConfig.__doc__
+if TYPE_CHECKING:
+    RunConfig = _RunConfig
+else:
+    RunConfig = create_model("RunConfig", __base__=_RunConfig, __module__=__name__, **_sections())
+    RunConfig.__doc__ = _RunConfig.__doc__
 
 
 
@@ -143,7 +152,7 @@ class RunOptions(BaseModel):
         check_text(str(v))
         return v
 
-    def to_toml_dict(self) -> dict:
+    def to_toml_dict(self) -> dict[str, Any]:
         return {"data": self.data, "device": self.device, "devices": list(self.devices), "group": self.group or "",
                 "data_dir": str(self.data_dir) if self.data_dir else "", "use_cache": self.use_cache}
 
@@ -158,9 +167,10 @@ def run_options(**values: Any) -> RunOptions:
 
 # ---------------------------------------------------------------- errors in one line
 
-def _annotation_at(model: type[BaseModel], loc: tuple) -> tuple[Any, Any]:
+def _annotation_at(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[Any, Any]:
     """(field info, annotation) of the field a validation error points at."""
-    info, tp = None, model
+    info: Any = None
+    tp: Any = model
     for part in loc:
         if isinstance(part, int) or not (isinstance(tp, type) and issubclass(tp, BaseModel)):
             continue
@@ -172,7 +182,8 @@ def _annotation_at(model: type[BaseModel], loc: tuple) -> tuple[Any, Any]:
 
 
 def _bounds(info: Any) -> tuple[Any, Any, bool]:
-    lo = hi = None
+    lo: Any = None
+    hi: Any = None
     exclusive = False
     metas = list(getattr(info, "metadata", []))
     args = typing.get_args(getattr(info, "annotation", None))
@@ -189,7 +200,7 @@ def _bounds(info: Any) -> tuple[Any, Any, bool]:
     return lo, hi, exclusive
 
 
-def _choices(tp: Any) -> tuple | None:
+def _choices(tp: Any) -> tuple[Any, ...] | None:
     while typing.get_origin(tp) in (list, Annotated):
         tp = typing.get_args(tp)[0]
     return typing.get_args(tp) if typing.get_origin(tp) is Literal else None
@@ -259,7 +270,7 @@ def _unknown(key: str, known: list[str], also: str = "") -> ConfigError:
 
 # ---------------------------------------------------------------- building
 
-def build_run_config(values: dict) -> RunConfig:
+def build_run_config(values: dict[str, Any]) -> RunConfig:
     """Build and validate a RunConfig from a nested dict (a preset plus overrides)."""
     try:
         cfg = RunConfig.model_validate(values)
@@ -272,7 +283,7 @@ def build_run_config(values: dict) -> RunConfig:
 def check_field(key: str, value: Any) -> Any:
     """One dotted key's value, typed and checked against the schema alone (the launch form
     checks each field as it is typed); ConfigError in one line otherwise."""
-    values: dict = {}
+    values: dict[str, Any] = {}
     set_dotted(values, key, value)
     try:
         cfg = RunConfig.model_validate(values)
@@ -306,7 +317,7 @@ def validate(cfg: RunConfig) -> None:
                               f"shorten it: --set {section}.warmup_epochs={tc.epochs}")
 
 
-def set_dotted(values: dict, key: str, value: Any) -> None:
+def set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
     """Set `a.b.c` in a nested dict, creating tables as needed."""
     parts = key.split(".")
     node = values
@@ -370,9 +381,9 @@ def parse_value(text: str, what: str) -> Any:
     return value
 
 
-def parse_set_options(options: list[str]) -> dict:
+def parse_set_options(options: list[str]) -> dict[str, Any]:
     """Turn `--set key=value` strings into a nested dict of raw (untyped) values."""
-    out: dict = {}
+    out: dict[str, Any] = {}
     for opt in options:
         if "=" not in opt:
             raise ConfigError(f"--set {opt!r}: expected key=value")
@@ -401,7 +412,7 @@ def check_read(keys: list[str], parts: list[Any], option: str = "--set") -> None
                               f"[{section}] is read by {who})")
 
 
-def parse_list(text: str | None, kind: type, option: str) -> list | None:
+def parse_list(text: str | None, kind: type, option: str) -> list[Any] | None:
     """`0.01,0.1` / `5%` / `0,1,2` from the command line or the launch form; None stays None."""
     if text is None:
         return None
@@ -421,7 +432,7 @@ def parse_list(text: str | None, kind: type, option: str) -> list | None:
     return out
 
 
-def deep_merge(base: dict, over: dict) -> dict:
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     """Nested-dict merge; `over` wins."""
     out = dict(base)
     for k, v in over.items():
@@ -432,13 +443,13 @@ def deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
-def to_dict(cfg: BaseModel) -> dict:
+def to_dict(cfg: BaseModel) -> dict[str, Any]:
     return cfg.model_dump(mode="python")
 
 
 # ---------------------------------------------------------------- TOML writing
 
-def dumps_toml(values: dict, header: str = "") -> str:
+def dumps_toml(values: dict[str, Any], header: str = "") -> str:
     """TOML for any nested dict of strings, numbers, booleans and lists (tomli-w: correct for
     every string, control characters included). None values are left out (TOML has no null)."""
 

@@ -93,7 +93,7 @@ class ResultRecord(Record):
     def _nan_is_none(cls, v: Any) -> Any:
         return _finite_or_none(v)
 
-    def key(self) -> tuple:
+    def key(self) -> tuple[Any, ...]:
         return (self.method, self.evaluation, self.labels, self.seed)
 
 
@@ -106,7 +106,7 @@ class Event(Record):
         """A line for run.log and plain progress; None for high-rate events."""
         return None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
 
 
@@ -262,7 +262,7 @@ class RunEnd(Event):
 AnyEvent = Annotated[Union[RunStart, DataLoaded, PhaseStart, Step, Epoch, Resume, PhaseEnd, Result, Log, RunEnd],
                      Field(discriminator="event")]
 EVENT_TYPES = (RunStart, DataLoaded, PhaseStart, Step, Epoch, Resume, PhaseEnd, Result, Log, RunEnd)
-_ADAPTER: TypeAdapter = TypeAdapter(AnyEvent)
+_ADAPTER: TypeAdapter[Event] = TypeAdapter(AnyEvent)
 
 
 def parse_event(obj: Any) -> Event | None:

@@ -9,7 +9,7 @@ its first problem instead of failing deep inside the drawing code. Pure Python (
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
@@ -18,7 +18,7 @@ from ssltui.core.errors import validation_problem
 Byte = Annotated[int, Field(ge=0, le=255)]
 
 
-def _rectangular(grid: list[list]) -> list[list]:
+def _rectangular(grid: list[list[int]]) -> list[list[int]]:
     """A thumbnail is drawn row by row, column by column: rows must exist and agree in length."""
     if not grid or not grid[0] or any(len(row) != len(grid[0]) for row in grid):
         raise ValueError("must be a non-empty grid whose rows have the same length")
@@ -83,7 +83,7 @@ def parse_featuremaps(data: bytes | str) -> FeatureMaps:
         raise FeatureMapsDamaged(validation_problem(exc)) from None
 
 
-def as_featuremaps(doc: FeatureMaps | dict) -> FeatureMaps:
+def as_featuremaps(doc: FeatureMaps | dict[str, Any]) -> FeatureMaps:
     """A validated document from either a model or a plain dict (tests, older callers)."""
     if isinstance(doc, FeatureMaps):
         return doc

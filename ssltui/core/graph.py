@@ -14,6 +14,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import ssltui
 from ssltui.core import registry
@@ -25,13 +26,13 @@ from ssltui.core.schedule import PhaseLength, phase_length, split_counts, subset
 FEATUREMAPS = "featuremaps"
 
 
-def pretrain_identity(cfg: RunConfig, seed: int) -> dict:
+def pretrain_identity(cfg: RunConfig, seed: int) -> dict[str, Any]:
     """What determines a pretrained encoder besides the data: method, its settings and the seed."""
     return {"method": cfg.method, "pretrain": cfg.pretrain.identity(), "method_cfg": to_dict(cfg.method_settings) if cfg.method_settings else {},
             "seed": seed, "version": ssltui.__version__}
 
 
-def digest(identity: dict, length: int = 16) -> str:
+def digest(identity: dict[str, Any], length: int = 16) -> str:
     """The one hash of an identity (a pretraining's, a run's): sha1 of its canonical JSON."""
     return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:length]
 

@@ -10,7 +10,7 @@ import platformdirs
 APP = "ssltui"
 
 
-def data_dir(override: str | os.PathLike | None = None) -> Path:
+def data_dir(override: str | os.PathLike[str] | None = None) -> Path:
     """Downloaded data sets and decoded caches: --data-dir, $SSLTUI_DATA_DIR, user cache dir."""
     if override:
         return Path(override).expanduser()
@@ -19,7 +19,7 @@ def data_dir(override: str | os.PathLike | None = None) -> Path:
     return Path(platformdirs.user_cache_dir(APP))
 
 
-def runs_dir(override: str | os.PathLike | None = None) -> Path:
+def runs_dir(override: str | os.PathLike[str] | None = None) -> Path:
     """The run store: --runs-dir, $SSLTUI_RUNS_DIR, user data dir /runs."""
     if override:
         return Path(override).expanduser()

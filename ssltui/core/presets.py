@@ -16,6 +16,7 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ssltui.core.config import (
     DEFAULT_EVALUATIONS,
@@ -32,7 +33,6 @@ from ssltui.core.config import (
 )
 from ssltui.core.errors import ConfigError, quoted
 from ssltui.core.paths import user_presets_dir
-
 
 DEFAULT_PRESET = "supervised"  # `ssltui run` and `ssltui sweep` without --preset
 
@@ -60,21 +60,21 @@ class PresetInfo:
     data: str | None = None  # the preset's data source ([data] source), when it names one
 
 
-def data_source(raw: dict) -> str | None:
+def data_source(raw: dict[str, Any]) -> str | None:
     """The `[data] source` a preset names, if any."""
     data = raw.get("data")
     source = data.get("source") if isinstance(data, dict) else None
     return source if isinstance(source, str) and source.strip() else None
 
 
-def _without_source(raw: dict) -> dict:
+def _without_source(raw: dict[str, Any]) -> dict[str, Any]:
     """The preset without its data source (a run option, which RunConfig does not take)."""
     if isinstance(raw.get("data"), dict) and "source" in raw["data"]:
         raw = {**raw, "data": {k: v for k, v in raw["data"].items() if k != "source"}}
     return raw
 
 
-def _read_toml(path: Path) -> dict:
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as fh:
             data = fh.read()
@@ -92,7 +92,7 @@ def _read_toml(path: Path) -> dict:
 MAX_BASE_DEPTH = 16  # presets based on presets based on ...: deeper is a mistake, not a design
 
 
-def _read_preset(path: Path, chain: tuple[str, ...] = ()) -> dict:
+def _read_preset(path: Path, chain: tuple[str, ...] = ()) -> dict[str, Any]:
     """A preset file with its `base` applied: the base preset's tables and keys, then this file's
     (tables merge key by key; a value, or a list, replaces the base's)."""
     raw = _read_toml(path)
@@ -105,8 +105,9 @@ def _read_preset(path: Path, chain: tuple[str, ...] = ()) -> dict:
         raise ConfigError(f"preset {quoted(name)}: base {base!r} is circular ({' -> '.join([*chain, name, base])})")
     if len(chain) >= MAX_BASE_DEPTH:
         raise ConfigError(f"preset {quoted(name)}: more than {MAX_BASE_DEPTH} presets deep in bases")
+    beside = path.parent / f"{base}.toml"  # a shipped preset's base is the shipped one, not a user's
     try:
-        base_path = find_preset(base)
+        base_path = beside if beside.is_file() else find_preset(base)
     except ConfigError as exc:
         raise ConfigError(f"preset {quoted(name)}: base {base!r}: {exc.message}") from None
     parent = _read_preset(base_path, (*chain, name))
@@ -205,7 +206,7 @@ def check_run_wide(preset: str, parts: list[RunConfig]) -> None:
                         f"[{section}] table or with --set {section}.{key}=VALUE")
 
 
-def _run_raw(name: str, stack: tuple[str, ...] = ()) -> dict:
+def _run_raw(name: str, stack: tuple[str, ...] = ()) -> dict[str, Any]:
     raw = _read_preset(find_preset(name))
     if "study" in raw:
         raise ConfigError(f"preset {quoted(name)} is a study; a study cannot be part of {stack[-1]!r}")
@@ -228,7 +229,7 @@ def resolve(
     raw = _read_preset(find_preset(preset))
     source = data_source(raw)
     raw = _without_source(raw)
-    cli: dict = {}
+    cli: dict[str, Any] = {}
     if labels is not None:
         cli["labels"] = labels
     if seeds is not None:

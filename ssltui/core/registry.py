@@ -4,7 +4,7 @@ schema, `--method`, the forms, the graph, the table's row order) is derived from
 A method is declared by one torch-free module in `ssltui.core.methods` (`METHOD = Method(...)`,
 with its settings section); its training is `ssltui.trainer.methods.<name>.pretrain`. An
 evaluation likewise: `ssltui.core.evaluations.<name>.EVALUATION` and
-`ssltui.trainer.evaluation.<name>.evaluate`. docs/extending.md walks through adding one.
+`ssltui.trainer.evaluation.<name>.evaluate`. docs/architecture.md lists the files of adding one.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import functools
 import importlib
 import pkgutil
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ssltui.core.settings import Section, TrainConfig
 
@@ -53,23 +54,29 @@ class Evaluation:
         return issubclass(self.settings, TrainConfig)
 
 
-def _declared(package: str, attr: str) -> list:
+D = TypeVar("D", Method, Evaluation)
+
+
+def _declared(package: str, attr: str, kind: type[D]) -> list[D]:
     module = importlib.import_module(package)
     found = [getattr(importlib.import_module(f"{package}.{info.name}"), attr)
              for info in pkgutil.iter_modules(module.__path__) if not info.name.startswith("_")]
+    wrong = [d for d in found if not isinstance(d, kind)]
+    if wrong:
+        raise TypeError(f"{package}: {attr} must be a {kind.__name__}, got {wrong[0]!r}")
     return sorted(found, key=lambda d: (d.order, d.name))
 
 
 @functools.cache
 def methods() -> tuple[Method, ...]:
     """Every registered method, in table order."""
-    return tuple(_declared("ssltui.core.methods", "METHOD"))
+    return tuple(_declared("ssltui.core.methods", "METHOD", Method))
 
 
 @functools.cache
 def evaluations() -> tuple[Evaluation, ...]:
     """Every registered evaluation, in table order."""
-    found = tuple(_declared("ssltui.core.evaluations", "EVALUATION"))
+    found = tuple(_declared("ssltui.core.evaluations", "EVALUATION", Evaluation))
     names = {e.name for e in found}
     for m in methods():
         unknown = set(m.evaluations) - names
@@ -98,7 +105,7 @@ def evaluation(name: str) -> Evaluation:
 
 def short_name(name: str) -> str:
     """A method's or evaluation's short name ("sup", "rot", "lin"); unknown names as they are."""
-    specs = {**{e.name: e for e in evaluations()}, **{m.name: m for m in methods()}}
+    specs: dict[str, Method | Evaluation] = {**{e.name: e for e in evaluations()}, **{m.name: m for m in methods()}}
     spec = specs.get(name)
     return (spec.short or spec.name) if spec else name
 

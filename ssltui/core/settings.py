@@ -6,7 +6,7 @@ phase shares, and the run-wide `data` and `runtime` tables. Method and evaluatio
 from __future__ import annotations
 
 import tomllib
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -52,8 +52,9 @@ def not_negative(v: int) -> int:
     return v
 
 
-def List(item: Any) -> Any:  # noqa: N802 - reads as a type in the models below
-    return Annotated[list[item], BeforeValidator(_listify)]
+T = TypeVar("T")
+# A list setting that `--set a=1,2` (comma-separated) and `--set a=1` (one value) both give.
+CommaList = Annotated[list[T], BeforeValidator(_listify)]
 
 
 Text = Annotated[str, BeforeValidator(check_text)]
@@ -86,7 +87,7 @@ class TrainConfig(Section):
     weight_decay: float = Field(5e-4, ge=0.0, le=1.0, description="L2 weight decay")
     schedule: Literal["cosine", "step", "constant"] = Field("cosine", description="cosine | step | constant")
     warmup_epochs: float = Field(0.0, ge=0.0, description="linear warm-up length in epochs")
-    milestones: List(float) = Field([], description="epochs at which a step schedule multiplies lr by gamma")
+    milestones: CommaList[float] = Field([], description="epochs at which a step schedule multiplies lr by gamma")
     gamma: float = Field(0.1, gt=0.0, le=1.0, description="step-schedule factor")
     checkpoint_every: int = Field(0, ge=0, description=(
         "also save a checkpoint every N epochs (0: by runtime.checkpoint_seconds; phase ends and stops always save)"))
@@ -97,7 +98,7 @@ class TrainConfig(Section):
         """Training items each image gives the phase (a probe's augmented copies add more)."""
         return 1
 
-    def identity(self) -> dict:
+    def identity(self) -> dict[str, Any]:
         """The settings that determine the trained weights: how often the phase validates or
         saves is left out (neither touches the weights or the random draws)."""
         return self.model_dump(mode="python", exclude=set(CADENCE_FIELDS))

@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterator
 from ssltui.core.errors import ConfigError, RunFailed, quoted
 from ssltui.core.events import Event, parse_event
 from ssltui.core.featuremaps_schema import FeatureMaps, FeatureMapsDamaged, parse_featuremaps
+from ssltui.core.notes import RunNotes, parse_notes
 from ssltui.core.summary import TERMINAL_STATUSES, RunOrder, RunSummary, SummaryDamaged, parse_order, parse_summary
 
 __all__ = ["TERMINAL_STATUSES", "RunDir", "RunInfo", "RunStore", "atomic_write_json", "atomic_write_text"]
@@ -188,6 +189,8 @@ class RunInfo:
     ended: float | None = None
     error: str | None = None
     summary: RunSummary | None = None
+    note: str = ""
+    tags: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, run_id: str, path: Path, status: str, s: RunSummary) -> "RunInfo":
@@ -201,7 +204,7 @@ class RunInfo:
             "run_id": self.id, "status": self.status, "preset": self.preset, "group": self.group,
             "methods": self.methods, "evaluations": self.evaluations, "labels": self.labels,
             "seeds": self.seeds, "results": self.results, "started": self.started,
-            "ended": self.ended, "error": self.error, "path": str(self.path),
+            "ended": self.ended, "error": self.error, "path": str(self.path), "note": self.note, "tags": self.tags,
         }
 
 
@@ -222,6 +225,7 @@ class RunDir:
     checkpoints_dir = property(lambda self: self.path / "checkpoints")
     encoders_dir = property(lambda self: self.path / "encoders")
     featuremaps_path = property(lambda self: self.path / "featuremaps.json")
+    notes_path = property(lambda self: self.path / "notes.json")
 
     def lock(self) -> RunLock:
         return RunLock(self.lock_path)
@@ -278,6 +282,16 @@ class RunDir:
     def write_summary(self, summary: RunSummary) -> None:
         atomic_write_text(self.summary_path, summary.to_json_text())
 
+    def read_notes(self) -> RunNotes:
+        """The run's note and tags (none when absent, unreadable or damaged)."""
+        try:
+            return parse_notes(self.notes_path.read_bytes())
+        except OSError:
+            return RunNotes()
+
+    def write_notes(self, notes: RunNotes) -> None:
+        atomic_write_text(self.notes_path, notes.model_dump_json() + "\n")
+
     def read_featuremaps(self) -> FeatureMaps | None:
         """featuremaps.json, validated; None when absent or damaged (a view then shows none)."""
         try:
@@ -318,7 +332,10 @@ class RunDir:
         s = file.summary
         if isinstance(s, SummaryDamaged):
             return RunInfo(self.id, self.path, "damaged", error=f"summary.json damaged: {s}")
-        return RunInfo.of(self.id, self.path, status or listed_status(s.status, lock), s)
+        info = RunInfo.of(self.id, self.path, status or listed_status(s.status, lock), s)
+        notes = self.read_notes()
+        info.note, info.tags = notes.note, list(notes.tags)
+        return info
 
 
 @dataclass

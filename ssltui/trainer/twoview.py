@@ -146,7 +146,7 @@ def pretrain_views(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: Data
                 collapse_warned = True
         if not monitor_knn:
             return {}
-        # Short runs can sit near a random encoder while healthy (docs/simclr-lr.md); hence
+        # Short runs can sit near a random encoder while healthy (docs/experiments/simclr-lr.md); hence
         # knn.guard_min_steps.
         guard = guard_epoch(phase.epochs)
         guarded = done == guard and guard * phase.steps_per_epoch >= knn.guard_min_steps

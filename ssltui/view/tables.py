@@ -211,13 +211,19 @@ def runs_lines(infos: Iterable[RunInfo]) -> Iterator[str]:
     yield "  ".join(_fit(col, w) for col, w in PLAIN_WIDTHS.items()) + "  id"
     for info in infos:
         cells = run_cells(info)
-        yield "  ".join(_fit(cells[col].plain, w) for col, w in PLAIN_WIDTHS.items()) + "  " + cells["id"].plain
+        yield "  ".join(_fit(cells[col].plain, w) for col, w in PLAIN_WIDTHS.items()) + "  " + cells["id"].plain \
+            + "".join(f"  #{tag}" for tag in info.tags)
 
 
 def run_header(info: RunInfo) -> Text:
     """'run ID  status: S  preset: P', and the run's error on the next line."""
     head = Text.assemble(("run ", "bold"), (fmt.plain(info.id), "bold"), f"  status: {info.status}  preset: ",
                          fmt.plain(info.preset))
+    if info.tags:
+        head.append("  tags: " + " ".join(f"#{tag}" for tag in info.tags))
+    if info.note:
+        head.append("\nnote: ")
+        head.append_text(text(info.note))
     if info.error:
         head.append("\nerror: ")
         head.append_text(text(info.error, style="red"))

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from ssltui.core.registry import Evaluation
-from ssltui.core.settings import List, TrainConfig
+from ssltui.core.settings import CommaList, TrainConfig
 
 
 class LinearConfig(TrainConfig):
@@ -16,7 +16,7 @@ class LinearConfig(TrainConfig):
     standardize: bool = Field(True, description="standardize features with the labelled subset's mean/std")
     augment_copies: int = Field(0, ge=0, le=64, description="random crop/flip copies of each labelled image "
                                                           "whose features join the plain ones (0: plain only)")
-    feature_stages: List(Literal[1, 2, 3]) = Field(
+    feature_stages: CommaList[Literal[1, 2, 3]] = Field(
         [3], min_length=1, description="encoder stages whose outputs the probe reads, concatenated "
                                        "([3]: the encoder's own feature)")
     feature_grid: Literal[1, 2, 4] = Field(1, description="each stage's output average-pooled to grid x grid "
