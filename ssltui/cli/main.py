@@ -217,7 +217,7 @@ def _dry_run(plan, opts, json_out: bool, counts) -> int:
 @app.command()
 def run(
     preset: str = typer.Option(DEFAULT_PRESET, "--preset", "-p", help="preset name or .toml path (see `ssltui presets`)"),
-    method: Optional[str] = typer.Option(None, "--method", help="supervised | simclr | rotnet"),
+    method: Optional[str] = typer.Option(None, "--method", help=" | ".join(registry.method_names())),
     evaluation: Optional[str] = typer.Option(None, "--evaluation", help="comma list of supervised, linear, semi, knn"),
     labels: Optional[str] = typer.Option(None, "--labels", help="label fractions, e.g. 0.01,0.1"),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="seeds, e.g. 0,1,2"),

@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 
+from ssltui.core import registry
 from ssltui.core.errors import ConfigError, ExitCode, SsltuiError
 from ssltui.core.presets import DEFAULT_PRESET
 
@@ -43,7 +44,7 @@ def sweep(
     params: list[str] = typer.Option([], "--param", help="KEY=SPEC: log:LO:HI, int:LO:HI, LO:HI or a,b,c "
                                                          "(repeatable)"),
     preset: Optional[str] = typer.Option(None, "--preset", "-p", help="preset name or .toml path"),
-    method: Optional[str] = typer.Option(None, "--method", help="supervised | simclr | rotnet"),
+    method: Optional[str] = typer.Option(None, "--method", help=" | ".join(registry.method_names())),
     evaluation: Optional[str] = typer.Option(None, "--evaluation", help="comma list of supervised, linear, semi, knn"),
     labels: Optional[str] = typer.Option(None, "--labels", help="label fractions, e.g. 0.01,0.1"),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="seeds, e.g. 0,1 (each trial runs every seed)"),
