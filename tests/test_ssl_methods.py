@@ -15,7 +15,7 @@ from ssltui.core.store import RunDir
 from ssltui.trainer.data.bundle import make_bundle
 from ssltui.trainer.data.sources import make_synthetic
 from ssltui.trainer.device import pick_device
-from ssltui.trainer.loop import RunContext
+from ssltui.trainer.loop import RunContext, derive_seed
 from ssltui.trainer.methods.moco import MoCoModel
 from ssltui.trainer.models.resnet import ResNet20
 
@@ -54,8 +54,6 @@ def _pretrain(tmp_path, cfg, per_class: int = 6):
 @pytest.mark.parametrize("method", METHODS)
 def test_method_trains_its_encoder_and_checkpoints_its_state(tmp_path, method):
     cfg = _config(method)
-    torch.manual_seed(0)
-    initial = {k: v.clone() for k, v in ResNet20().state_dict().items()}  # shape reference only
     encoder, events, ck_path = _pretrain(tmp_path, cfg)
     assert isinstance(encoder, ResNet20) and not encoder.training
     epochs = [e for e in events if isinstance(e, Epoch)]
@@ -66,9 +64,13 @@ def test_method_trains_its_encoder_and_checkpoints_its_state(tmp_path, method):
     state = ck["modules"]["model"]
     for key in STATE_KEYS[method]:
         assert key in state, key
-    enc_keys = [k for k in state if k.endswith("stages.2.2.conv2.weight") and "target" not in k]
-    (enc_key,) = enc_keys
-    assert state[enc_key].shape == initial["stages.2.2.conv2.weight"].shape
+    # Every block's convolutions moved from the seeded initial encoder.
+    torch.manual_seed(derive_seed(0, f"{method}/pretrain"))
+    before, after = ResNet20().state_dict(), encoder.state_dict()
+    assert all(not torch.equal(before[k], after[k]) for k in before if k.endswith("conv1.weight"))
+    # The online encoder in the checkpoint is the one returned.
+    (enc_key,) = [k for k in state if k.endswith("stages.2.2.conv2.weight") and "target" not in k]
+    assert torch.equal(state[enc_key], encoder.state_dict()["stages.2.2.conv2.weight"])
     if method == "byol":
         assert int(state["target.step"]) == ck["total_steps"]
         # The target trails the online encoder: neither equal to it nor where both started.
