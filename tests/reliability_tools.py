@@ -31,10 +31,11 @@ PHASE = "p0-supervised/supervised/labels1/seed0"
 ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def spawn(runs_dir: Path, data_dir: Path, *args: str) -> subprocess.Popen:
-    """Start the real CLI in its own process (group), as a user's shell would."""
+def spawn(runs_dir: Path, data_dir: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
+    """Start the real CLI in its own process (group), as a user's shell would (`env`: variables
+    that replace the one-thread defaults)."""
     return subprocess.Popen([sys.executable, "-m", "ssltui", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=cli_env(runs_dir, data_dir, **ENV),
+                            stderr=subprocess.PIPE, text=True, env=cli_env(runs_dir, data_dir, **{**ENV, **(env or {})}),
                             stdin=subprocess.DEVNULL)
 
 

@@ -68,7 +68,10 @@ def test_show_prints_config_results_and_curves(smoke_run):
     show = subprocess.run([sys.executable, "-m", "ssltui", "show", run_id[-6:]], capture_output=True, text=True,
                           env=cli_env(runs, data), timeout=60)
     assert show.returncode == 0, show.stderr
-    assert "[[parts]]" in show.stdout and "supervised" in show.stdout and "loss" in show.stdout
+    assert "supervised" in show.stdout and "loss" in show.stdout
+    config = subprocess.run([sys.executable, "-m", "ssltui", "show", run_id[-6:], "--config"], capture_output=True,
+                            text=True, env=cli_env(runs, data), timeout=60)
+    assert "[[parts]]" in config.stdout
     js = subprocess.run([sys.executable, "-m", "ssltui", "show", run_id, "--json"], capture_output=True,
                         text=True, env=cli_env(runs, data), timeout=60)
     assert len(json.loads(js.stdout)["epochs"]) == 10
@@ -94,14 +97,19 @@ def test_bad_input_is_one_line_and_an_exit_code(run_cli, args, code, fragment):
     assert len([l for l in proc.stderr.splitlines() if l.startswith("ssltui: error")]) == 1
 
 
-def test_cifar10_offline_exits_3_naming_the_fix(run_cli, tmp_path):
-    """No network here: torchvision's download fails and the user is told to use --data folder:PATH."""
-    proc = run_cli("run", "--preset", "smoke", "--device", "cpu", "--data-dir", str(tmp_path / "dl"),
-                   timeout=240)
-    if proc.returncode == 0:
-        pytest.skip("this machine can reach the internet")
-    assert proc.returncode == 3, proc.stderr
+def test_cifar10_offline_exits_3_naming_the_fix(run_cli, runs_dir, tmp_path):
+    """The cifar10 source with no way to download it: every proxy variable points at a closed
+    port, so torchvision's download fails here whether or not the machine is online; the user is
+    told to use --data folder:PATH, and no run folder is left behind."""
+    closed = "http://127.0.0.1:9"  # the discard port: nothing listens there
+    proc = run_cli("run", "--preset", "smoke", "--data", "cifar10", "--device", "cpu",
+                   "--data-dir", str(tmp_path / "dl"), timeout=240, HTTP_PROXY=closed, HTTPS_PROXY=closed,
+                   http_proxy=closed, https_proxy=closed, ALL_PROXY=closed, all_proxy=closed, NO_PROXY="",
+                   no_proxy="")
+    assert proc.returncode == 3, (proc.returncode, proc.stderr)
+    assert "could not download CIFAR-10" in proc.stderr, proc.stderr
     assert "--data folder:PATH" in proc.stderr and "Traceback" not in proc.stderr
+    assert not runs_dir.exists() or not [p for p in runs_dir.iterdir() if p.name not in ("cache", "sweeps")]
 
 
 def test_fast_commands_do_not_import_torch(runs_dir):
@@ -121,3 +129,33 @@ def test_presets_json_lists_methods(run_cli):
     proc = run_cli("presets", "--json")
     items = {p["name"]: p for p in json.loads(proc.stdout)}
     assert items["supervised"]["method"] == "supervised" and items["smoke"]["description"]
+
+
+SHARED_OPTIONS = ("preset", "method", "evaluation", "labels", "seeds", "device", "data", "data_dir", "sets",
+                  "runs_dir", "no_cache", "json_out", "quiet")
+
+
+def test_run_and_sweep_declare_their_common_options_once():
+    """`run` and `sweep` take the same 13 options from one declaration: the same flags, help and
+    type in both (a default may differ: `run` trains the supervised preset when none is named)."""
+    import inspect
+    import typing
+
+    import typer.main
+
+    from ssltui.cli import main, sweep
+
+    cli = typer.main.get_command(main.app)
+    run_params = {p.name: p for p in cli.commands["run"].params}
+    sweep_params = {p.name: p for p in cli.commands["sweep"].params}
+    for name in SHARED_OPTIONS:
+        a, b = run_params[name], sweep_params[name]
+        assert (a.opts, a.secondary_opts, a.help, a.multiple, a.is_flag) == \
+               (b.opts, b.secondary_opts, b.help, b.multiple, b.is_flag), name
+        # declared once: both signatures name the same Annotated alias
+        run_hint = typing.get_type_hints(main.run, include_extras=True)[name]
+        sweep_hint = typing.get_type_hints(sweep.sweep, include_extras=True)[name]
+        assert typing.get_origin(run_hint) is typing.Annotated and run_hint == sweep_hint, name
+    assert "--preset" in run_params["preset"].opts and "-p" in run_params["preset"].opts
+    assert run_params["preset"].default == "supervised" and sweep_params["preset"].default is None
+    assert inspect.signature(main.run).parameters["device"].default == "auto"

@@ -6,9 +6,11 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
+import tomllib
 
 import pytest
 
@@ -53,14 +55,44 @@ def test_9_runs_fits_the_terminal_with_whole_ids_and_numbers(run_cli, fixture_ru
     assert out.returncode == 0, out.stderr
     lines = ANSI_CODE.sub("", out.stdout).splitlines()
     assert all(len(line) <= columns for line in lines)
-    assert lines[0].split()[:2] == ["status", "method"]  # headers whole, never 's…'
+    assert lines[0].split()[0] == "status" and "…" not in lines[0]  # headers whole, never 's…'
     for rid in (STUDY_ID, SMOKE_ID, FAILED_ID):
         assert sum(rid in line for line in lines) == 1
     study = next(i for i, line in enumerate(lines) if STUDY_ID in line)
     if columns >= 120:
         assert "1% 66.8 10% 82.1 (+3)" in lines[study] and "01-01 12:00" in lines[study]  # one line a run
     else:  # one label fraction a line, under each other
-        assert "1% 66.8" in lines[study] and "10% 82.1" in lines[study + 1] and "sup+simclr+rot" in lines[study]
+        assert "1% 66.8" in lines[study] and "10% 82.1" in lines[study + 1] and "01-01 12:00" in lines[study]
+
+
+LONG_ID = "20260103-120000-simclr-linear-with-a-long-preset-name-a1b2c3"
+
+
+@pytest.mark.parametrize("columns", [60, 80])
+def test_runs_at_80_columns_keeps_status_accuracy_date_and_an_ellipsised_id(run_cli, fixture_runs, columns):
+    """A run id too long for the terminal is cut from the left with an ellipsis, keeping its end (a
+    unique suffix that `ssltui show` accepts); status, accuracy and start date always stay."""
+    shutil.copytree(fixture_runs / STUDY_ID, fixture_runs / LONG_ID)
+    out = run_cli("runs", COLUMNS=str(columns), TTY_COMPATIBLE="1")
+    assert out.returncode == 0, out.stderr
+    lines = ANSI_CODE.sub("", out.stdout).splitlines()
+    assert all(len(line) <= columns for line in lines), lines
+    header = lines[0].split()
+    assert header[0] == "status" and "test" in header and "started" in header and "id" in header
+    for line in lines[2:]:
+        if not line.split() or not line.split()[0][0].isalpha():
+            continue  # the second line of a run's accuracy
+        assert line.split()[0] in ("completed", "failed", "interrupted"), line  # whole, never 'interrupt…'
+    long_line = next(line for line in lines if line.split() and line.split()[-1].startswith("…")
+                     and LONG_ID.endswith(line.split()[-1][1:]))
+    shown = long_line.split()[-1]
+    assert len(shown) > 12
+    assert "1% 66.8" in long_line and "01-01 12:00" in long_line  # the copy keeps the study's start
+    show = run_cli("show", shown[1:], "--json")
+    assert json.loads(show.stdout)["run"]["run_id"] == LONG_ID  # the suffix shown finds the run
+    for rid in (STUDY_ID, SMOKE_ID, FAILED_ID):  # at 80 columns the usual ids stay whole, at 60 their end
+        assert sum(rid in line if columns >= 80 else rid.endswith(line.split()[-1][1:]) for line in lines
+                   if line.split() and line.split()[-1] != "id") == 1, rid
 
 
 def test_9_runs_in_a_pipe_is_one_plain_line_a_run(run_cli, fixture_runs):
@@ -96,6 +128,29 @@ def test_10_the_progress_line_reads_at_80_columns():
     assert "ep 12/100 loss 5.482 kNN 31.0% 1.2k" in line
 
 
+@pytest.mark.parametrize("seconds_a_step", [0.5, 10.0, 400.0])
+def test_the_progress_line_never_cuts_the_eta(seconds_a_step):
+    from ssltui.cli.progress import RichProgress
+    from ssltui.view.format import duration
+
+    stream = io.StringIO()
+    progress = RichProgress(stream, width=80)
+    clock = [0.0]
+    progress.progress.get_time = lambda: clock[0]
+    ph = _phase()
+    progress(parse_event({"t": 0, "event": "phase_start", **ph, "epochs": 100, "steps_per_epoch": 100}))
+    for step in range(1, 6):
+        clock[0] += seconds_a_step
+        progress(parse_event({"t": clock[0], "event": "step", **ph, "epoch": 0, "step": step, "loss": 5.4821,
+                              "lr": 0.3, "images_per_s": 1234.5}))
+    remaining = progress.progress.tasks[0].time_remaining
+    progress.close()
+    line = [ln for ln in stream.getvalue().splitlines() if ln.strip()][-1]
+    assert len(line) <= 80
+    assert f"eta {duration(remaining)} " in line, line  # whole, e.g. 'eta 111:06:40', never 'eta 1:0…'
+    assert "ep 1/100" in line
+
+
 def test_12_show_in_a_pipe_has_no_escape_codes_and_whole_legends(run_cli, fixture_runs):
     out = run_cli("show", STUDY_ID, COLUMNS="80")
     assert out.returncode == 0, out.stderr
@@ -105,6 +160,33 @@ def test_12_show_in_a_pipe_has_no_escape_codes_and_whole_legends(run_cli, fixtur
     for label in ("simclr pretrain s0", "rotnet semi 10% s1", "supervised 1% s0 (validation)"):
         assert label in out.stdout
     assert "•• " in out.stdout and "xx " in out.stdout  # markers tell the curves apart without colour
+
+
+def test_show_leads_with_the_results_and_prints_the_configuration_on_request(run_cli, fixture_runs):
+    config = fixture_runs / STUDY_ID / "config.toml"
+    # a line longer than any terminal: printed through rich, it would wrap into invalid TOML
+    config.write_text(config.read_text() + f'\n[notes]\ntext = "{"a long note " * 20}"\n')
+    out = run_cli("show", STUDY_ID, COLUMNS="80")
+    assert out.returncode == 0, out.stderr
+    assert "[[parts]]" not in out.stdout and "[notes]" not in out.stdout
+    lines = out.stdout.splitlines()
+    results = next(i for i, line in enumerate(lines) if "test acc" in line)
+    assert results < 8 and "82.30" in out.stdout  # the results come right after the header
+    assert f"ssltui show {STUDY_ID} --config" in out.stdout  # how to see the rest
+    toml = run_cli("show", STUDY_ID, "--config", COLUMNS="80")
+    assert toml.returncode == 0, toml.stderr
+    assert toml.stdout == config.read_text()  # byte for byte: valid TOML, never wrapped
+    tomllib.loads(toml.stdout)
+    js = json.loads(run_cli("show", STUDY_ID, "--json").stdout)
+    assert js["config"] == config.read_text()  # --json keeps the configuration
+
+
+def test_show_config_of_a_damaged_config_is_one_line(run_cli, fixture_runs):
+    (fixture_runs / STUDY_ID / "config.toml").write_bytes(bytes(range(256)))
+    out = run_cli("show", STUDY_ID, "--config")
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.splitlines() == [f"ssltui: error: {fixture_runs / STUDY_ID / 'config.toml'}: not UTF-8 text "
+                                       f"(damaged)"]
 
 
 def test_14_a_cancel_is_no_error_and_says_how_to_resume(tmp_path, runs_dir):

@@ -53,7 +53,10 @@ def test_the_text_dry_run_says_min_steps_decided(tmp_path):
 
 def test_every_phase_trains_the_epochs_and_steps_its_dry_run_printed(tmp_path):
     args = ("--preset", "smoke", "--method", "simclr", "--evaluation", "linear,semi", "--device", "cpu",
-            "--set", "semi.min_steps=40", "--set", "pretrain.epochs=1", "--set", "linear.epochs=2")
+            "--set", "data.synthetic_train_per_class=40", "--set", "data.synthetic_test_per_class=10",
+            "--set", "pretrain.batch_size=64", "--set", "semi.batch_size=16", "--set", "semi.min_steps=24",
+            "--set", "pretrain.epochs=1", "--set", "linear.epochs=2", "--set", "runtime.featuremaps=false",
+            "--set", "knn.every_epochs=0")
     plan = _plan(tmp_path, *args)
     out = _ssltui(tmp_path, "run", *args, "--json", "--quiet")
     assert out.returncode == 0, out.stderr

@@ -10,12 +10,15 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import last_json
+from conftest import cli_env, last_json
 from reliability_tools import finish, one_thread, read_events, spawn, wait_for  # noqa: F401 - one_thread: autouse
 from test_reliability_input import cli
 from ssltui.core.config import RunOptions
@@ -250,3 +253,92 @@ def test_sigint_stops_both_workers_at_a_checkpoint_exit_130(tmp_path: Path, data
         ck = torch.load(run / "checkpoints" / (phase.replace("/", "__") + ".pt"), weights_only=True)
         assert (ck["epoch"], ck["step_in_epoch"]) > (0, 0) and ck["epoch"] < 6
     assert not any(e.get("event") == "result" for e in read_events(run))
+
+
+def test_workers_change_nothing_but_time_at_default_threads(tmp_path: Path, data_dir: Path) -> None:
+    """Not pinned to one thread: the run's thread count (here two, a 2-core machine's default) is
+    what every worker uses, so the sums run in the sequential run's order."""
+    runs = tmp_path / "runs"
+    env = {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
+    # Batches large enough for two threads to split the sums: one thread gives other accuracies.
+    spec = {**TWO_LONG, "sets": ["data.synthetic_train_per_class=20", "data.synthetic_test_per_class=10",
+                                 "supervised.epochs=2", "supervised.batch_size=32", "runtime.featuremaps=false"]}
+    for name, workers in (("seq", 1), ("two", 2)):
+        rc, _, err = finish(spawn(runs, data_dir, *cli_args(spec, "--set", f"runtime.workers={workers}", "-q",
+                                                            "--run-id", name), env=env), timeout=480)
+        assert rc == 0, err
+    want = results_of(runs / "seq")
+    assert len(want) == 2 and results_of(runs / "two") == want
+    for name in ("seq", "two"):
+        assert json.loads((runs / name / "summary.json").read_text())["device"].startswith("cpu (2 threads)")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def test_ctrl_c_while_workers_start_is_one_clean_stop(tmp_path: Path, data_dir: Path) -> None:
+    """Ctrl-C reaches the whole process group, workers still importing torch included."""
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "ssltui", *cli_args(TWO_LONG, "--set", "runtime.workers=2",
+                                                                         "--json", "-q", "--run-id", "start")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env=cli_env(runs, data_dir, OMP_NUM_THREADS="1"), stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not [c for c in _children(proc.pid) if "spawn_main" in _cmdline(c)]:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(0.3)  # the workers are importing torch
+    os.killpg(proc.pid, signal.SIGINT)
+    rc, out, err = finish(proc, timeout=120)
+    assert rc == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert last_json(out)["status"] == "interrupted"
+
+
+def test_one_sigterm_stops_a_study_whose_worker_is_sigstopped(tmp_path: Path, data_dir: Path) -> None:
+    """A worker that does not answer (SIGSTOP) is killed once the stop limit has passed; the
+    run ends interrupted, the other worker's phase saved at a checkpoint."""
+    runs, run = tmp_path / "runs", tmp_path / "runs" / "frozen"
+    proc = spawn(runs, data_dir, *cli_args(TWO_LONG, "--set", "runtime.workers=2", "--json", "-q", "--run-id",
+                                           "frozen"), env={"SSLTUI_WORKER_STOP_SECONDS": "3"})
+    stepping: dict[str, int] = {}
+
+    def both_stepping(e: dict) -> bool:
+        if e.get("event") == "step":
+            stepping[e["phase"]] = e
+        return len(stepping) == 2
+
+    wait_for(run, proc, both_stepping)
+    pids = worker_pids(run)
+    frozen = pids[1]
+    os.kill(frozen, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rc, out, err = finish(proc, timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        for pid in (*pids.values(), proc.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    assert rc == 130, err
+    assert took < 30, took
+    assert "Traceback" not in err and last_json(out)["status"] == "interrupted"
+    assert f"worker 1 (pid {frozen}, cpu) did not stop within 3 s and was killed" in err, err
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    assert {p for p, rec in summary["phases"].items() if rec["status"] == "interrupted"} == set(stepping)
+    assert not Path(f"/proc/{frozen}").exists() or "Z" in Path(f"/proc/{frozen}/stat").read_text().split()[2]

@@ -9,9 +9,11 @@ throw-away cluster started here with .ci/postgres; the test skips only when neit
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -68,3 +70,44 @@ def test_two_workers_share_a_sweep_and_run_every_grid_point_once(postgres_url, t
     for store, trials in zip(stores, ran):  # each trial's run is in its own worker's store, and only there
         local = {p.name for p in Path(store).iterdir() if (p / "summary.json").is_file()}
         assert local == {t["run_id"] for t in trials}
+
+
+@pytest.fixture
+def own_postgres():
+    """A server of this test's own, which it stops in the middle of a trial: (url, stop)."""
+    where = tempfile.mkdtemp(prefix="ssltui-pg-")
+    script = str(REPO / ".ci" / "postgres")
+    start = subprocess.run([script, "start", where], capture_output=True, text=True, timeout=120)
+    if start.returncode != 0:
+        pytest.skip(f"no PostgreSQL server could be started ({start.stderr.strip() or start.stdout.strip()})")
+
+    def stop() -> None:
+        subprocess.run([script, "stop", where], capture_output=True, timeout=120)
+
+    try:
+        yield start.stdout.strip().split("=", 1)[1].strip("'"), stop
+    finally:
+        stop()
+
+
+def test_a_lost_server_is_one_line_exit_3_and_the_json_still_printed(own_postgres, tmp_path, data_dir):
+    url, stop_server = own_postgres
+    runs = tmp_path / "runs"
+    args = sweep_command(30, "--param", "supervised.lr=0.1,0.05", "--name", "lost", "--storage", url, "--quiet")
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=cli_env(runs, data_dir), stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not list(runs.glob("*-lost-t0-*/checkpoints/*.pt")):  # the first trial is training
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.1)
+    stop_server()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 3, err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("ssltui: error: lost the sweep storage "), err
+    assert "postgres@" in err and "Traceback" not in err and "exceeding max length" not in err
+    doc = last_json(out)
+    assert doc["status"] == "failed" and doc["sweep"] == "lost" and doc["error"] == err.strip()[len("ssltui: error: "):]
+    # The trial's run stopped at a checkpoint: it resumes once the server is back.
+    [run] = list(runs.glob("*-lost-t0-*"))
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and "lost the sweep storage" in summary["error"]

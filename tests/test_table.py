@@ -155,3 +155,120 @@ def test_caveats_name_data_the_paper_did_not_use(tmp_path):
     assert "not recorded" in build_table(store.list(), []).caveats[0]
     empty = build_table([], [])
     assert empty.caveats == ["no finished results in these runs yet"] and not any(r.measured for r in empty.rows)
+
+
+# ---------------------------------------------------------------- pooling like with like
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+
+
+def _part(method: str, evaluation: list[str], seeds: list[int], labels: list[float] = (0.01,), **sections) -> dict:
+    part = {"description": "a part", "method": method, "evaluation": list(evaluation), "labels": list(labels),
+            "seeds": list(seeds), "linear": {"epochs": 30, "lr": 0.1, "checkpoint_every": 10},
+            "pretrain": {"epochs": 100, "lr": 0.3}, "runtime": {"checkpoint_seconds": 60.0, "amp": "auto"}}
+    for section, values in sections.items():
+        part[section] = {**part.get(section, {}), **values}
+    return part
+
+
+def _config_text(parts: list[dict], data: str = "cifar10", description: str = "run") -> str:
+    lines = [f'preset = "paper"', f"description = {json.dumps(description)}", f"data = {json.dumps(data)}",
+             'device = "cpu"']
+    for part in parts:
+        lines.append("\n[[parts]]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in part.items() if not isinstance(v, dict)]
+        for section, values in part.items():
+            if isinstance(values, dict):
+                lines.append(f"\n[parts.{section}]")
+                lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _run(store: RunStore, group: str, results: list[dict], started: float, parts: list[dict] | None,
+         status: str = "completed", sweep: dict | None = None, **config) -> str:
+    rid = _fake_run(store, group, results, started)
+    doc = json.loads((store.root / rid / "summary.json").read_text())
+    doc["status"] = status
+    if sweep is not None:
+        doc["sweep"] = sweep
+    atomic_write_json(store.root / rid / "summary.json", doc)
+    if parts is not None:
+        (store.root / rid / "config.toml").write_text(_config_text(parts, **config))
+    return rid
+
+
+def test_results_pool_across_seeds_only_when_every_other_setting_agrees(tmp_path):
+    store = RunStore(tmp_path)
+    # seeds 0 and 2 with the same settings (the description, labels list, evaluations and
+    # checkpointing differ: none of them changes a number) pool; seed 1 trained its probe at lr 0.2
+    _run(store, "g", [_res("simclr", "linear", 0.01, 0, 0.60)], 1.0, [_part("simclr", ["linear"], [0])])
+    _run(store, "g", [_res("simclr", "linear", 0.01, 1, 0.30)], 2.0,
+         [_part("simclr", ["linear"], [1], linear={"lr": 0.2})])
+    _run(store, "g", [_res("simclr", "linear", 0.01, 2, 0.64)], 3.0,
+         [{**_part("simclr", ["linear", "knn"], [2], labels=[0.01, 0.1], linear={"checkpoint_every": 5},
+                   runtime={"checkpoint_seconds": 30.0}), "description": "another"}], description="other")
+    t = build_table(store.list(), [])
+    rows = [r for r in t.rows if (r.method, r.evaluation) == ("simclr", "linear")]
+    assert len(rows) == 2, [r.name for r in rows]
+    pooled, alone = sorted(rows, key=lambda r: -len(r.cells[0].ours))
+    assert pooled.cells[0].seeds == [0, 2] and pooled.cells[0].mean == pytest.approx(62.0)
+    assert alone.cells[0].seeds == [1] and alone.cells[0].mean == pytest.approx(30.0)
+    assert "linear.lr=0.1" in pooled.name and "linear.lr=0.2" in alone.name  # what differs, in the row's name
+    assert pooled.differs == {"linear.lr": 0.1} and alone.differs == {"linear.lr": 0.2}
+    assert t.to_json()["rows"][1]["differs"] == {"linear.lr": 0.1}
+
+
+def test_results_on_other_data_or_pretraining_are_separate_rows(tmp_path):
+    store = RunStore(tmp_path)
+    _run(store, "g", [_res("rotnet", "linear", 0.01, 0, 0.40)], 1.0, [_part("rotnet", ["linear"], [0])])
+    _run(store, "g", [_res("rotnet", "linear", 0.01, 1, 0.50)], 2.0, [_part("rotnet", ["linear"], [1])],
+         data="synthetic")
+    _run(store, "g", [_res("rotnet", "linear", 0.01, 2, 0.45)], 3.0,
+         [_part("rotnet", ["linear"], [2], pretrain={"epochs": 200})])
+    rows = [r for r in build_table(store.list(), []).rows if r.method == "rotnet" and r.evaluation == "linear"]
+    assert sorted(len(r.cells[0].ours) for r in rows) == [1, 1, 1]
+    names = " | ".join(r.name for r in rows)
+    assert "data=synthetic" in names and "pretrain.epochs=200" in names
+
+
+def test_default_table_is_the_newest_group_with_a_finished_result(run_cli, runs_dir):
+    store = RunStore(runs_dir)
+    _run(store, "finished", [_res("supervised", "supervised", 0.01, 0, 0.5)], 1.0,
+         [_part("supervised", ["supervised"], [0])])
+    _run(store, "stopped", [], 2.0, [_part("supervised", ["supervised"], [0])], status="interrupted")
+    js = json.loads(run_cli("table", "--json").stdout)
+    assert js["group"] == "finished" and js["rows"][0]["cells"][0]["ours_mean"] == pytest.approx(50.0)
+    stopped = json.loads(run_cli("table", "stopped", "--json").stdout)  # still there when asked for by name
+    assert stopped["group"] == "stopped" and "no finished results" in stopped["caveats"][-1]
+
+
+def test_table_of_a_sweep_shows_the_chosen_trial_and_says_so(run_cli, runs_dir):
+    from optuna.trial import TrialState
+
+    from ssltui.core.sweep.study import Sweep, storage_url
+    from tests.sweep_fixtures import _definition, _trial
+
+    store = RunStore(runs_dir)
+    parts = lambda lr: [_part("simclr", ["linear"], [0], linear={"lr": lr})]  # noqa: E731
+    chosen = _run(store, "lr-sweep", [_res("simclr", "linear", 0.01, 0, 0.664)], 1.0, parts(0.1),
+                  sweep={"name": "lr-sweep", "trial": 0, "params": {"linear.lr": 0.1}})
+    other = _run(store, "lr-sweep", [_res("simclr", "linear", 0.01, 0, 0.367)], 2.0, parts(0.2),
+                 sweep={"name": "lr-sweep", "trial": 1, "params": {"linear.lr": 0.2}})
+    sweep = Sweep.start(storage_url(None, store.sweeps_dir()), "lr-sweep",
+                        _definition(["linear.lr=log:0.001:1.0", "linear.weight_decay=0.0,0.0005"], "tpe", 2, False))
+    sweep.study.add_trial(_trial(TrialState.COMPLETE, 0.1, 0.0, 0.66, chosen))
+    sweep.study.add_trial(_trial(TrialState.COMPLETE, 0.2, 0.0, 0.37, other))
+    js = json.loads(run_cli("table", "lr-sweep", "--json").stdout)
+    (row,) = [r for r in js["rows"] if r["method"] == "simclr" and r["evaluation"] == "linear"]
+    assert row["cells"][0]["ours"] == pytest.approx([66.4])  # the chosen trial's, not the newest trial's 36.70
+    assert js["runs"] == [chosen]
+    assert any("chosen trial 0" in c and "ssltui sweep show lr-sweep" in c for c in js["caveats"]), js["caveats"]
+    rich = run_cli("table", "lr-sweep", COLUMNS="200")
+    assert "chosen trial 0" in rich.stdout and "36.70" not in rich.stdout

@@ -6,6 +6,8 @@ screen's own tests are in test_tui_sweep.py)."""
 from __future__ import annotations
 
 import subprocess
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -101,7 +103,7 @@ def test_delete_and_archive_ask_first(tui_store):
         await pilot.press("A")
         await wait_until(pilot, lambda: isinstance(app.screen, Confirm), 20, "the confirmation")
         await pilot.pause()
-        await shows(pilot, "Archive 2 marked runs?")
+        await shows(pilot, "Archive 2 marked runs:")
         await pilot.press("y")
         await wait_until(pilot, lambda: not row_ids(browser), 10, "the list to empty")
         assert sorted(p.name for p in (tui_store / ".archive").iterdir()) == [STUDY_ID, SMOKE_ID]
@@ -143,9 +145,10 @@ def test_the_first_seconds_of_a_launch_say_what_happens(tui_store, spawned):
         await wait_until(pilot, lambda: isinstance(app.screen, LiveScreen), 20,
                          f"the live screen, not {app.screen}")
         argv, run_id, kind = spawned[0]
-        assert kind == "run" and "--method" not in argv
-        assert argv[argv.index("--preset") + 1] == "paper-smoke" and argv[argv.index("--data") + 1] == "synthetic"
-        assert argv[argv.index("--labels") + 1] == "0.01,0.1"
+        assert kind == "run" and "--method" not in argv and "--preset" not in argv
+        config = tomllib.loads(Path(argv[argv.index("--config") + 1]).read_text())
+        assert config["preset"] == "paper-smoke" and config["data"] == "synthetic"
+        assert all(part["labels"] == [0.01, 0.1] for part in config["parts"])
         await wait_until(pilot, lambda: "starting: Python is importing torch" in screen_text(app), 20, "starting")
         assert "· starting" in screen_text(app).splitlines()[1] and "0%" not in screen_text(app)
 

@@ -77,32 +77,35 @@ def test_pool_averages_blocks():
 
 def test_thumbnails_halfblocks_with_colour_and_ascii_without(tmp_path):
     doc = json.loads((make_fixture_runs(tmp_path / "runs") / STUDY_ID / "featuremaps.json").read_text())
-    colour = render_maps(doc, 0, color=True, width=118, height=35)
+    colour = render_maps(doc, 0, color=True, width=118, height=35, compact=True)
     assert "▀" in colour.plain and any(span.style and " on " in str(span.style) for span in colour.spans)
-    ascii_ = _plain(render_maps(doc, 0, color=False, width=118, height=35))
+    ascii_ = _plain(render_maps(doc, 0, color=False, width=118, height=35, compact=True))
     assert "▀" not in ascii_
     lines = ascii_.splitlines()
     # the input at its own 32x32 pixels: 32 columns, 16 lines, beside the models
     assert lines[0].startswith("airplane" + " " * 24 + "│supervised · seed 0")
     assert all(set(line[:32]) <= set(SHADES) for line in lines[1:17])
-    # 120x40: two models side by side at 8x8 px, the third under them; four channels a stage
+    # 120x40, every model at once (z): two side by side at 8x8 px, the third under them; four channels
     assert "│simclr · seed 0" in lines[0] and "rotnet · seed 0" in ascii_
     stage1 = lines[1].split("│")[1]
-    assert stage1.startswith("s1 ") and [len(t) for t in stage1[3:].split(" ")] == [8, 8, 8, 8]
-    assert lines[-2] == "image 1/4: airplane (test image #0)"
-    assert lines[-1] == "rows s1-s3: end of stages 1-3, 4 most active channels, 8x8 px"
+    assert stage1.startswith("s1 ") and [len(t) for t in stage1[3:].split("|")] == [8, 8, 8, 8]
+    assert lines[-3] == "image 1/4: airplane (test image #0)"
+    assert lines[-2] == "rows s1-s3: end of stages 1-3, 4 most active channels, 8x8 px"
 
 
-@pytest.mark.parametrize("size,thumb,models", [((78, 19), 8, [0]), ((118, 35), 8, [0, 1, 2]),
-                                               ((198, 55), 16, [0, 1, 2]), ((238, 70), 16, [0, 1, 2])])
+@pytest.mark.parametrize("size,thumb,models", [((78, 19), 8, [0]), ((118, 35), 16, [0]),
+                                               ((198, 55), 32, [0]), ((238, 70), 32, [0, 1])])
 def test_feature_maps_grow_with_the_terminal(size, thumb, models):
-    """8x8 thumbnails at 80x24 (one model at a time), 16x16 for every model at 200x60."""
+    """The largest thumbnails a model fits at, a page of the models that fit: 8x8 at 80x24,
+    16x16 at 120x40, 32x32 (stage 1; its own resolution) from 200x60."""
     layout = plan_layout(size[0], size[1] - 2, n_models=3, n_channels=4)
     assert (layout.thumb, layout.models, layout.channels) == (thumb, models, 4)
     assert layout.input_px == 32
     assert layout.block_width * layout.per_row + layout.per_row - 1 + 33 <= size[0]
-    alone = plan_layout(size[0], size[1] - 2, n_models=3, n_channels=4, view=2)  # `v`: model 2 alone, larger
-    assert alone.models == [1] and alone.thumb >= layout.thumb
+    page = plan_layout(size[0], size[1] - 2, n_models=3, n_channels=4, view=1)  # `v`: the next page
+    assert page.thumb == layout.thumb and page.models and page.models[0] == models[-1] + 1
+    every = plan_layout(size[0], size[1] - 2, n_models=3, n_channels=4, compact=True)  # `z`
+    assert every.thumb <= layout.thumb
 
 
 def test_damaged_feature_maps_say_what_is_wrong(tmp_path):
@@ -174,10 +177,8 @@ def test_launch_request_refuses_bad_values_with_the_reason():
     with pytest.raises(ConfigError, match="milestones"):
         req.validate()
     req.sets = {"supervised.epochs": "2"}
-    req.validate()
-    argv = req.argv("RID", REPO / "runs")
-    assert argv[1:4] == ["-m", "ssltui", "run"] and "--quiet" in argv
-    assert argv[argv.index("--labels") + 1] == "0.1" and "supervised.epochs=2" in argv
+    plan = req.resolved()
+    assert plan.parts[0].labels == [0.1] and plan.parts[0].supervised.epochs == 2
     assert parse_fractions("1%, 0.1") == [0.01, 0.1]
     with pytest.raises(ConfigError):
         parse_fractions("150%")
@@ -281,9 +282,9 @@ def test_study_presets_and_their_hyperparameters():
     assert params["supervised.epochs"].value and "simclr.temperature" in params and "semi.frozen_stages" in params
     req = LaunchRequest(preset="paper", method="study", labels="0.01,0.1", seeds="0", data="synthetic",
                         sets={"linear.epochs": "5"})
-    req.validate()
-    argv = req.argv("RID", REPO / "runs")
-    assert "--method" not in argv and argv[argv.index("--preset") + 1] == "paper" and "linear.epochs=5" in argv
+    plan = req.resolved()
+    assert plan.preset == "paper" and len(plan.parts) > 1
+    assert all(p.linear.epochs == 5 for p in plan.parts if "linear" in p.evaluation)
 
 
 def test_a_preset_names_its_data_and_the_smoke_presets_name_synthetic():

@@ -6,7 +6,6 @@ Module-level imports stay light (no torch): `ssltui --help`, `presets` and `runs
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -14,6 +13,9 @@ from typing import Optional
 
 import typer
 
+from ssltui.cli import jsonout
+from ssltui.cli import options as opt
+from ssltui.cli.jsonout import emit, emit_error
 from ssltui.cli.sweep import sweep_app
 import importlib.util
 
@@ -23,6 +25,7 @@ from ssltui.core.notes import RunNotes
 from ssltui.core.plan import find_to_resume, plan_from_toml, plan_to_toml
 from ssltui.core.presets import DEFAULT_PRESET
 from ssltui.core.schedule import known_class_counts
+from ssltui.core.stop import StopToken, on_stop_signals
 
 app = typer.Typer(
     name="ssltui",
@@ -72,36 +75,15 @@ def main(ctx: typer.Context) -> None:
 
 # ---------------------------------------------------------------- run / resume
 
-RUNS_DIR_OPT = typer.Option(None, "--runs-dir", help="run store (default: $SSLTUI_RUNS_DIR or the user data dir)")
+def _stop_on_signals() -> StopToken:
+    """The run's stop token, asked by SIGINT/SIGTERM (a second one exits at once): the data load
+    polls it, then the runner, its loop and its scheduler share it."""
+    stop = StopToken()
+    on_stop_signals(stop, "finishing the current step and saving a checkpoint", "the last checkpoint is whole")
+    return stop
 
 
-class _StopRequest:
-    """Where SIGINT/SIGTERM go: a flag the data load polls, then the runner once there is one."""
-
-    def __init__(self) -> None:
-        self.reason = ""
-        self.runner = None
-
-    def request_stop(self, reason: str) -> None:
-        self.reason = reason
-        if self.runner is not None:
-            self.runner.request_stop(reason)
-
-    def attach(self, runner) -> None:
-        self.runner = runner
-        if self.reason:
-            runner.request_stop(self.reason)
-
-
-def _install_signal_handlers(target) -> None:
-    """SIGINT/SIGTERM: the first asks `target` (anything with request_stop) to stop; a second exits."""
-    from ssltui.cli.signals import on_interrupt
-
-    on_interrupt(target.request_stop, "finishing the current step and saving a checkpoint",
-                 "the last checkpoint is whole")
-
-
-def _load_data(plan, opts, stop: _StopRequest, quiet: bool):
+def _load_data(plan, opts, stop: StopToken, quiet: bool):
     """Decode (or read the cache of) the data before any run folder exists: a bad --data leaves
     none behind, and a SIGTERM during a long decode ends it (exit 130)."""
     from ssltui.trainer.data.sources import load_source
@@ -114,11 +96,11 @@ def _load_data(plan, opts, stop: _StopRequest, quiet: bool):
 
     first = plan.data_settings
     return load_source(opts.data, data_dir(opts.data_dir), first.synthetic_train_per_class,
-                       first.synthetic_test_per_class, log=log, should_stop=lambda: stop.reason)
+                       first.synthetic_test_per_class, log=log, should_stop=stop.poll)
 
 
 def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store, raw=None,
-             stop: _StopRequest | None = None) -> int:
+             stop: StopToken | None = None) -> int:
     from ssltui.cli.progress import make_progress
 
     # The id to resume or show the run by, from the first second (before torch is imported), where
@@ -129,11 +111,8 @@ def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store, 
     from ssltui.trainer.runner import Runner
 
     progress = make_progress(quiet)
-    runner = Runner(plan, run, opts, progress, cache_dir=store.cache_dir(), raw=raw)
-    if stop is None:
-        stop = _StopRequest()
-        _install_signal_handlers(stop)
-    stop.attach(runner)
+    runner = Runner(plan, run, opts, progress, cache_dir=store.cache_dir(), raw=raw,
+                    stop=stop if stop is not None else _stop_on_signals())
     code = ExitCode.OK
     try:
         runner.execute(resume=resume)
@@ -152,14 +131,14 @@ def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store, 
             progress.close()
     summary = runner.summary
     if json_out:
-        print(json.dumps({
+        emit({
             # No summary run id: refused before starting (e.g. the run is locked by another process).
             "run_id": run.id, "status": summary.status if summary.run_id else "refused",
             "group": summary.group or None, "error": summary.error, "timings": summary.timings,
             "results": [r.model_dump(include={"method", "evaluation", "labels", "seed", "test_acc", "val_acc",
                                               "probe"})
                         for r in summary.results],
-        }), flush=True)
+        })
     elif summary.results:
         from ssltui.view.tables import results_table
 
@@ -200,11 +179,10 @@ def _dry_run(plan, opts, json_out: bool, counts) -> int:
 
     config = plan_to_toml(plan, opts)
     if json_out:
-        print(json.dumps({"dry_run": True, "preset": plan.preset, "data": opts.data, "device": opts.device,
-                          "devices": opts.device_list(), "phases": [describe(n.name) for n in graph.phases],
-                          "plan": [entry(n) for n in graph.phases], "config": config,
-                          "graph": [{"node": n.name, "kind": n.kind, "needs": list(n.needs)} for n in graph.nodes]}),
-              flush=True)
+        emit({"dry_run": True, "preset": plan.preset, "data": opts.data, "device": opts.device,
+              "devices": opts.device_list(), "phases": [describe(n.name) for n in graph.phases],
+              "plan": [entry(n) for n in graph.phases], "config": config,
+              "graph": [{"node": n.name, "kind": n.kind, "needs": list(n.needs)} for n in graph.nodes]})
     else:
         print(config, end="")
         after = {n.name: " after " + ", ".join(graph.node(d).describe().split(" (")[0] for d in n.needs)
@@ -216,26 +194,28 @@ def _dry_run(plan, opts, json_out: bool, counts) -> int:
 
 @app.command()
 def run(
-    preset: str = typer.Option(DEFAULT_PRESET, "--preset", "-p", help="preset name or .toml path (see `ssltui presets`)"),
-    method: Optional[str] = typer.Option(None, "--method", help=" | ".join(registry.method_names())),
-    evaluation: Optional[str] = typer.Option(None, "--evaluation", help="comma list of supervised, linear, semi, knn"),
-    labels: Optional[str] = typer.Option(None, "--labels", help="label fractions, e.g. 0.01,0.1"),
-    seeds: Optional[str] = typer.Option(None, "--seeds", help="seeds, e.g. 0,1,2"),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    preset: opt.Preset = None,
+    config: Optional[Path] = typer.Option(None, "--config",
+                                          help="a resolved run configuration (a run's config.toml, or the file the "
+                                               "app writes): trained as it is, no preset or option resolved again"),
+    method: opt.Method = None,
+    evaluation: opt.Evaluation = None,
+    labels: opt.Labels = None,
+    seeds: opt.Seeds = None,
+    device: opt.Device = "auto",
     devices: Optional[str] = typer.Option(None, "--devices",
                                           help="phases side by side on these devices, e.g. cuda:0,cuda:1 "
                                                "(one worker process each unless runtime.workers says more)"),
-    data: Optional[str] = typer.Option(None, "--data", help="cifar10 | synthetic | folder:PATH (folder or .tar.gz); "
-                                       "default: the preset's data source, else cifar10"),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="download/cache dir (default: $SSLTUI_DATA_DIR or the user cache dir)"),
-    sets: list[str] = typer.Option([], "--set", help="override a hyperparameter: key=value (repeatable)"),
-    runs_dir: Optional[Path] = RUNS_DIR_OPT,
+    data: opt.Data = None,
+    data_dir: opt.DataDir = None,
+    sets: opt.Sets = [],  # noqa: B006 - typer's default for a repeatable option, never mutated
+    runs_dir: opt.RunsDir = None,
     group: Optional[str] = typer.Option(None, "--group", help="group name for `ssltui table` (default: the run id)"),
     run_id: Optional[str] = typer.Option(None, "--run-id", help="use this (new or empty) run folder name"),
     resume: bool = typer.Option(False, "--resume", help="continue the newest unfinished run of the same configuration"),
-    no_cache: bool = typer.Option(False, "--no-cache", help="do not reuse pretrained encoders from earlier runs"),
-    json_out: bool = typer.Option(False, "--json", help="print one JSON object as stdout's last line"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress on stderr"),
+    no_cache: opt.NoCache = False,
+    json_out: opt.JsonOut = False,
+    quiet: opt.Quiet = False,
     dry_run: bool = typer.Option(False, "--dry-run", help="check everything, print the resolved plan, train nothing"),
 ) -> int:
     """Train and evaluate: pretraining, then each evaluation at each label fraction and seed."""
@@ -244,7 +224,23 @@ def run(
     from ssltui.core.presets import resolve_typed
     from ssltui.core.store import RunStore
 
-    plan = resolve_typed(preset, method, evaluation, labels, seeds, sets)
+    if config is not None:
+        from ssltui.core.plan import read_plan_file
+
+        given = [flag for flag, value in (("--preset", preset), ("--method", method), ("--evaluation", evaluation),
+                                          ("--labels", labels), ("--seeds", seeds), ("--set", sets),
+                                          ("--data", data), ("--devices", devices), ("--data-dir", data_dir),
+                                          ("--group", group), ("--no-cache", no_cache))
+                 if value] + (["--device"] if device != "auto" else [])
+        if given:
+            raise ConfigError(f"--config holds the whole configuration; drop {', '.join(given)} "
+                              f"(or edit the file)")
+        plan, file_opts = read_plan_file(config)
+        data, data_dir, device, group = file_opts.data, file_opts.data_dir, file_opts.device, file_opts.group
+        devices = ",".join(file_opts.devices) or None
+        no_cache = not file_opts.use_cache
+    else:
+        plan = resolve_typed(preset or DEFAULT_PRESET, method, evaluation, labels, seeds, sets)
     data = data if data is not None else plan.data or "cifar10"
     try:
         kind, where = parse_source(data)
@@ -264,15 +260,16 @@ def run(
     if dry_run:
         counts = known_class_counts(kind, plan.data_settings.synthetic_train_per_class)
         if counts is None:  # a folder: its size is known once it is read (cached for the run)
-            raw = _load_data(plan, opts, _StopRequest(), quiet)
+            raw = _load_data(plan, opts, StopToken(), quiet)
             counts = tuple(int((raw.train_y == c).sum()) for c in range(raw.num_classes))
         return _dry_run(plan, opts, json_out, counts)
     store = _store(runs_dir)
-    stop = _StopRequest()
-    _install_signal_handlers(stop)
-    # A folder made already (the TUI makes one, then starts this) records a data error in its
-    # summary, so the runner loads; otherwise load first, so a data error makes no folder.
-    premade = run_id is not None and (store.root / run_id).is_dir()
+    store.check_writable()  # before the data loads: a read-only runs dir fails in a second, not after a decode
+    stop = _stop_on_signals()
+    # A folder made already by another launcher records a data error in its summary, so the runner
+    # loads; otherwise (and always with --config, as the app launches) load first, so a data error
+    # writes nothing into the run folder.
+    premade = run_id is not None and (store.root / run_id).is_dir() and config is None
     raw = None if premade else _load_data(plan, opts, stop, quiet)
     if raw is not None:
         from ssltui.trainer.twoview import check_fits_data
@@ -290,7 +287,7 @@ def run(
 @app.command()
 def resume(
     run_id: str = typer.Argument(..., help="run id (or a unique prefix/suffix)"),
-    runs_dir: Optional[Path] = RUNS_DIR_OPT,
+    runs_dir: opt.RunsDir = None,
     json_out: bool = typer.Option(False, "--json"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> int:
@@ -316,8 +313,8 @@ def presets(json_out: bool = typer.Option(False, "--json", help="JSON list")) ->
 
     items = list_presets(warn=_warn)
     if json_out:
-        print(json.dumps([{"name": i.name, "method": i.method, "evaluation": i.evaluation,
-                           "kind": i.kind, "description": i.description, "path": str(i.path)} for i in items]))
+        emit([{"name": i.name, "method": i.method, "evaluation": i.evaluation,
+               "kind": i.kind, "description": i.description, "path": str(i.path)} for i in items])
         return
     from ssltui.view.tables import presets_table
 
@@ -328,13 +325,13 @@ NEWEST_RUNS = 50  # rows of `ssltui runs` on a terminal without --all
 
 
 @app.command()
-def runs(runs_dir: Optional[Path] = RUNS_DIR_OPT, json_out: bool = typer.Option(False, "--json"),
+def runs(runs_dir: opt.RunsDir = None, json_out: bool = typer.Option(False, "--json"),
          all_runs: bool = typer.Option(False, "--all",
                                        help=f"every run (a terminal shows the newest {NEWEST_RUNS})")) -> None:
     """List saved runs, running ones first, then newest first."""
     store = _store(runs_dir)
     if json_out:
-        print(json.dumps([i.to_json() for i in store.list()]))
+        emit([i.to_json() for i in store.list()])
         return
     console = _stdout_console()
     # A pipe or a file gets every run as plain lines (for grep); a terminal a table of the newest.
@@ -361,7 +358,7 @@ def runs(runs_dir: Optional[Path] = RUNS_DIR_OPT, json_out: bool = typer.Option(
 @app.command()
 def note(run_id: str = typer.Argument(..., help="run id (or a unique prefix/suffix)"),
          text: Optional[str] = typer.Argument(None, help="the note (omit it to print the note; '' clears it)"),
-         runs_dir: Optional[Path] = RUNS_DIR_OPT) -> None:
+         runs_dir: opt.RunsDir = None) -> None:
     """Read or write a run's note (shown by `ssltui show` and the app)."""
     rd = _store(runs_dir).get(run_id)
     notes = rd.read_notes()
@@ -375,7 +372,7 @@ def note(run_id: str = typer.Argument(..., help="run id (or a unique prefix/suff
 def tag(run_id: str = typer.Argument(..., help="run id (or a unique prefix/suffix)"),
         tags: list[str] = typer.Argument(None, help="tags to add (letters, digits, _.:+-)"),
         remove: bool = typer.Option(False, "--remove", help="remove these tags instead"),
-        runs_dir: Optional[Path] = RUNS_DIR_OPT) -> None:
+        runs_dir: opt.RunsDir = None) -> None:
     """Add or remove a run's tags (listed by `ssltui runs`; the app's filter reads tag:NAME)."""
     rd = _store(runs_dir).get(run_id)
     notes = rd.read_notes()
@@ -391,20 +388,27 @@ def tag(run_id: str = typer.Argument(..., help="run id (or a unique prefix/suffi
 def maps(run_id: str = typer.Argument(..., help="run id (or a unique prefix/suffix)"),
          image: Optional[int] = typer.Option(None, "--image", help="only this image (0-based)"),
          ascii_only: bool = typer.Option(False, "--ascii", help="plain ASCII shading even on a colour terminal"),
-         runs_dir: Optional[Path] = RUNS_DIR_OPT) -> None:
+         png: Optional[Path] = typer.Option(None, "--png", help="write them as PNG images into this folder instead"),
+         runs_dir: opt.RunsDir = None) -> None:
     """Feature-map thumbnails of a finished run: 4 channels at the end of each stage, per model."""
     from ssltui.cli.maps import print_maps
 
-    print_maps(_store(runs_dir), run_id, image, ascii_only)
+    print_maps(_store(runs_dir), run_id, image, ascii_only, png)
 
 
 @app.command()
-def show(run_id: str = typer.Argument(...), runs_dir: Optional[Path] = RUNS_DIR_OPT,
+def show(run_id: str = typer.Argument(...), runs_dir: opt.RunsDir = None,
+         config: bool = typer.Option(False, "--config", help="print only the run's configuration (config.toml, "
+                                                             "as TOML)"),
          json_out: bool = typer.Option(False, "--json")) -> None:
-    """A run's configuration, results and curves."""
+    """A run's results, warnings and curves; its configuration with --config."""
     from ssltui.core.events import Epoch, warning_messages
 
     rd = _store(runs_dir).get(run_id)
+    if config:  # the file as written: valid TOML for a file or `--preset`, never wrapped to the terminal
+        sys.stdout.write(rd.read_config_text())
+        sys.stdout.flush()
+        return
     info = rd.info()
     events = rd.read_events()
     epochs = [e for e in events if isinstance(e, Epoch)]
@@ -414,17 +418,18 @@ def show(run_id: str = typer.Argument(...), runs_dir: Optional[Path] = RUNS_DIR_
     except ConfigError as exc:  # a damaged config.toml hides nothing else of the run
         config_text, config_error = None, exc.message
     if json_out:
-        print(json.dumps({"run": info.to_json(), "summary": info.summary.model_dump(mode="json") if info.summary else None,
-                          "config": config_text, "config_error": config_error,
-                          "epochs": [e.to_json() for e in epochs], "warnings": warnings}))
+        emit({"run": info.to_json(), "summary": info.summary.model_dump(mode="json") if info.summary else None,
+              "config": config_text, "config_error": config_error,
+              "epochs": [e.to_json() for e in epochs], "warnings": warnings})
     else:
-        _print_run(info, config_text or "", config_error, warnings, epochs)
+        _print_run(info, config_error, warnings, epochs)
     if config_error:  # shown above with the rest; still a damaged file, as every command reports one
         raise ConfigError(config_error)
 
 
-def _print_run(info, config_text: str, config_error: str | None, warnings: list[str], epochs: list) -> None:
-    """`show`'s text: header, configuration (or why it cannot be shown), results, warnings, curves."""
+def _print_run(info, config_error: str | None, warnings: list[str], epochs: list) -> None:
+    """`show`'s text: header, results, warnings, curves, and where the configuration is (or why
+    it cannot be shown)."""
     from rich.text import Text
 
     from ssltui.cli.render import curves_report
@@ -432,14 +437,14 @@ def _print_run(info, config_text: str, config_error: str | None, warnings: list[
 
     console = _stdout_console()
     console.print(run_header(info))
-    if config_error:
-        console.print(Text(f"config: {config_error}", style="yellow"), soft_wrap=True)
-    else:
-        console.print(config_text, markup=False, highlight=False)
     if info.results:
         console.print(results_table(info.results))
     for message in warnings:
         console.print(Text(f"warning: {message}", style="yellow"), soft_wrap=True)
+    if config_error:
+        console.print(Text(f"config: {config_error}", style="yellow"), soft_wrap=True)
+    else:
+        console.print(Text(f"configuration: ssltui show {info.id} --config", style="dim"), soft_wrap=True)
     color = console.color_system is not None  # a pipe or NO_COLOR: plain text, no escape codes
     for part in curves_report(epochs, console.width, color):
         if isinstance(part, str):
@@ -452,7 +457,7 @@ def _print_run(info, config_text: str, config_error: str | None, warnings: list[
 def table(group: Optional[str] = typer.Argument(None, help="group or run id (default: the newest run's group)"),
           fmt: str = typer.Option("rich", "--format", help="rich | markdown | csv | json"),
           json_out: bool = typer.Option(False, "--json", help="same as --format json"),
-          runs_dir: Optional[Path] = RUNS_DIR_OPT) -> None:
+          runs_dir: opt.RunsDir = None) -> None:
     """Table 1 of the paper beside ours: paper, ours (mean ± std over seeds), difference."""
     from ssltui.cli.table import table_command
 
@@ -483,6 +488,7 @@ _USAGE_ERRORS = _usage_errors()
 
 def entry() -> None:
     """Console-script entry: every error is one line and an exit code, never a traceback."""
+    jsonout.reset()
     try:
         rv = app(prog_name="ssltui", standalone_mode=False)
     except typer.Exit as exc:
@@ -490,14 +496,17 @@ def entry() -> None:
     except typer.Abort:
         sys.exit(ExitCode.INTERRUPTED)
     except _USAGE_ERRORS as exc:  # usage errors: bad option, missing argument
-        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-        _err(" ".join(message.split()))
+        message = " ".join((exc.format_message() if hasattr(exc, "format_message") else str(exc)).split())
+        _err(message)
+        emit_error(message, ExitCode.USAGE)
         sys.exit(ExitCode.USAGE)
     except SsltuiError as exc:
         _err(exc.message)
+        emit_error(exc.message, exc.exit_code)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         _err("interrupted")
+        emit_error("interrupted", ExitCode.INTERRUPTED)
         sys.exit(ExitCode.INTERRUPTED)
     except BrokenPipeError:
         sys.exit(0)
@@ -505,6 +514,8 @@ def entry() -> None:
         if os.environ.get("SSLTUI_DEBUG"):
             raise
         first = first_line(exc, "")[:200]
-        _err(f"internal error: {type(exc).__name__}: {first} (SSLTUI_DEBUG=1 shows the traceback)")
+        message = f"internal error: {type(exc).__name__}: {first} (SSLTUI_DEBUG=1 shows the traceback)"
+        _err(message)
+        emit_error(message, ExitCode.FAILED)
         sys.exit(ExitCode.FAILED)
     sys.exit(rv if isinstance(rv, int) else 0)

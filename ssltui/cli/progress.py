@@ -40,9 +40,11 @@ class RichProgress:
         narrow = self.console.width < 100
         self.progress = Progress(
             TextColumn("[bold]{task.description}", table_column=Column(width=20, no_wrap=True, overflow="ellipsis")),
-            BarColumn(bar_width=8 if narrow else 24),
+            BarColumn(bar_width=5 if narrow else 24),
             TaskProgressColumn(),
-            TextColumn("{task.fields[eta]}", table_column=Column(width=8, no_wrap=True)),
+            # as wide as its text (never cut: 'eta 1:0…' says nothing), at least an hour's width so
+            # that the bar does not move while the ETA counts down
+            TextColumn("{task.fields[eta]}", table_column=Column(min_width=len("eta 9:59:59"), no_wrap=True)),
             TextColumn("{task.fields[status]}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis")),
             console=self.console, transient=False, expand=True,
         )

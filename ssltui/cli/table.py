@@ -8,7 +8,7 @@ import json
 
 from ssltui.core.errors import ConfigError, quoted
 from ssltui.core.store import RunStore
-from ssltui.core.table import StudyTable, build_table
+from ssltui.core.table import StudyTable, build_table, measured
 from ssltui.view import format as fmt
 from ssltui.view.tables import table1, table1_footer
 
@@ -16,12 +16,14 @@ FORMATS = ("rich", "markdown", "csv", "json")
 
 
 def select_group(store: RunStore, group: str | None) -> tuple[str, list]:
-    """The runs of `group` (a group name or run id); default: the newest run's group."""
+    """The runs of `group` (a group name or run id); default: the group of the newest run with a
+    finished result (else the newest run's)."""
     infos = [i for i in store.list() if i.status not in ("damaged", "created")]
     if not infos:
         raise ConfigError(f"no runs in {store.root}")
     if group is None:
-        newest = max(infos, key=lambda i: i.started or 0)
+        finished = [i for i in infos if measured(i.results)]
+        newest = max(finished or infos, key=lambda i: i.started or 0)
         group = newest.group or newest.id
     chosen = [i for i in infos if i.group == group]
     if not chosen:  # a run id (or unique part of one) selects its whole group
@@ -34,6 +36,28 @@ def select_group(store: RunStore, group: str | None) -> tuple[str, list]:
     return group, sorted(chosen, key=lambda i: i.started or 0)
 
 
+def sweep_choice(store: RunStore, group: str, infos: list) -> tuple[list, list[str]]:
+    """Where `group` is a sweep's (its runs are its trials): the chosen trial's runs only, and a
+    note saying so. The sweep's storage (the run store's own) says which trial was chosen; where
+    it cannot, every trial stays, each setting its own row."""
+    trials = [i for i in infos if i.summary is not None and i.summary.sweep is not None
+              and i.summary.sweep.name == group]
+    if not trials:
+        return infos, []
+    from ssltui.core.sweep.report import open_report
+    from ssltui.core.sweep.study import storage_url
+
+    try:
+        best = open_report(storage_url(None, store.sweeps_dir()), group).best
+    except ConfigError as exc:
+        return infos, [f"sweep {group}: the chosen trial is unknown ({exc.message}); a row per setting tried"]
+    runs = [i for i in infos if best is not None and i.id == best.run_id]
+    if not runs:
+        return infos, [f"sweep {group}: no trial chosen yet; a row per setting tried "
+                       f"(ssltui sweep show {group})"]
+    params = ", ".join(f"{k}={v}" for k, v in best.params.items())
+    return runs, [f"sweep {group}: the chosen trial {best.number} ({params}) only, the best on the validation "
+                  f"split of {len(trials)} trials (every trial: ssltui sweep show {group})"]
 def render_markdown(t: StudyTable) -> str:
     head = ["Model"] + [f"{fmt.label_fraction(f)} {col}" for f in t.labels for col in ("paper", "ours", "diff")]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -72,8 +96,9 @@ def table_command(store: RunStore, group: str | None, output: str) -> str | None
     if output not in FORMATS:
         raise ConfigError(f"--format: {output!r} is not one of {', '.join(FORMATS)}")
     group, infos = select_group(store, group)
+    infos, notes = sweep_choice(store, group, infos)
     summaries = [i.summary.model_dump() for i in infos if i.summary is not None]
-    t = build_table(infos, summaries)
+    t = build_table(infos, summaries, notes=notes)
     if output == "json":
         return json.dumps({"group": group, **t.to_json()})
     if output == "markdown":

@@ -37,6 +37,12 @@ class DataError(SsltuiError):
     exit_code = ExitCode.DATA
 
 
+class StorageError(SsltuiError):
+    """A sweep's database that cannot be reached or answered in time (lost server, held lock)."""
+
+    exit_code = ExitCode.DATA
+
+
 class RunFailed(SsltuiError):
     """Training itself failed (non-finite loss, out of memory, disk full...)."""
 

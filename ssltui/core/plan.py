@@ -5,6 +5,7 @@ holds only the sections it reads (`RunConfig.reads`)."""
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 
 from ssltui.core.config import RunOptions, build_run_config, dumps_toml
 from ssltui.core.errors import ConfigError, first_line
@@ -24,18 +25,44 @@ def plan_to_toml(plan: Plan, opts: RunOptions) -> str:
     return dumps_toml(doc, HEADER)
 
 
-def plan_from_toml(run: RunDir) -> tuple[Plan, RunOptions]:
-    """The plan and options a run was started with (so a resume by id needs nothing else)."""
-    text = run.read_config_text()
+def plan_from_text(text: str, where: str) -> tuple[Plan, RunOptions]:
+    """The plan and options a run configuration holds; ConfigError naming `where` and its first
+    problem when the text is not one."""
     try:
         raw = tomllib.loads(text)
+        if not isinstance(raw.get("parts"), list) or not raw["parts"]:
+            raise ConfigError("no [[parts]]: not a run configuration (a run folder's config.toml is one)")
         parts = [build_run_config(p) for p in raw["parts"]]
         opts = RunOptions.model_validate(raw)
+        preset, description = raw.get("preset", "?"), raw.get("description", "")
+        if not isinstance(preset, str) or not isinstance(description, str):
+            raise ConfigError("preset and description must be strings")
     except (KeyError, TypeError, tomllib.TOMLDecodeError, ValueError) as exc:
-        raise ConfigError(f"{run.config_path}: unreadable run configuration ({first_line(exc)[:120]})") from None
+        raise ConfigError(f"{where}: unreadable run configuration ({first_line(exc)[:120]})") from None
     except ConfigError as exc:
-        raise ConfigError(f"{run.config_path}: {exc.message}") from None
-    return Plan(raw.get("preset", "?"), raw.get("description", ""), parts), opts
+        raise ConfigError(f"{where}: {exc.message}") from None
+    return Plan(preset, description, parts), opts
+
+
+def plan_from_toml(run: RunDir) -> tuple[Plan, RunOptions]:
+    """The plan and options a run was started with (so a resume by id needs nothing else)."""
+    return plan_from_text(run.read_config_text(), str(run.config_path))
+
+
+def read_plan_file(path: Path) -> tuple[Plan, RunOptions]:
+    """A run configuration file (`ssltui run --config FILE`: a run's config.toml, or the one the
+    app writes for the run it launches); ConfigError when it is not one."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"--config {path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"--config {path}: a folder, not a run configuration file") from None
+    except OSError as exc:
+        raise ConfigError(f"--config {path}: cannot read it ({exc.strerror or type(exc).__name__})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"--config {path}: not UTF-8 text, so not a run configuration") from None
+    return plan_from_text(text, f"--config {path}")
 
 
 def plan_identity(plan: Plan, opts: RunOptions) -> str:

@@ -68,13 +68,17 @@ class Section(BaseModel):
 
 # TrainConfig fields that say when a phase validates or saves, not what it learns.
 CADENCE_FIELDS = ("checkpoint_every", "val_passes", "eval_every")
+MAX_EPOCHS = 100_000  # 100x the longest schedule in the literature (SimCLR's 1,000 epochs)
+MAX_STEPS = 10_000_000  # min_steps: about 100 days at 1 step a second
 
 
 class TrainConfig(Section):
     """One optimisation phase: epochs, batch, optimizer and learning-rate schedule."""
 
-    epochs: int = Field(100, ge=1, description="passes over the phase's training images")
-    min_steps: int = Field(0, ge=0, description="train at least this many steps (tiny label subsets)")
+    # Upper bounds: a count no run could finish (2e8 epochs, 1e12 steps) is refused when the
+    # configuration is resolved, before a run folder or a sweep exists, not after it has filled memory.
+    epochs: int = Field(100, ge=1, le=MAX_EPOCHS, description="passes over the phase's training images")
+    min_steps: int = Field(0, ge=0, le=MAX_STEPS, description="train at least this many steps (tiny label subsets)")
     batch_size: int = Field(128, ge=1, description="images per optimizer step")
     optimizer: Literal["sgd", "lars", "adamw"] = Field("sgd", description="sgd | lars | adamw")
     lr: float = Field(0.1, gt=0.0, description="peak learning rate (after scaling)")

@@ -29,7 +29,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ssltui.core.errors import ConfigError, RunFailed, quoted
+from ssltui.core.errors import ConfigError, DataError, RunFailed, quoted
 from ssltui.core.events import Event, parse_event
 from ssltui.core.featuremaps_schema import FeatureMaps, FeatureMapsDamaged, parse_featuremaps
 from ssltui.core.notes import RunNotes, parse_notes
@@ -467,6 +467,16 @@ class RunStore:
             raise ConfigError(f"cannot create the runs dir {self.root} ({exc.strerror}); "
                               f"choose another with --runs-dir or $SSLTUI_RUNS_DIR") from None
 
+    def check_writable(self) -> None:
+        """Make the runs dir and prove a run folder can be created in it, before any data loads
+        or run starts: a read-only or foreign runs dir is exit 3 naming it, not a failure later."""
+        self.make_root()
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".writable-", dir=self.root))
+        except OSError as exc:
+            raise DataError(f"runs dir {self.root} is not writable ({exc.strerror}); choose another with "
+                            f"--runs-dir or $SSLTUI_RUNS_DIR") from None
+
     def run_entries(self) -> list[os.DirEntry]:
         """The run folders' directory entries, by name (no dot folders, not the cache)."""
         try:
@@ -522,8 +532,11 @@ class RunStore:
         """A run by id or unique id prefix/suffix (never a path: `..` is no run)."""
         if not _ID_OK.fullmatch(run_id) or run_id in (".", ".."):
             raise ConfigError(f"{quoted(run_id)} is not a run id (letters, digits, - _ .; see `ssltui runs`)")
+        if run_id.startswith(".") or run_id in NOT_RUNS:  # hidden folders and the store's own are no runs
+            raise ConfigError(f"no run {run_id!r} in {self.root} (a run id never starts with '.' and is not "
+                              f"{' or '.join(NOT_RUNS)}; see `ssltui runs`)")
         exact = self.root / run_id
-        if exact.is_dir() and exact.name not in NOT_RUNS:
+        if exact.is_dir():
             return RunDir(exact)
         matches = [d for d in self.iter_dirs() if d.id.startswith(run_id) or d.id.endswith(run_id)]
         if len(matches) == 1:

@@ -11,6 +11,12 @@ Rules:
   than once (the same seed in two runs of a group, or recorded again after a resume), the
   newest wins: the result of the run started last, and within a run the one recorded last.
   A cell's `ours` holds one number per distinct seed.
+- Results pool across seeds only when every other setting agrees: the resolved configuration
+  of the part that made them (config.toml), and the run's data source, apart from what never
+  changes a number (UNCOMPARED: seeds and label fractions are the table's own dimensions, the
+  list of evaluations, descriptions, checkpoint and log cadence). Results whose settings differ
+  are separate rows, each named by the settings that set it apart ("linear.lr=0.2"). A run
+  whose configuration cannot be read pools only with others like it.
 """
 
 from __future__ import annotations
@@ -21,11 +27,76 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 
 from ssltui.core import registry
 from ssltui.core.store import RunInfo
 
 PAPER_DATA = "cifar10"  # what the paper's numbers were measured on
+
+
+# Run options and part keys that never change a result, left out when settings are compared.
+RUN_OPTIONS = ("preset", "description", "device", "devices", "group", "data_dir", "use_cache", "parts")
+UNCOMPARED = ("description", "seeds", "labels", "evaluation")  # a part's own keys
+UNCOMPARED_KEYS = ("checkpoint_every", "checkpoint_seconds", "log_seconds", "featuremaps", "workers",
+                   "eval_batch_size")  # in any section
+Settings = tuple[tuple[str, object], ...]  # sorted (dotted key, value) pairs
+
+
+def _flat(prefix: str, value: object, out: dict[str, object]) -> None:
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _flat(f"{prefix}.{k}" if prefix else str(k), v, out)
+    elif prefix.rsplit(".", 1)[-1] not in UNCOMPARED_KEYS:
+        out[prefix] = tuple(value) if isinstance(value, list) else value
+
+
+def run_parts(path: Path | str) -> list[tuple[dict, Settings]] | None:
+    """The parts of the run in folder `path` (its config.toml), each with the settings its results
+    are compared by; None when the configuration cannot be read."""
+    try:
+        doc = tomllib.loads((Path(path) / "config.toml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    parts = doc.get("parts")
+    if not isinstance(parts, list):
+        return None
+    common: dict[str, object] = {}
+    _flat("", {k: v for k, v in doc.items() if k not in RUN_OPTIONS}, common)
+    out = []
+    for part in parts:
+        if isinstance(part, dict):
+            flat = dict(common)
+            _flat("", {k: v for k, v in part.items() if k not in UNCOMPARED}, flat)
+            out.append((part, tuple(sorted(flat.items(), key=lambda kv: kv[0]))))
+    return out
+
+
+def settings_of(parts: list[tuple[dict, Settings]] | None, method: str, evaluation: str, labels: float,
+                seed: int) -> Settings | None:
+    """The settings of the part that made a result (the one whose method, evaluations, label
+    fractions and seeds hold it; else the first of that method and evaluation)."""
+    found = [(p, st) for p, st in parts or () if p.get("method") == method and evaluation in (p.get("evaluation") or ())]
+    exact = [st for p, st in found if labels in (p.get("labels") or ()) and seed in (p.get("seeds") or ())]
+    return exact[0] if exact else found[0][1] if found else None
+
+
+def differences(variants: list[Settings | None]) -> list[dict[str, object]]:
+    """For each variant, the settings (dotted key -> value) in which the variants differ."""
+    known = [dict(v) for v in variants if v is not None]
+    keys = sorted({k for d in known for k in d})
+    differ = [k for k in keys if len({repr(d.get(k)) for d in known}) > 1]
+    return [{k: dict(v).get(k) for k in differ} if v is not None else {"settings": "not recorded"}
+            for v in variants]
+
+
+def describe(differs: Mapping[str, object], limit: int = 3) -> str:
+    """'linear.lr=0.2, pretrain.epochs=200' (and '+N more')."""
+    def show(v: object) -> str:
+        return ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
+
+    items = [f"{k}={show(v)}" for k, v in differs.items()]
+    return ", ".join(items[:limit]) + (f" +{len(items) - limit} more" if len(items) > limit else "")
 
 
 def load_paper_table() -> dict:
@@ -57,14 +128,21 @@ class Measured:
     seed: int
     test_acc: float
     probe: str | None = None  # a linear result's probe ("plain", "aug8"); None: not recorded
+    settings: Settings | None = None  # what the result was made with (see the module's rules)
 
     @property
-    def cell_key(self) -> tuple[str, str, float, int]:
-        return (self.method, self.evaluation, self.labels, self.seed)
+    def row_key(self) -> tuple[str, str, Settings | None]:
+        return (self.method, self.evaluation, self.settings)
+
+    @property
+    def cell_key(self) -> tuple:
+        return (*self.row_key, self.labels, self.seed)
 
 
-def measured(results: Iterable[object], run_id: str = "") -> list[Measured]:
-    """The valid results of one run, in the order recorded (see the module's rules)."""
+def measured(results: Iterable[object], run_id: str = "", parts: list[tuple[dict, Settings]] | None = None
+             ) -> list[Measured]:
+    """The valid results of one run, in the order recorded (see the module's rules), each with
+    the settings of its part where `parts` (run_parts) are given."""
     out = []
     for r in results:
         if not isinstance(r, Mapping):
@@ -75,13 +153,14 @@ def measured(results: Iterable[object], run_id: str = "") -> list[Measured]:
                 and isinstance(seed, int) and not isinstance(seed, bool) and _number(acc) and 0 <= acc <= 1:
             probe = r.get("probe")
             out.append(Measured(run_id, method, evaluation, float(labels), seed, float(acc),
-                                probe if isinstance(probe, str) else None))
+                                probe if isinstance(probe, str) else None,
+                                settings_of(parts, method, evaluation, float(labels), seed)))
     return out
 
 
 def newest_per_seed(results: Iterable[Measured]) -> list[Measured]:
-    """One result per (method, evaluation, labels, seed): the last one given wins, so pass
-    results oldest first."""
+    """One result per (method, evaluation, settings, labels, seed): the last one given wins, so
+    pass results oldest first."""
     latest: dict[tuple, Measured] = {}
     for m in results:
         latest.pop(m.cell_key, None)  # re-insert: the dict's order is the order of the winners
@@ -89,24 +168,24 @@ def newest_per_seed(results: Iterable[Measured]) -> list[Measured]:
     return list(latest.values())
 
 
-def probes(results: Iterable[Measured]) -> dict[tuple[str, str], list[str]]:
-    """(method, evaluation) -> the probes behind its pooled numbers, sorted, for evaluations that
-    read features a chosen way (the linear probe). A result recorded before probes were named used
-    the evaluation's default probe."""
+def probes(results: Iterable[Measured]) -> dict[tuple, list[str]]:
+    """(method, evaluation, settings) -> the probes behind its pooled numbers, sorted, for
+    evaluations that read features a chosen way (the linear probe). A result recorded before
+    probes were named used the evaluation's default probe."""
     defaults = {e.name: e.default_probe for e in registry.evaluations()}
-    out: dict[tuple[str, str], set[str]] = {}
+    out: dict[tuple, set[str]] = {}
     for m in newest_per_seed(results):
         probe = m.probe or defaults.get(m.evaluation)
         if probe:
-            out.setdefault((m.method, m.evaluation), set()).add(probe)
+            out.setdefault(m.row_key, set()).add(probe)
     return {k: sorted(v) for k, v in out.items()}
 
 
-def pool(results: Iterable[Measured]) -> dict[tuple[str, str], dict[float, dict[int, float]]]:
-    """(method, evaluation) -> label fraction -> seed -> accuracy in percent (one per seed)."""
-    out: dict[tuple[str, str], dict[float, dict[int, float]]] = {}
+def pool(results: Iterable[Measured]) -> dict[tuple, dict[float, dict[int, float]]]:
+    """(method, evaluation, settings) -> label fraction -> seed -> accuracy in percent (one per seed)."""
+    out: dict[tuple, dict[float, dict[int, float]]] = {}
     for m in newest_per_seed(results):
-        out.setdefault((m.method, m.evaluation), {}).setdefault(m.labels, {})[m.seed] = 100 * m.test_acc
+        out.setdefault(m.row_key, {}).setdefault(m.labels, {})[m.seed] = 100 * m.test_acc
     return out
 
 
@@ -146,6 +225,7 @@ class Row:
     run_id: str | None = None  # the run of the row when the table compares runs
     in_paper: bool = False
     probes: list[str] = field(default_factory=list)  # a linear row's probes ("plain", "aug8")
+    differs: dict[str, object] = field(default_factory=dict)  # the settings that set it apart from its namesakes
 
     @property
     def measured(self) -> bool:
@@ -162,6 +242,7 @@ class StudyTable:
     devices: list[str]
     data: list[str] = field(default_factory=list)
     per_run: bool = False  # a row per run (the runs differ) rather than pooled over them
+    notes: list[str] = field(default_factory=list)  # how the runs were chosen (a sweep's chosen trial)
 
     @property
     def seed_counts(self) -> list[int]:
@@ -171,7 +252,7 @@ class StudyTable:
     @property
     def caveats(self) -> list[str]:
         """What stops ours from being read beside the paper's numbers as they stand."""
-        out = []
+        out = list(self.notes)
         other = [d for d in self.data if d != PAPER_DATA and not d.startswith("folder:")]
         if other:
             out.append(f"ours on {', '.join(other)} data, the paper's on CIFAR-10: not comparable")
@@ -185,8 +266,13 @@ class StudyTable:
         return {"title": self.title, "labels": self.labels, "runs": self.runs, "timings": self.timings,
                 "devices": self.devices, "data": self.data, "per_run": self.per_run, "caveats": self.caveats,
                 "rows": [{"name": r.name, "method": r.method, "evaluation": r.evaluation, "run": r.run_id,
-                          "in_paper": r.in_paper, "probes": r.probes, "cells": [c.to_json() for c in r.cells]}
+                          "in_paper": r.in_paper, "probes": r.probes, "differs": _jsonable(r.differs),
+                          "cells": [c.to_json() for c in r.cells]}
                          for r in self.rows]}
+
+
+def _jsonable(differs: Mapping[str, object]) -> dict[str, object]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in differs.items()}
 
 
 def _order(key: tuple[str, str]) -> tuple:
@@ -221,36 +307,51 @@ def _mark_best(rows: list[Row]) -> None:
 
 
 def build_table(infos: list[RunInfo], summaries: list[Mapping] | None = None, *,
-                per_run: bool = False) -> StudyTable:
+                per_run: bool = False, notes: list[str] | None = None) -> StudyTable:
     """Rows of the paper first (in its order), then any other (method, evaluation) we ran.
 
-    Pooled over the runs (one number per seed, the newest wins), or, with `per_run` and
-    results from more than one run, a row per run beside the same paper numbers."""
+    Pooled over the runs (one number per seed, the newest wins) where the settings agree, a
+    row per setting where they differ; or, with `per_run` and results from more than one run,
+    a row per run beside the same paper numbers. Each run's config.toml says its settings."""
     paper = load_paper_table()
     infos = sorted(infos, key=lambda i: (i.started or 0, i.id))
-    results = [m for i in infos for m in measured(i.results, i.id)]
+    results = [m for i in infos for m in measured(i.results, i.id, run_parts(i.path))]
     per_run = per_run and len({m.run_id for m in results}) > 1
     run_ids = [i.id for i in infos] if per_run else [""]
     mine_of = {rid: [m for m in results if not per_run or m.run_id == rid] for rid in run_ids}
     pooled = {rid: pool(mine_of[rid]) for rid in run_ids}
     probes_of = {rid: probes(mine_of[rid]) for rid in run_ids}
     labels = sorted(set(paper["labels"]) | {m.labels for m in results})
+    # (method, evaluation) -> its variants, in the order first measured: (run id, settings)
+    variants: dict[tuple[str, str], list[tuple[str, Settings | None]]] = {}
+    for rid in run_ids:
+        for method, evaluation, settings in pooled[rid]:
+            variants.setdefault((method, evaluation), []).append((rid, settings))
+
+    def rows_of(key: tuple[str, str], name: str, pvals: dict[float, float], in_paper: bool) -> list[Row]:
+        out = []
+        for rid, settings in variants.get(key, ()):
+            # named by what sets it apart from the other variants of its row (of its run, per run)
+            mates = [st for r, st in variants[key] if r == rid]
+            diff = differences(mates)[mates.index(settings)] if len(mates) > 1 else {}
+            out.append(Row(f"{name} ({describe(diff)})" if diff else name, *key,
+                           _cells(labels, pvals, pooled[rid][(*key, settings)]), rid or None, in_paper,
+                           probes_of[rid].get((*key, settings), []), diff))
+        return out
+
     rows = []
     for prow in paper["rows"]:
         key = (prow["method"], prow["evaluation"])
         pvals = dict(zip(paper["labels"], prow["test_acc"]))
-        mine = [(rid, pooled[rid].pop(key)) for rid in run_ids if key in pooled[rid]] or [("", {})]
-        rows += [Row(prow["name"], *key, _cells(labels, pvals, ours), rid or None, True,
-                     probes_of.get(rid, {}).get(key, [])) for rid, ours in mine]
-    extra = sorted(((k, rid) for rid in run_ids for k in pooled[rid]), key=lambda kr: (_order(kr[0]),
-                                                                                     run_ids.index(kr[1])))
-    for key, rid in extra:
-        name = row_name(*key)
-        rows.append(Row(name, *key, _cells(labels, {}, pooled[rid][key]), rid or None,
-                        probes=probes_of[rid].get(key, [])))
+        rows += rows_of(key, prow["name"], pvals, True) or [Row(prow["name"], *key, _cells(labels, pvals, {}),
+                                                                None, True)]
+    in_paper = {(r["method"], r["evaluation"]) for r in paper["rows"]}
+    for key in sorted((k for k in variants if k not in in_paper), key=_order):
+        rows += rows_of(key, row_name(*key), {}, False)
     _mark_best(rows)
     timings, devices, data = _provenance(summaries or [])
-    return StudyTable(paper["title"], labels, rows, [i.id for i in infos], timings, devices, data, per_run)
+    return StudyTable(paper["title"], labels, rows, [i.id for i in infos], timings, devices, data, per_run,
+                      list(notes or ()))
 
 
 def _provenance(summaries: list[Mapping]) -> tuple[dict[str, float], list[str], list[str]]:

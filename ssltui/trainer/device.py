@@ -80,3 +80,14 @@ def pick_device(name: str, runtime: RuntimeConfig) -> DeviceSettings:
     graphs = CudaGraphs(device) if on_cuda and runtime.cuda_graphs != "off" else None
     return DeviceSettings(device, amp, runtime.channels_last and on_cuda, runtime.compile and on_cuda,
                           runtime.eval_batch_size, graphs, runtime.log_seconds, runtime.checkpoint_seconds)
+
+
+def peak_memory() -> dict:
+    """Peak resident memory of this process and peak CUDA memory allocated, in MB."""
+    import resource
+
+    out = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["cuda_peak_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        out["cuda_peak_reserved_mb"] = round(torch.cuda.max_memory_reserved() / 2**20, 1)
+    return out

@@ -32,6 +32,7 @@ from ssltui.trainer.device import DeviceSettings
 from ssltui.core.events import Epoch, Event, Log, PhaseRef, PhaseStart, Resume, Step, stamp
 from ssltui.core.errors import ConfigError, RunFailed, RunInterrupted, first_line
 from ssltui.trainer.optim import lr_at
+from ssltui.core.stop import StopToken
 from ssltui.core.store import RunDir
 
 Listener = Callable[[Event], None]
@@ -49,14 +50,14 @@ def derive_seed(seed: int, *names: object) -> int:
 
 
 class RunContext:
-    """What a phase needs from the run: device, events, checkpoints, the stop flag."""
+    """What a phase needs from the run: device, events, checkpoints, the run's stop token."""
 
-    def __init__(self, run: RunDir, dev: DeviceSettings, listener: Listener | None = None):
+    def __init__(self, run: RunDir, dev: DeviceSettings, listener: Listener | None = None,
+                 stop: StopToken | None = None):
         self.run = run
         self.dev = dev
         self.listener = listener
-        self.stop_requested = False
-        self.stop_reason = ""
+        self.stop = stop if stop is not None else StopToken()
         self.clock: Callable[[], float] = time.perf_counter  # the cadence's clock (tests fake it)
 
     @property
@@ -76,8 +77,7 @@ class RunContext:
         self.emit(Log(level=level, message=message))
 
     def request_stop(self, reason: str = "interrupted") -> None:
-        self.stop_requested = True
-        self.stop_reason = reason
+        self.stop.request(reason)
 
     def checkpoint_path(self, phase: str) -> Path:
         return self.run.checkpoints_dir / f"{phase.replace('/', '__')}.pt"
@@ -239,7 +239,7 @@ class Phase:
                     self._log_point(done)
                 if self.cadence.checkpoint_due(done, clock() - self._checkpoint_t):
                     self._checkpoint(done, perm)
-                if self.ctx.stop_requested:
+                if self.ctx.stop.requested:
                     self._stop(done, perm)
             start_step = 0
         if done > first:  # steps ran: the last log point and the final checkpoint
@@ -305,7 +305,7 @@ class Phase:
     def _stop(self, done: int, perm: torch.Tensor) -> None:
         """Save where we are and raise RunInterrupted (a user's Ctrl-C or a scheduler's SIGTERM)."""
         self._checkpoint(done, perm)
-        raise RunInterrupted(f"{self.ctx.stop_reason} in {self.ref.phase} at epoch "
+        raise RunInterrupted(f"{self.ctx.stop.reason} in {self.ref.phase} at epoch "
                              f"{(done - 1) // self.steps_per_epoch + 1}, step {done}; checkpoint saved")
 
     def _end_epoch(self, epoch: int, epoch_end: Callable[[int], dict] | None, train_mode: Callable[[], None],

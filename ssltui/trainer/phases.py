@@ -72,8 +72,8 @@ class PhaseExecutor:
     def run(self, node: PhaseNode) -> Outcome:
         """Run one node; on an exception `current` names the phase it stopped or failed in."""
         self.current = None
-        if self.ctx.stop_requested:
-            raise RunInterrupted(f"{self.ctx.stop_reason} between phases")
+        if self.ctx.stop.requested:
+            raise RunInterrupted(f"{self.ctx.stop.reason} between phases")
         try:
             if node.kind == "pretrain":
                 return self._pretrain(node)
@@ -100,10 +100,17 @@ class PhaseExecutor:
         for source in sources:
             if source is None or not source.exists():
                 continue
-            ck = load_checkpoint(source, kind="encoder")
-            require_keys(ck, ("encoder",), source)
             encoder = ResNet20()
-            load_state(encoder, ck["encoder"], str(source))
+            try:
+                ck = load_checkpoint(source, kind="encoder")
+                require_keys(ck, ("encoder",), source)
+                load_state(encoder, ck["encoder"], str(source))
+            except ConfigError:
+                if self.cache_dir is None or not source.is_relative_to(self.cache_dir):
+                    raise
+                # every run with these settings would stop here: say how to get past it
+                raise ConfigError(f"the cached encoder {source} cannot be loaded (damaged); delete that file to "
+                                  f"pretrain again, or run with --no-cache") from None
             self.ctx.dev.prepare(encoder)
             return encoder, ck, source
         return None

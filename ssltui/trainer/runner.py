@@ -26,14 +26,16 @@ from ssltui.core.plan import plan_to_toml
 from ssltui.trainer.data.bundle import DataBundle, make_bundle
 from ssltui.trainer.data.sources import RawData, load_source
 from ssltui.trainer.data.splits import label_subset, validation_split
-from ssltui.trainer.device import DeviceSettings, pick_device
+from ssltui.trainer.device import DeviceSettings, peak_memory, pick_device
 from ssltui.core.errors import ConfigError, RunFailed, RunInterrupted, SsltuiError, first_line
 from ssltui.core.events import SCHEMA_VERSION, DataLoaded, PhaseRef, ResultRecord, RunEnd, RunStart
 from ssltui.core.graph import FEATUREMAPS, PhaseGraph, PhaseNode, build_graph
 from ssltui.trainer.loop import Listener, RunContext
 from ssltui.core.paths import data_dir as default_data_dir
 from ssltui.trainer.phases import Outcome, PhaseExecutor
+from ssltui.trainer.scheduler import PhaseStopped, Scheduler
 from ssltui.core.presets import Plan
+from ssltui.core.stop import StopToken
 from ssltui.core.store import RunDir, atomic_write_json, atomic_write_text
 from ssltui.core.summary import PhaseRecord, RunSummary, SweepRef
 
@@ -51,23 +53,14 @@ def versions() -> dict:
     return out
 
 
-def peak_memory() -> dict:
-    """Peak resident memory of this process and peak CUDA memory allocated, in MB."""
-    import resource
-
-    out = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        out["cuda_peak_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-        out["cuda_peak_reserved_mb"] = round(torch.cuda.max_memory_reserved() / 2**20, 1)
-    return out
-
-
 class Runner:
     """Runs a plan into a run folder. `execute()` returns the final summary."""
 
     def __init__(self, plan: Plan, run: RunDir, opts: RunOptions, listener: Listener | None = None,
-                 cache_dir: Path | None = None, raw: RawData | None = None, sweep: SweepRef | None = None):
+                 cache_dir: Path | None = None, raw: RawData | None = None, sweep: SweepRef | None = None,
+                 stop: StopToken | None = None):
         self.plan, self.run, self.opts = plan, run, opts
+        self.stop = stop if stop is not None else StopToken()  # the caller's (its signal handler asks it)
         self.raw = raw  # data the caller loaded already (before making the run folder)
         self.listener = listener
         self.sweep = sweep  # the sweep trial this run is, recorded in its summary
@@ -77,24 +70,11 @@ class Runner:
         self.graph = build_graph(plan)
         self.executor: PhaseExecutor | None = None  # runs the phases when they run in this process
         self.worker_memory: dict[str, float] = {}  # peak memory of the worker processes, if any
-        self._pending_stop: str | None = None
-        self._stop_status = "interrupted"
 
     # ------------------------------------------------------------ control
     def request_stop(self, reason: str = "interrupted", status: str = "interrupted") -> None:
-        """Ask the run to stop after the current step (thread- and signal-safe; with worker
-        processes the scheduler passes it on within a fraction of a second). `status` is what
-        the run is marked: "interrupted", or "pruned" when a sweep's pruner stopped it (a user's
-        interrupt always wins: the sweep must not count that trial as pruned)."""
-        if status == "interrupted" or self._pending_stop is None:
-            self._stop_status = status
-        self._pending_stop = reason
-        if self.ctx is not None:
-            self.ctx.request_stop(reason)
-
-    @property
-    def stop_reason(self) -> str | None:
-        return self._pending_stop
+        """Ask the run to stop after the current step: its stop token (`StopToken.request`)."""
+        self.stop.request(reason, status)
 
     # ------------------------------------------------------------ summary
     def _save_summary(self) -> None:
@@ -143,7 +123,7 @@ class Runner:
                 self._execute()
                 self.summary.status = "completed"
             except RunInterrupted as exc:
-                self._end(self._stop_status, exc.message)
+                self._end(self.stop.status if self.stop.requested else "interrupted", exc.message)
                 raise
             except SsltuiError as exc:
                 self._end("failed", exc.message)
@@ -194,23 +174,35 @@ class Runner:
 
     def _execute_with_workers(self, workers: int, devices: list[str], pending: list[PhaseNode]) -> None:
         """The coordinator: it loads the data only to check the label subsets (on the CPU, never
-        touching a GPU), and the worker processes run the phases."""
-        from ssltui.trainer.scheduler import Scheduler
-
+        touching a GPU), and the worker processes run the phases; it records what they yield."""
         runtime = self.plan.parts[0].runtime
         for name in dict.fromkeys(devices):
             pick_device(name, runtime)  # a missing device fails here, before any process starts
-        with Scheduler(self, workers, devices) as scheduler:
-            self.summary.device = scheduler.start()
-            # The coordinator trains nothing: its CPU context must not refuse cuda_graphs = on.
-            self._start_context(pick_device("cpu", runtime.model_copy(update={"cuda_graphs": "off"})))
-            self._load_data(None)
-            scheduler.run(pending)
+        scheduler = Scheduler(self.run, self.plan, self.opts, self.graph, self.cache_dir, workers, devices,
+                              self.stop, self.listener)
+        try:
+            with scheduler:
+                self.summary.device = scheduler.start()
+                # The coordinator trains nothing: its CPU context must not refuse cuda_graphs = on.
+                self._start_context(pick_device("cpu", runtime.model_copy(update={"cuda_graphs": "off"})))
+                scheduler.log = self.ctx.log
+                self._load_data(None)
+                for outcome in scheduler.run(pending):
+                    self._take(outcome)
+        finally:
+            for outcome in scheduler.drain():
+                self._take(outcome)
+            self.worker_memory = scheduler.memory
+
+    def _take(self, outcome: Outcome | PhaseStopped) -> None:
+        match outcome:
+            case Outcome():
+                self.record(outcome)
+            case PhaseStopped(phase=phase, status=status):
+                self.phase_stopped(phase, status)
 
     def _start_context(self, dev: DeviceSettings) -> None:
-        self.ctx = ctx = RunContext(self.run, dev, self.listener)
-        if self._pending_stop:
-            ctx.request_stop(self._pending_stop)
+        self.ctx = ctx = RunContext(self.run, dev, self.listener, self.stop)
         ctx.emit(RunStart(run_id=self.run.id, preset=self.plan.preset, device=self.summary.device,
                           parts=len(self.plan.parts), phases=len(self.graph.phases),
                           schema_version=SCHEMA_VERSION))
@@ -225,7 +217,7 @@ class Runner:
         if raw is None:
             raw = load_source(self.opts.data, default_data_dir(self.opts.data_dir),
                               first.data.synthetic_train_per_class, first.data.synthetic_test_per_class,
-                              log=ctx.log, should_stop=lambda: ctx.stop_requested and (ctx.stop_reason or True))
+                              log=ctx.log, should_stop=self.stop.poll)
         bundle = None
         if device is not None:
             bundle = make_bundle(raw, device, first.data.val_fraction, first.data.split_seed)

@@ -15,11 +15,16 @@ data from the decode cache the coordinator filled, and runs the graph nodes it i
 its own RunContext: its events go straight to metrics.jsonl (one write() per line, O_APPEND, so
 concurrent lines never interleave) and to the coordinator, which hands them to its listener
 (the CLI progress). A finished node returns an `Outcome` (the result, the seconds) that the
-coordinator records. Pretrained encoders pass through files (`encoders/`, the encoder cache).
+scheduler yields to the runner, which records it (as it records a `PhaseStopped`). The two
+sides talk in the typed messages below, one dataclass each. Pretrained encoders pass through files (`encoders/`, the encoder cache).
 
 Stopping. SIGINT/SIGTERM to the coordinator (or Ctrl-C, which reaches every process of the
 terminal's group) stops every worker after its current step; each saves its phase checkpoint,
-the run is marked interrupted and `ssltui resume` restarts only the unfinished phases. A worker
+the run is marked interrupted and `ssltui resume` restarts only the unfinished phases. Every
+wait on a worker has a limit: one that has not stopped STOP_SECONDS after it was told to (stopped
+by SIGSTOP, stuck in a system call) is killed with SIGKILL, which reaches it there, and its phase
+resumes from its last checkpoint; one that has not taken its device after START_SECONDS fails
+the run. A worker
 that dies (SIGKILL, the out-of-memory killer) fails its phase in one line and is not retried:
 the cause that killed it would most likely kill a retry too, and the sequential path ends a
 run at its first failed phase as well. The other workers stop at a checkpoint, the run is
@@ -40,27 +45,29 @@ import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
 from ssltui.core.config import EVALUATIONS, RunOptions
 from ssltui.trainer.data.bundle import make_bundle
 from ssltui.trainer.data.sources import load_source
-from ssltui.trainer.device import DeviceSettings, pick_device
+from ssltui.trainer.device import DeviceSettings, peak_memory, pick_device
 from ssltui.core.errors import ConfigError, DataError, ExitCode, RunFailed, RunInterrupted, SsltuiError, first_line
 from ssltui.core.events import Event, PhaseRef, PhaseStart
-from ssltui.core.graph import PhaseNode, build_graph
+from ssltui.core.graph import PhaseGraph, PhaseNode, build_graph
 from ssltui.trainer.loop import RunContext
 from ssltui.core.paths import data_dir
-from ssltui.trainer.phases import PhaseExecutor
+from ssltui.trainer.phases import Outcome, PhaseExecutor
 from ssltui.core.presets import Plan
-from ssltui.trainer.runner import peak_memory
+from ssltui.core.stop import STOP_SIGNALS, StopToken, on_stop_signals
 from ssltui.core.store import RunDir
 
 POLL_SECONDS = 0.2  # how soon the coordinator passes a stop request on
-QUIT_SECONDS = 30.0  # a worker told to quit that is still alive after this is terminated
-STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+QUIT_SECONDS = 30.0  # a worker told to quit that is still alive after this is killed
+STOP_SECONDS = 30.0  # a worker told to stop that has not stopped after this is killed
+START_SECONDS = 600.0  # a worker that has not taken its device after this fails the run
+STOP_SECONDS_ENV = "SSLTUI_WORKER_STOP_SECONDS"  # overrides STOP_SECONDS and QUIT_SECONDS
 _ERRORS = {int(ExitCode.USAGE): ConfigError, int(ExitCode.DATA): DataError,
            int(ExitCode.INTERRUPTED): RunInterrupted}
 
@@ -71,70 +78,118 @@ class WorkerSpec:
 
     index: int  # 1, 2, ...
     device: str
-    workers: int  # how many share this machine (each takes its share of the CPU threads)
+    threads: int  # torch's CPU threads: the coordinator's, which a sequential run would use
     run_path: str
     plan: Plan
     opts: RunOptions
     cache_dir: str | None
 
 
+# ---------------------------------------------------------------- messages
+
+@dataclass
+class RunNode:
+    """Coordinator -> worker: run this node."""
+
+    node: PhaseNode
+
+
+@dataclass
+class StopNow:
+    """Coordinator -> worker: stop after the current step (the run's stop token was asked)."""
+
+    reason: str
+
+
+@dataclass
+class Quit:
+    """Coordinator -> worker: no more nodes; say goodbye and end."""
+
+
+@dataclass
+class Hello:
+    """Worker -> coordinator: it has taken its device."""
+
+    device: str
+
+
+@dataclass
+class EventMsg:
+    """Worker -> coordinator: an event of its phase, for the coordinator's listener."""
+
+    event: Event
+
+
+@dataclass
+class Done:
+    """Worker -> coordinator: a node finished."""
+
+    outcome: Outcome
+
+
+@dataclass
+class Stopped:
+    """Worker -> coordinator: its node (or its start) ended early: stopped or failed."""
+
+    node: str | None
+    phase: str | None
+    status: str  # interrupted | failed
+    code: int
+    message: str
+
+
+@dataclass
+class Bye:
+    """Worker -> coordinator: its last word after Quit, its peak memory."""
+
+    memory: dict
+
+
+@dataclass
+class PhaseStopped:
+    """What the scheduler yields, besides a node's Outcome: a phase that stopped at a checkpoint
+    or failed before its end, for the runner to record."""
+
+    phase: str
+    status: str  # interrupted | failed
+
+
+def stop_seconds(default: float = STOP_SECONDS) -> float:
+    """How long the coordinator waits for a worker to stop or quit before it kills it."""
+    try:
+        return max(0.0, float(os.environ[STOP_SECONDS_ENV]))
+    except (KeyError, ValueError):
+        return default
+
+
 # ---------------------------------------------------------------- the worker process
 
-class _Stop:
-    """The worker's stop request, whoever makes it (a signal, the coordinator, a lost pipe),
-    before and after its RunContext exists."""
-
-    def __init__(self) -> None:
-        self.reason: str | None = None
-        self.ctx: Any = None
-
-    def __call__(self, reason: str) -> None:
-        self.reason = self.reason or reason
-        if self.ctx is not None:
-            self.ctx.request_stop(self.reason)
-
-
-def _install_stop_handlers(stop: _Stop) -> None:
-    """A first SIGINT/SIGTERM stops after the current step; a second exits at once (as the CLI).
-    The coordinator started us with both blocked, so none was lost before this point."""
-    count = [0]
-
-    def handler(signum: int, _frame: object) -> None:
-        count[0] += 1
-        if count[0] > 1:
-            os._exit(ExitCode.INTERRUPTED)
-        stop(f"stopped by {signal.Signals(signum).name}")
-
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, handler)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-
-
-def _read_tasks(tasks: Connection, inbox: queue.Queue, stop: _Stop) -> None:
-    """The worker's reader thread: nodes to the inbox, a stop request to the flag at once (the
+def _read_tasks(tasks: Connection, inbox: queue.Queue, stop: StopToken) -> None:
+    """The worker's reader thread: nodes to the inbox, a stop request to the token at once (the
     main thread is busy training), and the coordinator's end (quit, or its death) as None."""
     while True:
         try:
             msg = tasks.recv()
         except (EOFError, OSError):
-            stop("the coordinating process is gone")
+            stop.request("the coordinating process is gone")
             inbox.put(None)
             return
-        if msg[0] == "stop":
-            stop(msg[1])
-        elif msg[0] == "run":
-            inbox.put(msg[1])
-        else:
-            inbox.put(None)
-            return
+        match msg:
+            case StopNow(reason=reason):
+                stop.request(reason)
+            case RunNode(node=node):
+                inbox.put(node)
+            case _:
+                inbox.put(None)
+                return
 
 
 class WorkerContext(RunContext):
     """A worker's RunContext: each PhaseStart names the worker and its device."""
 
     def __init__(self, run: RunDir, dev: DeviceSettings, listener: Callable[[Event], None], worker: int,
-                 device_name: str):
-        super().__init__(run, dev, listener)
+                 device_name: str, stop: StopToken):
+        super().__init__(run, dev, listener, stop)
         self.worker, self.device_name = worker, device_name
 
     def emit(self, event: Event) -> None:
@@ -145,16 +200,20 @@ class WorkerContext(RunContext):
 
 def worker_main(spec: WorkerSpec, tasks: Connection, reports: Connection) -> None:
     """A worker process: take the device, then run the nodes it is sent, one at a time, until
-    told to quit. Any end but `quit` (a stop, a failure) is reported in one line and ends it."""
-    stop = _Stop()
-    _install_stop_handlers(stop)
+    told to quit. Any end but Quit (a stop, a failure) is reported in one line and ends it.
+    The coordinator started it with SIGINT/SIGTERM ignored (a Ctrl-C while it imports torch
+    would otherwise end it with a KeyboardInterrupt traceback); from here on a first one stops
+    it after the current step and a second exits at once, as the CLI; a stop the coordinator
+    passed on in the meantime waits in the task pipe."""
+    stop = StopToken()
+    on_stop_signals(stop)
     run = RunDir(Path(spec.run_path))
 
-    def send(msg: tuple) -> None:
+    def send(msg: object) -> None:
         try:
             reports.send(msg)
         except (OSError, ValueError):
-            stop("the coordinating process is gone")
+            stop.request("the coordinating process is gone")
 
     executor = node = None
     try:
@@ -163,28 +222,27 @@ def worker_main(spec: WorkerSpec, tasks: Connection, reports: Connection) -> Non
         threading.Thread(target=_read_tasks, args=(tasks, inbox, stop), daemon=True).start()
         while (node := inbox.get()) is not None:
             executor = executor or _executor(spec, ctx, run)
-            send(("done", executor.run(node)))
-        send(("bye", peak_memory()))
+            send(Done(executor.run(node)))
+        send(Bye(peak_memory()))
     except BaseException as exc:  # noqa: BLE001 - every end is reported in one line, never a traceback on screen
         current = executor.current if executor is not None else None
-        send(("stopped", node.name if node else None, current.phase if current else None, *_report(exc, run)))
+        send(Stopped(node.name if node else None, current.phase if current else None, *_report(exc, run)))
     finally:
         # Everything it wrote is whole and closed; tearing down an interpreter with torch loaded
-        # took 2-10 s on a busy CPU, time the run would wait for nothing.
+        # takes seconds on a busy CPU, time the run would wait for nothing.
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
 
 
-def _boot(spec: WorkerSpec, run: RunDir, stop: _Stop, send: Callable[[tuple], None]) -> WorkerContext:
-    """Take the device (its share of the CPU threads too) and say hello with its name."""
-    torch.set_num_threads(max(1, torch.get_num_threads() // spec.workers))
+def _boot(spec: WorkerSpec, run: RunDir, stop: StopToken, send: Callable[[object], None]) -> WorkerContext:
+    """Take the device and the sequential run's CPU threads, and say hello with its name. The
+    thread count decides how float sums are split, so a worker with fewer threads would not give
+    the sequential run's numbers; workers on one CPU share its cores instead."""
+    torch.set_num_threads(spec.threads)
     dev = pick_device(spec.device, spec.plan.parts[0].runtime)
-    ctx = WorkerContext(run, dev, lambda e: send(("event", e)), spec.index, str(dev.device))
-    stop.ctx = ctx
-    if stop.reason:
-        ctx.request_stop(stop.reason)
-    send(("hello", dev.describe()))
+    ctx = WorkerContext(run, dev, lambda e: send(EventMsg(e)), spec.index, str(dev.device), stop)
+    send(Hello(dev.describe()))
     return ctx
 
 
@@ -207,8 +265,7 @@ def _executor(spec: WorkerSpec, ctx: WorkerContext, run: RunDir) -> PhaseExecuto
     """The worker's executor, with the data loaded onto its device (from the decode cache)."""
     first = spec.plan.parts[0]
     raw = load_source(spec.opts.data, data_dir(spec.opts.data_dir), first.data.synthetic_train_per_class,
-                      first.data.synthetic_test_per_class, log=ctx.log,
-                      should_stop=lambda: ctx.stop_requested and (ctx.stop_reason or True))
+                      first.data.synthetic_test_per_class, log=ctx.log, should_stop=ctx.stop.poll)
     bundle = make_bundle(raw, ctx.device, first.data.val_fraction, first.data.split_seed)
     cache = Path(spec.cache_dir) if spec.cache_dir else None
     return PhaseExecutor(ctx, spec.plan, build_graph(spec.plan), bundle, cache)
@@ -233,7 +290,7 @@ class _Worker:
     def name(self) -> str:
         return f"worker {self.spec.index} (pid {self.process.pid}, {self.spec.device})"
 
-    def send(self, msg: tuple) -> None:
+    def send(self, msg: object) -> None:
         try:
             self.tasks.send(msg)
         except (OSError, ValueError):
@@ -241,15 +298,23 @@ class _Worker:
 
 
 class Scheduler:
-    """Runs graph nodes on worker processes; used by the Runner, which records what they return."""
+    """Runs graph nodes on worker processes and yields what they return (`Outcome`,
+    `PhaseStopped`) for the runner to record; the run's stop token stops them all."""
 
-    def __init__(self, runner: Any, workers: int, devices: list[str]):
-        self.runner = runner
+    def __init__(self, run: RunDir, plan: Plan, opts: RunOptions, graph: PhaseGraph, cache_dir: Path | None,
+                 workers: int, devices: list[str], stop: StopToken, listener: Callable[[Event], None] | None = None):
+        self.run_dir, self.plan, self.opts, self.graph, self.cache_dir = run, plan, opts, graph, cache_dir
         self.count, self.devices = workers, devices
+        self.stop, self.listener = stop, listener
+        self.log: Callable[..., None] | None = None  # the run's log, once its context exists
         self.workers: list[_Worker] = []
         self.failure: SsltuiError | None = None
         self.stopping: str | None = None  # why the workers were told to stop
+        self.stop_deadline: float | None = None  # when a worker that has not stopped is killed
+        self.killed: list[str] = []  # workers killed because they did not stop in time
         self.stopped: list[str] = []  # phases that saved a checkpoint and stopped
+        self.memory: dict[str, float] = {}  # the workers' peak memory, once they have quit
+        self._out: list[Outcome | PhaseStopped] = []  # what the workers returned, not yet yielded
 
     def __enter__(self) -> "Scheduler":
         return self
@@ -257,35 +322,38 @@ class Scheduler:
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
 
+    def drain(self) -> list[Outcome | PhaseStopped]:
+        """What the workers returned and `run` has not yielded (a worker that ended in shutdown)."""
+        out, self._out = self._out, []
+        return out
+
     # ------------------------------------------------------------ start and end
     def start(self) -> str:
         """Start the workers and wait until each has taken its device; the devices, described."""
-        r = self.runner
         spawn = multiprocessing.get_context("spawn")
-        cache = str(r.cache_dir) if r.cache_dir else None
+        cache = str(self.cache_dir) if self.cache_dir else None
         for i in range(self.count):
-            spec = WorkerSpec(i + 1, self.devices[i % len(self.devices)], self.count, str(r.run.path), r.plan,
-                              r.opts, cache)
+            spec = WorkerSpec(i + 1, self.devices[i % len(self.devices)], torch.get_num_threads(),
+                              str(self.run_dir.path), self.plan, self.opts, cache)
             task_r, task_w = spawn.Pipe(duplex=False)
             report_r, report_w = spawn.Pipe(duplex=False)
             proc = spawn.Process(target=worker_main, args=(spec, task_r, report_w), name=f"ssltui-worker-{i + 1}",
                                  daemon=True)
-            # Blocked through the start, so a Ctrl-C in the first second reaches the worker's own
-            # handler (it unblocks them) instead of killing it with a traceback.
-            old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-            try:
+            with _ignored_in_children():
                 proc.start()
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, old)
             task_r.close()
             report_w.close()
             self.workers.append(_Worker(spec, proc, task_w, report_r))
+        deadline = time.monotonic() + START_SECONDS
         while any(w.alive and w.description is None for w in self.workers):
             self._pass_on_stop()
             if self.failure is not None:
                 raise self.failure
             if self.stopping:
                 raise RunInterrupted(f"{self.stopping} before any phase started")
+            if time.monotonic() > deadline:
+                slow = next(w for w in self.workers if w.alive and w.description is None)
+                raise RunFailed(f"{slow.name} did not take its device within {START_SECONDS:.0f} s")
             self._wait()
         if self.failure is not None:
             raise self.failure
@@ -296,29 +364,33 @@ class Scheduler:
         for w in self.workers:
             if w.alive:
                 if w.node is not None:
-                    w.send(("stop", "the run is ending"))
-                w.send(("quit",))
+                    w.send(StopNow("the run is ending"))
+                w.send(Quit())
                 w.quitting = True
-        deadline = time.monotonic() + QUIT_SECONDS
+        deadline = time.monotonic() + stop_seconds(QUIT_SECONDS)
+        if self.stop_deadline is not None:
+            deadline = min(deadline, max(self.stop_deadline, time.monotonic() + 1.0))
         while any(w.alive for w in self.workers) and time.monotonic() < deadline:
             self._wait()
         for w in self.workers:
             if w.process.is_alive():
-                w.process.terminate()
-                w.process.join(5)
-            if w.process.is_alive():
+                # SIGKILL: a worker that did not quit in time may be stopped (SIGSTOP) or stuck
+                # in a system call, where a SIGTERM would wait with it.
                 w.process.kill()
                 w.process.join(5)
+                if self.log is not None:
+                    self.log(f"{w.name} did not quit in time and was killed", "warning")
             w.tasks.close()
             w.reports.close()
-        self.runner.worker_memory = merge_memory([w.memory for w in self.workers])
+        self.memory = merge_memory([w.memory for w in self.workers])
 
     # ------------------------------------------------------------ the loop
-    def run(self, pending: list[PhaseNode]) -> None:
-        """Run `pending` (in the graph's order of need) until done, stopped or failed."""
-        graph = self.runner.graph
+    def run(self, pending: list[PhaseNode]) -> Iterator[Outcome | PhaseStopped]:
+        """Run `pending` (in the graph's order of need) until done, stopped or failed, yielding
+        each node's Outcome and each phase that stopped early as they come."""
+        graph = self.graph
         for w in self.workers:
-            self.runner.ctx.log(f"{w.name} runs phases on {w.description}")
+            self._log(f"{w.name} runs phases on {w.description}")
         todo = {n.name for n in pending}
         done = {n.name for n in graph.nodes} - todo
         taken: set[str] = set()
@@ -332,7 +404,7 @@ class Scheduler:
                             break
                         w.node, w.phase = ready[0], None
                         taken.add(w.node.name)
-                        w.send(("run", w.node))
+                        w.send(RunNode(w.node))
             if not any(w.node is not None for w in self.workers):
                 if self.stopping or todo <= done:
                     break
@@ -340,15 +412,39 @@ class Scheduler:
                     raise RunFailed("every worker process died; `ssltui resume` continues the run")
                 raise RunFailed(f"no phase can start: {sorted(todo - done)[:3]} wait for phases not in the plan")
             self._wait(done)
+            self._kill_late()
+            yield from self.drain()
+        yield from self.drain()
         if self.failure is not None:
             raise self.failure
         if self.stopping:
             where = (f"; {len(self.stopped)} running phase(s) saved a checkpoint: {', '.join(self.stopped)}"
-                     if self.stopped else " between phases")
-            raise RunInterrupted(f"{self.stopping}{where}")
+                     if self.stopped else " between phases" if not self.killed else "")
+            killed = f"; {'; '.join(self.killed)}" if self.killed else ""
+            raise RunInterrupted(f"{self.stopping}{where}{killed}")
+
+    def _log(self, message: str, level: str = "info") -> None:
+        if self.log is not None:
+            self.log(message, level)
+
+    def _kill_late(self) -> None:
+        """A worker told to stop that has not within the limit (stopped by SIGSTOP, stuck in a
+        system call) is killed: its phase resumes from its last checkpoint."""
+        if self.stop_deadline is None or time.monotonic() < self.stop_deadline:
+            return
+        limit = stop_seconds()
+        for w in self.workers:
+            if w.alive and w.node is not None and w.process.is_alive():
+                w.process.kill()
+                note = f"{w.name} did not stop within {limit:g} s and was killed (its phase resumes from its " \
+                       f"last checkpoint)"
+                self.killed.append(note)
+                self._log(note, "warning")
+                w.process.join(5)
+                self._lost(w)
 
     def _pass_on_stop(self) -> None:
-        reason = self.runner.stop_reason
+        reason = self.stop.reason
         if reason and not self.stopping:
             self._stop_all(reason)
 
@@ -356,9 +452,10 @@ class Scheduler:
         if self.stopping:
             return
         self.stopping = reason
+        self.stop_deadline = time.monotonic() + stop_seconds()
         for w in self.workers:
             if w.alive:
-                w.send(("stop", reason))
+                w.send(StopNow(reason))
 
     def _fail(self, error: SsltuiError) -> None:
         if self.failure is None:
@@ -381,58 +478,75 @@ class Scheduler:
             if obj in by_sentinel or not w.process.is_alive():
                 self._lost(w)
 
-    def _handle(self, w: _Worker, msg: tuple, done: set[str] | None) -> None:
-        kind = msg[0]
-        if kind == "event":
-            event = msg[1]
-            if isinstance(event, PhaseStart):
-                w.phase = event.ref
-            if self.runner.listener is not None:
-                self.runner.listener(event)
-        elif kind == "done":
-            self.runner.record(msg[1])
-            if done is not None:
-                done.add(msg[1].node)
-            w.node = None
-        elif kind == "stopped":
-            self._node_stopped(w, *msg[1:])
-        elif kind == "hello":
-            w.description = msg[1]
-        elif kind == "bye":
-            w.memory = msg[1]
+    def _handle(self, w: _Worker, msg: object, done: set[str] | None) -> None:
+        match msg:
+            case EventMsg(event=event):
+                if isinstance(event, PhaseStart):
+                    w.phase = event.ref
+                if self.listener is not None:
+                    self.listener(event)
+            case Done(outcome=outcome):
+                self._out.append(outcome)
+                if done is not None:
+                    done.add(outcome.node)
+                w.node = None
+            case Stopped():
+                self._node_stopped(w, msg)
+            case Hello(device=device):
+                w.description = device
+            case Bye(memory=memory):
+                w.memory = memory
 
-    def _node_stopped(self, w: _Worker, node: str | None, phase: str | None, status: str, code: int,
-                      message: str) -> None:
+    def _node_stopped(self, w: _Worker, msg: Stopped) -> None:
         w.node = None
-        phase = phase or (w.phase.phase if w.phase is not None else None)
+        phase = msg.phase or (w.phase.phase if w.phase is not None else None)
         if phase is not None:
-            self.runner.phase_stopped(phase, status)
-        if status == "interrupted":
+            self._out.append(PhaseStopped(phase, msg.status))
+        if msg.status == "interrupted":
             if phase is not None:
                 self.stopped.append(phase)
             self._stop_all(f"{w.name} was stopped")
         else:
-            self._fail(_ERRORS.get(code, RunFailed)(message))
+            self._fail(_ERRORS.get(msg.code, RunFailed)(msg.message))
 
     def _lost(self, w: _Worker) -> None:
-        """A worker process ended: fine after `quit`; a failed phase if it still had one."""
+        """A worker process ended: fine after Quit; a failed phase if it still had one."""
         w.alive = False
         w.process.join(5)
         code = _exit_text(w.process.exitcode)
         if w.node is None:
             if w.description is None and not self.stopping:
                 self._fail(RunFailed(f"{w.name} died while starting ({code})"))
-            elif not (w.quitting or self.stopping or self.runner.ctx is None):
-                self.runner.ctx.log(f"{w.name} ended while idle ({code}); the others go on", "warning")
+            elif not (w.quitting or self.stopping):
+                self._log(f"{w.name} ended while idle ({code}); the others go on", "warning")
             return
         node, w.node = w.node, None
         # A pretraining's phase id names its data: known from its phase_start, if it got that far.
         phase = w.phase.phase if w.phase is not None else node.name if node.kind in EVALUATIONS else None
         if phase is not None:
-            self.runner.phase_stopped(phase, "interrupted" if self.stopping else "failed")
+            self._out.append(PhaseStopped(phase, "interrupted" if self.stopping else "failed"))
         if not self.stopping:
             self._fail(RunFailed(f"{w.name} died ({code}) in {phase or node.describe()}; the other phases stopped "
-                                 f"at a checkpoint and `ssltui resume {self.runner.run.id}` continues the run"))
+                                 f"at a checkpoint and `ssltui resume {self.run_dir.id}` continues the run"))
+
+
+class _ignored_in_children:
+    """SIGINT and SIGTERM ignored while a worker process is started: a spawned child does not
+    inherit a blocked signal mask, but it does inherit an ignored signal, so Python never makes
+    a Ctrl-C during its imports a KeyboardInterrupt; the worker installs its own handlers once it
+    can act on them. This process keeps its signals: they are blocked meanwhile (a blocked
+    signal stays pending, even while ignored) and arrive at its own handlers afterwards."""
+
+    def __enter__(self) -> None:
+        self.mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        self.handlers: dict = {}
+        if threading.current_thread() is threading.main_thread():  # handlers are the main thread's
+            self.handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.handlers.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.mask)
 
 
 def _exit_text(code: int | None) -> str:

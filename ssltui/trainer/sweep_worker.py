@@ -8,7 +8,10 @@ Outcomes in Optuna and in the run store:
 - the worker is interrupted (Ctrl-C, SIGTERM): the run is `interrupted`, the trial FAIL and
   queued again with its parameters and run id, so the next worker resumes that run; the
   replaced trial is never counted (nor is a trial whose worker died: the heartbeat queues it);
-- the run fails (a diverging loss): the trial FAIL with the error; the sweep goes on.
+- the run fails (a diverging loss): the trial FAIL with the error; the sweep goes on;
+- the storage is lost (a database server gone): the run stops at a checkpoint (`interrupted`)
+  and the worker ends with StorageError in one line; its trial, RUNNING without heartbeats, goes
+  stale and is queued again once the storage is back, so its run resumes.
 """
 
 from __future__ import annotations
@@ -22,13 +25,14 @@ from optuna.trial import Trial, TrialState
 
 from ssltui.core import registry
 from ssltui.core.config import run_options
-from ssltui.core.errors import ConfigError, DataError, RunFailed, RunInterrupted
+from ssltui.core.errors import ConfigError, DataError, RunFailed, RunInterrupted, StorageError
 from ssltui.core.events import ACCURACY_NAMES, Epoch, Event, PhaseRef
 from ssltui.core.presets import Plan
+from ssltui.core.stop import StopToken
 from ssltui.core.store import RunDir, RunStore
 from ssltui.core.summary import RunSummary, SweepRef
 from ssltui.core.sweep.space import Value
-from ssltui.core.sweep.study import HEARTBEAT_SECONDS, Sweep
+from ssltui.core.sweep.study import CONNECT_SECONDS, HEARTBEAT_SECONDS, STORAGE_ERRORS, Sweep, storage_lost
 
 if TYPE_CHECKING:
     from ssltui.trainer.runner import Runner
@@ -79,6 +83,7 @@ class TrialReporter:
         self.steps = phase_steps(plan)
         self.reported = set(reported)  # a retried trial inherits the values reported before
         self.stop: Callable[[str], None] = lambda reason: None
+        self.lost: Callable[[BaseException], None] = lambda exc: None  # the storage failed
         self.pruned = False
 
     def __call__(self, event: Event) -> None:
@@ -92,8 +97,13 @@ class TrialReporter:
         if step in self.reported:  # a resumed phase repeats the epochs after its checkpoint
             return
         self.reported.add(step)
-        self.trial.report(value, step)
-        if self.prune and not self.pruned and event.epoch > self.warmup and self.trial.should_prune():
+        try:
+            self.trial.report(value, step)
+            prune = self.prune and not self.pruned and event.epoch > self.warmup and self.trial.should_prune()
+        except STORAGE_ERRORS as exc:  # the run stops at a checkpoint instead of failing on it
+            self.lost(exc)
+            return
+        if prune:
             self.pruned = True
             self.stop(f"pruned (median rule): {ACCURACY_NAMES[key]} {100 * value:.2f}% "
                       f"after epoch {event.epoch}")
@@ -116,14 +126,18 @@ def objective(metric: str, summary: RunSummary, run: RunDir) -> float | None:
 class _Heartbeat:
     """Tells the storage this worker is alive while it trains a trial."""
 
-    def __init__(self, sweep: Sweep, trial: Trial):
-        self.sweep, self.trial_id = sweep, sweep.trial_id(trial)
+    def __init__(self, sweep: Sweep, trial: Trial, lost: Callable[[BaseException], None]):
+        self.sweep, self.trial_id, self.lost = sweep, sweep.trial_id(trial), lost
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._beat, name="sweep-heartbeat", daemon=True)
 
     def _beat(self) -> None:
         while True:
-            self.sweep.storage.record_heartbeat(self.trial_id)
+            try:
+                self.sweep.storage.record_heartbeat(self.trial_id)
+            except STORAGE_ERRORS as exc:
+                self.lost(exc)
+                return
             if self.done.wait(HEARTBEAT_SECONDS):
                 return
 
@@ -133,7 +147,7 @@ class _Heartbeat:
 
     def __exit__(self, *exc: object) -> None:
         self.done.set()
-        self.thread.join()
+        self.thread.join(CONNECT_SECONDS + HEARTBEAT_SECONDS)  # a beat waiting on a server gone quiet
 
 
 @dataclass
@@ -149,27 +163,45 @@ class SweepWorker:
     progress: Callable[[], Listener | None] = lambda: None  # a fresh progress display per trial
     say: Callable[[str], None] = lambda line: None
     outcomes: list[TrialOutcome] = field(default_factory=list)
-    _stop: str | None = None
+    stop: StopToken = field(default_factory=StopToken)  # each trial's run stops with it
     _runner: Runner | None = None
+    _lost: StorageError | None = None  # the storage failed during a trial
 
     def request_stop(self, reason: str) -> None:
         """Stop after the current step of the current trial (signal-safe); it is queued again."""
-        self._stop = reason
-        if self._runner is not None:
-            self._runner.request_stop(reason)
+        self.stop.request(reason)
+
+    @property
+    def lost(self) -> StorageError | None:
+        """Why the storage failed during a trial, if it did (it is not asked again)."""
+        return self._lost
+
+    def storage_lost(self, exc: BaseException) -> None:
+        """The storage failed while a trial trains: stop its run at a checkpoint (thread-safe)."""
+        if self._lost is None:
+            self._lost = storage_lost(self.sweep.url, exc)
+            if self._runner is not None:
+                self._runner.request_stop(self._lost.message)
 
     def run(self) -> list[TrialOutcome]:
         """Trials until the sweep has run them all; RunInterrupted after a stop, DataError when
-        this machine cannot read the data (the trial is queued for another worker)."""
-        while self._stop is None:
+        this machine cannot read the data (the trial is queued for another worker), StorageError
+        when the storage fails."""
+        try:
+            return self._run()
+        except STORAGE_ERRORS as exc:
+            raise self._lost or storage_lost(self.sweep.url, exc) from None
+
+    def _run(self) -> list[TrialOutcome]:
+        while not self.stop.requested:
             self.sweep.fail_stale()
             trial = self.sweep.next_trial()
             if trial is None:
                 break
             outcome = self._run_trial(trial)
             self.outcomes.append(outcome)
-        if self._stop is not None:
-            raise RunInterrupted(f"{self._stop}; `ssltui sweep --name {self.sweep.name}` continues the sweep")
+        if self.stop.requested:
+            raise RunInterrupted(f"{self.stop.reason}; `ssltui sweep --name {self.sweep.name}` continues the sweep")
         return self.outcomes
 
     # ------------------------------------------------------------ one trial
@@ -184,8 +216,6 @@ class SweepWorker:
             return self._finish(trial, values, run, run.read_summary())
         progress = self.progress()
         self._runner = runner = self._make_runner(trial, values, run, progress)
-        if self._stop is not None:  # a signal between taking the trial and building its runner
-            runner.request_stop(self._stop)
         try:
             return self._train(trial, values, run, runner, resume)
         finally:
@@ -207,17 +237,21 @@ class SweepWorker:
         reporter = TrialReporter(trial, plan, defn.prune, defn.prune_warmup, set(earlier))
         listeners = [f for f in (progress, reporter) if f is not None]
         runner = Runner(plan, run, opts, lambda e: [f(e) for f in listeners], cache_dir=self.store.cache_dir(),
-                        sweep=SweepRef(name=self.sweep.name, trial=trial.number, params=values))
+                        sweep=SweepRef(name=self.sweep.name, trial=trial.number, params=values),
+                        stop=StopToken(parent=self.stop))  # a prune stops the trial; a Ctrl-C, all
         reporter.stop = lambda reason: runner.request_stop(reason, status="pruned")
+        reporter.lost = self.storage_lost
         return runner
 
     def _train(self, trial: Trial, values: dict[str, Value], run: RunDir, runner: Runner, resume: bool
                ) -> TrialOutcome:
         """Run the trial's run and tell Optuna how it ended."""
         try:
-            with _Heartbeat(self.sweep, trial):
+            with _Heartbeat(self.sweep, trial, self.storage_lost):
                 summary = runner.execute(resume=resume)
         except RunInterrupted as exc:
+            if self._lost is not None:  # nothing can be told to the storage: it resumes later
+                raise self._lost from None
             if runner.summary.status == "pruned":
                 return self._tell(trial, values, run, TrialState.PRUNED, None, exc.message)
             self._requeue(trial)
@@ -226,7 +260,11 @@ class SweepWorker:
             self._requeue(trial)
             raise
         except (RunFailed, ConfigError) as exc:
+            if self._lost is not None:
+                raise self._lost from None
             return self._tell(trial, values, run, TrialState.FAIL, None, exc.message)
+        if self._lost is not None:  # finished, but the storage cannot be told: the rerun reports it
+            raise self._lost
         return self._finish(trial, values, run, summary)
 
     def _run_dir(self, trial: Trial) -> tuple[RunDir, bool]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from textual import events
 from textual.app import App
 from textual.binding import Binding
 
@@ -49,6 +50,33 @@ class SsltuiApp(App):
         if live:
             newest = max(live, key=lambda d: d.path.stat().st_mtime)
             self.push_screen(LiveScreen(newest.id))
+
+    async def on_event(self, event: events.Event) -> None:
+        """Typed text goes to the screen's text field before any key binding or focus change is
+        considered, in the order it arrived: keys of one burst are all queued before the first is
+        handled, so a focus change made while handling one would come too late for the next."""
+        if isinstance(event, (events.Key, events.Paste)) and not event.is_forwarded:
+            take = getattr(self.screen, "take_text", None)
+            if take is not None and take(event):
+                return
+        await super().on_event(event)
+
+    def typing_follows(self, bound: set[str]) -> bool:
+        """The keys already queued behind the one being handled (the rest of a burst) are typing:
+        among the printable keys that follow it at once, one is no key binding (`bound`). A burst
+        of bound keys alone, such as a held-down j piling up while the app is busy, stays keys."""
+        self._peek_message()  # the queue's head is now in _pending_message
+        queued = [self._pending_message, *list(getattr(self._message_queue, "values", ()))]
+        for message in queued:
+            if not isinstance(message, events.Key):
+                if isinstance(message, events.Event):
+                    break  # the burst ends at the first other input
+                continue  # a callback or a message between the keys
+            if not message.character or not message.character.isprintable():
+                break
+            if message.key not in bound:
+                return True
+        return False
 
     def action_help(self) -> None:
         from ssltui.tui.screens.help import HelpScreen

@@ -1,6 +1,11 @@
 """What the launch screen needs, without Textual: presets per method (and studies), the editable
 hyperparameters of a preset, their validation, and starting `ssltui run`/`resume` as its own process.
 
+One launch path: the form resolves a preset once when it is chosen (a `Plan`); its labels, seeds
+and edits are applied to that plan, not to the preset file again; the launch writes the final
+plan into the run folder (`launch.toml`, the format of a run's config.toml) and starts
+`ssltui run --config launch.toml`, which trains it as it is.
+
 A launched run lives in its own process session with its output in `runs/<id>/process.log`,
 so a closed app or a dropped SSH connection does not stop it; the app only reads its folder.
 """
@@ -8,6 +13,8 @@ so a closed app or a dropped SSH connection does not stop it; the app only reads
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,8 +25,10 @@ from pathlib import Path
 from ssltui.core import config as cfgmod
 from ssltui.core import registry
 from ssltui.core.errors import ConfigError, SsltuiError
-from ssltui.core.presets import PresetInfo, list_presets, resolve
-from ssltui.core.store import RunDir, RunStore
+from ssltui.core.errors import quoted
+from ssltui.core.presets import Plan, PresetInfo, list_presets, resolve
+from ssltui.core.plan import plan_to_toml
+from ssltui.core.store import RunDir, RunStore, atomic_write_text
 from ssltui.tui.manage import RESUMABLE
 from ssltui.tui.watch import LAUNCH_MARK, PROCESS_LOG
 
@@ -29,6 +38,7 @@ METHODS = (*sorted(registry.method_names(), key=lambda m: not registry.method(m)
 DEVICES = ("auto", "cpu", "cuda")
 LABEL_CHOICES = (("1%", "0.01"), ("10%", "0.1"), ("1% and 10%", "0.01,0.1"))
 DEFAULT_DATA = "cifar10"
+LAUNCH_FILE = "launch.toml"  # the resolved configuration the app hands to `ssltui run --config`
 
 
 def presets_for(method: str, presets: list[PresetInfo] | None = None) -> list[PresetInfo]:
@@ -81,11 +91,36 @@ def method_arg(method: str) -> str | None:
     return None if method == STUDY else method
 
 
-def hyperparameters(preset: str, method: str) -> list[Param]:
-    """Every hyperparameter of the preset (for `method`) that its pipeline uses, with the
-    schema's description and limits. For a study, the union over its parts: an edit applies to
-    every part, and a value the parts disagree on reads 'varies: a | b'."""
-    parts = resolve(preset, method=method_arg(method)).parts
+def resolve_choice(preset: str, method: str) -> Plan:
+    """The preset as the form's method asks for it: read and validated once per choice."""
+    return resolve(preset, method=method_arg(method))
+
+
+def apply_choices(base: Plan, labels: list[float] | None = None, seeds: list[int] | None = None,
+                  sets: list[str] | None = None) -> Plan:
+    """`base` with the form's labels, seeds and `key=value` edits, each part validated as
+    `resolve` validates it, without reading the preset again."""
+    cli: dict = {}
+    if labels is not None:
+        cli["labels"] = labels
+    if seeds is not None:
+        cli["seeds"] = seeds
+    cli = cfgmod.deep_merge(cli, cfgmod.parse_set_options(sets or []))
+    parts = []
+    for part in base.parts:
+        try:
+            parts.append(cfgmod.build_run_config(cfgmod.deep_merge(part.resolved_dict(), cli)))
+        except ConfigError as exc:
+            raise ConfigError(f"preset {quoted(base.preset)}: {exc.message}") from None
+    cfgmod.check_read([opt.partition("=")[0].strip() for opt in sets or []], parts)
+    return Plan(base.preset, base.description, parts, base.data)
+
+
+def hyperparameters(preset: str | Plan, method: str) -> list[Param]:
+    """Every hyperparameter of the preset (for `method`; a name or its resolved plan) that its
+    pipeline uses, with the schema's description and limits. For a study, the union over its
+    parts: an edit applies to every part, and a value the parts disagree on reads 'varies: a | b'."""
+    parts = (preset if isinstance(preset, Plan) else resolve_choice(preset, method)).parts
     out = []
     if method != STUDY:
         out.append(Param("evaluation", toml_text(parts[0].evaluation),
@@ -109,8 +144,8 @@ class PresetDefaults:
     data: str  # the preset's data source, else cifar10
 
 
-def preset_defaults(preset: str, method: str) -> PresetDefaults:
-    plan = resolve(preset, method=method_arg(method))
+def preset_defaults(preset: str | Plan, method: str) -> PresetDefaults:
+    plan = preset if isinstance(preset, Plan) else resolve_choice(preset, method)
     labels = sorted({f for p in plan.parts for f in p.labels})
     seeds = sorted({s for p in plan.parts for s in p.seeds})
     return PresetDefaults(",".join(f"{f:g}" for f in labels), ", ".join(map(str, seeds)), plan.data or DEFAULT_DATA)
@@ -147,37 +182,38 @@ class LaunchRequest:
     device: str = "auto"
     data: str = DEFAULT_DATA
     sets: dict[str, str] = field(default_factory=dict)  # dotted key -> typed text
+    base: Plan | None = None  # the preset as resolved when it was chosen (else resolved here, once)
 
     def set_options(self) -> list[str]:
         return [f"{k}={v}" for k, v in self.sets.items()]
 
-    def validate_config(self, labels: list[float] | None = None, seeds: list[int] | None = None) -> None:
-        """The preset with the edited hyperparameters, through the engine's validation."""
+    def _base(self) -> Plan:
         if not self.preset:
             raise ConfigError("preset: none chosen")
-        try:
-            resolve(self.preset, method=method_arg(self.method), labels=labels, seeds=seeds,
-                    sets=self.set_options())
-        except ConfigError as exc:
-            raise ConfigError(exc.message.removeprefix(f"preset {self.preset!r}: ")) from None
+        if self.base is None or self.base.preset != self.preset:
+            self.base = resolve_choice(self.preset, self.method)
+        return self.base
 
-    def validate(self) -> None:
-        """Raise ConfigError with the reason when anything would be refused by `ssltui run`."""
+    def validate_config(self, labels: list[float] | None = None, seeds: list[int] | None = None) -> Plan:
+        """The chosen preset with the edited hyperparameters, through the engine's validation."""
+        try:
+            return apply_choices(self._base(), labels, seeds, self.set_options())
+        except ConfigError as exc:
+            raise ConfigError(exc.message.removeprefix(f"preset {quoted(self.preset)}: ")) from None
+
+    def resolved(self) -> Plan:
+        """The plan `ssltui run` will train; ConfigError with the reason when anything would be refused."""
         fracs, seeds = parse_fractions(self.labels), parse_seeds(self.seeds)
         cfgmod.check_device(self.device, "device")
-        self.validate_config(fracs, seeds)
+        plan = self.validate_config(fracs, seeds)
         check_data(self.data)
+        return plan
 
-    def argv(self, run_id: str, runs_dir: Path) -> list[str]:
-        fracs = ",".join(f"{f:g}" for f in parse_fractions(self.labels))
-        argv = [sys.executable, "-m", "ssltui", "run", "--preset", self.preset]
-        if method_arg(self.method):
-            argv += ["--method", self.method]
-        argv += ["--labels", fracs, "--seeds", ",".join(map(str, parse_seeds(self.seeds))),
-                 "--device", self.device, "--data", self.data.strip()]
-        for opt in self.set_options():
-            argv += ["--set", opt]
-        return argv + ["--runs-dir", str(runs_dir), "--run-id", run_id, "--quiet"]
+    def validate(self) -> None:
+        self.resolved()
+
+    def options(self) -> cfgmod.RunOptions:
+        return cfgmod.run_options(data=self.data.strip(), device=self.device)
 
 
 @dataclass
@@ -188,6 +224,7 @@ class Launched:
     kind: str  # "run" or "resume"
     t0: float = field(default_factory=time.monotonic)
     started_at: float = field(default_factory=time.time)  # to tell its run_start event from earlier ones
+    edits: dict[str, str] = field(default_factory=dict)  # the form's edits, back in the form if it fails to begin
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -215,10 +252,62 @@ def spawn(argv: list[str], log_path: Path, kind: str) -> Launched:
 
 
 def start_run(req: LaunchRequest, store: RunStore) -> tuple[RunDir, Launched]:
-    """Create the run folder and start `ssltui run` in a new process session."""
-    req.validate()
+    """Create the run folder, write the resolved configuration into it and start
+    `ssltui run --config` in a new process session (it loads the data before it writes anything
+    else there, so a data error leaves the folder as the app made it: see `discard_failed_launch`)."""
+    plan = req.resolved()
+    text = plan_to_toml(plan, req.options())
     run = store.create(req.preset)
-    return run, spawn(req.argv(run.id, store.root), run.path / PROCESS_LOG, "run")
+    try:
+        atomic_write_text(run.path / LAUNCH_FILE, text)
+        argv = [sys.executable, "-m", "ssltui", "run", "--config", str(run.path / LAUNCH_FILE),
+                "--runs-dir", str(store.root), "--run-id", run.id, "--quiet"]
+        launched = spawn(argv, run.path / PROCESS_LOG, "run")
+        launched.edits = dict(req.sets)
+        return run, launched
+    except BaseException:
+        shutil.rmtree(run.path, ignore_errors=True)
+        raise
+
+
+# CLI flags in a launched process's error, and what the launch form calls them
+_FORM_TERMS = ((re.compile(r"\buse --data\b"), "set the form's data field to"),
+               (re.compile(r"--data-dir\b"), "$SSLTUI_DATA_DIR"),
+               (re.compile(r"--data\b"), "data"),
+               (re.compile(r"--(labels|seeds|device|preset|method)\b"), r"\1"),
+               (re.compile(r"--set\s+"), ""),
+               (re.compile(r"--config \S+: "), ""))
+
+
+def form_terms(message: str) -> str:
+    """A launched `ssltui run`'s one-line error in the launch form's words: the fields, not flags."""
+    message = message.strip().removeprefix("ssltui: error: ")
+    for pattern, words in _FORM_TERMS:
+        message = pattern.sub(words, message)
+    return message
+
+
+def failed_launch(run: RunDir, launched: Launched) -> str | None:
+    """When a run this app launched ended before it began (its data could not be loaded, say):
+    the process's error line; None while it runs or once the run has begun (config.toml exists)."""
+    if launched.kind != "run" or launched.alive() or run.config_path.exists():
+        return None
+    try:
+        lines = (run.path / PROCESS_LOG).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        lines = []
+    lines = [ln for ln in lines if ln.strip() and not ln.startswith(LAUNCH_MARK)]
+    errors = [ln for ln in lines if ln.startswith("ssltui: error: ")]
+    line = (errors or lines or [f"the run's process ended with exit code {launched.proc.returncode}"])[-1]
+    return form_terms(line)
+
+
+def discard_failed_launch(run: RunDir) -> None:
+    """Remove the folder of a launch that never began: it holds only what the app put there."""
+    if run.config_path.exists():
+        return
+    if {p.name for p in run.path.iterdir()} <= {LAUNCH_FILE, PROCESS_LOG}:
+        shutil.rmtree(run.path, ignore_errors=True)
 
 
 def start_resume(run: RunDir, store: RunStore) -> Launched:

@@ -45,3 +45,18 @@ def kinds(curves: list[Curve]) -> list[str]:
     """The phase kinds present, in the order a pipeline runs them."""
     present = {c.kind for c in curves}
     return [k for k in KIND_ORDER if k in present] + sorted(present - set(KIND_ORDER))
+
+
+SMOOTHING = (0.0, 0.6, 0.9)  # the weights the curves cycle through (0: raw)
+
+
+def smooth(ys: list[float], weight: float) -> list[float]:
+    """An exponential moving average with weight `weight` on the past, debiased as TensorBoard's
+    (the first points are not pulled toward zero); 0 returns the values as they are."""
+    if weight <= 0:
+        return list(ys)
+    out, avg = [], 0.0
+    for n, y in enumerate(ys, 1):
+        avg = weight * avg + (1 - weight) * y
+        out.append(avg / (1 - weight ** n))
+    return out

@@ -145,14 +145,30 @@ def names(values: list[str]) -> str:
 
 RUN_COLUMNS = ("status", "method", "evaluation", "labels", "test acc %", "started", "group", "id")
 # From the widest to the narrowest: the first that fits the terminal is printed. The id stays
-# whole (it is what a user copies; it also tells the start time), so narrower tables drop
-# columns instead of squeezing it; `ssltui runs --json` has everything.
+# whole while any set fits (it is what a user copies), so narrower tables drop columns first;
+# the sets after WRAPPED_FROM put the accuracy one label fraction a line. Status, accuracy,
+# start and id always stay; `ssltui runs --json` has everything.
 RUN_COLUMN_SETS = (RUN_COLUMNS,
                    ("status", "method", "labels", "test acc %", "started", "group", "id"),
                    ("status", "method", "labels", "test acc %", "started", "id"),
-                   ("status", "method", "labels", "test acc %", "id"))
-NARROW_RUN_COLUMNS = RUN_COLUMN_SETS[-1]  # with the accuracy one label fraction a line
+                   ("status", "method", "test acc %", "started", "id"),
+                   ("status", "method", "labels", "test acc %", "started", "id"),
+                   ("status", "method", "test acc %", "started", "id"),
+                   ("status", "test acc %", "started", "id"))
+WRAPPED_FROM = 4
+NARROW_RUN_COLUMNS = RUN_COLUMN_SETS[-1]  # with the id cut from the left when even these do not fit
 ACC_PAIR = len("10% 99.9")
+MIN_ID = len("…") + 12  # enough of the end of an id to tell runs apart
+
+
+def tail(value: str, width: int) -> str:
+    """`value` whole when it fits in `width` cells, else its end after an ellipsis: an id's end is a
+    unique suffix that `ssltui show/resume/...` accept (never starting with '-', which would read as
+    an option)."""
+    if len(value) <= width:
+        return value
+    end = value[len(value) - max(1, width - 1):]
+    return "…" + (end.lstrip("-") or end)
 
 
 _DATED_ID = re.compile(r"\d{8}-\d{6}-(.+)")
@@ -180,19 +196,31 @@ def run_cells(info: RunInfo) -> dict[str, Text]:
 
 
 def runs_table(infos: list[RunInfo], width: int | None = None) -> Table:
-    """The runs list for a terminal `width` columns wide: every column that fits with each cell
-    on one line; on a narrow terminal, the accuracy one label fraction a line. The id is whole."""
+    """The runs list for a terminal `width` columns wide: the first column set of RUN_COLUMN_SETS
+    that fits, each cell on one line or (narrow) the accuracy one label fraction a line; where
+    not even the narrowest fits, the id is cut from the left (`tail`)."""
     rows = [run_cells(i) for i in infos]
     widths = {c: max([len(c)] + [r[c].cell_len for r in rows]) for c in RUN_COLUMNS}
-    columns = next((cols for cols in RUN_COLUMN_SETS
-                    if width is None or sum(widths[c] for c in cols) + len(cols) - 1 <= width), None)
+    wrapped = dict(widths, **{"test acc %": max(ACC_PAIR, len("test acc"))})
+
+    def needs(n: int, cols: tuple[str, ...]) -> int:
+        w = widths if n < WRAPPED_FROM else wrapped
+        return sum(w[c] for c in cols) + len(cols) - 1
+
+    chosen = next((n for n, cols in enumerate(RUN_COLUMN_SETS) if width is None or needs(n, cols) <= width), None)
+    n = len(RUN_COLUMN_SETS) - 1 if chosen is None else chosen
+    columns = RUN_COLUMN_SETS[n]
+    id_width = widths["id"]
+    if chosen is None:
+        id_width = max(MIN_ID, widths["id"] - (needs(n, columns) - width))
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=0, collapse_padding=True)
-    for col in columns or NARROW_RUN_COLUMNS:
-        wrap = columns is None and col == "test acc %"
+    for col in columns:
+        wrap = n >= WRAPPED_FROM and col == "test acc %"
         table.add_column("test acc" if wrap else col, no_wrap=not wrap, max_width=ACC_PAIR if wrap else None,
-                         min_width=widths[col] if col == "id" else None)
+                         min_width={"id": id_width, "status": widths["status"]}.get(col))
     for r in rows:
-        table.add_row(*(r[c] for c in columns or NARROW_RUN_COLUMNS))
+        cells = dict(r, id=Text(tail(r["id"].plain, id_width)))
+        table.add_row(*(cells[c] for c in columns))
     return table
 
 

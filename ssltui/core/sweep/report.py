@@ -7,9 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import optuna
+import sqlalchemy
+import sqlalchemy.orm
+from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from ssltui.core.errors import first_line
+from ssltui.core.errors import ConfigError, first_line
+from ssltui.core.sweep.listing import list_sqlite
 from ssltui.core.sweep.space import SweepDefinition, Value
 from ssltui.core.sweep.study import (DEFINITION_ATTR, Sweep, open_storage, retried, shown_url,
                                       sqlite_file_missing)
@@ -120,11 +124,55 @@ def _importances(study: optuna.Study, report: SweepReport) -> tuple[dict[str, fl
     return {k: round(float(v), 4) for k, v in found.items()}, ""
 
 
+class _ReadingStorage(RDBStorage):
+    """Optuna's RDB storage over an SQLite file that exists, for reading: RDBStorage's engine and
+    sessions without its set-up for writing (creating tables, recording the schema version,
+    alembic's migration check), most of the time a read would take, and the import of alembic."""
+
+    def __init__(self, url: str) -> None:  # no super().__init__(): that is the set-up left out
+        self.url, self.engine_kwargs = url, {"connect_args": {"timeout": 60}}
+        self.skip_compatibility_check = True
+        self.heartbeat_interval = self.grace_period = None
+        self.heartbeat_stale_trial_callback = self.failed_trial_callback = None
+        self.engine = sqlalchemy.engine.create_engine(url, **self.engine_kwargs)
+        self.scoped_session = sqlalchemy.orm.scoped_session(sqlalchemy.orm.sessionmaker(bind=self.engine))
+
+
+def _read(url: str, read):
+    """`read(storage)` on a storage opened for reading: an SQLite file as it is, and where that
+    fails (a schema an older Optuna wrote, say) or for a server, the full storage (which checks
+    the schema and says what is wrong in one line)."""
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        parsed = None
+    if parsed is not None and parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        storage = _ReadingStorage(url)
+        try:
+            return read(storage)
+        except sqlalchemy.exc.SQLAlchemyError:
+            pass
+        finally:
+            storage.engine.dispose()
+    return read(open_storage(url))
+
+
+def open_report(url: str, name: str) -> SweepReport:
+    """The report of sweep `name` (for `sweep show`), read without preparing the storage for writing."""
+    if sqlite_file_missing(url):
+        raise ConfigError(f"no sweep {name!r} in {shown_url(url)} (see `ssltui sweep list`)")
+    return _read(url, lambda storage: Sweep.open(url, name, storage).report())
+
+
 def list_sweeps(url: str) -> list[dict]:
     """Every ssltui sweep in a storage: name, preset, metric, sampler, trials, best value."""
     if sqlite_file_missing(url):
         return []
-    storage = open_storage(url)
+    fast = list_sqlite(url)
+    return fast if fast is not None else _read(url, _list)
+
+
+def _list(storage: RDBStorage) -> list[dict]:
     out = []
     for s in optuna.get_all_study_summaries(storage, include_best_trial=True):
         raw = s.user_attrs.get(DEFINITION_ATTR)

@@ -25,6 +25,7 @@ SPEC_HELP = "log:LO:HI, int:LO:HI, LO:HI or a comma list of values"
 SAMPLERS = ("grid", "random", "tpe")
 METRICS = ("val_acc", "knn_acc")  # the first is the default
 GRID_MAX_RANGE = 64  # an int range in a grid lists every integer; more is a sampler's job
+GRID_MAX_POINTS = 10_000  # a grid's points are queued when it is created; more is a sampler's job
 Value = str | bool | int | float
 
 
@@ -192,6 +193,10 @@ class SweepDefinition(BaseModel):
             set_dotted(over, key, value)
         return Plan(self.preset, self.description, [build_run_config(deep_merge(p, over)) for p in self.parts])
 
+    def grid_size(self) -> int:
+        """How many points the grid has, counted without listing them."""
+        return math.prod(len(p.grid()) for p in self.search_space())
+
     def grid(self) -> list[dict[str, Value]]:
         """Every point of the grid, in the order given (the last parameter varies fastest)."""
         points: list[dict[str, Value]] = [{}]
@@ -235,7 +240,10 @@ def make_definition(plan: Plan, params: list[Param], sampler: str | None, trials
                            sampler=sampler, trials=1, metric=metric, prune=prune, prune_startup=prune_startup,
                            prune_warmup=prune_warmup, sampler_seed=sampler_seed, data=data)
     if sampler == "grid":
-        size = len(defn.grid())
+        size = defn.grid_size()
+        if size > GRID_MAX_POINTS:
+            raise ConfigError(f"--sampler grid: {size:,} points, more than {GRID_MAX_POINTS:,}; list fewer values, "
+                              f"or use --sampler random or tpe with --trials N")
         if trials is not None and trials != size:
             raise ConfigError(f"--trials {trials}: a grid runs each of its {size} points once; "
                               f"--trials applies to --sampler random and tpe")

@@ -17,9 +17,10 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Sel
 
 from ssltui.core.errors import ConfigError
 from ssltui.tui.choices import load_choices, save_choices
+from ssltui.core.presets import Plan
 from ssltui.tui.launch import (DEFAULT_DATA, DEVICES, LABEL_CHOICES, METHODS, STUDY, LaunchRequest, Param,
                                check_data, hyperparameters, parse_fractions, parse_seeds, preset_defaults,
-                               presets_for, start_run)
+                               presets_for, resolve_choice, start_run)
 from ssltui.tui.screens.common import NavTable
 from ssltui.view.format import plain
 
@@ -63,8 +64,14 @@ class LaunchScreen(Screen):
         Binding("question_mark", "app.help", "Help"),
     ]
 
-    def __init__(self, method: str | None = None, data: str | None = None) -> None:
+    def __init__(self, method: str | None = None, data: str | None = None, error: str | None = None,
+                 edits: dict[str, str] | None = None) -> None:
+        """`error` and `edits`: a launch that failed before its run began comes back to the form
+        with its reason and the hyperparameters as they were edited."""
         super().__init__()
+        self.failed = error
+        self.restore_edits = dict(edits or {})
+        self.base: Plan | None = None  # the chosen preset, resolved once when it is chosen
         remembered = load_choices()
         if method is not None or data is not None:  # asked for a particular form: start from it
             remembered = {}
@@ -132,6 +139,11 @@ class LaunchScreen(Screen):
             self._set_labels(self.initial.get("labels", "0.1"))
             self._set_input("#seeds", self.initial.get("seeds", "0"))
         self.query_one("#method", Select).focus()
+        if self.restore_edits:
+            self.edits.update({k: v for k, v in self.restore_edits.items() if k in self.params})
+            self._fill_params()
+        if self.failed:
+            self._set_error(f"the launch failed, nothing was kept: {self.failed}")
 
     # ------------------------------------------------------------ form state
     @property
@@ -144,7 +156,7 @@ class LaunchScreen(Screen):
             labels = self.query_one("#labels-typed", Input).value
         preset = self.query_one("#preset", Select).value
         sets = {**self.edits, **(extra or {})}
-        return LaunchRequest(
+        return LaunchRequest(base=self.base if self.base is not None and self.base.preset == preset else None,
             preset=preset if isinstance(preset, str) else "", method=self.method,
             labels=str(labels), seeds=self.query_one("#seeds", Input).value,
             device=str(self.query_one("#device", Select).value), data=self.query_one("#data", Input).value,
@@ -164,9 +176,11 @@ class LaunchScreen(Screen):
     def _preset_chosen(self) -> None:
         """Take the preset's labels, seeds and (unless typed by hand) data source; list its values."""
         preset = self.preset_applied = self.query_one("#preset", Select).value
+        self.base = None
         if isinstance(preset, str) and preset:
-            try:
-                defaults = preset_defaults(preset, self.method)
+            try:  # the one time this choice reads the preset: edits are checked against this plan
+                self.base = resolve_choice(preset, self.method)
+                defaults = preset_defaults(self.base, self.method)
             except ConfigError as exc:
                 self._set_error(exc.message)
             else:
@@ -201,8 +215,10 @@ class LaunchScreen(Screen):
         if not isinstance(preset, str) or not preset:
             self._set_error(f"no preset for {self.method}")
             return
+        if self.base is None:
+            return  # the preset was refused when chosen; its reason is shown
         try:
-            params = hyperparameters(preset, self.method)
+            params = hyperparameters(self.base, self.method)
         except ConfigError as exc:
             self._set_error(exc.message)
             return
@@ -240,6 +256,8 @@ class LaunchScreen(Screen):
             self._show_reason(None)
 
     def _set_error(self, message: str | None) -> None:
+        if message is None and self.failed:  # a failed launch's reason stays until the next launch
+            message = f"the launch failed, nothing was kept: {self.failed}"
         self.query_one("#launch-error", Static).update(Text(message or "", style="bold red"))
         self.query_one("#launch-error").display = bool(message)
 
@@ -372,6 +390,7 @@ class LaunchScreen(Screen):
         self._build_params()
 
     def action_launch(self) -> None:
+        self.failed = None
         req = self.request()
         try:
             run, launched = start_run(req, self.app.store)

@@ -19,7 +19,7 @@ from textual.worker import get_current_worker
 
 from ssltui.core.errors import ConfigError
 from ssltui.core.store import RunDir
-from ssltui.tui.launch import Launched, cancel_run
+from ssltui.tui.launch import Launched, cancel_run, discard_failed_launch, failed_launch
 from ssltui.tui.manage import RESUMABLE
 from ssltui.tui.runstate import PhaseState, RunState
 from ssltui.tui.screens.common import BACK, HELP, Confirm, resume_run
@@ -220,7 +220,28 @@ class LiveScreen(Screen):
             for r in results[-4:])) if results else "")
         self.query_one("#run-results").display = bool(results)
 
+    def _launch_failed(self) -> bool:
+        """A run this app launched whose process ended before the run began (its data could not
+        be loaded, say): its folder goes (it holds only what the app put there) and the form comes
+        back with the reason in its own terms and the edits as they were."""
+        launched = self.launched
+        if launched is None or launched.kind != "run" or launched.alive():
+            return False
+        run = RunDir(self.app.store.root / self.run_id)
+        reason = failed_launch(run, launched)
+        if reason is None:
+            return False
+        self._stop.set()
+        discard_failed_launch(run)
+        self.app.processes.pop(self.run_id, None)
+        from ssltui.tui.screens.launch import LaunchScreen
+
+        self.app.switch_screen(LaunchScreen(error=reason, edits=launched.edits))
+        return True
+
     def _draw_summary(self) -> None:
+        if self.is_current and self._launch_failed():
+            return
         s = self.state
         status = self.current_status()
         if status != self._status_shown:  # x and R come and go with the status

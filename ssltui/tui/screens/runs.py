@@ -9,17 +9,19 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.events import Key
+from textual.events import Key, Paste
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import get_current_worker
 
 from ssltui.core.errors import ConfigError
-from ssltui.core.store import RunInfo
+from ssltui.core.store import RunDir, RunInfo
 from ssltui.core.table import measured, pool
 from ssltui.tui.manage import RESUMABLE, archive_run, delete_run, folder_size
+from ssltui.tui.runstate import RunState
 from ssltui.tui.screens.common import Confirm, NavTable, resume_run
-from ssltui.view.format import label_fraction
+from ssltui.tui.watch import RunTail
+from ssltui.view.format import duration, label_fraction
 from ssltui.view.tables import run_cells, short_id
 
 REFRESH_SECONDS = 2.0
@@ -33,17 +35,69 @@ def columns_for(width: int) -> tuple[str, ...]:
     return next(cols for least, cols in COLUMN_SETS if width >= least)
 
 
+def _fraction(text: str) -> float | None:
+    """'0.01' or '1%' -> 0.01; None when it is no number."""
+    try:
+        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        return None
+
+
+# FIELD:VALUE words of the filter: what each field of a run is, as lowercase text values
+FIELDS = {
+    "method": lambda i: i.methods, "status": lambda i: [i.status], "preset": lambda i: [i.preset],
+    "eval": lambda i: i.evaluations, "evaluation": lambda i: i.evaluations, "id": lambda i: [i.id],
+    "seed": lambda i: [str(s) for s in i.seeds], "seeds": lambda i: [str(s) for s in i.seeds],
+}
+
+
+def _word_matches(info: RunInfo, word: str, hay: str) -> bool:
+    field, colon, value = word.partition(":")
+    if colon and value and field in ("labels", "label"):
+        want = _fraction(value)
+        return want is not None and any(abs(f - want) <= 1e-9 * max(1.0, abs(want)) for f in info.labels)
+    if colon and value and field in FIELDS:
+        values = [v.lower() for v in FIELDS[field](info)]
+        if field in ("seed", "seeds", "status"):
+            return value in values
+        return any(value in v for v in values)
+    return word in hay
+
+
 def matches(info: RunInfo, needle: str) -> bool:
-    """Every word of the filter appears in the run's id, status, preset, methods or evaluations."""
+    """Every word of the filter appears in the run's id, status, preset, methods, evaluations or
+    labels; a FIELD:VALUE word looks in that field only (method:simclr, labels:0.01 or labels:1%,
+    status:failed, preset:, eval:, seed:, id:)."""
     hay = " ".join([info.id, info.status, info.preset, info.group, *info.methods, *info.evaluations,
                     *(label_fraction(f) for f in info.labels)]).lower()
-    return all(w in hay for w in needle.lower().split())
+    return all(_word_matches(info, w, hay) for w in needle.lower().split())
 
 
 def best_accuracy(info: RunInfo) -> float:
     """The run's best mean test accuracy over seeds of any cell (-1 without results)."""
     cells = [sum(s.values()) / len(s) for by_frac in pool(measured(info.results)).values() for s in by_frac.values()]
     return max(cells, default=-1.0)
+
+
+def run_progress(state: RunState, now: float | None = None) -> str | None:
+    """A running run's progress over its planned phases and the time left: the phase in progress
+    at the rate seen since it started, each phase still to come at the mean time of those run."""
+    total = state.total_phases
+    if state.status != "running" or not total:
+        return None
+    current = state.current
+    partial = current.fraction if current is not None and not current.done else 0.0
+    done = state.phases_done + partial
+    text = f"{100 * done / total:.0f}%"
+    eta = current.eta_seconds() if current is not None and not current.done else 0.0
+    spent = [p.seconds for p in state.phases.values() if p.done and p.seconds]
+    left = total - state.phases_done - (1 if partial else 0)
+    if eta is not None and (left <= 0 or spent):
+        if current is not None and current.t_last is not None and now is not None:
+            eta = max(0.0, eta - (now - current.t_last))
+        eta += max(0, left) * (sum(spent) / len(spent) if spent else 0.0)
+        text += f" eta {duration(eta)}"
+    return text
 
 
 def shown_key(info: RunInfo) -> tuple:
@@ -95,6 +149,8 @@ class RunsScreen(Screen):
         self._shown: list[tuple] = []  # shown_key of each run listed, to redraw only on a change
         self.sort = "newest"
         self.columns: tuple[str, ...] = ()
+        self.progress: dict[str, str] = {}  # running run id -> '43% eta 2:10'
+        self._tails: dict[str, tuple[RunTail, RunState]] = {}  # the worker's, per running run
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -108,6 +164,7 @@ class RunsScreen(Screen):
     def on_mount(self) -> None:
         self.sub_title = "runs"
         self.query_one("#runs", DataTable).focus()
+        self._hint(0)
         self.refresh_runs()
 
     def on_screen_resume(self) -> None:
@@ -126,7 +183,7 @@ class RunsScreen(Screen):
             except ConfigError as exc:
                 self.app.call_from_thread(self.app.notify, exc.message, severity="error")
                 infos = []
-            self.app.call_from_thread(self.show_runs, infos)
+            self.app.call_from_thread(self.show_runs, infos, self._progress(infos))
             if not repeat:
                 return
             for _ in range(int(REFRESH_SECONDS / 0.1)):
@@ -134,16 +191,52 @@ class RunsScreen(Screen):
                     return
                 time.sleep(0.1)
 
-    def show_runs(self, infos: list[RunInfo]) -> None:
+    def _progress(self, infos: list[RunInfo]) -> dict[str, str]:
+        """Progress and time left of each running run (in the worker thread): its events are
+        tailed from where the last poll stopped, never read whole again."""
+        running = {i.id: i for i in infos if i.status == "running"}
+        for gone in set(self._tails) - set(running):
+            del self._tails[gone]
+        out = {}
+        for rid, info in running.items():
+            tail, state = self._tails.setdefault(rid, (RunTail(RunDir(info.path)), RunState()))
+            try:
+                poll = tail.poll()
+            except OSError:
+                continue
+            if poll.reset:
+                state.reset()
+            for e in poll.events:
+                state.apply(e)
+            text = run_progress(state, time.time())
+            if text:
+                out[rid] = text
+        return out
+
+    def show_runs(self, infos: list[RunInfo], progress: dict[str, str] | None = None) -> None:
         for launched in self.app.processes.values():
             launched.proc.poll()  # reap runs this app started that have ended (no zombies)
-        key = [shown_key(i) for i in infos]
+        self._announce_ends(infos)
+        progress = progress or {}
+        key = [shown_key(i) + (progress.get(i.id),) for i in infos]
         if self.loaded and key == self._shown:
             return
-        self.infos, self._shown = infos, key
+        self.infos, self._shown, self.progress = infos, key, progress
         self.marked &= {i.id for i in infos}
         self.loaded = True
         self._fill()
+
+    def _announce_ends(self, infos: list[RunInfo]) -> None:
+        """A run seen training that has since ended says so, wherever the app is: a notice per run
+        and one terminal bell per poll."""
+        was = {i.id for i in self.infos if i.status == "running"} if self.loaded else set()
+        ended = [i for i in infos if i.id in was and i.status != "running"]
+        for info in ended:
+            severity = "information" if info.status == "completed" else "warning"
+            self.app.notify(f"{info.id} {info.status}" + (f": {info.error}" if info.error else ""),
+                            severity=severity, timeout=10)
+        if ended:
+            self.app.bell()
 
     def sorted_infos(self) -> list[RunInfo]:
         key = SORTS[self.sort]
@@ -158,6 +251,8 @@ class RunsScreen(Screen):
         for i in shown:
             cells = run_cells(i)
             cells["run"] = Text(short_id(i.id))
+            if i.id in self.progress and i.status == "running":
+                cells["status"] = cells["status"] + Text(f" {self.progress[i.id]}", style="dim")
             if i.id in self.marked:
                 cells["status"] = Text("✓ ", style="bold") + cells["status"]
             rows.append(cells)
@@ -188,7 +283,9 @@ class RunsScreen(Screen):
             table.add_column(col, key=col, width=widths[col])
 
     def _hint(self, shown: int) -> None:
-        if not self.infos:
+        if not self.loaded:  # the store is still being read: nothing is known to be missing yet
+            hint = Text(f"loading runs from {self.app.store.root}…", style="dim")
+        elif not self.infos:
             hint = Text(f"no runs yet in {self.app.store.root} · n: launch one", style="dim")
         else:
             order = f"{self.sort} first" if self.sort in ("newest", "oldest") else f"by {self.sort}"
@@ -204,22 +301,43 @@ class RunsScreen(Screen):
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self) -> None:
-        self.query_one("#runs", DataTable).focus()
+        self.set_focus(self.query_one("#runs", DataTable))
 
-    def on_key(self, event: Key) -> None:
-        """Typing a character that is no key binding starts filtering, with that character."""
+    def take_text(self, event: Key | Paste) -> bool:
+        """Called by the app for each key and paste before anything else sees it: True when it went
+        into the filter. While the table has the focus, a printable key that is no binding opens the
+        filter with that character; so does a bound key followed at once by more typing (a burst:
+        a paste, a fast typist over SSH), so a word starting with `c` is not Compare. The filter
+        takes the focus at once, so the rest of the burst goes to it in order. A paste always
+        filters (its first line)."""
         table = self.query_one("#runs", DataTable)
-        char = event.character
-        if self.focused is not table or not char or len(char) != 1 or not char.isprintable():
-            return
-        if event.key in self.active_keys():
-            return
         flt = self.query_one("#filter", Input)
-        flt.value += char
+        if self.focused is flt or self.app.screen is not self:
+            return False
+        if isinstance(event, Paste):
+            text = "".join(ch for ch in (event.text.strip().splitlines() or [""])[0] if ch.isprintable())
+            if not text:
+                return False
+            self._type(flt, text)
+            return True
+        if self.focused is not table:
+            return False
+        char = event.character
+        if not char or len(char) != 1 or not char.isprintable():
+            return False
+        if event.key == "slash":
+            self.set_focus(flt)  # the filter opens; the slash is not part of it
+            return True
+        bound = self.active_keys()
+        if event.key in bound and not self.app.typing_follows(bound):
+            return False  # a bound key on its own (or among bound keys only) acts
+        self._type(flt, char)
+        return True
+
+    def _type(self, flt: Input, text: str) -> None:
+        flt.value += text
         flt.cursor_position = len(flt.value)
-        flt.focus()
-        event.stop()
-        event.prevent_default()
+        self.set_focus(flt)
 
     def active_keys(self) -> set[str]:
         """Keys bound on this screen and its table (they act; the others type into the filter)."""
@@ -329,12 +447,22 @@ class RunsScreen(Screen):
             return
         size = sum(folder_size(by_id[r].path) for r in ids)
         size_text = f"{size / 2**20:.1f} MB" if size >= 2**20 else f"{max(1, round(size / 1024))} kB"
-        what = ids[0] if len(ids) == 1 else f"{len(ids)} marked runs"
+        marked = bool(self.marked)
+        if not marked:
+            what = ids[0]
+        else:  # the marks may be left from a Compare: name every run, and the one under the cursor if spared
+            shown = ids if len(ids) <= 8 else ids[:7]
+            what = f"{len(ids)} marked run{'s' if len(ids) != 1 else ''}: " + ", ".join(shown)
+            if len(shown) < len(ids):
+                what += f" and {len(ids) - len(shown)} more"
         if how == "delete":
             question, detail = f"Delete {what}?", f"{size_text} of results, checkpoints and logs are removed for good."
         else:
             question = f"Archive {what}?"
             detail = f"Moved to {self.app.store.root / '.archive'}; the list no longer shows it (move it back by hand)."
+        cursor = self.selected_id()
+        if marked and cursor is not None and cursor not in self.marked:
+            detail += f" {cursor} (under the cursor) is not marked and stays (space marks or unmarks a run)."
 
         def answered(yes: bool | None) -> None:
             if yes:
@@ -363,9 +491,9 @@ class RunsScreen(Screen):
         self.app.push_screen(SweepScreen(sweep.name if sweep is not None else None))
 
     def action_filter(self) -> None:
-        self.query_one("#filter", Input).focus()
+        self.set_focus(self.query_one("#filter", Input))
 
     def action_clear_filter(self) -> None:
         flt = self.query_one("#filter", Input)
         flt.value = ""
-        self.query_one("#runs", DataTable).focus()
+        self.set_focus(self.query_one("#runs", DataTable))

@@ -64,14 +64,22 @@ class OverlayChart(PlotextPlot):
     """Several runs' or phases' curves on one chart; the legend is drawn beside it (`legend_text`)
     so that no label is clipped however narrow the chart."""
 
-    def show(self, title: str, xlabel: str, series: list[tuple[list[float], list[float]]], color: bool) -> None:
+    log_y = False  # the y axis on a log scale (values <= 0 are left out there)
+
+    def show(self, title: str, xlabel: str, series: list[tuple[list[float], list[float]]], color: bool,
+             log_y: bool = False) -> None:
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
         plt.title(title)
         plt.xlabel(xlabel)
+        self.log_y = log_y
         for i, (xs, ys) in enumerate(series):
+            if log_y:
+                xs, ys = [x for x, y in zip(xs, ys) if y > 0], [y for y in ys if y > 0]
             if xs:
                 rgb, marker = series_style(i, color)
                 plt.plot(xs, ys, marker=marker, color=rgb if color else "default")
+        if log_y:
+            plt.yscale("log")
         self.refresh()
