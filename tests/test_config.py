@@ -59,9 +59,9 @@ def test_set_values_are_typed_from_the_schema():
     ("nosection.lr=0.1", "unknown section"),
     ("lienar.lr=0.1", "unknown section in 'lienar.lr' (did you mean 'linear'?)"),
     ("lr=0.1", "settings are SECTION.KEY; did you mean 'pretrain.lr' or 'supervised.lr' or 'linear.lr' or 'semi.lr'?"),
-    ("temperature=0.2", "did you mean 'simclr.temperature' or 'knn.temperature'?"),
+    ("temperature=0.2", "did you mean 'simclr.temperature' or 'moco.temperature' or 'knn.temperature'?"),
     ("seed=1", "unknown key 'seed' (did you mean 'seeds'?)"),
-    ("foo=1", "or SECTION.KEY with sections data, knn, linear"),
+    ("foo=1", "or SECTION.KEY with sections barlow, byol, data, knn, linear"),
     ("supervised.lr", "expected key=value"),
     ("labels=1.5", "outside (0, 1]"),
     ("semi.frozen_stages=4", "semi.frozen_stages"),
@@ -79,7 +79,7 @@ def test_method_evaluation_pairs():
     with pytest.raises(ConfigError, match="does not apply to method 'supervised'"):
         resolve("smoke", evaluation=["linear"])
     with pytest.raises(ConfigError, match="not one of"):
-        resolve("smoke", method="byol")
+        resolve("smoke", method="swav")
     (cfg,) = resolve("smoke", method="rotnet").parts
     assert cfg.method == "rotnet" and cfg.evaluation == ["linear", "semi"]
     (cfg,) = resolve("smoke", method="simclr", evaluation=["knn", "linear"]).parts

@@ -25,9 +25,12 @@ def test_every_shipped_preset_resolves_as_before_the_rewrite():
     before = json.loads(FIXTURE.read_text())
     for name, expected in before.items():
         plan = resolve(str(SHIPPED / f"{name}.toml"))
-        now = {"description": plan.description, "data": plan.data,
-               "parts": [p.model_dump(mode="json") for p in plan.parts]}
-        assert now == expected, name
+        # Sections the fixture predates (methods registered since, each with its own table) are
+        # left out: a new method adds its section to every configuration.
+        parts = [{k: v for k, v in p.model_dump(mode="json").items() if k in e}
+                 for p, e in zip(plan.parts, expected["parts"])]
+        now = {"description": plan.description, "data": plan.data, "parts": parts}
+        assert len(plan.parts) == len(expected["parts"]) and now == expected, name
 
 
 # What the shipped presets are based on: each states only what differs from its base, so what

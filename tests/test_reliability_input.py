@@ -57,7 +57,7 @@ BASE = ["run", "--preset", "smoke", "--data", "synthetic", "--device", "cpu", "-
     (["--labels", "-0.1"], ["labels", "(0, 1]"]),
     (["--labels", "ten"], ["--labels", "float"]),
     (["--seeds", "-1"], ["seeds", "negative"]),
-    (["--method", "byol"], ["--method", "supervised, simclr, rotnet"]),
+    (["--method", "swav"], ["--method", "supervised, simclr, rotnet, byol, simsiam, moco, barlow, vicreg"]),
     (["--method", "simclr", "--evaluation", "supervised"], ["evaluation", "allowed: linear, semi, knn"]),
     (["--method", "supervised", "--evaluation", "knn"], ["evaluation", "allowed: supervised"]),
     (["--evaluation", "zeroshot"], ["evaluation", "supervised, linear, semi, knn"]),

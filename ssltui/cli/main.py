@@ -267,6 +267,10 @@ def run(
     # writes nothing into the run folder.
     premade = run_id is not None and (store.root / run_id).is_dir() and config is None
     raw = None if premade else _load_data(plan, opts, stop, quiet)
+    if raw is not None:
+        from ssltui.trainer.twoview import check_fits_data
+
+        check_fits_data(plan, raw)  # e.g. a queue larger than the data: refused before a run folder exists
     if resume:
         found = find_to_resume(store, plan, opts)
         if found is not None:

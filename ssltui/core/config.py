@@ -306,6 +306,9 @@ def validate(cfg: RunConfig) -> None:
             raise ConfigError(
                 f"evaluation: {ev!r} does not apply to method {cfg.method!r} (allowed: {', '.join(allowed)})"
             )
+    check = getattr(cfg.method_settings, "check", None)  # a method's own cross-section checks
+    if check is not None:
+        check(cfg)
     for section in TRAIN_SECTIONS:
         tc: TrainConfig = getattr(cfg, section)
         for m in tc.milestones:

@@ -432,12 +432,14 @@ class SimCLRAugment:
     jitter_p: float = 0.8
     grayscale_p: float = 0.2
     flip_p: float = 0.5
+    saturation: float | None = None  # saturation jitter; None: SimCLR's 0.8 x jitter_strength
 
     @classmethod
     def from_config(cls, cfg) -> "SimCLRAugment":
-        """From a `SimCLRConfig`."""
+        """From a method's settings (`crop_min_scale`, `jitter_strength`, `jitter_p`,
+        `grayscale_p`, and `saturation` where the method sets it apart from the strength)."""
         return cls(crop_min_scale=cfg.crop_min_scale, jitter_strength=cfg.jitter_strength,
-                   jitter_p=cfg.jitter_p, grayscale_p=cfg.grayscale_p)
+                   jitter_p=cfg.jitter_p, grayscale_p=cfg.grayscale_p, saturation=getattr(cfg, "saturation", None))
 
     def sample(self, n: int, height: int, width: int, generator: torch.Generator,
                device: torch.device | str = "cpu") -> ViewParams:
@@ -450,7 +452,8 @@ class SimCLRAugment:
         flip, gray, apply = coins.unbind(1)
         crop = crop_from_uniforms(u[:, :crop_u], height, width, (self.crop_min_scale, 1.0))
         s = self.jitter_strength
-        jitter = jitter_from_uniforms(u[:, crop_u:crop_u + JITTER_UNIFORMS], apply, 0.8 * s, 0.8 * s, 0.8 * s,
+        saturation = 0.8 * s if self.saturation is None else self.saturation
+        jitter = jitter_from_uniforms(u[:, crop_u:crop_u + JITTER_UNIFORMS], apply, 0.8 * s, 0.8 * s, saturation,
                                       0.2 * s)
         return ViewParams(crop, flip, jitter, gray)
 
@@ -461,7 +464,7 @@ class SimCLRAugment:
         laid out channels_last when asked."""
         scale = 1.0 if x.is_floating_point() else 1.0 / 255.0
         out = resized_crop(x, params.crop, self.size, params.flip, pos, scale, channels_last)
-        if self.jitter_strength > 0 and self.jitter_p > 0:  # else every draw is neutral
+        if (self.jitter_strength > 0 or self.saturation) and self.jitter_p > 0:  # else every draw is neutral
             out = color_jitter(out, params.jitter)
         if self.grayscale_p > 0:
             out = random_grayscale(out, params.gray)

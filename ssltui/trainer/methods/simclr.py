@@ -19,13 +19,13 @@ from ssltui.trainer.augment import SimCLRAugment, normalizer
 from ssltui.core.config import RunConfig, TrainConfig
 from ssltui.trainer.data.bundle import DataBundle
 from ssltui.trainer.device import DeviceSettings
-from ssltui.trainer.evaluation.common import encode
-from ssltui.trainer.evaluation.knn import knn_accuracy
 from ssltui.core.events import PhaseRef
-from ssltui.trainer.loop import Phase, RunContext, derive_seed
+from ssltui.trainer.loop import RunContext, derive_seed
 from ssltui.trainer.losses import nt_xent
-from ssltui.trainer.models.resnet import BatchNorm1d, ResNet20
-from ssltui.trainer.optim import build_optimizer, peak_lr
+from ssltui.trainer.models.resnet import ResNet20
+from ssltui.trainer.optim import peak_lr
+from ssltui.trainer.ssl_parts import CollapseMonitor, mlp
+from ssltui.trainer.twoview import pretrain_views
 
 # The guard rail: at a fifth of its epochs, an encoder whose kNN accuracy is within GUARD_MARGIN
 # of its random initialisation's, or whose convolutions have moved less than GUARD_MIN_MOTION of
@@ -44,8 +44,7 @@ class ProjectionHead(nn.Module):
 
     def __init__(self, in_dim: int, hidden_dim: int, out_dim: int):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(in_dim, hidden_dim, bias=False), BatchNorm1d(hidden_dim),
-                                 nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim))
+        self.net = mlp(in_dim, hidden_dim, out_dim)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.net(h)
@@ -53,6 +52,8 @@ class ProjectionHead(nn.Module):
 
 class SimCLRModel(nn.Module):
     """Encoder F and projection head G: image -> z = G(F(image))."""
+
+    guards_collapse = False  # contrastive: the negatives keep the projections apart
 
     def __init__(self, encoder: ResNet20, head: ProjectionHead):
         super().__init__()
@@ -148,9 +149,9 @@ def barely_training_warning(check: GuardCheck, cfg: TrainConfig) -> str | None:
 
 def make_loss(model: nn.Module, augment: SimCLRAugment, images: torch.Tensor, mean: torch.Tensor,
               std: torch.Tensor, dev: DeviceSettings, gen: torch.Generator,
-              temperature: float) -> Callable[[torch.Tensor], torch.Tensor]:
+              temperature: float, monitor: CollapseMonitor | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
     """The training step's loss for batch positions into `images` (uint8 on the device); the
-    benchmark times this same function."""
+    benchmark times this same function. `monitor` records the projections' spread."""
     normalize = normalizer(mean, std)
 
     def loss(pos: torch.Tensor) -> torch.Tensor:
@@ -159,6 +160,8 @@ def make_loss(model: nn.Module, augment: SimCLRAugment, images: torch.Tensor, me
         views = normalize(augment(images, gen, torch.cat([pos, pos]), dev.channels_last))
         with dev.autocast():
             z = model(views)
+        if monitor is not None:
+            monitor.record(z)
         z1, z2 = z.float().chunk(2)
         return nt_xent(z1, z2, temperature)
 
@@ -167,61 +170,15 @@ def make_loss(model: nn.Module, augment: SimCLRAugment, images: torch.Tensor, me
 
 def pretrain(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: DataBundle) -> ResNet20:
     """Pretrain a ResNet-20 with SimCLR on the training split's non-validation images."""
-    dev = ctx.dev
     sc = cfg.method_settings
-    # Seeded by the method and seed, not by the phase name (which hashes the settings): one seed
-    # is one initial encoder and one stream of draws whatever the hyperparameters, so recipes
-    # compare paired (random-init kNN varied 23-29% between two inits on a 5k CIFAR subset).
-    gen = ctx.generator(info.seed, "simclr/pretrain")
-    encoder = ResNet20()
-    model = dev.prepare(SimCLRModel(encoder, ProjectionHead(encoder.feature_dim, sc.proj_hidden_dim,
-                                                            sc.proj_out_dim)))
-    optimizer = build_optimizer(cfg.pretrain, [model])
     augment = SimCLRAugment.from_config(sc)
-    images = bundle.train_x[bundle.train_idx]  # uint8 on the device; labels unused
-    step = make_loss(dev.training_forward(model), augment, images, bundle.mean, bundle.std, dev, gen, sc.temperature)
 
-    knn = cfg.knn
-    val_x, val_y = bundle.train_x[bundle.val_idx], bundle.train_y[bundle.val_idx]
-    monitor = bool(knn.every_epochs) and len(val_y) > 0
-    bank_idx = knn_bank(bundle, knn.max_bank, info.seed) if monitor else None
+    def build() -> SimCLRModel:
+        encoder = ResNet20()
+        return SimCLRModel(encoder, ProjectionHead(encoder.feature_dim, sc.proj_hidden_dim, sc.proj_out_dim))
 
-    def knn_of(model: nn.Module) -> float:
-        bank = encode(model, bundle.train_x[bank_idx], bundle, dev)
-        query = encode(model, val_x, bundle, dev)
-        return knn_accuracy(query, val_y, bank, bundle.train_y[bank_idx], bundle.num_classes,
-                            knn.k, knn.temperature)
+    def make_step(model: nn.Module, images: torch.Tensor, gen: torch.Generator, monitor: CollapseMonitor):
+        return make_loss(ctx.dev.training_forward(model), augment, images, bundle.mean, bundle.std, ctx.dev, gen,
+                         sc.temperature, monitor)
 
-    # Recomputed on a resume too: the initial encoder is the same seeded draw.
-    initial_convs = {k: v.detach().float().clone() for k, v in encoder.state_dict().items() if v.ndim == 4}
-    knn_random = None
-    if monitor:
-        reference = with_view_bn_statistics(encoder, bundle.train_x[bank_idx], augment, bundle, dev,
-                                            derive_seed(info.seed, "simclr/pretrain", "knn-random"))
-        knn_random = knn_of(reference)
-        ctx.log(f"{info.phase}: kNN accuracy of the random (initial) encoder {knn_random:.2%}")
-
-    def epoch_end(epoch: int) -> dict:
-        done = epoch + 1
-        # Short runs can sit near a random encoder while healthy: on a 5k CIFAR subset, SimCLR's
-        # rate was +5.5 points (sqrt rule +4.8) at 125 steps, +9.0 (+7.8) at 250, the literal
-        # reading +2.9 at 250 (docs/experiments/simclr-lr.md); hence knn.guard_min_steps = 250.
-        guard = guard_epoch(phase.epochs)
-        guarded = done == guard and guard * phase.steps_per_epoch >= knn.guard_min_steps
-        if done % knn.every_epochs and done != phase.epochs and not guarded:
-            return {}
-        acc = knn_of(encoder)
-        warning = barely_training_warning(GuardCheck(acc, knn_random, conv_motion(encoder, initial_convs), done,
-                                                     phase.epochs, done * phase.steps_per_epoch),
-                                          cfg.pretrain) if guarded else None
-        if warning:
-            ctx.log(f"{info.phase}: {warning}", level="warning")
-        return {"knn_acc": round(acc, 6), "knn_random": round(knn_random, 6)}
-
-    # The kNN monitor keeps its own cadence, by epochs: asked at every epoch's end, `epoch_end`
-    # measures every knn.every_epochs epochs, at the end, and at the guard rail's epoch.
-    phase = Phase(ctx, info, cfg.pretrain, len(images), {"model": model}, optimizer, gen,
-                  images_per_item=2, val_every=1)
-    phase.run(step, model.train, epoch_end if monitor else None)
-    encoder.eval()
-    return encoder
+    return pretrain_views(ctx, info, cfg, bundle, build, augment, make_step)
