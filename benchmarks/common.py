@@ -8,9 +8,9 @@ the usual one through `usual.time_usual` (torchvision per-image transforms in a 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -56,20 +56,18 @@ class Measurement:
         return self.steps * self.views_per_step / self.seconds
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "steps_per_s": round(self.steps_per_s, 3),
-                "views_per_s": round(self.views_per_s, 1)}
+        return {**asdict(self), "steps_per_s": round(self.steps_per_s, 3), "views_per_s": round(self.views_per_s, 1)}
 
 
 def load_data(spec: str, device: torch.device, data_dir: Path | None = None) -> BenchData:
     """An ssltui data source (`synthetic`, `cifar10`, `folder:PATH`) on the engine's data path:
     `load_source` + `make_bundle`, with the data settings of the paper presets."""
+    from ssltui.core.paths import data_dir as default_data_dir
     from ssltui.trainer.data.bundle import make_bundle
     from ssltui.trainer.data.sources import load_source
-    from ssltui.core.paths import data_dir as default_data_dir
 
     data = preset_config("simclr").data
-    raw = load_source(spec, default_data_dir(data_dir), data.synthetic_train_per_class,
-                      data.synthetic_test_per_class)
+    raw = load_source(spec, default_data_dir(data_dir), data.synthetic_train_per_class, data.synthetic_test_per_class)
     bundle = make_bundle(raw, device, data.val_fraction, data.split_seed)
     return BenchData(bundle, raw.train_x[bundle.train_idx.cpu().numpy()], raw.source)
 
@@ -100,7 +98,7 @@ def batch_positions(n_items: int, opts: BenchOptions) -> list[torch.Tensor]:
     out: list[torch.Tensor] = []
     while len(out) < opts.warmup + opts.steps:
         perm = torch.randperm(n_items, device=opts.device, generator=gen)
-        out += [perm[i * opts.batch_size:(i + 1) * opts.batch_size] for i in range(per_epoch)]
+        out += [perm[i * opts.batch_size : (i + 1) * opts.batch_size] for i in range(per_epoch)]
     return out
 
 

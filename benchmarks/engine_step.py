@@ -9,8 +9,8 @@ uint8 images on the device, channel statistics from histograms), and one step is
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -47,8 +47,14 @@ class EngineStep:
         self.optimizer.step()
         return loss
 
-    def runner(self, total_steps: int, batch_size: int, graphs: bool | None = None, backend=None,
-               log: Callable[[str], None] = print) -> Callable[[int, torch.Tensor], None]:
+    def runner(
+        self,
+        total_steps: int,
+        batch_size: int,
+        graphs: bool | None = None,
+        backend=None,
+        log: Callable[[str], None] = print,
+    ) -> Callable[[int, torch.Tensor], None]:
         """What the training loop runs for this step, `runner(global_step, positions)`: replays
         of a CUDA graph where the device settings capture (`graphs` None), else eager steps;
         `backend` replaces the settings' capture backend."""
@@ -59,15 +65,25 @@ class EngineStep:
         backend = backend or (self.dev.graphs if self.dev is not None else None)
         if backend is None or graphs is False:
             return EagerSteps(cfg, total_steps, self.optimizer, self.loss, losses)
-        return GraphedSteps(cfg, total_steps, self.optimizer, {"model": self.model}, self.loss, losses,
-                            self.generator, batch_size, backend, log)
+        return GraphedSteps(
+            cfg,
+            total_steps,
+            self.optimizer,
+            {"model": self.model},
+            self.loss,
+            losses,
+            self.generator,
+            batch_size,
+            backend,
+            log,
+        )
 
     def forward_backward(self, pos: torch.Tensor) -> None:
         """The step without the optimizer (what FLOP counting measures)."""
         self.loss(pos).backward()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def preset_config(method: str) -> RunConfig:
     """The run configuration of the method's paper preset (read once; do not modify it)."""
     from ssltui.core.presets import resolve
@@ -75,44 +91,62 @@ def preset_config(method: str) -> RunConfig:
     return resolve(PRESETS[method]).parts[0]
 
 
-def _simclr(cfg: RunConfig, bundle: DataBundle, dev: DeviceSettings, gen: torch.Generator,
-            batch_size: int) -> tuple[nn.Module, Callable, int]:
+def _simclr(
+    cfg: RunConfig, bundle: DataBundle, dev: DeviceSettings, gen: torch.Generator, batch_size: int
+) -> tuple[nn.Module, Callable, int]:
     from ssltui.trainer.augment import SimCLRAugment
     from ssltui.trainer.methods.simclr import ProjectionHead, SimCLRModel, make_loss
     from ssltui.trainer.models.resnet import ResNet20
 
     sc = cfg.simclr
     encoder = ResNet20()
-    model = dev.prepare(SimCLRModel(encoder, ProjectionHead(encoder.feature_dim, sc.proj_hidden_dim,
-                                                            sc.proj_out_dim)))
+    model = dev.prepare(SimCLRModel(encoder, ProjectionHead(encoder.feature_dim, sc.proj_hidden_dim, sc.proj_out_dim)))
     images = bundle.train_x[bundle.train_idx]
-    loss = make_loss(dev.training_forward(model), SimCLRAugment.from_config(sc), images, bundle.mean, bundle.std,
-                     dev, gen, sc.temperature)
+    loss = make_loss(
+        dev.training_forward(model),
+        SimCLRAugment.from_config(sc),
+        images,
+        bundle.mean,
+        bundle.std,
+        dev,
+        gen,
+        sc.temperature,
+    )
     return model, loss, 2
 
 
-def _rotnet(cfg: RunConfig, bundle: DataBundle, dev: DeviceSettings, gen: torch.Generator,
-            batch_size: int) -> tuple[nn.Module, Callable, int]:
+def _rotnet(
+    cfg: RunConfig, bundle: DataBundle, dev: DeviceSettings, gen: torch.Generator, batch_size: int
+) -> tuple[nn.Module, Callable, int]:
     from ssltui.trainer.methods.rotnet import make_loss
     from ssltui.trainer.models.resnet import Classifier, ResNet20
     from ssltui.trainer.rotation import NUM_ROTATIONS, rotation_labels
 
     model = dev.prepare(Classifier(ResNet20(), NUM_ROTATIONS))
     images = bundle.train_x[bundle.train_idx]
-    loss = make_loss(dev.training_forward(model), images, bundle, dev, gen,
-                     rotation_labels(batch_size, dev.device), cfg.rotnet.crop_flip)
+    loss = make_loss(
+        dev.training_forward(model),
+        images,
+        bundle,
+        dev,
+        gen,
+        rotation_labels(batch_size, dev.device),
+        cfg.rotnet.crop_flip,
+    )
     return model, loss, NUM_ROTATIONS
 
 
-def _supervised(cfg: RunConfig, bundle: DataBundle, dev: DeviceSettings, gen: torch.Generator,
-                batch_size: int) -> tuple[nn.Module, Callable, int]:
+def _supervised(
+    cfg: RunConfig, bundle: DataBundle, dev: DeviceSettings, gen: torch.Generator, batch_size: int
+) -> tuple[nn.Module, Callable, int]:
     from ssltui.trainer.losses import classifier_loss
     from ssltui.trainer.models.resnet import Classifier, ResNet20
 
     model = dev.prepare(Classifier(ResNet20(), bundle.num_classes))
     images, labels = bundle.train_x[bundle.train_idx], bundle.train_y[bundle.train_idx]
-    loss = classifier_loss(dev.training_forward(model), images, bundle, dev, gen, lambda pos: labels[pos],
-                           cfg.supervised.augment)
+    loss = classifier_loss(
+        dev.training_forward(model), images, bundle, dev, gen, lambda pos: labels[pos], cfg.supervised.augment
+    )
     return model, loss, 1
 
 
@@ -124,8 +158,15 @@ def train_config(method: str, cfg: RunConfig) -> TrainConfig:
     return cfg.supervised if method == "supervised" else cfg.pretrain
 
 
-def engine_step(method: str, bundle: DataBundle, dev: DeviceSettings, batch_size: int, seed: int = 0,
-                cfg: RunConfig | None = None, fused: bool | None = None) -> EngineStep:
+def engine_step(
+    method: str,
+    bundle: DataBundle,
+    dev: DeviceSettings,
+    batch_size: int,
+    seed: int = 0,
+    cfg: RunConfig | None = None,
+    fused: bool | None = None,
+) -> EngineStep:
     """The engine's step of `method` (its paper preset unless `cfg` is given) at `batch_size`;
     `fused` overrides build_optimizer's choice of fused kernels (CUDA's, by default)."""
     cfg = cfg if cfg is not None else preset_config(method)

@@ -23,15 +23,22 @@ def utilisation(path: Path) -> dict:
             mem.append(float(cells[1]))
     if not util:
         return {"samples": 0}
-    return {"samples": len(util), "util_mean": round(statistics.fmean(util), 1),
-            "util_median": statistics.median(util), "util_max": max(util), "memory_used_max_mib": max(mem)}
+    return {
+        "samples": len(util),
+        "util_mean": round(statistics.fmean(util), 1),
+        "util_median": statistics.median(util),
+        "util_max": max(util),
+        "memory_used_max_mib": max(mem),
+    }
 
 
 def main(argv: list[str]) -> int:
     run = Path(argv[0])
     summary = json.loads((run / "summary.json").read_text())
-    print(f"study {summary.get('run_id')}: {summary.get('status')} on {summary.get('device')}, "
-          f"wall {summary.get('timings', {}).get('wall')} s")
+    print(
+        f"study {summary.get('run_id')}: {summary.get('status')} on {summary.get('device')}, "
+        f"wall {summary.get('timings', {}).get('wall')} s"
+    )
     print(f"  timings by kind (s): {summary.get('timings')}")
     for phase, rec in summary.get("phases", {}).items():
         print(f"  {phase}: {rec.get('seconds')} s{' (cached)' if rec.get('cached') else ''}")

@@ -69,8 +69,7 @@ def settings(args: argparse.Namespace):
     return dev
 
 
-def stepper(method: str, data, dev, views: int, seed: int, graphed: bool, total: int, backend=None,
-            log=print):
+def stepper(method: str, data, dev, views: int, seed: int, graphed: bool, total: int, backend=None, log=print):
     """The engine's step of `method` at `views` network inputs, run by the loop's own step runner."""
     batch = views // VIEWS_PER_ITEM[method]
     es = engine_step(method, data.bundle, dev, batch, seed)
@@ -83,11 +82,12 @@ def positions(n_items: int, batch: int, count: int, seed: int, device: torch.dev
     out: list[torch.Tensor] = []
     while len(out) < count:
         perm = torch.randperm(n_items, device=device, generator=gen)
-        out += [perm[i * batch:(i + 1) * batch] for i in range(n_items // batch)]
+        out += [perm[i * batch : (i + 1) * batch] for i in range(n_items // batch)]
     return out[:count]
 
 
 # ---------------------------------------------------------------- 1. timings
+
 
 def time_method(method: str, data, dev, views: int, steps: int, reps: int) -> dict:
     out = {}
@@ -112,15 +112,19 @@ def time_method(method: str, data, dev, views: int, steps: int, reps: int) -> di
             host.append((t1 - t0) / steps)
         ms = 1000 * statistics.median(per_step)
         out["graphed" if graphed else "eager"] = {
-            "ms_per_step": round(ms, 3), "host_ms_per_step": round(1000 * statistics.median(host), 3),
-            "views_per_s": round(views / (ms / 1000), 1), "mode": getattr(run, "mode", "eager"),
-            "check": getattr(run, "check", None)}
+            "ms_per_step": round(ms, 3),
+            "host_ms_per_step": round(1000 * statistics.median(host), 3),
+            "views_per_s": round(views / (ms / 1000), 1),
+            "mode": getattr(run, "mode", "eager"),
+            "check": getattr(run, "check", None),
+        }
         del es, run
     out["speedup"] = round(out["eager"]["ms_per_step"] / out["graphed"]["ms_per_step"], 2)
     return out
 
 
 # ---------------------------------------------------------------- 2. agreement
+
 
 def train_curve(method: str, data, dev, views: int, steps: int, seed: int, graphed: bool) -> dict:
     es, run, losses = stepper(method, data, dev, views, seed, graphed, steps)
@@ -130,8 +134,12 @@ def train_curve(method: str, data, dev, views: int, steps: int, seed: int, graph
         run(g, pos[g])
     sync(dev.device)
     weights = torch.cat([p.detach().float().flatten() for p in es.model.parameters()])
-    return {"losses": losses.tolist(), "generator": es.generator.get_state(), "weights": weights,
-            "mode": getattr(run, "mode", "eager")}
+    return {
+        "losses": losses.tolist(),
+        "generator": es.generator.get_state(),
+        "weights": weights,
+        "mode": getattr(run, "mode", "eager"),
+    }
 
 
 def agreement(method: str, data, dev, views: int, steps: int) -> dict:
@@ -146,26 +154,50 @@ def agreement(method: str, data, dev, views: int, steps: int) -> dict:
     def apart(a: dict, b: dict) -> float:
         return float((a["weights"] - b["weights"]).norm() / b["weights"].norm())
 
-    first_apart = next((i for i, (g, e) in enumerate(zip(graphed["losses"], eager["losses"]))
-                        if abs(g - e) > 1e-3 * max(1.0, abs(e))), None)
+    first_apart = next(
+        (i for i, (g, e) in enumerate(zip(graphed["losses"], eager["losses"])) if abs(g - e) > 1e-3 * max(1.0, abs(e))),
+        None,
+    )
     noise = abs(late(other) - late(eager))
-    return {"steps": steps, "views": views, "mode": graphed["mode"],
-            "late_loss": {"graphed": round(late(graphed), 5), "eager": round(late(eager), 5),
-                          "eager_other_seed": round(late(other), 5)},
-            "first_step_losses_apart": first_apart,
-            "weights_apart": {"graphed_vs_eager": round(apart(graphed, eager), 6),
-                              "other_seed_vs_eager": round(apart(other, eager), 6)},
-            "generator_state_equal": bool(torch.equal(graphed["generator"], eager["generator"])),
-            "ok": bool(graphed["mode"] == "graph" and abs(late(graphed) - late(eager)) <= max(noise, 1e-3)
-                       and torch.equal(graphed["generator"], eager["generator"]))}
+    return {
+        "steps": steps,
+        "views": views,
+        "mode": graphed["mode"],
+        "late_loss": {
+            "graphed": round(late(graphed), 5),
+            "eager": round(late(eager), 5),
+            "eager_other_seed": round(late(other), 5),
+        },
+        "first_step_losses_apart": first_apart,
+        "weights_apart": {
+            "graphed_vs_eager": round(apart(graphed, eager), 6),
+            "other_seed_vs_eager": round(apart(other, eager), 6),
+        },
+        "generator_state_equal": bool(torch.equal(graphed["generator"], eager["generator"])),
+        "ok": bool(
+            graphed["mode"] == "graph"
+            and abs(late(graphed) - late(eager)) <= max(noise, 1e-3)
+            and torch.equal(graphed["generator"], eager["generator"])
+        ),
+    }
 
 
 # ---------------------------------------------------------------- 3. fallback
 
+
 def fallback(data, dev, views: int, steps: int, rehearsal: bool) -> dict:
     lines: list[str] = []
-    es, run, losses = stepper("supervised", data, dev, views, 0, True, steps,
-                              backend=FailingCapture() if rehearsal else None, log=lines.append)
+    es, run, losses = stepper(
+        "supervised",
+        data,
+        dev,
+        views,
+        0,
+        True,
+        steps,
+        backend=FailingCapture() if rehearsal else None,
+        log=lines.append,
+    )
     # The runner holds the step function: give it one that reads the loss back each step.
     run.step_fn = run.eager.step_fn = lambda pos: _read_back(es.loss(pos))
     es.model.train()
@@ -173,9 +205,13 @@ def fallback(data, dev, views: int, steps: int, rehearsal: bool) -> dict:
     for g in range(steps):
         run(g, pos[g])
     values = losses.tolist()
-    return {"mode": run.mode, "log_lines": lines, "steps": steps,
-            "losses_finite": all(v == v and abs(v) != float("inf") for v in values),
-            "ok": run.mode == "eager" and len(lines) == 1 and all(abs(v) < 1e6 for v in values)}
+    return {
+        "mode": run.mode,
+        "log_lines": lines,
+        "steps": steps,
+        "losses_finite": all(v == v and abs(v) != float("inf") for v in values),
+        "ok": run.mode == "eager" and len(lines) == 1 and all(abs(v) < 1e6 for v in values),
+    }
 
 
 def _read_back(loss: torch.Tensor) -> torch.Tensor:
@@ -185,6 +221,7 @@ def _read_back(loss: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------- 4. resume
+
 
 def resume(data, dev, epochs: int, batch: int, n_items: int) -> dict:
     from ssltui.core.errors import RunInterrupted
@@ -202,24 +239,33 @@ def resume(data, dev, epochs: int, batch: int, n_items: int) -> dict:
         again = ScratchPhase(Path(tmp) / "cut", data, dev, epochs, batch, n_items, 0)
         resumed = again.run()
     noise = abs(other["loss"] - whole["loss"])
-    return {"epochs": epochs, "stopped_at_step": half, "stopped": stopped, "mode_after_resume": again.mode,
-            "last_epoch_loss": {"uninterrupted": round(whole["loss"], 5), "resumed": round(resumed["loss"], 5),
-                                "other_seed": round(other["loss"], 5)},
-            "ok": bool(stopped and again.mode == "graph" and abs(resumed["loss"] - whole["loss"]) <= max(noise, 1e-3))}
+    return {
+        "epochs": epochs,
+        "stopped_at_step": half,
+        "stopped": stopped,
+        "mode_after_resume": again.mode,
+        "last_epoch_loss": {
+            "uninterrupted": round(whole["loss"], 5),
+            "resumed": round(resumed["loss"], 5),
+            "other_seed": round(other["loss"], 5),
+        },
+        "ok": bool(stopped and again.mode == "graph" and abs(resumed["loss"] - whole["loss"]) <= max(noise, 1e-3)),
+    }
 
 
 class ScratchPhase:
     """A supervised phase through the engine's loop (`loop.Phase`) in a scratch run folder."""
 
-    def __init__(self, folder: Path, data, dev, epochs: int, batch: int, n_items: int, seed: int,
-                 stop_after: int | None = None):
+    def __init__(
+        self, folder: Path, data, dev, epochs: int, batch: int, n_items: int, seed: int, stop_after: int | None = None
+    ):
         from ssltui.core.config import ClassifierConfig
         from ssltui.core.events import PhaseRef
+        from ssltui.core.store import RunDir
         from ssltui.trainer.loop import Phase, RunContext
         from ssltui.trainer.losses import classifier_loss
         from ssltui.trainer.models.resnet import Classifier, ResNet20
         from ssltui.trainer.optim import build_optimizer
-        from ssltui.core.store import RunDir
 
         folder.mkdir(parents=True, exist_ok=True)
         ctx = RunContext(RunDir(folder), dev)
@@ -252,6 +298,7 @@ class ScratchPhase:
 
 # ---------------------------------------------------------------- main
 
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda")
@@ -264,7 +311,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cpu-rehearsal", action="store_true", help="everything on the CPU at toy sizes")
     args = p.parse_args(argv)
     if args.cpu_rehearsal:
-        args.device, args.data, args.views, args.steps, args.reps, args.agree_steps = "cpu", "synthetic", "8,16", 3, 2, 12
+        args.device, args.data, args.views, args.steps, args.reps, args.agree_steps = (
+            "cpu",
+            "synthetic",
+            "8,16",
+            3,
+            2,
+            12,
+        )
     return args
 
 
@@ -275,8 +329,14 @@ def main(argv: list[str] | None = None) -> int:
     dev = settings(args)
     data = load_data(args.data, dev.device)
     small = args.cpu_rehearsal
-    report: dict = {"device": dev.describe(), "torch": torch.__version__, "data": data.source,
-                    "rehearsal": small, "timings": {}, "agreement": {}}
+    report: dict = {
+        "device": dev.describe(),
+        "torch": torch.__version__,
+        "data": data.source,
+        "rehearsal": small,
+        "timings": {},
+        "agreement": {},
+    }
     t0 = time.perf_counter()
     for method in METHODS:
         for views in (int(v) for v in args.views.split(",")):
@@ -290,8 +350,11 @@ def main(argv: list[str] | None = None) -> int:
     report["seconds"] = round(time.perf_counter() - t0, 1)
     _save(args.out, report)
     print_summary(report)
-    return 0 if all(report[k]["ok"] for k in ("fallback", "resume")) and \
-        all(a["ok"] for a in report["agreement"].values()) else 1
+    return (
+        0
+        if all(report[k]["ok"] for k in ("fallback", "resume")) and all(a["ok"] for a in report["agreement"].values())
+        else 1
+    )
 
 
 def _save(out: Path, report: dict) -> None:
@@ -299,23 +362,33 @@ def _save(out: Path, report: dict) -> None:
 
 
 def print_summary(report: dict) -> None:
-    print(f"graph check on {report['device']}, torch {report['torch']}, {report['data']}"
-          f"{' (CPU REHEARSAL: no figure here is a GPU measurement)' if report['rehearsal'] else ''}")
-    print(f"  {'step':16s} {'eager ms':>9s} {'(host)':>8s} {'graphed ms':>11s} {'(host)':>8s} {'x':>6s} "
-          f"{'views/s graphed':>16s}")
+    print(
+        f"graph check on {report['device']}, torch {report['torch']}, {report['data']}"
+        f"{' (CPU REHEARSAL: no figure here is a GPU measurement)' if report['rehearsal'] else ''}"
+    )
+    print(
+        f"  {'step':16s} {'eager ms':>9s} {'(host)':>8s} {'graphed ms':>11s} {'(host)':>8s} {'x':>6s} "
+        f"{'views/s graphed':>16s}"
+    )
     for name, t in report["timings"].items():
         e, g = t["eager"], t["graphed"]
-        print(f"  {name:16s} {e['ms_per_step']:9.3f} {e['host_ms_per_step']:8.3f} {g['ms_per_step']:11.3f} "
-              f"{g['host_ms_per_step']:8.3f} {t['speedup']:6.2f} {g['views_per_s']:16.0f}  {g['mode']}")
+        print(
+            f"  {name:16s} {e['ms_per_step']:9.3f} {e['host_ms_per_step']:8.3f} {g['ms_per_step']:11.3f} "
+            f"{g['host_ms_per_step']:8.3f} {t['speedup']:6.2f} {g['views_per_s']:16.0f}  {g['mode']}"
+        )
     for method, a in report["agreement"].items():
-        print(f"  agreement {method}: {a['steps']} steps, late loss graphed {a['late_loss']['graphed']} eager "
-              f"{a['late_loss']['eager']} other seed {a['late_loss']['eager_other_seed']}; weights apart "
-              f"{a['weights_apart']}; generator equal {a['generator_state_equal']}; ok {a['ok']}")
+        print(
+            f"  agreement {method}: {a['steps']} steps, late loss graphed {a['late_loss']['graphed']} eager "
+            f"{a['late_loss']['eager']} other seed {a['late_loss']['eager_other_seed']}; weights apart "
+            f"{a['weights_apart']}; generator equal {a['generator_state_equal']}; ok {a['ok']}"
+        )
     f = report["fallback"]
     print(f"  fallback: mode {f['mode']}, {len(f['log_lines'])} log line(s) {f['log_lines']}; ok {f['ok']}")
     r = report["resume"]
-    print(f"  resume: stopped {r['stopped']} at call {r['stopped_at_step']}, mode after {r['mode_after_resume']}, "
-          f"last-epoch loss {r['last_epoch_loss']}; ok {r['ok']}")
+    print(
+        f"  resume: stopped {r['stopped']} at call {r['stopped_at_step']}, mode after {r['mode_after_resume']}, "
+        f"last-epoch loss {r['last_epoch_loss']}; ok {r['ok']}"
+    )
     print(f"  {report['seconds']} s")
 
 

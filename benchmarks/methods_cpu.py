@@ -16,7 +16,7 @@ import json
 import platform
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -49,8 +49,9 @@ def balanced_subset(raw: RawData, train_per_class: int, test_per_class: int, see
         return np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[:n] for c in np.unique(y)]))
 
     tr, te = pick(raw.train_y, train_per_class), pick(raw.test_y, test_per_class)
-    return dataclasses.replace(raw, train_x=raw.train_x[tr], train_y=raw.train_y[tr],
-                               test_x=raw.test_x[te], test_y=raw.test_y[te])
+    return dataclasses.replace(
+        raw, train_x=raw.train_x[tr], train_y=raw.train_y[tr], test_x=raw.test_x[te], test_y=raw.test_y[te]
+    )
 
 
 @torch.no_grad()
@@ -66,20 +67,25 @@ def random_encoder(bundle: DataBundle, seed: int) -> ResNet20:
     dev = pick_device("cpu", build_run_config({}).runtime)
     x = bundle.train_x[bundle.train_idx]
     for i in range(0, len(x), 500):
-        enc(((x[i:i + 500].float() / 255) - bundle.mean.view(1, -1, 1, 1)) / bundle.std.view(1, -1, 1, 1))
+        enc(((x[i : i + 500].float() / 255) - bundle.mean.view(1, -1, 1, 1)) / bundle.std.view(1, -1, 1, 1))
     del dev
     return enc.eval()
 
 
-def linear_probe_acc(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor, test_y: torch.Tensor,
-                     classes: int, steps: int = 300) -> float:
+def linear_probe_acc(
+    train_f: torch.Tensor,
+    train_y: torch.Tensor,
+    test_f: torch.Tensor,
+    test_y: torch.Tensor,
+    classes: int,
+    steps: int = 300,
+) -> float:
     """Multinomial logistic regression on standardised features (full-batch L-BFGS, weight decay 1e-4)."""
     mean, std = train_f.mean(0), train_f.std(0) + 1e-6
     a, b = (train_f - mean) / std, (test_f - mean) / std
     torch.manual_seed(0)
     layer = nn.Linear(a.shape[1], classes)
-    opt = torch.optim.LBFGS(layer.parameters(), lr=0.5, max_iter=steps, history_size=20,
-                            line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(layer.parameters(), lr=0.5, max_iter=steps, history_size=20, line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()
@@ -104,8 +110,9 @@ def score(encoder: nn.Module, bundle: DataBundle, dev) -> dict:
 def method_config(method: str, epochs: int, batch_size: int, images: int):
     """The method's linear preset with the pretraining shrunk to `epochs` of `batch_size`."""
     values = to_dict(resolve(f"{method}-linear").parts[0])
-    values["pretrain"].update(epochs=epochs, batch_size=batch_size,
-                              warmup_epochs=min(values["pretrain"]["warmup_epochs"], epochs / 4))
+    values["pretrain"].update(
+        epochs=epochs, batch_size=batch_size, warmup_epochs=min(values["pretrain"]["warmup_epochs"], epochs / 4)
+    )
     values["knn"]["every_epochs"] = 0
     settings = values.get(method) or {}
     if "queue_size" in settings:
@@ -145,13 +152,23 @@ def main() -> None:
             encoder = importlib.import_module(f"ssltui.trainer.methods.{method}").pretrain(ctx, ref, cfg, bundle)
             seconds = time.perf_counter() - t0
         warnings = [e.message for e in events if isinstance(e, Log) and e.level == "warning"]
-        rows.append({"method": method, "seconds": round(seconds, 1), **score(encoder, bundle, dev),
-                     "warnings": warnings})
+        rows.append(
+            {"method": method, "seconds": round(seconds, 1), **score(encoder, bundle, dev), "warnings": warnings}
+        )
         print(json.dumps(rows[-1]), flush=True)
-    report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": platform.processor()
-              or platform.machine(), "threads": args.threads, "torch": torch.__version__,
-              "data": args.data, "train_images": int(len(bundle.train_idx)), "test_images": int(len(bundle.test_y)),
-              "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed, "rows": rows}
+    report = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": platform.processor() or platform.machine(),
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "data": args.data,
+        "train_images": int(len(bundle.train_idx)),
+        "test_images": int(len(bundle.test_y)),
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "rows": rows,
+    }
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=1) + "\n")

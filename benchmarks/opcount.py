@@ -68,9 +68,11 @@ def foreach_launches(name: str, args: tuple) -> int:
     if len(lists) < 2:
         return 1
     first = lists[0]
-    same = all(len(other) == len(first) and all(
-        a.shape == b.shape and a.stride() == b.stride() and a.dtype == b.dtype for a, b in zip(first, other))
-        for other in lists[1:])
+    same = all(
+        len(other) == len(first)
+        and all(a.shape == b.shape and a.stride() == b.stride() and a.dtype == b.dtype for a, b in zip(first, other))
+        for other in lists[1:]
+    )
     return 1 if same else len(first)
 
 
@@ -157,9 +159,11 @@ def summary(counter: OpCounter, top: int = 0) -> dict:
     def kernels(c: Counter) -> int:
         return sum(v for k, v in c.items() if k not in counter.views)
 
-    out = {"ops": sum(sum(c.values()) for c in counts.values()),
-           "kernels": sum(kernels(c) for c in counts.values()),
-           "parts": {p: {"ops": sum(c.values()), "kernels": kernels(c)} for p, c in counts.items()}}
+    out = {
+        "ops": sum(sum(c.values()) for c in counts.values()),
+        "kernels": sum(kernels(c) for c in counts.values()),
+        "parts": {p: {"ops": sum(c.values()), "kernels": kernels(c)} for p, c in counts.items()},
+    }
     if top:
         out["top"] = {p: dict(c.most_common(top)) for p, c in counts.items()}
     return out
@@ -169,11 +173,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--method", default="all", choices=(*METHODS, "all"))
     p.add_argument("--batch-size", type=int, default=4, help="images per step (the count does not depend on it)")
-    p.add_argument("--like-cuda", action="store_true",
-                   help="bf16 autocast, channels_last and fused optimizers, as on a CUDA device")
+    p.add_argument(
+        "--like-cuda",
+        action="store_true",
+        help="bf16 autocast, channels_last and fused optimizers, as on a CUDA device",
+    )
     p.add_argument("--top", type=int, default=0, help="also list the N most frequent ops of each part")
-    p.add_argument("--time", type=int, default=0, metavar="STEPS",
-                   help="also time STEPS steps on the CPU (median milliseconds per part)")
+    p.add_argument(
+        "--time",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="also time STEPS steps on the CPU (median milliseconds per part)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = p.parse_args(argv)
@@ -194,8 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     methods = METHODS if args.method == "all" else (args.method,)
-    report = {"torch": torch.__version__, "batch_size": args.batch_size, "like_cuda": args.like_cuda,
-              "threads": torch.get_num_threads(), "methods": {m: report_method(m, args) for m in methods}}
+    report = {
+        "torch": torch.__version__,
+        "batch_size": args.batch_size,
+        "like_cuda": args.like_cuda,
+        "threads": torch.get_num_threads(),
+        "methods": {m: report_method(m, args) for m in methods},
+    }
     if args.json:
         print(json.dumps(report))
         return 0
@@ -207,8 +224,11 @@ def main(argv: list[str] | None = None) -> int:
         cells = [s["parts"][p] for p in PARTS] + [s]
         print(f"  {m:8s}" + "".join(f"{c['ops']:>7d} ({c['kernels']:>5d})" for c in cells))
         if "ms" in s:
-            print(f"  {'ms':8s}" + "".join(f"{s['ms'][p]:>16.1f}" for p in PARTS)
-                  + f"{sum(s['ms'].values()):>16.1f}   (CPU, {report['threads']} threads, median)")
+            print(
+                f"  {'ms':8s}"
+                + "".join(f"{s['ms'][p]:>16.1f}" for p in PARTS)
+                + f"{sum(s['ms'].values()):>16.1f}   (CPU, {report['threads']} threads, median)"
+            )
         for p, ops in s.get("top", {}).items():
             print(f"    {p}: " + ", ".join(f"{k} {v}" for k, v in ops.items()))
     return 0

@@ -30,8 +30,22 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 # aten operations that make the host wait for the device: a scalar read, or an output whose
 # shape depends on the data.
-SYNC_OPS = frozenset({"_local_scalar_dense", "nonzero", "masked_select", "unique", "_unique", "_unique2",
-                      "unique_consecutive", "unique_dim", "equal", "is_nonzero", "allclose", "item"})
+SYNC_OPS = frozenset(
+    {
+        "_local_scalar_dense",
+        "nonzero",
+        "masked_select",
+        "unique",
+        "_unique",
+        "_unique2",
+        "unique_consecutive",
+        "unique_dim",
+        "equal",
+        "is_nonzero",
+        "allclose",
+        "item",
+    }
+)
 
 
 class HostReads(TorchDispatchMode):
@@ -47,8 +61,12 @@ class HostReads(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         name = str(func.overloadpacket.__name__)
         kwargs = kwargs or {}
-        if name in SYNC_OPS or (name == "repeat_interleave" and kwargs.get("output_size") is None
-                                and isinstance(args[0], torch.Tensor) and len(args) == 1):
+        if name in SYNC_OPS or (
+            name == "repeat_interleave"
+            and kwargs.get("output_size") is None
+            and isinstance(args[0], torch.Tensor)
+            and len(args) == 1
+        ):
             self.counts[name] += 1
         return func(*args, **kwargs)
 
@@ -69,6 +87,7 @@ class HostReads(TorchDispatchMode):
         def wrapper(t, *args, **kwargs):
             self.counts[method] += 1
             return real(t, *args, **kwargs)
+
         return wrapper
 
     @property
@@ -92,19 +111,22 @@ class FakeClock:
 def measure(epochs: int, step_ms: float, batch: int = 4, steps_per_epoch: int = 3) -> dict:
     """Host reads of the supervised phase (this checkout's preset) over `epochs` epochs of
     `steps_per_epoch` steps of `batch` images each."""
+    from ssltui.core.events import Epoch, PhaseRef, Step
+    from ssltui.core.presets import resolve
+    from ssltui.core.store import RunDir
     from ssltui.trainer import loop
     from ssltui.trainer.data.bundle import make_bundle
     from ssltui.trainer.data.sources import make_synthetic
     from ssltui.trainer.device import DeviceSettings
     from ssltui.trainer.evaluation.finetune import train_classifier
-    from ssltui.core.events import Epoch, PhaseRef, Step
-    from ssltui.core.presets import resolve
-    from ssltui.core.store import RunDir
 
-    cfg = resolve("supervised").parts[0].supervised.model_copy(
-        update={"epochs": epochs, "min_steps": 0, "batch_size": batch, "milestones": []})
+    cfg = (
+        resolve("supervised")
+        .parts[0]
+        .supervised.model_copy(update={"epochs": epochs, "min_steps": 0, "batch_size": batch, "milestones": []})
+    )
     bundle = make_bundle(make_synthetic(train_per_class=8, test_per_class=2), torch.device("cpu"), 0.2, 0)
-    subset = bundle.train_idx[:batch * steps_per_epoch]
+    subset = bundle.train_idx[: batch * steps_per_epoch]
     saves, events = [], []
     real_save = loop.save_checkpoint
     loop.save_checkpoint = lambda path, payload: (saves.append(payload["epoch"]), real_save(path, payload))
@@ -121,10 +143,17 @@ def measure(epochs: int, step_ms: float, batch: int = 4, steps_per_epoch: int = 
     loop.save_checkpoint = real_save
     steps = epochs * steps_per_epoch
     epoch_events = [e for e in events if isinstance(e, Epoch)]
-    return {"steps": steps, "host_reads": reads.total, "reads_per_step": round(reads.total / steps, 3),
-            "by_kind": dict(reads.counts), "step_events": sum(isinstance(e, Step) for e in events),
-            "epoch_events": len(epoch_events), "validations": sum(e.val_acc is not None for e in epoch_events),
-            "checkpoints": len(saves), "step_ms": step_ms}
+    return {
+        "steps": steps,
+        "host_reads": reads.total,
+        "reads_per_step": round(reads.total / steps, 3),
+        "by_kind": dict(reads.counts),
+        "step_events": sum(isinstance(e, Step) for e in events),
+        "epoch_events": len(epoch_events),
+        "validations": sum(e.val_acc is not None for e in epoch_events),
+        "checkpoints": len(saves),
+        "step_ms": step_ms,
+    }
 
 
 def _tick_every_step(clock: FakeClock) -> None:
@@ -152,8 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"supervised phase, {out['steps']} steps of 3-step epochs, {args.step_ms:g} ms a step (fake clock):")
         print(f"  host reads {out['host_reads']} ({out['reads_per_step']} a step) {out['by_kind']}")
-        print(f"  step events {out['step_events']}, epoch events {out['epoch_events']}, "
-              f"validation passes {out['validations']}, checkpoints {out['checkpoints']}")
+        print(
+            f"  step events {out['step_events']}, epoch events {out['epoch_events']}, "
+            f"validation passes {out['validations']}, checkpoints {out['checkpoints']}"
+        )
     return 0
 
 

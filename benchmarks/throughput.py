@@ -42,8 +42,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=512, help="images per step (SimCLR: two views each)")
     p.add_argument("--data", default="synthetic", help="synthetic | cifar10 | folder:PATH (ssltui's sources)")
     p.add_argument("--data-dir", type=Path, default=None, help="decode cache (default: ssltui's data dir)")
-    p.add_argument("--peak-tflops", type=float, default=989.0,
-                   help="the accelerator's dense bf16 peak in TFLOP/s (H100 SXM and H200: 989)")
+    p.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=989.0,
+        help="the accelerator's dense bf16 peak in TFLOP/s (H100 SXM and H200: 989)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads of the main process")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = p.parse_args(argv)
@@ -59,8 +63,11 @@ def measure(method: str, data, opts: BenchOptions, device_name: str, peak_tflops
     settings = pick_device(device_name, preset_config(method).runtime)
     where = "bf16 autocast, channels_last" if settings.device.type == "cuda" else "fp32"
     step = engine_step(method, data.bundle, settings, opts.batch_size, opts.seed)
-    ours = time_engine_step(step, opts, f"ours: the engine's {method} step, uint8 data on "
-                                        f"{settings.device.type}, batched augmentation, {where}")
+    ours = time_engine_step(
+        step,
+        opts,
+        f"ours: the engine's {method} step, uint8 data on {settings.device.type}, batched augmentation, {where}",
+    )
     del step
     usual = time_usual(method, data, opts)
     entry = {"ours": ours.as_dict(), "usual": usual.as_dict(), "ratio": round(ours.views_per_s / usual.views_per_s, 3)}
@@ -74,9 +81,11 @@ def measure(method: str, data, opts: BenchOptions, device_name: str, peak_tflops
 
 
 def print_table(report: dict) -> None:
-    print(f"{report['date']}  {report['device']}  torch {report['torch']}  data {report['data']} "
-          f"({report['images']} images)  batch {report['batch_size']}  {report['steps']} steps "
-          f"(+{report['warmup']} warm-up)")
+    print(
+        f"{report['date']}  {report['device']}  torch {report['torch']}  data {report['data']} "
+        f"({report['images']} images)  batch {report['batch_size']}  {report['steps']} steps "
+        f"(+{report['warmup']} warm-up)"
+    )
     for m, e in report["methods"].items():
         for key in ("ours", "usual"):
             r = e[key]
@@ -112,12 +121,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--batch-size {args.batch_size}: only {len(data.images)} training images", file=sys.stderr)
         return 2
     opts = BenchOptions(device, args.workers, args.steps, args.warmup, args.batch_size)
-    dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
-        f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
-    report = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "device": dev_name, "torch": torch.__version__, "data": data.source, "images": len(data.images),
-              "batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup,
-              "workers": args.workers, "methods": {}}
+    dev_name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"{torch.get_num_threads()} threads)"
+    )
+    report = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "device": dev_name,
+        "torch": torch.__version__,
+        "data": data.source,
+        "images": len(data.images),
+        "batch_size": args.batch_size,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "workers": args.workers,
+        "methods": {},
+    }
     methods = METHODS if args.method == "all" else (args.method,)
     for m in methods:
         report["methods"][m] = measure(m, data, opts, name, args.peak_tflops)

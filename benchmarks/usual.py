@@ -8,8 +8,8 @@ and optimizer are the engine's own (`engine_step`), trained in fp32 without chan
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -50,13 +50,15 @@ def simclr_transform(mean: list[float], std: list[float]):
 
     sc = preset_config("simclr").simclr
     s = sc.jitter_strength
-    return v2.Compose([
-        v2.RandomResizedCrop(32, scale=(sc.crop_min_scale, 1.0), antialias=True),
-        v2.RandomHorizontalFlip(),
-        v2.RandomApply([v2.ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s)], p=sc.jitter_p),
-        v2.RandomGrayscale(p=sc.grayscale_p),
-        *_tensor_tail(mean, std),
-    ])
+    return v2.Compose(
+        [
+            v2.RandomResizedCrop(32, scale=(sc.crop_min_scale, 1.0), antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.RandomApply([v2.ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s)], p=sc.jitter_p),
+            v2.RandomGrayscale(p=sc.grayscale_p),
+            *_tensor_tail(mean, std),
+        ]
+    )
 
 
 def rotnet_transform(mean: list[float], std: list[float]):
@@ -116,19 +118,33 @@ def time_usual(method: str, data: BenchData, opts: BenchOptions) -> Measurement:
     b = data.bundle
     ds = Images(data.images, pipe.transform(b.mean.tolist(), b.std.tolist()), pipe.draws)
     loader = torch.utils.data.DataLoader(
-        ds, batch_size=opts.batch_size, shuffle=True, drop_last=True, num_workers=opts.workers,
-        collate_fn=pipe.collate, pin_memory=dev.type == "cuda", persistent_workers=opts.workers > 0,
-        generator=torch.Generator().manual_seed(opts.seed))
+        ds,
+        batch_size=opts.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=opts.workers,
+        collate_fn=pipe.collate,
+        pin_memory=dev.type == "cuda",
+        persistent_workers=opts.workers > 0,
+        generator=torch.Generator().manual_seed(opts.seed),
+    )
     batches = itertools.chain.from_iterable(itertools.repeat(loader))  # epoch after epoch
 
     def train_step() -> None:
         batch = next(batches)
-        batch = batch.to(dev, non_blocking=True) if isinstance(batch, torch.Tensor) else \
-            tuple(t.to(dev, non_blocking=True) for t in batch)
+        batch = (
+            batch.to(dev, non_blocking=True)
+            if isinstance(batch, torch.Tensor)
+            else tuple(t.to(dev, non_blocking=True) for t in batch)
+        )
         step.optimizer.zero_grad(set_to_none=True)
         pipe.loss(step.model, batch).backward()
         step.optimizer.step()
 
     seconds = time_steps(train_step, opts)
-    return Measurement(f"usual: torchvision v2 per-image transforms, DataLoader with {opts.workers} workers"
-                       f"{pipe.describe}, fp32", opts.steps, seconds, step.views_per_item * opts.batch_size)
+    return Measurement(
+        f"usual: torchvision v2 per-image transforms, DataLoader with {opts.workers} workers{pipe.describe}, fp32",
+        opts.steps,
+        seconds,
+        step.views_per_item * opts.batch_size,
+    )

@@ -48,8 +48,14 @@ def run_cli(runs_dir: Path, data_dir: Path):
     """Run the real `ssltui` in a subprocess; returns CompletedProcess (text)."""
 
     def _run(*args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "ssltui", *args], capture_output=True, text=True,
-                              timeout=timeout, env=cli_env(runs_dir, data_dir, **env), stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            [sys.executable, "-m", "ssltui", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=cli_env(runs_dir, data_dir, **env),
+            stdin=subprocess.DEVNULL,
+        )
 
     return _run
 

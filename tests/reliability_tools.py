@@ -10,19 +10,39 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import cli_env
 
 # A run that takes a few seconds on one CPU thread yet has several epochs of several steps:
 # 70 training images (7 a class), batches of 10 -> 7 steps an epoch, 6 epochs, 50 test images.
 TINY = [
-    "run", "--preset", "smoke", "--data", "synthetic", "--device", "cpu", "--labels", "1.0",
-    "--seeds", "0", "--json", "-q",
-    "--set", "data.synthetic_train_per_class=8", "--set", "data.synthetic_test_per_class=5",
-    "--set", "supervised.batch_size=10", "--set", "supervised.epochs=6",
-    "--set", "supervised.checkpoint_every=1", "--set", "runtime.featuremaps=false",
+    "run",
+    "--preset",
+    "smoke",
+    "--data",
+    "synthetic",
+    "--device",
+    "cpu",
+    "--labels",
+    "1.0",
+    "--seeds",
+    "0",
+    "--json",
+    "-q",
+    "--set",
+    "data.synthetic_train_per_class=8",
+    "--set",
+    "data.synthetic_test_per_class=5",
+    "--set",
+    "supervised.batch_size=10",
+    "--set",
+    "supervised.epochs=6",
+    "--set",
+    "supervised.checkpoint_every=1",
+    "--set",
+    "runtime.featuremaps=false",
     # A log point after every step, so that the tests can stop the run inside an epoch.
-    "--set", "runtime.log_seconds=0",
+    "--set",
+    "runtime.log_seconds=0",
 ]
 STEPS_PER_EPOCH = 7
 EPOCHS = 6
@@ -34,9 +54,14 @@ ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 def spawn(runs_dir: Path, data_dir: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
     """Start the real CLI in its own process (group), as a user's shell would (`env`: variables
     that replace the one-thread defaults)."""
-    return subprocess.Popen([sys.executable, "-m", "ssltui", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=cli_env(runs_dir, data_dir, **{**ENV, **(env or {})}),
-                            stdin=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "ssltui", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(runs_dir, data_dir, **{**ENV, **(env or {})}),
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def finish(proc: subprocess.Popen, timeout: float = 240) -> tuple[int, str, str]:
@@ -70,16 +95,17 @@ def wait_for(run: Path, proc: subprocess.Popen, pred, timeout: float = 180) -> d
                 return e
         seen = len(events)
         if proc.poll() is not None:
-            raise AssertionError(f"process ended (rc {proc.returncode}) before the awaited event; "
-                                 f"stderr: {proc.stderr.read() if proc.stderr else ''}")
+            raise AssertionError(
+                f"process ended (rc {proc.returncode}) before the awaited event; "
+                f"stderr: {proc.stderr.read() if proc.stderr else ''}"
+            )
         time.sleep(0.01)
     raise AssertionError("timed out waiting for an event")
 
 
 def mid_epoch_step(epoch: int):
     """A step event inside epoch `epoch` (0-based), not at its end."""
-    return lambda e: (e.get("event") == "step" and e.get("epoch") == epoch
-                      and e["step"] % STEPS_PER_EPOCH not in (0,))
+    return lambda e: e.get("event") == "step" and e.get("epoch") == epoch and e["step"] % STEPS_PER_EPOCH not in (0,)
 
 
 def final_weights(run: Path) -> dict:
@@ -104,9 +130,11 @@ def assert_same_result(run: Path, ref: Path) -> None:
     for pid, st in b["optimizer"]["state"].items():
         assert torch.equal(a["optimizer"]["state"][pid]["momentum_buffer"], st["momentum_buffer"])
     assert torch.equal(a["generator"], b["generator"])
+
     # The loss curve after resuming is the uninterrupted one: the last record of each epoch wins.
     def curve(p: Path) -> dict:
         return {e["epoch"]: e["loss"] for e in read_events(p) if e.get("event") == "epoch"}
+
     assert curve(run) == curve(ref)
 
 
@@ -127,11 +155,11 @@ def toy_phase(tmp: Path, stop_at: int | None = None, noise: float = 0.1, graphs=
     from torch import nn
 
     from ssltui.core.config import TrainConfig
-    from ssltui.trainer.device import DeviceSettings
     from ssltui.core.events import PhaseRef
+    from ssltui.core.store import RunDir
+    from ssltui.trainer.device import DeviceSettings
     from ssltui.trainer.loop import Phase, RunContext
     from ssltui.trainer.optim import build_optimizer
-    from ssltui.core.store import RunDir
 
     run = RunDir(tmp)
     run.path.mkdir(exist_ok=True)

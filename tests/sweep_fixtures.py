@@ -39,24 +39,57 @@ TRIALS = [
 
 def sweep_command(epochs: int, *args: str) -> list[str]:
     """`ssltui sweep` on tiny supervised trials (90 labelled synthetic images, seconds each)."""
-    return [sys.executable, "-m", "ssltui", "sweep", "--preset", "smoke", "--data", "synthetic", "--device", "cpu",
-            "--labels", "0.5", "--set", "data.synthetic_train_per_class=20", "--set", "data.synthetic_test_per_class=10",
-            "--set", "supervised.batch_size=16", "--set", f"supervised.epochs={epochs}",
-            "--set", "runtime.featuremaps=false", "--json", *args]
+    return [
+        sys.executable,
+        "-m",
+        "ssltui",
+        "sweep",
+        "--preset",
+        "smoke",
+        "--data",
+        "synthetic",
+        "--device",
+        "cpu",
+        "--labels",
+        "0.5",
+        "--set",
+        "data.synthetic_train_per_class=20",
+        "--set",
+        "data.synthetic_test_per_class=10",
+        "--set",
+        "supervised.batch_size=16",
+        "--set",
+        f"supervised.epochs={epochs}",
+        "--set",
+        "runtime.featuremaps=false",
+        "--json",
+        *args,
+    ]
 
 
 def _definition(params: list[str], sampler: str, trials: int, prune: bool) -> SweepDefinition:
-    return SweepDefinition(preset="simclr-tuned", parts=[to_dict(RunConfig(method="simclr", evaluation=["linear"]))],
-                           params=params, sampler=sampler, trials=trials, prune=prune, data="cifar10")
+    return SweepDefinition(
+        preset="simclr-tuned",
+        parts=[to_dict(RunConfig(method="simclr", evaluation=["linear"]))],
+        params=params,
+        sampler=sampler,
+        trials=trials,
+        prune=prune,
+        data="cifar10",
+    )
 
 
 def _trial(state: TrialState, lr: float, wd: float, value: float, run_id: str) -> optuna.trial.FrozenTrial:
     finished = state == TrialState.COMPLETE
     reports = {100_000 + e: round(value * e / 3, 4) for e in (1, 2, 3)}  # the linear phase's epochs
-    return create_trial(state=state, params={"linear.lr": lr, "linear.weight_decay": wd},
-                        distributions={"linear.lr": LR, "linear.weight_decay": WD},
-                        value=value if finished else None, intermediate_values=reports,
-                        user_attrs={"run_id": run_id, "host": "fixture", **({"test_acc": 0.4512} if finished else {})})
+    return create_trial(
+        state=state,
+        params={"linear.lr": lr, "linear.weight_decay": wd},
+        distributions={"linear.lr": LR, "linear.weight_decay": WD},
+        value=value if finished else None,
+        intermediate_values=reports,
+        user_attrs={"run_id": run_id, "host": "fixture", **({"test_acc": 0.4512} if finished else {})},
+    )
 
 
 def make_fixture_sweeps(root: Path) -> Path:
@@ -65,12 +98,13 @@ def make_fixture_sweeps(root: Path) -> Path:
     store = RunStore(runs)
     url = storage_url(None, store.sweeps_dir())
     other = Sweep.start(url, OTHER, _definition(["simclr.temperature=0.2,0.5"], "grid", 2, False))
-    for t, value in ((0.2, 0.40), (0.5, 0.44)):
+    for _t, value in ((0.2, 0.40), (0.5, 0.44)):
         trial = other.next_trial()
         trial.suggest_categorical("simclr.temperature", [0.2, 0.5])
         other.study.tell(trial, value)
-    sweep = Sweep.start(url, SWEEP, _definition(["linear.lr=log:0.001:1.0", "linear.weight_decay=0.0,0.0005"],
-                                                "tpe", 10, True))
+    sweep = Sweep.start(
+        url, SWEEP, _definition(["linear.lr=log:0.001:1.0", "linear.weight_decay=0.0,0.0005"], "tpe", 10, True)
+    )
     for trial in TRIALS:
         sweep.study.add_trial(_trial(*trial))
     summary = runs / SMOKE_ID / "summary.json"

@@ -38,14 +38,26 @@ def _imports(path: Path, module_level_only: bool) -> list[tuple[int, str]]:
 
 
 def _offending(paths: list[Path], banned: tuple[str, ...], module_level_only: bool) -> list[str]:
-    return [f"{p.relative_to(ROOT.parent)}:{line} imports {name}"
-            for p in paths for line, name in _imports(p, module_level_only)
-            if any(name == b or name.startswith(b + ".") for b in banned)]
+    return [
+        f"{p.relative_to(ROOT.parent)}:{line} imports {name}"
+        for p in paths
+        for line, name in _imports(p, module_level_only)
+        if any(name == b or name.startswith(b + ".") for b in banned)
+    ]
 
 
 def test_core_imports_no_torch_no_ui_no_trainer_anywhere():
-    banned = ("torch", "torchvision", "textual", "typer", "rich", "ssltui.trainer", "ssltui.cli", "ssltui.tui",
-              "ssltui.view")
+    banned = (
+        "torch",
+        "torchvision",
+        "textual",
+        "typer",
+        "rich",
+        "ssltui.trainer",
+        "ssltui.cli",
+        "ssltui.tui",
+        "ssltui.view",
+    )
     assert _offending(_modules("core"), banned, module_level_only=False) == []
 
 
@@ -56,22 +68,32 @@ def test_faces_import_no_torch_and_the_trainer_only_inside_functions(face):
 
 
 def test_trainer_imports_no_face():
-    assert _offending(_modules("trainer"), ("textual", "typer", "ssltui.cli", "ssltui.tui", "ssltui.view"),
-                      module_level_only=False) == []
+    assert (
+        _offending(
+            _modules("trainer"),
+            ("textual", "typer", "ssltui.cli", "ssltui.tui", "ssltui.view"),
+            module_level_only=False,
+        )
+        == []
+    )
 
 
 def test_the_core_and_the_faces_load_without_torch():
     """Every module of the core, the view, the CLI and the TUI app, imported in a fresh
     interpreter, leaves torch and the trainer unloaded: the TUI's first frame never waits for torch."""
-    names = [".".join(p.relative_to(ROOT.parent).with_suffix("").parts).removesuffix(".__init__")
-             for package in ("core", *FACES) for p in _modules(package)]
-    code = ("import importlib, sys\n"
-            f"for name in {names!r}:\n    importlib.import_module(name)\n"
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')"
-            " or m.startswith('ssltui.trainer'))\n"
-            "print(','.join(bad))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         cwd=ROOT.parent)
+    names = [
+        ".".join(p.relative_to(ROOT.parent).with_suffix("").parts).removesuffix(".__init__")
+        for package in ("core", *FACES)
+        for p in _modules(package)
+    ]
+    code = (
+        "import importlib, sys\n"
+        f"for name in {names!r}:\n    importlib.import_module(name)\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')"
+        " or m.startswith('ssltui.trainer'))\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT.parent)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
 
@@ -82,8 +104,12 @@ def _string_literals(path: Path) -> set[str]:
 
 
 # Where a method's name is also another thing's name, with the reason.
-SAME_WORD = {"supervised": {"core/evaluations/supervised.py",  # the baseline's evaluation is named after it
-                            "core/presets.py"}}  # DEFAULT_PRESET, the baseline's preset
+SAME_WORD = {
+    "supervised": {
+        "core/evaluations/supervised.py",  # the baseline's evaluation is named after it
+        "core/presets.py",
+    }
+}  # DEFAULT_PRESET, the baseline's preset
 
 
 def test_each_method_name_is_written_only_in_its_declaration():

@@ -25,6 +25,7 @@ def _images(n: int, h: int = 32, w: int = 32, seed: int = 0) -> torch.Tensor:
 
 # ---------------------------------------------------------------- fixed parameters
 
+
 def test_resized_crop_and_flip_match_torchvision_per_image():
     n = 64
     x = _images(n).float() / 255.0
@@ -38,8 +39,9 @@ def test_resized_crop_and_flip_match_torchvision_per_image():
     flip = torch.rand(n, generator=g) < 0.5
     out = A.resized_crop(x, crop, 32, flip)
     for i in range(n):
-        ref = TF.resized_crop(x[i], int(crop.top[i]), int(crop.left[i]), int(crop.height[i]),
-                              int(crop.width[i]), [32, 32], antialias=True)
+        ref = TF.resized_crop(
+            x[i], int(crop.top[i]), int(crop.left[i]), int(crop.height[i]), int(crop.width[i]), [32, 32], antialias=True
+        )
         if flip[i]:
             ref = TF.horizontal_flip(ref)
         torch.testing.assert_close(out[i], ref, atol=1e-5, rtol=0)
@@ -50,20 +52,32 @@ def test_resized_crop_of_uint8_is_float_of_the_same_result():
     x = _images(8)
     crop = A.sample_resized_crop(8, 32, 32, _gen(2))
     flip = torch.zeros(8, dtype=torch.bool)
-    torch.testing.assert_close(A.resized_crop(x, crop, 32, flip) / 255.0,
-                               A.resized_crop(x.float() / 255.0, crop, 32, flip), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        A.resized_crop(x, crop, 32, flip) / 255.0, A.resized_crop(x.float() / 255.0, crop, 32, flip), atol=1e-6, rtol=0
+    )
 
 
 def test_resized_crop_to_another_size():
     # Boxes no larger than the output (upsampling, SimCLR's case) match antialias=True; larger
     # boxes (downsampling) are plain bilinear, i.e. antialias=False.
     x = _images(4, 20, 28).float() / 255.0
-    crop = A.CropParams(torch.tensor([0, 3, 10, 0]), torch.tensor([0, 7, 2, 20]),
-                        torch.tensor([16, 12, 10, 5]), torch.tensor([16, 9, 26, 8]))
+    crop = A.CropParams(
+        torch.tensor([0, 3, 10, 0]),
+        torch.tensor([0, 7, 2, 20]),
+        torch.tensor([16, 12, 10, 5]),
+        torch.tensor([16, 9, 26, 8]),
+    )
     out = A.resized_crop(x, crop, 16)
     for i in range(4):
-        ref = TF.resized_crop(x[i], int(crop.top[i]), int(crop.left[i]), int(crop.height[i]),
-                              int(crop.width[i]), [16, 16], antialias=i != 2)
+        ref = TF.resized_crop(
+            x[i],
+            int(crop.top[i]),
+            int(crop.left[i]),
+            int(crop.height[i]),
+            int(crop.width[i]),
+            [16, 16],
+            antialias=i != 2,
+        )
         torch.testing.assert_close(out[i], ref, atol=1e-5, rtol=0)
 
 
@@ -102,8 +116,9 @@ _OPS = [TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjus
 def _torchvision_view(x: torch.Tensor, aug: A.SimCLRAugment, p: A.ViewParams, i: int) -> torch.Tensor:
     """One image's view by torchvision's functional ops, with our drawn parameters."""
     c = p.crop
-    v = TF.resized_crop(x[i], int(c.top[i]), int(c.left[i]), int(c.height[i]), int(c.width[i]),
-                        [aug.size, aug.size], antialias=True)
+    v = TF.resized_crop(
+        x[i], int(c.top[i]), int(c.left[i]), int(c.height[i]), int(c.width[i]), [aug.size, aug.size], antialias=True
+    )
     if p.flip[i]:
         v = TF.horizontal_flip(v)
     j = p.jitter
@@ -148,11 +163,13 @@ def test_simclr_view_equals_torchvision_composition():
 
 # ---------------------------------------------------------------- drawn parameters
 
+
 def _torchvision_crops(n: int, scale: tuple[float, float]) -> torch.Tensor:
     torch.manual_seed(0)
     img = torch.zeros(3, 32, 32)
-    return torch.tensor([T.RandomResizedCrop.get_params(img, list(scale), [3 / 4, 4 / 3]) for _ in range(n)],
-                        dtype=torch.float64)
+    return torch.tensor(
+        [T.RandomResizedCrop.get_params(img, list(scale), [3 / 4, 4 / 3]) for _ in range(n)], dtype=torch.float64
+    )
 
 
 @pytest.mark.parametrize("scale", [(0.08, 1.0), (0.5, 1.0)])
@@ -204,8 +221,12 @@ def test_view_draws_match_stated_ranges_and_probabilities():
     assert abs(float(p.flip.float().mean()) - 0.5) < tol
     assert abs(float(j.apply.float().mean()) - 0.8) < tol
     assert abs(float(p.gray.float().mean()) - 0.2) < tol
-    for f, lo, hi in ((j.brightness, 1 - 0.8 * s, 1 + 0.8 * s), (j.contrast, 1 - 0.8 * s, 1 + 0.8 * s),
-                      (j.saturation, 1 - 0.8 * s, 1 + 0.8 * s), (j.hue, -0.2 * s, 0.2 * s)):
+    for f, lo, hi in (
+        (j.brightness, 1 - 0.8 * s, 1 + 0.8 * s),
+        (j.contrast, 1 - 0.8 * s, 1 + 0.8 * s),
+        (j.saturation, 1 - 0.8 * s, 1 + 0.8 * s),
+        (j.hue, -0.2 * s, 0.2 * s),
+    ):
         assert lo <= float(f.min()) and float(f.max()) <= hi
         width = hi - lo
         assert float(f.min()) < lo + 0.01 * width and float(f.max()) > hi - 0.01 * width
@@ -234,6 +255,7 @@ def test_views_are_different_per_image_and_reproducible():
 
 # ---------------------------------------------------------------- random_crop_flip
 
+
 def test_random_crop_flip_is_a_padded_crop_or_its_mirror():
     n, pad = 300, 4
     x = _images(n, 10, 12, seed=16)
@@ -244,7 +266,7 @@ def test_random_crop_flip_is_a_padded_crop_or_its_mirror():
     for i in range(n):
         found = None
         for oy, ox in itertools.product(range(2 * pad + 1), repeat=2):
-            crop = padded[i, :, oy:oy + 10, ox:ox + 12]
+            crop = padded[i, :, oy : oy + 10, ox : ox + 12]
             if torch.equal(out[i], crop):
                 found = (oy, ox, False)
             elif torch.equal(out[i], crop.flip(-1)):
@@ -265,14 +287,14 @@ def test_random_crop_flip_is_a_padded_crop_or_its_mirror():
 
 # ---------------------------------------------------------------- one gather: rotations, positions, layout
 
+
 def test_crop_flip_rotations_without_crop_are_all_rotations_of_the_picked_images():
     from ssltui.trainer.rotation import all_rotations
 
     x = _images(12, seed=18)
     pos = torch.tensor([3, 0, 11, 3, 7])
     for channels_last in (False, True):
-        out = A.crop_flip_rotations(x, pos, _gen(19), padding=0, flip=False, rotations=4,
-                                    channels_last=channels_last)
+        out = A.crop_flip_rotations(x, pos, _gen(19), padding=0, flip=False, rotations=4, channels_last=channels_last)
         assert torch.equal(out, all_rotations(x[pos])[0])
         assert out.dtype == torch.uint8
         assert out.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
@@ -285,7 +307,7 @@ def test_crop_flip_rotations_rotate_one_crop_per_image():
     out = A.crop_flip_rotations(padded, None, _gen(21), padding=pad, rotations=4).view(4, n, 3, 16, 16)
     for k in range(1, 4):  # every rotation shows the same crop and mirror of its image
         assert torch.equal(out[k], torch.rot90(out[0], k, dims=(-2, -1)))
-    crops = [padded[i, :, oy:oy + 16, ox:ox + 16] for i in range(n) for oy in range(9) for ox in range(9)]
+    crops = [padded[i, :, oy : oy + 16, ox : ox + 16] for i in range(n) for oy in range(9) for ox in range(9)]
     crops = torch.stack(crops).view(n, 81, 3, 16, 16)
     plain = (crops == out[0][:, None]).flatten(2).all(2).any(1)
     mirrored = (crops.flip(-1) == out[0][:, None]).flatten(2).all(2).any(1)

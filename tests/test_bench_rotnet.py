@@ -30,7 +30,9 @@ def test_engine_step_is_the_methods_own_loss_and_optimizer(data, monkeypatch):
     for method, module, views in (("rotnet", rotnet, 4), ("simclr", simclr, 2)):
         made = []
         real = module.make_loss
-        monkeypatch.setattr(module, "make_loss", lambda *a, real=real, **k: made.append(real(*a, **k)) or made[-1])
+        monkeypatch.setattr(
+            module, "make_loss", lambda *a, real=real, made=made, **k: made.append(real(*a, **k)) or made[-1]
+        )
         step = engine_step(method, data.bundle, CPU, 4)
         assert made == [step.loss]  # the loss is what the method's own make_loss returned
         assert step.views_per_item == views and step.n_items == len(data.images) == len(data.bundle.train_idx)

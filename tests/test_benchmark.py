@@ -10,14 +10,37 @@ from conftest import REPO
 
 
 def _throughput(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "benchmarks.throughput", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.throughput", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )
 
 
 def test_throughput_module_json(data_dir):
-    p = _throughput("--device", "cpu", "--method", "all", "--workers", "0", "--steps", "1", "--warmup", "0",
-                    "--batch-size", "4", "--threads", "1", "--data", "synthetic", "--data-dir", str(data_dir),
-                    "--json")
+    p = _throughput(
+        "--device",
+        "cpu",
+        "--method",
+        "all",
+        "--workers",
+        "0",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--batch-size",
+        "4",
+        "--threads",
+        "1",
+        "--data",
+        "synthetic",
+        "--data-dir",
+        str(data_dir),
+        "--json",
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     out = json.loads(p.stdout.strip().splitlines()[-1])
     for method, views in (("simclr", 8), ("rotnet", 16)):

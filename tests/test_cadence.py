@@ -7,19 +7,19 @@ from pathlib import Path
 
 import pytest
 import torch
+from reliability_tools import one_thread  # noqa: F401 (autouse fixture)
 from torch import nn
 
 from benchmarks.syncs import FakeClock, HostReads
-from reliability_tools import one_thread  # noqa: F401 (autouse fixture)
-from ssltui.trainer import loop as loop_mod
-from ssltui.trainer.cadence import Cadence, simulate
 from ssltui.core.config import TrainConfig
-from ssltui.trainer.device import DeviceSettings
 from ssltui.core.errors import RunFailed
 from ssltui.core.events import Epoch, PhaseRef, Step
+from ssltui.core.store import RunDir
+from ssltui.trainer import loop as loop_mod
+from ssltui.trainer.cadence import Cadence, simulate
+from ssltui.trainer.device import DeviceSettings
 from ssltui.trainer.loop import Phase, RunContext
 from ssltui.trainer.optim import build_optimizer
-from ssltui.core.store import RunDir
 
 
 def test_log_points_by_seconds_and_always_at_the_end():
@@ -60,13 +60,25 @@ def test_simulate_counts_a_phase_of_tiny_epochs():
 N, BATCH = 12, 4  # 3 steps an epoch
 
 
-def _phase(tmp: Path, clock: FakeClock, step_s: float, log_s: float, ck_s: float, epochs: int = 40,
-           every: int = 0, passes: int = 5, nan_at: int | None = None) -> tuple[Phase, list, list, callable]:
+def _phase(
+    tmp: Path,
+    clock: FakeClock,
+    step_s: float,
+    log_s: float,
+    ck_s: float,
+    epochs: int = 40,
+    every: int = 0,
+    passes: int = 5,
+    nan_at: int | None = None,
+) -> tuple[Phase, list, list, callable]:
     run = RunDir(tmp)
     run.path.mkdir(exist_ok=True)
     events: list = []
-    ctx = RunContext(run, DeviceSettings(torch.device("cpu"), None, False, False, log_seconds=log_s,
-                                         checkpoint_seconds=ck_s), events.append)
+    ctx = RunContext(
+        run,
+        DeviceSettings(torch.device("cpu"), None, False, False, log_seconds=log_s, checkpoint_seconds=ck_s),
+        events.append,
+    )
     ctx.clock = clock
     info = PhaseRef(phase="toy/cadence", kind="supervised", method="supervised", seed=0)
     gen = ctx.generator(0, info.phase)
@@ -90,8 +102,9 @@ def _phase(tmp: Path, clock: FakeClock, step_s: float, log_s: float, ck_s: float
 
 
 @pytest.mark.parametrize("step_s,log_s,ck_s", [(0.005, 0.25, 60.0), (0.1, 0.25, 1.0), (0.02, 0.0, 0.5)])
-def test_the_loop_follows_the_cadence_functions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                step_s: float, log_s: float, ck_s: float) -> None:
+def test_the_loop_follows_the_cadence_functions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step_s: float, log_s: float, ck_s: float
+) -> None:
     saves = []
     real = loop_mod.save_checkpoint
     monkeypatch.setattr(loop_mod, "save_checkpoint", lambda path, payload: (saves.append(payload), real(path, payload)))

@@ -11,7 +11,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import cli_env
 
 
@@ -34,8 +33,21 @@ def _error_json(proc: subprocess.CompletedProcess, code: int) -> dict:
 
 @pytest.mark.parametrize("json_flag", [[], ["--json"]])
 def test_a_negative_prune_startup_is_a_usage_error(run_cli, runs_dir, json_flag):
-    proc = run_cli("sweep", "--preset", "smoke", "--param", "supervised.lr=0.1,0.2", "--prune-startup", "-1",
-                   "--device", "cpu", "--data", "synthetic", *json_flag, timeout=120)
+    proc = run_cli(
+        "sweep",
+        "--preset",
+        "smoke",
+        "--param",
+        "supervised.lr=0.1,0.2",
+        "--prune-startup",
+        "-1",
+        "--device",
+        "cpu",
+        "--data",
+        "synthetic",
+        *json_flag,
+        timeout=120,
+    )
     _one_line(proc, 2, "--prune-startup")
     if json_flag:
         assert "--prune-startup" in _error_json(proc, 2)["error"]
@@ -67,8 +79,15 @@ def _read_only(runs: os.PathLike) -> list[str]:
         return []
     if shutil.which("unshare") is None:
         pytest.skip("running as root without unshare: no way to make a folder read-only for root")
-    return ["unshare", "-rm", "sh", "-c", 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" "$0" && '
-                                          'shift && exec "$@"', str(runs), "--"]
+    return [
+        "unshare",
+        "-rm",
+        "sh",
+        "-c",
+        'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" "$0" && shift && exec "$@"',
+        str(runs),
+        "--",
+    ]
 
 
 @pytest.mark.parametrize("json_flag", [[], ["--json"]])
@@ -78,10 +97,24 @@ def test_a_read_only_runs_dir_is_exit_3_before_the_data_loads(tmp_path, json_fla
     (runs / "old-run").mkdir()
     # cifar10 with an empty download dir and no network would fail on the data (exit 3 naming
     # --data): the runs dir must be refused first, by name.
-    cmd = _read_only(runs) + [sys.executable, "-m", "ssltui", "run", "--preset", "smoke", "--data", "cifar10",
-                              "--data-dir", str(tmp_path / "dl"), "--device", "cpu", *json_flag]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=cli_env(runs, tmp_path / "dl"),
-                          stdin=subprocess.DEVNULL)
+    cmd = _read_only(runs) + [
+        sys.executable,
+        "-m",
+        "ssltui",
+        "run",
+        "--preset",
+        "smoke",
+        "--data",
+        "cifar10",
+        "--data-dir",
+        str(tmp_path / "dl"),
+        "--device",
+        "cpu",
+        *json_flag,
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=120, env=cli_env(runs, tmp_path / "dl"), stdin=subprocess.DEVNULL
+    )
     _one_line(proc, 3, str(runs))
     assert "--runs-dir" in _error_lines(proc.stderr)[0]
     assert "cifar" not in proc.stderr.lower()
@@ -91,8 +124,16 @@ def test_a_read_only_runs_dir_is_exit_3_before_the_data_loads(tmp_path, json_fla
         assert str(runs) in _error_json(proc, 3)["error"]
 
 
-@pytest.mark.parametrize("setting", ["supervised.epochs=2e8", "supervised.epochs=1e12", "supervised.epochs=1e23",
-                                     "supervised.min_steps=1e12", "pretrain.epochs=100001"])
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "supervised.epochs=2e8",
+        "supervised.epochs=1e12",
+        "supervised.epochs=1e23",
+        "supervised.min_steps=1e12",
+        "pretrain.epochs=100001",
+    ],
+)
 def test_an_epoch_count_no_run_could_finish_is_refused_before_the_run_folder(run_cli, runs_dir, setting):
     proc = run_cli("run", "--preset", "smoke", "--device", "cpu", "--set", setting, "--json", timeout=120)
     _one_line(proc, 2, setting.split("=")[0])
@@ -104,10 +145,29 @@ def test_an_epoch_count_no_run_could_finish_is_refused_before_the_run_folder(run
 
 def test_a_sweep_whose_every_trial_failed_exits_non_zero(run_cli, runs_dir):
     # each trial fails once it starts: 0.1% of 10 images a class is no labelled image at all
-    proc = run_cli("sweep", "--preset", "smoke", "--param", "supervised.lr=0.1,0.2", "--labels", "0.001",
-                   "--set", "data.synthetic_train_per_class=10", "--set", "data.synthetic_test_per_class=10",
-                   "--set", "supervised.epochs=1", "--set", "runtime.featuremaps=false", "--device", "cpu",
-                   "--data", "synthetic", "--json", timeout=300)
+    proc = run_cli(
+        "sweep",
+        "--preset",
+        "smoke",
+        "--param",
+        "supervised.lr=0.1,0.2",
+        "--labels",
+        "0.001",
+        "--set",
+        "data.synthetic_train_per_class=10",
+        "--set",
+        "data.synthetic_test_per_class=10",
+        "--set",
+        "supervised.epochs=1",
+        "--set",
+        "runtime.featuremaps=false",
+        "--device",
+        "cpu",
+        "--data",
+        "synthetic",
+        "--json",
+        timeout=300,
+    )
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert [w["state"] for w in out["worker"]] == ["failed", "failed"], out["worker"]
     assert proc.returncode == 1, proc.stderr
@@ -128,8 +188,7 @@ def test_every_command_line_in_one_process_gets_its_error_json(monkeypatch, runs
     for argv in (["ssltui", "runs", "--json"], ["ssltui", "show", "nope", "--json"]):
         monkeypatch.setattr(sys, "argv", argv)
         out = io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()), \
-                pytest.raises(SystemExit):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()), pytest.raises(SystemExit):
             entry()
         outputs.append(out.getvalue())
     assert json.loads(outputs[0]) == []
@@ -137,10 +196,31 @@ def test_every_command_line_in_one_process_gets_its_error_json(monkeypatch, runs
 
 
 def test_a_damaged_cached_encoder_says_how_to_clear_it(run_cli, runs_dir):
-    tiny = ["--preset", "smoke", "--method", "rotnet", "--evaluation", "knn", "--device", "cpu", "--data", "synthetic",
-            "--set", "data.synthetic_train_per_class=20", "--set", "data.synthetic_test_per_class=10",
-            "--set", "pretrain.epochs=1", "--set", "pretrain.batch_size=64", "--set", "knn.every_epochs=0",
-            "--set", "runtime.featuremaps=false", "-q"]
+    tiny = [
+        "--preset",
+        "smoke",
+        "--method",
+        "rotnet",
+        "--evaluation",
+        "knn",
+        "--device",
+        "cpu",
+        "--data",
+        "synthetic",
+        "--set",
+        "data.synthetic_train_per_class=20",
+        "--set",
+        "data.synthetic_test_per_class=10",
+        "--set",
+        "pretrain.epochs=1",
+        "--set",
+        "pretrain.batch_size=64",
+        "--set",
+        "knn.every_epochs=0",
+        "--set",
+        "runtime.featuremaps=false",
+        "-q",
+    ]
     first = run_cli("run", *tiny, timeout=300)
     assert first.returncode == 0, first.stderr
     (cached,) = (runs_dir / "cache" / "encoders").glob("*.pt")

@@ -31,8 +31,9 @@ def test_6_show_with_a_binary_config_shows_the_rest(run_cli, fixture_runs):
     (fixture_runs / STUDY_ID / "config.toml").write_bytes(bytes(range(256)))
     out = run_cli("show", STUDY_ID, COLUMNS="100")
     assert out.returncode == 2  # a damaged file is still reported as one (issue 11): one line on stderr
-    assert out.stderr.splitlines() == [f"ssltui: error: {fixture_runs / STUDY_ID / 'config.toml'}: not UTF-8 text "
-                                       f"(damaged)"]
+    assert out.stderr.splitlines() == [
+        f"ssltui: error: {fixture_runs / STUDY_ID / 'config.toml'}: not UTF-8 text (damaged)"
+    ]
     shown = " ".join(out.stdout.split())
     assert f"config: {fixture_runs / STUDY_ID / 'config.toml'}: not UTF-8 text (damaged)" in shown
     assert "82.30" in out.stdout and "loss per epoch" in out.stdout  # the results and curves are still there
@@ -83,16 +84,25 @@ def test_runs_at_80_columns_keeps_status_accuracy_date_and_an_ellipsised_id(run_
         if not line.split() or not line.split()[0][0].isalpha():
             continue  # the second line of a run's accuracy
         assert line.split()[0] in ("completed", "failed", "interrupted"), line  # whole, never 'interrupt…'
-    long_line = next(line for line in lines if line.split() and line.split()[-1].startswith("…")
-                     and LONG_ID.endswith(line.split()[-1][1:]))
+    long_line = next(
+        line
+        for line in lines
+        if line.split() and line.split()[-1].startswith("…") and LONG_ID.endswith(line.split()[-1][1:])
+    )
     shown = long_line.split()[-1]
     assert len(shown) > 12
     assert "1% 66.8" in long_line and "01-01 12:00" in long_line  # the copy keeps the study's start
     show = run_cli("show", shown[1:], "--json")
     assert json.loads(show.stdout)["run"]["run_id"] == LONG_ID  # the suffix shown finds the run
     for rid in (STUDY_ID, SMOKE_ID, FAILED_ID):  # at 80 columns the usual ids stay whole, at 60 their end
-        assert sum(rid in line if columns >= 80 else rid.endswith(line.split()[-1][1:]) for line in lines
-                   if line.split() and line.split()[-1] != "id") == 1, rid
+        assert (
+            sum(
+                rid in line if columns >= 80 else rid.endswith(line.split()[-1][1:])
+                for line in lines
+                if line.split() and line.split()[-1] != "id"
+            )
+            == 1
+        ), rid
 
 
 def test_9_runs_in_a_pipe_is_one_plain_line_a_run(run_cli, fixture_runs):
@@ -115,11 +125,22 @@ def test_10_the_progress_line_reads_at_80_columns():
     stream = io.StringIO()
     progress = RichProgress(stream, width=80)
     ph = _phase()
-    for e in ({"t": 0, "event": "phase_start", **ph, "epochs": 100, "steps_per_epoch": 40},
-              {"t": 1, "event": "step", **ph, "epoch": 11, "step": 460, "loss": 5.4821, "lr": 0.3,
-               "images_per_s": 1234.5},
-              {"t": 2, "event": "epoch", **ph, "epoch": 12, "epochs": 100, "step": 480, "loss": 5.4821,
-               "lr": 0.3, "images_per_s": 1234.5, "knn_acc": 0.31}):
+    for e in (
+        {"t": 0, "event": "phase_start", **ph, "epochs": 100, "steps_per_epoch": 40},
+        {"t": 1, "event": "step", **ph, "epoch": 11, "step": 460, "loss": 5.4821, "lr": 0.3, "images_per_s": 1234.5},
+        {
+            "t": 2,
+            "event": "epoch",
+            **ph,
+            "epoch": 12,
+            "epochs": 100,
+            "step": 480,
+            "loss": 5.4821,
+            "lr": 0.3,
+            "images_per_s": 1234.5,
+            "knn_acc": 0.31,
+        },
+    ):
         progress(parse_event(e))
     progress.close()
     line = [ln for ln in stream.getvalue().splitlines() if ln.strip()][-1]
@@ -141,8 +162,20 @@ def test_the_progress_line_never_cuts_the_eta(seconds_a_step):
     progress(parse_event({"t": 0, "event": "phase_start", **ph, "epochs": 100, "steps_per_epoch": 100}))
     for step in range(1, 6):
         clock[0] += seconds_a_step
-        progress(parse_event({"t": clock[0], "event": "step", **ph, "epoch": 0, "step": step, "loss": 5.4821,
-                              "lr": 0.3, "images_per_s": 1234.5}))
+        progress(
+            parse_event(
+                {
+                    "t": clock[0],
+                    "event": "step",
+                    **ph,
+                    "epoch": 0,
+                    "step": step,
+                    "loss": 5.4821,
+                    "lr": 0.3,
+                    "images_per_s": 1234.5,
+                }
+            )
+        )
     remaining = progress.progress.tasks[0].time_remaining
     progress.close()
     line = [ln for ln in stream.getvalue().splitlines() if ln.strip()][-1]
@@ -185,19 +218,40 @@ def test_show_config_of_a_damaged_config_is_one_line(run_cli, fixture_runs):
     (fixture_runs / STUDY_ID / "config.toml").write_bytes(bytes(range(256)))
     out = run_cli("show", STUDY_ID, "--config")
     assert out.returncode == 2 and out.stdout == ""
-    assert out.stderr.splitlines() == [f"ssltui: error: {fixture_runs / STUDY_ID / 'config.toml'}: not UTF-8 text "
-                                       f"(damaged)"]
+    assert out.stderr.splitlines() == [
+        f"ssltui: error: {fixture_runs / STUDY_ID / 'config.toml'}: not UTF-8 text (damaged)"
+    ]
 
 
 def test_14_a_cancel_is_no_error_and_says_how_to_resume(tmp_path, runs_dir):
     """Ctrl-C (or the app's x) of a headless run: 'interrupted', the id from the start, the resume command."""
     from tests.conftest import cli_env
 
-    proc = subprocess.Popen([sys.executable, "-m", "ssltui", "run", "--preset", "smoke", "--device", "cpu",
-                             "--run-id", "stopme", "--set", "supervised.epochs=500", "--set",
-                             "data.synthetic_train_per_class=20", "--set", "supervised.batch_size=8"],
-                            env=cli_env(runs_dir, tmp_path / "data"), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ssltui",
+            "run",
+            "--preset",
+            "smoke",
+            "--device",
+            "cpu",
+            "--run-id",
+            "stopme",
+            "--set",
+            "supervised.epochs=500",
+            "--set",
+            "data.synthetic_train_per_class=20",
+            "--set",
+            "supervised.batch_size=8",
+        ],
+        env=cli_env(runs_dir, tmp_path / "data"),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     metrics = runs_dir / "stopme" / "metrics.jsonl"
     deadline = time.monotonic() + 120
     while not (metrics.exists() and '"step"' in metrics.read_text()):
@@ -237,12 +291,17 @@ def test_14_a_terminal_sees_the_run_id_before_torch_loads(runs_dir, monkeypatch,
     monkeypatch.setattr(cli_main, "_load_data", lambda *args, **kwargs: None)
     monkeypatch.setattr(cli_main, "make_progress", lambda quiet: None)  # no bars on the test's stderr
     err = _Terminal() if terminal else io.StringIO()
-    monkeypatch.setattr(sys, "argv", ["ssltui", "run", "--preset", "smoke", "--device", "cpu", "--run-id", "tty",
-                                      "--runs-dir", str(runs_dir)])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["ssltui", "run", "--preset", "smoke", "--device", "cpu", "--run-id", "tty", "--runs-dir", str(runs_dir)],
+    )
     with redirect_stderr(err), pytest.raises(SystemExit) as exit_:
         cli_main.entry()
     assert exit_.value.code == 130
     lines = err.getvalue().splitlines()
     first = [f"ssltui: run tty in {runs_dir / 'tty'}"] if terminal else []
-    assert lines == first + ["ssltui: interrupted: stopped by SIGINT in epoch 1",
-                             "ssltui: continue with: ssltui resume tty"]
+    assert lines == first + [
+        "ssltui: interrupted: stopped by SIGINT in epoch 1",
+        "ssltui: continue with: ssltui resume tty",
+    ]

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 from conftest import REPO, cli_env
+
 from tests.sweep_fixtures import SWEEP, make_fixture_sweeps
 
 READ = """
@@ -27,8 +28,14 @@ print(json.dumps(heavy))
 
 def test_sweep_list_and_show_read_without_migrating_the_storage(tmp_path):
     runs = make_fixture_sweeps(tmp_path / "runs")
-    proc = subprocess.run([sys.executable, "-c", READ, SWEEP], capture_output=True, text=True, timeout=120,
-                          env=cli_env(runs, tmp_path / "data"), cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-c", READ, SWEEP],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=cli_env(runs, tmp_path / "data"),
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr
     listed, shown, heavy = (json.loads(line) for line in proc.stdout.splitlines())
     assert heavy == []  # alembic is what Optuna's storage set-up loads to check the schema
@@ -43,8 +50,13 @@ def test_sweep_list_and_show_read_without_migrating_the_storage(tmp_path):
 
 def test_sweep_show_of_a_missing_sweep_creates_nothing(tmp_path):
     runs = tmp_path / "runs"
-    proc = subprocess.run([sys.executable, "-m", "ssltui", "sweep", "show", "nope"], capture_output=True, text=True,
-                          timeout=60, env=cli_env(runs, tmp_path / "data"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "ssltui", "sweep", "show", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=cli_env(runs, tmp_path / "data"),
+    )
     assert proc.returncode == 2 and "no sweep 'nope'" in proc.stderr
     assert not (runs / "sweeps" / "optuna.db").exists()
 
@@ -65,8 +77,14 @@ def test_sweep_list_of_an_sqlite_storage_needs_no_optuna(tmp_path):
     """The listing is a few queries of the SQLite file: the standard library answers them, the
     same answer Optuna's storage gives."""
     runs = make_fixture_sweeps(tmp_path / "runs")
-    proc = subprocess.run([sys.executable, "-c", LIST], capture_output=True, text=True, timeout=120,
-                          env=cli_env(runs, tmp_path / "data"), cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-c", LIST],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=cli_env(runs, tmp_path / "data"),
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr
     listed, heavy = (json.loads(line) for line in proc.stdout.splitlines())
     assert heavy == []

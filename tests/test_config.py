@@ -41,32 +41,46 @@ def test_supervised_preset_is_the_recipe_chosen_on_validation():
 
 
 def test_set_values_are_typed_from_the_schema():
-    (cfg,) = resolve("smoke", sets=["supervised.lr=0.3", "supervised.epochs=3", "supervised.nesterov=true",
-                                    "supervised.milestones=1,2", "runtime.amp=off"]).parts
+    (cfg,) = resolve(
+        "smoke",
+        sets=[
+            "supervised.lr=0.3",
+            "supervised.epochs=3",
+            "supervised.nesterov=true",
+            "supervised.milestones=1,2",
+            "runtime.amp=off",
+        ],
+    ).parts
     assert cfg.supervised.lr == 0.3 and isinstance(cfg.supervised.lr, float)
     assert cfg.supervised.epochs == 3 and cfg.supervised.nesterov is True
     assert cfg.supervised.milestones == [1.0, 2.0] and cfg.runtime.amp == "off"
 
 
-@pytest.mark.parametrize("option, fragment", [
-    ("supervised.lr=-1", "supervised.lr"),
-    ("supervised.lr=0", "supervised.lr"),
-    ("supervised.batch_size=0", "supervised.batch_size"),
-    ("supervised.epochs=abc", "expected an integer"),
-    ("supervised.epochs=1.5", "expected an integer"),
-    ("supervised.optimizer=rmsprop", "not one of"),
-    ("supervised.lrr=0.1", "did you mean 'lr'"),
-    ("nosection.lr=0.1", "unknown section"),
-    ("lienar.lr=0.1", "unknown section in 'lienar.lr' (did you mean 'linear'?)"),
-    ("lr=0.1", "settings are SECTION.KEY; did you mean 'pretrain.lr' or 'supervised.lr' or 'linear.lr' or 'semi.lr'?"),
-    ("temperature=0.2", "did you mean 'simclr.temperature' or 'moco.temperature' or 'knn.temperature'?"),
-    ("seed=1", "unknown key 'seed' (did you mean 'seeds'?)"),
-    ("foo=1", "or SECTION.KEY with sections barlow, byol, data, knn, linear"),
-    ("supervised.lr", "expected key=value"),
-    ("labels=1.5", "outside (0, 1]"),
-    ("semi.frozen_stages=4", "semi.frozen_stages"),
-    ("supervised.milestones=500", "supervised.milestones"),
-])
+@pytest.mark.parametrize(
+    "option, fragment",
+    [
+        ("supervised.lr=-1", "supervised.lr"),
+        ("supervised.lr=0", "supervised.lr"),
+        ("supervised.batch_size=0", "supervised.batch_size"),
+        ("supervised.epochs=abc", "expected an integer"),
+        ("supervised.epochs=1.5", "expected an integer"),
+        ("supervised.optimizer=rmsprop", "not one of"),
+        ("supervised.lrr=0.1", "did you mean 'lr'"),
+        ("nosection.lr=0.1", "unknown section"),
+        ("lienar.lr=0.1", "unknown section in 'lienar.lr' (did you mean 'linear'?)"),
+        (
+            "lr=0.1",
+            "settings are SECTION.KEY; did you mean 'pretrain.lr' or 'supervised.lr' or 'linear.lr' or 'semi.lr'?",
+        ),
+        ("temperature=0.2", "did you mean 'simclr.temperature' or 'moco.temperature' or 'knn.temperature'?"),
+        ("seed=1", "unknown key 'seed' (did you mean 'seeds'?)"),
+        ("foo=1", "or SECTION.KEY with sections barlow, byol, data, knn, linear"),
+        ("supervised.lr", "expected key=value"),
+        ("labels=1.5", "outside (0, 1]"),
+        ("semi.frozen_stages=4", "semi.frozen_stages"),
+        ("supervised.milestones=500", "supervised.milestones"),
+    ],
+)
 def test_bad_set_values_name_the_key(option, fragment):
     with pytest.raises(ConfigError) as err:
         resolve("smoke", sets=[option])

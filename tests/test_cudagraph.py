@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from reliability_tools import one_thread, toy_phase  # noqa: F401 (autouse fixture)
 from torch import nn
 
 from benchmarks.syncs import HostReads
-from reliability_tools import one_thread, toy_phase  # noqa: F401 (autouse fixture)
 from ssltui.core.config import RuntimeConfig, TrainConfig
-from ssltui.trainer.cudagraph import CallGraphs, GraphedSteps
-from ssltui.trainer.device import pick_device
 from ssltui.core.errors import ConfigError, RunInterrupted
 from ssltui.core.events import Log
-from ssltui.trainer.optim import build_optimizer, lr_at, lr_table
 from ssltui.core.store import RunDir
+from ssltui.trainer.cudagraph import CallGraphs, GraphedSteps
+from ssltui.trainer.device import pick_device
+from ssltui.trainer.optim import build_optimizer, lr_at, lr_table
 
 
 class FakeGraphs(CallGraphs):
@@ -49,8 +49,7 @@ class DoubleStepGraphs(FakeGraphs):
 
 def _phase(tmp: Path, backend, optimizer: str = "sgd", stop_at: int | None = None):
     """30 steps (5 epochs of 6) with a warm-up and weight decay, noise from the phase generator."""
-    return toy_phase(tmp, stop_at, noise=1.0, graphs=backend, optimizer=optimizer, warmup_epochs=1,
-                     weight_decay=1e-3)
+    return toy_phase(tmp, stop_at, noise=1.0, graphs=backend, optimizer=optimizer, warmup_epochs=1, weight_decay=1e-3)
 
 
 def _warnings(run: RunDir) -> list[str]:
@@ -83,9 +82,14 @@ def test_replayed_steps_train_as_eager_steps_do(tmp_path: Path, optimizer: str) 
     assert float(phase.steps.lr_buf) == pytest.approx(lr_at(phase.cfg, 29, 30), rel=1e-6)
 
 
-@pytest.mark.parametrize("backend,why", [(FailingGraphs(), "capture failed (RuntimeError"),
-                                         (StaleRandomGraphs(), "disagree with eager ones"),
-                                         (DoubleStepGraphs(), "disagree with eager ones")])
+@pytest.mark.parametrize(
+    "backend,why",
+    [
+        (FailingGraphs(), "capture failed (RuntimeError"),
+        (StaleRandomGraphs(), "disagree with eager ones"),
+        (DoubleStepGraphs(), "disagree with eager ones"),
+    ],
+)
 def test_a_failed_capture_or_check_logs_one_line_and_trains_eagerly(tmp_path: Path, backend, why: str) -> None:
     _, eager_model, _, eager = _phase(tmp_path / "eager", None)
     eager()
@@ -125,19 +129,31 @@ def test_a_graphed_checkpoint_holds_a_plain_learning_rate(tmp_path: Path) -> Non
 
 def test_too_short_a_phase_is_not_captured(tmp_path: Path) -> None:
     backend = FakeGraphs()
-    steps = GraphedSteps(TrainConfig(epochs=1), 9, torch.optim.SGD([nn.Parameter(torch.ones(2))], lr=0.1),
-                         {}, lambda idx: torch.zeros((), requires_grad=True), torch.zeros(9), torch.Generator(),
-                         4, backend, print)
+    steps = GraphedSteps(
+        TrainConfig(epochs=1),
+        9,
+        torch.optim.SGD([nn.Parameter(torch.ones(2))], lr=0.1),
+        {},
+        lambda idx: torch.zeros((), requires_grad=True),
+        torch.zeros(9),
+        torch.Generator(),
+        4,
+        backend,
+        print,
+    )
     steps(0, torch.arange(4))
     assert steps.mode == "eager" and backend.captures == 0
 
 
-@pytest.mark.parametrize("cfg", [
-    TrainConfig(epochs=100, schedule="cosine", warmup_epochs=20, lr=0.012),
-    TrainConfig(epochs=100, schedule="step", milestones=[30, 60, 80], gamma=0.2),
-    TrainConfig(epochs=182, min_steps=3000, schedule="step", milestones=[91, 136], lr=0.1),
-    TrainConfig(epochs=10, schedule="constant", lr=0.3, lr_scaling="sqrt", batch_size=256, warmup_epochs=2),
-])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        TrainConfig(epochs=100, schedule="cosine", warmup_epochs=20, lr=0.012),
+        TrainConfig(epochs=100, schedule="step", milestones=[30, 60, 80], gamma=0.2),
+        TrainConfig(epochs=182, min_steps=3000, schedule="step", milestones=[91, 136], lr=0.1),
+        TrainConfig(epochs=10, schedule="constant", lr=0.3, lr_scaling="sqrt", batch_size=256, warmup_epochs=2),
+    ],
+)
 def test_the_device_schedule_is_lr_at_of_every_step(cfg: TrainConfig) -> None:
     total = 3017
     table = lr_table(cfg, total)
@@ -153,6 +169,7 @@ def test_cuda_graphs_on_needs_a_cuda_device() -> None:
 
 
 # ---------------------------------------------------------------- host reads of the real steps
+
 
 def _real_steps(method: str):
     """The engine's step of `method` as on CUDA (bf16 autocast, channels_last, fused optimizers)."""
@@ -179,9 +196,18 @@ def test_the_graphed_step_reads_nothing_back_from_the_device(method: str) -> Non
     model, optimizer, loss, n_items, gen = _real_steps(method)
     backend = FakeGraphs()
     total = 16
-    steps = GraphedSteps(TrainConfig(epochs=1, optimizer="lars" if method == "simclr" else "sgd"), total,
-                         optimizer, {"model": model}, loss, torch.zeros(total), gen, 4,
-                         backend, print)
+    steps = GraphedSteps(
+        TrainConfig(epochs=1, optimizer="lars" if method == "simclr" else "sgd"),
+        total,
+        optimizer,
+        {"model": model},
+        loss,
+        torch.zeros(total),
+        gen,
+        4,
+        backend,
+        print,
+    )
     model.train()
     for s in range(3):  # warm-up, then capture and check (they may read: once a phase)
         steps(s, torch.randint(0, n_items, (4,)))

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ssltui.trainer.data.sources import load_image_folder, load_source, make_synthetic
 from ssltui.core.errors import DataError, ExitCode
+from ssltui.trainer.data.sources import load_image_folder, load_source, make_synthetic
 
 
 def _folder(root, classes=("a", "b"), n=3, size=(32, 32), mode="RGB"):
@@ -28,8 +28,7 @@ def test_cifar_archive_decodes_once_then_loads_from_cache(cifar_archive, tmp_pat
     first = load_source(f"folder:{cifar_archive}", tmp_path)
     assert first.train_x.shape == (50000, 32, 32, 3) and first.train_x.dtype == np.uint8
     assert first.test_x.shape == (10000, 32, 32, 3)
-    assert first.classes == ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
-                             "ship", "truck"]
+    assert first.classes == ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
     assert np.bincount(first.train_y).tolist() == [5000] * 10
     assert np.bincount(first.test_y).tolist() == [1000] * 10
     assert not first.from_cache
@@ -55,19 +54,23 @@ def test_tar_archive_with_wrapping_folder(tmp_path):
     assert data.test_x.shape == (6, 32, 32, 3) and data.classes == ["a", "b"]
 
 
-@pytest.mark.parametrize("breakage, fragment", [
-    ("missing", "no such file"),
-    ("no_test", "no test/<class>/ folders"),
-    ("mismatch", "train and test classes differ"),
-    ("empty_class", "has no images"),
-    ("bad_image", "not a readable image"),
-])
+@pytest.mark.parametrize(
+    "breakage, fragment",
+    [
+        ("missing", "no such file"),
+        ("no_test", "no test/<class>/ folders"),
+        ("mismatch", "train and test classes differ"),
+        ("empty_class", "has no images"),
+        ("bad_image", "not a readable image"),
+    ],
+)
 def test_folder_errors_name_the_path(tmp_path, breakage, fragment):
     root = tmp_path / "f"
     if breakage != "missing":
         _folder(root)
     if breakage == "no_test":
         import shutil
+
         shutil.rmtree(root / "test")
     elif breakage == "mismatch":
         (root / "test" / "b").rename(root / "test" / "c")

@@ -22,14 +22,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import cli_env
+from PIL import Image
 from test_reliability_input import cli as _cli  # `ssltui ARGS` in this process
+
+from ssltui.core.errors import DataError, ExitCode, RunInterrupted
 from ssltui.trainer.data import decode as decode_mod
 from ssltui.trainer.data import folder as folder_mod
 from ssltui.trainer.data.sources import load_image_folder, load_source
-from ssltui.core.errors import DataError, ExitCode, RunInterrupted
 
 CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
@@ -68,6 +68,7 @@ def _load(path: Path, cache: Path, **kw):
 
 
 # ---------------------------------------------------------------- 1. content-aware cache key
+
 
 def test_unchanged_folder_loads_from_cache_without_a_word(tmp_path: Path) -> None:
     root = _folder(tmp_path / "f")
@@ -148,6 +149,7 @@ def _png_of_size(size: int) -> bytes:
 
 # ---------------------------------------------------------------- 2. never hang, stop at once
 
+
 def _special(tmp_path: Path, kind: str) -> tuple[Path, str]:
     """A source path that is (or holds, as an image) a special file; the words its error names."""
     if kind == "dev-zero":
@@ -213,9 +215,24 @@ def test_one_sigterm_during_a_cli_decode_exits_130_promptly(cifar_archive: Path,
     env = cli_env(tmp_path / "runs", tmp_path / "data", SSLTUI_TEST_MARK=marker.split("=", 1)[1])
     err_path = tmp_path / "stderr.txt"
     with open(err_path, "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "ssltui", "run", "--preset", "smoke", "--data",
-                                 f"folder:{cifar_archive}", "--device", "cpu"], stdout=subprocess.DEVNULL,
-                                stderr=err, env=env, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ssltui",
+                "run",
+                "--preset",
+                "smoke",
+                "--data",
+                f"folder:{cifar_archive}",
+                "--device",
+                "cpu",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
     try:
         deadline = time.monotonic() + 120
         while "decoding images" not in err_path.read_text():
@@ -244,10 +261,12 @@ def test_one_sigterm_during_a_cli_decode_exits_130_promptly(cifar_archive: Path,
 def test_workers_end_when_their_parent_is_killed(cifar_archive: Path, tmp_path: Path) -> None:
     """SIGKILL leaves no time to shut a pool down: the workers (and the forkserver) still go."""
     marker = f"SSLTUI_TEST_MARK=kill-{os.getpid()}-{time.time()}"
-    code = ("import sys\nfrom pathlib import Path\nfrom ssltui.trainer.data.sources import load_source\n"
-            "if __name__ == '__main__':\n"
-            f"    load_source({'folder:' + str(cifar_archive)!r}, Path({str(tmp_path / 'data')!r}), workers=2,\n"
-            "                log=lambda m: print(m, flush=True))\n")
+    code = (
+        "import sys\nfrom pathlib import Path\nfrom ssltui.trainer.data.sources import load_source\n"
+        "if __name__ == '__main__':\n"
+        f"    load_source({'folder:' + str(cifar_archive)!r}, Path({str(tmp_path / 'data')!r}), workers=2,\n"
+        "                log=lambda m: print(m, flush=True))\n"
+    )
     (tmp_path / "load.py").write_text(code)
     env = cli_env(tmp_path / "runs", tmp_path / "data", SSLTUI_TEST_MARK=marker.split("=", 1)[1])
     proc = subprocess.Popen([sys.executable, str(tmp_path / "load.py")], stdout=subprocess.PIPE, text=True, env=env)
@@ -279,8 +298,8 @@ def _processes_with(marker: str) -> list[int]:
 
 def test_runner_honours_a_stop_while_it_loads(tmp_path: Path) -> None:
     from ssltui.core.presets import resolve
-    from ssltui.trainer.runner import RunOptions, Runner
     from ssltui.core.store import RunStore
+    from ssltui.trainer.runner import Runner, RunOptions
 
     plan = resolve("smoke", sets=["data.synthetic_train_per_class=8", "data.synthetic_test_per_class=5"])
     run = RunStore(tmp_path / "runs").create("smoke")
@@ -292,6 +311,7 @@ def test_runner_honours_a_stop_while_it_loads(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- 3. parallel decode
+
 
 def _mixed_folder(root: Path) -> Path:
     """Three classes of PNG, JPEG and odd-sized images, enough for several chunks."""
@@ -370,6 +390,7 @@ def test_a_failed_pool_falls_back_to_this_process(tmp_path: Path, monkeypatch, f
 
 # ---------------------------------------------------------------- 4. the cache is optional
 
+
 def test_unwritable_data_dir_only_costs_speed(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("a file where the data dir's parent should be")
@@ -379,8 +400,11 @@ def test_unwritable_data_dir_only_costs_speed(tmp_path: Path) -> None:
             continue  # /sys is writable here: the first case stands for a read-only dir
         data, notes = _load(root, ddir)
         assert data.train_x.shape == (6, 32, 32, 3) and not data.from_cache
-        assert len(notes) == 2 and notes[1].startswith("decode cache not saved (") and \
-            "the next run decodes again" in notes[1], notes
+        assert (
+            len(notes) == 2
+            and notes[1].startswith("decode cache not saved (")
+            and "the next run decodes again" in notes[1]
+        ), notes
 
 
 def _sys_refuses() -> bool:
@@ -394,12 +418,19 @@ def _sys_refuses() -> bool:
 
 def test_a_run_goes_on_when_the_data_dir_is_unwritable(tmp_path: Path) -> None:
     from ssltui.core.presets import resolve
-    from ssltui.trainer.runner import RunOptions, Runner
     from ssltui.core.store import RunStore
+    from ssltui.trainer.runner import Runner, RunOptions
 
     (tmp_path / "file").write_text("")
-    plan = resolve("smoke", sets=["data.synthetic_train_per_class=8", "data.synthetic_test_per_class=5",
-                                  "supervised.epochs=1", "runtime.featuremaps=false"])
+    plan = resolve(
+        "smoke",
+        sets=[
+            "data.synthetic_train_per_class=8",
+            "data.synthetic_test_per_class=5",
+            "supervised.epochs=1",
+            "runtime.featuremaps=false",
+        ],
+    )
     run = RunStore(tmp_path / "runs").create("smoke")
     opts = RunOptions(data="synthetic", data_dir=tmp_path / "file" / "data", device="cpu")
     summary = Runner(plan, run, opts).execute()
@@ -436,11 +467,18 @@ def _damage(path: Path, how: str) -> None:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("how, words", [
-    ("truncated", "BadZipFile"), ("empty", "EOFError"), ("garbage", "pickled"),
-    ("pickle", "allow_pickle=False"), ("wrong-shape", "train images are uint8 (6, 16, 32, 3)"),
-    ("bad-labels", "train labels outside 0..1"), ("fifo", "a FIFO"),
-])
+@pytest.mark.parametrize(
+    "how, words",
+    [
+        ("truncated", "BadZipFile"),
+        ("empty", "EOFError"),
+        ("garbage", "pickled"),
+        ("pickle", "allow_pickle=False"),
+        ("wrong-shape", "train images are uint8 (6, 16, 32, 3)"),
+        ("bad-labels", "train labels outside 0..1"),
+        ("fifo", "a FIFO"),
+    ],
+)
 def test_a_damaged_cache_is_decoded_again_with_one_line(tmp_path: Path, how: str, words: str) -> None:
     root = _folder(tmp_path / "f")
     first, _ = _load(root, tmp_path / "cache")
@@ -463,10 +501,14 @@ def test_a_folder_at_the_cache_path_costs_only_speed(tmp_path: Path) -> None:
     data, notes = _load(root, tmp_path / "cache")
     assert data.train_x.shape == (6, 32, 32, 3)
     assert [n.split(":")[0].split(" (")[0] for n in notes] == [
-        "decode cache unreadable", "decoding 12 images from " + str(root), "decode cache not saved"], notes
+        "decode cache unreadable",
+        "decoding 12 images from " + str(root),
+        "decode cache not saved",
+    ], notes
 
 
 # ---------------------------------------------------------------- 5. image modes
+
 
 def _decode_file(path: Path) -> np.ndarray:
     return decode_mod.decode_image(path.read_bytes(), str(path))
@@ -476,8 +518,12 @@ def _png(w: int, h: int, color_type: int, rows: bytes) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _png16(arr: np.ndarray, color_type: int) -> bytes:
@@ -556,19 +602,24 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- 6. bombs and huge files
 
+
 def _png_header_only(w: int, h: int) -> bytes:
     """A PNG that claims w x h pixels (its IDAT is never reached: the size is refused first)."""
     return _png(w, h, 0, b"\0" * 64)
 
 
-@pytest.mark.parametrize("w, h, words", [
-    (9000, 9000, "over the 50-megapixel limit"),  # below Pillow's warning: our own bound
-    (10000, 10000, "decompression bomb"),  # Pillow's warning, made an error
-    (30000, 30000, "decompression bomb"),  # Pillow's error
-])
+@pytest.mark.parametrize(
+    "w, h, words",
+    [
+        (9000, 9000, "over the 50-megapixel limit"),  # below Pillow's warning: our own bound
+        (10000, 10000, "decompression bomb"),  # Pillow's warning, made an error
+        (30000, 30000, "decompression bomb"),  # Pillow's error
+    ],
+)
 @pytest.mark.parametrize("as_archive", [False, True])
-def test_decompression_bombs_are_refused_naming_the_file(tmp_path: Path, w: int, h: int, words: str,
-                                                          as_archive: bool) -> None:
+def test_decompression_bombs_are_refused_naming_the_file(
+    tmp_path: Path, w: int, h: int, words: str, as_archive: bool
+) -> None:
     root = _folder(tmp_path / "f")
     (root / "train" / "cat" / "bomb.png").write_bytes(_png_header_only(w, h))
     src = _tar(root, tmp_path / "f.tar.gz") if as_archive else root
@@ -591,6 +642,7 @@ def test_an_oversized_image_file_is_refused_unread(tmp_path: Path, monkeypatch, 
 
 # ---------------------------------------------------------------- 7. degenerate data sets
 
+
 @pytest.mark.parametrize("as_archive", [False, True])
 def test_one_class_is_refused(tmp_path: Path, as_archive: bool) -> None:
     root = _folder(tmp_path / "f", classes=("only",))
@@ -606,8 +658,11 @@ def test_empty_sources_are_refused(tmp_path: Path) -> None:
     with tarfile.open(tmp_path / "empty.tar.gz", "w:gz"):
         pass
     (tmp_path / "zero.tar.gz").write_bytes(b"")
-    for name, words in (("empty-dir", "no train/<class>/"), ("empty.tar.gz", "no train/<class>/"),
-                        ("zero.tar.gz", "neither a folder nor")):
+    for name, words in (
+        ("empty-dir", "no train/<class>/"),
+        ("empty.tar.gz", "no train/<class>/"),
+        ("zero.tar.gz", "neither a folder nor"),
+    ):
         with pytest.raises(DataError) as exc:
             load_source(f"folder:{tmp_path / name}", tmp_path / "cache")
         assert words in exc.value.message and name in exc.value.message
@@ -638,14 +693,15 @@ def test_an_undecodable_source_path_loads(tmp_path: Path) -> None:
     _folder(root)
     data, _ = _load(root, tmp_path / "cache")
     assert data.source.isprintable() and "\\xff" in data.source
-    from ssltui.trainer.data.bundle import make_bundle
-
     import torch
+
+    from ssltui.trainer.data.bundle import make_bundle
 
     assert len(make_bundle(data, torch.device("cpu"), 0.34, 0).fingerprint) == 16
 
 
 # ---------------------------------------------------------------- 8. errors before a run folder
+
 
 @pytest.fixture
 def restore_signals():
@@ -666,8 +722,20 @@ def test_a_data_error_leaves_no_run_folder(tmp_path: Path, restore_signals, case
         (root / "train" / "cat" / "bomb.png").write_bytes(_png_header_only(30000, 30000))
     src = "/dev/zero" if case == "dev-zero" else str(root)
     runs = tmp_path / "runs"
-    code, out, err = _cli("run", "--preset", "smoke", "--device", "cpu", "-q", "--data", f"folder:{src}",
-                          "--data-dir", str(tmp_path / "data"), "--runs-dir", str(runs))
+    code, out, err = _cli(
+        "run",
+        "--preset",
+        "smoke",
+        "--device",
+        "cpu",
+        "-q",
+        "--data",
+        f"folder:{src}",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--runs-dir",
+        str(runs),
+    )
     assert code == ExitCode.DATA, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ssltui: error: ") and src in lines[0], err
@@ -679,8 +747,22 @@ def test_a_data_error_in_a_premade_run_folder_is_recorded_there(tmp_path: Path, 
     root = _folder(tmp_path / "f", classes=("only",))
     runs = tmp_path / "runs"
     (runs / "premade").mkdir(parents=True)
-    code, _, err = _cli("run", "--preset", "smoke", "--device", "cpu", "-q", "--data", f"folder:{root}",
-                        "--data-dir", str(tmp_path / "data"), "--runs-dir", str(runs), "--run-id", "premade")
+    code, _, err = _cli(
+        "run",
+        "--preset",
+        "smoke",
+        "--device",
+        "cpu",
+        "-q",
+        "--data",
+        f"folder:{root}",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--runs-dir",
+        str(runs),
+        "--run-id",
+        "premade",
+    )
     assert code == ExitCode.DATA and "one class (only)" in err, err
     summary = json.loads((runs / "premade" / "summary.json").read_text())
     assert summary["status"] == "failed" and "one class (only)" in summary["error"]
@@ -695,10 +777,29 @@ def test_the_cli_hands_its_loaded_data_to_the_runner(tmp_path: Path, restore_sig
     monkeypatch.setattr(runner_mod, "load_source", no_second_load)
     root = _folder(tmp_path / "f", n=6)
     runs = tmp_path / "runs"
-    code, out, err = _cli("run", "--preset", "smoke", "--device", "cpu", "-q", "--json", "--data", f"folder:{root}",
-                          "--data-dir", str(tmp_path / "data"), "--runs-dir", str(runs), "--labels", "1.0",
-                          "--set", "supervised.epochs=1", "--set", "runtime.featuremaps=false",
-                          "--set", "data.val_fraction=0.2")
+    code, out, err = _cli(
+        "run",
+        "--preset",
+        "smoke",
+        "--device",
+        "cpu",
+        "-q",
+        "--json",
+        "--data",
+        f"folder:{root}",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--runs-dir",
+        str(runs),
+        "--labels",
+        "1.0",
+        "--set",
+        "supervised.epochs=1",
+        "--set",
+        "runtime.featuremaps=false",
+        "--set",
+        "data.val_fraction=0.2",
+    )
     assert code == 0, err
     (run,) = runs.iterdir()
     events = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

@@ -18,8 +18,9 @@ from ssltui.core.presets import resolve
 
 def _ssltui(tmp_path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "SSLTUI_RUNS_DIR": str(tmp_path / "runs"), "SSLTUI_DATA_DIR": str(tmp_path / "data")}
-    return subprocess.run([sys.executable, "-m", "ssltui", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "ssltui", *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def _plan(tmp_path, *args: str) -> dict:
@@ -44,19 +45,43 @@ def test_the_supervised_preset_s_dry_run_shows_the_epochs_min_steps_gives_at_1_p
 
 
 def test_the_text_dry_run_says_min_steps_decided(tmp_path):
-    out = _ssltui(tmp_path, "run", "--preset", "rotnet-semi", "--set", "semi.epochs=1", "--set", "semi.milestones=[]",
-                  "--dry-run")
+    out = _ssltui(
+        tmp_path, "run", "--preset", "rotnet-semi", "--set", "semi.epochs=1", "--set", "semi.milestones=[]", "--dry-run"
+    )
     assert out.returncode == 0, out.stderr
     semi = [line for line in out.stdout.splitlines() if "/semi/" in line]
     assert semi and all("semi.min_steps" in line and "(1 epochs)" not in line for line in semi)
 
 
 def test_every_phase_trains_the_epochs_and_steps_its_dry_run_printed(tmp_path):
-    args = ("--preset", "smoke", "--method", "simclr", "--evaluation", "linear,semi", "--device", "cpu",
-            "--set", "data.synthetic_train_per_class=40", "--set", "data.synthetic_test_per_class=10",
-            "--set", "pretrain.batch_size=64", "--set", "semi.batch_size=16", "--set", "semi.min_steps=24",
-            "--set", "pretrain.epochs=1", "--set", "linear.epochs=2", "--set", "runtime.featuremaps=false",
-            "--set", "knn.every_epochs=0")
+    args = (
+        "--preset",
+        "smoke",
+        "--method",
+        "simclr",
+        "--evaluation",
+        "linear,semi",
+        "--device",
+        "cpu",
+        "--set",
+        "data.synthetic_train_per_class=40",
+        "--set",
+        "data.synthetic_test_per_class=10",
+        "--set",
+        "pretrain.batch_size=64",
+        "--set",
+        "semi.batch_size=16",
+        "--set",
+        "semi.min_steps=24",
+        "--set",
+        "pretrain.epochs=1",
+        "--set",
+        "linear.epochs=2",
+        "--set",
+        "runtime.featuremaps=false",
+        "--set",
+        "knn.every_epochs=0",
+    )
     plan = _plan(tmp_path, *args)
     out = _ssltui(tmp_path, "run", *args, "--json", "--quiet")
     assert out.returncode == 0, out.stderr

@@ -8,20 +8,20 @@ from pathlib import Path
 import pytest
 import torch
 
+from ssltui.cli.table import render_markdown
 from ssltui.core.config import ClassifierConfig, LinearConfig, build_run_config
+from ssltui.core.errors import RunInterrupted
+from ssltui.core.events import PhaseRef, PhaseStart, Step
+from ssltui.core.store import RunInfo, RunStore
+from ssltui.core.table import build_table
 from ssltui.trainer.data.bundle import make_bundle
 from ssltui.trainer.data.sources import make_synthetic
 from ssltui.trainer.device import pick_device
-from ssltui.core.errors import RunInterrupted
 from ssltui.trainer.evaluation.common import accuracy, encode
 from ssltui.trainer.evaluation.finetune import train_classifier
 from ssltui.trainer.evaluation.linear import linear_probe, training_features
-from ssltui.core.events import PhaseRef, PhaseStart, Step
 from ssltui.trainer.loop import RunContext
 from ssltui.trainer.models.resnet import ResNet20
-from ssltui.core.store import RunInfo, RunStore
-from ssltui.cli.table import render_markdown
-from ssltui.core.table import build_table
 from ssltui.view.tables import results_table, table1_footer
 
 
@@ -55,6 +55,7 @@ def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 # ---------------------------------------------------------------- linear probe
 
+
 def test_training_features_add_distinct_crop_flip_copies(ctx, bundle):
     encoder = ResNet20().eval()
     x, y = bundle.train_x[bundle.train_idx[:10]], bundle.train_y[bundle.train_idx[:10]]
@@ -65,7 +66,7 @@ def test_training_features_add_distinct_crop_flip_copies(ctx, bundle):
     assert torch.equal(labels, y.repeat(4))
     assert torch.equal(feats[:10], encode(encoder, x, bundle, ctx.dev))  # the plain features first
     for k in range(1, 4):  # every copy is a new crop/flip, not the plain image again
-        copy_k = feats[10 * k:10 * (k + 1)]
+        copy_k = feats[10 * k : 10 * (k + 1)]
         assert not torch.allclose(copy_k, feats[:10])
         assert (copy_k - feats[:10]).abs().sum(1).gt(0).float().mean() > 0.5
 
@@ -118,13 +119,19 @@ def test_probe_on_intermediate_stages_is_named_and_reads_its_own_features(ctx, b
     assert all(torch.equal(v, encoder.state_dict()[k]) for k, v in before.items())
 
 
-@pytest.mark.parametrize("sets, key", [(["linear.feature_stages=[2,2]"], "linear.feature_stages"),
-                                       (["linear.feature_stages=[4]"], "linear.feature_stages"),
-                                       (["linear.feature_stages=[]"], "linear.feature_stages"),
-                                       (["linear.feature_grid=3"], "linear.feature_grid")])
+@pytest.mark.parametrize(
+    "sets, key",
+    [
+        (["linear.feature_stages=[2,2]"], "linear.feature_stages"),
+        (["linear.feature_stages=[4]"], "linear.feature_stages"),
+        (["linear.feature_stages=[]"], "linear.feature_stages"),
+        (["linear.feature_grid=3"], "linear.feature_grid"),
+    ],
+)
 def test_bad_readout_settings_are_refused_naming_the_key(sets, key):
     from ssltui.core.errors import ConfigError
     from ssltui.core.presets import resolve
+
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         resolve("rotnet-linear", sets=sets)
     (part,) = resolve("rotnet-linear", sets=["linear.feature_stages=2,3", "linear.feature_grid=4"]).parts
@@ -136,8 +143,10 @@ def _info(run_id: str, results: list[dict], started: float) -> RunInfo:
 
 
 def test_table_names_the_probe_of_each_linear_row():
-    new = [{"method": "rotnet", "evaluation": "linear", "labels": 0.01, "seed": 0, "test_acc": 0.5, "probe": "aug8"},
-           {"method": "rotnet", "evaluation": "semi", "labels": 0.01, "seed": 0, "test_acc": 0.7}]
+    new = [
+        {"method": "rotnet", "evaluation": "linear", "labels": 0.01, "seed": 0, "test_acc": 0.5, "probe": "aug8"},
+        {"method": "rotnet", "evaluation": "semi", "labels": 0.01, "seed": 0, "test_acc": 0.7},
+    ]
     old = [{"method": "simclr", "evaluation": "linear", "labels": 0.01, "seed": 0, "test_acc": 0.6}]
     table = build_table([_info("a", new, 2.0), _info("b", old, 1.0)])
     probes = {r.name: r.probes for r in table.rows}
@@ -157,8 +166,10 @@ def test_table_names_the_probe_of_each_linear_row():
 def test_table_probe_is_that_of_the_pooled_result():
     """A seed measured again supersedes the older number, and its probe goes with it."""
     first = [{"method": "rotnet", "evaluation": "linear", "labels": 0.01, "seed": 0, "test_acc": 0.5, "probe": "aug8"}]
-    again = [{"method": "rotnet", "evaluation": "linear", "labels": 0.01, "seed": 0, "test_acc": 0.4, "probe": "plain"},
-             {"method": "rotnet", "evaluation": "linear", "labels": 0.01, "seed": 1, "test_acc": 0.6, "probe": "aug2"}]
+    again = [
+        {"method": "rotnet", "evaluation": "linear", "labels": 0.01, "seed": 0, "test_acc": 0.4, "probe": "plain"},
+        {"method": "rotnet", "evaluation": "linear", "labels": 0.01, "seed": 1, "test_acc": 0.6, "probe": "aug2"},
+    ]
     table = build_table([_info("a", first, 1.0), _info("b", again, 2.0)])
     row = next(r for r in table.rows if r.name == "RotNet Linear Evaluation")
     assert row.probes == ["aug2", "plain"] and row.cells[0].ours == [40.0, 60.0]
@@ -168,15 +179,27 @@ def test_a_runs_results_show_the_probe():
     from rich.console import Console
 
     console = Console(width=200, record=True)
-    console.print(results_table([{"method": "rotnet", "evaluation": "linear", "labels": 0.01, "seed": 0,
-                                  "test_acc": 0.5, "probe": "aug8"},
-                                 {"method": "rotnet", "evaluation": "semi", "labels": 0.01, "seed": 0,
-                                  "test_acc": 0.7}]))
+    console.print(
+        results_table(
+            [
+                {
+                    "method": "rotnet",
+                    "evaluation": "linear",
+                    "labels": 0.01,
+                    "seed": 0,
+                    "test_acc": 0.5,
+                    "probe": "aug8",
+                },
+                {"method": "rotnet", "evaluation": "semi", "labels": 0.01, "seed": 0, "test_acc": 0.7},
+            ]
+        )
+    )
     out = console.export_text()
     assert "linear (aug8)" in out and "semi " in out and "semi (" not in out
 
 
 # ---------------------------------------------------------------- fine-tuning options
+
 
 def _pretrained_like() -> ResNet20:
     encoder = ResNet20()
@@ -204,8 +227,9 @@ def test_ema_model_is_evaluated_and_returned_and_frozen_stages_stay_exact(ctx, b
         if k.startswith(FROZEN):
             assert torch.equal(v, before[k]), f"frozen {k} moved in the average"
     moved = [k for k in averaged if not k.startswith(FROZEN) and averaged[k].is_floating_point()]
-    assert moved and all(not torch.equal(averaged[k], trained[k]) for k in moved), \
+    assert moved and all(not torch.equal(averaged[k], trained[k]) for k in moved), (
         "returned weights are the last ones, not the average"
+    )
     assert all(not torch.equal(averaged[k], before[k]) for k in moved), "the average never followed training"
     assert int(ck["modules"]["ema"]["n_averaged"]) == 2 * 24 // 8, "one update after every optimizer step"
     assert out["test_acc"] == accuracy(out["model"], bundle.test_x, bundle.test_y, bundle, ctx.dev)
@@ -224,8 +248,9 @@ def test_ema_run_stopped_mid_phase_resumes_to_the_same_average(tmp_path, bundle)
                     c.request_stop("test")
 
         c = _ctx(rundir, listener)
-        info = PhaseRef(phase="sup", kind="supervised", method="supervised", seed=0, labels=0.5,
-                        evaluation="supervised")
+        info = PhaseRef(
+            phase="sup", kind="supervised", method="supervised", seed=0, labels=0.5, evaluation="supervised"
+        )
         return train_classifier(c, info, cfg, bundle, bundle.train_idx[:24], None)
 
     store = RunStore(tmp_path / "runs")
@@ -241,8 +266,7 @@ def test_ema_run_stopped_mid_phase_resumes_to_the_same_average(tmp_path, bundle)
 def test_frozen_bn_stats_off_adapts_statistics_but_not_weights(ctx, bundle):
     encoder = _pretrained_like()
     before = _snapshot(encoder)
-    cfg = ClassifierConfig(epochs=1, batch_size=8, lr=0.05, frozen_stages=2, frozen_bn_stats=False,
-                           checkpoint_every=0)
+    cfg = ClassifierConfig(epochs=1, batch_size=8, lr=0.05, frozen_stages=2, frozen_bn_stats=False, checkpoint_every=0)
     info = PhaseRef(phase="semi-bn", kind="semi", method="rotnet", seed=0, labels=0.5, evaluation="semi")
     after = _snapshot(train_classifier(ctx, info, cfg, bundle, bundle.train_idx[:24], encoder)["model"].encoder)
     stats = [k for k in before if k.startswith(FROZEN) and k.endswith(("running_mean", "running_var"))]
@@ -270,6 +294,7 @@ def test_label_smoothing_reaches_the_loss(ctx, bundle, monkeypatch):
 
 
 # ---------------------------------------------------------------- cutout
+
 
 def test_cutout_zeroes_one_clipped_square_per_image():
     from ssltui.trainer.augment import cutout
@@ -300,7 +325,7 @@ def test_cutout_zeroes_exactly_the_drawn_squares():
     lefts = torch.randint(0, 32, (50, 1), generator=replay) - 3
     for img, o, top, left in zip(x, out, tops.flatten().tolist(), lefts.flatten().tolist()):
         mask = torch.zeros(32, 32, dtype=torch.bool)
-        mask[max(top, 0):top + 6, max(left, 0):left + 6] = True
+        mask[max(top, 0) : top + 6, max(left, 0) : left + 6] = True
         assert torch.equal(o == 0, mask.expand(3, 32, 32))
         assert torch.equal(o[:, ~mask], img[:, ~mask])
 
@@ -310,11 +335,34 @@ def test_feature_maps_of_a_weight_averaged_phase_load_its_average(run_cli, runs_
     the feature maps at the end load the average's weights (a key mismatch would fail the run)."""
     from conftest import last_json
 
-    proc = run_cli("run", "--preset", "smoke", "--data", "synthetic", "--device", "cpu", "--json", "-q",
-                   "--labels", "0.5",
-                   "--set", "data.synthetic_train_per_class=6", "--set", "data.synthetic_test_per_class=2",
-                   "--set", "data.val_fraction=0.2", "--set", "supervised.epochs=1", "--set", "supervised.batch_size=8",
-                   "--set", "supervised.ema=0.5", "--set", "runtime.featuremaps=true", OMP_NUM_THREADS="1")
+    proc = run_cli(
+        "run",
+        "--preset",
+        "smoke",
+        "--data",
+        "synthetic",
+        "--device",
+        "cpu",
+        "--json",
+        "-q",
+        "--labels",
+        "0.5",
+        "--set",
+        "data.synthetic_train_per_class=6",
+        "--set",
+        "data.synthetic_test_per_class=2",
+        "--set",
+        "data.val_fraction=0.2",
+        "--set",
+        "supervised.epochs=1",
+        "--set",
+        "supervised.batch_size=8",
+        "--set",
+        "supervised.ema=0.5",
+        "--set",
+        "runtime.featuremaps=true",
+        OMP_NUM_THREADS="1",
+    )
     assert proc.returncode == 0, proc.stderr
     out = last_json(proc.stdout)
     assert out["status"] == "completed" and out["results"][0]["probe"] is None

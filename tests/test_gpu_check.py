@@ -23,10 +23,17 @@ def test_the_scripts_parse(script: str) -> None:
 
 def test_utilisation_of_nvidia_smi_samples(tmp_path: Path) -> None:
     csv = tmp_path / "smi.csv"
-    csv.write_text("2026/11/29 10:00:00.000, 40 %, 5000 MiB\n2026/11/29 10:00:01.000, 80 %, 7000 MiB\n"
-                   "garbage line\n2026/11/29 10:00:02.000, [N/A], [N/A]\n")
-    assert utilisation(csv) == {"samples": 2, "util_mean": 60.0, "util_median": 60.0, "util_max": 80.0,
-                                "memory_used_max_mib": 7000.0}
+    csv.write_text(
+        "2026/11/29 10:00:00.000, 40 %, 5000 MiB\n2026/11/29 10:00:01.000, 80 %, 7000 MiB\n"
+        "garbage line\n2026/11/29 10:00:02.000, [N/A], [N/A]\n"
+    )
+    assert utilisation(csv) == {
+        "samples": 2,
+        "util_mean": 60.0,
+        "util_median": 60.0,
+        "util_max": 80.0,
+        "memory_used_max_mib": 7000.0,
+    }
     csv.write_text("")
     assert utilisation(csv) == {"samples": 0}
 
@@ -34,10 +41,15 @@ def test_utilisation_of_nvidia_smi_samples(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_graph_checks_rehearse_on_the_cpu(tmp_path: Path) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "SSLTUI_DATA_DIR": str(tmp_path / "data"),
-           "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.graph_check", "--cpu-rehearsal", "--out",
-                           str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SSLTUI_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.graph_check", "--cpu-rehearsal", "--out", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     report = json.loads((tmp_path / "graph_check.json").read_text())
     assert report["rehearsal"] and len(report["timings"]) == 6

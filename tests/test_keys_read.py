@@ -18,17 +18,19 @@ from ssltui.core.sweep.space import define_sweep, parse_params
 
 def _ssltui(*args: str, tmp_path) -> subprocess.CompletedProcess:
     env = {**os.environ, "SSLTUI_RUNS_DIR": str(tmp_path / "runs"), "SSLTUI_DATA_DIR": str(tmp_path / "data")}
-    return subprocess.run([sys.executable, "-m", "ssltui", *args], capture_output=True, text=True, timeout=120,
-                          env=env)
+    return subprocess.run([sys.executable, "-m", "ssltui", *args], capture_output=True, text=True, timeout=120, env=env)
 
 
-@pytest.mark.parametrize("preset, method, key", [
-    ("supervised", None, "linear.lr=5"),
-    ("supervised", None, "pretrain.epochs=3"),
-    ("supervised", None, "simclr.temperature=0.2"),
-    ("smoke", "rotnet", "simclr.temperature=0.2"),
-    ("rotnet-linear", None, "semi.lr=0.3"),
-])
+@pytest.mark.parametrize(
+    "preset, method, key",
+    [
+        ("supervised", None, "linear.lr=5"),
+        ("supervised", None, "pretrain.epochs=3"),
+        ("supervised", None, "simclr.temperature=0.2"),
+        ("smoke", "rotnet", "simclr.temperature=0.2"),
+        ("rotnet-linear", None, "semi.lr=0.3"),
+    ],
+)
 def test_a_key_no_part_reads_is_refused_naming_who_reads_it(preset, method, key):
     with pytest.raises(ConfigError) as err:
         resolve(preset, method=method, sets=[key])
@@ -55,19 +57,26 @@ def test_one_unread_key_among_read_ones_is_refused():
 
 
 def test_the_resolved_configuration_holds_only_the_sections_its_parts_read():
-    from ssltui.core.plan import plan_to_toml
     from ssltui.core.config import run_options
+    from ssltui.core.plan import plan_to_toml
 
     doc = tomllib.loads(plan_to_toml(resolve("supervised"), run_options()))
     (part,) = doc["parts"]
     assert set(part) == {"description", "method", "evaluation", "labels", "seeds", "data", "supervised", "runtime"}
     doc = tomllib.loads(plan_to_toml(resolve("rotnet-linear"), run_options()))
-    assert {k for k, v in doc["parts"][0].items() if isinstance(v, dict)} == {"data", "pretrain", "rotnet", "linear",
-                                                                              "runtime"}
+    assert {k for k, v in doc["parts"][0].items() if isinstance(v, dict)} == {
+        "data",
+        "pretrain",
+        "rotnet",
+        "linear",
+        "runtime",
+    }
 
 
-@pytest.mark.parametrize("value", ["supervised.lr=0.5\nsupervised.epochs=1", "supervised.lr=0.5\r",
-                                   "supervised.lr=0.5 # x", "description=run #3"])
+@pytest.mark.parametrize(
+    "value",
+    ["supervised.lr=0.5\nsupervised.epochs=1", "supervised.lr=0.5\r", "supervised.lr=0.5 # x", "description=run #3"],
+)
 def test_a_value_is_one_line_without_a_comment(value):
     with pytest.raises(ConfigError) as err:
         resolve("supervised", sets=[value])

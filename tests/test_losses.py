@@ -17,8 +17,10 @@ def _loop_reference(z1: torch.Tensor, z2: torch.Tensor, tau: float) -> float:
     total = 0.0
     for i in range(n2):
         j = (i + n) % n2
+
         def sim(a, b):
             return float(z[a] @ z[b] / (z[a].norm() * z[b].norm()))
+
         num = math.exp(sim(i, j) / tau)
         den = sum(math.exp(sim(i, k) / tau) for k in range(n2) if k != i)
         total += -math.log(num / den)

@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import last_json
+
 from ssltui.trainer.data.bundle import channel_stats
 
 
@@ -21,9 +21,25 @@ def test_channel_stats_are_exact():
 
 @pytest.mark.cifar
 def test_cifar_run_peak_memory_under_2_5_gb(run_cli, runs_dir, cifar_archive):
-    proc = run_cli("run", "--preset", "supervised", "--data", f"folder:{cifar_archive}", "--device", "cpu",
-                   "--labels", "0.01", "--set", "supervised.epochs=1", "--set", "supervised.min_steps=0",
-                   "--set", "supervised.milestones=[]", "--json", timeout=900)
+    proc = run_cli(
+        "run",
+        "--preset",
+        "supervised",
+        "--data",
+        f"folder:{cifar_archive}",
+        "--device",
+        "cpu",
+        "--labels",
+        "0.01",
+        "--set",
+        "supervised.epochs=1",
+        "--set",
+        "supervised.min_steps=0",
+        "--set",
+        "supervised.milestones=[]",
+        "--json",
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = last_json(proc.stdout)
     summary = json.loads((runs_dir / out["run_id"] / "summary.json").read_text())

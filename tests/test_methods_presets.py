@@ -33,11 +33,28 @@ def test_methods_study_pretrains_every_method_once_per_seed():
 def test_table_shows_a_row_for_every_method(tmp_path):
     store = RunStore(tmp_path)
     rd = store.create("methods")
-    results = [{"method": m.name, "evaluation": "linear", "labels": f, "seed": s, "test_acc": 0.3 + 0.01 * i + f}
-               for i, m in enumerate(registry.methods()) if m.pretrains for f in (0.01, 0.1) for s in (0, 1)]
-    atomic_write_json(rd.summary_path, {"run_id": rd.id, "preset": "methods", "group": "g", "status": "completed",
-                                        "methods": sorted({r["method"] for r in results}), "results": results,
-                                        "started": 1.0, "timings": {}, "device": "test", "data": "synthetic"})
+    results = [
+        {"method": m.name, "evaluation": "linear", "labels": f, "seed": s, "test_acc": 0.3 + 0.01 * i + f}
+        for i, m in enumerate(registry.methods())
+        if m.pretrains
+        for f in (0.01, 0.1)
+        for s in (0, 1)
+    ]
+    atomic_write_json(
+        rd.summary_path,
+        {
+            "run_id": rd.id,
+            "preset": "methods",
+            "group": "g",
+            "status": "completed",
+            "methods": sorted({r["method"] for r in results}),
+            "results": results,
+            "started": 1.0,
+            "timings": {},
+            "device": "test",
+            "data": "synthetic",
+        },
+    )
     table = build_table(store.list(), [])
     names = [r.name for r in table.rows if r.cells and any(c.mean is not None for c in r.cells)]
     for m in NEW:

@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ssltui.trainer.models.resnet import (BatchNorm1d, BatchNorm2d, Classifier, ResNet20, count_parameters, freeze,
-                                         set_train_mode)
+from ssltui.trainer.models.resnet import (
+    BatchNorm1d,
+    BatchNorm2d,
+    Classifier,
+    ResNet20,
+    count_parameters,
+    freeze,
+    set_train_mode,
+)
 
 
 def test_resnet20_parameter_count():
@@ -45,8 +52,9 @@ def test_frozen_stages_keep_weights_and_bn_statistics():
     assert all(k.startswith(("encoder.stages.2", "head")) for k in changed), changed
 
 
-@pytest.mark.parametrize("cls,ref,shape", [(BatchNorm2d, torch.nn.BatchNorm2d, (6, 4, 5, 5)),
-                                           (BatchNorm1d, torch.nn.BatchNorm1d, (6, 4))])
+@pytest.mark.parametrize(
+    "cls,ref,shape", [(BatchNorm2d, torch.nn.BatchNorm2d, (6, 4, 5, 5)), (BatchNorm1d, torch.nn.BatchNorm1d, (6, 4))]
+)
 def test_batchnorm_without_its_counter_is_torchs_batchnorm(cls, ref, shape):
     ours, theirs = cls(4), ref(4)
     gen = torch.Generator().manual_seed(0)

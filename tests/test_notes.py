@@ -19,15 +19,33 @@ from ssltui.core.summary import RunSummary
 
 def _run(store: RunStore, status: str = "completed"):
     run = store.create("smoke")
-    run.write_summary(RunSummary.new(run_id=run.id, preset="smoke", description="", group=run.id, status=status,
-                                     methods=["supervised"], evaluations=["supervised"], labels=[0.1], seeds=[0],
-                                     data="synthetic", started=time.time(), sweep=None))
+    run.write_summary(
+        RunSummary.new(
+            run_id=run.id,
+            preset="smoke",
+            description="",
+            group=run.id,
+            status=status,
+            methods=["supervised"],
+            evaluations=["supervised"],
+            labels=[0.1],
+            seeds=[0],
+            data="synthetic",
+            started=time.time(),
+            sweep=None,
+        )
+    )
     return run
 
 
 def _ssltui(runs, *args):
-    return subprocess.run([sys.executable, "-m", "ssltui", *args, "--runs-dir", str(runs)], capture_output=True,
-                          text=True, timeout=60, env={**os.environ, "COLUMNS": "120"})
+    return subprocess.run(
+        [sys.executable, "-m", "ssltui", *args, "--runs-dir", str(runs)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "120"},
+    )
 
 
 def test_notes_and_tags_round_trip_through_the_listing(tmp_path):
@@ -40,8 +58,16 @@ def test_notes_and_tags_round_trip_through_the_listing(tmp_path):
     assert info.to_json()["tags"] == ["baseline", "lr-sweep"]
 
 
-@pytest.mark.parametrize("notes", [dict(tags=["has space"]), dict(tags=["x" * 40]), dict(tags=["a"] * 2),
-                                   dict(note="x" * 5000), dict(tags=[f"t{i}" for i in range(40)])])
+@pytest.mark.parametrize(
+    "notes",
+    [
+        dict(tags=["has space"]),
+        dict(tags=["x" * 40]),
+        dict(tags=["a"] * 2),
+        dict(note="x" * 5000),
+        dict(tags=[f"t{i}" for i in range(40)]),
+    ],
+)
 def test_a_malformed_note_or_tag_is_refused(notes):
     with pytest.raises(ConfigError) as err:
         RunNotes.checked(**notes)

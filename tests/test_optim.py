@@ -15,14 +15,19 @@ from ssltui.trainer.optim import LARS, build_optimizer, lr_at, param_groups, pea
 def test_lars_step_matches_hand_computation():
     w = nn.Parameter(torch.tensor([[3.0, 4.0]]))  # ||w|| = 5
     b = nn.Parameter(torch.tensor([0.5]))
-    opt = LARS([{"params": [w]}, {"params": [b], "weight_decay": 0.0, "lars_exclude": True}],
-               lr=2.0, momentum=0.9, weight_decay=0.1, trust_coefficient=0.001)
+    opt = LARS(
+        [{"params": [w]}, {"params": [b], "weight_decay": 0.0, "lars_exclude": True}],
+        lr=2.0,
+        momentum=0.9,
+        weight_decay=0.1,
+        trust_coefficient=0.001,
+    )
     w.grad = torch.tensor([[1.0, 0.0]])
     b.grad = torch.tensor([0.2])
     opt.step()
     # g' = g + 0.1 w = (1.3, 0.4); trust = 0.001 * 5 / ||g'||; v = lr * trust * g'; w -= v.
     g = (1.3, 0.4)
-    trust = 0.001 * 5.0 / math.sqrt(1.3 ** 2 + 0.4 ** 2)
+    trust = 0.001 * 5.0 / math.sqrt(1.3**2 + 0.4**2)
     v1 = [2.0 * trust * gi for gi in g]
     expected = [3.0 - v1[0], 4.0 - v1[1]]
     torch.testing.assert_close(w.detach(), torch.tensor([expected]), atol=1e-7, rtol=0)
@@ -59,8 +64,12 @@ def test_biases_and_batchnorm_are_excluded():
     assert isinstance(opt, LARS)
     regular, excluded = opt.param_groups
     assert {id(p) for p in regular["params"]} == {id(model[0].weight), id(model[3].weight)}
-    assert {id(p) for p in excluded["params"]} == {id(model[0].bias), id(model[1].weight),
-                                                   id(model[1].bias), id(model[3].bias)}
+    assert {id(p) for p in excluded["params"]} == {
+        id(model[0].bias),
+        id(model[1].weight),
+        id(model[1].bias),
+        id(model[3].bias),
+    }
     assert regular["weight_decay"] == 1e-6 and not regular["lars_exclude"]
     assert excluded["weight_decay"] == 0.0 and excluded["lars_exclude"]
     assert len(param_groups([model], exclude_norm_bias=False)) == 1
@@ -118,8 +127,9 @@ def _steps(model: nn.Module, opt: torch.optim.Optimizer, stop: int, start: int =
 
 def _net(seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 4, 3), nn.Flatten(),
-                         nn.Linear(16, 5))
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 4, 3), nn.Flatten(), nn.Linear(16, 5)
+    )
 
 
 def test_sgd_on_cpu_is_bit_identical_to_the_per_tensor_loop():

@@ -25,7 +25,8 @@ def presets_dir(tmp_path, monkeypatch):
 def test_a_study_whose_parts_disagree_on_a_run_wide_key_is_refused(presets_dir, key, over):
     section, name = key.split(".")
     (presets_dir / "two.toml").write_text(
-        f'study = ["supervised", {{preset = "supervised-he", {section} = {{{name} = {over}}}}}]\n')
+        f'study = ["supervised", {{preset = "supervised-he", {section} = {{{name} = {over}}}}}]\n'
+    )
     with pytest.raises(ConfigError) as err:
         resolve("two")
     assert key in err.value.message and "run-wide" in err.value.message and "\n" not in err.value.message
@@ -40,9 +41,22 @@ def test_a_study_stating_a_run_wide_key_once_agrees(presets_dir):
 def _interrupted(store: RunStore, plan, opts):
     run = store.create(plan.preset)
     run.config_path.write_text(plan_to_toml(plan, opts))
-    run.write_summary(RunSummary.new(run_id=run.id, preset=plan.preset, description="", group=run.id,
-                                     status="interrupted", methods=["supervised"], evaluations=["supervised"],
-                                     labels=[0.1], seeds=[0], data=opts.data, started=time.time(), sweep=None))
+    run.write_summary(
+        RunSummary.new(
+            run_id=run.id,
+            preset=plan.preset,
+            description="",
+            group=run.id,
+            status="interrupted",
+            methods=["supervised"],
+            evaluations=["supervised"],
+            labels=[0.1],
+            seeds=[0],
+            data=opts.data,
+            started=time.time(),
+            sweep=None,
+        )
+    )
     return run
 
 
@@ -55,8 +69,14 @@ def test_resume_finds_the_run_of_the_same_identity_whatever_the_device_or_worker
     assert found is not None and found.id == run.id
 
 
-@pytest.mark.parametrize("sets, data", [(["supervised.lr=0.2"], "synthetic"), (["supervised.lr=0.1"], "cifar10"),
-                                        (["supervised.lr=0.1", "seeds=[1]"], "synthetic")])
+@pytest.mark.parametrize(
+    "sets, data",
+    [
+        (["supervised.lr=0.2"], "synthetic"),
+        (["supervised.lr=0.1"], "cifar10"),
+        (["supervised.lr=0.1", "seeds=[1]"], "synthetic"),
+    ],
+)
 def test_resume_does_not_take_a_run_of_other_settings_data_or_seeds(tmp_path, sets, data):
     store = RunStore(tmp_path / "runs")
     _interrupted(store, resolve("smoke", sets=["supervised.lr=0.1"]), run_options(data="synthetic"))
@@ -65,7 +85,9 @@ def test_resume_does_not_take_a_run_of_other_settings_data_or_seeds(tmp_path, se
 
 def test_the_identity_ignores_the_description_and_how_the_run_goes():
     a = plan_identity(resolve("smoke"), run_options(data="synthetic"))
-    b = plan_identity(resolve("smoke", sets=['description="other"', "runtime.checkpoint_seconds=5"]),
-                      run_options(data="synthetic", device="cpu"))
+    b = plan_identity(
+        resolve("smoke", sets=['description="other"', "runtime.checkpoint_seconds=5"]),
+        run_options(data="synthetic", device="cpu"),
+    )
     c = plan_identity(resolve("smoke", sets=["supervised.epochs=3"]), run_options(data="synthetic"))
     assert a == b != c

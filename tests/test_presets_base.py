@@ -27,8 +27,10 @@ def test_every_shipped_preset_resolves_as_before_the_rewrite():
         plan = resolve(str(SHIPPED / f"{name}.toml"))
         # Sections the fixture predates (methods registered since, each with its own table) are
         # left out: a new method adds its section to every configuration.
-        parts = [{k: v for k, v in p.model_dump(mode="json").items() if k in e}
-                 for p, e in zip(plan.parts, expected["parts"])]
+        parts = [
+            {k: v for k, v in p.model_dump(mode="json").items() if k in e}
+            for p, e in zip(plan.parts, expected["parts"])
+        ]
         now = {"description": plan.description, "data": plan.data, "parts": parts}
         assert len(plan.parts) == len(expected["parts"]) and now == expected, name
 
@@ -110,13 +112,16 @@ def test_a_preset_takes_its_base_s_settings_and_overrides_some(presets_dir):
     assert mine.simclr == base.simclr and mine.linear == base.linear and mine.evaluation == base.evaluation
 
 
-@pytest.mark.parametrize("files, fragment", [
-    ({"a.toml": 'base = "nowhere"\nmethod = "simclr"\n'}, "base 'nowhere'"),
-    ({"a.toml": 'base = "b"\n', "b.toml": 'base = "a"\n'}, "circular"),
-    ({"a.toml": 'base = "a"\n'}, "circular"),
-    ({"a.toml": 'base = 3\n'}, "base must name a preset"),
-    ({"a.toml": 'base = "paper"\nmethod = "simclr"\n'}, "a study's base is a study"),
-])
+@pytest.mark.parametrize(
+    "files, fragment",
+    [
+        ({"a.toml": 'base = "nowhere"\nmethod = "simclr"\n'}, "base 'nowhere'"),
+        ({"a.toml": 'base = "b"\n', "b.toml": 'base = "a"\n'}, "circular"),
+        ({"a.toml": 'base = "a"\n'}, "circular"),
+        ({"a.toml": "base = 3\n"}, "base must name a preset"),
+        ({"a.toml": 'base = "paper"\nmethod = "simclr"\n'}, "a study's base is a study"),
+    ],
+)
 def test_a_bad_base_is_one_line(presets_dir, files, fragment):
     for name, text in files.items():
         (presets_dir / name).write_text(text)
@@ -139,8 +144,13 @@ def test_cli_a_circular_base_exits_2_and_creates_nothing(presets_dir, tmp_path):
     (presets_dir / "a.toml").write_text('base = "b"\n')
     (presets_dir / "b.toml").write_text('base = "a"\n')
     env = {**os.environ, "SSLTUI_RUNS_DIR": str(tmp_path / "runs")}
-    out = subprocess.run([sys.executable, "-m", "ssltui", "run", "--preset", "a", "--device", "cpu"],
-                         capture_output=True, text=True, timeout=120, env=env)
+    out = subprocess.run(
+        [sys.executable, "-m", "ssltui", "run", "--preset", "a", "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert out.returncode == 2 and "circular" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 

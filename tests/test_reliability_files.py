@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import REPO, last_json
 from reliability_tools import PHASE, TINY, finish, spawn
-from ssltui.trainer.checkpoint import load_checkpoint, save_checkpoint
+
 from ssltui.core.errors import ConfigError
 from ssltui.core.events import Epoch
 from ssltui.core.store import RunDir, RunStore, read_jsonl
-
+from ssltui.trainer.checkpoint import load_checkpoint, save_checkpoint
 
 # ---------------------------------------------------------------- torch.load is always safe
+
 
 def test_every_torch_load_uses_weights_only() -> None:
     calls = []
@@ -31,7 +31,7 @@ def test_every_torch_load_uses_weights_only() -> None:
             while depth:  # the whole call, across lines
                 depth += {"(": 1, ")": -1}.get(text[i], 0)
                 i += 1
-            calls.append((path, text[m.start():i]))
+            calls.append((path, text[m.start() : i]))
         assert not re.search(r"\bpickle\.loads?\(|allow_pickle\s*=\s*True", text), path
     assert calls, "no torch.load found: the check looks in the wrong place"
     for path, call in calls:
@@ -53,8 +53,10 @@ def _bad_files(tmp: Path, marker: Path) -> dict[str, Path]:
     files["pickle-with-code"] = tmp / "raw.pt"
     files["pickle-with-code"].write_bytes(pickle.dumps({"format": "ssltui-checkpoint", "x": _Payload(marker)}))
     files["torch-save-with-code"] = tmp / "zip.pt"
-    torch.save({"format": "ssltui-checkpoint", "version": 1, "kind": "phase", "x": _Payload(marker)},
-               files["torch-save-with-code"])
+    torch.save(
+        {"format": "ssltui-checkpoint", "version": 1, "kind": "phase", "x": _Payload(marker)},
+        files["torch-save-with-code"],
+    )
     files["foreign-state-dict"] = tmp / "foreign.pt"
     torch.save(torch.nn.Linear(3, 2).state_dict(), files["foreign-state-dict"])
     files["not-torch"] = tmp / "text.pt"
@@ -81,9 +83,9 @@ def test_foreign_or_malicious_files_are_refused_in_one_line(tmp_path: Path) -> N
 
 def _hand_made_run(runs: Path, name: str) -> Path:
     """A failed run's folder as `ssltui run` leaves it, without spending time training."""
-    from ssltui.core.presets import resolve
     from ssltui.core.config import RunOptions
     from ssltui.core.plan import plan_to_toml
+    from ssltui.core.presets import resolve
 
     run = runs / name
     (run / "checkpoints").mkdir(parents=True)
@@ -104,9 +106,20 @@ def _plant(ck: Path, kind: str, marker: Path) -> str:
         save_checkpoint(ck, {"kind": "phase", "phase": PHASE, "weights": {}})
         return "missing"
     # the right keys, but a model that is not ResNet-20 with a 10-way head
-    save_checkpoint(ck, {"kind": "phase", "phase": PHASE, "epoch": 1, "step_in_epoch": 0,
-                         "total_steps": 42, "modules": {"model": torch.nn.Linear(4, 2).state_dict()},
-                         "optimizer": {}, "generator": torch.zeros(1), "torch_rng": torch.zeros(1)})
+    save_checkpoint(
+        ck,
+        {
+            "kind": "phase",
+            "phase": PHASE,
+            "epoch": 1,
+            "step_in_epoch": 0,
+            "total_steps": 42,
+            "modules": {"model": torch.nn.Linear(4, 2).state_dict()},
+            "optimizer": {},
+            "generator": torch.zeros(1),
+            "torch_rng": torch.zeros(1),
+        },
+    )
     return "weights do not fit this model"
 
 
@@ -142,9 +155,11 @@ def test_resume_refuses_a_foreign_checkpoint(tmp_path: Path, data_dir: Path, kin
 
 # ---------------------------------------------------------------- torn and damaged files
 
+
 def test_truncated_metrics_still_read_and_are_tidied_before_appending(tmp_path: Path) -> None:
     run = RunDir(tmp_path / "r")
     run.path.mkdir()
+
     def epoch(n: int) -> Epoch:
         return Epoch(phase="p", kind="supervised", method="supervised", epoch=n, epochs=3, step=n, loss=1.0, lr=0.1)
 
@@ -159,10 +174,28 @@ def test_truncated_metrics_still_read_and_are_tidied_before_appending(tmp_path: 
 
 
 def _summary(**over) -> dict:
-    base = {"run_id": "x", "preset": "smoke", "status": "completed", "methods": ["supervised"],
-            "evaluations": ["supervised"], "labels": [0.1], "seeds": [0], "started": 1.0, "ended": 2.0,
-            "error": None, "results": [{"method": "supervised", "evaluation": "supervised", "labels": 0.1,
-                                        "seed": 0, "test_acc": 0.5, "val_acc": 0.4}]}
+    base = {
+        "run_id": "x",
+        "preset": "smoke",
+        "status": "completed",
+        "methods": ["supervised"],
+        "evaluations": ["supervised"],
+        "labels": [0.1],
+        "seeds": [0],
+        "started": 1.0,
+        "ended": 2.0,
+        "error": None,
+        "results": [
+            {
+                "method": "supervised",
+                "evaluation": "supervised",
+                "labels": 0.1,
+                "seed": 0,
+                "test_acc": 0.5,
+                "val_acc": 0.4,
+            }
+        ],
+    }
     return {**base, **over}
 
 
@@ -174,8 +207,9 @@ def test_damaged_summaries_are_listed_as_damaged(run_cli, runs_dir: Path) -> Non
         "types": json.dumps(_summary(status=5)),
         "results": json.dumps(_summary(results=["not a result"])),
         "started": json.dumps(_summary(started="yesterday")),
-        "acc": json.dumps(_summary(results=[{"method": "m", "evaluation": "e", "labels": 0.1, "seed": 0,
-                                              "test_acc": "high"}])),
+        "acc": json.dumps(
+            _summary(results=[{"method": "m", "evaluation": "e", "labels": 0.1, "seed": 0, "test_acc": "high"}])
+        ),
     }
     for name, text in {**damaged, "good": json.dumps(_summary())}.items():
         (runs_dir / name).mkdir(parents=True)
@@ -183,7 +217,8 @@ def test_damaged_summaries_are_listed_as_damaged(run_cli, runs_dir: Path) -> Non
     # A torn metrics file in the good run must not disturb `show` either.
     (runs_dir / "good" / "metrics.jsonl").write_text(
         '{"event":"epoch","phase":"p","kind":"supervised","method":"supervised","epoch":1,"epochs":2,'
-        '"step":3,"loss":1.0,"lr":0.1}\n{"event":"epoch","loss":"?"}\n{"ev')
+        '"step":3,"loss":1.0,"lr":0.1}\n{"event":"epoch","loss":"?"}\n{"ev'
+    )
 
     r = run_cli("runs", "--json")
     assert r.returncode == 0, r.stderr

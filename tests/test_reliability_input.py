@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
 from reliability_tools import finish, spawn
+
 from ssltui.cli.main import entry
-from ssltui.trainer.data.sources import load_image_folder, load_source
 from ssltui.core.errors import DataError
+from ssltui.trainer.data.sources import load_image_folder, load_source
 
 
 def cli(*args: str) -> tuple[int, str, str]:
@@ -40,32 +40,35 @@ def cli(*args: str) -> tuple[int, str, str]:
 BASE = ["run", "--preset", "smoke", "--data", "synthetic", "--device", "cpu", "--dry-run"]
 
 
-@pytest.mark.parametrize("args, names", [
-    (["--set", "supervised.lrr=0.1"], ["supervised.lrr", "lr", "known:"]),
-    (["--set", "superviseed.lr=0.1"], ["superviseed.lr", "sections:"]),
-    (["--set", "supervised.lr"], ["supervised.lr", "key=value"]),
-    (["--set", "supervised.lr=fast"], ["supervised.lr", "expected a number"]),
-    (["--set", "supervised.epochs=2.5"], ["supervised.epochs", "integer"]),
-    (["--set", "supervised.nesterov=maybe"], ["supervised.nesterov", "true or false"]),
-    (["--set", "supervised.lr=-0.1"], ["supervised.lr", "must be > 0"]),
-    (["--set", "supervised.lr=nan"], ["supervised.lr", "finite"]),
-    (["--set", "supervised.batch_size=0"], ["supervised.batch_size", "must be >= 1"]),
-    (["--set", "supervised.optimizer=adam"], ["supervised.optimizer", "sgd, lars, adamw"]),
-    (["--set", "data.val_fraction=0.9"], ["data.val_fraction", "<= 0.5"]),
-    (["--labels", "0"], ["labels", "(0, 1]"]),
-    (["--labels", "1.5"], ["labels", "(0, 1]"]),
-    (["--labels", "-0.1"], ["labels", "(0, 1]"]),
-    (["--labels", "ten"], ["--labels", "float"]),
-    (["--seeds", "-1"], ["seeds", "negative"]),
-    (["--method", "swav"], ["--method", "supervised, simclr, rotnet, byol, simsiam, moco, barlow, vicreg"]),
-    (["--method", "simclr", "--evaluation", "supervised"], ["evaluation", "allowed: linear, semi, knn"]),
-    (["--method", "supervised", "--evaluation", "knn"], ["evaluation", "allowed: supervised"]),
-    (["--evaluation", "zeroshot"], ["evaluation", "supervised, linear, semi, knn"]),
-    (["--device", "tpu"], ["--device", "auto, cpu, cuda"]),
-    (["--data", "imagenet"], ["--data", "cifar10, synthetic or folder:PATH"]),
-    (["--run-id", "../escape"], ["--run-id"]),
-    (["--bogus-flag"], ["--bogus-flag"]),
-])
+@pytest.mark.parametrize(
+    "args, names",
+    [
+        (["--set", "supervised.lrr=0.1"], ["supervised.lrr", "lr", "known:"]),
+        (["--set", "superviseed.lr=0.1"], ["superviseed.lr", "sections:"]),
+        (["--set", "supervised.lr"], ["supervised.lr", "key=value"]),
+        (["--set", "supervised.lr=fast"], ["supervised.lr", "expected a number"]),
+        (["--set", "supervised.epochs=2.5"], ["supervised.epochs", "integer"]),
+        (["--set", "supervised.nesterov=maybe"], ["supervised.nesterov", "true or false"]),
+        (["--set", "supervised.lr=-0.1"], ["supervised.lr", "must be > 0"]),
+        (["--set", "supervised.lr=nan"], ["supervised.lr", "finite"]),
+        (["--set", "supervised.batch_size=0"], ["supervised.batch_size", "must be >= 1"]),
+        (["--set", "supervised.optimizer=adam"], ["supervised.optimizer", "sgd, lars, adamw"]),
+        (["--set", "data.val_fraction=0.9"], ["data.val_fraction", "<= 0.5"]),
+        (["--labels", "0"], ["labels", "(0, 1]"]),
+        (["--labels", "1.5"], ["labels", "(0, 1]"]),
+        (["--labels", "-0.1"], ["labels", "(0, 1]"]),
+        (["--labels", "ten"], ["--labels", "float"]),
+        (["--seeds", "-1"], ["seeds", "negative"]),
+        (["--method", "swav"], ["--method", "supervised, simclr, rotnet, byol, simsiam, moco, barlow, vicreg"]),
+        (["--method", "simclr", "--evaluation", "supervised"], ["evaluation", "allowed: linear, semi, knn"]),
+        (["--method", "supervised", "--evaluation", "knn"], ["evaluation", "allowed: supervised"]),
+        (["--evaluation", "zeroshot"], ["evaluation", "supervised, linear, semi, knn"]),
+        (["--device", "tpu"], ["--device", "auto, cpu, cuda"]),
+        (["--data", "imagenet"], ["--data", "cifar10, synthetic or folder:PATH"]),
+        (["--run-id", "../escape"], ["--run-id"]),
+        (["--bogus-flag"], ["--bogus-flag"]),
+    ],
+)
 def test_bad_settings_exit_2_in_one_line_naming_the_key(args: list[str], names: list[str]) -> None:
     code, out, err = cli(*BASE, *args)
     assert code == 2, (out, err)
@@ -104,15 +107,33 @@ def test_dry_run_prints_the_plan_and_creates_nothing(tmp_path: Path, runs_dir: P
 
 def test_more_labels_than_images_fails_before_training(run_cli, runs_dir: Path) -> None:
     # Synthetic: 30 images a class, 3 of them held out for validation; 0.95 asks 29 of 27.
-    r = run_cli("run", "--preset", "smoke", "--data", "synthetic", "--device", "cpu", "--labels", "0.95",
-                "--set", "data.synthetic_train_per_class=30", "--set", "data.synthetic_test_per_class=2",
-                "--json", "-q", "--run-id", "toomany", timeout=120)
+    r = run_cli(
+        "run",
+        "--preset",
+        "smoke",
+        "--data",
+        "synthetic",
+        "--device",
+        "cpu",
+        "--labels",
+        "0.95",
+        "--set",
+        "data.synthetic_train_per_class=30",
+        "--set",
+        "data.synthetic_test_per_class=2",
+        "--json",
+        "-q",
+        "--run-id",
+        "toomany",
+        timeout=120,
+    )
     assert r.returncode == 2, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "labels: 0.95" in r.stderr and "27" in r.stderr
     assert not any((runs_dir / "toomany" / "checkpoints").glob("*.pt"))
 
 
 # ---------------------------------------------------------------- data sources
+
 
 def _img(path: Path, seed: int) -> None:
     rng = np.random.default_rng(seed)
@@ -194,8 +215,12 @@ def test_unreadable_image_names_the_file(tmp_path: Path, monkeypatch: pytest.Mon
 @pytest.mark.parametrize("name", ["missing", "empty-class-dir"])
 def test_bad_data_exits_3_in_one_line(tmp_path: Path, data_dir: Path, name: str) -> None:
     path, words = _bad_sources(tmp_path)[name]
-    rc, out, err = finish(spawn(tmp_path / "runs", data_dir, "run", "--preset", "smoke", "--data",
-                                f"folder:{path}", "--device", "cpu", "-q"), timeout=120)
+    rc, out, err = finish(
+        spawn(
+            tmp_path / "runs", data_dir, "run", "--preset", "smoke", "--data", f"folder:{path}", "--device", "cpu", "-q"
+        ),
+        timeout=120,
+    )
     assert rc == 3, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and str(path) in lines[0] and words in lines[0], err

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from reliability_tools import one_thread, toy_phase  # noqa: F401 (autouse fixture)
 from torch import nn
 
-from reliability_tools import one_thread, toy_phase  # noqa: F401 (autouse fixture)
-from ssltui.trainer import loop as loop_mod
 from ssltui.core.errors import RunInterrupted
+from ssltui.trainer import loop as loop_mod
 from ssltui.trainer.loop import PHASE_KEYS, Phase
 
 EPOCHS = 5  # of 6 steps (reliability_tools.toy_phase)
@@ -25,8 +25,7 @@ def _phase(tmp: Path, every: int = 1, stop_at: int | None = None) -> tuple[Phase
 def test_checkpoint_interval_and_contents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     saved = []
     real = loop_mod.save_checkpoint
-    monkeypatch.setattr(loop_mod, "save_checkpoint", lambda path, payload: (saved.append(payload),
-                                                                            real(path, payload)))
+    monkeypatch.setattr(loop_mod, "save_checkpoint", lambda path, payload: (saved.append(payload), real(path, payload)))
     phase, model, go = _phase(tmp_path, every=2)
     go()
     assert [p["epoch"] for p in saved] == [2, 4, 5]  # every 2 epochs, and always the last

@@ -9,10 +9,19 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import last_json
-from reliability_tools import (EPOCHS, PHASE, STEPS_PER_EPOCH, TINY, assert_same_result, finish,
-                               mid_epoch_step, read_events, spawn, wait_for)
+from reliability_tools import (
+    EPOCHS,
+    PHASE,
+    STEPS_PER_EPOCH,
+    TINY,
+    assert_same_result,
+    finish,
+    mid_epoch_step,
+    read_events,
+    spawn,
+    wait_for,
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +41,8 @@ def _runs_json(runs_dir: Path, data_dir: Path) -> dict:
 
 
 def test_sigkill_stale_then_resume_is_bit_identical_and_second_resume_refused(
-        tmp_path: Path, data_dir: Path, reference: Path) -> None:
+    tmp_path: Path, data_dir: Path, reference: Path
+) -> None:
     runs = tmp_path / "runs"
     run = runs / "killed"
     proc = spawn(runs, data_dir, *TINY, "--run-id", "killed")
@@ -64,8 +74,7 @@ def test_sigkill_stale_then_resume_is_bit_identical_and_second_resume_refused(
     assert _runs_json(runs, data_dir)["killed"]["status"] == "completed"
 
 
-def test_sigkill_mid_epoch_resumes_from_last_epoch_checkpoint(tmp_path: Path, data_dir: Path,
-                                                              reference: Path) -> None:
+def test_sigkill_mid_epoch_resumes_from_last_epoch_checkpoint(tmp_path: Path, data_dir: Path, reference: Path) -> None:
     runs = tmp_path / "runs"
     run = runs / "mid"
     proc = spawn(runs, data_dir, *TINY, "--run-id", "mid")
@@ -74,8 +83,7 @@ def test_sigkill_mid_epoch_resumes_from_last_epoch_checkpoint(tmp_path: Path, da
     proc.wait(timeout=30)
     ck = torch.load(run / "checkpoints" / (PHASE.replace("/", "__") + ".pt"), weights_only=True)
     assert ck["step_in_epoch"] == 0 and ck["epoch"] >= 2  # only epoch checkpoints on a kill
-    steps_lost = [e for e in read_events(run) if e.get("event") == "step"
-                  and e["step"] > ck["epoch"] * STEPS_PER_EPOCH]
+    steps_lost = [e for e in read_events(run) if e.get("event") == "step" and e["step"] > ck["epoch"] * STEPS_PER_EPOCH]
     assert steps_lost or hit["step"] <= ck["epoch"] * STEPS_PER_EPOCH
     rc, out, err = finish(spawn(runs, data_dir, "resume", "mid", "--json", "-q"))
     assert rc == 0, err
@@ -83,7 +91,8 @@ def test_sigkill_mid_epoch_resumes_from_last_epoch_checkpoint(tmp_path: Path, da
 
 
 def test_sigint_finishes_step_saves_checkpoint_exit_130_and_resumes_identically(
-        tmp_path: Path, data_dir: Path, reference: Path) -> None:
+    tmp_path: Path, data_dir: Path, reference: Path
+) -> None:
     runs = tmp_path / "runs"
     run = runs / "int"
     proc = spawn(runs, data_dir, *TINY, "--run-id", "int")
@@ -108,8 +117,9 @@ def test_sigint_finishes_step_saves_checkpoint_exit_130_and_resumes_identically(
     assert_same_result(run, reference)
 
 
-def test_second_sigint_exits_at_once_and_last_checkpoint_is_whole(tmp_path: Path, data_dir: Path,
-                                                                  reference: Path) -> None:
+def test_second_sigint_exits_at_once_and_last_checkpoint_is_whole(
+    tmp_path: Path, data_dir: Path, reference: Path
+) -> None:
     runs = tmp_path / "runs"
     run = runs / "twice"
     proc = spawn(runs, data_dir, *TINY, "--run-id", "twice")
@@ -132,8 +142,7 @@ def test_second_sigint_exits_at_once_and_last_checkpoint_is_whole(tmp_path: Path
     assert not list((run / "checkpoints").glob(".*.tmp"))
 
 
-def test_sigterm_is_a_clean_stop_and_run_resume_finds_the_run(tmp_path: Path, data_dir: Path,
-                                                             reference: Path) -> None:
+def test_sigterm_is_a_clean_stop_and_run_resume_finds_the_run(tmp_path: Path, data_dir: Path, reference: Path) -> None:
     runs = tmp_path / "runs"
     run = runs / "term"
     proc = spawn(runs, data_dir, *TINY, "--run-id", "term")

@@ -14,13 +14,30 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import cli_env
 from test_reliability_input import cli
 
-SMOKE = ["--preset", "smoke", "--data", "synthetic", "--device", "cpu", "--labels", "1.0", "--seeds", "0",
-         "-q", "--set", "data.synthetic_train_per_class=8", "--set", "data.synthetic_test_per_class=5",
-         "--set", "supervised.epochs=1", "--set", "runtime.featuremaps=false"]
+SMOKE = [
+    "--preset",
+    "smoke",
+    "--data",
+    "synthetic",
+    "--device",
+    "cpu",
+    "--labels",
+    "1.0",
+    "--seeds",
+    "0",
+    "-q",
+    "--set",
+    "data.synthetic_train_per_class=8",
+    "--set",
+    "data.synthetic_test_per_class=5",
+    "--set",
+    "supervised.epochs=1",
+    "--set",
+    "runtime.featuremaps=false",
+]
 
 
 def one_line_error(code: int, err: str, *words: str) -> str:
@@ -34,10 +51,21 @@ def one_line_error(code: int, err: str, *words: str) -> str:
 
 
 def summary(run_id: str, **over) -> dict:
-    base = {"run_id": run_id, "preset": "smoke", "status": "completed", "group": "g", "methods": ["simclr"],
-            "evaluations": ["linear"], "labels": [0.1], "seeds": [0], "started": 1767268800.0,
-            "ended": 1767268900.0, "data": "synthetic", "device": "cpu",
-            "results": [{"method": "simclr", "evaluation": "linear", "labels": 0.1, "seed": 0, "test_acc": 0.5}]}
+    base = {
+        "run_id": run_id,
+        "preset": "smoke",
+        "status": "completed",
+        "group": "g",
+        "methods": ["simclr"],
+        "evaluations": ["linear"],
+        "labels": [0.1],
+        "seeds": [0],
+        "started": 1767268800.0,
+        "ended": 1767268900.0,
+        "data": "synthetic",
+        "device": "cpu",
+        "results": [{"method": "simclr", "evaluation": "linear", "labels": 0.1, "seed": 0, "test_acc": 0.5}],
+    }
     return {**base, **over}
 
 
@@ -55,9 +83,9 @@ def stopped_runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list:
     The data is never loaded (the data layer has its own tests): these tests are about what the
     store records and reads back, whatever the strings."""
     import ssltui.cli.main as cli_main
-    from ssltui.trainer import runner as runner_mod
     from ssltui.core.errors import RunFailed
     from ssltui.core.stop import StopToken
+    from ssltui.trainer import runner as runner_mod
 
     started: list = []
 
@@ -75,13 +103,20 @@ def stopped_runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list:
 
 # ---------------------------------------------------------------- item 2: one run breaks listing
 
+
 def test_item2_one_bad_run_never_breaks_runs_table_or_the_tui(runs_dir: Path) -> None:
     fake_run(runs_dir, "good", group="a[/b]")
     fake_run(runs_dir, "far-future", started=1e20)
-    fake_run(runs_dir, "nan-acc", results=[{"method": "simclr", "evaluation": "linear", "labels": 0.1, "seed": 1,
-                                            "test_acc": float("nan")}])
-    fake_run(runs_dir, "huge-acc", results=[{"method": "simclr", "evaluation": "linear", "labels": 0.1, "seed": 2,
-                                             "test_acc": 1e300}])
+    fake_run(
+        runs_dir,
+        "nan-acc",
+        results=[{"method": "simclr", "evaluation": "linear", "labels": 0.1, "seed": 1, "test_acc": float("nan")}],
+    )
+    fake_run(
+        runs_dir,
+        "huge-acc",
+        results=[{"method": "simclr", "evaluation": "linear", "labels": 0.1, "seed": 2, "test_acc": 1e300}],
+    )
     code, out, err = cli("runs", "--json")
     assert code == 0, err
     status = {i["run_id"]: i["status"] for i in json.loads(out)}
@@ -123,12 +158,24 @@ def tui_rows(runs_dir: Path) -> int:
 
 # ---------------------------------------------------------------- item 3: runs that cannot be resumed
 
+
 def test_item3_newlines_in_group_and_data_path_resume_by_id(
-        tmp_path: Path, runs_dir: Path, stopped_runner: list) -> None:
-    data = tmp_path / "images\nsecond line \"quoted\" \\ back"
+    tmp_path: Path, runs_dir: Path, stopped_runner: list
+) -> None:
+    data = tmp_path / 'images\nsecond line "quoted" \\ back'
     data.mkdir()
-    args = ["run", *SMOKE, "--data", f"folder:{data}", "--group", 'line one\nline "two"\t[/b]',
-            "--set", "description=first second \\ third \x1b[31m", "--run-id", "nl"]
+    args = [
+        "run",
+        *SMOKE,
+        "--data",
+        f"folder:{data}",
+        "--group",
+        'line one\nline "two"\t[/b]',
+        "--set",
+        "description=first second \\ third \x1b[31m",
+        "--run-id",
+        "nl",
+    ]
     code, _, err = cli(*args)
     one_line_error(code, err, "stopped by the test")
     code, _, err = cli("resume", "nl")
@@ -142,12 +189,16 @@ def test_item3_newlines_in_group_and_data_path_resume_by_id(
     assert code == 2 and "several lines" in err
 
 
-def test_item3_an_undecodable_path_is_refused_before_a_run_folder(tmp_path: Path, runs_dir: Path,
-                                                                  stopped_runner: list) -> None:
+def test_item3_an_undecodable_path_is_refused_before_a_run_folder(
+    tmp_path: Path, runs_dir: Path, stopped_runner: list
+) -> None:
     data = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9"))  # a Latin-1 name: not UTF-8
     data.mkdir()
-    for extra in (["--data", f"folder:{data}"], ["--group", os.fsdecode(b"g\xff")],
-                  ["--preset", str(_preset_copy(data / "smoke.toml"))]):
+    for extra in (
+        ["--data", f"folder:{data}"],
+        ["--group", os.fsdecode(b"g\xff")],
+        ["--preset", str(_preset_copy(data / "smoke.toml"))],
+    ):
         code, _, err = cli("run", *SMOKE, *extra)
         assert code == 2, (extra, err)
         one_line_error(code, err, "UTF-8")
@@ -174,6 +225,7 @@ def _preset_copy(path: Path) -> Path:
 
 # ---------------------------------------------------------------- item 4: resume forgets options
 
+
 def test_item4_resume_keeps_data_dir_and_no_cache(tmp_path: Path, runs_dir: Path, stopped_runner: list) -> None:
     own = tmp_path / "my-data"
     code, _, err = cli("run", *SMOKE, "--data-dir", str(own), "--no-cache", "--run-id", "opts")
@@ -186,6 +238,7 @@ def test_item4_resume_keeps_data_dir_and_no_cache(tmp_path: Path, runs_dir: Path
 
 
 # ---------------------------------------------------------------- item 5: one bad user preset
+
 
 @pytest.fixture
 def bad_user_preset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -237,8 +290,10 @@ def test_item5_the_tui_launch_screen_opens_without_the_bad_preset(bad_user_prese
 
 # ---------------------------------------------------------------- item 9: wrong exit codes, "internal error"
 
-def test_item9_unwritable_runs_dir_exits_2_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                     stopped_runner: list) -> None:
+
+def test_item9_unwritable_runs_dir_exits_2_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stopped_runner: list
+) -> None:
     # chmod does not stop root: refuse the folder's creation the way a read-only parent does.
     runs = tmp_path / "locked" / "runs"
     real_mkdir = Path.mkdir
@@ -255,8 +310,9 @@ def test_item9_unwritable_runs_dir_exits_2_naming_it(tmp_path: Path, monkeypatch
     assert stopped_runner == []
 
 
-def test_item9_unwritable_home_exits_2_naming_the_runs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                            stopped_runner: list) -> None:
+def test_item9_unwritable_home_exits_2_naming_the_runs_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stopped_runner: list
+) -> None:
     home = tmp_path / "home-is-a-file"
     home.write_text("not a folder\n")
     monkeypatch.setenv("HOME", str(home))
@@ -270,8 +326,9 @@ def test_item9_unwritable_home_exits_2_naming_the_runs_dir(tmp_path: Path, monke
     assert code == 0 and "no runs in" in out, err
 
 
-def test_item9_full_disk_on_run_lock_exits_1_naming_it(runs_dir: Path, monkeypatch: pytest.MonkeyPatch,
-                                                        stopped_runner: list) -> None:
+def test_item9_full_disk_on_run_lock_exits_1_naming_it(
+    runs_dir: Path, monkeypatch: pytest.MonkeyPatch, stopped_runner: list
+) -> None:
     def no_space(fd: int, length: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
@@ -285,8 +342,9 @@ def test_item9_full_disk_on_run_lock_exits_1_naming_it(runs_dir: Path, monkeypat
 LONG = "r" * 5000
 
 
-@pytest.mark.parametrize("args", [("show", LONG), ("resume", LONG), ("maps", LONG), ("table", LONG),
-                                  ("run", *SMOKE, "--run-id", LONG)])
+@pytest.mark.parametrize(
+    "args", [("show", LONG), ("resume", LONG), ("maps", LONG), ("table", LONG), ("run", *SMOKE, "--run-id", LONG)]
+)
 def test_item9_a_5000_character_id_exits_2_in_a_short_line(runs_dir: Path, args: tuple) -> None:
     fake_run(runs_dir, "some-run")
     code, _, err = cli(*args)
@@ -339,15 +397,18 @@ def test_item9_every_featuremaps_reader_validates_its_shape(tmp_path: Path) -> N
         assert merge_featuremaps([("r", run.read_featuremaps())]) is None
         with pytest.raises(FeatureMapsDamaged):
             render_maps(doc)
-    good = {"images": [{"index": 3, "class": "cat", "rgb": [[[1, 2, 3]] * 2] * 2}],
-            "models": [{"name": "m", "seed": 0, "maps": [[{"stage": 1, "values": [[[0, 255], [9, 9]]]}]]}]}
+    good = {
+        "images": [{"index": 3, "class": "cat", "rgb": [[[1, 2, 3]] * 2] * 2}],
+        "models": [{"name": "m", "seed": 0, "maps": [[{"stage": 1, "values": [[[0, 255], [9, 9]]]}]]}],
+    }
     run.featuremaps_path.write_text(json.dumps(good), encoding="utf-8")
     assert "m · seed 0" in render_maps(run.read_featuremaps(), 0, color=False).plain
 
 
 @pytest.mark.parametrize("command", [("runs",), ("show", "x"), ("table",), ("resume", "x"), ("run", *SMOKE)])
-def test_item9_a_runs_dir_that_is_a_file_exits_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                 command: tuple, stopped_runner: list) -> None:
+def test_item9_a_runs_dir_that_is_a_file_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: tuple, stopped_runner: list
+) -> None:
     runs = tmp_path / "runs-file"
     runs.write_text("oops\n")
     monkeypatch.setenv("SSLTUI_RUNS_DIR", str(runs))
@@ -357,7 +418,8 @@ def test_item9_a_runs_dir_that_is_a_file_exits_2(tmp_path: Path, monkeypatch: py
 
 
 def test_item9_the_tui_refuses_a_runs_dir_that_is_a_file_before_it_starts(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import ssltui.tui.app as tui_app
 
     def tripwire(*args, **kwargs):
@@ -374,6 +436,7 @@ def test_item9_the_tui_refuses_a_runs_dir_that_is_a_file_before_it_starts(
 
 # ---------------------------------------------------------------- item 10: `show ..`
 
+
 @pytest.mark.parametrize("run_id", ["..", ".", "../runs", "/etc", "a/b", ""])
 @pytest.mark.parametrize("command", ["show", "resume", "maps", "table"])
 def test_item10_a_path_is_not_a_run_id(runs_dir: Path, command: str, run_id: str) -> None:
@@ -386,20 +449,54 @@ def test_item10_a_path_is_not_a_run_id(runs_dir: Path, command: str, run_id: str
 
 # ---------------------------------------------------------------- item 11: listing 10,000 runs
 
+
 def make_runs(root: Path, n: int) -> None:
     """`n` completed runs as the training process leaves them (summary.json of today's schema;
     plain JSON so that the same fixture times the code before the fix too)."""
     root.mkdir(parents=True)
     for k in range(n):
         run_id = f"20260101-{k:06d}-simclr-linear-{k:06x}"
-        results = [{"method": "simclr", "evaluation": "linear", "labels": f, "seed": s, "test_acc": 0.4 + f,
-                    "val_acc": 0.4, "label_count": None, "seconds": 12.5, "part": 0, "preset_description": "",
-                    "probe": "plain"} for f in (0.01, 0.1) for s in (0, 1)]
-        doc = {**summary(run_id, preset="simclr-linear", group=f"study-{k % 40}", labels=[0.01, 0.1], seeds=[0, 1],
-                         results=results, started=1.7e9 + k, ended=1.7e9 + k + 60, data="cifar10"),
-               "schema_version": 2, "description": "", "phases": {}, "timings": {"pretrain": 50.0, "wall": 60.0},
-               "error": None, "pid": None, "host": "box", "resumes": 0, "versions": {"ssltui": "0.1.0"},
-               "argv": ["run", "--preset", "simclr-linear"], "memory": {"peak_rss_mb": 900.0}}
+        results = [
+            {
+                "method": "simclr",
+                "evaluation": "linear",
+                "labels": f,
+                "seed": s,
+                "test_acc": 0.4 + f,
+                "val_acc": 0.4,
+                "label_count": None,
+                "seconds": 12.5,
+                "part": 0,
+                "preset_description": "",
+                "probe": "plain",
+            }
+            for f in (0.01, 0.1)
+            for s in (0, 1)
+        ]
+        doc = {
+            **summary(
+                run_id,
+                preset="simclr-linear",
+                group=f"study-{k % 40}",
+                labels=[0.01, 0.1],
+                seeds=[0, 1],
+                results=results,
+                started=1.7e9 + k,
+                ended=1.7e9 + k + 60,
+                data="cifar10",
+            ),
+            "schema_version": 2,
+            "description": "",
+            "phases": {},
+            "timings": {"pretrain": 50.0, "wall": 60.0},
+            "error": None,
+            "pid": None,
+            "host": "box",
+            "resumes": 0,
+            "versions": {"ssltui": "0.1.0"},
+            "argv": ["run", "--preset", "simclr-linear"],
+            "memory": {"peak_rss_mb": 900.0},
+        }
         os.mkdir(root / run_id)
         with open(root / run_id / "summary.json", "w", encoding="utf-8") as fh:
             json.dump(doc, fh, indent=2)
@@ -423,9 +520,13 @@ def test_item11_runs_lists_10000_runs_in_under_a_second(tmp_path: Path) -> None:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         leader, follower = pty.openpty()
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "ssltui", "runs", "--runs-dir", str(runs)],
-                                stdout=follower, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                env=cli_env(runs, tmp_path / "data", COLUMNS="160", LINES="50"))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ssltui", "runs", "--runs-dir", str(runs)],
+            stdout=follower,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=cli_env(runs, tmp_path / "data", COLUMNS="160", LINES="50"),
+        )
         os.close(follower)
         chunks = []
         while True:
@@ -453,6 +554,7 @@ def test_item11_runs_lists_10000_runs_in_under_a_second(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- the class: every file read
 
+
 def test_every_text_file_is_opened_with_an_explicit_encoding() -> None:
     """A text open without `encoding=` depends on the locale (LANG=C reads UTF-8 as ASCII): every
     open(), read_text(), write_text() and fdopen() in ssltui/ is binary or names its encoding."""
@@ -468,11 +570,13 @@ def test_every_text_file_is_opened_with_an_explicit_encoding() -> None:
             func = node.func
             name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
             if name not in ("open", "read_text", "write_text", "fdopen") or (
-                    isinstance(func, ast.Attribute) and name == "open"):  # os.open, tarfile.open, Image.open
+                isinstance(func, ast.Attribute) and name == "open"
+            ):  # os.open, tarfile.open, Image.open
                 continue
             found += 1
-            mode = node.args[1] if len(node.args) > 1 else next(
-                (k.value for k in node.keywords if k.arg == "mode"), None)
+            mode = (
+                node.args[1] if len(node.args) > 1 else next((k.value for k in node.keywords if k.arg == "mode"), None)
+            )
             binary = isinstance(mode, ast.Constant) and "b" in str(mode.value)
             if not binary and not any(k.arg == "encoding" for k in node.keywords):
                 missing.append(f"{path.relative_to(REPO)}:{node.lineno}")

@@ -18,23 +18,60 @@ import tempfile
 import tomllib
 from pathlib import Path
 
+from conftest import REPO
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
-
-from conftest import REPO
 from test_reliability_input import cli
 from test_reliability_store import SMOKE, one_line_error, runs_list_loaded, stopped_runner  # noqa: F401 - a fixture
 
 # No explain phase: on a failure it reruns hundreds of examples (minutes) to annotate the report.
-PROPERTY = settings(max_examples=25, deadline=None, derandomize=True, database=None, report_multiple_bugs=False,
-                    phases=[Phase.explicit, Phase.generate, Phase.shrink],
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+PROPERTY = settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    report_multiple_bugs=False,
+    phases=[Phase.explicit, Phase.generate, Phase.shrink],
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 # Pieces that broke readers before, mixed with any text hypothesis likes. Lone surrogates (bytes
 # that are not UTF-8) are drawn separately: a run cannot record them, so they must be refused.
-NASTY = ["[/b]", "a[/b]", "[bold", "[link=file:///x]x", "\x1b[31m", "\x1b[2J", "\x07", "\x00", "\x7f", "\x9b",
-         "\n", "\r\n", "\t", '"', "'", "\\", '"""', "'''", "${HOME}", "%s", "{}", "=", "#", "é", "😀", "\u202e",
-         " ", "-", "--json", ".", "..", "/", "r" * 2000]
+NASTY = [
+    "[/b]",
+    "a[/b]",
+    "[bold",
+    "[link=file:///x]x",
+    "\x1b[31m",
+    "\x1b[2J",
+    "\x07",
+    "\x00",
+    "\x7f",
+    "\x9b",
+    "\n",
+    "\r\n",
+    "\t",
+    '"',
+    "'",
+    "\\",
+    '"""',
+    "'''",
+    "${HOME}",
+    "%s",
+    "{}",
+    "=",
+    "#",
+    "é",
+    "😀",
+    "\u202e",
+    " ",
+    "-",
+    "--json",
+    ".",
+    "..",
+    "/",
+    "r" * 2000,
+]
 UNDECODABLE = ["\udcff", "\udce9", "\udc80"]  # bytes 0xff, 0xe9, 0x80 (surrogateescape, as os.fsdecode)
 nasty = st.one_of(
     st.text(max_size=12),
@@ -43,10 +80,33 @@ nasty = st.one_of(
 )
 undecodable = st.builds(lambda a, u, b: a + u + b, nasty, st.sampled_from(UNDECODABLE), nasty)
 FIELDS = ["group", "set_description", "preset_desc", "preset_name", "data_name"]
-values = st.one_of(nasty, undecodable, st.just("a\ud800b"), st.none(), st.integers(-5, 10 ** 30), st.floats(),
-                   st.lists(nasty, max_size=2), st.dictionaries(nasty, nasty, max_size=2))
-SUMMARY_FIELDS = ["preset", "description", "group", "status", "error", "data", "device", "host", "run_id",
-                  "started", "methods", "evaluations", "results.method", "results.evaluation", "argv"]
+values = st.one_of(
+    nasty,
+    undecodable,
+    st.just("a\ud800b"),
+    st.none(),
+    st.integers(-5, 10**30),
+    st.floats(),
+    st.lists(nasty, max_size=2),
+    st.dictionaries(nasty, nasty, max_size=2),
+)
+SUMMARY_FIELDS = [
+    "preset",
+    "description",
+    "group",
+    "status",
+    "error",
+    "data",
+    "device",
+    "host",
+    "run_id",
+    "started",
+    "methods",
+    "evaluations",
+    "results.method",
+    "results.evaluation",
+    "argv",
+]
 edits = st.dictionaries(st.sampled_from(SUMMARY_FIELDS), values, max_size=4)
 # A start time that cannot be a date (it once emptied the TUI's runs list) in every edit of the TUI test.
 odd_times = st.one_of(st.sampled_from([1e20, -1.0, 1e300, "yesterday", None]), st.floats())
@@ -55,8 +115,9 @@ tui_edits = st.builds(lambda e, t: {**e, "started": t}, edits, odd_times)
 
 def disk_bytes(text: str) -> bytes:
     """A string as the bytes a file holds: lone surrogates become the non-UTF-8 bytes they stand for."""
-    return text.encode("utf-8", "surrogateescape" if all(
-        not 0xD800 <= ord(c) <= 0xDC7F for c in text) else "surrogatepass")
+    return text.encode(
+        "utf-8", "surrogateescape" if all(not 0xD800 <= ord(c) <= 0xDC7F for c in text) else "surrogatepass"
+    )
 
 
 def file_name(text: str) -> str:
@@ -101,14 +162,30 @@ def clean(code: int, out: str, err: str, allowed: tuple[int, ...]) -> None:
 _counter = itertools.count()
 
 
-def start_run(tmp: Path, runs: Path, started: list, group: str, set_description: str, preset_desc: str,
-              preset_name: str, data_name: str, run_id: str | None) -> str | None:
+def start_run(
+    tmp: Path,
+    runs: Path,
+    started: list,
+    group: str,
+    set_description: str,
+    preset_desc: str,
+    preset_name: str,
+    data_name: str,
+    run_id: str | None,
+) -> str | None:
     """`ssltui run` with every user-given field drawn; the run's id when a run folder was made."""
     data = Path(os.fsdecode(os.fsencode(tmp) + b"/" + os.fsencode(file_name(data_name))))
     data.mkdir(exist_ok=True)
     preset = preset_file(tmp, preset_name, preset_desc)
-    args = ["run", *SMOKE, f"--preset={preset}", f"--data=folder:{data}", f"--group={group}",
-            f"--set=description={set_description}", f"--runs-dir={runs}"]
+    args = [
+        "run",
+        *SMOKE,
+        f"--preset={preset}",
+        f"--data=folder:{data}",
+        f"--group={group}",
+        f"--set=description={set_description}",
+        f"--runs-dir={runs}",
+    ]
     if run_id is not None:
         args.append(f"--run-id={run_id}")
     before = len(started)
@@ -138,12 +215,24 @@ def read_everything(runs: Path, run_id: str, group: str | None) -> None:
 
 
 @PROPERTY
-@given(fields=st.fixed_dictionaries({f: nasty for f in FIELDS}), run_id=st.sampled_from([None, "mine", "a.b_c-1"]),
-       broken=st.one_of(st.none(), st.none(), st.sampled_from([*FIELDS, "run_id"])), bad_bytes=undecodable,
-       any_id=nasty, changes=edits)
-def test_any_string_in_any_field_never_breaks_the_store(tmp_path: Path, stopped_runner: list, fields: dict,
-                                                        run_id: str | None, broken: str | None, bad_bytes: str,
-                                                        any_id: str, changes: dict) -> None:
+@given(
+    fields=st.fixed_dictionaries({f: nasty for f in FIELDS}),
+    run_id=st.sampled_from([None, "mine", "a.b_c-1"]),
+    broken=st.one_of(st.none(), st.none(), st.sampled_from([*FIELDS, "run_id"])),
+    bad_bytes=undecodable,
+    any_id=nasty,
+    changes=edits,
+)
+def test_any_string_in_any_field_never_breaks_the_store(
+    tmp_path: Path,
+    stopped_runner: list,
+    fields: dict,
+    run_id: str | None,
+    broken: str | None,
+    bad_bytes: str,
+    any_id: str,
+    changes: dict,
+) -> None:
     """Every field drawn; `broken` (when drawn) holds bytes that are not UTF-8, or any --run-id."""
     fields = dict(fields)
     if broken == "run_id":
@@ -169,8 +258,9 @@ def test_any_string_in_any_field_never_breaks_the_store(tmp_path: Path, stopped_
 
 @settings(PROPERTY, max_examples=2)
 @given(groups=st.lists(nasty, min_size=3, max_size=3), changes=st.lists(tui_edits, min_size=3, max_size=3))
-def test_the_tui_runs_list_shows_every_run_whatever_its_strings(tmp_path: Path, stopped_runner: list,
-                                                                 groups: list[str], changes: list[dict]) -> None:
+def test_the_tui_runs_list_shows_every_run_whatever_its_strings(
+    tmp_path: Path, stopped_runner: list, groups: list[str], changes: list[dict]
+) -> None:
     from ssltui.tui.app import SsltuiApp
 
     tmp = Path(tempfile.mkdtemp(dir=tmp_path, prefix=f"tui{next(_counter)}-"))

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from reliability_tools import PHASE, TINY, finish, one_thread, spawn  # noqa: F401 (fixture)
-from ssltui.trainer.checkpoint import load_checkpoint
+
 from ssltui.core.errors import RunFailed
 from ssltui.core.presets import resolve
-from ssltui.trainer.runner import RunOptions, Runner
 from ssltui.core.store import RunDir, RunStore
+from ssltui.trainer.checkpoint import load_checkpoint
+from ssltui.trainer.runner import Runner, RunOptions
 
 SETS = [TINY[i + 1] for i, a in enumerate(TINY) if a == "--set"]
 SPE = 7  # steps per epoch of the tiny run
@@ -52,7 +52,8 @@ def _fail_at_call(monkeypatch: pytest.MonkeyPatch, n: int, make) -> None:
 
 
 def test_nan_loss_stops_naming_epoch_and_step_and_keeps_the_checkpoint_before(
-        tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     runner = _runner(tmp_path, data_dir, "nan")
     _fail_at_call(monkeypatch, 2 * SPE + 3, lambda loss: loss * float("nan"))  # epoch 3, step 17
     with pytest.raises(RunFailed) as exc:
@@ -65,8 +66,9 @@ def test_nan_loss_stops_naming_epoch_and_step_and_keeps_the_checkpoint_before(
     assert all(torch.isfinite(t).all() for t in ck["modules"]["model"].values() if t.is_floating_point())
 
 
-def test_out_of_memory_names_the_batch_size_to_lower(tmp_path: Path, data_dir: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_out_of_memory_names_the_batch_size_to_lower(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     runner = _runner(tmp_path, data_dir, "oom")
 
     def oom(loss):
@@ -82,7 +84,8 @@ def test_out_of_memory_names_the_batch_size_to_lower(tmp_path: Path, data_dir: P
 
 
 def test_full_disk_keeps_the_last_good_checkpoint_and_resume_finishes_identically(
-        tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ref = _runner(tmp_path, data_dir, "ref")
     ref.execute()
 

@@ -52,12 +52,20 @@ def test_the_live_screen_shows_what_the_training_process_uses(tmp_path):
     runs = make_fixture_runs(tmp_path / "runs")
     run_id = "20991231-235959-smoke-abc123"
     (runs / run_id).mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import fcntl, os, sys, time\n"
-        f"fd = os.open({str(runs / run_id / 'run.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
-        "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, f'{os.getpid()}\\n'.encode())\n"
-        "print('held', flush=True)\nend = time.time() + 60\nwhile time.time() < end: pass\n")],
-        stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import fcntl, os, sys, time\n"
+                f"fd = os.open({str(runs / run_id / 'run.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
+                "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, f'{os.getpid()}\\n'.encode())\n"
+                "print('held', flush=True)\nend = time.time() + 60\nwhile time.time() < end: pass\n"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
 
@@ -65,8 +73,12 @@ def test_the_live_screen_shows_what_the_training_process_uses(tmp_path):
             app = SsltuiApp(runs, reattach=False)
             async with app.run_test(size=(120, 30)) as pilot:
                 app.push_screen(LiveScreen(run_id))
-                await wait_until(pilot, lambda: isinstance(app.screen, LiveScreen) and app.screen.usage
-                                 and "CPU" in app.screen.usage, 20, "the usage line")
+                await wait_until(
+                    pilot,
+                    lambda: isinstance(app.screen, LiveScreen) and app.screen.usage and "CPU" in app.screen.usage,
+                    20,
+                    "the usage line",
+                )
                 await shows(pilot, "uses CPU", "RAM")
 
         asyncio.run(scenario())

@@ -6,18 +6,18 @@ import pytest
 import torch
 
 from ssltui.core.config import ClassifierConfig, LinearConfig, build_run_config
+from ssltui.core.events import Epoch, PhaseRef, PhaseStart
+from ssltui.core.presets import resolve
+from ssltui.core.store import RunStore
 from ssltui.trainer.data.bundle import make_bundle
 from ssltui.trainer.data.sources import make_synthetic
 from ssltui.trainer.device import pick_device
 from ssltui.trainer.evaluation.finetune import train_classifier
 from ssltui.trainer.evaluation.linear import linear_probe
-from ssltui.core.events import Epoch, PhaseRef, PhaseStart
 from ssltui.trainer.loop import RunContext
 from ssltui.trainer.methods import rotnet
 from ssltui.trainer.models.resnet import ResNet20
-from ssltui.core.presets import resolve
 from ssltui.trainer.phases import pretrain_key
-from ssltui.core.store import RunStore
 
 
 @pytest.fixture(autouse=True)
@@ -46,11 +46,16 @@ def bundle():
 
 def test_rotation_prediction_learns_far_above_chance(ctx, bundle):
     """A broken rotation/label pairing stays at 25%; the real task is learnt within 24 steps."""
-    cfg = build_run_config({
-        "method": "rotnet", "evaluation": ["linear"],
-        "pretrain": {"epochs": 2, "batch_size": 4, "lr": 0.05, "nesterov": True, "checkpoint_every": 0},
-    })
-    encoder = rotnet.pretrain(ctx, PhaseRef(phase="rotnet/pretrain", kind="pretrain", method="rotnet", seed=0), cfg, bundle)
+    cfg = build_run_config(
+        {
+            "method": "rotnet",
+            "evaluation": ["linear"],
+            "pretrain": {"epochs": 2, "batch_size": 4, "lr": 0.05, "nesterov": True, "checkpoint_every": 0},
+        }
+    )
+    encoder = rotnet.pretrain(
+        ctx, PhaseRef(phase="rotnet/pretrain", kind="pretrain", method="rotnet", seed=0), cfg, bundle
+    )
     assert isinstance(encoder, ResNet20)
     epochs = [e for e in ctx.run.read_events() if isinstance(e, Epoch)]
     assert len(epochs) == 2 and all(e.rot_acc is not None for e in epochs)
@@ -67,8 +72,15 @@ def test_rotation_accuracy_counts_all_four_rotations(ctx, bundle):
         """Predicts the rotation from where the synthetic images' bright top edge went."""
 
         def forward(self, x):
-            edges = torch.stack([x[:, :, :4].mean((1, 2, 3)), x[:, :, :, -4:].mean((1, 2, 3)),
-                                 x[:, :, -4:].mean((1, 2, 3)), x[:, :, :, :4].mean((1, 2, 3))], 1)
+            edges = torch.stack(
+                [
+                    x[:, :, :4].mean((1, 2, 3)),
+                    x[:, :, :, -4:].mean((1, 2, 3)),
+                    x[:, :, -4:].mean((1, 2, 3)),
+                    x[:, :, :, :4].mean((1, 2, 3)),
+                ],
+                1,
+            )
             # bright top -> 0; rot90 ccw moves the top to the left -> 1; 180 -> bottom; 270 -> right
             return edges[:, [0, 3, 2, 1]]
 
@@ -152,8 +164,15 @@ def test_rotnet_presets_share_one_pretraining(bundle):
     assert linear.evaluation == ["linear"] and semi.evaluation == ["semi"]
     assert pretrain_key(linear, 0, bundle) == pretrain_key(semi, 0, bundle)
     p = linear.pretrain
-    assert (p.epochs, p.batch_size, p.optimizer, p.lr, p.momentum, p.nesterov, p.weight_decay) == \
-        (100, 128, "sgd", 0.1, 0.9, True, 5e-4)
+    assert (p.epochs, p.batch_size, p.optimizer, p.lr, p.momentum, p.nesterov, p.weight_decay) == (
+        100,
+        128,
+        "sgd",
+        0.1,
+        0.9,
+        True,
+        5e-4,
+    )
     assert (p.schedule, p.milestones, p.gamma) == ("step", [30, 60, 80], 0.2)
     assert linear.linear.epochs == 90 and linear.labels == [0.01, 0.1]
     assert semi.semi.frozen_stages == 2 and 80 <= semi.semi.epochs <= 100 and semi.semi.augment
@@ -175,11 +194,37 @@ def test_cli_runs_rotnet_end_to_end(run_cli, runs_dir):
 
     from conftest import last_json
 
-    args = ["run", "--preset", "smoke", "--method", "rotnet", "--evaluation", "linear", "--data", "synthetic",
-            "--device", "cpu", "--json", "-q",
-            "--set", "data.synthetic_train_per_class=6", "--set", "data.synthetic_test_per_class=2",
-            "--set", "data.val_fraction=0.2", "--set", "pretrain.epochs=1", "--set", "pretrain.batch_size=8",
-            "--set", "linear.epochs=2", "--set", "linear.augment_copies=1", "--labels", "0.5"]
+    args = [
+        "run",
+        "--preset",
+        "smoke",
+        "--method",
+        "rotnet",
+        "--evaluation",
+        "linear",
+        "--data",
+        "synthetic",
+        "--device",
+        "cpu",
+        "--json",
+        "-q",
+        "--set",
+        "data.synthetic_train_per_class=6",
+        "--set",
+        "data.synthetic_test_per_class=2",
+        "--set",
+        "data.val_fraction=0.2",
+        "--set",
+        "pretrain.epochs=1",
+        "--set",
+        "pretrain.batch_size=8",
+        "--set",
+        "linear.epochs=2",
+        "--set",
+        "linear.augment_copies=1",
+        "--labels",
+        "0.5",
+    ]
     proc = run_cli(*args, OMP_NUM_THREADS="1")
     assert proc.returncode == 0, proc.stderr
     out = last_json(proc.stdout)
@@ -193,8 +238,16 @@ def test_cli_runs_rotnet_end_to_end(run_cli, runs_dir):
 
     # The same encoder (from the cache) probed on stage 2's output pooled to 2x2, plus kNN on
     # the encoder's own feature: each evaluation reads the features it names.
-    proc = run_cli(*args, "--evaluation", "linear,knn", "--set", "linear.feature_stages=2",
-                   "--set", "linear.feature_grid=2", OMP_NUM_THREADS="1")
+    proc = run_cli(
+        *args,
+        "--evaluation",
+        "linear,knn",
+        "--set",
+        "linear.feature_stages=2",
+        "--set",
+        "linear.feature_grid=2",
+        OMP_NUM_THREADS="1",
+    )
     assert proc.returncode == 0, proc.stderr
     again = {r["evaluation"]: r for r in last_json(proc.stdout)["results"]}
     assert again["linear"]["probe"] == "aug1 s2 2x2"

@@ -17,33 +17,59 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import cli_env, last_json
 from reliability_tools import finish, one_thread, read_events, spawn, wait_for  # noqa: F401 - one_thread: autouse
 from test_reliability_input import cli
+
 from ssltui.core.config import RunOptions
 from ssltui.core.errors import ConfigError
 from ssltui.core.graph import FEATUREMAPS, build_graph, count_phases, describe_phases
 from ssltui.core.presets import resolve
-from ssltui.trainer.runner import Runner, worker_count
 from ssltui.core.store import RunDir
+from ssltui.trainer.runner import Runner, worker_count
 
 SMALL = ["data.synthetic_train_per_class=8", "data.synthetic_test_per_class=4", "runtime.eval_batch_size=64"]
 # The paper study in miniature: two pretrainings, four evaluations that wait for them, one
 # supervised phase, the feature-map step.
-STUDY = dict(preset="paper-smoke", labels=[0.5], sets=SMALL + [
-    "pretrain.epochs=1", "pretrain.batch_size=16", "supervised.epochs=3", "supervised.batch_size=8",
-    "linear.epochs=3", "linear.batch_size=8", "semi.epochs=2", "semi.batch_size=8"])
+STUDY = dict(
+    preset="paper-smoke",
+    labels=[0.5],
+    sets=SMALL
+    + [
+        "pretrain.epochs=1",
+        "pretrain.batch_size=16",
+        "supervised.epochs=3",
+        "supervised.batch_size=8",
+        "linear.epochs=3",
+        "linear.batch_size=8",
+        "semi.epochs=2",
+        "semi.batch_size=8",
+    ],
+)
 # Independent supervised phases long enough to be caught running (9 steps an epoch at 100%).
-LONG = dict(preset="smoke", labels=[0.25, 0.5, 1.0], sets=SMALL + [
-    "supervised.epochs=6", "supervised.batch_size=8", "runtime.featuremaps=false"])
+LONG = dict(
+    preset="smoke",
+    labels=[0.25, 0.5, 1.0],
+    sets=SMALL + ["supervised.epochs=6", "supervised.batch_size=8", "runtime.featuremaps=false"],
+)
 TWO_LONG = {**LONG, "labels": [0.5, 1.0]}
 
 
 def cli_args(spec: dict, *extra: str) -> list[str]:
     sets = [a for s in spec["sets"] for a in ("--set", s)]
-    return ["run", "--preset", spec["preset"], "--data", "synthetic", "--device", "cpu",
-            "--labels", ",".join(map(str, spec["labels"])), *sets, *extra]
+    return [
+        "run",
+        "--preset",
+        spec["preset"],
+        "--data",
+        "synthetic",
+        "--device",
+        "cpu",
+        "--labels",
+        ",".join(map(str, spec["labels"])),
+        *sets,
+        *extra,
+    ]
 
 
 def reference_results(spec: dict, runs: Path, data_dir: Path) -> dict:
@@ -84,6 +110,7 @@ def running(run: Path) -> dict[str, dict]:
 
 # ---------------------------------------------------------------- the graph (no torch, no processes)
 
+
 def test_paper_smoke_graph_one_pretraining_per_method_feeding_its_evaluations():
     plan = resolve("paper-smoke")
     graph = build_graph(plan)
@@ -103,8 +130,10 @@ def test_paper_smoke_graph_one_pretraining_per_method_feeding_its_evaluations():
     first = [n.name for n in graph.ready(set(), set())]
     assert first[:2] == [pre["rotnet"].name, pre["simclr"].name] and len(first) == 4
     done = {pre["simclr"].name}
-    assert {n.name for n in graph.ready(done, set(first))} == {"p1-simclr/linear/labels0.01/seed0",
-                                                                "p1-simclr/linear/labels0.1/seed0"}
+    assert {n.name for n in graph.ready(done, set(first))} == {
+        "p1-simclr/linear/labels0.01/seed0",
+        "p1-simclr/linear/labels0.1/seed0",
+    }
     assert count_phases(plan) == 10 and graph.width(graph.nodes) == 6
     assert describe_phases(plan)[2] == "simclr/pretrain/seed0 (1 epochs)"
 
@@ -122,17 +151,24 @@ def test_worker_count_auto_devices_and_what_can_run_at_once():
 def test_dry_run_shows_what_waits_for_what_and_devices_are_checked_first(tmp_path: Path) -> None:
     code, out, err = cli("run", "--preset", "paper-smoke", "--data", "synthetic", "--dry-run")
     assert code == 0, err
-    assert ("#   p3-rotnet/semi/labels0.1/seed0 (3 epochs x 1 steps = 3 steps, batch 64; decided by semi.epochs) "
-            "after rotnet/pretrain/seed0\n") in out
-    assert ("#   p0-supervised/supervised/labels0.1/seed0 (6 epochs x 1 steps = 6 steps, batch 64; decided by "
-            "supervised.epochs)\n") in out
-    code, out, _ = cli("run", "--preset", "paper-smoke", "--data", "synthetic", "--devices", "cuda:0,cuda:1",
-                       "--dry-run", "--json")
+    assert (
+        "#   p3-rotnet/semi/labels0.1/seed0 (3 epochs x 1 steps = 3 steps, batch 64; decided by semi.epochs) "
+        "after rotnet/pretrain/seed0\n"
+    ) in out
+    assert (
+        "#   p0-supervised/supervised/labels0.1/seed0 (6 epochs x 1 steps = 6 steps, batch 64; decided by "
+        "supervised.epochs)\n"
+    ) in out
+    code, out, _ = cli(
+        "run", "--preset", "paper-smoke", "--data", "synthetic", "--devices", "cuda:0,cuda:1", "--dry-run", "--json"
+    )
     graph = json.loads(out)["graph"]
     assert code == 0 and json.loads(out)["devices"] == ["cuda:0", "cuda:1"] and graph[-1]["node"] == FEATUREMAPS
-    for args, words in [(["--devices", "cpu,gpu"], "--devices: 'gpu' is not one of"),
-                        (["--devices", "cpu", "--device", "cpu"], "--device and --devices"),
-                        (["--set", "runtime.workers=0"], "runtime.workers: 0 is not a whole number >= 1 or 'auto'")]:
+    for args, words in [
+        (["--devices", "cpu,gpu"], "--devices: 'gpu' is not one of"),
+        (["--devices", "cpu", "--device", "cpu"], "--device and --devices"),
+        (["--set", "runtime.workers=0"], "runtime.workers: 0 is not a whole number >= 1 or 'auto'"),
+    ]:
         code, _, err = cli("run", "--preset", "smoke", "--data", "synthetic", *args, "--dry-run")
         assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
     # A missing device fails before any worker process starts.
@@ -152,10 +188,12 @@ def test_progress_shows_concurrent_phases_with_their_worker():
     from ssltui.core.events import PhaseRef, PhaseStart, Step
 
     a, b = PhaseRef.evaluating(0, "supervised", "supervised", 0.5, 0), PhaseRef.pretraining("rotnet", 0, "ab" * 8)
-    events = [PhaseStart(**a.model_dump(), epochs=2, steps_per_epoch=5, worker=1, device="cuda:0"),
-              PhaseStart(**b.model_dump(), epochs=1, steps_per_epoch=9, worker=2, device="cuda:1"),
-              Step(**a.model_dump(), epoch=0, step=3, loss=2.0, lr=0.1),
-              Step(**b.model_dump(), epoch=0, step=7, loss=1.0, lr=0.1)]
+    events = [
+        PhaseStart(**a.model_dump(), epochs=2, steps_per_epoch=5, worker=1, device="cuda:0"),
+        PhaseStart(**b.model_dump(), epochs=1, steps_per_epoch=9, worker=2, device="cuda:1"),
+        Step(**a.model_dump(), epoch=0, step=3, loss=2.0, lr=0.1),
+        Step(**b.model_dump(), epoch=0, step=7, loss=1.0, lr=0.1),
+    ]
     rich = RichProgress(io.StringIO())
     for e in events:
         rich(e)
@@ -173,17 +211,23 @@ def test_progress_shows_concurrent_phases_with_their_worker():
 
 # ---------------------------------------------------------------- worker processes
 
+
 def test_two_workers_give_the_sequential_results_bit_for_bit(tmp_path: Path, data_dir: Path) -> None:
     want = reference_results(STUDY, tmp_path / "ref", data_dir)
     runs = tmp_path / "runs"
-    rc, out, err = finish(spawn(runs, data_dir, *cli_args(STUDY, "--set", "runtime.workers=2", "--json",
-                                                          "--run-id", "two")))
+    rc, out, err = finish(
+        spawn(runs, data_dir, *cli_args(STUDY, "--set", "runtime.workers=2", "--json", "--run-id", "two"))
+    )
     assert rc == 0, err
     run = runs / "two"
     assert results_of(run) == want and len(want) == 4
     # In the plan's order, whichever finished first.
     assert [(r["method"], r["evaluation"]) for r in last_json(out)["results"]] == [
-        ("supervised", "supervised"), ("simclr", "linear"), ("rotnet", "linear"), ("rotnet", "semi")]
+        ("supervised", "supervised"),
+        ("simclr", "linear"),
+        ("rotnet", "linear"),
+        ("rotnet", "semi"),
+    ]
     events = read_events(run)
     starts = [e for e in events if e.get("event") == "phase_start"]
     assert {e["worker"] for e in starts} == {1, 2} and all(e["device"] == "cpu" for e in starts)
@@ -263,11 +307,23 @@ def test_workers_change_nothing_but_time_at_default_threads(tmp_path: Path, data
     runs = tmp_path / "runs"
     env = {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
     # Batches large enough for two threads to split the sums: one thread gives other accuracies.
-    spec = {**TWO_LONG, "sets": ["data.synthetic_train_per_class=20", "data.synthetic_test_per_class=10",
-                                 "supervised.epochs=2", "supervised.batch_size=32", "runtime.featuremaps=false"]}
+    spec = {
+        **TWO_LONG,
+        "sets": [
+            "data.synthetic_train_per_class=20",
+            "data.synthetic_test_per_class=10",
+            "supervised.epochs=2",
+            "supervised.batch_size=32",
+            "runtime.featuremaps=false",
+        ],
+    }
     for name, workers in (("seq", 1), ("two", 2)):
-        rc, _, err = finish(spawn(runs, data_dir, *cli_args(spec, "--set", f"runtime.workers={workers}", "-q",
-                                                            "--run-id", name), env=env), timeout=480)
+        rc, _, err = finish(
+            spawn(
+                runs, data_dir, *cli_args(spec, "--set", f"runtime.workers={workers}", "-q", "--run-id", name), env=env
+            ),
+            timeout=480,
+        )
         assert rc == 0, err
     want = results_of(runs / "seq")
     assert len(want) == 2 and results_of(runs / "two") == want
@@ -292,10 +348,20 @@ def _cmdline(pid: int) -> str:
 def test_ctrl_c_while_workers_start_is_one_clean_stop(tmp_path: Path, data_dir: Path) -> None:
     """Ctrl-C reaches the whole process group, workers still importing torch included."""
     runs = tmp_path / "runs"
-    proc = subprocess.Popen([sys.executable, "-m", "ssltui", *cli_args(TWO_LONG, "--set", "runtime.workers=2",
-                                                                         "--json", "-q", "--run-id", "start")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env=cli_env(runs, data_dir, OMP_NUM_THREADS="1"), stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ssltui",
+            *cli_args(TWO_LONG, "--set", "runtime.workers=2", "--json", "-q", "--run-id", "start"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env=cli_env(runs, data_dir, OMP_NUM_THREADS="1"),
+        stdin=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while not [c for c in _children(proc.pid) if "spawn_main" in _cmdline(c)]:
         assert proc.poll() is None and time.monotonic() < deadline
@@ -312,8 +378,12 @@ def test_one_sigterm_stops_a_study_whose_worker_is_sigstopped(tmp_path: Path, da
     """A worker that does not answer (SIGSTOP) is killed once the stop limit has passed; the
     run ends interrupted, the other worker's phase saved at a checkpoint."""
     runs, run = tmp_path / "runs", tmp_path / "runs" / "frozen"
-    proc = spawn(runs, data_dir, *cli_args(TWO_LONG, "--set", "runtime.workers=2", "--json", "-q", "--run-id",
-                                           "frozen"), env={"SSLTUI_WORKER_STOP_SECONDS": "3"})
+    proc = spawn(
+        runs,
+        data_dir,
+        *cli_args(TWO_LONG, "--set", "runtime.workers=2", "--json", "-q", "--run-id", "frozen"),
+        env={"SSLTUI_WORKER_STOP_SECONDS": "3"},
+    )
     stepping: dict[str, int] = {}
 
     def both_stepping(e: dict) -> bool:

@@ -6,20 +6,19 @@ import json
 
 import pytest
 import torch
-
 from conftest import last_json
+
 from ssltui.core.config import TrainConfig, build_run_config
+from ssltui.core.events import Epoch, Log, PhaseRef
+from ssltui.core.store import RunDir
 from ssltui.trainer.data.bundle import make_bundle
 from ssltui.trainer.data.sources import make_synthetic
 from ssltui.trainer.device import pick_device
 from ssltui.trainer.evaluation.linear import linear_probe
-from ssltui.core.events import Epoch, Log, PhaseRef
 from ssltui.trainer.loop import RunContext
 from ssltui.trainer.methods import simclr
-from ssltui.trainer.methods.simclr import (GuardCheck, ProjectionHead, SimCLRModel, barely_training_warning,
-                                          guard_epoch)
+from ssltui.trainer.methods.simclr import GuardCheck, ProjectionHead, SimCLRModel, barely_training_warning, guard_epoch
 from ssltui.trainer.models.resnet import ResNet20
-from ssltui.core.store import RunDir
 
 
 def test_model_shapes():
@@ -28,14 +27,23 @@ def test_model_shapes():
 
 
 def _tiny(tmp_path):
-    cfg = build_run_config({
-        "method": "simclr", "evaluation": ["linear"],
-        "pretrain": {"epochs": 2, "batch_size": 32, "optimizer": "lars", "lr": 0.3, "warmup_epochs": 1,
-                     "weight_decay": 1e-6},
-        "simclr": {"proj_hidden_dim": 32, "proj_out_dim": 16},
-        "knn": {"k": 5, "every_epochs": 1, "max_bank": 40},
-        "linear": {"epochs": 3, "batch_size": 16, "lr": 0.1, "weight_decay": 0.0},
-    })
+    cfg = build_run_config(
+        {
+            "method": "simclr",
+            "evaluation": ["linear"],
+            "pretrain": {
+                "epochs": 2,
+                "batch_size": 32,
+                "optimizer": "lars",
+                "lr": 0.3,
+                "warmup_epochs": 1,
+                "weight_decay": 1e-6,
+            },
+            "simclr": {"proj_hidden_dim": 32, "proj_out_dim": 16},
+            "knn": {"k": 5, "every_epochs": 1, "max_bank": 40},
+            "linear": {"epochs": 3, "batch_size": 16, "lr": 0.1, "weight_decay": 0.0},
+        }
+    )
     dev = pick_device("cpu", cfg.runtime)
     bundle = make_bundle(make_synthetic(8, 2), dev.device, 0.25, 0)
     run = RunDir(tmp_path / "run")
@@ -54,7 +62,9 @@ def test_pretrain_trains_the_encoder_and_monitors_knn(tmp_path, monkeypatch):
         return m
 
     monkeypatch.setattr(simclr, "ResNet20", recording_resnet)
-    encoder = simclr.pretrain(ctx, PhaseRef(phase="simclr/pretrain/seed0", kind="pretrain", method="simclr", seed=0), cfg, bundle)
+    encoder = simclr.pretrain(
+        ctx, PhaseRef(phase="simclr/pretrain/seed0", kind="pretrain", method="simclr", seed=0), cfg, bundle
+    )
     assert isinstance(encoder, ResNet20) and not encoder.training
     epochs = [e for e in events if isinstance(e, Epoch)]
     assert [e.epoch for e in epochs] == [1, 2]
@@ -66,7 +76,9 @@ def test_pretrain_trains_the_encoder_and_monitors_knn(tmp_path, monkeypatch):
     assert len(changed) >= 9  # every block's first conv moved
     assert not torch.equal(before["stem.1.running_mean"], after["stem.1.running_mean"])
     # Resuming a finished phase trains nothing more and gives the same encoder.
-    again = simclr.pretrain(ctx, PhaseRef(phase="simclr/pretrain/seed0", kind="pretrain", method="simclr", seed=0), cfg, bundle)
+    again = simclr.pretrain(
+        ctx, PhaseRef(phase="simclr/pretrain/seed0", kind="pretrain", method="simclr", seed=0), cfg, bundle
+    )
     for k, v in again.state_dict().items():
         assert torch.equal(v, after[k]), k
 
@@ -78,9 +90,11 @@ def test_guard_epoch_is_the_first_at_or_after_a_fifth():
 def test_barely_training_warning_names_the_cause():
     literal = TrainConfig(optimizer="lars", lr=0.012, batch_size=1024)
     msg = barely_training_warning(GuardCheck(0.331, 0.31, 0.006, 20, 100, 860), literal)
-    assert msg.startswith("kNN accuracy 33.1% after 20 of 100 epochs is within 5 points of a random "
-                          "encoder's 31.0% (or below it), its convolutions moved a median 0.6% of their norm: "
-                          "the encoder is barely training; with LARS the learning rate is likely far too small")
+    assert msg.startswith(
+        "kNN accuracy 33.1% after 20 of 100 epochs is within 5 points of a random "
+        "encoder's 31.0% (or below it), its convolutions moved a median 0.6% of their norm: "
+        "the encoder is barely training; with LARS the learning rate is likely far too small"
+    )
     assert "(pretrain.lr=0.012: each adapted layer moves ~lr x trust coefficient = 1.2e-05 of its norm" in msg
     assert "0.3 x batch/256 = 1.2 moves 1.2e-03" in msg
     # Either sign suffices: kNN near (or below) random, or convolutions that hardly moved.
@@ -89,8 +103,9 @@ def test_barely_training_warning_names_the_cause():
     assert "(a random encoder's: 31.0%)" in still and "far too small" in still
     assert barely_training_warning(GuardCheck(0.361, 0.31, 0.3, 20, 100, 860), literal) is None
     # SimCLR's own rate, moving but not learning: the rate and the length, not "too small".
-    msg = barely_training_warning(GuardCheck(0.30, 0.31, 0.3, 20, 100, 860),
-                                  TrainConfig(optimizer="lars", lr=1.2, batch_size=1024))
+    msg = barely_training_warning(
+        GuardCheck(0.30, 0.31, 0.3, 20, 100, 860), TrainConfig(optimizer="lars", lr=1.2, batch_size=1024)
+    )
     assert "far too small" not in msg and "(pretrain.lr=1.2) and the length of the run (860 steps" in msg
     msg = barely_training_warning(GuardCheck(0.40, 0.31, 0.001, 2, 10, 400), TrainConfig(optimizer="sgd", lr=1e-4))
     assert "LARS" not in msg and "the learning rate is likely far too small (pretrain.lr=0.0001)" in msg
@@ -110,21 +125,34 @@ def test_conv_motion_is_relative_to_the_initial_norm():
 def _guarded_run(tmp_path, lr: float, guard_min_steps: int, per_class: int = 40):
     """A tiny SimCLR pretraining: 25 LARS steps an epoch (BatchNorm's running statistics have
     forgotten their initial values by the end of the first), 200 validation images."""
-    cfg = build_run_config({
-        "method": "simclr", "evaluation": ["linear"],
-        "pretrain": {"epochs": 2, "batch_size": 8, "optimizer": "lars", "lr": lr, "warmup_epochs": 0,
-                     "weight_decay": 1e-6},
-        "simclr": {"proj_hidden_dim": 32, "proj_out_dim": 16},
-        # every_epochs 5 would skip epoch 1: the guard rail must check it anyway.
-        "knn": {"k": 10, "every_epochs": 5, "max_bank": 200, "guard_min_steps": guard_min_steps},
-    })
+    cfg = build_run_config(
+        {
+            "method": "simclr",
+            "evaluation": ["linear"],
+            "pretrain": {
+                "epochs": 2,
+                "batch_size": 8,
+                "optimizer": "lars",
+                "lr": lr,
+                "warmup_epochs": 0,
+                "weight_decay": 1e-6,
+            },
+            "simclr": {"proj_hidden_dim": 32, "proj_out_dim": 16},
+            # every_epochs 5 would skip epoch 1: the guard rail must check it anyway.
+            "knn": {"k": 10, "every_epochs": 5, "max_bank": 200, "guard_min_steps": guard_min_steps},
+        }
+    )
     dev = pick_device("cpu", cfg.runtime)
     bundle = make_bundle(make_synthetic(per_class, 2), dev.device, 0.5, 0)
     run = RunDir(tmp_path / "run")
     run.checkpoints_dir.mkdir(parents=True)
     events: list = []
-    simclr.pretrain(RunContext(run, dev, events.append),
-                    PhaseRef(phase="simclr/pretrain/seed0", kind="pretrain", method="simclr", seed=0), cfg, bundle)
+    simclr.pretrain(
+        RunContext(run, dev, events.append),
+        PhaseRef(phase="simclr/pretrain/seed0", kind="pretrain", method="simclr", seed=0),
+        cfg,
+        bundle,
+    )
     return [e for e in events if isinstance(e, Epoch)], [e for e in events if isinstance(e, Log)]
 
 
@@ -151,8 +179,14 @@ def test_linear_evaluation_leaves_the_encoder_unchanged(tmp_path):
     encoder.train()  # even handed over in training mode, BN statistics must not move
     state = {k: v.clone() for k, v in encoder.state_dict().items()}
     subset = bundle.train_idx[:24]
-    out = linear_probe(ctx, PhaseRef(phase="lin", kind="linear", method="simclr", seed=0, labels=0.5, evaluation="linear"),
-                       cfg.linear, bundle, subset, encoder)
+    out = linear_probe(
+        ctx,
+        PhaseRef(phase="lin", kind="linear", method="simclr", seed=0, labels=0.5, evaluation="linear"),
+        cfg.linear,
+        bundle,
+        subset,
+        encoder,
+    )
     assert 0.0 <= out["test_acc"] <= 1.0
     for k, v in encoder.state_dict().items():
         assert torch.equal(v, state[k]), k
@@ -163,8 +197,19 @@ def test_linear_evaluation_leaves_the_encoder_unchanged(tmp_path):
 def test_smoke_simclr_learns_on_synthetic(run_cli, runs_dir):
     # The shipped smoke preset (2 epochs, 42 steps). One epoch is too short to beat a random
     # encoder reliably: measured 56.4% and 37.4% linear test accuracy from two initial encoders.
-    p = run_cli("run", "--preset", "smoke", "--method", "simclr", "--data", "synthetic",
-                "--device", "cpu", "--json", timeout=1800)
+    p = run_cli(
+        "run",
+        "--preset",
+        "smoke",
+        "--method",
+        "simclr",
+        "--data",
+        "synthetic",
+        "--device",
+        "cpu",
+        "--json",
+        timeout=1800,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     out = last_json(p.stdout)
     assert out["status"] == "completed"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ssltui.trainer.data.splits import label_subset, validation_split
 from ssltui.core.errors import ConfigError
+from ssltui.trainer.data.splits import label_subset, validation_split
 
 # CIFAR-10's training split: 10 classes x 5000 images, in a shuffled order.
 LABELS = np.random.default_rng(7).permutation(np.repeat(np.arange(10), 5000))

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from reliability_tools import one_thread  # noqa: F401 (autouse fixture)
 
 from benchmarks.opcount import device_settings, tiny_bundle
 from benchmarks.syncs import HostReads
-from reliability_tools import one_thread  # noqa: F401 (autouse fixture)
 from ssltui.core.config import TrainConfig
 from ssltui.trainer.augment import SimCLRAugment
 from ssltui.trainer.cudagraph import CallGraphs, GraphedSteps
@@ -46,8 +46,18 @@ def test_the_graphed_step_holds_the_method_state_and_reads_nothing_back(method: 
     loss = views_step(model, SimCLRAugment(), images, bundle.mean, bundle.std, dev, gen, CollapseMonitor(dev.device))
     cfg = TrainConfig(epochs=1, optimizer="lars", lr=0.3, lars_trust_coefficient=0.02)
     backend = CallGraphs()
-    steps = GraphedSteps(cfg, total, build_optimizer(cfg, [model], fused=True), {"model": model}, loss,
-                         torch.zeros(total), gen, 4, backend, pytest.fail)
+    steps = GraphedSteps(
+        cfg,
+        total,
+        build_optimizer(cfg, [model], fused=True),
+        {"model": model},
+        loss,
+        torch.zeros(total),
+        gen,
+        4,
+        backend,
+        pytest.fail,
+    )
     model.train()
     for s in range(3):  # warm-up, then capture and its check (they may read: once a phase)
         steps(s, torch.randint(0, len(images), (4,)))

@@ -83,7 +83,7 @@ def test_barlow_twins_is_cross_correlation_to_identity():
     for i in range(D):
         for j in range(D):
             c = sum(a[n][i] * b[n][j] for n in range(N)) / N
-            want += (1 - c) ** 2 if i == j else lambd * c ** 2
+            want += (1 - c) ** 2 if i == j else lambd * c**2
     assert barlow_twins_loss(z1, z2, lambd).item() == pytest.approx(want, abs=1e-6)
 
 
@@ -108,7 +108,7 @@ def test_vicreg_is_invariance_variance_covariance():
             for j in range(D):
                 if i != j:
                     cij = sum((row[i] - means[i]) * (row[j] - means[j]) for row in z) / (N - 1)
-                    total += cij ** 2
+                    total += cij**2
         return total / D
 
     a, b = z1.tolist(), z2.tolist()

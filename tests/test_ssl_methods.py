@@ -20,23 +20,40 @@ from ssltui.trainer.methods.moco import MoCoModel
 from ssltui.trainer.models.resnet import ResNet20
 
 METHODS = ("byol", "simsiam", "moco", "barlow", "vicreg")
-SMALL_HEADS = {"byol": {"pred_hidden_dim": 16}, "simsiam": {"pred_hidden_dim": 8},
-               "moco": {"queue_size": 48, "bn_splits": 4}, "barlow": {}, "vicreg": {}}
+SMALL_HEADS = {
+    "byol": {"pred_hidden_dim": 16},
+    "simsiam": {"pred_hidden_dim": 8},
+    "moco": {"queue_size": 48, "bn_splits": 4},
+    "barlow": {},
+    "vicreg": {},
+}
 # What each method's phase checkpoint must hold besides the online encoder.
-STATE_KEYS = {"byol": ("target.step", "target.target.0.stem.0.weight", "predictor.0.weight"),
-              "simsiam": ("predictor.0.weight", "projector.0.weight"),
-              "moco": ("key.step", "key.target.0.stem.0.weight", "queue.keys", "queue.ptr"),
-              "barlow": ("projector.6.weight",), "vicreg": ("projector.6.weight",)}
+STATE_KEYS = {
+    "byol": ("target.step", "target.target.0.stem.0.weight", "predictor.0.weight"),
+    "simsiam": ("predictor.0.weight", "projector.0.weight"),
+    "moco": ("key.step", "key.target.0.stem.0.weight", "queue.keys", "queue.ptr"),
+    "barlow": ("projector.6.weight",),
+    "vicreg": ("projector.6.weight",),
+}
 
 
 def _config(method: str, epochs: int = 2, optimizer: str = "lars", lr: float = 0.3, knn_every: int = 1, **settings):
-    return build_run_config({
-        "method": method, "evaluation": ["linear"],
-        "pretrain": {"epochs": epochs, "batch_size": 16, "optimizer": optimizer, "lr": lr, "weight_decay": 1e-4,
-                     "lars_trust_coefficient": 0.02},
-        method: {"proj_hidden_dim": 32, "proj_out_dim": 32, **SMALL_HEADS[method], **settings},
-        "knn": {"k": 5, "every_epochs": knn_every, "max_bank": 60},
-    })
+    return build_run_config(
+        {
+            "method": method,
+            "evaluation": ["linear"],
+            "pretrain": {
+                "epochs": epochs,
+                "batch_size": 16,
+                "optimizer": optimizer,
+                "lr": lr,
+                "weight_decay": 1e-4,
+                "lars_trust_coefficient": 0.02,
+            },
+            method: {"proj_hidden_dim": 32, "proj_out_dim": 32, **SMALL_HEADS[method], **settings},
+            "knn": {"k": 5, "every_epochs": knn_every, "max_bank": 60},
+        }
+    )
 
 
 def _pretrain(tmp_path, cfg, per_class: int = 6):
@@ -107,8 +124,9 @@ def _warnings(events) -> list[str]:
 def test_collapse_guard_fires_on_a_collapsing_run_and_not_on_a_working_one(tmp_path):
     # Invariance alone (VICReg without its variance and covariance terms) is the textbook collapse:
     # every image mapped to one point satisfies it.
-    collapsing = _config("vicreg", epochs=10, optimizer="sgd", lr=0.3, knn_every=0,
-                         variance_weight=0.0, covariance_weight=0.0)
+    collapsing = _config(
+        "vicreg", epochs=10, optimizer="sgd", lr=0.3, knn_every=0, variance_weight=0.0, covariance_weight=0.0
+    )
     _, events, _ = _pretrain(tmp_path / "a", collapsing, per_class=8)
     (warning,) = [w for w in _warnings(events) if "collapsing" in w]
     assert "per-dimension std" in warning

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import last_json
 from reliability_tools import finish, read_events, spawn, wait_for
 
@@ -20,17 +19,49 @@ EPOCHS = 3
 
 
 def _tiny(method: str) -> list[str]:
-    heads = {"byol": ["byol.pred_hidden_dim=16"], "simsiam": ["simsiam.pred_hidden_dim=8"],
-             "moco": ["moco.queue_size=20", "moco.bn_splits=2"]}.get(method, [])
-    sets = ["data.synthetic_train_per_class=8", "data.synthetic_test_per_class=5",
-            "pretrain.batch_size=10", f"pretrain.epochs={EPOCHS}", "pretrain.checkpoint_every=1",
-            "pretrain.optimizer=lars", "pretrain.lr=0.3", "pretrain.lars_trust_coefficient=0.02",
-            "pretrain.weight_decay=1e-4", "knn.every_epochs=0", "knn.k=5",
-            f"{method}.proj_hidden_dim=32", f"{method}.proj_out_dim=32", *heads,
-            "runtime.featuremaps=false", "runtime.log_seconds=0"]
-    return ["run", "--preset", "smoke", "--method", method, "--evaluation", "knn", "--data", "synthetic",
-            "--device", "cpu", "--labels", "1.0", "--seeds", "0", "--json", "-q",
-            *[a for s in sets for a in ("--set", s)]]
+    heads = {
+        "byol": ["byol.pred_hidden_dim=16"],
+        "simsiam": ["simsiam.pred_hidden_dim=8"],
+        "moco": ["moco.queue_size=20", "moco.bn_splits=2"],
+    }.get(method, [])
+    sets = [
+        "data.synthetic_train_per_class=8",
+        "data.synthetic_test_per_class=5",
+        "pretrain.batch_size=10",
+        f"pretrain.epochs={EPOCHS}",
+        "pretrain.checkpoint_every=1",
+        "pretrain.optimizer=lars",
+        "pretrain.lr=0.3",
+        "pretrain.lars_trust_coefficient=0.02",
+        "pretrain.weight_decay=1e-4",
+        "knn.every_epochs=0",
+        "knn.k=5",
+        f"{method}.proj_hidden_dim=32",
+        f"{method}.proj_out_dim=32",
+        *heads,
+        "runtime.featuremaps=false",
+        "runtime.log_seconds=0",
+    ]
+    return [
+        "run",
+        "--preset",
+        "smoke",
+        "--method",
+        method,
+        "--evaluation",
+        "knn",
+        "--data",
+        "synthetic",
+        "--device",
+        "cpu",
+        "--labels",
+        "1.0",
+        "--seeds",
+        "0",
+        "--json",
+        "-q",
+        *[a for s in sets for a in ("--set", s)],
+    ]
 
 
 def _final_pretrain_checkpoint(run: Path) -> dict:
@@ -52,8 +83,16 @@ def test_sigkill_mid_pretraining_then_resume_is_bit_identical(tmp_path: Path, da
     proc = spawn(runs, data_dir, *args, "--run-id", "killed")
     run = runs / "killed"
     # Inside the second epoch, after the first epoch's checkpoint.
-    wait_for(run, proc, lambda e: e.get("event") == "step" and e.get("kind", "pretrain") == "pretrain"
-             and "/pretrain/" in e.get("phase", "") and e["step"] == STEPS_PER_EPOCH + 3)
+    wait_for(
+        run,
+        proc,
+        lambda e: (
+            e.get("event") == "step"
+            and e.get("kind", "pretrain") == "pretrain"
+            and "/pretrain/" in e.get("phase", "")
+            and e["step"] == STEPS_PER_EPOCH + 3
+        ),
+    )
     proc.send_signal(signal.SIGKILL)
     assert proc.wait(timeout=30) == -signal.SIGKILL
     rc, out, err = finish(spawn(runs, data_dir, "resume", "killed", "--json", "-q"))
@@ -76,13 +115,16 @@ def test_sigkill_mid_pretraining_then_resume_is_bit_identical(tmp_path: Path, da
     assert [x["test_acc"] for x in s["results"]] == [x["test_acc"] for x in r["results"]]
 
 
-@pytest.mark.parametrize("setting, named", [
-    ("moco.queue_size=5000", "moco.queue_size: 5000 is larger than the data (70 pretraining images)"),
-    ("byol.ema_rate=1.5", "byol.ema_rate"),
-    ("moco.ema_rate=-0.1", "moco.ema_rate"),
-    ("barlow.proj_out_dim=0", "barlow.proj_out_dim"),
-    ("vicreg.proj_hidden_dim=0", "vicreg.proj_hidden_dim"),
-])
+@pytest.mark.parametrize(
+    "setting, named",
+    [
+        ("moco.queue_size=5000", "moco.queue_size: 5000 is larger than the data (70 pretraining images)"),
+        ("byol.ema_rate=1.5", "byol.ema_rate"),
+        ("moco.ema_rate=-0.1", "moco.ema_rate"),
+        ("barlow.proj_out_dim=0", "barlow.proj_out_dim"),
+        ("vicreg.proj_hidden_dim=0", "vicreg.proj_hidden_dim"),
+    ],
+)
 def test_bad_settings_one_line_exit_2_no_run_folder(run_cli, runs_dir: Path, setting: str, named: str):
     method = setting.split(".")[0]
     args = _tiny(method)

@@ -9,8 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, last_json
+
 from ssltui.core import events as ev
 from ssltui.core.store import RunDir, RunStore
 from ssltui.core.summary import SummaryDamaged, parse_summary
@@ -21,15 +21,39 @@ REF = ev.PhaseRef.evaluating(0, "rotnet", "semi", 0.1, 2)
 ONE_OF_EACH = [
     ev.RunStart(run_id="r", preset="paper", device="cpu", parts=4, phases=10, schema_version=ev.SCHEMA_VERSION),
     ev.DataLoaded(source="synthetic", train=90, val=10, test=20, classes=["a", "b"], load_seconds=0.5),
-    ev.PhaseStart(**REF.model_dump(), epochs=3, steps_per_epoch=7, batch_size=64, start_epoch=1, worker=2,
-                  device="cuda:1"),
+    ev.PhaseStart(
+        **REF.model_dump(), epochs=3, steps_per_epoch=7, batch_size=64, start_epoch=1, worker=2, device="cuda:1"
+    ),
     ev.Step(**REF.model_dump(), epoch=1, step=9, loss=1.25, lr=0.05, images_per_s=1234.5),
-    ev.Epoch(**REF.model_dump(), epoch=2, epochs=3, step=14, loss=1.0, lr=0.01, images_per_s=99.0, seconds=2.5,
-             val_acc=0.5, knn_acc=0.25, rot_acc=0.75, knn_random=0.125),
+    ev.Epoch(
+        **REF.model_dump(),
+        epoch=2,
+        epochs=3,
+        step=14,
+        loss=1.0,
+        lr=0.01,
+        images_per_s=99.0,
+        seconds=2.5,
+        val_acc=0.5,
+        knn_acc=0.25,
+        rot_acc=0.75,
+        knn_random=0.125,
+    ),
     ev.Resume(**REF.model_dump(), epoch=1, step_in_epoch=3),
     ev.PhaseEnd(**REF.model_dump(), seconds=12.5),
-    ev.Result(method="rotnet", evaluation="semi", labels=0.1, seed=2, test_acc=0.625, val_acc=0.5,
-              label_count=500, seconds=3.0, part=0, preset_description="d", probe="plain"),
+    ev.Result(
+        method="rotnet",
+        evaluation="semi",
+        labels=0.1,
+        seed=2,
+        test_acc=0.625,
+        val_acc=0.5,
+        label_count=500,
+        seconds=3.0,
+        part=0,
+        preset_description="d",
+        probe="plain",
+    ),
     ev.Log(level="warning", message="a [bold]message[/] with markup-like text"),
     ev.RunEnd(status="interrupted", error="stopped by SIGINT"),
     ev.RunEnd(status="pruned", error="pruned (median rule): validation 10.00% after epoch 10"),
@@ -51,20 +75,32 @@ def test_every_event_kind_round_trips_through_a_metrics_file(tmp_path: Path) -> 
 
 
 def test_damaged_lines_are_skipped_not_fatal(tmp_path: Path) -> None:
-    lines = [json.dumps(ONE_OF_EACH[3].to_json()), '{"event": "step", "loss": "high"}', "not json",
-             '{"event": "from_the_future", "x": 1}', '[1, 2]', json.dumps(ONE_OF_EACH[4].to_json()), '{"ev']
+    lines = [
+        json.dumps(ONE_OF_EACH[3].to_json()),
+        '{"event": "step", "loss": "high"}',
+        "not json",
+        '{"event": "from_the_future", "x": 1}',
+        "[1, 2]",
+        json.dumps(ONE_OF_EACH[4].to_json()),
+        '{"ev',
+    ]
     (tmp_path / "metrics.jsonl").write_text("\n".join(lines))
     assert RunDir(tmp_path).read_events() == [ONE_OF_EACH[3], ONE_OF_EACH[4]]
 
 
-@pytest.mark.parametrize("bad, reason", [
-    ({"started": 1e20}, "started"),
-    ({"status": "exploded"}, "status"),
-    ({"results": [{"method": "m", "evaluation": "e", "labels": 0.1, "seed": 0, "test_acc": float("nan")}]},
-     "test_acc"),
-    ({"results": [{"method": "m", "evaluation": "e", "labels": 0.1, "seed": 0, "test_acc": 1e300}]}, "test_acc"),
-    ({"labels": "many"}, "labels"),
-])
+@pytest.mark.parametrize(
+    "bad, reason",
+    [
+        ({"started": 1e20}, "started"),
+        ({"status": "exploded"}, "status"),
+        (
+            {"results": [{"method": "m", "evaluation": "e", "labels": 0.1, "seed": 0, "test_acc": float("nan")}]},
+            "test_acc",
+        ),
+        ({"results": [{"method": "m", "evaluation": "e", "labels": 0.1, "seed": 0, "test_acc": 1e300}]}, "test_acc"),
+        ({"labels": "many"}, "labels"),
+    ],
+)
 def test_summary_model_refuses_what_a_listing_cannot_show(bad: dict, reason: str) -> None:
     good = {"run_id": "x", "status": "completed", "started": 1.0}
     parse_summary(json.dumps(good).encode())
@@ -77,9 +113,20 @@ def test_a_pruned_sweep_trial_is_a_run_like_any_other(tmp_path: Path) -> None:
     without them (every run before sweeps) still does."""
     run = RunDir(tmp_path / "t")
     run.path.mkdir()
-    run.write_summary(parse_summary(json.dumps({
-        "run_id": "t", "status": "pruned", "group": "lr-sweep", "started": 1.0, "error": "pruned (median rule)",
-        "sweep": {"name": "lr-sweep", "trial": 7, "params": {"linear.lr": 0.3, "linear.nesterov": True}}}).encode()))
+    run.write_summary(
+        parse_summary(
+            json.dumps(
+                {
+                    "run_id": "t",
+                    "status": "pruned",
+                    "group": "lr-sweep",
+                    "started": 1.0,
+                    "error": "pruned (median rule)",
+                    "sweep": {"name": "lr-sweep", "trial": 7, "params": {"linear.lr": 0.3, "linear.nesterov": True}},
+                }
+            ).encode()
+        )
+    )
     info = RunStore(tmp_path).list()[0]
     assert (info.status, info.group, info.error) == ("pruned", "lr-sweep", "pruned (median rule)")
     assert info.summary.sweep.trial == 7 and info.summary.sweep.params == {"linear.lr": 0.3, "linear.nesterov": True}

@@ -6,14 +6,17 @@ import json
 from collections import Counter
 
 import pytest
-
 from conftest import last_json
-from ssltui.trainer.optim import peak_lr
+
 from ssltui.core.presets import resolve
 from ssltui.core.table import load_paper_table
+from ssltui.trainer.optim import peak_lr
 
-CELLS = {(m, e, f) for m, e in [("supervised", "supervised"), ("simclr", "linear"), ("rotnet", "linear"),
-                                ("rotnet", "semi")] for f in (0.01, 0.1)}
+CELLS = {
+    (m, e, f)
+    for m, e in [("supervised", "supervised"), ("simclr", "linear"), ("rotnet", "linear"), ("rotnet", "semi")]
+    for f in (0.01, 0.1)
+}
 
 
 def test_paper_presets_cover_table1():
@@ -25,8 +28,14 @@ def test_paper_presets_cover_table1():
     rot = [p for p in paper.parts if p.method == "rotnet"]
     assert rot[0].pretrain == rot[1].pretrain and rot[0].rotnet == rot[1].rotnet
     simclr = next(p for p in paper.parts if p.method == "simclr").pretrain
-    assert (simclr.epochs, simclr.batch_size, simclr.optimizer, simclr.weight_decay,
-            simclr.warmup_epochs, simclr.schedule) == (100, 1024, "lars", 1e-6, 20, "cosine")
+    assert (
+        simclr.epochs,
+        simclr.batch_size,
+        simclr.optimizer,
+        simclr.weight_decay,
+        simclr.warmup_epochs,
+        simclr.schedule,
+    ) == (100, 1024, "lars", 1e-6, 20, "cosine")
     # The paper's "lr 0.012" read as SimCLR's 0.3 x batch/256 (docs/experiments/simclr-lr.md); the literal
     # reading is its own preset, otherwise identical.
     assert peak_lr(simclr) == pytest.approx(1.2) and simclr.lars_trust_coefficient == 0.001
@@ -74,8 +83,7 @@ def test_study_sections_apply_to_every_part():
 
 
 def test_paper_smoke_end_to_end(run_cli, runs_dir):
-    proc = run_cli("run", "--preset", "paper-smoke", "--data", "synthetic", "--device", "cpu", "--json",
-                   timeout=900)
+    proc = run_cli("run", "--preset", "paper-smoke", "--data", "synthetic", "--device", "cpu", "--json", timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = last_json(proc.stdout)
     assert out["status"] == "completed"
@@ -85,8 +93,9 @@ def test_paper_smoke_end_to_end(run_cli, runs_dir):
 
     # Pretraining ran exactly once per method and seed, although RotNet serves two rows.
     events = [json.loads(line) for line in (runs_dir / out["run_id"] / "metrics.jsonl").read_text().splitlines()]
-    starts = Counter((e["method"], e["seed"]) for e in events
-                     if e["event"] == "phase_start" and e["kind"] == "pretrain")
+    starts = Counter(
+        (e["method"], e["seed"]) for e in events if e["event"] == "phase_start" and e["kind"] == "pretrain"
+    )
     assert starts == Counter({("simclr", 0): 1, ("rotnet", 0): 1})
 
     summary = json.loads((runs_dir / out["run_id"] / "summary.json").read_text())

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import cli_env, last_json
+
 from ssltui.core.errors import ConfigError, RunInterrupted
 from ssltui.core.events import Epoch, PhaseRef
 from ssltui.core.presets import resolve
@@ -29,9 +29,15 @@ from ssltui.core.sweep.study import Sweep  # noqa: E402
 from ssltui.trainer.sweep_worker import SweepWorker, objective  # noqa: E402
 from tests.sweep_fixtures import sweep_command  # noqa: E402
 
-TINY = ["data.synthetic_train_per_class=20", "data.synthetic_test_per_class=10", "pretrain.epochs=1",
-        "pretrain.batch_size=64", "runtime.featuremaps=false", "linear.checkpoint_every=5",
-        "linear.val_passes=3"]  # the probe validates at epochs 10, 20 and 30 of 30
+TINY = [
+    "data.synthetic_train_per_class=20",
+    "data.synthetic_test_per_class=10",
+    "pretrain.epochs=1",
+    "pretrain.batch_size=64",
+    "runtime.featuremaps=false",
+    "linear.checkpoint_every=5",
+    "linear.val_passes=3",
+]  # the probe validates at epochs 10, 20 and 30 of 30
 CHANCE = 0.1
 
 
@@ -56,33 +62,40 @@ def worker(sweep: Sweep, store: RunStore, **kw) -> SweepWorker:
 
 # ---------------------------------------------------------------- parameters (no training)
 
-@pytest.mark.parametrize("text, kind, low, high, choices", [
-    ("pretrain.lr=log:0.3:5", "log", 0.3, 5.0, ()),
-    ("linear.epochs=int:10:90", "int", 10, 90, ()),
-    ("linear.epochs=10:90", "uniform", 10, 90, ()),  # an integer setting samples integers
-    ("simclr.temperature=0.1:0.9", "uniform", 0.1, 0.9, ()),
-    ("simclr.temperature=0.2,0.5", "choice", None, None, (0.2, 0.5)),
-    ("pretrain.optimizer=sgd,lars", "choice", None, None, ("sgd", "lars")),
-    ("semi.augment=true,false", "choice", None, None, (True, False)),
-])
+
+@pytest.mark.parametrize(
+    "text, kind, low, high, choices",
+    [
+        ("pretrain.lr=log:0.3:5", "log", 0.3, 5.0, ()),
+        ("linear.epochs=int:10:90", "int", 10, 90, ()),
+        ("linear.epochs=10:90", "uniform", 10, 90, ()),  # an integer setting samples integers
+        ("simclr.temperature=0.1:0.9", "uniform", 0.1, 0.9, ()),
+        ("simclr.temperature=0.2,0.5", "choice", None, None, (0.2, 0.5)),
+        ("pretrain.optimizer=sgd,lars", "choice", None, None, ("sgd", "lars")),
+        ("semi.augment=true,false", "choice", None, None, (True, False)),
+    ],
+)
 def test_param_specs_are_typed(text, kind, low, high, choices):
     p = parse_param(text)
     assert (p.kind, p.low, p.high, p.choices) == (kind, low, high, choices)
     assert type(p.low) is type(low) and parse_param(p.spec()) == p  # the canonical spec reads back
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("pretrain.lrr=0.1,0.2", "unknown key 'pretrain.lrr' (did you mean 'lr'?)"),
-    ("pretrain.lr=log:0:5", "a log range needs LO > 0"),
-    ("pretrain.lr=-1:5", "pretrain.lr: -1.0 is out of range (must be > 0.0)"),
-    ("linear.epochs=int:1.5:9", "'1.5' is not an integer"),
-    ("semi.frozen_stages=0,4", "semi.frozen_stages: 4 is out of range (must be <= 3)"),
-    ("pretrain.optimizer=sgd,adam", "'adam' is not one of sgd, lars, adamw"),
-    ("pretrain.optimizer=1:2", "pretrain.optimizer is not a number"),
-    ("pretrain.milestones=30,60", "a list setting cannot be swept"),
-    ("pretrain.lr", "expected KEY=SPEC"),
-    ("pretrain.lr=5:0.3", "LO < HI"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("pretrain.lrr=0.1,0.2", "unknown key 'pretrain.lrr' (did you mean 'lr'?)"),
+        ("pretrain.lr=log:0:5", "a log range needs LO > 0"),
+        ("pretrain.lr=-1:5", "pretrain.lr: -1.0 is out of range (must be > 0.0)"),
+        ("linear.epochs=int:1.5:9", "'1.5' is not an integer"),
+        ("semi.frozen_stages=0,4", "semi.frozen_stages: 4 is out of range (must be <= 3)"),
+        ("pretrain.optimizer=sgd,adam", "'adam' is not one of sgd, lars, adamw"),
+        ("pretrain.optimizer=1:2", "pretrain.optimizer is not a number"),
+        ("pretrain.milestones=30,60", "a list setting cannot be swept"),
+        ("pretrain.lr", "expected KEY=SPEC"),
+        ("pretrain.lr=5:0.3", "LO < HI"),
+    ],
+)
 def test_bad_params_name_what_is_wrong(text, fragment):
     with pytest.raises(ConfigError, match="^--param") as err:
         parse_param(text)
@@ -97,8 +110,18 @@ def test_a_definition_is_checked_whole_before_any_trial():
     with pytest.raises(ConfigError, match="a grid runs each of its 6 points once"):
         definition(["linear.lr=0.1,0.2,0.3", "linear.weight_decay=0,1e-4"], trials=3)
     with pytest.raises(ConfigError, match="knn_acc"):
-        make_definition(resolve("smoke"), parse_params(["supervised.lr=0.1,0.2"]), None, None,
-                        "knn_acc", False, 2, 1, None, "synthetic")
+        make_definition(
+            resolve("smoke"),
+            parse_params(["supervised.lr=0.1,0.2"]),
+            None,
+            None,
+            "knn_acc",
+            False,
+            2,
+            1,
+            None,
+            "synthetic",
+        )
     grid = definition(["linear.lr=0.1,0.2,0.3", "linear.weight_decay=0,1e-4"])
     assert grid.sampler == "grid" and grid.trials == 6 and len({json.dumps(p) for p in grid.grid()}) == 6
     assert definition(["linear.lr=log:0.01:1"]).sampler == "tpe"
@@ -107,6 +130,7 @@ def test_a_definition_is_checked_whole_before_any_trial():
 
 def test_a_new_sweep_reads_its_presets_data_source_as_run_does():
     from ssltui.core.sweep.space import define_sweep
+
     specs = parse_params(["supervised.lr=0.1,0.2"])
     assert resolve("smoke").data == "synthetic"
     assert define_sweep("smoke", specs).data == "synthetic"
@@ -114,16 +138,22 @@ def test_a_new_sweep_reads_its_presets_data_source_as_run_does():
     assert resolve("supervised").data is None and define_sweep("supervised", specs).data == "cifar10"
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--param", "supervised.batch_size=8,x"], "expected an integer, got 'x'"),
-    (["--param", "supervised.lr=0.1,0.2", "--metric", "test_acc"], "--metric: 'test_acc'"),
-    (["--param", "supervised.lr=0.1,0.2", "--storage", "nosuchdb://x"], "--storage"),
-    (["--name", "x", "--set", "supervised.lr=0.1"], "--set defines a new sweep and needs --param"),
-    (["show", "no-such-sweep"], "no sweep 'no-such-sweep'"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--param", "supervised.batch_size=8,x"], "expected an integer, got 'x'"),
+        (["--param", "supervised.lr=0.1,0.2", "--metric", "test_acc"], "--metric: 'test_acc'"),
+        (["--param", "supervised.lr=0.1,0.2", "--storage", "nosuchdb://x"], "--storage"),
+        (["--name", "x", "--set", "supervised.lr=0.1"], "--set defines a new sweep and needs --param"),
+        (["show", "no-such-sweep"], "no sweep 'no-such-sweep'"),
+    ],
+)
 def test_cli_refuses_bad_input_in_one_line_exit_2(run_cli, args, fragment):
-    proc = run_cli("sweep", "--data", "synthetic", *args, timeout=120) if args[0] != "show" \
+    proc = (
+        run_cli("sweep", "--data", "synthetic", *args, timeout=120)
+        if args[0] != "show"
         else run_cli("sweep", *args, timeout=120)
+    )
     assert proc.returncode == 2, (proc.returncode, proc.stderr)
     errors = [line for line in proc.stderr.splitlines() if line.startswith("ssltui: error")]
     assert len(errors) == 1 and fragment in errors[0], proc.stderr
@@ -137,6 +167,7 @@ def test_same_name_other_definition_is_refused(store):
 
 
 # ---------------------------------------------------------------- trials
+
 
 @pytest.fixture(scope="module")
 def grid_prune(store):
@@ -175,8 +206,13 @@ def test_grid_runs_every_point_and_prunes_a_hopeless_trial(store, grid_prune):
 
 @pytest.mark.parametrize("sampler", ["random", "tpe"])
 def test_samplers_run_the_trial_count_inside_the_ranges(store, sampler):
-    sweep = start(store, f"sampled-{sampler}", definition(["linear.lr=log:0.01:1", "linear.weight_decay=0:1e-3",
-                                                           "linear.batch_size=16,32"], sampler=sampler, trials=3))
+    sweep = start(
+        store,
+        f"sampled-{sampler}",
+        definition(
+            ["linear.lr=log:0.01:1", "linear.weight_decay=0:1e-3", "linear.batch_size=16,32"], sampler=sampler, trials=3
+        ),
+    )
     outcomes = worker(sweep, store).run()
     assert [o.state for o in outcomes] == ["complete"] * 3 and len(sweep.study.get_trials()) == 3
     for o in outcomes:
@@ -200,6 +236,7 @@ def test_an_interrupted_trial_is_queued_again_and_resumed_not_counted_twice(stor
         def listener(event):
             if second and isinstance(event, Epoch) and event.kind == "linear" and event.epoch == 5:
                 first.request_stop("stopped by SIGINT")  # what the CLI's signal handler does
+
         return listener
 
     first = worker(sweep, store, progress=progress)
@@ -246,8 +283,7 @@ def test_knn_metric_reads_every_process_events(tmp_path):
     run = RunDir(tmp_path)
     ref = PhaseRef.pretraining("simclr", 0, "abcdef12")
     for epoch, acc in ((1, 0.2), (2, 0.4)):
-        run.append_event(Epoch(**ref.model_dump(), epoch=epoch, epochs=2, step=epoch, loss=1.0, lr=0.1,
-                               knn_acc=acc))
+        run.append_event(Epoch(**ref.model_dump(), epoch=epoch, epochs=2, step=epoch, loss=1.0, lr=0.1, knn_acc=acc))
     from ssltui.core.summary import RunSummary
 
     assert objective("knn_acc", RunSummary(), run) == pytest.approx(0.4)
@@ -255,6 +291,7 @@ def test_knn_metric_reads_every_process_events(tmp_path):
 
 
 # ---------------------------------------------------------------- the trials as runs
+
 
 def test_trials_are_ordinary_runs_for_runs_table_and_show(store, grid_prune, run_cli):
     """The grid sweep above, through the CLI: `runs` lists its trials grouped under it, `table`
@@ -284,8 +321,9 @@ def test_sweep_cli_interrupt_exits_130_and_the_same_command_finishes(runs_dir, d
     command again resumes the stopped run and finishes the grid, each point once."""
     args = sweep_command(4, "--param", "supervised.lr=0.1,0.05")
     env = cli_env(runs_dir, data_dir)
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, stdin=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 240
     while not list(Path(runs_dir).glob("*-t1-*/checkpoints/*.pt")):  # trial 1 has trained an epoch
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "timeout"

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import cli_env
 
 pytest.importorskip("optuna")
@@ -28,11 +27,37 @@ BIG = ["--param", f"linear.lr={LRS}", "--param", f"linear.weight_decay={WDS}"]
 
 
 def creator(runs_dir: Path, data_dir: Path, name: str) -> subprocess.Popen:
-    args = [sys.executable, "-m", "ssltui", "sweep", "--preset", "smoke", "--method", "rotnet", "--evaluation",
-            "linear", "--labels", "1.0", "--data", "synthetic", "--device", "cpu", "--json", "-q", "--name", name,
-            *BIG]
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=cli_env(runs_dir, data_dir), stdin=subprocess.DEVNULL)
+    args = [
+        sys.executable,
+        "-m",
+        "ssltui",
+        "sweep",
+        "--preset",
+        "smoke",
+        "--method",
+        "rotnet",
+        "--evaluation",
+        "linear",
+        "--labels",
+        "1.0",
+        "--data",
+        "synthetic",
+        "--device",
+        "cpu",
+        "--json",
+        "-q",
+        "--name",
+        name,
+        *BIG,
+    ]
+    return subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(runs_dir, data_dir),
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def queued(db: Path) -> int:
@@ -54,13 +79,27 @@ def wait_queueing(proc: subprocess.Popen, db: Path, at_least: int = 20) -> None:
 
 def test_a_million_point_grid_is_refused_before_anything_exists(run_cli, runs_dir: Path) -> None:
     values = ",".join(str(v) for v in range(1, 101))
-    proc = run_cli("sweep", "--preset", "smoke", "--method", "supervised", "--data", "synthetic",
-                   "--param", f"supervised.epochs={values}", "--param", f"supervised.batch_size={values}",
-                   "--param", f"supervised.min_steps={values}", timeout=60)
+    proc = run_cli(
+        "sweep",
+        "--preset",
+        "smoke",
+        "--method",
+        "supervised",
+        "--data",
+        "synthetic",
+        "--param",
+        f"supervised.epochs={values}",
+        "--param",
+        f"supervised.batch_size={values}",
+        "--param",
+        f"supervised.min_steps={values}",
+        timeout=60,
+    )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines() == [
         "ssltui: error: --sampler grid: 1,000,000 points, more than 10,000; list fewer values, or use "
-        "--sampler random or tpe with --trials N"]
+        "--sampler random or tpe with --trials N"
+    ]
     assert not (runs_dir / "sweeps").exists()
 
 
@@ -91,15 +130,17 @@ def test_a_creation_killed_half_way_is_made_again_or_removed(run_cli, runs_dir: 
     assert joined.returncode == 2, joined.stderr
     assert joined.stderr.strip().splitlines() == [
         "ssltui: error: sweep 'half' was left half-made (its creation was stopped); rerun the command that "
-        "created it, or remove it with `ssltui sweep rm half`"]
+        "created it, or remove it with `ssltui sweep rm half`"
+    ]
     listed = run_cli("sweep", "list", "--json", timeout=120)
     assert listed.returncode == 0 and json.loads(listed.stdout) == []
     assert "sweep 'half' is being created, or was left half-made" in listed.stderr
 
     # The same name again: made whole.
     plan = resolve("smoke", method="rotnet", evaluation=["linear"], labels=[1.0])
-    defn = make_definition(plan, parse_params(["linear.lr=0.1,0.2"]), None, None, "val_acc", False, 3, 1, None,
-                           "synthetic")
+    defn = make_definition(
+        plan, parse_params(["linear.lr=0.1,0.2"]), None, None, "val_acc", False, 3, 1, None, "synthetic"
+    )
     again = Sweep.start(url, "half", defn)
     assert [t.state.name for t in again.study.get_trials()] == ["WAITING", "WAITING"]
 
@@ -119,8 +160,9 @@ def test_a_sweep_killed_mid_trial_and_rerun_at_once_is_not_completed(runs_dir: P
 
     args = sweep_command(4, "--param", "supervised.lr=0.1,0.05", "--name", "killed")
     env = cli_env(runs_dir, data_dir)
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, stdin=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 240
     while not list(runs_dir.glob("*-killed-t0-*/checkpoints/*.pt")):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
@@ -140,8 +182,9 @@ def test_a_sweep_killed_mid_trial_and_rerun_at_once_is_not_completed(runs_dir: P
 def test_rm_refuses_a_sweep_whose_trial_is_running(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     plan = resolve("smoke", method="rotnet", evaluation=["linear"], labels=[1.0])
-    defn = make_definition(plan, parse_params(["linear.lr=0.1,0.2"]), None, None, "val_acc", False, 3, 1, None,
-                           "synthetic")
+    defn = make_definition(
+        plan, parse_params(["linear.lr=0.1,0.2"]), None, None, "val_acc", False, 3, 1, None, "synthetic"
+    )
     sweep = Sweep.start(url, "busy", defn)
     assert sweep.next_trial() is not None  # its heartbeat is written at once
     with pytest.raises(ConfigError, match="trial 0 is running .heartbeat 0 s ago.; stop its worker first"):

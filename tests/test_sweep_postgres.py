@@ -18,11 +18,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, cli_env, last_json
 
 pytest.importorskip("optuna")
 from tests.sweep_fixtures import sweep_command  # noqa: E402
+
 GRID = [0.1, 0.05, 0.03, 0.02, 0.01, 0.005]
 
 
@@ -34,11 +34,14 @@ def postgres_url():
         return
     # Under /tmp itself: the server may run as the postgres user, who cannot enter pytest's dirs.
     where = tempfile.mkdtemp(prefix="ssltui-pg-")
-    start = subprocess.run([str(REPO / ".ci" / "postgres"), "start", where], capture_output=True, text=True,
-                           timeout=120)
+    start = subprocess.run(
+        [str(REPO / ".ci" / "postgres"), "start", where], capture_output=True, text=True, timeout=120
+    )
     if start.returncode != 0:
-        pytest.skip(f"no PostgreSQL server could be started ({start.stderr.strip() or start.stdout.strip()}); "
-                    f".ci/run installs Debian's postgresql and sets SSLTUI_TEST_POSTGRES_URL")
+        pytest.skip(
+            f"no PostgreSQL server could be started ({start.stderr.strip() or start.stdout.strip()}); "
+            f".ci/run installs Debian's postgresql and sets SSLTUI_TEST_POSTGRES_URL"
+        )
     try:
         yield start.stdout.strip().split("=", 1)[1].strip("'")
     finally:
@@ -48,13 +51,23 @@ def postgres_url():
 @pytest.mark.slow
 def test_two_workers_share_a_sweep_and_run_every_grid_point_once(postgres_url, tmp_path, data_dir):
     name = f"pg-{uuid.uuid4().hex[:8]}"
-    args = sweep_command(2, "--param", "supervised.lr=" + ",".join(map(str, GRID)), "--name", name,
-                         "--storage", postgres_url, "--quiet")
+    args = sweep_command(
+        2, "--param", "supervised.lr=" + ",".join(map(str, GRID)), "--name", name, "--storage", postgres_url, "--quiet"
+    )
     stores = [tmp_path / "machine-a", tmp_path / "machine-b"]
-    workers = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=cli_env(store, data_dir), stdin=subprocess.DEVNULL) for store in stores]
+    workers = [
+        subprocess.Popen(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env(store, data_dir),
+            stdin=subprocess.DEVNULL,
+        )
+        for store in stores
+    ]
     outputs = [w.communicate(timeout=900) for w in workers]
-    for w, (out, err) in zip(workers, outputs):
+    for w, (_out, err) in zip(workers, outputs):
         assert w.returncode == 0, err
         assert "Traceback" not in err
     ran = [last_json(out)["worker"] for out, _ in outputs]
@@ -94,8 +107,14 @@ def test_a_lost_server_is_one_line_exit_3_and_the_json_still_printed(own_postgre
     url, stop_server = own_postgres
     runs = tmp_path / "runs"
     args = sweep_command(30, "--param", "supervised.lr=0.1,0.05", "--name", "lost", "--storage", url, "--quiet")
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=cli_env(runs, data_dir), stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(runs, data_dir),
+        stdin=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 240
     while not list(runs.glob("*-lost-t0-*/checkpoints/*.pt")):  # the first trial is training
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
@@ -106,7 +125,9 @@ def test_a_lost_server_is_one_line_exit_3_and_the_json_still_printed(own_postgre
     assert len(err.strip().splitlines()) == 1 and err.startswith("ssltui: error: lost the sweep storage "), err
     assert "postgres@" in err and "Traceback" not in err and "exceeding max length" not in err
     doc = last_json(out)
-    assert doc["status"] == "failed" and doc["sweep"] == "lost" and doc["error"] == err.strip()[len("ssltui: error: "):]
+    assert (
+        doc["status"] == "failed" and doc["sweep"] == "lost" and doc["error"] == err.strip()[len("ssltui: error: ") :]
+    )
     # The trial's run stopped at a checkpoint: it resumes once the server is back.
     [run] = list(runs.glob("*-lost-t0-*"))
     summary = json.loads((run / "summary.json").read_text())

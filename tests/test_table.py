@@ -15,10 +15,21 @@ from ssltui.core.table import build_table, load_paper_table, mean_std
 
 def _fake_run(store: RunStore, group: str, results: list[dict], started: float) -> str:
     rd = store.create("paper")
-    atomic_write_json(rd.summary_path, {"run_id": rd.id, "preset": "paper", "group": group, "status": "completed",
-                                        "methods": sorted({r["method"] for r in results if isinstance(r, dict)}), "results": results,
-                                        "started": started, "timings": {"pretrain": 10.0, "linear": 1.5},
-                                        "device": "test-device", "data": "synthetic"})
+    atomic_write_json(
+        rd.summary_path,
+        {
+            "run_id": rd.id,
+            "preset": "paper",
+            "group": group,
+            "status": "completed",
+            "methods": sorted({r["method"] for r in results if isinstance(r, dict)}),
+            "results": results,
+            "started": started,
+            "timings": {"pretrain": 10.0, "linear": 1.5},
+            "device": "test-device",
+            "data": "synthetic",
+        },
+    )
     return rd.id
 
 
@@ -30,8 +41,12 @@ def test_paper_numbers_come_from_the_data_file():
     paper = load_paper_table()
     rows = {(r["method"], r["evaluation"]): r["test_acc"] for r in paper["rows"]}
     assert paper["labels"] == [0.01, 0.1]
-    assert rows == {("supervised", "supervised"): [50.54, 81.94], ("simclr", "linear"): [64.15, 69.30],
-                    ("rotnet", "linear"): [47.31, 55.59], ("rotnet", "semi"): [70.71, 83.64]}
+    assert rows == {
+        ("supervised", "supervised"): [50.54, 81.94],
+        ("simclr", "linear"): [64.15, 69.30],
+        ("rotnet", "linear"): [47.31, 55.59],
+        ("rotnet", "semi"): [70.71, 83.64],
+    }
 
 
 def test_mean_and_sample_std():
@@ -52,8 +67,12 @@ def test_table_over_seeds_and_extra_rows(tmp_path):
     assert cell.labels == 0.01 and cell.paper == 64.15
     assert cell.mean == pytest.approx(63.0) and cell.std == pytest.approx(3.605551, abs=1e-6)
     assert cell.diff == pytest.approx(63.0 - 64.15)
-    assert [r.name for r in t.rows][:4] == ["Supervised Baseline", "SimCLR Linear Evaluation",
-                                            "RotNet Linear Evaluation", "RotNet Semi-supervised"]
+    assert [r.name for r in t.rows][:4] == [
+        "Supervised Baseline",
+        "SimCLR Linear Evaluation",
+        "RotNet Linear Evaluation",
+        "RotNet Semi-supervised",
+    ]
     extra = t.rows[4]
     assert extra.name == "SimCLR Semi-supervised" and extra.cells[1].mean == pytest.approx(85.0)
     assert extra.cells[1].paper is None
@@ -91,8 +110,9 @@ def test_a_seed_counts_once_and_the_newest_result_wins(tmp_path):
     """Issue 15 item 11: the same seed in two runs of a group is one seed, not two."""
     store = RunStore(tmp_path)
     _fake_run(store, "g", [_res("simclr", "linear", 0.01, 0, 0.11)], started=1.0)
-    _fake_run(store, "g", [_res("simclr", "linear", 0.01, 0, 0.13), _res("simclr", "linear", 0.01, 1, 0.20)],
-              started=2.0)
+    _fake_run(
+        store, "g", [_res("simclr", "linear", 0.01, 0, 0.13), _res("simclr", "linear", 0.01, 1, 0.20)], started=2.0
+    )
     # within one run, a result recorded again (after a resume) replaces the earlier one
     _fake_run(store, "h", [_res("rotnet", "semi", 0.1, 0, 0.50), _res("rotnet", "semi", 0.1, 0, 0.60)], 3.0)
     t = build_table([i for i in store.list() if i.group == "g"], [])
@@ -117,9 +137,14 @@ def test_same_seed_twice_reads_as_one_seed_in_every_format(run_cli, runs_dir):
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -0.1, 1.5, "0.5", True, None])
 def test_a_broken_accuracy_is_never_pooled(tmp_path, bad):
-    results = [_res("simclr", "linear", 0.01, 0, bad), _res("simclr", "linear", 0.01, 1, 0.6),
-               _res("simclr", "linear", float("nan"), 2, 0.7), _res("simclr", "linear", 0.01, None, 0.7),
-               _res("simclr", "linear", 0.01, 3.0, 0.7), "not a result"]
+    results = [
+        _res("simclr", "linear", 0.01, 0, bad),
+        _res("simclr", "linear", 0.01, 1, 0.6),
+        _res("simclr", "linear", float("nan"), 2, 0.7),
+        _res("simclr", "linear", 0.01, None, 0.7),
+        _res("simclr", "linear", 0.01, 3.0, 0.7),
+        "not a result",
+    ]
     info = RunInfo("r", tmp_path, "completed", results=results, started=1.0)
     t = build_table([info], [{"timings": {"x": float("nan"), "pretrain": 2.0}, "data": "synthetic"}, "junk"])
     cell = next(r for r in t.rows if r.method == "simclr").cells[0]
@@ -130,8 +155,9 @@ def test_a_broken_accuracy_is_never_pooled(tmp_path, bad):
 
 def test_nan_in_a_summary_does_not_reach_any_output(run_cli, runs_dir):
     store = RunStore(runs_dir)
-    bad = _fake_run(store, "g", [_res("simclr", "linear", 0.01, 0, float("nan")),
-                                 _res("simclr", "linear", 0.1, 0, 0.5)], 1.0)
+    bad = _fake_run(
+        store, "g", [_res("simclr", "linear", 0.01, 0, float("nan")), _res("simclr", "linear", 0.1, 0, 0.5)], 1.0
+    )
     _fake_run(store, "g", [_res("simclr", "linear", 0.1, 1, 0.7)], 2.0)
     # The summary with a NaN accuracy does not validate: that run is damaged (with the reason)
     # and left out of its group's table; the other run of the group is pooled as usual.
@@ -159,6 +185,7 @@ def test_caveats_name_data_the_paper_did_not_use(tmp_path):
 
 # ---------------------------------------------------------------- pooling like with like
 
+
 def _toml_value(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -170,17 +197,28 @@ def _toml_value(v) -> str:
 
 
 def _part(method: str, evaluation: list[str], seeds: list[int], labels: list[float] = (0.01,), **sections) -> dict:
-    part = {"description": "a part", "method": method, "evaluation": list(evaluation), "labels": list(labels),
-            "seeds": list(seeds), "linear": {"epochs": 30, "lr": 0.1, "checkpoint_every": 10},
-            "pretrain": {"epochs": 100, "lr": 0.3}, "runtime": {"checkpoint_seconds": 60.0, "amp": "auto"}}
+    part = {
+        "description": "a part",
+        "method": method,
+        "evaluation": list(evaluation),
+        "labels": list(labels),
+        "seeds": list(seeds),
+        "linear": {"epochs": 30, "lr": 0.1, "checkpoint_every": 10},
+        "pretrain": {"epochs": 100, "lr": 0.3},
+        "runtime": {"checkpoint_seconds": 60.0, "amp": "auto"},
+    }
     for section, values in sections.items():
         part[section] = {**part.get(section, {}), **values}
     return part
 
 
 def _config_text(parts: list[dict], data: str = "cifar10", description: str = "run") -> str:
-    lines = [f'preset = "paper"', f"description = {json.dumps(description)}", f"data = {json.dumps(data)}",
-             'device = "cpu"']
+    lines = [
+        'preset = "paper"',
+        f"description = {json.dumps(description)}",
+        f"data = {json.dumps(data)}",
+        'device = "cpu"',
+    ]
     for part in parts:
         lines.append("\n[[parts]]")
         lines += [f"{k} = {_toml_value(v)}" for k, v in part.items() if not isinstance(v, dict)]
@@ -191,8 +229,16 @@ def _config_text(parts: list[dict], data: str = "cifar10", description: str = "r
     return "\n".join(lines) + "\n"
 
 
-def _run(store: RunStore, group: str, results: list[dict], started: float, parts: list[dict] | None,
-         status: str = "completed", sweep: dict | None = None, **config) -> str:
+def _run(
+    store: RunStore,
+    group: str,
+    results: list[dict],
+    started: float,
+    parts: list[dict] | None,
+    status: str = "completed",
+    sweep: dict | None = None,
+    **config,
+) -> str:
     rid = _fake_run(store, group, results, started)
     doc = json.loads((store.root / rid / "summary.json").read_text())
     doc["status"] = status
@@ -209,11 +255,33 @@ def test_results_pool_across_seeds_only_when_every_other_setting_agrees(tmp_path
     # seeds 0 and 2 with the same settings (the description, labels list, evaluations and
     # checkpointing differ: none of them changes a number) pool; seed 1 trained its probe at lr 0.2
     _run(store, "g", [_res("simclr", "linear", 0.01, 0, 0.60)], 1.0, [_part("simclr", ["linear"], [0])])
-    _run(store, "g", [_res("simclr", "linear", 0.01, 1, 0.30)], 2.0,
-         [_part("simclr", ["linear"], [1], linear={"lr": 0.2})])
-    _run(store, "g", [_res("simclr", "linear", 0.01, 2, 0.64)], 3.0,
-         [{**_part("simclr", ["linear", "knn"], [2], labels=[0.01, 0.1], linear={"checkpoint_every": 5},
-                   runtime={"checkpoint_seconds": 30.0}), "description": "another"}], description="other")
+    _run(
+        store,
+        "g",
+        [_res("simclr", "linear", 0.01, 1, 0.30)],
+        2.0,
+        [_part("simclr", ["linear"], [1], linear={"lr": 0.2})],
+    )
+    _run(
+        store,
+        "g",
+        [_res("simclr", "linear", 0.01, 2, 0.64)],
+        3.0,
+        [
+            {
+                **_part(
+                    "simclr",
+                    ["linear", "knn"],
+                    [2],
+                    labels=[0.01, 0.1],
+                    linear={"checkpoint_every": 5},
+                    runtime={"checkpoint_seconds": 30.0},
+                ),
+                "description": "another",
+            }
+        ],
+        description="other",
+    )
     t = build_table(store.list(), [])
     rows = [r for r in t.rows if (r.method, r.evaluation) == ("simclr", "linear")]
     assert len(rows) == 2, [r.name for r in rows]
@@ -228,10 +296,16 @@ def test_results_pool_across_seeds_only_when_every_other_setting_agrees(tmp_path
 def test_results_on_other_data_or_pretraining_are_separate_rows(tmp_path):
     store = RunStore(tmp_path)
     _run(store, "g", [_res("rotnet", "linear", 0.01, 0, 0.40)], 1.0, [_part("rotnet", ["linear"], [0])])
-    _run(store, "g", [_res("rotnet", "linear", 0.01, 1, 0.50)], 2.0, [_part("rotnet", ["linear"], [1])],
-         data="synthetic")
-    _run(store, "g", [_res("rotnet", "linear", 0.01, 2, 0.45)], 3.0,
-         [_part("rotnet", ["linear"], [2], pretrain={"epochs": 200})])
+    _run(
+        store, "g", [_res("rotnet", "linear", 0.01, 1, 0.50)], 2.0, [_part("rotnet", ["linear"], [1])], data="synthetic"
+    )
+    _run(
+        store,
+        "g",
+        [_res("rotnet", "linear", 0.01, 2, 0.45)],
+        3.0,
+        [_part("rotnet", ["linear"], [2], pretrain={"epochs": 200})],
+    )
     rows = [r for r in build_table(store.list(), []).rows if r.method == "rotnet" and r.evaluation == "linear"]
     assert sorted(len(r.cells[0].ours) for r in rows) == [1, 1, 1]
     names = " | ".join(r.name for r in rows)
@@ -240,8 +314,13 @@ def test_results_on_other_data_or_pretraining_are_separate_rows(tmp_path):
 
 def test_default_table_is_the_newest_group_with_a_finished_result(run_cli, runs_dir):
     store = RunStore(runs_dir)
-    _run(store, "finished", [_res("supervised", "supervised", 0.01, 0, 0.5)], 1.0,
-         [_part("supervised", ["supervised"], [0])])
+    _run(
+        store,
+        "finished",
+        [_res("supervised", "supervised", 0.01, 0, 0.5)],
+        1.0,
+        [_part("supervised", ["supervised"], [0])],
+    )
     _run(store, "stopped", [], 2.0, [_part("supervised", ["supervised"], [0])], status="interrupted")
     js = json.loads(run_cli("table", "--json").stdout)
     assert js["group"] == "finished" and js["rows"][0]["cells"][0]["ours_mean"] == pytest.approx(50.0)
@@ -257,12 +336,27 @@ def test_table_of_a_sweep_shows_the_chosen_trial_and_says_so(run_cli, runs_dir):
 
     store = RunStore(runs_dir)
     parts = lambda lr: [_part("simclr", ["linear"], [0], linear={"lr": lr})]  # noqa: E731
-    chosen = _run(store, "lr-sweep", [_res("simclr", "linear", 0.01, 0, 0.664)], 1.0, parts(0.1),
-                  sweep={"name": "lr-sweep", "trial": 0, "params": {"linear.lr": 0.1}})
-    other = _run(store, "lr-sweep", [_res("simclr", "linear", 0.01, 0, 0.367)], 2.0, parts(0.2),
-                 sweep={"name": "lr-sweep", "trial": 1, "params": {"linear.lr": 0.2}})
-    sweep = Sweep.start(storage_url(None, store.sweeps_dir()), "lr-sweep",
-                        _definition(["linear.lr=log:0.001:1.0", "linear.weight_decay=0.0,0.0005"], "tpe", 2, False))
+    chosen = _run(
+        store,
+        "lr-sweep",
+        [_res("simclr", "linear", 0.01, 0, 0.664)],
+        1.0,
+        parts(0.1),
+        sweep={"name": "lr-sweep", "trial": 0, "params": {"linear.lr": 0.1}},
+    )
+    other = _run(
+        store,
+        "lr-sweep",
+        [_res("simclr", "linear", 0.01, 0, 0.367)],
+        2.0,
+        parts(0.2),
+        sweep={"name": "lr-sweep", "trial": 1, "params": {"linear.lr": 0.2}},
+    )
+    sweep = Sweep.start(
+        storage_url(None, store.sweeps_dir()),
+        "lr-sweep",
+        _definition(["linear.lr=log:0.001:1.0", "linear.weight_decay=0.0,0.0005"], "tpe", 2, False),
+    )
     sweep.study.add_trial(_trial(TrialState.COMPLETE, 0.1, 0.0, 0.66, chosen))
     sweep.study.add_trial(_trial(TrialState.COMPLETE, 0.2, 0.0, 0.37, other))
     js = json.loads(run_cli("table", "lr-sweep", "--json").stdout)

@@ -9,8 +9,19 @@ import sys
 
 import pytest
 
-from tests.tui_fixtures import (FAILED_ID, SMOKE_ID, STUDY_ID, live_drawn, open_launch, open_results, run_app,
-                                screen_text, shows, tui_store, wait_until)  # noqa: F401 - tui_store is a fixture
+from tests.tui_fixtures import (
+    FAILED_ID,
+    SMOKE_ID,
+    STUDY_ID,
+    live_drawn,
+    open_launch,
+    open_results,
+    run_app,
+    screen_text,  # noqa: F401 - tui_store is a fixture
+    shows,
+    tui_store,
+    wait_until,
+)
 
 
 async def open_live(app, pilot, run_id):
@@ -82,12 +93,20 @@ def test_3_the_app_exits_non_zero_when_it_crashes(tui_store):
     """A crash is no 'traceback and exit status 0': `ssltui` returns the app's return code."""
     from tests.conftest import REPO, cli_env
 
-    code = ("import sys\nfrom textual.app import App\nfrom ssltui.tui import app as tapp\n"
-            "run = App.run\nApp.run = lambda self, **kw: run(self, headless=True, **kw)\n"
-            "def boom(self):\n    raise RuntimeError('boom')\n"
-            "tapp.SsltuiApp.on_mount = boom\nsys.exit(tapp.run_tui())\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO,
-                         env=cli_env(tui_store, tui_store.parent / "data"))
+    code = (
+        "import sys\nfrom textual.app import App\nfrom ssltui.tui import app as tapp\n"
+        "run = App.run\nApp.run = lambda self, **kw: run(self, headless=True, **kw)\n"
+        "def boom(self):\n    raise RuntimeError('boom')\n"
+        "tapp.SsltuiApp.on_mount = boom\nsys.exit(tapp.run_tui())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env=cli_env(tui_store, tui_store.parent / "data"),
+    )
     assert out.returncode == 1 and "boom" in out.stdout + out.stderr
 
 
@@ -153,8 +172,10 @@ def _fail_with(tui_store, run_id, error):
     (tui_store / run_id / "summary.json").write_text(json.dumps(summary))
 
 
-DOWNLOAD_ERROR = ("could not download CIFAR-10 into /home/user/.cache/ssltui (URLError: <urlopen error [Errno -3] "
-                  "Temporary failure in name resolution>); without network use --data folder:PATH")
+DOWNLOAD_ERROR = (
+    "could not download CIFAR-10 into /home/user/.cache/ssltui (URLError: <urlopen error [Errno -3] "
+    "Temporary failure in name resolution>); without network use --data folder:PATH"
+)
 
 
 @pytest.mark.parametrize("width", [80, 120])
@@ -211,13 +232,30 @@ def test_13_every_model_s_maps_can_be_seen_at_80x24(tui_store):
 def _study_events(tui_store, run_id, planned, done):
     """A running-looking study: run_start naming `planned` phases and `done` finished ones."""
     t = 1767268800.0
-    events = [{"t": t, "event": "run_start", "run_id": run_id, "preset": "paper", "device": "cpu", "parts": 4,
-               "phases": planned}]
+    events = [
+        {
+            "t": t,
+            "event": "run_start",
+            "run_id": run_id,
+            "preset": "paper",
+            "device": "cpu",
+            "parts": 4,
+            "phases": planned,
+        }
+    ]
     for k in range(done):
-        ph = {"phase": f"p0-supervised/supervised/labels0.1/seed{k}", "kind": "supervised", "method": "supervised",
-              "seed": k, "labels": 0.1, "evaluation": "supervised"}
-        events += [{"t": t + k, "event": "phase_start", **ph, "epochs": 1, "steps_per_epoch": 1},
-                   {"t": t + k + 0.5, "event": "phase_end", **ph, "seconds": 0.5}]
+        ph = {
+            "phase": f"p0-supervised/supervised/labels0.1/seed{k}",
+            "kind": "supervised",
+            "method": "supervised",
+            "seed": k,
+            "labels": 0.1,
+            "evaluation": "supervised",
+        }
+        events += [
+            {"t": t + k, "event": "phase_start", **ph, "epochs": 1, "steps_per_epoch": 1},
+            {"t": t + k + 0.5, "event": "phase_end", **ph, "seconds": 0.5},
+        ]
     (tui_store / run_id / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
 
 
@@ -244,8 +282,10 @@ def test_14_the_launch_form_has_no_blank_preset(tui_store):
     run_app(tui_store, (80, 24), scenario)
 
 
-GUARD_WARNING = ("simclr pretrain s0: kNN accuracy 11.0% after 20% of the epochs is within 5 points of a random "
-                 "encoder's (10.2%): the encoder is barely training; check the learning rate")
+GUARD_WARNING = (
+    "simclr pretrain s0: kNN accuracy 11.0% after 20% of the epochs is within 5 points of a random "
+    "encoder's (10.2%): the encoder is barely training; check the learning rate"
+)
 
 
 def test_14_the_run_s_view_shows_its_warnings(tui_store):

@@ -11,8 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.tui_fixtures import (FAILED_ID, SMOKE_ID, STUDY_ID, open_launch, open_results, run_app, screen_text,
-                                shows, tui_store, wait_until)  # noqa: F401 - tui_store is a fixture
+from tests.tui_fixtures import (
+    FAILED_ID,
+    SMOKE_ID,
+    STUDY_ID,
+    open_launch,
+    open_results,
+    run_app,
+    screen_text,
+    shows,  # noqa: F401 - tui_store is a fixture
+    tui_store,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -28,8 +38,6 @@ def spawned(monkeypatch):
 
     monkeypatch.setattr(launch, "spawn", fake_spawn)
     yield calls
-
-
 
 
 def row_ids(browser) -> list[str]:
@@ -66,8 +74,15 @@ def test_q_and_escape_go_back_from_every_screen(tui_store):
     from ssltui.tui.screens.runs import RunsScreen
 
     async def scenario(app, pilot):
-        for key, back in (("enter", "q"), ("enter", "escape"), ("c", "q"), ("L", "q"), ("L", "escape"),
-                          ("question_mark", "q"), ("n", "escape")):
+        for key, back in (
+            ("enter", "q"),
+            ("enter", "escape"),
+            ("c", "q"),
+            ("L", "q"),
+            ("L", "escape"),
+            ("question_mark", "q"),
+            ("n", "escape"),
+        ):
             await pilot.press(key)
             await wait_until(pilot, lambda: not isinstance(app.screen, RunsScreen), 10, f"the screen of {key}")
             await pilot.pause(0.2)
@@ -142,8 +157,7 @@ def test_the_first_seconds_of_a_launch_say_what_happens(tui_store, spawned):
     async def scenario(app, pilot):
         await open_launch(app, pilot, method="study", preset="paper-smoke", device="cpu")
         await pilot.press("ctrl+r")
-        await wait_until(pilot, lambda: isinstance(app.screen, LiveScreen), 20,
-                         f"the live screen, not {app.screen}")
+        await wait_until(pilot, lambda: isinstance(app.screen, LiveScreen), 20, f"the live screen, not {app.screen}")
         argv, run_id, kind = spawned[0]
         assert kind == "run" and "--method" not in argv and "--preset" not in argv
         config = tomllib.loads(Path(argv[argv.index("--config") + 1]).read_text())
@@ -174,8 +188,13 @@ def test_the_launch_form_remembers_and_shows_the_focused_field(tui_store, spawne
         await pilot.press("escape")
         await wait_until(pilot, lambda: isinstance(app.screen, RunsScreen), 20, "the runs list")
         again = (await open_launch(app, pilot)).request()
-        assert (again.method, again.preset, again.seeds, again.device, again.data) == \
-            ("rotnet", "smoke", "3, 4", "cpu", "synthetic")
+        assert (again.method, again.preset, again.seeds, again.device, again.data) == (
+            "rotnet",
+            "smoke",
+            "3, 4",
+            "cpu",
+            "synthetic",
+        )
         app.screen.query_one("#preset").value = "rotnet-linear"  # smoke's synthetic was no hand-typed choice
         await pilot.pause()
         assert app.screen.query_one("#data").value == "cifar10"
@@ -198,8 +217,9 @@ def test_the_log_viewer_shows_both_files_and_finds_text(tui_store):
         assert logs.lines[-1] == "run interrupted: stopped by SIGINT"
         await shows(pilot, "run.log · 2 lines")
         await pilot.press("f")
-        await wait_until(pilot, lambda: logs.lines == ["──── ssltui run started by the app", "warning: a line"],
-                         10, "process.log")
+        await wait_until(
+            pilot, lambda: logs.lines == ["──── ssltui run started by the app", "warning: a line"], 10, "process.log"
+        )
         await pilot.press("slash", *"warning", "enter")
         await pilot.pause()
         assert logs.match == 1

@@ -78,8 +78,14 @@ def test_a_burst_sent_by_tmux_reaches_the_filter(tmp_path, data_dir):
     if shutil.which("tmux") is None:
         pytest.skip("tmux is not installed")
     runs = make_fixture_runs(tmp_path / "runs")
-    env = cli_env(runs, data_dir, TZ="UTC", SSLTUI_STATE_DIR=str(tmp_path / "state"),
-                  SSLTUI_PRESETS_DIR=str(tm.FIXTURE_PRESETS), OMP_NUM_THREADS="1")
+    env = cli_env(
+        runs,
+        data_dir,
+        TZ="UTC",
+        SSLTUI_STATE_DIR=str(tmp_path / "state"),
+        SSLTUI_PRESETS_DIR=str(tm.FIXTURE_PRESETS),
+        OMP_NUM_THREADS="1",
+    )
     pane = tm.Pane(f"ssltui-burst-{os.getpid()}")
     try:
         pane.start(f"cd {REPO} && {sys.executable} -m ssltui; sleep 30", env)
@@ -164,11 +170,26 @@ def test_the_filter_understands_field_words():
     from ssltui.core.store import RunInfo
     from ssltui.tui.screens.runs import matches
 
-    study = RunInfo("20260101-120000-paper-a1b2c3", Path("x"), "completed", preset="paper",
-                    methods=["supervised", "simclr", "rotnet"], evaluations=["linear", "semi", "supervised"],
-                    labels=[0.01, 0.1], seeds=[0, 1])
-    smoke = RunInfo("20260102-090000-smoke-d4e5f6", Path("y"), "interrupted", preset="smoke",
-                    methods=["supervised"], evaluations=["supervised"], labels=[0.1], seeds=[3])
+    study = RunInfo(
+        "20260101-120000-paper-a1b2c3",
+        Path("x"),
+        "completed",
+        preset="paper",
+        methods=["supervised", "simclr", "rotnet"],
+        evaluations=["linear", "semi", "supervised"],
+        labels=[0.01, 0.1],
+        seeds=[0, 1],
+    )
+    smoke = RunInfo(
+        "20260102-090000-smoke-d4e5f6",
+        Path("y"),
+        "interrupted",
+        preset="smoke",
+        methods=["supervised"],
+        evaluations=["supervised"],
+        labels=[0.1],
+        seeds=[3],
+    )
     assert matches(study, "method:simclr") and not matches(smoke, "method:simclr")
     assert matches(smoke, "method:sup") and not matches(smoke, "method:rotnet")
     for word in ("labels:0.01", "labels:1%", "label:0.01"):
@@ -211,6 +232,7 @@ def test_a_run_that_ends_while_the_app_is_open_says_so(tui_store, monkeypatch):
 
 def test_a_burst_of_bound_keys_alone_still_acts(tui_store):
     """Held-down j (key repeat piling up while the app is busy) moves the cursor; it is no word."""
+
     async def scenario(app, pilot):
         browser = app.screen
         table = browser.query_one("#runs")

@@ -14,8 +14,8 @@ from tests.tui_fixtures import run_app, tui_store, wait_until  # noqa: F401 - tu
 
 def smoke_config(tmp_path: Path, **sets: str) -> Path:
     from ssltui.core.config import run_options
-    from ssltui.core.presets import resolve
     from ssltui.core.plan import plan_to_toml
+    from ssltui.core.presets import resolve
 
     plan = resolve("smoke", method="supervised", sets=[f"{k}={v}" for k, v in sets.items()])
     plan.preset = "a-preset-that-does-not-exist"  # the file is the whole configuration: nothing is looked up
@@ -34,13 +34,16 @@ def test_run_config_trains_what_the_file_says(run_cli, runs_dir, tmp_path):
     assert not runs_dir.exists() or not any(runs_dir.iterdir())
 
 
-@pytest.mark.parametrize("content, fragment", [
-    (None, "no such file"),
-    ('description = "a preset"\nmethod = "simclr"\n', "not a run configuration"),
-    ("parts = [ {", "unreadable run configuration"),
-    (b"\xff\xfe", "not UTF-8"),
-    ('[[parts]]\nmethod = "simclr"\nlabels = [2.0]\n', "labels"),
-])
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        (None, "no such file"),
+        ('description = "a preset"\nmethod = "simclr"\n', "not a run configuration"),
+        ("parts = [ {", "unreadable run configuration"),
+        (b"\xff\xfe", "not UTF-8"),
+        ('[[parts]]\nmethod = "simclr"\nlabels = [2.0]\n', "labels"),
+    ],
+)
 def test_run_config_that_is_not_a_run_configuration(run_cli, runs_dir, tmp_path, content, fragment):
     path = tmp_path / "bad.toml"
     if isinstance(content, bytes):
@@ -82,8 +85,8 @@ def test_the_form_reads_the_preset_once_and_launches_run_config(tui_store, spawn
     from textual.widgets import DataTable
 
     from ssltui.core.config import run_options
-    from ssltui.core.presets import resolve
     from ssltui.core.plan import plan_to_toml
+    from ssltui.core.presets import resolve
     from ssltui.tui import launch
     from ssltui.tui.screens.live import LiveScreen
     from tests.tui_fixtures import open_launch
@@ -134,8 +137,12 @@ def test_a_launch_that_fails_on_its_data_leaves_no_folder_and_speaks_the_form(tu
         form.edits["supervised.epochs"] = "1"
         await pilot.pause()
         await pilot.press("ctrl+r")
-        await wait_until(pilot, lambda: isinstance(app.screen, LaunchScreen) and app.screen is not form
-                         and app.screen.params, 90, "the form back with the reason")
+        await wait_until(
+            pilot,
+            lambda: isinstance(app.screen, LaunchScreen) and app.screen is not form and app.screen.params,
+            90,
+            "the form back with the reason",
+        )
         again = app.screen
         reason = again.query_one("#launch-error").render().plain
         assert "the launch failed" in reason and str(empty) in reason, reason

@@ -14,16 +14,14 @@ import time
 
 import pytest
 
-from tests.tui_fixtures import isolated_state, screen_text, wait_until  # noqa: F401 - a fixture
-
 from ssltui.core.store import RunDir
 from tests.conftest import REPO, cli_env
+from tests.tui_fixtures import isolated_state, screen_text, wait_until  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.usefixtures("isolated_state")
 
 # A smoke run that takes seconds on a busy CPU: 200 synthetic training images, 18 labels, 2 steps an epoch.
-TINY = {"data.synthetic_train_per_class": "20", "data.synthetic_test_per_class": "10",
-        "supervised.batch_size": "8"}
+TINY = {"data.synthetic_train_per_class": "20", "data.synthetic_test_per_class": "10", "supervised.batch_size": "8"}
 
 
 def plotted(chart) -> int:
@@ -46,8 +44,9 @@ def test_filter_mark_and_compare_fixture_runs(tmp_path, monkeypatch):
             await wait_until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded, 20, "runs")
             browser = app.screen
             table = browser.query_one("#runs")
-            assert [table.coordinate_to_cell_key((r, 0)).row_key.value for r in range(table.row_count)] == \
-                   [r.id for r in browser.infos]
+            assert [table.coordinate_to_cell_key((r, 0)).row_key.value for r in range(table.row_count)] == [
+                r.id for r in browser.infos
+            ]
             await pilot.press(*"interr")
             assert table.row_count == 1 and browser.selected_id() == SMOKE_ID
             await pilot.press("enter", "escape")  # leave the filter, then clear it
@@ -90,11 +89,14 @@ def test_a_run_listed_before_its_summary_fills_in_when_the_summary_appears(tmp_p
             await wait_until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded, 20, "runs")
             table = app.screen.query_one("#runs")
             assert row(table).split()[:2] == ["running", "-"]
-            summary = _summary(new_id, "smoke", "running", ["rotnet"], ["linear"], [0.1], [0], [],
-                               time.time(), None)
+            summary = _summary(new_id, "smoke", "running", ["rotnet"], ["linear"], [0.1], [0], [], time.time(), None)
             (runs / new_id / "summary.json").write_text(json.dumps(summary))
-            await wait_until(pilot, lambda: row(table).split()[:3] == ["running", "rotnet", "10%"], 10,
-                             "the row filled from the summary")
+            await wait_until(
+                pilot,
+                lambda: row(table).split()[:3] == ["running", "rotnet", "10%"],
+                10,
+                "the row filled from the summary",
+            )
 
     try:
         asyncio.run(scenario())
@@ -105,13 +107,38 @@ def test_a_run_listed_before_its_summary_fills_in_when_the_summary_appears(tmp_p
 def _start_outside(runs_dir, data_dir, run_id: str) -> subprocess.Popen:
     """`ssltui run` started by the test, not the app: a long tiny run."""
     sets = [f"{k}={v}" for k, v in TINY.items()] + ["supervised.epochs=500"]
-    argv = [sys.executable, "-m", "ssltui", "run", "--preset", "smoke", "--method", "supervised",
-            "--labels", "0.1", "--seeds", "0", "--device", "cpu", "--data", "synthetic", "--run-id", run_id,
-            "--quiet"]
+    argv = [
+        sys.executable,
+        "-m",
+        "ssltui",
+        "run",
+        "--preset",
+        "smoke",
+        "--method",
+        "supervised",
+        "--labels",
+        "0.1",
+        "--seeds",
+        "0",
+        "--device",
+        "cpu",
+        "--data",
+        "synthetic",
+        "--run-id",
+        run_id,
+        "--quiet",
+    ]
     for s in sets:
         argv += ["--set", s]
-    return subprocess.Popen(argv, env=cli_env(runs_dir, data_dir), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, cwd=REPO)
+    return subprocess.Popen(
+        argv,
+        env=cli_env(runs_dir, data_dir),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        cwd=REPO,
+    )
 
 
 def test_reattach_to_a_run_started_outside_and_cancel_it(runs_dir, data_dir):
@@ -138,8 +165,12 @@ def test_reattach_to_a_run_started_outside_and_cancel_it(runs_dir, data_dir):
                 await wait_until(pilot, lambda: isinstance(app.screen, LiveScreen), 10, "reattach")
                 live = app.screen
                 assert live.run_id == "outside"
-                await wait_until(pilot, lambda: plotted(live.query_one("#chart-loss", PhaseChart)) >= 1, 120,
-                                 "steps of the outside run")
+                await wait_until(
+                    pilot,
+                    lambda: plotted(live.query_one("#chart-loss", PhaseChart)) >= 1,
+                    120,
+                    "steps of the outside run",
+                )
                 assert live.status == "running"
                 await pilot.press("x")
                 await wait_until(pilot, lambda: isinstance(app.screen, Confirm), 5, "the confirmation")
@@ -149,8 +180,7 @@ def test_reattach_to_a_run_started_outside_and_cancel_it(runs_dir, data_dir):
                 await pilot.press("escape")
                 browser = app.screen
                 assert isinstance(browser, RunsScreen)
-                await wait_until(pilot, lambda: [i.status for i in browser.infos] == ["interrupted"], 20,
-                                 "the browser")
+                await wait_until(pilot, lambda: [i.status for i in browser.infos] == ["interrupted"], 20, "the browser")
 
         asyncio.run(scenario())
         assert proc.wait(timeout=60) == 130
@@ -184,8 +214,9 @@ async def main():
         print("torch" in sys.modules, type(app.screen).__name__, len(app.screen_stack))
 asyncio.run(main())
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env=cli_env(runs, data_dir), cwd=REPO)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=cli_env(runs, data_dir), cwd=REPO
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "ResultsScreen", "4"], out.stdout
 

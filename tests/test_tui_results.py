@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import json
 
-from tests.tui_fixtures import (SMOKE_ID, STUDY_ID, open_results, run_app, screen_text, shows, tui_store,
-                                wait_until)  # noqa: F401
+from tests.tui_fixtures import (
+    SMOKE_ID,
+    STUDY_ID,
+    open_results,
+    run_app,
+    screen_text,
+    shows,
+    tui_store,
+    wait_until,  # noqa: F401
+)
 
 
 def test_compare_names_the_run_whose_maps_are_of_other_images(tui_store):
@@ -111,12 +119,19 @@ def test_maps_png_writes_one_image_per_test_image(tmp_path, data_dir):
 
     runs = make_fixture_runs(tmp_path / "runs")
     out = tmp_path / "maps"
-    proc = subprocess.run([sys.executable, "-m", "ssltui", "maps", "paper-a1b2c3", "--png", str(out)],
-                          capture_output=True, text=True, env=cli_env(runs, data_dir), cwd=REPO, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ssltui", "maps", "paper-a1b2c3", "--png", str(out)],
+        capture_output=True,
+        text=True,
+        env=cli_env(runs, data_dir),
+        cwd=REPO,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     files = sorted(out.iterdir())
-    assert [f.name for f in files] == [f"{STUDY_ID}-image{k}-{c}.png" for k, c in
-                                       enumerate(["airplane", "automobile", "bird", "cat"], 1)]
+    assert [f.name for f in files] == [
+        f"{STUDY_ID}-image{k}-{c}.png" for k, c in enumerate(["airplane", "automobile", "bird", "cat"], 1)
+    ]
     assert all(str(f) in proc.stdout for f in files)  # each file named as it is written
     with Image.open(files[0]) as im:
         assert im.format == "PNG" and im.width > 3 * 4 * 32 and im.height > 3 * 32
@@ -125,8 +140,14 @@ def test_maps_png_writes_one_image_per_test_image(tmp_path, data_dir):
     # a path that is a file: one line, exit 2, nothing written
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    proc = subprocess.run([sys.executable, "-m", "ssltui", "maps", "paper-a1b2c3", "--png", str(blocker)],
-                          capture_output=True, text=True, env=cli_env(runs, data_dir), cwd=REPO, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ssltui", "maps", "paper-a1b2c3", "--png", str(blocker)],
+        capture_output=True,
+        text=True,
+        env=cli_env(runs, data_dir),
+        cwd=REPO,
+        timeout=120,
+    )
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "--png" in proc.stderr
     assert blocker.read_text() == "x"
 

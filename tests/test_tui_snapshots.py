@@ -70,6 +70,7 @@ def _launch(method: str = "supervised", **fields):
         for field, value in fields.items():
             screen.query_one(f"#{field}").value = value
             await wait_for(pilot, lambda: True)
+
     return before
 
 
@@ -108,6 +109,7 @@ def _live(run_id):
         screen = LiveScreen(run_id)
         await pilot.app.push_screen(screen)
         await wait_for(pilot, lambda: live_drawn(screen))
+
     return before
 
 
@@ -130,6 +132,7 @@ def _results(tab: str, run_ids=(STUDY_ID,)):
         await wait_for(pilot, lambda: screen.curves is not None)
         await pilot.press(tab)
         await wait_for(pilot, lambda: True)
+
     return before
 
 
@@ -139,8 +142,9 @@ def test_results_table(snap_compare, fixed_env, size):
 
 
 def test_results_compare_three_runs(snap_compare, fixed_env):
-    assert snap_compare(make_app(fixed_env), terminal_size=(120, 40),
-                        run_before=_results("t", (STUDY_ID, SMOKE_ID, FAILED_ID)))
+    assert snap_compare(
+        make_app(fixed_env), terminal_size=(120, 40), run_before=_results("t", (STUDY_ID, SMOKE_ID, FAILED_ID))
+    )
 
 
 @BOTH
@@ -168,10 +172,12 @@ def test_log_screen(snap_compare, fixed_env, size):
 
 def _from_runs(key: str, screen: str):
     """Press `key` on the runs list and wait for `screen` (a dialog over the list)."""
+
     async def before(pilot):
         await runs_ready(pilot)
         await pilot.press(key)
         await wait_for(pilot, lambda: type(pilot.app.screen).__name__ == screen)
+
     return before
 
 

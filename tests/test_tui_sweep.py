@@ -55,8 +55,9 @@ async def open_sweep(pilot, run_id: str | None = None):
     if run_id is not None:
         app.screen.query_one("#runs").move_cursor(row=[i.id for i in app.screen.infos].index(run_id))
     await pilot.press("w")
-    await wait_until(pilot, lambda: isinstance(app.screen, SweepScreen) and app.screen.report is not None,
-                     "the sweep screen")
+    await wait_until(
+        pilot, lambda: isinstance(app.screen, SweepScreen) and app.screen.report is not None, "the sweep screen"
+    )
     return app.screen
 
 
@@ -103,8 +104,9 @@ def test_sweep_screen_ranks_trials_charts_and_opens_runs(sweep_runs):
             screen._fill(screen.report)
             cells = [[table.get_cell_at((r, c)) for r in range(table.row_count)] for c in range(len(table.columns))]
             for column, column_cells in zip(table.ordered_columns, cells):
-                assert not column.auto_width and column.width >= max(Text(c).cell_len if isinstance(c, str)
-                                                                     else c.cell_len for c in column_cells)
+                assert not column.auto_width and column.width >= max(
+                    Text(c).cell_len if isinstance(c, str) else c.cell_len for c in column_cells
+                )
 
     import asyncio
 
@@ -116,8 +118,8 @@ def test_a_trial_run_opens_its_sweep_and_running_trials_update(sweep_runs):
     while the screen is open moves into the ranking without a key press."""
     from optuna.trial import TrialState
 
-    from ssltui.core.sweep.study import Sweep, storage_url
     from ssltui.core.store import RunStore
+    from ssltui.core.sweep.study import Sweep, storage_url
     from ssltui.tui.app import SsltuiApp
 
     async def scenario():
@@ -155,9 +157,12 @@ def test_sweep_screen_snapshot(snap_compare, sweep_runs):
 
 # The shipped smoke preset at its smallest, typed into the form's fields as on a command line
 # (tests/sweep_fixtures.py `sweep_command`): 2 trials in seconds.
-TINY = {"labels": "0.5", "seeds": "0",
-        "sets": "data.synthetic_train_per_class=20; data.synthetic_test_per_class=10; supervised.batch_size=16; "
-                "supervised.epochs=1; runtime.featuremaps=false"}
+TINY = {
+    "labels": "0.5",
+    "seeds": "0",
+    "sets": "data.synthetic_train_per_class=20; data.synthetic_test_per_class=10; supervised.batch_size=16; "
+    "supervised.epochs=1; runtime.featuremaps=false",
+}
 
 
 def fill(form, **values: str) -> None:
@@ -165,19 +170,61 @@ def fill(form, **values: str) -> None:
         form.query_one(f"#sweep-{field}").value = value
 
 
-@pytest.mark.parametrize("fields, expected", [
-    # the researcher's command: ssltui sweep --preset simclr-tuned --labels 0.01 --set pretrain.epochs=20
-    #   --param linear.lr=0.03,0.1,0.3 --metric val_acc --prune
-    (dict(preset="simclr-tuned", params="linear.lr=0.03,0.1,0.3", labels="0.01", sets="pretrain.epochs=20",
-          metric="val_acc", prune=True),
-     dict(method="simclr", evaluation=["linear"], labels=[0.01], seeds=[0], epochs=20, knn_every=10,
-          sampler="grid", trials=3, metric="val_acc", prune=True)),  # the preset's method, evaluation, seeds
-    (dict(preset="simclr-tuned", params="linear.lr=log:0.01:1; linear.weight_decay=0,1e-4", method="simclr",
-          evaluation="linear, knn", labels="10%", seeds="0,1", sets="knn.every_epochs=2; pretrain.epochs=30",
-          metric="knn_acc", sampler="random", trials="4"),
-     dict(method="simclr", evaluation=["linear", "knn"], labels=[0.1], seeds=[0, 1], epochs=30, knn_every=2,
-          sampler="random", trials=4, metric="knn_acc", prune=False)),
-])
+@pytest.mark.parametrize(
+    "fields, expected",
+    [
+        # the researcher's command: ssltui sweep --preset simclr-tuned --labels 0.01 --set pretrain.epochs=20
+        #   --param linear.lr=0.03,0.1,0.3 --metric val_acc --prune
+        (
+            dict(
+                preset="simclr-tuned",
+                params="linear.lr=0.03,0.1,0.3",
+                labels="0.01",
+                sets="pretrain.epochs=20",
+                metric="val_acc",
+                prune=True,
+            ),
+            dict(
+                method="simclr",
+                evaluation=["linear"],
+                labels=[0.01],
+                seeds=[0],
+                epochs=20,
+                knn_every=10,
+                sampler="grid",
+                trials=3,
+                metric="val_acc",
+                prune=True,
+            ),
+        ),  # the preset's method, evaluation, seeds
+        (
+            dict(
+                preset="simclr-tuned",
+                params="linear.lr=log:0.01:1; linear.weight_decay=0,1e-4",
+                method="simclr",
+                evaluation="linear, knn",
+                labels="10%",
+                seeds="0,1",
+                sets="knn.every_epochs=2; pretrain.epochs=30",
+                metric="knn_acc",
+                sampler="random",
+                trials="4",
+            ),
+            dict(
+                method="simclr",
+                evaluation=["linear", "knn"],
+                labels=[0.1],
+                seeds=[0, 1],
+                epochs=30,
+                knn_every=2,
+                sampler="random",
+                trials=4,
+                metric="knn_acc",
+                prune=False,
+            ),
+        ),
+    ],
+)
 def test_the_forms_definition_is_the_one_ssltui_sweep_records(fields, expected, tmp_path, monkeypatch):
     """The form's argv through the CLI's own path (`ssltui sweep`, in-process, its trials not run)
     records the very definition the form validated, and every typed field is in it."""
@@ -197,10 +244,18 @@ def test_the_forms_definition_is_the_one_ssltui_sweep_records(fields, expected, 
     assert recorded == validated
 
     part = recorded.parts[0]
-    assert {"method": part["method"], "evaluation": part["evaluation"], "labels": part["labels"],
-            "seeds": part["seeds"], "epochs": part["pretrain"]["epochs"], "knn_every": part["knn"]["every_epochs"],
-            "sampler": recorded.sampler, "trials": recorded.trials, "metric": recorded.metric,
-            "prune": recorded.prune} == expected
+    assert {
+        "method": part["method"],
+        "evaluation": part["evaluation"],
+        "labels": part["labels"],
+        "seeds": part["seeds"],
+        "epochs": part["pretrain"]["epochs"],
+        "knn_every": part["knn"]["every_epochs"],
+        "sampler": recorded.sampler,
+        "trials": recorded.trials,
+        "metric": recorded.metric,
+        "prune": recorded.prune,
+    } == expected
     assert recorded.data == "synthetic"
 
 
@@ -239,15 +294,18 @@ def test_new_sweep_form_refuses_bad_specs_then_starts_a_real_sweep(sweep_runs, t
 
             await wait_until(pilot, lambda: SWEEP in form.taken, "the storage's sweeps in the form")
             for bad, wrong in (
-                    (dict(params="supervised.lrr=0.05,0.1"), "unknown key 'supervised.lrr'"),
-                    (dict(params="supervised.lr=0.05;x"), "expected KEY=SPEC"),
-                    (dict(trials="3"), "a grid runs each of its 2 points"),
-                    (dict(name=SWEEP), f"sweep '{SWEEP}' exists"),  # it would join it
-                    (dict(labels="0.01,abc"), "--labels: 'abc' is not a valid float"),
-                    (dict(sets="supervised.epochs=1; runtime.featuremaps"),
-                     "--set 'runtime.featuremaps': expected key=value"),
-                    (dict(sets="supervised.epochz=1"), "unknown key 'supervised.epochz'"),
-                    (dict(metric="knn_acc"), "--metric knn_acc: the kNN monitor runs during pretraining")):
+                (dict(params="supervised.lrr=0.05,0.1"), "unknown key 'supervised.lrr'"),
+                (dict(params="supervised.lr=0.05;x"), "expected KEY=SPEC"),
+                (dict(trials="3"), "a grid runs each of its 2 points"),
+                (dict(name=SWEEP), f"sweep '{SWEEP}' exists"),  # it would join it
+                (dict(labels="0.01,abc"), "--labels: 'abc' is not a valid float"),
+                (
+                    dict(sets="supervised.epochs=1; runtime.featuremaps"),
+                    "--set 'runtime.featuremaps': expected key=value",
+                ),
+                (dict(sets="supervised.epochz=1"), "unknown key 'supervised.epochz'"),
+                (dict(metric="knn_acc"), "--metric knn_acc: the kNN monitor runs during pretraining"),
+            ):
                 fill(form, **{**good, **bad})
                 await pilot.press("ctrl+r")
                 await pilot.pause(0.1)
@@ -262,10 +320,18 @@ def test_new_sweep_form_refuses_bad_specs_then_starts_a_real_sweep(sweep_runs, t
             await wait_until(pilot, lambda: app.screen is screen, "the sweep screen again")
             launched = app.processes[process_key("lr-from-app")]
             try:
-                await wait_until(pilot, lambda: screen.report is not None and screen.report.name == "lr-from-app",
-                                 "the new sweep on the screen", timeout=60)
-                await wait_until(pilot, lambda: sum(r.state == "complete" for r in screen.report.rows) == 2,
-                                 "both trials complete", timeout=90)
+                await wait_until(
+                    pilot,
+                    lambda: screen.report is not None and screen.report.name == "lr-from-app",
+                    "the new sweep on the screen",
+                    timeout=60,
+                )
+                await wait_until(
+                    pilot,
+                    lambda: sum(r.state == "complete" for r in screen.report.rows) == 2,
+                    "both trials complete",
+                    timeout=90,
+                )
                 assert launched.proc.wait(timeout=30) == 0
                 assert screen.report.definition == expected and expected.prune
                 assert expected.parts[0]["supervised"]["epochs"] == 1 and expected.parts[0]["labels"] == [0.5]
@@ -322,8 +388,13 @@ def test_new_sweep_form_snapshot(snap_compare, sweep_runs):
         await pilot.pause(0.3)
         pilot.app.screen.query_one("#sweep-preset").value = "simclr-tuned"
         # the researcher's command: ... --labels 0.01 --set pretrain.epochs=20 --param ... --prune
-        fill(pilot.app.screen, params="linear.lr=0.03,0.1,0.3; linear.weight_decay=0,1e-4", labels="0.01",
-             sets="pretrain.epochs=20", prune=True)
+        fill(
+            pilot.app.screen,
+            params="linear.lr=0.03,0.1,0.3; linear.weight_decay=0,1e-4",
+            labels="0.01",
+            sets="pretrain.epochs=20",
+            prune=True,
+        )
         pilot.app.screen.query_one("#sweep-params").cursor_blink = False  # the cursor shown, whatever the timing
         await pilot.pause(0.2)
 

@@ -35,15 +35,42 @@ class Pane:
         self.socket = socket
 
     def tmux(self, *args: str) -> str:
-        return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True,
-                              timeout=20, check=True).stdout
+        return subprocess.run(
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=20, check=True
+        ).stdout
 
     def start(self, command: str, env: dict) -> None:
-        env_args = [a for k in ("PYTHONPATH", "SSLTUI_RUNS_DIR", "SSLTUI_DATA_DIR", "SSLTUI_STATE_DIR",
-                                "SSLTUI_PRESETS_DIR", "OMP_NUM_THREADS", "TZ")
-                    for a in ("-e", f"{k}={env[k]}")]
-        self.tmux("-f", "/dev/null", "new-session", "-d", "-s", "e2e", "-x", str(WIDTH), "-y", str(HEIGHT),
-                  *env_args, "-e", "TERM=xterm-256color", "-e", "COLORTERM=truecolor", command)
+        env_args = [
+            a
+            for k in (
+                "PYTHONPATH",
+                "SSLTUI_RUNS_DIR",
+                "SSLTUI_DATA_DIR",
+                "SSLTUI_STATE_DIR",
+                "SSLTUI_PRESETS_DIR",
+                "OMP_NUM_THREADS",
+                "TZ",
+            )
+            for a in ("-e", f"{k}={env[k]}")
+        ]
+        self.tmux(
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            "e2e",
+            "-x",
+            str(WIDTH),
+            "-y",
+            str(HEIGHT),
+            *env_args,
+            "-e",
+            "TERM=xterm-256color",
+            "-e",
+            "COLORTERM=truecolor",
+            command,
+        )
         self.tmux("set-option", "-s", "escape-time", "0")
 
     def capture(self) -> str:
@@ -154,8 +181,14 @@ def follow_cancel_resume(pane: Pane, run: Path, captures: dict) -> None:
 
 def test_ssltui_in_tmux(tmp_path, data_dir):
     runs = make_fixture_runs(tmp_path / "runs")
-    env = cli_env(runs, data_dir, TZ="UTC", SSLTUI_STATE_DIR=str(tmp_path / "state"),
-                  SSLTUI_PRESETS_DIR=str(FIXTURE_PRESETS), OMP_NUM_THREADS="1")
+    env = cli_env(
+        runs,
+        data_dir,
+        TZ="UTC",
+        SSLTUI_STATE_DIR=str(tmp_path / "state"),
+        SSLTUI_PRESETS_DIR=str(FIXTURE_PRESETS),
+        OMP_NUM_THREADS="1",
+    )
     done = tmp_path / "exit-code"
     command = f"cd {REPO} && {sys.executable} -m ssltui; echo $? > {done}; sleep 30"
     pane = Pane(f"ssltui-e2e-{os.getpid()}")
@@ -247,8 +280,10 @@ def test_ssltui_in_tmux(tmp_path, data_dir):
             for name, text in captures.items():
                 (d / f"{name}-{WIDTH}x{HEIGHT}.txt").write_text(text)
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "?"
-    figure = (f"time to first screen in tmux ({WIDTH}x{HEIGHT}): {first_screen_s:.2f} s, "
-              f"{first_screen_cpu if first_screen_cpu is not None else '?'} s of CPU, load average {load}")
+    figure = (
+        f"time to first screen in tmux ({WIDTH}x{HEIGHT}): {first_screen_s:.2f} s, "
+        f"{first_screen_cpu if first_screen_cpu is not None else '?'} s of CPU, load average {load}"
+    )
     print(figure)
     if out:
         (Path(out) / f"first-screen-{WIDTH}x{HEIGHT}.txt").write_text(figure + "\n")

@@ -11,17 +11,29 @@ import pytest
 from rich.console import Console
 
 from ssltui.core.errors import ConfigError
-from ssltui.tui.launch import (LaunchRequest, PresetDefaults, hyperparameters, parse_fractions, preset_defaults,
-                               presets_for)
 from ssltui.core.events import parse_event
-from ssltui.tui.runstate import RunState
-from ssltui.tui.watch import FileTail
 from ssltui.core.store import RunInfo
 from ssltui.core.table import build_table
-from ssltui.view.featuremaps import (SHADES, MapsUnavailable, color_available, load_featuremaps, plan_layout,
-                                     pool, render_maps)
+from ssltui.tui.launch import (
+    LaunchRequest,
+    PresetDefaults,
+    hyperparameters,
+    parse_fractions,
+    preset_defaults,
+    presets_for,
+)
+from ssltui.tui.runstate import RunState
+from ssltui.tui.watch import FileTail
+from ssltui.view.featuremaps import (
+    SHADES,
+    MapsUnavailable,
+    color_available,
+    load_featuremaps,
+    plan_layout,
+    pool,
+    render_maps,
+)
 from ssltui.view.tables import table1
-
 from tests.conftest import REPO, cli_env
 from tests.tui_fixtures import STUDY_ID, make_fixture_runs
 
@@ -37,22 +49,72 @@ def test_runstate_resume_later_epoch_wins_and_eta_from_event_times():
     ph = {"phase": "p", "kind": "pretrain", "method": "simclr", "seed": 0}
     s.apply(parse_event({"t": 0, "event": "phase_start", **ph, "epochs": 4, "steps_per_epoch": 10, "start_epoch": 0}))
     s.apply(parse_event({"t": 10, "event": "step", **ph, "epoch": 0, "step": 10, "loss": 2.0, "lr": 0.1}))
-    s.apply(parse_event({"t": 10, "event": "epoch", **ph, "epoch": 1, "epochs": 4, "step": 10, "loss": 2.0, "lr": 0.1,
-             "knn_acc": 0.30}))
-    s.apply(parse_event({"t": 20, "event": "epoch", **ph, "epoch": 2, "epochs": 4, "step": 20, "loss": 1.5, "lr": 0.1,
-             "knn_acc": 0.35}))
+    s.apply(
+        parse_event(
+            {
+                "t": 10,
+                "event": "epoch",
+                **ph,
+                "epoch": 1,
+                "epochs": 4,
+                "step": 10,
+                "loss": 2.0,
+                "lr": 0.1,
+                "knn_acc": 0.30,
+            }
+        )
+    )
+    s.apply(
+        parse_event(
+            {
+                "t": 20,
+                "event": "epoch",
+                **ph,
+                "epoch": 2,
+                "epochs": 4,
+                "step": 20,
+                "loss": 1.5,
+                "lr": 0.1,
+                "knn_acc": 0.35,
+            }
+        )
+    )
     p = s.phases["p"]
     assert p.fraction == 0.5 and p.eta_seconds() == pytest.approx(20.0)  # 20 steps in 20 s, 20 to go
     # crash after epoch 2, resume from the epoch-1 checkpoint: epoch 2 is recomputed and replaces the old one
     s.apply(parse_event({"t": 100, "event": "resume", **ph, "epoch": 1, "step_in_epoch": 0}))
     s.apply(parse_event({"t": 100, "event": "phase_start", **ph, "epochs": 4, "steps_per_epoch": 10, "start_epoch": 1}))
     assert p.step == 10
-    s.apply(parse_event({"t": 105, "event": "epoch", **ph, "epoch": 2, "epochs": 4, "step": 20, "loss": 1.4, "lr": 0.1,
-             "knn_acc": 0.40}))
+    s.apply(
+        parse_event(
+            {
+                "t": 105,
+                "event": "epoch",
+                **ph,
+                "epoch": 2,
+                "epochs": 4,
+                "step": 20,
+                "loss": 1.4,
+                "lr": 0.1,
+                "knn_acc": 0.40,
+            }
+        )
+    )
     assert p.accuracy() == {"knn_acc": [(1, 0.30), (2, 0.40)]}
     assert p.eta_seconds() == pytest.approx(10.0)  # 10 steps in 5 s since the resume, 20 to go
-    s.apply(parse_event({"t": 106, "event": "result", "method": "simclr", "evaluation": "linear", "labels": 0.1, "seed": 0,
-             "test_acc": 0.5}))
+    s.apply(
+        parse_event(
+            {
+                "t": 106,
+                "event": "result",
+                "method": "simclr",
+                "evaluation": "linear",
+                "labels": 0.1,
+                "seed": 0,
+                "test_acc": 0.5,
+            }
+        )
+    )
     s.apply(parse_event({"t": 107, "event": "run_end", "status": "interrupted", "error": "stopped"}))
     assert s.status == "interrupted" and len(s.results) == 1
 
@@ -64,7 +126,7 @@ def test_filetail_waits_for_a_torn_line_and_notices_truncation(tmp_path):
     lines, truncated = tail.read()
     assert lines == [b'{"a":1}'] and not truncated
     with open(f, "ab") as fh:
-        fh.write(b'2}\n')
+        fh.write(b"2}\n")
     assert tail.read() == ([b'{"b":2}'], False)
     f.write_bytes(b'{"c":3}\n')  # rewritten shorter
     assert tail.read() == ([b'{"c":3}'], True)
@@ -93,8 +155,9 @@ def test_thumbnails_halfblocks_with_colour_and_ascii_without(tmp_path):
     assert lines[-2] == "rows s1-s3: end of stages 1-3, 4 most active channels, 8x8 px"
 
 
-@pytest.mark.parametrize("size,thumb,models", [((78, 19), 8, [0]), ((118, 35), 16, [0]),
-                                               ((198, 55), 32, [0]), ((238, 70), 32, [0, 1])])
+@pytest.mark.parametrize(
+    "size,thumb,models", [((78, 19), 8, [0]), ((118, 35), 16, [0]), ((198, 55), 32, [0]), ((238, 70), 32, [0, 1])]
+)
 def test_feature_maps_grow_with_the_terminal(size, thumb, models):
     """The largest thumbnails a model fits at, a page of the models that fit: 8x8 at 80x24,
     16x16 at 120x40, 32x32 (stage 1; its own resolution) from 200x60."""
@@ -136,8 +199,15 @@ def _res(method, evaluation, labels, seed, acc):
 
 
 def test_compared_runs_get_a_row_each_and_the_best_cell_per_column_is_highlighted():
-    r1 = _info("r1", 1.0, [_res("supervised", "supervised", 0.1, 0, 0.80), _res("rotnet", "semi", 0.1, 0, 0.84),
-                           _res("rotnet", "semi", 0.1, 1, 0.82)])
+    r1 = _info(
+        "r1",
+        1.0,
+        [
+            _res("supervised", "supervised", 0.1, 0, 0.80),
+            _res("rotnet", "semi", 0.1, 0, 0.84),
+            _res("rotnet", "semi", 0.1, 1, 0.82),
+        ],
+    )
     r2 = _info("r2", 2.0, [_res("rotnet", "semi", 0.1, 0, 0.70)])
     t = build_table([r2, r1], [], per_run=True)
     assert t.per_run and t.runs == ["r1", "r2"]
@@ -169,8 +239,15 @@ def test_presets_for_method_and_hyperparameters():
 
 
 def test_launch_request_refuses_bad_values_with_the_reason():
-    req = LaunchRequest(preset="smoke", method="supervised", labels="10%", seeds="0", device="cpu",
-                        data="synthetic", sets={"supervised.lr": "-1"})
+    req = LaunchRequest(
+        preset="smoke",
+        method="supervised",
+        labels="10%",
+        seeds="0",
+        device="cpu",
+        data="synthetic",
+        sets={"supervised.lr": "-1"},
+    )
     with pytest.raises(ConfigError, match=r"supervised.lr: -1.0 is out of range \(must be > 0.0\)"):
         req.validate()
     req.sets = {"supervised.epochs": "2", "supervised.milestones": "5"}
@@ -186,17 +263,30 @@ def test_launch_request_refuses_bad_values_with_the_reason():
 
 def test_maps_cli_ascii_without_colour_and_without_torch(tmp_path, data_dir):
     runs = make_fixture_runs(tmp_path / "runs")
-    code = ("import sys, runpy; sys.argv = ['ssltui', 'maps', 'paper-a1b2c3', '--image', '1'];"
-            "from ssltui.cli.main import entry\n"
-            "try:\n    entry()\nexcept SystemExit as e:\n    rc = e.code\n"
-            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', rc)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                         env=cli_env(runs, data_dir, NO_COLOR="1"), cwd=REPO)
+    code = (
+        "import sys, runpy; sys.argv = ['ssltui', 'maps', 'paper-a1b2c3', '--image', '1'];"
+        "from ssltui.cli.main import entry\n"
+        "try:\n    entry()\nexcept SystemExit as e:\n    rc = e.code\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', rc)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=cli_env(runs, data_dir, NO_COLOR="1"),
+        cwd=REPO,
+    )
     assert out.stdout.strip().endswith("NO-TORCH 0"), out.stderr
     assert "automobi" in out.stdout and "rotnet · seed 0" in out.stdout and "▀" not in out.stdout
     assert "\x1b[" not in out.stdout
-    bad = subprocess.run([sys.executable, "-m", "ssltui", "maps", "nope"], capture_output=True, text=True,
-                         timeout=60, env=cli_env(runs, data_dir))
+    bad = subprocess.run(
+        [sys.executable, "-m", "ssltui", "maps", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=cli_env(runs, data_dir),
+    )
     assert bad.returncode == 2 and bad.stderr.startswith("ssltui: error: no run")
 
 
@@ -204,18 +294,46 @@ def _events(*dicts):
     return [parse_event(d) for d in dicts]
 
 
-PH = {"phase": "p1-simclr/linear/labels0.1/seed0", "kind": "linear", "method": "simclr", "seed": 0,
-      "labels": 0.1, "evaluation": "linear"}
+PH = {
+    "phase": "p1-simclr/linear/labels0.1/seed0",
+    "kind": "linear",
+    "method": "simclr",
+    "seed": 0,
+    "labels": 0.1,
+    "evaluation": "linear",
+}
 
 
 def test_images_per_second_of_a_phase_is_its_mean_over_epochs_not_the_last_jump():
     """Issue 15 item 14: a linear probe's epochs last milliseconds; their own rates jump 30x."""
     s = RunState()
-    for e in _events({"t": 0, "event": "phase_start", **PH, "epochs": 3, "steps_per_epoch": 1},
-                     {"t": 1, "event": "epoch", **PH, "epoch": 1, "epochs": 3, "step": 1, "loss": 2, "lr": .1,
-                      "images_per_s": 100_000.0, "seconds": 0.001},
-                     {"t": 2, "event": "epoch", **PH, "epoch": 2, "epochs": 3, "step": 2, "loss": 2, "lr": .1,
-                      "images_per_s": 4_000.0, "seconds": 0.025}):
+    for e in _events(
+        {"t": 0, "event": "phase_start", **PH, "epochs": 3, "steps_per_epoch": 1},
+        {
+            "t": 1,
+            "event": "epoch",
+            **PH,
+            "epoch": 1,
+            "epochs": 3,
+            "step": 1,
+            "loss": 2,
+            "lr": 0.1,
+            "images_per_s": 100_000.0,
+            "seconds": 0.001,
+        },
+        {
+            "t": 2,
+            "event": "epoch",
+            **PH,
+            "epoch": 2,
+            "epochs": 3,
+            "step": 2,
+            "loss": 2,
+            "lr": 0.1,
+            "images_per_s": 4_000.0,
+            "seconds": 0.025,
+        },
+    ):
         s.apply(e)
     p = s.phases[PH["phase"]]
     assert p.images_per_s == pytest.approx((100 + 100) / 0.026)  # all images over all seconds
@@ -227,11 +345,16 @@ def test_epoch_shown_while_stopped_matches_the_stop_message():
     from ssltui.tui.screens.live import phase_stats
 
     s = RunState()
-    for e in _events({"t": 0, "event": "phase_start", **PH, "epochs": 2, "steps_per_epoch": 4},
-                     {"t": 1, "event": "step", **PH, "epoch": 0, "step": 2, "loss": 2.5, "lr": .1,
-                      "images_per_s": 50.0},
-                     {"t": 2, "event": "run_end", "status": "interrupted",
-                      "error": f"stopped by SIGINT in {PH['phase']} at epoch 1, step 2; checkpoint saved"}):
+    for e in _events(
+        {"t": 0, "event": "phase_start", **PH, "epochs": 2, "steps_per_epoch": 4},
+        {"t": 1, "event": "step", **PH, "epoch": 0, "step": 2, "loss": 2.5, "lr": 0.1, "images_per_s": 50.0},
+        {
+            "t": 2,
+            "event": "run_end",
+            "status": "interrupted",
+            "error": f"stopped by SIGINT in {PH['phase']} at epoch 1, step 2; checkpoint saved",
+        },
+    ):
         s.apply(e)
     p = s.phases[PH["phase"]]
     assert phase_stats(p, running=False) == "ep 1/2 stopped 50 img/s loss 2.500"
@@ -240,8 +363,10 @@ def test_epoch_shown_while_stopped_matches_the_stop_message():
 def test_a_resume_starts_a_fresh_log_and_forgets_the_old_stop():
     """Issue 15 item 14: 'stopped by SIGINT' of the first attempt is gone after a resume."""
     s = RunState()
-    for e in _events({"t": 0, "event": "run_start", "run_id": "r", "phases": 10},
-                     {"t": 1, "event": "run_end", "status": "interrupted", "error": "stopped by SIGINT"}):
+    for e in _events(
+        {"t": 0, "event": "run_start", "run_id": "r", "phases": 10},
+        {"t": 1, "event": "run_end", "status": "interrupted", "error": "stopped by SIGINT"},
+    ):
         s.apply(e)
     assert s.status == "interrupted" and any("stopped by SIGINT" in line for line in s.logs)
     s.apply(parse_event({"t": 5, "event": "run_start", "run_id": "r", "phases": 10}))
@@ -259,16 +384,34 @@ def test_activity_says_what_happens_before_the_first_step():
     assert "preparing the first phase" in s.activity()
     s.apply(parse_event({"t": 3, "event": "phase_start", **PH, "epochs": 2, "steps_per_epoch": 4}))
     assert s.activity() == "simclr linear 10% s0: waiting for the first step…"
-    s.apply(parse_event({"t": 4, "event": "step", **PH, "epoch": 0, "step": 1, "loss": 2.5, "lr": .1}))
+    s.apply(parse_event({"t": 4, "event": "step", **PH, "epoch": 0, "step": 1, "loss": 2.5, "lr": 0.1}))
     assert s.activity() is None
 
 
 def test_event_lines_fit_80_columns_with_their_values():
     """Issue 15 item 13: the live log names a phase by its label, so 'lr 0.0482' is not cut at 80 columns."""
     s = RunState()
-    s.apply(parse_event({"t": 0, "event": "epoch", **PH | {"phase": "p0-supervised/supervised/labels0.1/seed0",
-                         "kind": "supervised", "method": "supervised", "evaluation": "supervised"},
-                         "epoch": 4, "epochs": 60, "step": 8, "loss": 2.754, "lr": 0.04821, "val_acc": 0.452}))
+    s.apply(
+        parse_event(
+            {
+                "t": 0,
+                "event": "epoch",
+                **PH
+                | {
+                    "phase": "p0-supervised/supervised/labels0.1/seed0",
+                    "kind": "supervised",
+                    "method": "supervised",
+                    "evaluation": "supervised",
+                },
+                "epoch": 4,
+                "epochs": 60,
+                "step": 8,
+                "loss": 2.754,
+                "lr": 0.04821,
+                "val_acc": 0.452,
+            }
+        )
+    )
     line = s.logs[-1]
     assert line.endswith("supervised 10% s0 epoch 4/60 loss 2.7540 lr 0.0482 validation 45.2%") and len(line) <= 78
 
@@ -280,8 +423,9 @@ def test_study_presets_and_their_hyperparameters():
     # supervised, SimCLR and RotNet pretrain differently: the parts disagree, and the row says so
     assert params["pretrain.optimizer"].value == "varies: lars | sgd"
     assert params["supervised.epochs"].value and "simclr.temperature" in params and "semi.frozen_stages" in params
-    req = LaunchRequest(preset="paper", method="study", labels="0.01,0.1", seeds="0", data="synthetic",
-                        sets={"linear.epochs": "5"})
+    req = LaunchRequest(
+        preset="paper", method="study", labels="0.01,0.1", seeds="0", data="synthetic", sets={"linear.epochs": "5"}
+    )
     plan = req.resolved()
     assert plan.preset == "paper" and len(plan.parts) > 1
     assert all(p.linear.epochs == 5 for p in plan.parts if "linear" in p.evaluation)

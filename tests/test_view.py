@@ -14,7 +14,6 @@ import pytest
 from ssltui.core.store import RunStore, atomic_write_json
 from ssltui.view import format as fmt
 from ssltui.view.tables import run_accuracy
-
 from tests.conftest import REPO
 
 NASTY_GROUP = "a[/b]"
@@ -33,8 +32,14 @@ def test_numbers_fractions_cells_and_diffs():
 
 
 def test_durations_and_timestamps(monkeypatch):
-    assert [fmt.duration(s) for s in (3723, 123, 0.4, None, -1, float("nan"))] == \
-        ["1:02:03", "2:03", "0:00", "-", "-", "-"]
+    assert [fmt.duration(s) for s in (3723, 123, 0.4, None, -1, float("nan"))] == [
+        "1:02:03",
+        "2:03",
+        "0:00",
+        "-",
+        "-",
+        "-",
+    ]
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
     try:
@@ -54,11 +59,13 @@ def test_plain_writes_control_characters_out():
 
 
 def test_run_accuracy_is_the_best_method_per_fraction_over_distinct_seeds():
-    res = [{"method": "simclr", "evaluation": "linear", "labels": 0.1, "seed": 0, "test_acc": 0.5},
-           {"method": "simclr", "evaluation": "linear", "labels": 0.1, "seed": 0, "test_acc": 0.6},  # resumed
-           {"method": "simclr", "evaluation": "linear", "labels": 0.01, "seed": 0, "test_acc": 0.3},
-           {"method": "rotnet", "evaluation": "linear", "labels": 0.1, "seed": 0, "test_acc": 0.4},
-           {"method": "rotnet", "evaluation": "semi", "labels": 0.1, "seed": 0, "test_acc": float("nan")}]
+    res = [
+        {"method": "simclr", "evaluation": "linear", "labels": 0.1, "seed": 0, "test_acc": 0.5},
+        {"method": "simclr", "evaluation": "linear", "labels": 0.1, "seed": 0, "test_acc": 0.6},  # resumed
+        {"method": "simclr", "evaluation": "linear", "labels": 0.01, "seed": 0, "test_acc": 0.3},
+        {"method": "rotnet", "evaluation": "linear", "labels": 0.1, "seed": 0, "test_acc": 0.4},
+        {"method": "rotnet", "evaluation": "semi", "labels": 0.1, "seed": 0, "test_acc": float("nan")},
+    ]
     assert run_accuracy(res) == "1% 30.0 10% 60.0 (+1)"
     assert run_accuracy([]) == "-" and run_accuracy(res[-1:]) == "-"
 
@@ -66,12 +73,26 @@ def test_run_accuracy_is_the_best_method_per_fraction_over_distinct_seeds():
 def _nasty_run(root) -> str:
     store = RunStore(root)
     rd = store.create("paper")
-    atomic_write_json(rd.summary_path, {
-        "run_id": rd.id, "preset": NASTY_PRESET, "description": "[bold never closed", "group": NASTY_GROUP,
-        "status": "failed", "error": NASTY_ERROR, "methods": ["simclr"], "evaluations": ["linear"],
-        "labels": [0.1], "seeds": [0], "data": "synthetic [/i]", "device": "cpu [/]", "started": 1767268800.0,
-        "timings": {"pretrain": 1.0},
-        "results": [{"method": "simclr", "evaluation": "linear", "labels": 0.1, "seed": 0, "test_acc": 0.5}]})
+    atomic_write_json(
+        rd.summary_path,
+        {
+            "run_id": rd.id,
+            "preset": NASTY_PRESET,
+            "description": "[bold never closed",
+            "group": NASTY_GROUP,
+            "status": "failed",
+            "error": NASTY_ERROR,
+            "methods": ["simclr"],
+            "evaluations": ["linear"],
+            "labels": [0.1],
+            "seeds": [0],
+            "data": "synthetic [/i]",
+            "device": "cpu [/]",
+            "started": 1767268800.0,
+            "timings": {"pretrain": 1.0},
+            "results": [{"method": "simclr", "evaluation": "linear", "labels": 0.1, "seed": 0, "test_acc": 0.5}],
+        },
+    )
     return rd.id
 
 
@@ -79,8 +100,9 @@ def _nasty_preset(tmp_path):
     presets = tmp_path / "presets"
     presets.mkdir()
     smoke = (REPO / "tests" / "fixtures" / "presets" / "smoke.toml").read_text()
-    (presets / "nasty.toml").write_text(smoke.replace(smoke.splitlines()[0],
-                                                      'description = "[/b] [bold] \\u001b[2J cleared?"'))
+    (presets / "nasty.toml").write_text(
+        smoke.replace(smoke.splitlines()[0], 'description = "[/b] [bold] \\u001b[2J cleared?"')
+    )
     return presets
 
 
@@ -145,9 +167,9 @@ def test_tui_runs_list_and_results_show_user_text_as_text(tmp_path):
 
 @pytest.mark.parametrize("module", ["ssltui.view.format", "ssltui.view.tables", "ssltui.view.featuremaps"])
 def test_view_imports_neither_torch_nor_a_face(module):
-    code = (f"import json, sys, {module}\n"
-            "print(json.dumps([m for m in ('torch', 'textual', 'typer') if m in sys.modules]))")
+    code = (
+        f"import json, sys, {module}\nprint(json.dumps([m for m in ('torch', 'textual', 'typer') if m in sys.modules]))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == []
-

@@ -20,14 +20,22 @@ FAILED_ID = "20260102-100000-supervised-0a0b0c"
 
 # (method, evaluation, labels, seed) -> test accuracy
 STUDY_RESULTS = {
-    ("supervised", "supervised", 0.01, 0): 0.4712, ("supervised", "supervised", 0.01, 1): 0.4655,
-    ("supervised", "supervised", 0.1, 0): 0.7930, ("supervised", "supervised", 0.1, 1): 0.8012,
-    ("simclr", "linear", 0.01, 0): 0.6021, ("simclr", "linear", 0.01, 1): 0.5988,
-    ("simclr", "linear", 0.1, 0): 0.6802, ("simclr", "linear", 0.1, 1): 0.6790,
-    ("rotnet", "linear", 0.01, 0): 0.4420, ("rotnet", "linear", 0.01, 1): 0.4501,
-    ("rotnet", "linear", 0.1, 0): 0.5411, ("rotnet", "linear", 0.1, 1): 0.5370,
-    ("rotnet", "semi", 0.01, 0): 0.6655, ("rotnet", "semi", 0.01, 1): 0.6702,
-    ("rotnet", "semi", 0.1, 0): 0.8230, ("rotnet", "semi", 0.1, 1): 0.8194,
+    ("supervised", "supervised", 0.01, 0): 0.4712,
+    ("supervised", "supervised", 0.01, 1): 0.4655,
+    ("supervised", "supervised", 0.1, 0): 0.7930,
+    ("supervised", "supervised", 0.1, 1): 0.8012,
+    ("simclr", "linear", 0.01, 0): 0.6021,
+    ("simclr", "linear", 0.01, 1): 0.5988,
+    ("simclr", "linear", 0.1, 0): 0.6802,
+    ("simclr", "linear", 0.1, 1): 0.6790,
+    ("rotnet", "linear", 0.01, 0): 0.4420,
+    ("rotnet", "linear", 0.01, 1): 0.4501,
+    ("rotnet", "linear", 0.1, 0): 0.5411,
+    ("rotnet", "linear", 0.1, 1): 0.5370,
+    ("rotnet", "semi", 0.01, 0): 0.6655,
+    ("rotnet", "semi", 0.01, 1): 0.6702,
+    ("rotnet", "semi", 0.1, 0): 0.8230,
+    ("rotnet", "semi", 0.1, 1): 0.8194,
 }
 
 
@@ -39,15 +47,35 @@ def _jsonl(path: Path, events: list[dict]) -> None:
     path.write_text("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in events))
 
 
-def _phase_events(t: float, phase: str, kind: str, method: str, seed: int, epochs: int, spe: int,
-                  acc_key: str | None, labels: float | None = None, stop_after: int | None = None,
-                  lr0: float = 0.1, scale: float = 1.0) -> tuple[list[dict], float]:
+def _phase_events(
+    t: float,
+    phase: str,
+    kind: str,
+    method: str,
+    seed: int,
+    epochs: int,
+    spe: int,
+    acc_key: str | None,
+    labels: float | None = None,
+    stop_after: int | None = None,
+    lr0: float = 0.1,
+    scale: float = 1.0,
+) -> tuple[list[dict], float]:
     """A phase's events; `scale` sets its loss and accuracy curves apart from the others'."""
     fields = {"phase": phase, "kind": kind, "method": method, "seed": seed}
     if labels is not None:
         fields |= {"labels": labels, "evaluation": kind}
-    ev = [{"t": t, "event": "phase_start", **fields, "epochs": epochs, "steps_per_epoch": spe,
-           "batch_size": 256, "start_epoch": 0}]
+    ev = [
+        {
+            "t": t,
+            "event": "phase_start",
+            **fields,
+            "epochs": epochs,
+            "steps_per_epoch": spe,
+            "batch_size": 256,
+            "start_epoch": 0,
+        }
+    ]
     total = epochs * spe
     for step in range(1, total + 1):
         if stop_after is not None and step > stop_after:
@@ -55,12 +83,32 @@ def _phase_events(t: float, phase: str, kind: str, method: str, seed: int, epoch
         t += 2.0
         lr = lr0 * 0.5 * (1 + math.cos(math.pi * step / total))
         loss = scale * 2.3 * math.exp(-2.0 * step / total) + 0.05 * math.sin(step)
-        ev.append({"t": round(t, 3), "event": "step", **fields, "epoch": (step - 1) // spe, "step": step,
-                   "loss": round(loss, 5), "lr": round(lr, 6), "images_per_s": 1200.0 + 10 * (step % 7)})
+        ev.append(
+            {
+                "t": round(t, 3),
+                "event": "step",
+                **fields,
+                "epoch": (step - 1) // spe,
+                "step": step,
+                "loss": round(loss, 5),
+                "lr": round(lr, 6),
+                "images_per_s": 1200.0 + 10 * (step % 7),
+            }
+        )
         if step % spe == 0:
             epoch = step // spe
-            rec = {"t": round(t, 3), "event": "epoch", **fields, "epoch": epoch, "epochs": epochs, "step": step,
-                   "loss": round(loss, 5), "lr": round(lr, 6), "images_per_s": 1250.0, "seconds": 2.0 * spe}
+            rec = {
+                "t": round(t, 3),
+                "event": "epoch",
+                **fields,
+                "epoch": epoch,
+                "epochs": epochs,
+                "step": step,
+                "loss": round(loss, 5),
+                "lr": round(lr, 6),
+                "images_per_s": 1250.0,
+                "seconds": 2.0 * spe,
+            }
             if acc_key:
                 rec[acc_key] = round(0.1 + 0.7 / scale * (1 - math.exp(-3 * epoch / epochs)), 4)
             ev.append(rec)
@@ -72,8 +120,17 @@ def _phase_events(t: float, phase: str, kind: str, method: str, seed: int, epoch
 def _featuremaps(models: list[tuple[str, str]]) -> dict:
     images = []
     for k in range(4):
-        rgb = [[[int(127 + 120 * math.sin((r + 3 * k) / 5)), int(127 + 120 * math.cos((c - k) / 6)),
-                 int(40 * k + 2 * (r + c)) % 256] for c in range(32)] for r in range(32)]
+        rgb = [
+            [
+                [
+                    int(127 + 120 * math.sin((r + 3 * k) / 5)),
+                    int(127 + 120 * math.cos((c - k) / 6)),
+                    int(40 * k + 2 * (r + c)) % 256,
+                ]
+                for c in range(32)
+            ]
+            for r in range(32)
+        ]
         images.append({"index": 10 * k, "class": ["airplane", "automobile", "bird", "cat"][k], "rgb": rgb})
     entries = []
     for mi, (name, method) in enumerate(models):
@@ -81,20 +138,55 @@ def _featuremaps(models: list[tuple[str, str]]) -> dict:
         for k in range(4):
             stages = []
             for s, size in enumerate((32, 16, 8)):
-                values = [[[int(255 * (0.5 + 0.5 * math.sin((r * (ch + 1) + c * (mi + 1) + k) / (2 + s))))
-                            for c in range(size)] for r in range(size)] for ch in range(4)]
+                values = [
+                    [
+                        [
+                            int(255 * (0.5 + 0.5 * math.sin((r * (ch + 1) + c * (mi + 1) + k) / (2 + s))))
+                            for c in range(size)
+                        ]
+                        for r in range(size)
+                    ]
+                    for ch in range(4)
+                ]
                 stages.append({"stage": s + 1, "channels": [ch * (s + 1) for ch in range(4)], "values": values})
             per_image.append(stages)
         entries.append({"name": name, "method": method, "seed": 0, "maps": per_image})
     return {"images": images, "models": entries}
 
 
-def _summary(run_id: str, preset: str, status: str, methods, evaluations, labels, seeds, results,
-             started: float, ended: float | None, error: str | None = None) -> dict:
-    return {"run_id": run_id, "preset": preset, "description": f"{preset} (fixture)", "group": run_id,
-            "status": status, "methods": methods, "evaluations": evaluations, "labels": labels, "seeds": seeds,
-            "data": "synthetic", "results": results, "phases": {}, "timings": {"data": 1.0},
-            "started": started, "ended": ended, "error": error, "pid": None, "device": "cuda (fixture GPU)"}
+def _summary(
+    run_id: str,
+    preset: str,
+    status: str,
+    methods,
+    evaluations,
+    labels,
+    seeds,
+    results,
+    started: float,
+    ended: float | None,
+    error: str | None = None,
+) -> dict:
+    return {
+        "run_id": run_id,
+        "preset": preset,
+        "description": f"{preset} (fixture)",
+        "group": run_id,
+        "status": status,
+        "methods": methods,
+        "evaluations": evaluations,
+        "labels": labels,
+        "seeds": seeds,
+        "data": "synthetic",
+        "results": results,
+        "phases": {},
+        "timings": {"data": 1.0},
+        "started": started,
+        "ended": ended,
+        "error": error,
+        "pid": None,
+        "device": "cuda (fixture GPU)",
+    }
 
 
 def make_fixture_runs(root: Path) -> Path:
@@ -105,26 +197,62 @@ def make_fixture_runs(root: Path) -> Path:
     run = root / STUDY_ID
     run.mkdir()
     t = T0
-    events = [{"t": t, "event": "run_start", "run_id": STUDY_ID, "preset": "paper", "device": "cuda (fixture GPU)",
-               "parts": 3},
-              {"t": t + 1, "event": "data", "source": "synthetic", "train": 45000, "val": 5000, "test": 10000,
-               "classes": [f"c{i}" for i in range(10)], "decode_seconds": 0.0, "load_seconds": 1.0,
-               "from_cache": True}]
+    events = [
+        {
+            "t": t,
+            "event": "run_start",
+            "run_id": STUDY_ID,
+            "preset": "paper",
+            "device": "cuda (fixture GPU)",
+            "parts": 3,
+        },
+        {
+            "t": t + 1,
+            "event": "data",
+            "source": "synthetic",
+            "train": 45000,
+            "val": 5000,
+            "test": 10000,
+            "classes": [f"c{i}" for i in range(10)],
+            "decode_seconds": 0.0,
+            "load_seconds": 1.0,
+            "from_cache": True,
+        },
+    ]
     t += 1
     log = ["12:00:00 run 20260101-120000-paper-a1b2c3 (paper) on cuda (fixture GPU)"]
     results = []
     for method, acc_key, scale in (("simclr", "knn_acc", 1.0), ("rotnet", "rot_acc", 1.3)):
-        ev, t = _phase_events(t, f"{method}/pretrain/seed0/abcd1234", "pretrain", method, 0, 10, 4, acc_key, lr0=0.5,
-                              scale=scale)
+        ev, t = _phase_events(
+            t, f"{method}/pretrain/seed0/abcd1234", "pretrain", method, 0, 10, 4, acc_key, lr0=0.5, scale=scale
+        )
         events += ev
     for (method, evaluation, labels, seed), acc in STUDY_RESULTS.items():
         phase = f"p0-{method}/{evaluation}/labels{labels:g}/seed{seed}"
-        ev, t = _phase_events(t, phase, evaluation, method, seed, 4, 2,
-                              "val_acc" if evaluation != "linear" else None, labels=labels,
-                              scale=1 + 0.1 * seed + (0.2 if labels < 0.1 else 0))
+        ev, t = _phase_events(
+            t,
+            phase,
+            evaluation,
+            method,
+            seed,
+            4,
+            2,
+            "val_acc" if evaluation != "linear" else None,
+            labels=labels,
+            scale=1 + 0.1 * seed + (0.2 if labels < 0.1 else 0),
+        )
         events += ev
-        r = {"method": method, "evaluation": evaluation, "labels": labels, "seed": seed, "test_acc": acc,
-             "val_acc": round(acc - 0.01, 4), "label_count": int(45000 * labels), "seconds": 9.0, "part": 0}
+        r = {
+            "method": method,
+            "evaluation": evaluation,
+            "labels": labels,
+            "seed": seed,
+            "test_acc": acc,
+            "val_acc": round(acc - 0.01, 4),
+            "label_count": int(45000 * labels),
+            "seconds": 9.0,
+            "part": 0,
+        }
         results.append(r)
         events.append({"t": round(t, 3), "event": "result", **r})
         log.append(f"result {method}/{evaluation} labels={labels:g} seed={seed}: test {100 * acc:.2f}%")
@@ -133,41 +261,111 @@ def make_fixture_runs(root: Path) -> Path:
     _jsonl(run / "metrics.jsonl", events)
     (run / "run.log").write_text("\n".join(log) + "\n")
     (run / "config.toml").write_text('preset = "paper"\n')
-    _write(run / "summary.json", _summary(STUDY_ID, "paper", "completed", ["supervised", "simclr", "rotnet"],
-                                          ["linear", "semi", "supervised"], [0.01, 0.1], [0, 1], results,
-                                          T0, t + 1))
-    _write(run / "featuremaps.json", _featuremaps([("supervised", "supervised"), ("simclr", "simclr"),
-                                                   ("rotnet", "rotnet")]))
+    _write(
+        run / "summary.json",
+        _summary(
+            STUDY_ID,
+            "paper",
+            "completed",
+            ["supervised", "simclr", "rotnet"],
+            ["linear", "semi", "supervised"],
+            [0.01, 0.1],
+            [0, 1],
+            results,
+            T0,
+            t + 1,
+        ),
+    )
+    _write(
+        run / "featuremaps.json",
+        _featuremaps([("supervised", "supervised"), ("simclr", "simclr"), ("rotnet", "rotnet")]),
+    )
 
     # 2. an interrupted smoke run (stopped mid-phase)
     run = root / SMOKE_ID
     run.mkdir()
     t = T0 + 75600
-    events = [{"t": t, "event": "run_start", "run_id": SMOKE_ID, "preset": "smoke", "device": "cpu (2 threads)",
-               "parts": 1}]
-    ev, t = _phase_events(t, "p0-supervised/supervised/labels0.1/seed0", "supervised", "supervised", 0, 8, 4,
-                          "val_acc", labels=0.1, stop_after=14, lr0=0.05)
+    events = [
+        {"t": t, "event": "run_start", "run_id": SMOKE_ID, "preset": "smoke", "device": "cpu (2 threads)", "parts": 1}
+    ]
+    ev, t = _phase_events(
+        t,
+        "p0-supervised/supervised/labels0.1/seed0",
+        "supervised",
+        "supervised",
+        0,
+        8,
+        4,
+        "val_acc",
+        labels=0.1,
+        stop_after=14,
+        lr0=0.05,
+    )
     events += ev
-    events.append({"t": round(t + 1, 3), "event": "run_end", "status": "interrupted",
-                   "error": "stopped by SIGINT in p0-supervised/supervised/labels0.1/seed0 at epoch 4, step 14"})
+    events.append(
+        {
+            "t": round(t + 1, 3),
+            "event": "run_end",
+            "status": "interrupted",
+            "error": "stopped by SIGINT in p0-supervised/supervised/labels0.1/seed0 at epoch 4, step 14",
+        }
+    )
     _jsonl(run / "metrics.jsonl", events)
     (run / "config.toml").write_text('preset = "smoke"\n')
-    (run / "run.log").write_text("09:00:00 run 20260102-090000-smoke-d4e5f6 (smoke) on cpu (2 threads)\n"
-                                 "run interrupted: stopped by SIGINT\n")
-    _write(run / "summary.json", _summary(SMOKE_ID, "smoke", "interrupted", ["supervised"], ["supervised"], [0.1],
-                                          [0], [], T0 + 75600, t + 1, "stopped by SIGINT"))
+    (run / "run.log").write_text(
+        "09:00:00 run 20260102-090000-smoke-d4e5f6 (smoke) on cpu (2 threads)\nrun interrupted: stopped by SIGINT\n"
+    )
+    _write(
+        run / "summary.json",
+        _summary(
+            SMOKE_ID,
+            "smoke",
+            "interrupted",
+            ["supervised"],
+            ["supervised"],
+            [0.1],
+            [0],
+            [],
+            T0 + 75600,
+            t + 1,
+            "stopped by SIGINT",
+        ),
+    )
 
     # 3. a failed run
     run = root / FAILED_ID
     run.mkdir()
-    _jsonl(run / "metrics.jsonl", [{"t": T0 + 79200, "event": "run_start", "run_id": FAILED_ID,
-                                    "preset": "supervised", "device": "cpu", "parts": 1},
-                                   {"t": T0 + 79201, "event": "run_end", "status": "failed",
-                                    "error": "--data folder:/nope: no such file"}])
+    _jsonl(
+        run / "metrics.jsonl",
+        [
+            {
+                "t": T0 + 79200,
+                "event": "run_start",
+                "run_id": FAILED_ID,
+                "preset": "supervised",
+                "device": "cpu",
+                "parts": 1,
+            },
+            {"t": T0 + 79201, "event": "run_end", "status": "failed", "error": "--data folder:/nope: no such file"},
+        ],
+    )
     (run / "run.log").write_text("10:00:00 run failed: --data folder:/nope: no such file\n")
-    _write(run / "summary.json", _summary(FAILED_ID, "supervised", "failed", ["supervised"], ["supervised"],
-                                          [0.01, 0.1], [0], [], T0 + 79200, T0 + 79201,
-                                          "--data folder:/nope: no such file"))
+    _write(
+        run / "summary.json",
+        _summary(
+            FAILED_ID,
+            "supervised",
+            "failed",
+            ["supervised"],
+            ["supervised"],
+            [0.01, 0.1],
+            [0],
+            [],
+            T0 + 79200,
+            T0 + 79201,
+            "--data folder:/nope: no such file",
+        ),
+    )
     return root
 
 
@@ -205,8 +403,9 @@ async def shows(pilot, *texts: str, timeout: float = 10.0) -> str:
     """The screen's text once every one of `texts` is on it (whitespace runs read as one space):
     a widget whose height follows its content takes a frame to grow."""
     app = pilot.app
-    await wait_until(pilot, lambda: all(t in " ".join(screen_text(app).split()) for t in texts), timeout,
-                     f"{texts!r} on screen")
+    await wait_until(
+        pilot, lambda: all(t in " ".join(screen_text(app).split()) for t in texts), timeout, f"{texts!r} on screen"
+    )
     return screen_text(app)
 
 
@@ -214,7 +413,7 @@ def screen_text(app) -> str:
     """What the terminal shows, as plain text (one line per row, trailing blanks cut), as a
     person reads it: what is cut off the screen is not in it."""
     strips = app.screen._compositor.render_strips()
-    return "\n".join(strip.text.rstrip() for strip in strips[:app.size.height])
+    return "\n".join(strip.text.rstrip() for strip in strips[: app.size.height])
 
 
 @pytest.fixture

@@ -33,8 +33,11 @@ def printed() -> bool:
 def wanted(argv: list[str]) -> bool:
     """Whether the command line asks for JSON (`--json`, or `--format json` of `ssltui table`)."""
     args = argv[: argv.index("--")] if "--" in argv else argv
-    return "--json" in args or "--format=json" in args or any(
-        a == "--format" and b == "json" for a, b in zip(args, args[1:]))
+    return (
+        "--json" in args
+        or "--format=json" in args
+        or any(a == "--format" and b == "json" for a, b in zip(args, args[1:]))
+    )
 
 
 def error_object(message: str, code: int) -> dict:

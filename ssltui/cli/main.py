@@ -40,7 +40,7 @@ from ssltui.view.tables import presets_table, results_table, run_header, runs_li
 app = typer.Typer(
     name="ssltui",
     help="Self-supervised learning (SimCLR, RotNet) on CIFAR-10 with ResNet-20. "
-         "Run `ssltui` alone for the terminal app.",
+    "Run `ssltui` alone for the terminal app.",
     no_args_is_help=False,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -75,12 +75,13 @@ def main(ctx: typer.Context) -> None:
             from ssltui.tui.app import run_tui
         except ImportError:
             typer.echo(ctx.get_help())
-            raise typer.Exit(0)
+            raise typer.Exit(0) from None
         _store(None).run_entries()  # a runs dir that cannot be listed: one line, before the app takes the screen
         raise typer.Exit(run_tui())
 
 
 # ---------------------------------------------------------------- run / resume
+
 
 def _stop_on_signals() -> StopToken:
     """The run's stop token, asked by SIGINT/SIGTERM (a second one exits at once): the data load
@@ -100,12 +101,19 @@ def _load_data(plan, opts, stop: StopToken, quiet: bool):
             print(stamp(f"info: {message}"), file=sys.stderr, flush=True)
 
     first = plan.data_settings
-    return load_source(opts.data, data_dir(opts.data_dir), first.synthetic_train_per_class,
-                       first.synthetic_test_per_class, log=log, should_stop=stop.poll)
+    return load_source(
+        opts.data,
+        data_dir(opts.data_dir),
+        first.synthetic_train_per_class,
+        first.synthetic_test_per_class,
+        log=log,
+        should_stop=stop.poll,
+    )
 
 
-def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store, raw=None,
-             stop: StopToken | None = None) -> int:
+def _execute(
+    plan, run, opts, json_out: bool, quiet: bool, resume: bool, store, raw=None, stop: StopToken | None = None
+) -> int:
 
     # The id to resume or show the run by, from the first second (before torch is imported), where
     # progress bars would keep the first event's line from view; a pipe gets that line, and an
@@ -115,8 +123,15 @@ def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store, 
     from ssltui.trainer.runner import Runner
 
     progress = make_progress(quiet)
-    runner = Runner(plan, run, opts, progress, cache_dir=store.cache_dir(), raw=raw,
-                    stop=stop if stop is not None else _stop_on_signals())
+    runner = Runner(
+        plan,
+        run,
+        opts,
+        progress,
+        cache_dir=store.cache_dir(),
+        raw=raw,
+        stop=stop if stop is not None else _stop_on_signals(),
+    )
     code = ExitCode.OK
     try:
         runner.execute(resume=resume)
@@ -126,8 +141,11 @@ def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store, 
             progress.close()
             progress = None
         if isinstance(exc, RunInterrupted):  # the user's own stop is no error
-            print(f"ssltui: interrupted: {exc.message}\nssltui: continue with: ssltui resume {run.id}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"ssltui: interrupted: {exc.message}\nssltui: continue with: ssltui resume {run.id}",
+                file=sys.stderr,
+                flush=True,
+            )
         else:
             _err(exc.message)
     finally:
@@ -135,17 +153,24 @@ def _execute(plan, run, opts, json_out: bool, quiet: bool, resume: bool, store, 
             progress.close()
     summary = runner.summary
     if json_out:
-        emit({
-            # No summary run id: refused before starting (e.g. the run is locked by another process).
-            "run_id": run.id, "status": summary.status if summary.run_id else "refused",
-            "group": summary.group or None, "error": summary.error, "timings": summary.timings,
-            "results": [r.model_dump(include={"method", "evaluation", "labels", "seed", "test_acc", "val_acc",
-                                              "probe"})
-                        for r in summary.results],
-        })
+        emit(
+            {
+                # No summary run id: refused before starting (e.g. the run is locked by another process).
+                "run_id": run.id,
+                "status": summary.status if summary.run_id else "refused",
+                "group": summary.group or None,
+                "error": summary.error,
+                "timings": summary.timings,
+                "results": [
+                    r.model_dump(include={"method", "evaluation", "labels", "seed", "test_acc", "val_acc", "probe"})
+                    for r in summary.results
+                ],
+            }
+        )
     elif summary.results:
-        _stdout_console().print(results_table([r.model_dump() for r in summary.results],
-                                              title=f"run {run.id} ({summary.status})"))
+        _stdout_console().print(
+            results_table([r.model_dump() for r in summary.results], title=f"run {run.id} ({summary.status})")
+        )
     return int(code)
 
 
@@ -154,8 +179,10 @@ def _dry_run(plan, opts, json_out: bool, counts) -> int:
     resolved configuration) and train nothing. `counts`: training images a class (None: unknown)."""
 
     for part in plan.parts:
-        if registry.method(part.method).pretrains and \
-                importlib.util.find_spec(f"ssltui.trainer.methods.{part.method}") is None:
+        if (
+            registry.method(part.method).pretrains
+            and importlib.util.find_spec(f"ssltui.trainer.methods.{part.method}") is None
+        ):
             raise ConfigError(f"method {part.method!r} has no pretraining implementation")
     graph = build_graph(plan)
     lengths = phase_lengths(plan, graph, counts) if counts else {}
@@ -165,48 +192,75 @@ def _dry_run(plan, opts, json_out: bool, counts) -> int:
         if name not in lengths:
             return node.describe()
         length, section = lengths[name]
-        decided = f"{section}.{length.decided_by}" + (f"={plan.parts[node.part].settings_of(section).min_steps}"
-                                                      if length.decided_by == "min_steps" else "")
-        return (f"{name.split('#')[0]} ({length.epochs} epochs x {length.steps_per_epoch} steps = {length.steps} "
-                f"steps, batch {length.batch_size}; decided by {decided})")
+        decided = f"{section}.{length.decided_by}" + (
+            f"={plan.parts[node.part].settings_of(section).min_steps}" if length.decided_by == "min_steps" else ""
+        )
+        return (
+            f"{name.split('#')[0]} ({length.epochs} epochs x {length.steps_per_epoch} steps = {length.steps} "
+            f"steps, batch {length.batch_size}; decided by {decided})"
+        )
 
     def entry(n) -> dict:
         length, section = lengths.get(n.name, (None, None))
-        return {"node": n.name, "phase": n.name.split("#")[0], "kind": n.kind,
-                "epochs": length.epochs if length else n.epochs,
-                "steps_per_epoch": length.steps_per_epoch if length else None,
-                "steps": length.steps if length else None,
-                "decided_by": f"{section}.{length.decided_by}" if length else None}
+        return {
+            "node": n.name,
+            "phase": n.name.split("#")[0],
+            "kind": n.kind,
+            "epochs": length.epochs if length else n.epochs,
+            "steps_per_epoch": length.steps_per_epoch if length else None,
+            "steps": length.steps if length else None,
+            "decided_by": f"{section}.{length.decided_by}" if length else None,
+        }
 
     config = plan_to_toml(plan, opts)
     if json_out:
-        emit({"dry_run": True, "preset": plan.preset, "data": opts.data, "device": opts.device,
-              "devices": opts.device_list(), "phases": [describe(n.name) for n in graph.phases],
-              "plan": [entry(n) for n in graph.phases], "config": config,
-              "graph": [{"node": n.name, "kind": n.kind, "needs": list(n.needs)} for n in graph.nodes]})
+        emit(
+            {
+                "dry_run": True,
+                "preset": plan.preset,
+                "data": opts.data,
+                "device": opts.device,
+                "devices": opts.device_list(),
+                "phases": [describe(n.name) for n in graph.phases],
+                "plan": [entry(n) for n in graph.phases],
+                "config": config,
+                "graph": [{"node": n.name, "kind": n.kind, "needs": list(n.needs)} for n in graph.nodes],
+            }
+        )
     else:
         print(config, end="")
-        after = {n.name: " after " + ", ".join(graph.node(d).describe().split(" (")[0] for d in n.needs)
-                 if n.needs else "" for n in graph.phases}
-        print('# phases, in order (one marked "after X" waits for X; the others can start at once):\n'
-              + "\n".join(f"#   {describe(n.name)}{after[n.name]}" for n in graph.phases), flush=True)
+        after = {
+            n.name: " after " + ", ".join(graph.node(d).describe().split(" (")[0] for d in n.needs) if n.needs else ""
+            for n in graph.phases
+        }
+        print(
+            '# phases, in order (one marked "after X" waits for X; the others can start at once):\n'
+            + "\n".join(f"#   {describe(n.name)}{after[n.name]}" for n in graph.phases),
+            flush=True,
+        )
     return int(ExitCode.OK)
 
 
 @app.command()
 def run(
     preset: opt.Preset = None,
-    config: Optional[Path] = typer.Option(None, "--config",
-                                          help="a resolved run configuration (a run's config.toml, or the file the "
-                                               "app writes): trained as it is, no preset or option resolved again"),
+    config: Optional[Path] = typer.Option(
+        None,
+        "--config",
+        help="a resolved run configuration (a run's config.toml, or the file the "
+        "app writes): trained as it is, no preset or option resolved again",
+    ),
     method: opt.Method = None,
     evaluation: opt.Evaluation = None,
     labels: opt.Labels = None,
     seeds: opt.Seeds = None,
     device: opt.Device = "auto",
-    devices: Optional[str] = typer.Option(None, "--devices",
-                                          help="phases side by side on these devices, e.g. cuda:0,cuda:1 "
-                                               "(one worker process each unless runtime.workers says more)"),
+    devices: Optional[str] = typer.Option(
+        None,
+        "--devices",
+        help="phases side by side on these devices, e.g. cuda:0,cuda:1 "
+        "(one worker process each unless runtime.workers says more)",
+    ),
     data: opt.Data = None,
     data_dir: opt.DataDir = None,
     sets: opt.Sets = [],  # noqa: B006 - typer's default for a repeatable option, never mutated
@@ -223,14 +277,25 @@ def run(
     from ssltui.trainer.data.sources import parse_source
 
     if config is not None:
-        given = [flag for flag, value in (("--preset", preset), ("--method", method), ("--evaluation", evaluation),
-                                          ("--labels", labels), ("--seeds", seeds), ("--set", sets),
-                                          ("--data", data), ("--devices", devices), ("--data-dir", data_dir),
-                                          ("--group", group), ("--no-cache", no_cache))
-                 if value] + (["--device"] if device != "auto" else [])
+        given = [
+            flag
+            for flag, value in (
+                ("--preset", preset),
+                ("--method", method),
+                ("--evaluation", evaluation),
+                ("--labels", labels),
+                ("--seeds", seeds),
+                ("--set", sets),
+                ("--data", data),
+                ("--devices", devices),
+                ("--data-dir", data_dir),
+                ("--group", group),
+                ("--no-cache", no_cache),
+            )
+            if value
+        ] + (["--device"] if device != "auto" else [])
         if given:
-            raise ConfigError(f"--config holds the whole configuration; drop {', '.join(given)} "
-                              f"(or edit the file)")
+            raise ConfigError(f"--config holds the whole configuration; drop {', '.join(given)} (or edit the file)")
         plan, file_opts = read_plan_file(config)
         data, data_dir, device, group = file_opts.data, file_opts.data_dir, file_opts.device, file_opts.group
         devices = ",".join(file_opts.devices) or None
@@ -245,8 +310,9 @@ def run(
     device_list = parse_list(devices, str, "--devices") or []
     if device_list and device != "auto":
         raise ConfigError("--device and --devices: give one of them")
-    opts = run_options(data=data, data_dir=data_dir, device=device, devices=device_list, group=group,
-                       use_cache=not no_cache)
+    opts = run_options(
+        data=data, data_dir=data_dir, device=device, devices=device_list, group=group, use_cache=not no_cache
+    )
     if run_id is not None:
         RunStore.check_new_id(run_id)
     if kind == "folder":
@@ -302,14 +368,26 @@ def resume(
 
 # ---------------------------------------------------------------- listings
 
+
 @app.command()
 def presets(json_out: bool = typer.Option(False, "--json", help="JSON list")) -> None:
     """List presets: name, method, evaluation, description."""
 
     items = list_presets(warn=_warn)
     if json_out:
-        emit([{"name": i.name, "method": i.method, "evaluation": i.evaluation,
-               "kind": i.kind, "description": i.description, "path": str(i.path)} for i in items])
+        emit(
+            [
+                {
+                    "name": i.name,
+                    "method": i.method,
+                    "evaluation": i.evaluation,
+                    "kind": i.kind,
+                    "description": i.description,
+                    "path": str(i.path),
+                }
+                for i in items
+            ]
+        )
         return
 
     _stdout_console().print(presets_table(items))
@@ -319,9 +397,11 @@ NEWEST_RUNS = 50  # rows of `ssltui runs` on a terminal without --all
 
 
 @app.command()
-def runs(runs_dir: opt.RunsDir = None, json_out: bool = typer.Option(False, "--json"),
-         all_runs: bool = typer.Option(False, "--all",
-                                       help=f"every run (a terminal shows the newest {NEWEST_RUNS})")) -> None:
+def runs(
+    runs_dir: opt.RunsDir = None,
+    json_out: bool = typer.Option(False, "--json"),
+    all_runs: bool = typer.Option(False, "--all", help=f"every run (a terminal shows the newest {NEWEST_RUNS})"),
+) -> None:
     """List saved runs, running ones first, then newest first."""
     store = _store(runs_dir)
     if json_out:
@@ -339,7 +419,6 @@ def runs(runs_dir: opt.RunsDir = None, json_out: bool = typer.Option(False, "--j
         return
     from rich.text import Text
 
-
     infos = list(infos)
     console.print(runs_table(infos, console.width))
     if total > len(infos):
@@ -347,9 +426,11 @@ def runs(runs_dir: opt.RunsDir = None, json_out: bool = typer.Option(False, "--j
 
 
 @app.command()
-def note(run_id: str = typer.Argument(..., help="run id (or a unique prefix/suffix)"),
-         text: Optional[str] = typer.Argument(None, help="the note (omit it to print the note; '' clears it)"),
-         runs_dir: opt.RunsDir = None) -> None:
+def note(
+    run_id: str = typer.Argument(..., help="run id (or a unique prefix/suffix)"),
+    text: Optional[str] = typer.Argument(None, help="the note (omit it to print the note; '' clears it)"),
+    runs_dir: opt.RunsDir = None,
+) -> None:
     """Read or write a run's note (shown by `ssltui show` and the app)."""
     rd = _store(runs_dir).get(run_id)
     notes = rd.read_notes()
@@ -360,10 +441,12 @@ def note(run_id: str = typer.Argument(..., help="run id (or a unique prefix/suff
 
 
 @app.command()
-def tag(run_id: str = typer.Argument(..., help="run id (or a unique prefix/suffix)"),
-        tags: list[str] = typer.Argument(None, help="tags to add (letters, digits, _.:+-)"),
-        remove: bool = typer.Option(False, "--remove", help="remove these tags instead"),
-        runs_dir: opt.RunsDir = None) -> None:
+def tag(
+    run_id: str = typer.Argument(..., help="run id (or a unique prefix/suffix)"),
+    tags: list[str] = typer.Argument(None, help="tags to add (letters, digits, _.:+-)"),
+    remove: bool = typer.Option(False, "--remove", help="remove these tags instead"),
+    runs_dir: opt.RunsDir = None,
+) -> None:
     """Add or remove a run's tags (listed by `ssltui runs`; the app's filter reads tag:NAME)."""
     rd = _store(runs_dir).get(run_id)
     notes = rd.read_notes()
@@ -371,26 +454,34 @@ def tag(run_id: str = typer.Argument(..., help="run id (or a unique prefix/suffi
     if not given:
         print(" ".join(notes.tags))
         return
-    kept = [t for t in notes.tags if t not in given] if remove else [*notes.tags, *(t for t in given if t not in notes.tags)]
+    kept = (
+        [t for t in notes.tags if t not in given]
+        if remove
+        else [*notes.tags, *(t for t in given if t not in notes.tags)]
+    )
     rd.write_notes(RunNotes.checked(note=notes.note, tags=kept))
 
 
 @app.command()
-def maps(run_id: str = typer.Argument(..., help="run id (or a unique prefix/suffix)"),
-         image: Optional[int] = typer.Option(None, "--image", help="only this image (0-based)"),
-         ascii_only: bool = typer.Option(False, "--ascii", help="plain ASCII shading even on a colour terminal"),
-         png: Optional[Path] = typer.Option(None, "--png", help="write them as PNG images into this folder instead"),
-         runs_dir: opt.RunsDir = None) -> None:
+def maps(
+    run_id: str = typer.Argument(..., help="run id (or a unique prefix/suffix)"),
+    image: Optional[int] = typer.Option(None, "--image", help="only this image (0-based)"),
+    ascii_only: bool = typer.Option(False, "--ascii", help="plain ASCII shading even on a colour terminal"),
+    png: Optional[Path] = typer.Option(None, "--png", help="write them as PNG images into this folder instead"),
+    runs_dir: opt.RunsDir = None,
+) -> None:
     """Feature-map thumbnails of a finished run: 4 channels at the end of each stage, per model."""
 
     print_maps(_store(runs_dir), run_id, image, ascii_only, png)
 
 
 @app.command()
-def show(run_id: str = typer.Argument(...), runs_dir: opt.RunsDir = None,
-         config: bool = typer.Option(False, "--config", help="print only the run's configuration (config.toml, "
-                                                             "as TOML)"),
-         json_out: bool = typer.Option(False, "--json")) -> None:
+def show(
+    run_id: str = typer.Argument(...),
+    runs_dir: opt.RunsDir = None,
+    config: bool = typer.Option(False, "--config", help="print only the run's configuration (config.toml, as TOML)"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
     """A run's results, warnings and curves; its configuration with --config."""
 
     rd = _store(runs_dir).get(run_id)
@@ -407,9 +498,16 @@ def show(run_id: str = typer.Argument(...), runs_dir: opt.RunsDir = None,
     except ConfigError as exc:  # a damaged config.toml hides nothing else of the run
         config_text, config_error = None, exc.message
     if json_out:
-        emit({"run": info.to_json(), "summary": info.summary.model_dump(mode="json") if info.summary else None,
-              "config": config_text, "config_error": config_error,
-              "epochs": [e.to_json() for e in epochs], "warnings": warnings})
+        emit(
+            {
+                "run": info.to_json(),
+                "summary": info.summary.model_dump(mode="json") if info.summary else None,
+                "config": config_text,
+                "config_error": config_error,
+                "epochs": [e.to_json() for e in epochs],
+                "warnings": warnings,
+            }
+        )
     else:
         _print_run(info, config_error, warnings, epochs)
     if config_error:  # shown above with the rest; still a damaged file, as every command reports one
@@ -420,7 +518,6 @@ def _print_run(info, config_error: str | None, warnings: list[str], epochs: list
     """`show`'s text: header, results, warnings, curves, and where the configuration is (or why
     it cannot be shown)."""
     from rich.text import Text
-
 
     console = _stdout_console()
     console.print(run_header(info))
@@ -441,10 +538,12 @@ def _print_run(info, config_error: str | None, warnings: list[str], epochs: list
 
 
 @app.command()
-def table(group: Optional[str] = typer.Argument(None, help="group or run id (default: the newest run's group)"),
-          fmt: str = typer.Option("rich", "--format", help="rich | markdown | csv | json"),
-          json_out: bool = typer.Option(False, "--json", help="same as --format json"),
-          runs_dir: opt.RunsDir = None) -> None:
+def table(
+    group: Optional[str] = typer.Argument(None, help="group or run id (default: the newest run's group)"),
+    fmt: str = typer.Option("rich", "--format", help="rich | markdown | csv | json"),
+    json_out: bool = typer.Option(False, "--json", help="same as --format json"),
+    runs_dir: opt.RunsDir = None,
+) -> None:
     """Table 1 of the paper beside ours: paper, ours (mean ± std over seeds), difference."""
 
     out = table_command(_store(runs_dir), group, "json" if json_out else fmt)
@@ -456,6 +555,7 @@ app.add_typer(sweep_app, name="sweep")  # after the commands above: listed last 
 
 
 # ---------------------------------------------------------------- entry point
+
 
 def _usage_errors() -> tuple[type[BaseException], ...]:
     """Usage-error classes: typer >= 0.20 vendors click (TyperException), older typer raises click's."""

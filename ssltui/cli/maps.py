@@ -8,8 +8,9 @@ from ssltui.core.errors import ConfigError, DataError
 from ssltui.core.store import RunStore
 
 
-def print_maps(store: RunStore, run_id: str, image: int | None = None, ascii_only: bool = False,
-               png: Path | None = None) -> None:
+def print_maps(
+    store: RunStore, run_id: str, image: int | None = None, ascii_only: bool = False, png: Path | None = None
+) -> None:
     """Print the thumbnails of one image (or every image when `image` is None), as large as the
     terminal's width allows."""
     from rich.console import Console

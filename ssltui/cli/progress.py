@@ -46,7 +46,9 @@ class RichProgress:
             # that the bar does not move while the ETA counts down
             TextColumn("{task.fields[eta]}", table_column=Column(min_width=len("eta 9:59:59"), no_wrap=True)),
             TextColumn("{task.fields[status]}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis")),
-            console=self.console, transient=False, expand=True,
+            console=self.console,
+            transient=False,
+            expand=True,
         )
         self.tasks: dict[str, int] = {}
         self.epochs: dict[str, int] = {}
@@ -59,9 +61,12 @@ class RichProgress:
             # the worker leads the status: at the end of the label, an 80-column line would cut it
             self.workers[event.phase] = "" if event.worker is None else f"w{event.worker} "
             self.tasks[event.phase] = self.progress.add_task(
-                event.label(), total=event.epochs * event.steps_per_epoch,
+                event.label(),
+                total=event.epochs * event.steps_per_epoch,
                 completed=event.start_epoch * event.steps_per_epoch,
-                status=f"{self.workers[event.phase]}first step…", eta="")
+                status=f"{self.workers[event.phase]}first step…",
+                eta="",
+            )
         elif isinstance(event, (Step, Epoch)) and event.phase in self.tasks:
             # a step names the epoch in progress (1-based, as a stop message does); an epoch event the one done
             epoch = event.epoch if isinstance(event, Epoch) else min(event.epoch + 1, self.epochs[event.phase])

@@ -61,12 +61,17 @@ def curves_report(epochs: list[Epoch], width: int = 100, color: bool = True) -> 
     out: list[str | Text] = []
     n = len(SERIES)
     for start in range(0, len(curves), n):
-        group = curves[start:start + n]
+        group = curves[start : start + n]
         part = f" ({start // n + 1}/{(len(curves) + n - 1) // n})" if len(curves) > n else ""
-        out += [_chart(f"loss per epoch{part}", [(c.epochs, c.loss) for c in group], width, color),
-                _legend(list(enumerate(group)), color, width)]
+        out += [
+            _chart(f"loss per epoch{part}", [(c.epochs, c.loss) for c in group], width, color),
+            _legend(list(enumerate(group)), color, width),
+        ]
         if any(c.acc_epochs for c in group):
-            out += [_chart(f"monitored accuracy % per epoch{part}", [(c.acc_epochs, c.accuracy) for c in group],
-                           width, color), _legend([(i, c) for i, c in enumerate(group) if c.acc_epochs], color,
-                                                  width, what="accuracy")]
+            out += [
+                _chart(
+                    f"monitored accuracy % per epoch{part}", [(c.acc_epochs, c.accuracy) for c in group], width, color
+                ),
+                _legend([(i, c) for i, c in enumerate(group) if c.acc_epochs], color, width, what="accuracy"),
+            ]
     return out

@@ -24,12 +24,20 @@ from ssltui.core.sweep.listing import list_sqlite, storage_url, unfinished_sqlit
 from ssltui.core.sweep.space import check_name, define_sweep, parse_params
 from ssltui.view.sweeps import chosen, effect_chart, importances_text, sweep_header, sweeps_table, trials_table
 
-sweep_app = typer.Typer(help="Search hyperparameters on the validation split (Optuna): run trials, "
-                             "`sweep show NAME`, `sweep list`, `sweep rm NAME`.", no_args_is_help=False,
-                        rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"]})
+sweep_app = typer.Typer(
+    help="Search hyperparameters on the validation split (Optuna): run trials, "
+    "`sweep show NAME`, `sweep list`, `sweep rm NAME`.",
+    no_args_is_help=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 
-STORAGE_OPT = typer.Option(None, "--storage", help="Optuna storage URL (default: $SSLTUI_SWEEP_STORAGE or "
-                                                   "<runs dir>/sweeps/optuna.db); postgresql://... to share a sweep")
+STORAGE_OPT = typer.Option(
+    None,
+    "--storage",
+    help="Optuna storage URL (default: $SSLTUI_SWEEP_STORAGE or "
+    "<runs dir>/sweeps/optuna.db); postgresql://... to share a sweep",
+)
 
 
 def _store(runs_dir: Optional[Path]):
@@ -45,24 +53,25 @@ def _console():
 @sweep_app.callback(invoke_without_command=True)
 def sweep(
     ctx: typer.Context,
-    params: list[str] = typer.Option([], "--param", help="KEY=SPEC: log:LO:HI, int:LO:HI, LO:HI or a,b,c "
-                                                         "(repeatable)"),
+    params: list[str] = typer.Option([], "--param", help="KEY=SPEC: log:LO:HI, int:LO:HI, LO:HI or a,b,c (repeatable)"),
     preset: opt.Preset = None,
     method: opt.Method = None,
     evaluation: opt.Evaluation = None,
     labels: opt.Labels = None,
     seeds: opt.Seeds = None,
     sets: opt.Sets = [],  # noqa: B006 - typer's default for a repeatable option, never mutated
-    sampler: Optional[str] = typer.Option(None, "--sampler", help="grid | random | tpe (default: grid when every "
-                                                                   "--param lists values, else tpe)"),
+    sampler: Optional[str] = typer.Option(
+        None, "--sampler", help="grid | random | tpe (default: grid when every --param lists values, else tpe)"
+    ),
     trials: Optional[int] = typer.Option(None, "--trials", min=1, help="trials in all (random, tpe; default 20)"),
     metric: str = typer.Option("val_acc", "--metric", help="val_acc | knn_acc, on the validation split"),
     prune: bool = typer.Option(False, "--prune", help="stop trials below the median of earlier trials"),
     prune_startup: int = typer.Option(3, "--prune-startup", min=0, help="complete trials before any is pruned"),
     prune_warmup: int = typer.Option(1, "--prune-warmup", min=0, help="epochs of each phase never pruned"),
     sampler_seed: Optional[int] = typer.Option(None, "--sampler-seed", help="seed of the sampler (one worker)"),
-    name: Optional[str] = typer.Option(None, "--name", help="sweep name (default: preset and a hash of the "
-                                                            "definition); --name alone joins a sweep"),
+    name: Optional[str] = typer.Option(
+        None, "--name", help="sweep name (default: preset and a hash of the definition); --name alone joins a sweep"
+    ),
     storage: Optional[str] = STORAGE_OPT,
     device: opt.Device = "auto",
     data: opt.Data = None,
@@ -84,20 +93,45 @@ def sweep(
     store = _store(runs_dir)
     store.check_writable()  # the sweep storage and every trial's run folder go there
     if specs:
-        defn = define_sweep(preset or DEFAULT_PRESET, specs, method=method, evaluation=evaluation, labels=labels,
-                            seeds=seeds, sets=sets, sampler=sampler, trials=trials, metric=metric, prune=prune,
-                            prune_startup=prune_startup, prune_warmup=prune_warmup, sampler_seed=sampler_seed,
-                            data=data)
+        defn = define_sweep(
+            preset or DEFAULT_PRESET,
+            specs,
+            method=method,
+            evaluation=evaluation,
+            labels=labels,
+            seeds=seeds,
+            sets=sets,
+            sampler=sampler,
+            trials=trials,
+            metric=metric,
+            prune=prune,
+            prune_startup=prune_startup,
+            prune_warmup=prune_warmup,
+            sampler_seed=sampler_seed,
+            data=data,
+        )
         name = check_name(name or defn.default_name())
     else:
-        given = [opt for opt, v in (("--preset", preset), ("--method", method), ("--evaluation", evaluation),
-                                    ("--labels", labels), ("--seeds", seeds), ("--set", sets),
-                                    ("--sampler", sampler), ("--prune", prune)) if v]
+        given = [
+            opt
+            for opt, v in (
+                ("--preset", preset),
+                ("--method", method),
+                ("--evaluation", evaluation),
+                ("--labels", labels),
+                ("--seeds", seeds),
+                ("--set", sets),
+                ("--sampler", sampler),
+                ("--prune", prune),
+            )
+            if v
+        ]
         if name is None:
             raise ConfigError("--param KEY=SPEC starts a sweep; --name NAME continues one (see `ssltui sweep list`)")
         if given:
-            raise ConfigError(f"{given[0]} defines a new sweep and needs --param; give only --name to continue "
-                              f"sweep {name!r}")
+            raise ConfigError(
+                f"{given[0]} defines a new sweep and needs --param; give only --name to continue sweep {name!r}"
+            )
         defn = None
         check_name(name)
     from ssltui.core.sweep.listing import storage_url
@@ -127,8 +161,9 @@ def _check_data(data: str) -> None:
         stat_source(Path(where).expanduser())
 
 
-def _work(handle, store, data: str, device: str, data_dir: Optional[Path], use_cache: bool, json_out: bool,
-          quiet: bool) -> int:
+def _work(
+    handle, store, data: str, device: str, data_dir: Optional[Path], use_cache: bool, json_out: bool, quiet: bool
+) -> int:
     from ssltui.trainer.sweep_worker import SweepWorker
 
     _check_data(data)
@@ -137,10 +172,21 @@ def _work(handle, store, data: str, device: str, data_dir: Optional[Path], use_c
         if not quiet:
             print(f"ssltui sweep {handle.name}: {line}", file=sys.stderr, flush=True)
 
-    worker = SweepWorker(handle, store, data=data, device=device, data_dir=str(data_dir) if data_dir else None,
-                         use_cache=use_cache, progress=lambda: make_progress(quiet), say=say)
-    on_stop_signals(worker.stop, "finishing the current step, saving a checkpoint, queueing the trial again",
-                    "the trial is queued again once its heartbeat stops")
+    worker = SweepWorker(
+        handle,
+        store,
+        data=data,
+        device=device,
+        data_dir=str(data_dir) if data_dir else None,
+        use_cache=use_cache,
+        progress=lambda: make_progress(quiet),
+        say=say,
+    )
+    on_stop_signals(
+        worker.stop,
+        "finishing the current step, saving a checkpoint, queueing the trial again",
+        "the trial is queued again once its heartbeat stops",
+    )
     from ssltui.core.sweep.study import shown_url
 
     say(f"{handle.definition.sampler} over {', '.join(handle.definition.params)}; storage {shown_url(handle.url)}")
@@ -155,8 +201,10 @@ def _work(handle, store, data: str, device: str, data_dir: Optional[Path], use_c
         failed = [o for o in worker.outcomes if o.state == "failed"]
         if failed and len(failed) == len(worker.outcomes):  # nothing learnt: a failure, not a finished sweep
             code = ExitCode.FAILED
-            error = (f"every trial failed ({len(failed)} of {len(failed)}); trial {failed[0].number}: "
-                     f"{failed[0].error or 'no reason recorded'}")
+            error = (
+                f"every trial failed ({len(failed)} of {len(failed)}); trial {failed[0].number}: "
+                f"{failed[0].error or 'no reason recorded'}"
+            )
     report, running = None, []
     if worker.lost is None:  # a storage that failed is not asked again
         try:
@@ -171,11 +219,23 @@ def _work(handle, store, data: str, device: str, data_dir: Optional[Path], use_c
     for trial in running:
         say(trial.line(handle.name))
     if json_out:
-        status = ("incomplete" if running else "completed") if code == ExitCode.OK else "interrupted" \
-            if code == ExitCode.INTERRUPTED else "failed"
+        status = (
+            ("incomplete" if running else "completed")
+            if code == ExitCode.OK
+            else "interrupted"
+            if code == ExitCode.INTERRUPTED
+            else "failed"
+        )
         head = report.to_json() if report is not None else {"sweep": handle.name, "storage": shown_url(handle.url)}
-        emit({**head, "worker": [o.to_json() for o in worker.outcomes], "status": status,
-              "running": [t.to_json() for t in running], "error": error})
+        emit(
+            {
+                **head,
+                "worker": [o.to_json() for o in worker.outcomes],
+                "status": status,
+                "running": [t.to_json() for t in running],
+                "error": error,
+            }
+        )
     elif report is not None:
         _print_report(report, charts=False)
     return int(code)
@@ -194,9 +254,12 @@ def _print_report(report, charts: bool) -> None:
 
 
 @sweep_app.command("show")
-def show(name: str = typer.Argument(..., help="sweep name (see `ssltui sweep list`)"),
-         storage: Optional[str] = STORAGE_OPT, runs_dir: opt.RunsDir = None,
-         json_out: bool = typer.Option(False, "--json", help="one JSON object")) -> None:
+def show(
+    name: str = typer.Argument(..., help="sweep name (see `ssltui sweep list`)"),
+    storage: Optional[str] = STORAGE_OPT,
+    runs_dir: opt.RunsDir = None,
+    json_out: bool = typer.Option(False, "--json", help="one JSON object"),
+) -> None:
     """Trials ranked by the validation metric, each parameter's effect, and the test accuracy of
     the chosen trial only."""
     from ssltui.core.sweep.listing import storage_url
@@ -210,8 +273,11 @@ def show(name: str = typer.Argument(..., help="sweep name (see `ssltui sweep lis
 
 
 @sweep_app.command("list")
-def list_(storage: Optional[str] = STORAGE_OPT, runs_dir: opt.RunsDir = None,
-          json_out: bool = typer.Option(False, "--json", help="JSON list")) -> None:
+def list_(
+    storage: Optional[str] = STORAGE_OPT,
+    runs_dir: opt.RunsDir = None,
+    json_out: bool = typer.Option(False, "--json", help="JSON list"),
+) -> None:
     """The sweeps in a storage: name, preset, metric, sampler, trials, best value."""
 
     url = storage_url(storage, _store(runs_dir).sweeps_dir())
@@ -223,8 +289,12 @@ def list_(storage: Optional[str] = STORAGE_OPT, runs_dir: opt.RunsDir = None,
 
         items, shown, unfinished = list_sweeps(url), shown_url(url), unfinished_sweeps(url)
     for name in unfinished:
-        print(f"ssltui: warning: sweep {name!r} is being created, or was left half-made (its creation was "
-              f"stopped): rerun its command, or `ssltui sweep rm {name}`", file=sys.stderr, flush=True)
+        print(
+            f"ssltui: warning: sweep {name!r} is being created, or was left half-made (its creation was "
+            f"stopped): rerun its command, or `ssltui sweep rm {name}`",
+            file=sys.stderr,
+            flush=True,
+        )
     if json_out:
         emit(items)
         return
@@ -236,8 +306,11 @@ def list_(storage: Optional[str] = STORAGE_OPT, runs_dir: opt.RunsDir = None,
 
 
 @sweep_app.command("rm")
-def rm(name: str = typer.Argument(..., help="sweep name (see `ssltui sweep list`)"),
-       storage: Optional[str] = STORAGE_OPT, runs_dir: opt.RunsDir = None) -> None:
+def rm(
+    name: str = typer.Argument(..., help="sweep name (see `ssltui sweep list`)"),
+    storage: Optional[str] = STORAGE_OPT,
+    runs_dir: opt.RunsDir = None,
+) -> None:
     """Remove a sweep (or one whose creation was stopped half-way) from its storage. Its trials'
     runs stay in the run store, grouped under its name."""
     from ssltui.core.sweep.listing import storage_url

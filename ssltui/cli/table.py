@@ -40,8 +40,9 @@ def sweep_choice(store: RunStore, group: str, infos: list) -> tuple[list, list[s
     """Where `group` is a sweep's (its runs are its trials): the chosen trial's runs only, and a
     note saying so. The sweep's storage (the run store's own) says which trial was chosen; where
     it cannot, every trial stays, each setting its own row."""
-    trials = [i for i in infos if i.summary is not None and i.summary.sweep is not None
-              and i.summary.sweep.name == group]
+    trials = [
+        i for i in infos if i.summary is not None and i.summary.sweep is not None and i.summary.sweep.name == group
+    ]
     if not trials:
         return infos, []
     from ssltui.core.sweep.listing import storage_url
@@ -53,11 +54,14 @@ def sweep_choice(store: RunStore, group: str, infos: list) -> tuple[list, list[s
         return infos, [f"sweep {group}: the chosen trial is unknown ({exc.message}); a row per setting tried"]
     runs = [i for i in infos if best is not None and i.id == best.run_id]
     if not runs:
-        return infos, [f"sweep {group}: no trial chosen yet; a row per setting tried "
-                       f"(ssltui sweep show {group})"]
+        return infos, [f"sweep {group}: no trial chosen yet; a row per setting tried (ssltui sweep show {group})"]
     params = ", ".join(f"{k}={v}" for k, v in best.params.items())
-    return runs, [f"sweep {group}: the chosen trial {best.number} ({params}) only, the best on the validation "
-                  f"split of {len(trials)} trials (every trial: ssltui sweep show {group})"]
+    return runs, [
+        f"sweep {group}: the chosen trial {best.number} ({params}) only, the best on the validation "
+        f"split of {len(trials)} trials (every trial: ssltui sweep show {group})"
+    ]
+
+
 def render_markdown(t: StudyTable) -> str:
     head = ["Model"] + [f"{fmt.label_fraction(f)} {col}" for f in t.labels for col in ("paper", "ours", "diff")]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -81,8 +85,19 @@ def render_csv(t: StudyTable) -> str:
     w.writerow(["model", "method", "evaluation", "labels", "paper", "ours_mean", "ours_std", "seeds", "diff"])
     for r in t.rows:
         for c in r.cells:
-            w.writerow([r.name, r.method, r.evaluation, c.labels, c.paper, _csv_number(c.mean), _csv_number(c.std),
-                        len(c.ours), _csv_number(c.diff)])
+            w.writerow(
+                [
+                    r.name,
+                    r.method,
+                    r.evaluation,
+                    c.labels,
+                    c.paper,
+                    _csv_number(c.mean),
+                    _csv_number(c.std),
+                    len(c.ours),
+                    _csv_number(c.diff),
+                ]
+            )
     return buf.getvalue()
 
 

@@ -38,8 +38,19 @@ from ssltui.core.settings import (
     parse_literal,
 )
 
-__all__ = ["CADENCE_FIELDS", "ClassifierConfig", "DataConfig", "KnnConfig", "LinearConfig", "RunConfig",
-           "RuntimeConfig", "Section", "SemiConfig", "TrainConfig", "parse_literal"]
+__all__ = [
+    "CADENCE_FIELDS",
+    "ClassifierConfig",
+    "DataConfig",
+    "KnnConfig",
+    "LinearConfig",
+    "RunConfig",
+    "RuntimeConfig",
+    "Section",
+    "SemiConfig",
+    "TrainConfig",
+    "parse_literal",
+]
 
 METHODS = registry.method_names()
 EVALUATIONS = registry.evaluation_names()
@@ -55,11 +66,14 @@ class _RunConfig(Section):
     description: Text = Field("", description="one-line description")
     method: Literal[METHODS] = Field(METHODS[0], description=" | ".join(METHODS))  # type: ignore[valid-type]
     evaluation: CommaList[Literal[EVALUATIONS]] = Field(  # type: ignore[valid-type]
-        [EVALUATIONS[0]], min_length=1, description="evaluations to run after pretraining")
+        [EVALUATIONS[0]], min_length=1, description="evaluations to run after pretraining"
+    )
     labels: CommaList[Annotated[float, Field(gt=0.0, le=1.0)]] = Field(
-        [0.01, 0.1], min_length=1, description="label fractions of the training split")
+        [0.01, 0.1], min_length=1, description="label fractions of the training split"
+    )
     seeds: CommaList[Annotated[int, AfterValidator(not_negative)]] = Field(
-        [0], min_length=1, description="seeds; each repeats the whole pipeline")
+        [0], min_length=1, description="seeds; each repeats the whole pipeline"
+    )
     data: DataConfig = Field(default_factory=DataConfig)
     pretrain: TrainConfig = Field(default_factory=TrainConfig)
 
@@ -81,8 +95,11 @@ class _RunConfig(Section):
 
     def resolved_dict(self) -> dict[str, Any]:
         """The part as config.toml records it: the top-level keys and only the sections it reads."""
-        sections = {name for name, info in type(self).model_fields.items()
-                    if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)}
+        sections = {
+            name
+            for name, info in type(self).model_fields.items()
+            if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
+        }
         return self.model_dump(mode="python", exclude=sections - set(self.reads()))
 
     def settings_of(self, section: str) -> Any:
@@ -107,8 +124,8 @@ else:
     RunConfig.__doc__ = _RunConfig.__doc__
 
 
-
 # ---------------------------------------------------------------- devices
+
 
 def check_device(name: str, option: str = "--device") -> str:
     """The one check of a device name (torch-free): auto, cpu, cuda or cuda:N."""
@@ -153,8 +170,14 @@ class RunOptions(BaseModel):
         return v
 
     def to_toml_dict(self) -> dict[str, Any]:
-        return {"data": self.data, "device": self.device, "devices": list(self.devices), "group": self.group or "",
-                "data_dir": str(self.data_dir) if self.data_dir else "", "use_cache": self.use_cache}
+        return {
+            "data": self.data,
+            "device": self.device,
+            "devices": list(self.devices),
+            "group": self.group or "",
+            "data_dir": str(self.data_dir) if self.data_dir else "",
+            "use_cache": self.use_cache,
+        }
 
 
 def run_options(**values: Any) -> RunOptions:
@@ -166,6 +189,7 @@ def run_options(**values: Any) -> RunOptions:
 
 
 # ---------------------------------------------------------------- errors in one line
+
 
 def _annotation_at(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[Any, Any]:
     """(field info, annotation) of the field a validation error points at."""
@@ -209,11 +233,13 @@ def _choices(tp: Any) -> tuple[Any, ...] | None:
 def limits_text(info: Any) -> str:
     """' (> 0)', ' (>= 1, <= 3)' or '' for a field's declared limits."""
     lo, hi, exclusive = _bounds(info)
+
     def shown(v: Any) -> str:  # 10,000,000 rather than 1e+07
         return f"{v:,}" if isinstance(v, int) else f"{v:g}"
 
-    parts = ([f"{'>' if exclusive else '>='} {shown(lo)}"] if lo is not None else []) + \
-            ([f"<= {shown(hi)}"] if hi is not None else [])
+    parts = ([f"{'>' if exclusive else '>='} {shown(lo)}"] if lo is not None else []) + (
+        [f"<= {shown(hi)}"] if hi is not None else []
+    )
     return f" ({', '.join(parts)})" if parts else ""
 
 
@@ -273,6 +299,7 @@ def _unknown(key: str, known: list[str], also: str = "") -> ConfigError:
 
 # ---------------------------------------------------------------- building
 
+
 def build_run_config(values: dict[str, Any]) -> RunConfig:
     """Build and validate a RunConfig from a nested dict (a preset plus overrides)."""
     try:
@@ -313,11 +340,15 @@ def validate(cfg: RunConfig) -> None:
         tc: TrainConfig = getattr(cfg, section)
         for m in tc.milestones:
             if not 0 < m < tc.epochs:
-                raise ConfigError(f"{section}.milestones: {m!r} is outside (0, {section}.epochs={tc.epochs}); "
-                                  f"give milestones inside it, or none: --set {section}.milestones=[]")
+                raise ConfigError(
+                    f"{section}.milestones: {m!r} is outside (0, {section}.epochs={tc.epochs}); "
+                    f"give milestones inside it, or none: --set {section}.milestones=[]"
+                )
         if tc.warmup_epochs > tc.epochs:
-            raise ConfigError(f"{section}.warmup_epochs: {tc.warmup_epochs!r} exceeds {section}.epochs={tc.epochs}; "
-                              f"shorten it: --set {section}.warmup_epochs={tc.epochs}")
+            raise ConfigError(
+                f"{section}.warmup_epochs: {tc.warmup_epochs!r} exceeds {section}.epochs={tc.epochs}; "
+                f"shorten it: --set {section}.warmup_epochs={tc.epochs}"
+            )
 
 
 def set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
@@ -358,8 +389,10 @@ def check_key(key: str) -> str:
         if not section:  # `lr=0.1`: most settings live in a section
             within = [k for k in known if k.endswith("." + key)]
             if within:
-                raise ConfigError(f"unknown key {key!r}: settings are SECTION.KEY; did you mean "
-                                  f"{' or '.join(repr(k) for k in within)}?")
+                raise ConfigError(
+                    f"unknown key {key!r}: settings are SECTION.KEY; did you mean "
+                    f"{' or '.join(repr(k) for k in within)}?"
+                )
             raise _unknown(key, same, f", or SECTION.KEY with sections {', '.join(sections)}")
         if not same:
             hint = _did_you_mean(section.partition(".")[0], sections)
@@ -379,8 +412,9 @@ def parse_value(text: str, what: str) -> Any:
         head = text.partition("#")[0].strip()
         commented = value == text or (head != "" and parse_literal(head) == value)
         if commented:
-            raise ConfigError(f"{what}: {text!r} holds a '#'; quote text that contains one (\"a #1\"), "
-                              f"and leave comments out")
+            raise ConfigError(
+                f"{what}: {text!r} holds a '#'; quote text that contains one (\"a #1\"), and leave comments out"
+            )
     return value
 
 
@@ -398,8 +432,9 @@ def parse_set_options(options: list[str]) -> dict[str, Any]:
 
 def readers(section: str) -> list[str]:
     """Who reads a section: 'simclr pretraining', 'the linear evaluation'."""
-    return [f"{m.name} pretraining" for m in registry.methods() if section in m.reads] + \
-        [f"the {e.name} evaluation" for e in registry.evaluations() if e.name == section]
+    return [f"{m.name} pretraining" for m in registry.methods() if section in m.reads] + [
+        f"the {e.name} evaluation" for e in registry.evaluations() if e.name == section
+    ]
 
 
 def check_read(keys: list[str], parts: list[Any], option: str = "--set") -> None:
@@ -411,8 +446,9 @@ def check_read(keys: list[str], parts: list[Any], option: str = "--set") -> None
         if dot and section not in read:
             run = "; ".join(f"{p.method} with {', '.join(p.evaluation)}" for p in parts)
             who = " or ".join(readers(section)) or "nothing"
-            raise ConfigError(f"{option} {key}: no part of this run reads [{section}] (this run: {run}; "
-                              f"[{section}] is read by {who})")
+            raise ConfigError(
+                f"{option} {key}: no part of this run reads [{section}] (this run: {run}; [{section}] is read by {who})"
+            )
 
 
 def parse_list(text: str | None, kind: type, option: str) -> list[Any] | None:
@@ -426,8 +462,13 @@ def parse_list(text: str | None, kind: type, option: str) -> list[Any] | None:
         try:
             value = float(item[:-1]) / 100 if kind is float and item.endswith("%") else kind(item)
         except ValueError:
-            what = "a valid float (0.05) or percentage (5%)" if kind is float else \
-                "a non-negative integer" if kind is int else f"a valid {kind.__name__}"
+            what = (
+                "a valid float (0.05) or percentage (5%)"
+                if kind is float
+                else "a non-negative integer"
+                if kind is int
+                else f"a valid {kind.__name__}"
+            )
             raise ConfigError(f"{option}: {item!r} is not {what}") from None
         out.append(round(value, 6) if kind is float else value)
     if not out:
@@ -451,6 +492,7 @@ def to_dict(cfg: BaseModel) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- TOML writing
+
 
 def dumps_toml(values: dict[str, Any], header: str = "") -> str:
     """TOML for any nested dict of strings, numbers, booleans and lists (tomli-w: correct for

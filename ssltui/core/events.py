@@ -50,19 +50,31 @@ class PhaseRef(Record):
     evaluation: str | None = None
 
     @classmethod
-    def pretraining(cls, method: str, seed: int, key: str) -> "PhaseRef":
+    def pretraining(cls, method: str, seed: int, key: str) -> PhaseRef:
         return cls(phase=f"{method}/pretrain/seed{seed}/{key[:8]}", kind="pretrain", method=method, seed=seed)
 
     @classmethod
-    def evaluating(cls, part: int, method: str, evaluation: str, labels: float, seed: int) -> "PhaseRef":
-        return cls(phase=f"p{part}-{method}/{evaluation}/labels{labels:g}/seed{seed}", kind=evaluation,
-                   method=method, seed=seed, labels=labels, evaluation=evaluation)
+    def evaluating(cls, part: int, method: str, evaluation: str, labels: float, seed: int) -> PhaseRef:
+        return cls(
+            phase=f"p{part}-{method}/{evaluation}/labels{labels:g}/seed{seed}",
+            kind=evaluation,
+            method=method,
+            seed=seed,
+            labels=labels,
+            evaluation=evaluation,
+        )
 
     @property
-    def ref(self) -> "PhaseRef":
+    def ref(self) -> PhaseRef:
         """Just the phase's identity (for an event that carries more)."""
-        return PhaseRef(phase=self.phase, kind=self.kind, method=self.method, seed=self.seed,
-                        labels=self.labels, evaluation=self.evaluation)
+        return PhaseRef(
+            phase=self.phase,
+            kind=self.kind,
+            method=self.method,
+            seed=self.seed,
+            labels=self.labels,
+            evaluation=self.evaluation,
+        )
 
     def label(self) -> str:
         """Short and readable: 'simclr pretrain s0', 'rotnet semi 10% s0'."""
@@ -137,8 +149,10 @@ class DataLoaded(Event):
 
     def line(self) -> str:
         how = "cache" if self.from_cache else "decoded"
-        return (f"data {self.source}: {self.train} train / {self.val} val / {self.test} test, "
-                f"{len(self.classes)} classes ({how} in {self.load_seconds:.2f} s)")
+        return (
+            f"data {self.source}: {self.train} train / {self.val} val / {self.test} test, "
+            f"{len(self.classes)} classes ({how} in {self.load_seconds:.2f} s)"
+        )
 
 
 class PhaseEvent(Event, PhaseRef):
@@ -202,8 +216,10 @@ class Epoch(PhaseEvent):
 
     def line(self) -> str:
         extras = " ".join(f"{k}={100 * v:.2f}%" for k, v in self.accuracies().items())
-        return (f"{self.phase}: epoch {self.epoch}/{self.epochs} loss={self.loss:.4f} lr={self.lr:.4g} "
-                f"{self.images_per_s or 0:.0f} img/s {extras}").rstrip()
+        return (
+            f"{self.phase}: epoch {self.epoch}/{self.epochs} loss={self.loss:.4f} lr={self.lr:.4g} "
+            f"{self.images_per_s or 0:.0f} img/s {extras}"
+        ).rstrip()
 
 
 class Resume(PhaseEvent):
@@ -232,8 +248,10 @@ class Result(Event, ResultRecord):
 
     def line(self) -> str:
         val = "-" if self.val_acc is None else f"{100 * self.val_acc:.2f}%"
-        return (f"result {self.method}/{self.evaluation} labels={self.labels:g} seed={self.seed}: "
-                f"test {100 * self.test_acc:.2f}% (val {val})")
+        return (
+            f"result {self.method}/{self.evaluation} labels={self.labels:g} seed={self.seed}: "
+            f"test {100 * self.test_acc:.2f}% (val {val})"
+        )
 
 
 class Log(Event):
@@ -259,8 +277,10 @@ class RunEnd(Event):
         return f"run {self.status}" + (f": {self.error}" if self.error else "")
 
 
-AnyEvent = Annotated[Union[RunStart, DataLoaded, PhaseStart, Step, Epoch, Resume, PhaseEnd, Result, Log, RunEnd],
-                     Field(discriminator="event")]
+AnyEvent = Annotated[
+    Union[RunStart, DataLoaded, PhaseStart, Step, Epoch, Resume, PhaseEnd, Result, Log, RunEnd],
+    Field(discriminator="event"),
+]
 EVENT_TYPES = (RunStart, DataLoaded, PhaseStart, Step, Epoch, Resume, PhaseEnd, Result, Log, RunEnd)
 _ADAPTER: TypeAdapter[Event] = TypeAdapter(AnyEvent)
 

@@ -28,8 +28,13 @@ FEATUREMAPS = "featuremaps"
 
 def pretrain_identity(cfg: RunConfig, seed: int) -> dict[str, Any]:
     """What determines a pretrained encoder besides the data: method, its settings and the seed."""
-    return {"method": cfg.method, "pretrain": cfg.pretrain.identity(), "method_cfg": to_dict(cfg.method_settings) if cfg.method_settings else {},
-            "seed": seed, "version": ssltui.__version__}
+    return {
+        "method": cfg.method,
+        "pretrain": cfg.pretrain.identity(),
+        "method_cfg": to_dict(cfg.method_settings) if cfg.method_settings else {},
+        "seed": seed,
+        "version": ssltui.__version__,
+    }
 
 
 def digest(identity: dict[str, Any], length: int = 16) -> str:
@@ -110,8 +115,7 @@ class PhaseGraph:
     def ready(self, done: set[str], taken: set[str]) -> list[PhaseNode]:
         """Nodes whose needs are done and nobody has taken, the ones that unblock the most first
         (a pretraining before the evaluations that can already run), then in sequential order."""
-        free = [n for n in self.nodes if n.name not in taken and n.name not in done
-                and all(d in done for d in n.needs)]
+        free = [n for n in self.nodes if n.name not in taken and n.name not in done and all(d in done for d in n.needs)]
         return sorted(free, key=lambda n: (-self._unblocks[n.name], self.order(n.name)))
 
 
@@ -129,8 +133,9 @@ def build_graph(plan: Plan) -> PhaseGraph:
                 ident = digest(pretrain_identity(part, seed), 8)
                 if ident not in pretrain_of:
                     pretrain_of[ident] = f"{part.method}/pretrain/seed{seed}#{ident}"
-                    nodes.append(PhaseNode(pretrain_of[ident], "pretrain", pi, part.method, seed,
-                                           epochs=part.pretrain.epochs))
+                    nodes.append(
+                        PhaseNode(pretrain_of[ident], "pretrain", pi, part.method, seed, epochs=part.pretrain.epochs)
+                    )
                 needs = (pretrain_of[ident],)
                 if seed == part.seeds[0]:
                     maps.setdefault(part.method, pretrain_of[ident])
@@ -143,8 +148,7 @@ def build_graph(plan: Plan) -> PhaseGraph:
                         maps.setdefault(part.method, ref.phase)
     if plan.runtime.featuremaps and maps:
         sources = tuple(maps.items())  # in the order the sequential run meets them
-        nodes.append(PhaseNode(FEATUREMAPS, FEATUREMAPS, 0, "", 0, needs=tuple(s for _, s in sources),
-                               sources=sources))
+        nodes.append(PhaseNode(FEATUREMAPS, FEATUREMAPS, 0, "", 0, needs=tuple(s for _, s in sources), sources=sources))
     return PhaseGraph(nodes)
 
 

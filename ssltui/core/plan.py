@@ -20,8 +20,12 @@ HEADER = "ssltui resolved run configuration (every hyperparameter the run reads)
 
 
 def plan_to_toml(plan: Plan, opts: RunOptions) -> str:
-    doc = {"preset": plan.preset, "description": plan.description, **opts.to_toml_dict(),
-           "parts": [p.resolved_dict() for p in plan.parts]}
+    doc = {
+        "preset": plan.preset,
+        "description": plan.description,
+        **opts.to_toml_dict(),
+        "parts": [p.resolved_dict() for p in plan.parts],
+    }
     return dumps_toml(doc, HEADER)
 
 

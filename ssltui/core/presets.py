@@ -113,8 +113,10 @@ def _read_preset(path: Path, chain: tuple[str, ...] = ()) -> dict[str, Any]:
     parent = _read_preset(base_path, (*chain, name))
     own = {k: v for k, v in raw.items() if k != "base"}
     if ("study" in own and "study" not in parent) or ("study" in parent and "method" in own):
-        raise ConfigError(f"preset {quoted(name)}: base {base!r} is a {'study' if 'study' in parent else 'run preset'}; "
-                          f"a study's base is a study, a run preset's a run preset")
+        raise ConfigError(
+            f"preset {quoted(name)}: base {base!r} is a {'study' if 'study' in parent else 'run preset'}; "
+            f"a study's base is a study, a run preset's a run preset"
+        )
     return deep_merge(parent, own)
 
 
@@ -158,14 +160,16 @@ def list_presets(warn: Callable[[str], None] | None = None) -> list[PresetInfo]:
                         source = data_source(_read_preset(find_preset(first)))
                     except ConfigError:
                         pass
-                seen[p.stem] = PresetInfo(p.stem, p, str(raw.get("description", "")), "study",
-                                          f"{len(entries)} parts", "study", source)
+                seen[p.stem] = PresetInfo(
+                    p.stem, p, str(raw.get("description", "")), "study", f"{len(entries)} parts", "study", source
+                )
             else:
                 method = str(raw.get("method", METHODS[0]))
                 ev = raw.get("evaluation", DEFAULT_EVALUATIONS.get(method, ["?"]))
                 ev = ev if isinstance(ev, list) else [ev]
-                seen[p.stem] = PresetInfo(p.stem, p, str(raw.get("description", "")), method,
-                                          ",".join(map(str, ev)), "run", data_source(raw))
+                seen[p.stem] = PresetInfo(
+                    p.stem, p, str(raw.get("description", "")), method, ",".join(map(str, ev)), "run", data_source(raw)
+                )
     return sorted(seen.values(), key=lambda i: i.name)
 
 
@@ -203,7 +207,8 @@ def check_run_wide(preset: str, parts: list[RunConfig]) -> None:
                     raise ConfigError(
                         f"preset {quoted(preset)}: its parts disagree on the run-wide setting {section}.{key} "
                         f"({a!r} in part 1, {b!r} in part {i + 1}); a run has one: set it in the study's "
-                        f"[{section}] table or with --set {section}.{key}=VALUE")
+                        f"[{section}] table or with --set {section}.{key}=VALUE"
+                    )
 
 
 def _run_raw(name: str, stack: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -286,9 +291,21 @@ def resolve(
     return Plan(preset=preset, description=description, parts=parts, data=source)
 
 
-def resolve_typed(preset: str, method: str | None = None, evaluation: str | None = None, labels: str | None = None,
-                  seeds: str | None = None, sets: list[str] | None = None) -> Plan:
+def resolve_typed(
+    preset: str,
+    method: str | None = None,
+    evaluation: str | None = None,
+    labels: str | None = None,
+    seeds: str | None = None,
+    sets: list[str] | None = None,
+) -> Plan:
     """`resolve` with `--evaluation/--labels/--seeds` as typed on a command line (comma lists;
     None keeps the preset's): one reading for `ssltui run`, `ssltui sweep` and the app's sweep form."""
-    return resolve(preset, method=method, evaluation=parse_list(evaluation, str, "--evaluation"),
-                   labels=parse_list(labels, float, "--labels"), seeds=parse_list(seeds, int, "--seeds"), sets=sets)
+    return resolve(
+        preset,
+        method=method,
+        evaluation=parse_list(evaluation, str, "--evaluation"),
+        labels=parse_list(labels, float, "--labels"),
+        seeds=parse_list(seeds, int, "--seeds"),
+        sets=sets,
+    )

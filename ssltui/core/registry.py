@@ -59,8 +59,11 @@ D = TypeVar("D", Method, Evaluation)
 
 def _declared(package: str, attr: str, kind: type[D]) -> list[D]:
     module = importlib.import_module(package)
-    found = [getattr(importlib.import_module(f"{package}.{info.name}"), attr)
-             for info in pkgutil.iter_modules(module.__path__) if not info.name.startswith("_")]
+    found = [
+        getattr(importlib.import_module(f"{package}.{info.name}"), attr)
+        for info in pkgutil.iter_modules(module.__path__)
+        if not info.name.startswith("_")
+    ]
     wrong = [d for d in found if not isinstance(d, kind)]
     if wrong:
         raise TypeError(f"{package}: {attr} must be a {kind.__name__}, got {wrong[0]!r}")

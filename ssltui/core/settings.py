@@ -83,20 +83,30 @@ class TrainConfig(Section):
     optimizer: Literal["sgd", "lars", "adamw"] = Field("sgd", description="sgd | lars | adamw")
     lr: float = Field(0.1, gt=0.0, description="peak learning rate (after scaling)")
     lr_scaling: Literal["none", "linear", "sqrt"] = Field(
-        "none", description="none | linear (lr*batch/256) | sqrt (lr*sqrt(batch))")
+        "none", description="none | linear (lr*batch/256) | sqrt (lr*sqrt(batch))"
+    )
     momentum: float = Field(0.9, ge=0.0, le=0.9999, description="SGD/LARS momentum")
-    lars_trust_coefficient: float = Field(0.001, gt=0.0,
-                                          description="LARS eta: an adapted layer's step is lr x eta x |w|/|g|")
+    lars_trust_coefficient: float = Field(
+        0.001, gt=0.0, description="LARS eta: an adapted layer's step is lr x eta x |w|/|g|"
+    )
     nesterov: bool = Field(False, description="Nesterov momentum (SGD)")
     weight_decay: float = Field(5e-4, ge=0.0, le=1.0, description="L2 weight decay")
     schedule: Literal["cosine", "step", "constant"] = Field("cosine", description="cosine | step | constant")
     warmup_epochs: float = Field(0.0, ge=0.0, description="linear warm-up length in epochs")
     milestones: CommaList[float] = Field([], description="epochs at which a step schedule multiplies lr by gamma")
     gamma: float = Field(0.1, gt=0.0, le=1.0, description="step-schedule factor")
-    checkpoint_every: int = Field(0, ge=0, description=(
-        "also save a checkpoint every N epochs (0: by runtime.checkpoint_seconds; phase ends and stops always save)"))
-    val_passes: int = Field(20, ge=0, description=(
-        "validation (or monitor) passes spread evenly over the phase's steps, the last at its end"))
+    checkpoint_every: int = Field(
+        0,
+        ge=0,
+        description=(
+            "also save a checkpoint every N epochs (0: by runtime.checkpoint_seconds; phase ends and stops always save)"
+        ),
+    )
+    val_passes: int = Field(
+        20,
+        ge=0,
+        description=("validation (or monitor) passes spread evenly over the phase's steps, the last at its end"),
+    )
 
     def items_per_image(self) -> int:
         """Training items each image gives the phase (a probe's augmented copies add more)."""
@@ -112,15 +122,23 @@ class ClassifierConfig(TrainConfig):
     """Training a classifier on the labelled subset (the baseline, or fine-tuning)."""
 
     augment: bool = Field(True, description="random crop (padding 4) and horizontal flip")
-    cutout: int = Field(0, ge=0, le=32, description="side of a square zeroed at a random place in each "
-                                                     "training image (0: off)")
-    frozen_stages: int = Field(0, ge=0, le=3,
-                               description="stem and first N stages frozen (weights and BN statistics)")
-    frozen_bn_stats: bool = Field(True, description="frozen stages keep their BatchNorm statistics (false: "
-                                                    "they adapt to the labelled images, weights still frozen)")
+    cutout: int = Field(
+        0, ge=0, le=32, description="side of a square zeroed at a random place in each training image (0: off)"
+    )
+    frozen_stages: int = Field(0, ge=0, le=3, description="stem and first N stages frozen (weights and BN statistics)")
+    frozen_bn_stats: bool = Field(
+        True,
+        description="frozen stages keep their BatchNorm statistics (false: "
+        "they adapt to the labelled images, weights still frozen)",
+    )
     label_smoothing: float = Field(0.0, ge=0.0, le=0.5, description="cross-entropy label smoothing")
-    ema: float = Field(0.0, ge=0.0, lt=1.0, description="decay of an exponential moving average of the weights, "
-                                                        "evaluated instead of the last weights (0: off)")
+    ema: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="decay of an exponential moving average of the weights, "
+        "evaluated instead of the last weights (0: off)",
+    )
     eval_every: int = Field(0, ge=0, description="validation every N epochs instead (0: by val_passes)")
 
 
@@ -137,10 +155,15 @@ class RuntimeConfig(Section):
     compile: bool = Field(False, description="torch.compile every phase's training forward on CUDA")
     eval_batch_size: int = Field(1024, ge=1, description="batch size for feature extraction and testing")
     cuda_graphs: Literal["auto", "on", "off"] = Field(
-        "auto", description="replay each phase's training step from a CUDA graph (auto: on CUDA; on needs CUDA)")
+        "auto", description="replay each phase's training step from a CUDA graph (auto: on CUDA; on needs CUDA)"
+    )
     log_seconds: float = Field(0.25, ge=0.0, description="seconds between progress log points (0: every step)")
-    checkpoint_seconds: float = Field(60.0, ge=0.0, description=(
-        "seconds between checkpoints inside a phase (0: none; phase ends and stops always save)"))
+    checkpoint_seconds: float = Field(
+        60.0,
+        ge=0.0,
+        description=("seconds between checkpoints inside a phase (0: none; phase ends and stops always save)"),
+    )
     featuremaps: bool = Field(True, description="save feature-map thumbnails at the end of the run")
     workers: Annotated[int | Literal["auto"], BeforeValidator(_workers)] = Field(
-        "auto", description="phases side by side, one process each (auto: one per device)")
+        "auto", description="phases side by side, one process each (auto: one per device)"
+    )

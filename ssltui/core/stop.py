@@ -21,7 +21,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 class StopToken:
     """Asked once to stop (`request`), checked anywhere (`requested`, `reason`, `status`)."""
 
-    def __init__(self, parent: "StopToken | None" = None):
+    def __init__(self, parent: StopToken | None = None):
         self.parent = parent
         self._reason: str | None = None
         self._status = "interrupted"

@@ -24,10 +24,11 @@ import re
 import secrets
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 from ssltui.core.errors import ConfigError, DataError, RunFailed, quoted
 from ssltui.core.events import Event, parse_event
@@ -43,6 +44,7 @@ NOT_RUNS = ("cache", "sweeps")
 
 
 T = TypeVar("T")
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file beside `path`, fsync, then rename: never half-written."""
@@ -123,7 +125,7 @@ class RunLock:
         self.path = path
         self.fd: int | None = None
 
-    def acquire(self) -> "RunLock":
+    def acquire(self) -> RunLock:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
@@ -149,7 +151,7 @@ class RunLock:
             os.close(self.fd)
             self.fd = None
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:
@@ -195,18 +197,42 @@ class RunInfo:
     tags: list[str] = field(default_factory=list)
 
     @classmethod
-    def of(cls, run_id: str, path: Path, status: str, s: RunSummary) -> "RunInfo":
-        return cls(run_id, path, status, preset=s.preset, description=s.description, group=s.group,
-                   methods=s.methods, evaluations=s.evaluations, labels=s.labels, seeds=s.seeds,
-                   results=s.model_dump(include={"results"})["results"], started=s.started, ended=s.ended,
-                   error=s.error, summary=s)
+    def of(cls, run_id: str, path: Path, status: str, s: RunSummary) -> RunInfo:
+        return cls(
+            run_id,
+            path,
+            status,
+            preset=s.preset,
+            description=s.description,
+            group=s.group,
+            methods=s.methods,
+            evaluations=s.evaluations,
+            labels=s.labels,
+            seeds=s.seeds,
+            results=s.model_dump(include={"results"})["results"],
+            started=s.started,
+            ended=s.ended,
+            error=s.error,
+            summary=s,
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "run_id": self.id, "status": self.status, "preset": self.preset, "group": self.group,
-            "methods": self.methods, "evaluations": self.evaluations, "labels": self.labels,
-            "seeds": self.seeds, "results": self.results, "started": self.started,
-            "ended": self.ended, "error": self.error, "path": str(self.path), "note": self.note, "tags": self.tags,
+            "run_id": self.id,
+            "status": self.status,
+            "preset": self.preset,
+            "group": self.group,
+            "methods": self.methods,
+            "evaluations": self.evaluations,
+            "labels": self.labels,
+            "seeds": self.seeds,
+            "results": self.results,
+            "started": self.started,
+            "ended": self.ended,
+            "error": self.error,
+            "path": str(self.path),
+            "note": self.note,
+            "tags": self.tags,
         }
 
 
@@ -443,8 +469,9 @@ class RunStore:
     def check_new_id(run_id: str) -> str:
         """A name a new run folder may take (`--run-id`): a plain folder name."""
         if not _ID_OK.fullmatch(run_id) or run_id in (".", "..", *NOT_RUNS) or run_id.startswith("."):
-            raise ConfigError(f"--run-id {quoted(run_id)}: use a plain folder name (letters, digits, - _ ., "
-                              f"at most 255)")
+            raise ConfigError(
+                f"--run-id {quoted(run_id)}: use a plain folder name (letters, digits, - _ ., at most 255)"
+            )
         return run_id
 
     def claim(self, run_id: str) -> RunDir:
@@ -467,8 +494,10 @@ class RunStore:
         except FileExistsError:
             raise ConfigError(f"runs dir {self.root} is a file, not a folder (--runs-dir / $SSLTUI_RUNS_DIR)") from None
         except OSError as exc:
-            raise ConfigError(f"cannot create the runs dir {self.root} ({exc.strerror}); "
-                              f"choose another with --runs-dir or $SSLTUI_RUNS_DIR") from None
+            raise ConfigError(
+                f"cannot create the runs dir {self.root} ({exc.strerror}); "
+                f"choose another with --runs-dir or $SSLTUI_RUNS_DIR"
+            ) from None
 
     def check_writable(self) -> None:
         """Make the runs dir and prove a run folder can be created in it, before any data loads
@@ -477,8 +506,10 @@ class RunStore:
         try:
             os.rmdir(tempfile.mkdtemp(prefix=".writable-", dir=self.root))
         except OSError as exc:
-            raise DataError(f"runs dir {self.root} is not writable ({exc.strerror}); choose another with "
-                            f"--runs-dir or $SSLTUI_RUNS_DIR") from None
+            raise DataError(
+                f"runs dir {self.root} is not writable ({exc.strerror}); choose another with "
+                f"--runs-dir or $SSLTUI_RUNS_DIR"
+            ) from None
 
     def run_entries(self) -> list[os.DirEntry[str]]:
         """The run folders' directory entries, by name (no dot folders, not the cache)."""
@@ -508,7 +539,7 @@ class RunStore:
         status and start time are validated to sort (a ninth of the work of validating it
         whole, measured on 10,000 runs); only the runs consumed are validated whole."""
         listed = sorted(self._first_pass(), key=_Listed.sort_key)
-        chosen = listed if limit is None else listed[:max(0, limit)]
+        chosen = listed if limit is None else listed[: max(0, limit)]
         return (entry.info() for entry in chosen), len(listed)
 
     def _first_pass(self) -> Iterator[_Listed]:
@@ -536,8 +567,10 @@ class RunStore:
         if not _ID_OK.fullmatch(run_id) or run_id in (".", ".."):
             raise ConfigError(f"{quoted(run_id)} is not a run id (letters, digits, - _ .; see `ssltui runs`)")
         if run_id.startswith(".") or run_id in NOT_RUNS:  # hidden folders and the store's own are no runs
-            raise ConfigError(f"no run {run_id!r} in {self.root} (a run id never starts with '.' and is not "
-                              f"{' or '.join(NOT_RUNS)}; see `ssltui runs`)")
+            raise ConfigError(
+                f"no run {run_id!r} in {self.root} (a run id never starts with '.' and is not "
+                f"{' or '.join(NOT_RUNS)}; see `ssltui runs`)"
+            )
         exact = self.root / run_id
         if exact.is_dir():
             return RunDir(exact)

@@ -76,7 +76,7 @@ class RunSummary(BaseModel):
     sweep: SweepRef | None = None
 
     @classmethod
-    def new(cls, **values: Any) -> "RunSummary":
+    def new(cls, **values: Any) -> RunSummary:
         return cls(schema_version=SCHEMA_VERSION, **values)
 
     def add_timing(self, kind: str, seconds: float) -> None:

@@ -39,8 +39,14 @@ PAPER_DATA = "cifar10"  # what the paper's numbers were measured on
 # Run options and part keys that never change a result, left out when settings are compared.
 RUN_OPTIONS = ("preset", "description", "device", "devices", "group", "data_dir", "use_cache", "parts")
 UNCOMPARED = ("description", "seeds", "labels", "evaluation")  # a part's own keys
-UNCOMPARED_KEYS = ("checkpoint_every", "checkpoint_seconds", "log_seconds", "featuremaps", "workers",
-                   "eval_batch_size")  # in any section
+UNCOMPARED_KEYS = (
+    "checkpoint_every",
+    "checkpoint_seconds",
+    "log_seconds",
+    "featuremaps",
+    "workers",
+    "eval_batch_size",
+)  # in any section
 Settings = tuple[tuple[str, object], ...]  # sorted (dotted key, value) pairs
 
 
@@ -73,11 +79,14 @@ def run_parts(path: Path | str) -> list[tuple[dict[str, Any], Settings]] | None:
     return out
 
 
-def settings_of(parts: list[tuple[dict[str, Any], Settings]] | None, method: str, evaluation: str, labels: float,
-                seed: int) -> Settings | None:
+def settings_of(
+    parts: list[tuple[dict[str, Any], Settings]] | None, method: str, evaluation: str, labels: float, seed: int
+) -> Settings | None:
     """The settings of the part that made a result (the one whose method, evaluations, label
     fractions and seeds hold it; else the first of that method and evaluation)."""
-    found = [(p, st) for p, st in parts or () if p.get("method") == method and evaluation in (p.get("evaluation") or ())]
+    found = [
+        (p, st) for p, st in parts or () if p.get("method") == method and evaluation in (p.get("evaluation") or ())
+    ]
     exact = [st for p, st in found if labels in (p.get("labels") or ()) and seed in (p.get("seeds") or ())]
     return exact[0] if exact else found[0][1] if found else None
 
@@ -87,12 +96,12 @@ def differences(variants: list[Settings | None]) -> list[dict[str, object]]:
     known = [dict(v) for v in variants if v is not None]
     keys = sorted({k for d in known for k in d})
     differ = [k for k in keys if len({repr(d.get(k)) for d in known}) > 1]
-    return [{k: dict(v).get(k) for k in differ} if v is not None else {"settings": "not recorded"}
-            for v in variants]
+    return [{k: dict(v).get(k) for k in differ} if v is not None else {"settings": "not recorded"} for v in variants]
 
 
 def describe(differs: Mapping[str, object], limit: int = 3) -> str:
     """'linear.lr=0.2, pretrain.epochs=200' (and '+N more')."""
+
     def show(v: object) -> str:
         return ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
 
@@ -140,22 +149,41 @@ class Measured:
         return (*self.row_key, self.labels, self.seed)
 
 
-def measured(results: Iterable[object], run_id: str = "", parts: list[tuple[dict[str, Any], Settings]] | None = None
-             ) -> list[Measured]:
+def measured(
+    results: Iterable[object], run_id: str = "", parts: list[tuple[dict[str, Any], Settings]] | None = None
+) -> list[Measured]:
     """The valid results of one run, in the order recorded (see the module's rules), each with
     the settings of its part where `parts` (run_parts) are given."""
     out = []
     for r in results:
         if not isinstance(r, Mapping):
             continue
-        method, evaluation, labels, seed, acc = (r.get(k) for k in ("method", "evaluation", "labels", "seed",
-                                                                  "test_acc"))
-        if isinstance(method, str) and isinstance(evaluation, str) and _number(labels) and 0 < labels <= 1 \
-                and isinstance(seed, int) and not isinstance(seed, bool) and _number(acc) and 0 <= acc <= 1:
+        method, evaluation, labels, seed, acc = (
+            r.get(k) for k in ("method", "evaluation", "labels", "seed", "test_acc")
+        )
+        if (
+            isinstance(method, str)
+            and isinstance(evaluation, str)
+            and _number(labels)
+            and 0 < labels <= 1
+            and isinstance(seed, int)
+            and not isinstance(seed, bool)
+            and _number(acc)
+            and 0 <= acc <= 1
+        ):
             probe = r.get("probe")
-            out.append(Measured(run_id, method, evaluation, float(labels), seed, float(acc),
-                                probe if isinstance(probe, str) else None,
-                                settings_of(parts, method, evaluation, float(labels), seed)))
+            out.append(
+                Measured(
+                    run_id,
+                    method,
+                    evaluation,
+                    float(labels),
+                    seed,
+                    float(acc),
+                    probe if isinstance(probe, str) else None,
+                    settings_of(parts, method, evaluation, float(labels), seed),
+                )
+            )
     return out
 
 
@@ -212,9 +240,17 @@ class Cell:
         return None if self.paper is None or self.mean is None else self.mean - self.paper
 
     def to_json(self) -> dict[str, Any]:
-        return {"labels": self.labels, "paper": self.paper, "ours_mean": self.mean, "ours_std": self.std,
-                "seeds": len(self.ours), "seed_ids": self.seeds, "ours": self.ours, "diff": self.diff,
-                "best": self.best}
+        return {
+            "labels": self.labels,
+            "paper": self.paper,
+            "ours_mean": self.mean,
+            "ours_std": self.std,
+            "seeds": len(self.ours),
+            "seed_ids": self.seeds,
+            "ours": self.ours,
+            "diff": self.diff,
+            "best": self.best,
+        }
 
 
 @dataclass
@@ -264,12 +300,29 @@ class StudyTable:
         return out
 
     def to_json(self) -> dict[str, Any]:
-        return {"title": self.title, "labels": self.labels, "runs": self.runs, "timings": self.timings,
-                "devices": self.devices, "data": self.data, "per_run": self.per_run, "caveats": self.caveats,
-                "rows": [{"name": r.name, "method": r.method, "evaluation": r.evaluation, "run": r.run_id,
-                          "in_paper": r.in_paper, "probes": r.probes, "differs": _jsonable(r.differs),
-                          "cells": [c.to_json() for c in r.cells]}
-                         for r in self.rows]}
+        return {
+            "title": self.title,
+            "labels": self.labels,
+            "runs": self.runs,
+            "timings": self.timings,
+            "devices": self.devices,
+            "data": self.data,
+            "per_run": self.per_run,
+            "caveats": self.caveats,
+            "rows": [
+                {
+                    "name": r.name,
+                    "method": r.method,
+                    "evaluation": r.evaluation,
+                    "run": r.run_id,
+                    "in_paper": r.in_paper,
+                    "probes": r.probes,
+                    "differs": _jsonable(r.differs),
+                    "cells": [c.to_json() for c in r.cells],
+                }
+                for r in self.rows
+            ],
+        }
 
 
 def _jsonable(differs: Mapping[str, object]) -> dict[str, object]:
@@ -279,8 +332,12 @@ def _jsonable(differs: Mapping[str, object]) -> dict[str, object]:
 def _order(key: tuple[str, str]) -> tuple[Any, ...]:
     m, e = key
     methods, evaluations = registry.method_names(), registry.evaluation_names()
-    return (methods.index(m) if m in methods else len(methods), m,
-            evaluations.index(e) if e in evaluations else len(evaluations), e)
+    return (
+        methods.index(m) if m in methods else len(methods),
+        m,
+        evaluations.index(e) if e in evaluations else len(evaluations),
+        e,
+    )
 
 
 def row_name(method: str, evaluation: str) -> str:
@@ -307,8 +364,13 @@ def _mark_best(rows: list[Row]) -> None:
             c.best = bool(means) and c.mean == max(means)
 
 
-def build_table(infos: list[RunInfo], summaries: list[Mapping[str, Any]] | None = None, *,
-                per_run: bool = False, notes: list[str] | None = None) -> StudyTable:
+def build_table(
+    infos: list[RunInfo],
+    summaries: list[Mapping[str, Any]] | None = None,
+    *,
+    per_run: bool = False,
+    notes: list[str] | None = None,
+) -> StudyTable:
     """Rows of the paper first (in its order), then any other (method, evaluation) we ran.
 
     Pooled over the runs (one number per seed, the newest wins) where the settings agree, a
@@ -335,24 +397,34 @@ def build_table(infos: list[RunInfo], summaries: list[Mapping[str, Any]] | None 
             # named by what sets it apart from the other variants of its row (of its run, per run)
             mates = [st for r, st in variants[key] if r == rid]
             diff = differences(mates)[mates.index(settings)] if len(mates) > 1 else {}
-            out.append(Row(f"{name} ({describe(diff)})" if diff else name, *key,
-                           _cells(labels, pvals, pooled[rid][(*key, settings)]), rid or None, in_paper,
-                           probes_of[rid].get((*key, settings), []), diff))
+            out.append(
+                Row(
+                    f"{name} ({describe(diff)})" if diff else name,
+                    *key,
+                    _cells(labels, pvals, pooled[rid][(*key, settings)]),
+                    rid or None,
+                    in_paper,
+                    probes_of[rid].get((*key, settings), []),
+                    diff,
+                )
+            )
         return out
 
     rows = []
     for prow in paper["rows"]:
         key = (prow["method"], prow["evaluation"])
         pvals = dict(zip(paper["labels"], prow["test_acc"]))
-        rows += rows_of(key, prow["name"], pvals, True) or [Row(prow["name"], *key, _cells(labels, pvals, {}),
-                                                                None, True)]
+        rows += rows_of(key, prow["name"], pvals, True) or [
+            Row(prow["name"], *key, _cells(labels, pvals, {}), None, True)
+        ]
     in_paper = {(r["method"], r["evaluation"]) for r in paper["rows"]}
     for key in sorted((k for k in variants if k not in in_paper), key=_order):
         rows += rows_of(key, row_name(*key), {}, False)
     _mark_best(rows)
     timings, devices, data = _provenance(summaries or [])
-    return StudyTable(paper["title"], labels, rows, [i.id for i in infos], timings, devices, data, per_run,
-                      list(notes or ()))
+    return StudyTable(
+        paper["title"], labels, rows, [i.id for i in infos], timings, devices, data, per_run, list(notes or ())
+    )
 
 
 def _provenance(summaries: list[Mapping[str, Any]]) -> tuple[dict[str, float], list[str], list[str]]:

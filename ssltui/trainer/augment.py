@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -34,9 +34,10 @@ _LUMA = (0.2989, 0.587, 0.114)
 _CROP_ATTEMPTS = 10  # torchvision's RandomResizedCrop tries 10 boxes before its fallback
 
 
-@functools.lru_cache(maxsize=None)
-def _constant(device: torch.device, values: tuple, shape: tuple = (-1,),
-              dtype: torch.dtype = torch.float32) -> torch.Tensor:
+@functools.cache
+def _constant(
+    device: torch.device, values: tuple, shape: tuple = (-1,), dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """A small constant tensor, made once per device (never inside a captured step)."""
     return torch.tensor(values, dtype=dtype, device=device).reshape(shape)
 
@@ -46,8 +47,9 @@ def to_float(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Te
     return (x.float().div_(255.0) - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
 
 
-def normalizer(mean: torch.Tensor, std: torch.Tensor, pixel_scale: float = 1.0
-               ) -> Callable[[torch.Tensor], torch.Tensor]:
+def normalizer(
+    mean: torch.Tensor, std: torch.Tensor, pixel_scale: float = 1.0
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """x -> (x * pixel_scale - mean) / std per channel, as one multiply-add.
 
     `pixel_scale` 1/255 takes uint8 images straight to normalised float32 (the multiply-add
@@ -60,8 +62,10 @@ def normalizer(mean: torch.Tensor, std: torch.Tensor, pixel_scale: float = 1.0
 
 # ---------------------------------------------------------------- crops, flips, rotations by one gather
 
-def _gather_pixels(images: torch.Tensor, pos: torch.Tensor | None, index: torch.Tensor,
-                   channels_last: bool) -> torch.Tensor:
+
+def _gather_pixels(
+    images: torch.Tensor, pos: torch.Tensor | None, index: torch.Tensor, channels_last: bool
+) -> torch.Tensor:
     """Pixels at linear positions `index` (*lead, n, K) within images `pos` (n,) of `images`.
 
     Returns (*lead, n, C, K), or (*lead, n, K, C) when `channels_last` (so that NCHW views of
@@ -76,13 +80,15 @@ def _gather_pixels(images: torch.Tensor, pos: torch.Tensor | None, index: torch.
     if channels_last:
         src = src.transpose(1, 2)  # (n, P, C)
         return torch.gather(src.expand(*lead, *src.shape), -2, index.unsqueeze(-1).expand(*index.shape, c))
-    return torch.gather(src.expand(*lead, *src.shape), -1, index.unsqueeze(-2).expand(*index.shape[:-1], c,
-                                                                                        index.shape[-1]))
+    return torch.gather(
+        src.expand(*lead, *src.shape), -1, index.unsqueeze(-2).expand(*index.shape[:-1], c, index.shape[-1])
+    )
 
 
-@functools.lru_cache(maxsize=None)
-def _shift_table(height: int, width: int, padding: int, flip: bool, rotations: int,
-                 device: torch.device) -> torch.Tensor:
+@functools.cache
+def _shift_table(
+    height: int, width: int, padding: int, flip: bool, rotations: int, device: torch.device
+) -> torch.Tensor:
     """Linear source pixel in the padded image, (rotations, draws, H*W) int64: every draw of
     an offset (0..2*padding each way) and a mirror, in each rotation by k * 90 degrees
     counter-clockwise (torch.rot90's convention, applied to the index map itself)."""
@@ -97,9 +103,15 @@ def _shift_table(height: int, width: int, padding: int, flip: bool, rotations: i
     return table.reshape(rotations, -1, height * width).to(device)
 
 
-def crop_flip_rotations(padded: torch.Tensor, pos: torch.Tensor | None, generator: torch.Generator,
-                        padding: int = 4, flip: bool = True, rotations: int = 1,
-                        channels_last: bool = False) -> torch.Tensor:
+def crop_flip_rotations(
+    padded: torch.Tensor,
+    pos: torch.Tensor | None,
+    generator: torch.Generator,
+    padding: int = 4,
+    flip: bool = True,
+    rotations: int = 1,
+    channels_last: bool = False,
+) -> torch.Tensor:
     """Random crops of images already zero-padded by `padding`, mirrored with p 0.5, each in
     `rotations` rotations by k * 90 degrees counter-clockwise (square images for more than one).
 
@@ -120,8 +132,7 @@ def crop_flip_rotations(padded: torch.Tensor, pos: torch.Tensor | None, generato
     return out.reshape(rotations * n, -1, height, width)
 
 
-def random_crop_flip(x: torch.Tensor, generator: torch.Generator, padding: int = 4,
-                     flip: bool = True) -> torch.Tensor:
+def random_crop_flip(x: torch.Tensor, generator: torch.Generator, padding: int = 4, flip: bool = True) -> torch.Tensor:
     """Per-image random crop from a zero-padded image plus horizontal flip (p 0.5), in one gather.
 
     Works on any dtype; returns the same dtype and shape as `x`.
@@ -147,6 +158,7 @@ def cutout(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tens
 
 # ---------------------------------------------------------------- resized crops
 
+
 @dataclass
 class CropParams:
     """Per-image crop boxes (top, left, height, width), tensors of shape (N,) holding whole
@@ -158,7 +170,7 @@ class CropParams:
     width: torch.Tensor
 
     @classmethod
-    def from_box(cls, box: torch.Tensor) -> "CropParams":
+    def from_box(cls, box: torch.Tensor) -> CropParams:
         """From an (N, 4) tensor of (top, left, height, width); the fields are its columns."""
         crop = cls(*box.unbind(1))
         crop._box = box
@@ -177,8 +189,13 @@ def crop_uniforms(attempts: int = _CROP_ATTEMPTS) -> int:
     return 2 * attempts + 2
 
 
-def crop_from_uniforms(u: torch.Tensor, height: int, width: int, scale: tuple[float, float] = (0.08, 1.0),
-                       ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> CropParams:
+def crop_from_uniforms(
+    u: torch.Tensor,
+    height: int,
+    width: int,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+) -> CropParams:
     """torchvision's RandomResizedCrop.get_params for n images, from uniforms u (n, 2A + 2).
 
     Each image makes A draws of (area fraction ~ U(scale), log aspect ~ U(log ratio)), rounds
@@ -192,7 +209,7 @@ def crop_from_uniforms(u: torch.Tensor, height: int, width: int, scale: tuple[fl
     log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
     lo = _constant(dev, (area * scale[0], log_lo))
     span = _constant(dev, (area * (scale[1] - scale[0]), log_hi - log_lo))
-    draws = torch.addcmul(lo, u[:, :2 * attempts].view(n, attempts, 2), span)  # (area, log aspect)
+    draws = torch.addcmul(lo, u[:, : 2 * attempts].view(n, attempts, 2), span)  # (area, log aspect)
     target, log_aspect = draws.unbind(-1)
     # (h, w) = sqrt(area / aspect), sqrt(area * aspect); torch.round rounds halves to even, like Python.
     aspect = torch.exp(log_aspect.unsqueeze(-1) * _constant(dev, (-1.0, 1.0)))
@@ -213,23 +230,35 @@ def crop_from_uniforms(u: torch.Tensor, height: int, width: int, scale: tuple[fl
     any_fit = any_fit.unsqueeze(1)
     size = torch.where(any_fit, size, _constant(dev, (float(fh), float(fw))))
     slack = limit - size
-    offset = torch.minimum(torch.floor(u[:, 2 * attempts:] * (slack + 1.0)), slack)
+    offset = torch.minimum(torch.floor(u[:, 2 * attempts :] * (slack + 1.0)), slack)
     offset = torch.where(any_fit, offset, _constant(dev, (float((height - fh) // 2), float((width - fw) // 2))))
     return CropParams.from_box(torch.cat([offset, size], 1))
 
 
-def sample_resized_crop(n: int, height: int, width: int, generator: torch.Generator,
-                        scale: tuple[float, float] = (0.08, 1.0),
-                        ratio: tuple[float, float] = (3 / 4, 4 / 3),
-                        device: torch.device | str = "cpu", attempts: int = _CROP_ATTEMPTS) -> CropParams:
+def sample_resized_crop(
+    n: int,
+    height: int,
+    width: int,
+    generator: torch.Generator,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    device: torch.device | str = "cpu",
+    attempts: int = _CROP_ATTEMPTS,
+) -> CropParams:
     """`crop_from_uniforms` with its own draw from `generator`."""
     u = torch.rand(n, crop_uniforms(attempts), device=device, generator=generator)
     return crop_from_uniforms(u, height, width, scale, ratio)
 
 
-def resized_crop(x: torch.Tensor, crop: CropParams, size: int, flip: torch.Tensor | None = None,
-                 pos: torch.Tensor | None = None, pixel_scale: float = 1.0,
-                 channels_last: bool = False) -> torch.Tensor:
+def resized_crop(
+    x: torch.Tensor,
+    crop: CropParams,
+    size: int,
+    flip: torch.Tensor | None = None,
+    pos: torch.Tensor | None = None,
+    pixel_scale: float = 1.0,
+    channels_last: bool = False,
+) -> torch.Tensor:
     """Crop images to their boxes, resize bilinearly to (size, size), mirror where `flip`.
 
     Box i applies to image `pos[i]` of `x` (N, C, H, W; any dtype; `pos` None: image i). The
@@ -260,8 +289,9 @@ def resized_crop(x: torch.Tensor, crop: CropParams, size: int, flip: torch.Tenso
     weights = torch.stack([1.0 - w1, w1], 2)
     rows, cols = taps[:, 0, :, None, :, None], taps[:, 1, None, :, None, :]  # -> (n, 2, 2, size, size)
     index = torch.addcmul(cols, rows, _constant(dev, (float(x.shape[-1]),))).long()
-    blend = torch.addcmul(_constant(dev, (0.0,)), weights[:, 0, :, None, :, None], weights[:, 1, None, :, None, :],
-                          value=pixel_scale)
+    blend = torch.addcmul(
+        _constant(dev, (0.0,)), weights[:, 0, :, None, :, None], weights[:, 1, None, :, None, :], value=pixel_scale
+    )
     pixels = _gather_pixels(x, pos, index.view(n, -1), channels_last)
     if channels_last:  # (n, 2, 2, size, size, C)
         pixels = pixels.view(n, 2, 2, size, size, -1)
@@ -271,6 +301,7 @@ def resized_crop(x: torch.Tensor, crop: CropParams, size: int, flip: torch.Tenso
 
 
 # ---------------------------------------------------------------- colour, on floats in [0, 1]
+
 
 def rgb_to_grayscale(x: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) float -> (N, 1, H, W) luma, torchvision's weights."""
@@ -327,8 +358,7 @@ def adjust_hue(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     channel = torch.add(_constant(dev, (5.0, 3.0, 1.0), (1, 3, 1, 1)), factor.view(-1, 1, 1, 1), alpha=6.0)
     k = torch.remainder(hues.gather(1, argmax) + channel, 6.0)
     # Written into x's memory layout (channels_last views stay so; the broadcast above is NCHW).
-    return torch.addcmul(maxc, chroma, torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0), value=-1.0,
-                         out=torch.empty_like(x))
+    return torch.addcmul(maxc, chroma, torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0), value=-1.0, out=torch.empty_like(x))
 
 
 @dataclass
@@ -349,8 +379,9 @@ class JitterParams:
 JITTER_UNIFORMS = 8  # four factors, four keys of the random order
 
 
-def jitter_from_uniforms(u: torch.Tensor, apply: torch.Tensor, brightness: float, contrast: float,
-                         saturation: float, hue: float) -> JitterParams:
+def jitter_from_uniforms(
+    u: torch.Tensor, apply: torch.Tensor, brightness: float, contrast: float, saturation: float, hue: float
+) -> JitterParams:
     """ColorJitter(brightness, contrast, saturation, hue) per image from uniforms u (n, 8):
     factors ~ U(max(0, 1 - s), 1 + s), hue ~ U(-hue, hue), a uniformly random order."""
     lo = [max(0.0, 1.0 - s) for s in (brightness, contrast, saturation)] + [-hue]
@@ -359,9 +390,16 @@ def jitter_from_uniforms(u: torch.Tensor, apply: torch.Tensor, brightness: float
     return JitterParams(factors, u[:, 4:JITTER_UNIFORMS].argsort(dim=1), apply)
 
 
-def sample_jitter(n: int, generator: torch.Generator, brightness: float, contrast: float,
-                  saturation: float, hue: float, p: float,
-                  device: torch.device | str = "cpu") -> JitterParams:
+def sample_jitter(
+    n: int,
+    generator: torch.Generator,
+    brightness: float,
+    contrast: float,
+    saturation: float,
+    hue: float,
+    p: float,
+    device: torch.device | str = "cpu",
+) -> JitterParams:
     """RandomApply(ColorJitter(brightness, contrast, saturation, hue), p) drawn per image."""
     u = torch.rand(n, JITTER_UNIFORMS + 1, device=device, generator=generator)
     return jitter_from_uniforms(u, u[:, -1] < p, brightness, contrast, saturation, hue)
@@ -383,8 +421,11 @@ def _jitter_rounds(jp: JitterParams) -> torch.Tensor:
     in_round = slot == _constant(dev, tuple(range(6)), (6, 1, 1), torch.long)  # (round, N, op)
     # (a - 1, b, c) of each op given its factor f: brightness (f-1, 0, 0), contrast
     # (f-1, 0, 1-f), saturation (f-1, 1-f, 0).
-    per_op = torch.addcmul(_constant(dev, (-1, 0, 0, -1, 0, 1, -1, 1, 0), (3, 3)), jp.factors[:, :3].unsqueeze(-1),
-                           _constant(dev, (1, 0, 0, 1, 0, -1, 1, -1, 0), (3, 3)))
+    per_op = torch.addcmul(
+        _constant(dev, (-1, 0, 0, -1, 0, 1, -1, 1, 0), (3, 3)),
+        jp.factors[:, :3].unsqueeze(-1),
+        _constant(dev, (1, 0, 0, 1, 0, -1, 1, -1, 0), (3, 3)),
+    )
     coef = (in_round.unsqueeze(-1) * per_op).sum(2) + _constant(dev, (1.0, 0.0, 0.0))  # (round, N, 3)
     return coef.permute(0, 2, 1).reshape(6, 3, -1, 1, 1, 1)
 
@@ -412,6 +453,7 @@ def random_grayscale(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 # ---------------------------------------------------------------- SimCLR's view
 
+
 @dataclass
 class ViewParams:
     """Everything one SimCLR view of each image depends on."""
@@ -435,14 +477,20 @@ class SimCLRAugment:
     saturation: float | None = None  # saturation jitter; None: SimCLR's 0.8 x jitter_strength
 
     @classmethod
-    def from_config(cls, cfg) -> "SimCLRAugment":
+    def from_config(cls, cfg) -> SimCLRAugment:
         """From a method's settings (`crop_min_scale`, `jitter_strength`, `jitter_p`,
         `grayscale_p`, and `saturation` where the method sets it apart from the strength)."""
-        return cls(crop_min_scale=cfg.crop_min_scale, jitter_strength=cfg.jitter_strength,
-                   jitter_p=cfg.jitter_p, grayscale_p=cfg.grayscale_p, saturation=getattr(cfg, "saturation", None))
+        return cls(
+            crop_min_scale=cfg.crop_min_scale,
+            jitter_strength=cfg.jitter_strength,
+            jitter_p=cfg.jitter_p,
+            grayscale_p=cfg.grayscale_p,
+            saturation=getattr(cfg, "saturation", None),
+        )
 
-    def sample(self, n: int, height: int, width: int, generator: torch.Generator,
-               device: torch.device | str = "cpu") -> ViewParams:
+    def sample(
+        self, n: int, height: int, width: int, generator: torch.Generator, device: torch.device | str = "cpu"
+    ) -> ViewParams:
         """Draw every image's parameters (crop box, flip, jitter factors, order and whether,
         grey) from one block of uniforms."""
         device = torch.device(device)
@@ -453,12 +501,14 @@ class SimCLRAugment:
         crop = crop_from_uniforms(u[:, :crop_u], height, width, (self.crop_min_scale, 1.0))
         s = self.jitter_strength
         saturation = 0.8 * s if self.saturation is None else self.saturation
-        jitter = jitter_from_uniforms(u[:, crop_u:crop_u + JITTER_UNIFORMS], apply, 0.8 * s, 0.8 * s, saturation,
-                                      0.2 * s)
+        jitter = jitter_from_uniforms(
+            u[:, crop_u : crop_u + JITTER_UNIFORMS], apply, 0.8 * s, 0.8 * s, saturation, 0.2 * s
+        )
         return ViewParams(crop, flip, jitter, gray)
 
-    def apply(self, x: torch.Tensor, params: ViewParams, pos: torch.Tensor | None = None,
-              channels_last: bool = False) -> torch.Tensor:
+    def apply(
+        self, x: torch.Tensor, params: ViewParams, pos: torch.Tensor | None = None, channels_last: bool = False
+    ) -> torch.Tensor:
         """The views of images `x` (N, 3, H, W; uint8, or float in [0, 1]) for drawn parameters:
         view i shows image pos[i] (pos None: image i); float32 in [0, 1], (n, 3, size, size),
         laid out channels_last when asked."""
@@ -470,8 +520,9 @@ class SimCLRAugment:
             out = random_grayscale(out, params.gray)
         return out
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator, pos: torch.Tensor | None = None,
-                 channels_last: bool = False) -> torch.Tensor:
+    def __call__(
+        self, x: torch.Tensor, generator: torch.Generator, pos: torch.Tensor | None = None, channels_last: bool = False
+    ) -> torch.Tensor:
         """One view of each image in `x` (or of each image pos[i]), every view with its own draw
         from `generator`."""
         _, _, h, w = x.shape

@@ -57,8 +57,11 @@ class Cadence:
         """A checkpoint inside the phase after `steps_done` steps: every `checkpoint_every`
         epochs, or when `checkpoint_seconds` have passed since the last one. (The loop saves
         at the phase's end and on a stop whatever this says.)"""
-        if self.checkpoint_every and steps_done % self.steps_per_epoch == 0 \
-                and (steps_done // self.steps_per_epoch) % self.checkpoint_every == 0:
+        if (
+            self.checkpoint_every
+            and steps_done % self.steps_per_epoch == 0
+            and (steps_done // self.steps_per_epoch) % self.checkpoint_every == 0
+        ):
             return True
         return self.checkpoint_seconds > 0 and seconds_since_checkpoint >= self.checkpoint_seconds
 

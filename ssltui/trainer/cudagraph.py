@@ -20,7 +20,8 @@ flow runs on the CPU in tests (`tests/test_cudagraph.py`).
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterator, Protocol
+from collections.abc import Callable, Iterator
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -99,8 +100,14 @@ class EagerSteps:
     """One optimizer step a call, the learning rate set from `lr_at` as a Python float: the
     loop's steps as they have always run (bit for bit on the CPU)."""
 
-    def __init__(self, cfg: TrainConfig, total_steps: int, optimizer: torch.optim.Optimizer,
-                 step_fn: StepFn, losses: torch.Tensor):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        total_steps: int,
+        optimizer: torch.optim.Optimizer,
+        step_fn: StepFn,
+        losses: torch.Tensor,
+    ):
         self.cfg, self.total_steps = cfg, total_steps
         self.optimizer, self.step_fn, self.losses = optimizer, step_fn, losses
 
@@ -123,10 +130,19 @@ class GraphedSteps:
     LOSS_RTOL = 2e-3  # the check's tolerances (eager and replayed steps differ by reduction order only)
     STATE_RTOL = 0.05  # of the change two steps make to each weight, statistic and buffer
 
-    def __init__(self, cfg: TrainConfig, total_steps: int, optimizer: torch.optim.Optimizer,
-                 modules: dict[str, nn.Module], step_fn: StepFn, losses: torch.Tensor,
-                 generator: torch.Generator, batch_size: int, backend: GraphBackend,
-                 log: Callable[[str], None]):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        total_steps: int,
+        optimizer: torch.optim.Optimizer,
+        modules: dict[str, nn.Module],
+        step_fn: StepFn,
+        losses: torch.Tensor,
+        generator: torch.Generator,
+        batch_size: int,
+        backend: GraphBackend,
+        log: Callable[[str], None],
+    ):
         self.eager = EagerSteps(cfg, total_steps, optimizer, step_fn, losses)
         self.total_steps, self.optimizer, self.modules = total_steps, optimizer, modules
         self.step_fn, self.losses, self.generator = step_fn, losses, generator
@@ -190,8 +206,10 @@ class GraphedSteps:
             why = self._capture(gstep, state, before)
         except Exception as exc:  # noqa: BLE001 - any failure here means eager steps, never a failed run
             self._restore_after_failure(state, before)
-            why = f"{'capture' if self.warm == self.WARMUP else 'a warm-up step'} failed " \
-                  f"({type(exc).__name__}: {first_line(exc)[:160]})"
+            why = (
+                f"{'capture' if self.warm == self.WARMUP else 'a warm-up step'} failed "
+                f"({type(exc).__name__}: {first_line(exc)[:160]})"
+            )
         if why is not None:
             self._give_up(why)
             self.eager(gstep, idx)
@@ -213,9 +231,11 @@ class GraphedSteps:
         self._restore(state, before)
         self.check = _agreement(graphed, eager, before, self.STATE_RTOL)
         if self.check["loss_diff"] > self.LOSS_RTOL * max(1.0, self.check["loss"]) or self.check["worst"] > 1.0:
-            return ("the replayed steps disagree with eager ones (losses "
-                    f"{self.check['loss_diff']:.3g} apart; a state tensor {self.check['state_diff']:.3g} "
-                    f"apart for a change of {self.check['state_change']:.3g})")
+            return (
+                "the replayed steps disagree with eager ones (losses "
+                f"{self.check['loss_diff']:.3g} apart; a state tensor {self.check['state_diff']:.3g} "
+                f"apart for a change of {self.check['state_change']:.3g})"
+            )
         self.replay = replay
         return None
 
@@ -259,7 +279,7 @@ class GraphedSteps:
         two steps from `gstep`) their losses."""
         with torch.no_grad():
             copies = [t.detach().clone() for t in state]
-        losses = self.losses[gstep:gstep + 2].clone() if gstep is not None else None
+        losses = self.losses[gstep : gstep + 2].clone() if gstep is not None else None
         structure = {p: dict(st) for p, st in self.optimizer.state.items()}
         return copies, self._rng(), losses, structure
 
@@ -291,6 +311,7 @@ def _agreement(graphed: tuple, eager: tuple, before: tuple, state_rtol: float) -
     allowed = torch.where(is_float, state_rtol * change + 1e-6, 0.5)
     ratio = diff / allowed
     worst = ratio.argmax()
-    values = torch.stack([ratio[worst], diff[worst], change[worst], (g_loss - e_loss).abs().max(),
-                          e_loss.abs().max()]).tolist()
+    values = torch.stack(
+        [ratio[worst], diff[worst], change[worst], (g_loss - e_loss).abs().max(), e_loss.abs().max()]
+    ).tolist()
     return dict(zip(("worst", "state_diff", "state_change", "loss_diff", "loss"), values))

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import torch
 
 from ssltui.core.config import RuntimeConfig, check_device
-from ssltui.trainer.cudagraph import CudaGraphs, GraphBackend
 from ssltui.core.errors import ConfigError
+from ssltui.trainer.cudagraph import CudaGraphs, GraphBackend
 
 
 @dataclass
@@ -33,8 +33,7 @@ class DeviceSettings:
         must be recomputed at every replay, not served from a cache filled outside it)."""
         if self.amp_dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype,
-                              cache_enabled=self.graphs is None)
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype, cache_enabled=self.graphs is None)
 
     def prepare(self, module: torch.nn.Module) -> torch.nn.Module:
         module.to(self.device)
@@ -78,8 +77,16 @@ def pick_device(name: str, runtime: RuntimeConfig) -> DeviceSettings:
     if runtime.cuda_graphs == "on" and not on_cuda:
         raise ConfigError(f"runtime.cuda_graphs = on needs a CUDA device, not {name} (use auto or off)")
     graphs = CudaGraphs(device) if on_cuda and runtime.cuda_graphs != "off" else None
-    return DeviceSettings(device, amp, runtime.channels_last and on_cuda, runtime.compile and on_cuda,
-                          runtime.eval_batch_size, graphs, runtime.log_seconds, runtime.checkpoint_seconds)
+    return DeviceSettings(
+        device,
+        amp,
+        runtime.channels_last and on_cuda,
+        runtime.compile and on_cuda,
+        runtime.eval_batch_size,
+        graphs,
+        runtime.log_seconds,
+        runtime.checkpoint_seconds,
+    )
 
 
 def peak_memory() -> dict:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import torch
 
+from ssltui.core.featuremaps_schema import FeatureMaps
+from ssltui.core.store import RunDir, atomic_write_text
 from ssltui.trainer.augment import to_float
 from ssltui.trainer.data.bundle import DataBundle
 from ssltui.trainer.device import DeviceSettings
 from ssltui.trainer.models.resnet import ResNet20
-from ssltui.core.featuremaps_schema import FeatureMaps
-from ssltui.core.store import RunDir, atomic_write_text
 
 CHANNELS_PER_STAGE = 4
 
@@ -53,17 +53,25 @@ def stage_maps(encoder: ResNet20, bundle: DataBundle, dev: DeviceSettings, indic
     return out
 
 
-def save_featuremaps(run: RunDir, bundle: DataBundle, models: list[tuple[str, str, int, ResNet20]],
-                     dev: DeviceSettings) -> None:
+def save_featuremaps(
+    run: RunDir, bundle: DataBundle, models: list[tuple[str, str, int, ResNet20]], dev: DeviceSettings
+) -> None:
     """Write featuremaps.json for (name, method, seed, encoder) tuples."""
     indices = pick_images(bundle)
     if not indices or not models:
         return
-    images = [{"index": i, "class": bundle.classes[int(bundle.test_y[i])],
-               "rgb": bundle.test_x[i].permute(1, 2, 0).cpu().tolist()} for i in indices]
-    entries = [{"name": name, "method": method, "seed": seed,
-                "maps": stage_maps(enc, bundle, dev, indices)} for name, method, seed, enc in models]
+    images = [
+        {
+            "index": i,
+            "class": bundle.classes[int(bundle.test_y[i])],
+            "rgb": bundle.test_x[i].permute(1, 2, 0).cpu().tolist(),
+        }
+        for i in indices
+    ]
+    entries = [
+        {"name": name, "method": method, "seed": seed, "maps": stage_maps(enc, bundle, dev, indices)}
+        for name, method, seed, enc in models
+    ]
     # Through the readers' model: a writer bug fails here, not in every later `ssltui maps`.
     doc = FeatureMaps.model_validate({"images": images, "models": entries})
     atomic_write_text(run.featuremaps_path, doc.model_dump_json(by_alias=True) + "\n")
-

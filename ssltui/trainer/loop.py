@@ -16,31 +16,30 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 
-from ssltui.core.schedule import phase_length
-from ssltui.trainer.cadence import Cadence
-from ssltui.trainer.checkpoint import load_checkpoint, load_state, require_keys, save_checkpoint
 from ssltui.core.config import TrainConfig
-from ssltui.trainer.cudagraph import EagerSteps, GraphedSteps
-from ssltui.trainer.device import DeviceSettings
-from ssltui.core.events import Epoch, Event, Log, PhaseRef, PhaseStart, Resume, Step, stamp
 from ssltui.core.errors import ConfigError, RunFailed, RunInterrupted, first_line
-from ssltui.trainer.optim import lr_at
+from ssltui.core.events import Epoch, Event, Log, PhaseRef, PhaseStart, Resume, Step, stamp
+from ssltui.core.schedule import phase_length
 from ssltui.core.stop import StopToken
 from ssltui.core.store import RunDir
+from ssltui.trainer.cadence import Cadence
+from ssltui.trainer.checkpoint import load_checkpoint, load_state, require_keys, save_checkpoint
+from ssltui.trainer.cudagraph import EagerSteps, GraphedSteps
+from ssltui.trainer.device import DeviceSettings
+from ssltui.trainer.optim import lr_at
 
 Listener = Callable[[Event], None]
 
 # What a phase checkpoint must hold. There is no scheduler state (the learning rate is a pure
 # function of the global step, `optim.lr_at`) and no GradScaler (bf16 autocast needs none).
-PHASE_KEYS = ("phase", "epoch", "step_in_epoch", "total_steps", "modules", "optimizer", "generator",
-              "torch_rng")
+PHASE_KEYS = ("phase", "epoch", "step_in_epoch", "total_steps", "modules", "optimizer", "generator", "torch_rng")
 
 
 def derive_seed(seed: int, *names: object) -> int:
@@ -52,8 +51,9 @@ def derive_seed(seed: int, *names: object) -> int:
 class RunContext:
     """What a phase needs from the run: device, events, checkpoints, the run's stop token."""
 
-    def __init__(self, run: RunDir, dev: DeviceSettings, listener: Listener | None = None,
-                 stop: StopToken | None = None):
+    def __init__(
+        self, run: RunDir, dev: DeviceSettings, listener: Listener | None = None, stop: StopToken | None = None
+    ):
         self.run = run
         self.dev = dev
         self.listener = listener
@@ -118,12 +118,21 @@ class Phase:
         self.batch_size, self.steps_per_epoch, self.epochs = length.batch_size, length.steps_per_epoch, length.epochs
         self.total_steps = length.steps
         if length.decided_by == "min_steps":
-            self.ctx.log(f"{self.ref.phase}: min_steps={self.cfg.min_steps} stretches {self.cfg.epochs} epochs of "
-                         f"{self.steps_per_epoch} steps to {self.epochs} epochs ({self.total_steps} steps)")
+            self.ctx.log(
+                f"{self.ref.phase}: min_steps={self.cfg.min_steps} stretches {self.cfg.epochs} epochs of "
+                f"{self.steps_per_epoch} steps to {self.epochs} epochs ({self.total_steps} steps)"
+            )
         dev = self.ctx.dev
         val_every = getattr(self.cfg, "eval_every", 0) if self.val_every is None else self.val_every
-        self.cadence = Cadence(self.total_steps, self.steps_per_epoch, dev.log_seconds, val_every,
-                               self.cfg.val_passes, dev.checkpoint_seconds, self.cfg.checkpoint_every)
+        self.cadence = Cadence(
+            self.total_steps,
+            self.steps_per_epoch,
+            dev.log_seconds,
+            val_every,
+            self.cfg.val_passes,
+            dev.checkpoint_seconds,
+            self.cfg.checkpoint_every,
+        )
         # The last epoch event, kept in checkpoints: a phase resumed after its final epoch
         # (killed before its result was recorded) still reports the same validation accuracy.
         self._last_epoch: dict = {}
@@ -144,7 +153,7 @@ class Phase:
             "step_in_epoch": step_in_epoch,
             "total_steps": self.total_steps,
             "perm": perm.cpu() if perm is not None else None,
-            "losses": torch.tensor(self._values[first:first + step_in_epoch], dtype=torch.float32),
+            "losses": torch.tensor(self._values[first : first + step_in_epoch], dtype=torch.float32),
             "modules": {k: m.state_dict() for k, m in self.modules.items()},
             "optimizer": optimizer,
             "generator": self.generator.get_state(),
@@ -152,8 +161,7 @@ class Phase:
             "torch_rng": torch.get_rng_state(),
             # Methods may draw from the global CUDA generator too (dropout, torch.rand without
             # a generator): keep it with the checkpoint so a resume replays the same draws.
-            "cuda_rng": (torch.cuda.get_rng_state(self.ctx.device)
-                         if self.ctx.device.type == "cuda" else None),
+            "cuda_rng": (torch.cuda.get_rng_state(self.ctx.device) if self.ctx.device.type == "cuda" else None),
             "last_epoch": self._last_epoch,
         }
         save_checkpoint(self.ctx.checkpoint_path(self.ref.phase), payload)
@@ -168,8 +176,12 @@ class Phase:
         if ck.get("phase") != self.ref.phase or ck.get("total_steps") != self.total_steps:
             raise ConfigError(f"{path}: checkpoint does not match phase {self.ref.phase}")
         epoch, step = ck["epoch"], ck["step_in_epoch"]
-        if not (isinstance(epoch, int) and isinstance(step, int) and 0 <= epoch <= self.epochs
-                and 0 <= step < self.steps_per_epoch):
+        if not (
+            isinstance(epoch, int)
+            and isinstance(step, int)
+            and 0 <= epoch <= self.epochs
+            and 0 <= step < self.steps_per_epoch
+        ):
             raise ConfigError(f"{path}: epoch/step {epoch!r}/{step!r} is outside this phase")
         if not isinstance(ck["modules"], dict):
             raise ConfigError(f"{path}: no model weights in it")
@@ -193,13 +205,24 @@ class Phase:
         return epoch, step, perm, ck.get("losses")
 
     # ------------------------------------------------------------ the loop
-    def run(self, step_fn: Callable[[torch.Tensor], torch.Tensor], train_mode: Callable[[], None],
-            epoch_end: Callable[[int], dict] | None = None) -> dict:
+    def run(
+        self,
+        step_fn: Callable[[torch.Tensor], torch.Tensor],
+        train_mode: Callable[[], None],
+        epoch_end: Callable[[int], dict] | None = None,
+    ) -> dict:
         """Train. `step_fn(batch_positions)` gets indices into 0..n_items-1 and returns the loss;
         `epoch_end(epoch)` returns monitored accuracies, called when the cadence says."""
         start_epoch, start_step, perm, prev_losses = self._restore()
-        self.ctx.emit(PhaseStart(**self.ref.model_dump(), epochs=self.epochs, steps_per_epoch=self.steps_per_epoch,
-                                 batch_size=self.batch_size, start_epoch=start_epoch))
+        self.ctx.emit(
+            PhaseStart(
+                **self.ref.model_dump(),
+                epochs=self.epochs,
+                steps_per_epoch=self.steps_per_epoch,
+                batch_size=self.batch_size,
+                start_epoch=start_epoch,
+            )
+        )
         clock = self.ctx.clock
         phase_t0 = clock()
         done = start_epoch * self.steps_per_epoch + start_step
@@ -213,8 +236,15 @@ class Phase:
         out = {k: v for k, v in self._last_epoch.items() if k in ("loss", "val_acc", "knn_acc", "rot_acc")}
         return {"seconds": clock() - phase_t0, **out}
 
-    def _train(self, start_epoch: int, start_step: int, perm: torch.Tensor | None, done: int,
-               train_mode: Callable[[], None], epoch_end: Callable[[int], dict] | None) -> None:
+    def _train(
+        self,
+        start_epoch: int,
+        start_step: int,
+        perm: torch.Tensor | None,
+        done: int,
+        train_mode: Callable[[], None],
+        epoch_end: Callable[[int], dict] | None,
+    ) -> None:
         """The epochs from `start_epoch`, step `start_step` (`done` steps of the phase are done)."""
         clock = self.ctx.clock
         first = done
@@ -227,7 +257,7 @@ class Phase:
                 perm = torch.randperm(self.n_items, device=self.ctx.device, generator=self.generator)
             epoch_t0 = clock()
             for step in range(start_step, self.steps_per_epoch):
-                self.steps(done, perm[step * self.batch_size:(step + 1) * self.batch_size])
+                self.steps(done, perm[step * self.batch_size : (step + 1) * self.batch_size])
                 if self.after_step is not None:  # outside a graph: eager after each replay too
                     self.after_step()
                 done += 1
@@ -250,9 +280,18 @@ class Phase:
         backend = self.ctx.dev.graphs
         if backend is None:
             return EagerSteps(self.cfg, self.total_steps, self.optimizer, step_fn, self.losses)
-        return GraphedSteps(self.cfg, self.total_steps, self.optimizer, self.modules, step_fn, self.losses,
-                            self.generator, self.batch_size, backend,
-                            lambda msg: self.ctx.log(f"{self.ref.phase}: {msg}", "warning"))
+        return GraphedSteps(
+            self.cfg,
+            self.total_steps,
+            self.optimizer,
+            self.modules,
+            step_fn,
+            self.losses,
+            self.generator,
+            self.batch_size,
+            backend,
+            lambda msg: self.ctx.log(f"{self.ref.phase}: {msg}", "warning"),
+        )
 
     def _start_losses(self, done: int, prev: torch.Tensor | None) -> None:
         """The phase's loss buffer on the device and its host copy up to `done` steps (a
@@ -270,30 +309,39 @@ class Phase:
         first non-finite one, and emit the epoch events that were waiting for them."""
         bad = None
         if done > self._read:
-            values = self.losses[self._read:done].tolist()
+            values = self.losses[self._read : done].tolist()
             bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
-            self._values[self._read:done] = values
+            self._values[self._read : done] = values
             self._read = done if bad is None else self._read + bad
         # Epochs whose losses are all read (and finite) get their events, also before a failure.
         ready = [p for p in self._pending if (p[0] + 1) * self.steps_per_epoch <= self._read]
         for epoch, seconds, metrics in ready:
             self._emit_epoch(epoch, seconds, metrics)
-        self._pending = self._pending[len(ready):]
+        self._pending = self._pending[len(ready) :]
         if bad is not None:
             self._fail(self._read, values[bad])
 
     def _fail(self, gstep: int, value: float) -> None:
         epoch = gstep // self.steps_per_epoch
-        raise RunFailed(f"loss became {value} in {self.ref.phase} at epoch {epoch + 1}, step {gstep + 1}; "
-                        f"the last checkpoint before it is kept (lower the learning rate?)")
+        raise RunFailed(
+            f"loss became {value} in {self.ref.phase} at epoch {epoch + 1}, step {gstep + 1}; "
+            f"the last checkpoint before it is kept (lower the learning rate?)"
+        )
 
     def _log_point(self, done: int) -> None:
         self._read_losses(done)
         now = self.ctx.clock()
         items = (done - self._log_done) * self.batch_size * self.images_per_item
-        self.ctx.emit(Step(**self.ref.model_dump(), epoch=(done - 1) // self.steps_per_epoch, step=done,
-                           loss=self._values[done - 1], lr=lr_at(self.cfg, done - 1, self.total_steps),
-                           images_per_s=round(items / max(1e-9, now - self._log_t), 1)))
+        self.ctx.emit(
+            Step(
+                **self.ref.model_dump(),
+                epoch=(done - 1) // self.steps_per_epoch,
+                step=done,
+                loss=self._values[done - 1],
+                lr=lr_at(self.cfg, done - 1, self.total_steps),
+                images_per_s=round(items / max(1e-9, now - self._log_t), 1),
+            )
+        )
         self._log_t, self._log_done = now, done
 
     def _checkpoint(self, done: int, perm: torch.Tensor) -> None:
@@ -305,11 +353,14 @@ class Phase:
     def _stop(self, done: int, perm: torch.Tensor) -> None:
         """Save where we are and raise RunInterrupted (a user's Ctrl-C or a scheduler's SIGTERM)."""
         self._checkpoint(done, perm)
-        raise RunInterrupted(f"{self.ctx.stop.reason} in {self.ref.phase} at epoch "
-                             f"{(done - 1) // self.steps_per_epoch + 1}, step {done}; checkpoint saved")
+        raise RunInterrupted(
+            f"{self.ctx.stop.reason} in {self.ref.phase} at epoch "
+            f"{(done - 1) // self.steps_per_epoch + 1}, step {done}; checkpoint saved"
+        )
 
-    def _end_epoch(self, epoch: int, epoch_end: Callable[[int], dict] | None, train_mode: Callable[[], None],
-                   seconds: float) -> None:
+    def _end_epoch(
+        self, epoch: int, epoch_end: Callable[[int], dict] | None, train_mode: Callable[[], None], seconds: float
+    ) -> None:
         """Validate if the cadence says so. The epoch event waits for the next read of the
         losses, except after a validation pass: it has waited for the device already, and its
         accuracy goes out at once (a sweep's pruner stops the phase at the epoch it measured)."""
@@ -323,12 +374,17 @@ class Phase:
 
     def _emit_epoch(self, epoch: int, seconds: float, metrics: dict) -> None:
         steps = (epoch + 1) * self.steps_per_epoch
-        epoch_losses = self._values[steps - self.steps_per_epoch:steps]
-        event = Epoch(**self.ref.model_dump(), epoch=epoch + 1, epochs=self.epochs, step=steps,
-                      loss=math.fsum(epoch_losses) / len(epoch_losses),
-                      lr=lr_at(self.cfg, steps - 1, self.total_steps),
-                      images_per_s=round(self.steps_per_epoch * self.batch_size * self.images_per_item
-                                         / max(1e-9, seconds), 1),
-                      seconds=round(seconds, 3), **metrics)
+        epoch_losses = self._values[steps - self.steps_per_epoch : steps]
+        event = Epoch(
+            **self.ref.model_dump(),
+            epoch=epoch + 1,
+            epochs=self.epochs,
+            step=steps,
+            loss=math.fsum(epoch_losses) / len(epoch_losses),
+            lr=lr_at(self.cfg, steps - 1, self.total_steps),
+            images_per_s=round(self.steps_per_epoch * self.batch_size * self.images_per_item / max(1e-9, seconds), 1),
+            seconds=round(seconds, 3),
+            **metrics,
+        )
         self.ctx.emit(event)
         self._last_epoch = event.model_dump(exclude={"t"}, exclude_none=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -29,14 +29,24 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
 def _pairs(n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """NT-Xent's constants for N pairs, made once (not a few kernels every step): the (2N, 2N)
     diagonal that masks each anchor itself, and each anchor's positive (i <-> i + N)."""
-    return (torch.eye(2 * n, dtype=torch.bool, device=device),
-            torch.arange(2 * n, device=device).add_(n).remainder_(2 * n))
+    return (
+        torch.eye(2 * n, dtype=torch.bool, device=device),
+        torch.arange(2 * n, device=device).add_(n).remainder_(2 * n),
+    )
 
 
-def classifier_loss(forward: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, stats,
-                    dev, gen: torch.Generator, targets: Callable[[torch.Tensor], torch.Tensor],
-                    crop_flip: bool, rotations: int = 1, cutout_size: int = 0,
-                    label_smoothing: float = 0.0) -> Callable[[torch.Tensor], torch.Tensor]:
+def classifier_loss(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    stats,
+    dev,
+    gen: torch.Generator,
+    targets: Callable[[torch.Tensor], torch.Tensor],
+    crop_flip: bool,
+    rotations: int = 1,
+    cutout_size: int = 0,
+    label_smoothing: float = 0.0,
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """The cross-entropy of `forward` on views of batch positions into `images` (uint8 on the
     device): random crop (padding 4) and flip when `crop_flip`, each image in `rotations`
     rotations, normalised by `stats` (mean/std); `targets(pos)` gives the labels. The images

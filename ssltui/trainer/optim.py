@@ -27,10 +27,12 @@ class LARS(torch.optim.Optimizer):
     laid end to end (per-tensor 0-d factors would make CUDA fall back to a kernel a tensor).
     """
 
-    def __init__(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
-                 trust_coefficient: float = 0.001):
-        defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
-                        trust_coefficient=trust_coefficient, lars_exclude=False)
+    def __init__(
+        self, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, trust_coefficient: float = 0.001
+    ):
+        defaults = dict(
+            lr=lr, momentum=momentum, weight_decay=weight_decay, trust_coefficient=trust_coefficient, lars_exclude=False
+        )
         super().__init__(params, defaults)
         self._buffers: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
@@ -123,16 +125,26 @@ def build_optimizer(cfg: TrainConfig, modules: list[nn.Module], fused: bool | No
     """
     lr = peak_lr(cfg)
     if cfg.optimizer == "lars":
-        return LARS(param_groups(modules, True), lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                    trust_coefficient=cfg.lars_trust_coefficient)
+        return LARS(
+            param_groups(modules, True),
+            lr=lr,
+            momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay,
+            trust_coefficient=cfg.lars_trust_coefficient,
+        )
     if fused is None:
         fused = any(p.is_cuda for m in modules for p in m.parameters())
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(param_groups(modules, True), lr=lr, weight_decay=cfg.weight_decay,
-                                 fused=fused or None)
-    return torch.optim.SGD(param_groups(modules, False), lr=lr, momentum=cfg.momentum,
-                           nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay,
-                           fused=fused or None, foreach=None if fused else True)
+        return torch.optim.AdamW(param_groups(modules, True), lr=lr, weight_decay=cfg.weight_decay, fused=fused or None)
+    return torch.optim.SGD(
+        param_groups(modules, False),
+        lr=lr,
+        momentum=cfg.momentum,
+        nesterov=cfg.nesterov and cfg.momentum > 0,
+        weight_decay=cfg.weight_decay,
+        fused=fused or None,
+        foreach=None if fused else True,
+    )
 
 
 def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
@@ -150,7 +162,7 @@ def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
         return peak
     if cfg.schedule == "step":
         drops = sum(1 for m in cfg.milestones if progress >= m / cfg.epochs)
-        return peak * cfg.gamma ** drops
+        return peak * cfg.gamma**drops
     t = (progress - warm) / max(1e-12, 1.0 - warm)
     return peak * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
 
@@ -159,5 +171,4 @@ def lr_table(cfg: TrainConfig, total_steps: int, device: torch.device | str = "c
     """`lr_at` of every step 0..total_steps-1 as float32 on `device` (the optimizers' kernels
     read a tensor learning rate as float32): a graphed step looks its rate up by the step
     counter on the device, with no host involvement."""
-    return torch.tensor([lr_at(cfg, s, total_steps) for s in range(total_steps)], dtype=torch.float32,
-                        device=device)
+    return torch.tensor([lr_at(cfg, s, total_steps) for s in range(total_steps)], dtype=torch.float32, device=device)

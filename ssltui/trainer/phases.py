@@ -12,23 +12,23 @@ from __future__ import annotations
 
 import importlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
-from ssltui.trainer.checkpoint import load_checkpoint, load_state, require_keys, save_checkpoint
 from ssltui.core.config import RunConfig
-from ssltui.trainer.data.bundle import DataBundle
-from ssltui.trainer.data.splits import label_subset
 from ssltui.core.errors import ConfigError, RunFailed, RunInterrupted
-from ssltui.trainer.evaluation.common import EvalJob, Readout, encode, evaluator
 from ssltui.core.events import PhaseEnd, PhaseRef, Result, ResultRecord
 from ssltui.core.graph import FEATUREMAPS, PhaseGraph, PhaseNode, digest, pretrain_identity
+from ssltui.core.presets import Plan
+from ssltui.trainer.checkpoint import load_checkpoint, load_state, require_keys, save_checkpoint
+from ssltui.trainer.data.bundle import DataBundle
+from ssltui.trainer.data.splits import label_subset
+from ssltui.trainer.evaluation.common import EvalJob, Readout, encode, evaluator
 from ssltui.trainer.loop import RunContext
 from ssltui.trainer.models.resnet import Classifier, ResNet20
-from ssltui.core.presets import Plan
 
 
 def pretrain_key(cfg: RunConfig, seed: int, bundle: DataBundle) -> str:
@@ -61,8 +61,7 @@ class PhaseExecutor:
     """Runs graph nodes on one device with one loaded data bundle; keeps the encoders and
     their evaluation features it has made or loaded, so nodes sharing them pay once."""
 
-    def __init__(self, ctx: RunContext, plan: Plan, graph: PhaseGraph, bundle: DataBundle,
-                 cache_dir: Path | None):
+    def __init__(self, ctx: RunContext, plan: Plan, graph: PhaseGraph, bundle: DataBundle, cache_dir: Path | None):
         self.ctx, self.plan, self.graph, self.bundle, self.cache_dir = ctx, plan, graph, bundle, cache_dir
         self.current: PhaseRef | None = None  # the phase being run (named when it stops or fails)
         self._batch_key = "the batch size"
@@ -82,9 +81,11 @@ class PhaseExecutor:
             return self._evaluate(node)
         except torch.cuda.OutOfMemoryError:
             where = self.current.phase if self.current else node.name
-            raise RunFailed(f"out of device memory in {where}; lower {self._batch_key} (or "
-                            f"runtime.eval_batch_size if it ran out while evaluating); the last checkpoint is "
-                            f"kept, and `ssltui resume {self.ctx.run.id}` continues from it") from None
+            raise RunFailed(
+                f"out of device memory in {where}; lower {self._batch_key} (or "
+                f"runtime.eval_batch_size if it ran out while evaluating); the last checkpoint is "
+                f"kept, and `ssltui resume {self.ctx.run.id}` continues from it"
+            ) from None
 
     # ------------------------------------------------------------ pretraining
     def _encoder_files(self, node: PhaseNode) -> tuple[PhaseRef, str, Path, Path | None]:
@@ -109,8 +110,10 @@ class PhaseExecutor:
                 if self.cache_dir is None or not source.is_relative_to(self.cache_dir):
                     raise
                 # every run with these settings would stop here: say how to get past it
-                raise ConfigError(f"the cached encoder {source} cannot be loaded (damaged); delete that file to "
-                                  f"pretrain again, or run with --no-cache") from None
+                raise ConfigError(
+                    f"the cached encoder {source} cannot be loaded (damaged); delete that file to "
+                    f"pretrain again, or run with --no-cache"
+                ) from None
             self.ctx.dev.prepare(encoder)
             return encoder, ck, source
         return None
@@ -131,8 +134,13 @@ class PhaseExecutor:
         t0 = time.perf_counter()
         encoder = get_pretrainer(part.method)(self.ctx, ref, part, self.bundle)
         seconds = round(time.perf_counter() - t0, 3)
-        ck = {"kind": "encoder", "method": part.method, "seed": node.seed, "key": key,
-              "encoder": {k: v.detach().cpu() for k, v in encoder.state_dict().items()}}
+        ck = {
+            "kind": "encoder",
+            "method": part.method,
+            "seed": node.seed,
+            "key": key,
+            "encoder": {k: v.detach().cpu() for k, v in encoder.state_dict().items()},
+        }
         save_checkpoint(run_file, ck)
         if cache_file is not None:
             save_checkpoint(cache_file, ck)
@@ -156,8 +164,10 @@ class PhaseExecutor:
         key = (name, how)
         if key not in self._features:
             enc, b, dev = self.encoder(name), self.bundle, self.ctx.dev
-            self._features[key] = {"val": encode(enc, b.train_x[b.val_idx], b, dev, how),
-                                   "test": encode(enc, b.test_x, b, dev, how)}
+            self._features[key] = {
+                "val": encode(enc, b.train_x[b.val_idx], b, dev, how),
+                "test": encode(enc, b.test_x, b, dev, how),
+            }
         return self._features[key]
 
     # ------------------------------------------------------------ evaluations
@@ -167,16 +177,25 @@ class PhaseExecutor:
         encoder = self.encoder(node.needs[0]) if node.needs else None
         subset = torch.from_numpy(label_subset(b.labels_np(), b.train_idx.cpu().numpy(), frac, seed)).to(b.device)
         self.current, self._batch_key = ref, f"{ev}.batch_size (--set {ev}.batch_size=N)"
-        job = EvalJob(self.ctx, ref, part.settings_of(ev), b, subset, encoder,
-                      lambda how: self._eval_features(node.needs[0], how))
+        job = EvalJob(
+            self.ctx, ref, part.settings_of(ev), b, subset, encoder, lambda how: self._eval_features(node.needs[0], how)
+        )
         t0 = time.perf_counter()
         out = evaluator(ev)(job)
         seconds = round(time.perf_counter() - t0, 3)
-        result = ResultRecord(method=part.method, evaluation=ev, labels=frac, seed=seed,
-                              test_acc=round(float(out["test_acc"]), 6),
-                              val_acc=None if out.get("val_acc") is None else round(float(out["val_acc"]), 6),
-                              label_count=int(len(subset)), seconds=seconds, part=node.part,
-                              preset_description=part.description, probe=out.get("probe"))
+        result = ResultRecord(
+            method=part.method,
+            evaluation=ev,
+            labels=frac,
+            seed=seed,
+            test_acc=round(float(out["test_acc"]), 6),
+            val_acc=None if out.get("val_acc") is None else round(float(out["val_acc"]), 6),
+            label_count=int(len(subset)),
+            seconds=seconds,
+            part=node.part,
+            preset_description=part.description,
+            probe=out.get("probe"),
+        )
         self.ctx.emit(Result(**result.model_dump()))
         self.ctx.emit(PhaseEnd(**ref.model_dump(), seconds=seconds))
         return Outcome(node.name, ref.phase, ev, seconds, result=result)

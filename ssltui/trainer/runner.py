@@ -22,22 +22,22 @@ import torch
 import ssltui
 from ssltui.core import registry
 from ssltui.core.config import RunOptions
-from ssltui.core.plan import plan_to_toml
-from ssltui.trainer.data.bundle import DataBundle, make_bundle
-from ssltui.trainer.data.sources import RawData, load_source
-from ssltui.trainer.data.splits import label_subset, validation_split
-from ssltui.trainer.device import DeviceSettings, peak_memory, pick_device
 from ssltui.core.errors import ConfigError, RunFailed, RunInterrupted, SsltuiError, first_line
 from ssltui.core.events import SCHEMA_VERSION, DataLoaded, PhaseRef, ResultRecord, RunEnd, RunStart
 from ssltui.core.graph import FEATUREMAPS, PhaseGraph, PhaseNode, build_graph
-from ssltui.trainer.loop import Listener, RunContext
 from ssltui.core.paths import data_dir as default_data_dir
-from ssltui.trainer.phases import Outcome, PhaseExecutor
-from ssltui.trainer.scheduler import PhaseStopped, Scheduler
+from ssltui.core.plan import plan_to_toml
 from ssltui.core.presets import Plan
 from ssltui.core.stop import StopToken
 from ssltui.core.store import RunDir, atomic_write_json, atomic_write_text
 from ssltui.core.summary import PhaseRecord, RunSummary, SweepRef
+from ssltui.trainer.data.bundle import DataBundle, make_bundle
+from ssltui.trainer.data.sources import RawData, load_source
+from ssltui.trainer.data.splits import label_subset, validation_split
+from ssltui.trainer.device import DeviceSettings, peak_memory, pick_device
+from ssltui.trainer.loop import Listener, RunContext
+from ssltui.trainer.phases import Outcome, PhaseExecutor
+from ssltui.trainer.scheduler import PhaseStopped, Scheduler
 
 
 def versions() -> dict:
@@ -56,9 +56,17 @@ def versions() -> dict:
 class Runner:
     """Runs a plan into a run folder. `execute()` returns the final summary."""
 
-    def __init__(self, plan: Plan, run: RunDir, opts: RunOptions, listener: Listener | None = None,
-                 cache_dir: Path | None = None, raw: RawData | None = None, sweep: SweepRef | None = None,
-                 stop: StopToken | None = None):
+    def __init__(
+        self,
+        plan: Plan,
+        run: RunDir,
+        opts: RunOptions,
+        listener: Listener | None = None,
+        cache_dir: Path | None = None,
+        raw: RawData | None = None,
+        sweep: SweepRef | None = None,
+        stop: StopToken | None = None,
+    ):
         self.plan, self.run, self.opts = plan, run, opts
         self.stop = stop if stop is not None else StopToken()  # the caller's (its signal handler asks it)
         self.raw = raw  # data the caller loaded already (before making the run folder)
@@ -83,13 +91,19 @@ class Runner:
     def _new_summary(self) -> RunSummary:
         parts = self.plan.parts
         return RunSummary.new(
-            run_id=self.run.id, preset=self.plan.preset, description=self.plan.description,
-            group=self.opts.group or self.run.id, status="running",
+            run_id=self.run.id,
+            preset=self.plan.preset,
+            description=self.plan.description,
+            group=self.opts.group or self.run.id,
+            status="running",
             methods=sorted({p.method for p in parts}, key=registry.method_names().index),
             evaluations=sorted({e for p in parts for e in p.evaluation}),
             labels=sorted({f for p in parts for f in p.labels}),
             seeds=sorted({s for p in parts for s in p.seeds}),
-            data=self.opts.data, started=time.time(), sweep=self.sweep)
+            data=self.opts.data,
+            started=time.time(),
+            sweep=self.sweep,
+        )
 
     def _resumed_summary(self) -> RunSummary:
         try:
@@ -178,8 +192,9 @@ class Runner:
         runtime = self.plan.parts[0].runtime
         for name in dict.fromkeys(devices):
             pick_device(name, runtime)  # a missing device fails here, before any process starts
-        scheduler = Scheduler(self.run, self.plan, self.opts, self.graph, self.cache_dir, workers, devices,
-                              self.stop, self.listener)
+        scheduler = Scheduler(
+            self.run, self.plan, self.opts, self.graph, self.cache_dir, workers, devices, self.stop, self.listener
+        )
         try:
             with scheduler:
                 self.summary.device = scheduler.start()
@@ -203,9 +218,16 @@ class Runner:
 
     def _start_context(self, dev: DeviceSettings) -> None:
         self.ctx = ctx = RunContext(self.run, dev, self.listener, self.stop)
-        ctx.emit(RunStart(run_id=self.run.id, preset=self.plan.preset, device=self.summary.device,
-                          parts=len(self.plan.parts), phases=len(self.graph.phases),
-                          schema_version=SCHEMA_VERSION))
+        ctx.emit(
+            RunStart(
+                run_id=self.run.id,
+                preset=self.plan.preset,
+                device=self.summary.device,
+                parts=len(self.plan.parts),
+                phases=len(self.graph.phases),
+                schema_version=SCHEMA_VERSION,
+            )
+        )
 
     def _load_data(self, device: torch.device | None) -> DataBundle | None:
         """The data (the bundle on `device`; None: only the splits) and every label subset drawn,
@@ -215,9 +237,14 @@ class Runner:
         t0 = time.perf_counter()
         raw = self.raw
         if raw is None:
-            raw = load_source(self.opts.data, default_data_dir(self.opts.data_dir),
-                              first.data.synthetic_train_per_class, first.data.synthetic_test_per_class,
-                              log=ctx.log, should_stop=self.stop.poll)
+            raw = load_source(
+                self.opts.data,
+                default_data_dir(self.opts.data_dir),
+                first.data.synthetic_train_per_class,
+                first.data.synthetic_test_per_class,
+                log=ctx.log,
+                should_stop=self.stop.poll,
+            )
         bundle = None
         if device is not None:
             bundle = make_bundle(raw, device, first.data.val_fraction, first.data.split_seed)
@@ -225,18 +252,28 @@ class Runner:
         else:
             train_idx, val_idx = validation_split(raw.train_y, first.data.val_fraction, first.data.split_seed)
         self.summary.add_timing("data", time.perf_counter() - t0 + (raw.load_seconds if self.raw is not None else 0.0))
-        ctx.emit(DataLoaded(source=raw.source, train=int(len(train_idx)), val=int(len(val_idx)),
-                            test=int(len(raw.test_y)), classes=list(raw.classes),
-                            decode_seconds=round(raw.decode_seconds, 3), load_seconds=round(raw.load_seconds, 3),
-                            from_cache=raw.from_cache, notes=raw.notes))
+        ctx.emit(
+            DataLoaded(
+                source=raw.source,
+                train=int(len(train_idx)),
+                val=int(len(val_idx)),
+                test=int(len(raw.test_y)),
+                classes=list(raw.classes),
+                decode_seconds=round(raw.decode_seconds, 3),
+                load_seconds=round(raw.load_seconds, 3),
+                from_cache=raw.from_cache,
+                notes=raw.notes,
+            )
+        )
         for part in self.plan.parts:
             for seed in part.seeds:
                 for frac in part.labels:
                     idx = label_subset(raw.train_y, train_idx, frac, seed)
                     path = self.run.labels_dir / f"labels{frac:g}-seed{seed}.json"
                     if not path.exists():
-                        atomic_write_json(path, {"fraction": frac, "seed": seed, "count": int(len(idx)),
-                                                 "indices": idx.tolist()})
+                        atomic_write_json(
+                            path, {"fraction": frac, "seed": seed, "count": int(len(idx)), "indices": idx.tolist()}
+                        )
         return bundle
 
     # ------------------------------------------------------------ phase records

@@ -16,7 +16,8 @@ its own RunContext: its events go straight to metrics.jsonl (one write() per lin
 concurrent lines never interleave) and to the coordinator, which hands them to its listener
 (the CLI progress). A finished node returns an `Outcome` (the result, the seconds) that the
 scheduler yields to the runner, which records it (as it records a `PhaseStopped`). The two
-sides talk in the typed messages below, one dataclass each. Pretrained encoders pass through files (`encoders/`, the encoder cache).
+sides talk in the typed messages below, one dataclass each. Pretrained encoders pass through
+files (`encoders/`, the encoder cache).
 
 Stopping. SIGINT/SIGTERM to the coordinator (or Ctrl-C, which reaches every process of the
 terminal's group) stops every worker after its current step; each saves its phase checkpoint,
@@ -42,34 +43,34 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 
 from ssltui.core.config import EVALUATIONS, RunOptions
-from ssltui.trainer.data.bundle import make_bundle
-from ssltui.trainer.data.sources import load_source
-from ssltui.trainer.device import DeviceSettings, peak_memory, pick_device
 from ssltui.core.errors import ConfigError, DataError, ExitCode, RunFailed, RunInterrupted, SsltuiError, first_line
 from ssltui.core.events import Event, PhaseRef, PhaseStart
 from ssltui.core.graph import PhaseGraph, PhaseNode, build_graph
-from ssltui.trainer.loop import RunContext
 from ssltui.core.paths import data_dir
-from ssltui.trainer.phases import Outcome, PhaseExecutor
 from ssltui.core.presets import Plan
 from ssltui.core.stop import STOP_SIGNALS, StopToken, on_stop_signals
 from ssltui.core.store import RunDir
+from ssltui.trainer.data.bundle import make_bundle
+from ssltui.trainer.data.sources import load_source
+from ssltui.trainer.device import DeviceSettings, peak_memory, pick_device
+from ssltui.trainer.loop import RunContext
+from ssltui.trainer.phases import Outcome, PhaseExecutor
 
 POLL_SECONDS = 0.2  # how soon the coordinator passes a stop request on
 QUIT_SECONDS = 30.0  # a worker told to quit that is still alive after this is killed
 STOP_SECONDS = 30.0  # a worker told to stop that has not stopped after this is killed
 START_SECONDS = 600.0  # a worker that has not taken its device after this fails the run
 STOP_SECONDS_ENV = "SSLTUI_WORKER_STOP_SECONDS"  # overrides STOP_SECONDS and QUIT_SECONDS
-_ERRORS = {int(ExitCode.USAGE): ConfigError, int(ExitCode.DATA): DataError,
-           int(ExitCode.INTERRUPTED): RunInterrupted}
+_ERRORS = {int(ExitCode.USAGE): ConfigError, int(ExitCode.DATA): DataError, int(ExitCode.INTERRUPTED): RunInterrupted}
 
 
 @dataclass
@@ -86,6 +87,7 @@ class WorkerSpec:
 
 
 # ---------------------------------------------------------------- messages
+
 
 @dataclass
 class RunNode:
@@ -164,6 +166,7 @@ def stop_seconds(default: float = STOP_SECONDS) -> float:
 
 # ---------------------------------------------------------------- the worker process
 
+
 def _read_tasks(tasks: Connection, inbox: queue.Queue, stop: StopToken) -> None:
     """The worker's reader thread: nodes to the inbox, a stop request to the token at once (the
     main thread is busy training), and the coordinator's end (quit, or its death) as None."""
@@ -187,8 +190,15 @@ def _read_tasks(tasks: Connection, inbox: queue.Queue, stop: StopToken) -> None:
 class WorkerContext(RunContext):
     """A worker's RunContext: each PhaseStart names the worker and its device."""
 
-    def __init__(self, run: RunDir, dev: DeviceSettings, listener: Callable[[Event], None], worker: int,
-                 device_name: str, stop: StopToken):
+    def __init__(
+        self,
+        run: RunDir,
+        dev: DeviceSettings,
+        listener: Callable[[Event], None],
+        worker: int,
+        device_name: str,
+        stop: StopToken,
+    ):
         super().__init__(run, dev, listener, stop)
         self.worker, self.device_name = worker, device_name
 
@@ -264,14 +274,21 @@ def _report(exc: BaseException, run: RunDir) -> tuple[str, int, str]:
 def _executor(spec: WorkerSpec, ctx: WorkerContext, run: RunDir) -> PhaseExecutor:
     """The worker's executor, with the data loaded onto its device (from the decode cache)."""
     first = spec.plan.parts[0]
-    raw = load_source(spec.opts.data, data_dir(spec.opts.data_dir), first.data.synthetic_train_per_class,
-                      first.data.synthetic_test_per_class, log=ctx.log, should_stop=ctx.stop.poll)
+    raw = load_source(
+        spec.opts.data,
+        data_dir(spec.opts.data_dir),
+        first.data.synthetic_train_per_class,
+        first.data.synthetic_test_per_class,
+        log=ctx.log,
+        should_stop=ctx.stop.poll,
+    )
     bundle = make_bundle(raw, ctx.device, first.data.val_fraction, first.data.split_seed)
     cache = Path(spec.cache_dir) if spec.cache_dir else None
     return PhaseExecutor(ctx, spec.plan, build_graph(spec.plan), bundle, cache)
 
 
 # ---------------------------------------------------------------- the coordinator
+
 
 @dataclass
 class _Worker:
@@ -301,8 +318,18 @@ class Scheduler:
     """Runs graph nodes on worker processes and yields what they return (`Outcome`,
     `PhaseStopped`) for the runner to record; the run's stop token stops them all."""
 
-    def __init__(self, run: RunDir, plan: Plan, opts: RunOptions, graph: PhaseGraph, cache_dir: Path | None,
-                 workers: int, devices: list[str], stop: StopToken, listener: Callable[[Event], None] | None = None):
+    def __init__(
+        self,
+        run: RunDir,
+        plan: Plan,
+        opts: RunOptions,
+        graph: PhaseGraph,
+        cache_dir: Path | None,
+        workers: int,
+        devices: list[str],
+        stop: StopToken,
+        listener: Callable[[Event], None] | None = None,
+    ):
         self.run_dir, self.plan, self.opts, self.graph, self.cache_dir = run, plan, opts, graph, cache_dir
         self.count, self.devices = workers, devices
         self.stop, self.listener = stop, listener
@@ -316,7 +343,7 @@ class Scheduler:
         self.memory: dict[str, float] = {}  # the workers' peak memory, once they have quit
         self._out: list[Outcome | PhaseStopped] = []  # what the workers returned, not yet yielded
 
-    def __enter__(self) -> "Scheduler":
+    def __enter__(self) -> Scheduler:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -333,12 +360,20 @@ class Scheduler:
         spawn = multiprocessing.get_context("spawn")
         cache = str(self.cache_dir) if self.cache_dir else None
         for i in range(self.count):
-            spec = WorkerSpec(i + 1, self.devices[i % len(self.devices)], torch.get_num_threads(),
-                              str(self.run_dir.path), self.plan, self.opts, cache)
+            spec = WorkerSpec(
+                i + 1,
+                self.devices[i % len(self.devices)],
+                torch.get_num_threads(),
+                str(self.run_dir.path),
+                self.plan,
+                self.opts,
+                cache,
+            )
             task_r, task_w = spawn.Pipe(duplex=False)
             report_r, report_w = spawn.Pipe(duplex=False)
-            proc = spawn.Process(target=worker_main, args=(spec, task_r, report_w), name=f"ssltui-worker-{i + 1}",
-                                 daemon=True)
+            proc = spawn.Process(
+                target=worker_main, args=(spec, task_r, report_w), name=f"ssltui-worker-{i + 1}", daemon=True
+            )
             with _ignored_in_children():
                 proc.start()
             task_r.close()
@@ -418,8 +453,13 @@ class Scheduler:
         if self.failure is not None:
             raise self.failure
         if self.stopping:
-            where = (f"; {len(self.stopped)} running phase(s) saved a checkpoint: {', '.join(self.stopped)}"
-                     if self.stopped else " between phases" if not self.killed else "")
+            where = (
+                f"; {len(self.stopped)} running phase(s) saved a checkpoint: {', '.join(self.stopped)}"
+                if self.stopped
+                else " between phases"
+                if not self.killed
+                else ""
+            )
             killed = f"; {'; '.join(self.killed)}" if self.killed else ""
             raise RunInterrupted(f"{self.stopping}{where}{killed}")
 
@@ -436,8 +476,10 @@ class Scheduler:
         for w in self.workers:
             if w.alive and w.node is not None and w.process.is_alive():
                 w.process.kill()
-                note = f"{w.name} did not stop within {limit:g} s and was killed (its phase resumes from its " \
-                       f"last checkpoint)"
+                note = (
+                    f"{w.name} did not stop within {limit:g} s and was killed (its phase resumes from its "
+                    f"last checkpoint)"
+                )
                 self.killed.append(note)
                 self._log(note, "warning")
                 w.process.join(5)
@@ -526,8 +568,12 @@ class Scheduler:
         if phase is not None:
             self._out.append(PhaseStopped(phase, "interrupted" if self.stopping else "failed"))
         if not self.stopping:
-            self._fail(RunFailed(f"{w.name} died ({code}) in {phase or node.describe()}; the other phases stopped "
-                                 f"at a checkpoint and `ssltui resume {self.run_dir.id}` continues the run"))
+            self._fail(
+                RunFailed(
+                    f"{w.name} died ({code}) in {phase or node.describe()}; the other phases stopped "
+                    f"at a checkpoint and `ssltui resume {self.run_dir.id}` continues the run"
+                )
+            )
 
 
 class _ignored_in_children:

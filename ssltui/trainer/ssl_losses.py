@@ -31,8 +31,9 @@ def byol_loss(p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2: torch.Te
         return (one + two).mean()
 
 
-def simsiam_loss(p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor,
-                 stop_gradient: bool = True) -> torch.Tensor:
+def simsiam_loss(
+    p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor, stop_gradient: bool = True
+) -> torch.Tensor:
     """SimSiam (Chen & He 2021, eq. 3-4): D(p1, sg(z2)) / 2 + D(p2, sg(z1)) / 2 with D the
     negative cosine similarity averaged over the batch. `stop_gradient=False` lets the gradient
     through the projections: the setting the paper shows collapses (for tests of the guard)."""
@@ -73,8 +74,14 @@ def barlow_twins_loss(z1: torch.Tensor, z2: torch.Tensor, lambd: float) -> torch
         return on + lambd * off
 
 
-def vicreg_loss(z1: torch.Tensor, z2: torch.Tensor, invariance_weight: float, variance_weight: float,
-                covariance_weight: float, eps: float = 1e-4) -> tuple[torch.Tensor, Terms]:
+def vicreg_loss(
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    invariance_weight: float,
+    variance_weight: float,
+    covariance_weight: float,
+    eps: float = 1e-4,
+) -> tuple[torch.Tensor, Terms]:
     """VICReg (Bardes et al. 2022, eq. 1-6): lambda s(Z, Z') + mu [v(Z) + v(Z')] + nu [c(Z) + c(Z')].
 
     s: the mean squared distance of the pairs (over the batch and the d dimensions, as its code);
@@ -87,8 +94,11 @@ def vicreg_loss(z1: torch.Tensor, z2: torch.Tensor, invariance_weight: float, va
         variance = _variance_term(z1, eps) + _variance_term(z2, eps)
         covariance = _covariance_term(z1) + _covariance_term(z2)
         total = invariance_weight * invariance + variance_weight * variance + covariance_weight * covariance
-        return total, {"invariance": invariance.detach(), "variance": variance.detach(),
-                       "covariance": covariance.detach()}
+        return total, {
+            "invariance": invariance.detach(),
+            "variance": variance.detach(),
+            "covariance": covariance.detach(),
+        }
 
 
 def _variance_term(z: torch.Tensor, eps: float) -> torch.Tensor:

@@ -18,8 +18,9 @@ from torch import nn
 from ssltui.trainer.models.resnet import BatchNorm1d
 
 
-def mlp(in_dim: int, hidden_dim: int, out_dim: int, layers: int = 2, hidden_bn: bool = True,
-        out_bn: bool = False) -> nn.Sequential:
+def mlp(
+    in_dim: int, hidden_dim: int, out_dim: int, layers: int = 2, hidden_bn: bool = True, out_bn: bool = False
+) -> nn.Sequential:
     """(Linear -> BatchNorm -> ReLU) x (layers - 1) -> Linear [-> BatchNorm]: the projector and
     predictor of SimCLR, BYOL, SimSiam, Barlow Twins and VICReg (MoCo v2's head has no
     BatchNorm: `hidden_bn=False`). Linear layers followed by BatchNorm have no bias."""

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from optuna.trial import Trial, TrialState
 
@@ -51,8 +52,14 @@ class TrialOutcome:
     error: str | None = None
 
     def to_json(self) -> dict:
-        return {"number": self.number, "state": self.state, "value": self.value, "params": self.params,
-                "run_id": self.run_id, "error": self.error}
+        return {
+            "number": self.number,
+            "state": self.state,
+            "value": self.value,
+            "params": self.params,
+            "run_id": self.run_id,
+            "error": self.error,
+        }
 
 
 def phase_steps(plan: Plan) -> dict[str, int]:
@@ -105,8 +112,7 @@ class TrialReporter:
             return
         if prune:
             self.pruned = True
-            self.stop(f"pruned (median rule): {ACCURACY_NAMES[key]} {100 * value:.2f}% "
-                      f"after epoch {event.epoch}")
+            self.stop(f"pruned (median rule): {ACCURACY_NAMES[key]} {100 * value:.2f}% after epoch {event.epoch}")
 
 
 def objective(metric: str, summary: RunSummary, run: RunDir) -> float | None:
@@ -141,7 +147,7 @@ class _Heartbeat:
             if self.done.wait(HEARTBEAT_SECONDS):
                 return
 
-    def __enter__(self) -> "_Heartbeat":
+    def __enter__(self) -> _Heartbeat:
         self.thread.start()
         return self
 
@@ -231,20 +237,30 @@ class SweepWorker:
         defn = self.sweep.definition
         plan = defn.plan(values)
         # The kNN metric is measured while pretraining: a trial must pretrain, not reuse an encoder.
-        opts = run_options(data=self.data, data_dir=self.data_dir, device=self.device, group=self.sweep.name,
-                           use_cache=self.use_cache and defn.metric != "knn_acc")
+        opts = run_options(
+            data=self.data,
+            data_dir=self.data_dir,
+            device=self.device,
+            group=self.sweep.name,
+            use_cache=self.use_cache and defn.metric != "knn_acc",
+        )
         earlier = self.sweep.storage.get_trial(self.sweep.trial_id(trial)).intermediate_values
         reporter = TrialReporter(trial, plan, defn.prune, defn.prune_warmup, set(earlier))
         listeners = [f for f in (progress, reporter) if f is not None]
-        runner = Runner(plan, run, opts, lambda e: [f(e) for f in listeners], cache_dir=self.store.cache_dir(),
-                        sweep=SweepRef(name=self.sweep.name, trial=trial.number, params=values),
-                        stop=StopToken(parent=self.stop))  # a prune stops the trial; a Ctrl-C, all
+        runner = Runner(
+            plan,
+            run,
+            opts,
+            lambda e: [f(e) for f in listeners],
+            cache_dir=self.store.cache_dir(),
+            sweep=SweepRef(name=self.sweep.name, trial=trial.number, params=values),
+            stop=StopToken(parent=self.stop),
+        )  # a prune stops the trial; a Ctrl-C, all
         reporter.stop = lambda reason: runner.request_stop(reason, status="pruned")
         reporter.lost = self.storage_lost
         return runner
 
-    def _train(self, trial: Trial, values: dict[str, Value], run: RunDir, runner: Runner, resume: bool
-               ) -> TrialOutcome:
+    def _train(self, trial: Trial, values: dict[str, Value], run: RunDir, runner: Runner, resume: bool) -> TrialOutcome:
         """Run the trial's run and tell Optuna how it ended."""
         try:
             with _Heartbeat(self.sweep, trial, self.storage_lost):
@@ -278,15 +294,28 @@ class SweepWorker:
     def _finish(self, trial: Trial, values: dict[str, Value], run: RunDir, summary: RunSummary) -> TrialOutcome:
         value = objective(self.sweep.definition.metric, summary, run)
         if value is None:
-            return self._tell(trial, values, run, TrialState.FAIL, None,
-                              f"the run recorded no {self.sweep.definition.metric} (validation split)")
+            return self._tell(
+                trial,
+                values,
+                run,
+                TrialState.FAIL,
+                None,
+                f"the run recorded no {self.sweep.definition.metric} (validation split)",
+            )
         tests = [r.test_acc for r in summary.results]
         if tests:  # kept for the chosen trial's report; never given to the sampler
             trial.set_user_attr("test_acc", sum(tests) / len(tests))
         return self._tell(trial, values, run, TrialState.COMPLETE, value, None)
 
-    def _tell(self, trial: Trial, values: dict[str, Value], run: RunDir, state: TrialState, value: float | None,
-              error: str | None) -> TrialOutcome:
+    def _tell(
+        self,
+        trial: Trial,
+        values: dict[str, Value],
+        run: RunDir,
+        state: TrialState,
+        value: float | None,
+        error: str | None,
+    ) -> TrialOutcome:
         if error is not None:
             trial.set_user_attr("error", error[:300])
         self.sweep.study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)

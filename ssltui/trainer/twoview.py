@@ -13,7 +13,8 @@ step, so a CUDA graph replays it and a resume restores it.
 from __future__ import annotations
 
 import math
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -62,14 +63,23 @@ def collapse_warning(spread: float, epoch: int, epochs: int) -> str | None:
     """The collapse guard's warning, or None for a healthy spread (or none measured yet)."""
     if not math.isfinite(spread) or spread >= COLLAPSE_LIMIT:
         return None
-    return (f"the embeddings are collapsing after {epoch} of {epochs} epochs: the L2-normalised output's "
-            f"per-dimension std is {spread:.3f} x 1/sqrt(d) (spread over the sphere: about 1; collapsed: 0); "
-            f"check the learning rate, the EMA rate or the loss weights")
+    return (
+        f"the embeddings are collapsing after {epoch} of {epochs} epochs: the L2-normalised output's "
+        f"per-dimension std is {spread:.3f} x 1/sqrt(d) (spread over the sphere: about 1; collapsed: 0); "
+        f"check the learning rate, the EMA rate or the loss weights"
+    )
 
 
-def views_step(model: TwoViewModel, augment: SimCLRAugment, images: torch.Tensor, mean: torch.Tensor,
-               std: torch.Tensor, dev: DeviceSettings, gen: torch.Generator,
-               monitor: CollapseMonitor | None = None) -> StepFn:
+def views_step(
+    model: TwoViewModel,
+    augment: SimCLRAugment,
+    images: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    dev: DeviceSettings,
+    gen: torch.Generator,
+    monitor: CollapseMonitor | None = None,
+) -> StepFn:
     """The training step's loss for batch positions into `images` (uint8 on the device)."""
     normalize = normalizer(mean, std)
 
@@ -84,17 +94,28 @@ def views_step(model: TwoViewModel, augment: SimCLRAugment, images: torch.Tensor
     return loss
 
 
-def pretrain_views(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: DataBundle,
-                   build: Callable[[], nn.Module], augment: SimCLRAugment,
-                   make_step: Callable[[nn.Module, torch.Tensor, torch.Generator, CollapseMonitor], StepFn]
-                   | None = None) -> ResNet20:
+def pretrain_views(
+    ctx: RunContext,
+    info: PhaseRef,
+    cfg: RunConfig,
+    bundle: DataBundle,
+    build: Callable[[], nn.Module],
+    augment: SimCLRAugment,
+    make_step: Callable[[nn.Module, torch.Tensor, torch.Generator, CollapseMonitor], StepFn] | None = None,
+) -> ResNet20:
     """Pretrain a ResNet-20 with a two-view method on the training split's non-validation images.
 
     `build()` makes the method's model around a fresh encoder (its `encoder`); `make_step` its step
     function (default: `views_step` over the model's `views_loss`)."""
     # Imported here: the SimCLR module imports this one for its pretraining.
-    from ssltui.trainer.methods.simclr import (GuardCheck, barely_training_warning, conv_motion, guard_epoch,
-                                               knn_bank, with_view_bn_statistics)
+    from ssltui.trainer.methods.simclr import (
+        GuardCheck,
+        barely_training_warning,
+        conv_motion,
+        guard_epoch,
+        knn_bank,
+        with_view_bn_statistics,
+    )
 
     dev = ctx.dev
     name = cfg.method
@@ -122,15 +143,20 @@ def pretrain_views(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: Data
     def knn_of(model: nn.Module) -> float:
         bank = encode(model, bundle.train_x[bank_idx], bundle, dev)
         query = encode(model, val_x, bundle, dev)
-        return knn_accuracy(query, val_y, bank, bundle.train_y[bank_idx], bundle.num_classes,
-                            knn.k, knn.temperature)
+        return knn_accuracy(query, val_y, bank, bundle.train_y[bank_idx], bundle.num_classes, knn.k, knn.temperature)
 
     # Recomputed on a resume too: the initial encoder is the same seeded draw.
     initial_convs = {k: v.detach().float().clone() for k, v in encoder.state_dict().items() if v.ndim == 4}
     knn_random = None
     if monitor_knn:
-        reference = with_view_bn_statistics(encoder, bundle.train_x[bank_idx], augment, bundle, dev,
-                                            derive_seed(info.seed, f"{name}/pretrain", "knn-random"))
+        reference = with_view_bn_statistics(
+            encoder,
+            bundle.train_x[bank_idx],
+            augment,
+            bundle,
+            dev,
+            derive_seed(info.seed, f"{name}/pretrain", "knn-random"),
+        )
         knn_random = knn_of(reference)
         ctx.log(f"{info.phase}: kNN accuracy of the random (initial) encoder {knn_random:.2%}")
 
@@ -153,9 +179,21 @@ def pretrain_views(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: Data
         if done % knn.every_epochs and done != phase.epochs and not guarded:
             return {}
         acc = knn_of(encoder)
-        warning = barely_training_warning(GuardCheck(acc, knn_random, conv_motion(encoder, initial_convs), done,
-                                                     phase.epochs, done * phase.steps_per_epoch),
-                                          cfg.pretrain) if guarded else None
+        warning = (
+            barely_training_warning(
+                GuardCheck(
+                    acc,
+                    knn_random,
+                    conv_motion(encoder, initial_convs),
+                    done,
+                    phase.epochs,
+                    done * phase.steps_per_epoch,
+                ),
+                cfg.pretrain,
+            )
+            if guarded
+            else None
+        )
         if warning:
             ctx.log(f"{info.phase}: {warning}", level="warning")
         if hasattr(model, "loss_terms"):  # a loss of several weighted parts: the last step's, unweighted
@@ -166,8 +204,9 @@ def pretrain_views(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: Data
     # The monitors keep their own cadence, by epochs: asked at every epoch's end, `epoch_end`
     # reads the collapse measure each time and measures kNN every knn.every_epochs epochs, at
     # the end, and at the guard rail's epoch.
-    phase = Phase(ctx, info, cfg.pretrain, len(images), {"model": model}, optimizer, gen,
-                  images_per_item=2, val_every=1)
+    phase = Phase(
+        ctx, info, cfg.pretrain, len(images), {"model": model}, optimizer, gen, images_per_item=2, val_every=1
+    )
     if hasattr(model, "set_total_steps"):
         model.set_total_steps(phase.total_steps)
     phase.run(step, model.train, epoch_end)

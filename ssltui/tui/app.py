@@ -33,7 +33,9 @@ class SsltuiApp(App):
         super().__init__()
         self.store = RunStore(default_runs_dir(runs_dir))
         self.reattach = reattach
-        self.processes: dict[str, "Launched"] = {}  # processes this app started, by run id, a sweep by `sweep:NAME` (reaped on exit)
+        self.processes: dict[
+            str, Launched
+        ] = {}  # processes this app started, by run id, a sweep by `sweep:NAME` (reaped on exit)
 
     def on_mount(self) -> None:
         from ssltui.tui.screens.runs import RunsScreen

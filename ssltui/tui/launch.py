@@ -24,10 +24,9 @@ from pathlib import Path
 
 from ssltui.core import config as cfgmod
 from ssltui.core import registry
-from ssltui.core.errors import ConfigError, SsltuiError
-from ssltui.core.errors import quoted
-from ssltui.core.presets import Plan, PresetInfo, list_presets, resolve
+from ssltui.core.errors import ConfigError, SsltuiError, quoted
 from ssltui.core.plan import plan_to_toml
+from ssltui.core.presets import Plan, PresetInfo, list_presets, resolve
 from ssltui.core.store import RunDir, RunStore, atomic_write_text
 from ssltui.tui.manage import RESUMABLE
 from ssltui.tui.watch import LAUNCH_MARK, PROCESS_LOG
@@ -96,8 +95,9 @@ def resolve_choice(preset: str, method: str) -> Plan:
     return resolve(preset, method=method_arg(method))
 
 
-def apply_choices(base: Plan, labels: list[float] | None = None, seeds: list[int] | None = None,
-                  sets: list[str] | None = None) -> Plan:
+def apply_choices(
+    base: Plan, labels: list[float] | None = None, seeds: list[int] | None = None, sets: list[str] | None = None
+) -> Plan:
     """`base` with the form's labels, seeds and `key=value` edits, each part validated as
     `resolve` validates it, without reading the preset again."""
     cli: dict = {}
@@ -123,8 +123,13 @@ def hyperparameters(preset: str | Plan, method: str) -> list[Param]:
     parts = (preset if isinstance(preset, Plan) else resolve_choice(preset, method)).parts
     out = []
     if method != STUDY:
-        out.append(Param("evaluation", toml_text(parts[0].evaluation),
-                         f"evaluations: {', '.join(cfgmod.VALID_EVALUATIONS[parts[0].method])}"))
+        out.append(
+            Param(
+                "evaluation",
+                toml_text(parts[0].evaluation),
+                f"evaluations: {', '.join(cfgmod.VALID_EVALUATIONS[parts[0].method])}",
+            )
+        )
     used = {s for p in parts for s in sections_for(p)}
     for section in (s for s in section_order() if s in used):
         users = [p for p in parts if section in sections_for(p)]
@@ -246,8 +251,14 @@ def spawn(argv: list[str], log_path: Path, kind: str) -> Launched:
     with open(log_path, "ab") as log:
         log.write(f"{LAUNCH_MARK} {kind} started by the app at {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
         log.flush()
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                                start_new_session=True, env=child_env())
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
+            env=child_env(),
+        )
     return Launched(proc, kind)
 
 
@@ -260,8 +271,19 @@ def start_run(req: LaunchRequest, store: RunStore) -> tuple[RunDir, Launched]:
     run = store.create(req.preset)
     try:
         atomic_write_text(run.path / LAUNCH_FILE, text)
-        argv = [sys.executable, "-m", "ssltui", "run", "--config", str(run.path / LAUNCH_FILE),
-                "--runs-dir", str(store.root), "--run-id", run.id, "--quiet"]
+        argv = [
+            sys.executable,
+            "-m",
+            "ssltui",
+            "run",
+            "--config",
+            str(run.path / LAUNCH_FILE),
+            "--runs-dir",
+            str(store.root),
+            "--run-id",
+            run.id,
+            "--quiet",
+        ]
         launched = spawn(argv, run.path / PROCESS_LOG, "run")
         launched.edits = dict(req.sets)
         return run, launched
@@ -271,12 +293,14 @@ def start_run(req: LaunchRequest, store: RunStore) -> tuple[RunDir, Launched]:
 
 
 # CLI flags in a launched process's error, and what the launch form calls them
-_FORM_TERMS = ((re.compile(r"\buse --data\b"), "set the form's data field to"),
-               (re.compile(r"--data-dir\b"), "$SSLTUI_DATA_DIR"),
-               (re.compile(r"--data\b"), "data"),
-               (re.compile(r"--(labels|seeds|device|preset|method)\b"), r"\1"),
-               (re.compile(r"--set\s+"), ""),
-               (re.compile(r"--config \S+: "), ""))
+_FORM_TERMS = (
+    (re.compile(r"\buse --data\b"), "set the form's data field to"),
+    (re.compile(r"--data-dir\b"), "$SSLTUI_DATA_DIR"),
+    (re.compile(r"--data\b"), "data"),
+    (re.compile(r"--(labels|seeds|device|preset|method)\b"), r"\1"),
+    (re.compile(r"--set\s+"), ""),
+    (re.compile(r"--config \S+: "), ""),
+)
 
 
 def form_terms(message: str) -> str:

@@ -45,8 +45,13 @@ def preset_values(preset: str, method: str = PRESETS_OWN) -> PresetValues:
     """The preset's own values, with `method` (blank: the preset's) as `--method` would set it."""
     plan = resolve(preset, method=method or None)
     part = plan.parts[0]  # a run preset: one part
-    return PresetValues(part.method, ",".join(part.evaluation), ",".join(f"{f:g}" for f in part.labels),
-                        ",".join(map(str, part.seeds)), plan.data or DEFAULT_DATA)
+    return PresetValues(
+        part.method,
+        ",".join(part.evaluation),
+        ",".join(f"{f:g}" for f in part.labels),
+        ",".join(map(str, part.seeds)),
+        plan.data or DEFAULT_DATA,
+    )
 
 
 def typed_items(text: str) -> list[str]:
@@ -105,8 +110,12 @@ class SweepRequest:
 
     def options(self) -> list[tuple[str, str]]:
         """The typed plan options as `ssltui sweep` takes them: (flag, text), blank ones left out."""
-        typed = [("--method", self.method), ("--evaluation", self.evaluation), ("--labels", self.labels),
-                 ("--seeds", self.seeds)] + [("--set", s) for s in self.set_specs()]
+        typed = [
+            ("--method", self.method),
+            ("--evaluation", self.evaluation),
+            ("--labels", self.labels),
+            ("--seeds", self.seeds),
+        ] + [("--set", s) for s in self.set_specs()]
         return [(flag, text.strip()) for flag, text in typed if text.strip()]
 
     def definition(self) -> SweepDefinition:
@@ -114,11 +123,20 @@ class SweepRequest:
         if not self.preset:
             raise ConfigError("preset: none chosen")
         typed = dict(self.options())
-        return define_sweep(self.preset, parse_params(self.param_specs()), method=typed.get("--method"),
-                            evaluation=typed.get("--evaluation"), labels=typed.get("--labels"),
-                            seeds=typed.get("--seeds"), sets=self.set_specs(),
-                            sampler=None if self.sampler == AUTO else self.sampler, trials=self.trial_count(),
-                            metric=self.metric.strip() or METRICS[0], prune=self.prune, data=self.data.strip())
+        return define_sweep(
+            self.preset,
+            parse_params(self.param_specs()),
+            method=typed.get("--method"),
+            evaluation=typed.get("--evaluation"),
+            labels=typed.get("--labels"),
+            seeds=typed.get("--seeds"),
+            sets=self.set_specs(),
+            sampler=None if self.sampler == AUTO else self.sampler,
+            trials=self.trial_count(),
+            metric=self.metric.strip() or METRICS[0],
+            prune=self.prune,
+            data=self.data.strip(),
+        )
 
     def validate(self, taken: frozenset[str] = frozenset()) -> SweepDefinition:
         """Raise ConfigError when `ssltui sweep` would refuse any of it, or would join one of the
@@ -129,8 +147,10 @@ class SweepRequest:
         if name:
             check_name(name)
             if name in taken:
-                raise ConfigError(f"name: sweep {name!r} exists; a new sweep needs a new name "
-                                  f"(`ssltui sweep --name {name}` continues that one)")
+                raise ConfigError(
+                    f"name: sweep {name!r} exists; a new sweep needs a new name "
+                    f"(`ssltui sweep --name {name}` continues that one)"
+                )
         return self.definition()
 
     def argv(self, name: str, runs_dir: Path) -> list[str]:
@@ -146,12 +166,19 @@ class SweepRequest:
             argv += ["--trials", str(self.trial_count())]
         argv += ["--metric", self.metric.strip() or METRICS[0]] + (["--prune"] if self.prune else [])
         # Not --quiet: the log then says which trial runs and how each ended, one line per event.
-        return argv + ["--name", name, "--data", self.data.strip(), "--device", self.device,
-                       "--runs-dir", str(runs_dir)]
+        return argv + [
+            "--name",
+            name,
+            "--data",
+            self.data.strip(),
+            "--device",
+            self.device,
+            "--runs-dir",
+            str(runs_dir),
+        ]
 
 
-def start_sweep(req: SweepRequest, store: RunStore, taken: frozenset[str] = frozenset()
-                ) -> tuple[str, Path, Launched]:
+def start_sweep(req: SweepRequest, store: RunStore, taken: frozenset[str] = frozenset()) -> tuple[str, Path, Launched]:
     """Check the request, then start `ssltui sweep` in a new process session: its name, its log."""
     req.validate(taken)
     name = req.name.strip() or default_name(req.preset)

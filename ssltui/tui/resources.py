@@ -40,8 +40,10 @@ class Usage:
         if self.rss_bytes is not None:
             extra = f" ({self.processes} processes)" if self.processes > 1 else ""
             parts.append(f"RAM {self.rss_bytes / 1e9:.1f} GB{extra}")
-        parts += [f"GPU{g.index} {g.util_percent:.0f}% {g.memory_used_mb / 1024:.1f}/{g.memory_total_mb / 1024:.1f} GB"
-                  for g in self.gpus]
+        parts += [
+            f"GPU{g.index} {g.util_percent:.0f}% {g.memory_used_mb / 1024:.1f}/{g.memory_total_mb / 1024:.1f} GB"
+            for g in self.gpus
+        ]
         return "  ".join(parts) if parts else "no usage to show"
 
 
@@ -51,7 +53,7 @@ def _stat(pid: int) -> tuple[int, int, int] | None:
         text = (PROC / str(pid) / "stat").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
-    fields = text[text.rfind(")") + 2:].split()  # after the command name, which may hold spaces
+    fields = text[text.rfind(")") + 2 :].split()  # after the command name, which may hold spaces
     return int(fields[1]), int(fields[11]) + int(fields[12]), int(fields[21])
 
 
@@ -77,8 +79,12 @@ def gpus(timeout: float = 3.0) -> list[Gpu]:
     if exe is None:
         return []
     try:
-        out = subprocess.run([exe, "--query-gpu=index,name,utilization.gpu,memory.used,memory.total",
-                              "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=timeout)
+        out = subprocess.run(
+            [exe, "--query-gpu=index,name,utilization.gpu,memory.used,memory.total", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except (OSError, subprocess.SubprocessError):
         return []
     found = []

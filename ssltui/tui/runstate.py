@@ -7,12 +7,25 @@ give the same picture (snapshot tests, a finished run reopened later).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
-import time
-
-from ssltui.core.events import (ACCURACY_NAMES, DataLoaded, Epoch, Event, Log, PhaseEnd, PhaseRef, PhaseStart,
-                                  Result, ResultRecord, Resume, RunEnd, RunStart, Step)
+from ssltui.core.events import (
+    ACCURACY_NAMES,
+    DataLoaded,
+    Epoch,
+    Event,
+    Log,
+    PhaseEnd,
+    PhaseRef,
+    PhaseStart,
+    Result,
+    ResultRecord,
+    Resume,
+    RunEnd,
+    RunStart,
+    Step,
+)
 from ssltui.view.format import label_fraction, pct
 
 LOG_TAIL = 200
@@ -68,8 +81,7 @@ class PhaseState:
         """Images a second over the epochs recorded so far (their images over their seconds), or
         the newest log point's rate inside the first epoch. A linear probe's epoch lasts a few
         milliseconds, so one epoch's own rate jumps by 30x with timer noise; the phase's mean does not."""
-        timed = [(e.images_per_s, e.seconds) for e in self.epoch_records.values()
-                 if e.images_per_s and e.seconds]
+        timed = [(e.images_per_s, e.seconds) for e in self.epoch_records.values() if e.images_per_s and e.seconds]
         seconds = sum(s for _, s in timed)
         if seconds > 0:
             return sum(r * s for r, s in timed) / seconds

@@ -36,8 +36,17 @@ def phase_curves(epochs: list[Epoch], prefix: str = "") -> list[Curve]:
         first = recs[xs[0]]
         acc_key = next((k for k in ACCURACY_NAMES if any(k in recs[x].accuracies() for x in xs)), None)
         acc_xs = [x for x in xs if acc_key is not None and acc_key in recs[x].accuracies()]
-        out.append(Curve(f"{prefix}{first.label()}", first.kind, xs, [recs[x].loss for x in xs], acc_xs,
-                         [100 * recs[x].accuracies()[acc_key] for x in acc_xs], ACCURACY_NAMES.get(acc_key or "", "")))
+        out.append(
+            Curve(
+                f"{prefix}{first.label()}",
+                first.kind,
+                xs,
+                [recs[x].loss for x in xs],
+                acc_xs,
+                [100 * recs[x].accuracies()[acc_key] for x in acc_xs],
+                ACCURACY_NAMES.get(acc_key or "", ""),
+            )
+        )
     return out
 
 
@@ -58,5 +67,5 @@ def smooth(ys: list[float], weight: float) -> list[float]:
     out, avg = [], 0.0
     for n, y in enumerate(ys, 1):
         avg = weight * avg + (1 - weight) * y
-        out.append(avg / (1 - weight ** n))
+        out.append(avg / (1 - weight**n))
     return out

@@ -21,8 +21,7 @@ from pathlib import Path
 
 from rich.text import Text
 
-from ssltui.core.featuremaps_schema import (FeatureMaps, FeatureMapsDamaged, ModelMaps, as_featuremaps,
-                                              parse_featuremaps)
+from ssltui.core.featuremaps_schema import FeatureMaps, FeatureMapsDamaged, ModelMaps, as_featuremaps, parse_featuremaps
 from ssltui.view.format import plain
 
 THUMB = 8
@@ -110,8 +109,9 @@ def _hex(rgb: tuple[int, int, int]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*(max(0, min(255, int(round(c)))) for c in rgb))
 
 
-def thumbnail(grid: list[list[float]], color: bool, rgb: list[list[tuple]] | None = None,
-              eight_bit: bool = False) -> list[Text]:
+def thumbnail(
+    grid: list[list[float]], color: bool, rgb: list[list[tuple]] | None = None, eight_bit: bool = False
+) -> list[Text]:
     """THUMB columns x THUMB/2 lines for a pooled grid (values 0-255) or an RGB image."""
     lines = []
     for r in range(0, len(grid), 2):
@@ -149,8 +149,9 @@ def load_featuremaps(path: Path, finished: bool = True) -> FeatureMaps:
         doc = parse_featuremaps(data)
     except FeatureMapsDamaged as exc:
         if "eof while parsing" in str(exc):  # a writer stopped mid-way (the engine writes it atomically)
-            raise MapsUnavailable(f"featuremaps.json is damaged: not valid JSON (cut short after {len(data)} "
-                                  f"bytes)") from None
+            raise MapsUnavailable(
+                f"featuremaps.json is damaged: not valid JSON (cut short after {len(data)} bytes)"
+            ) from None
         raise MapsUnavailable(f"featuremaps.json is damaged: {exc}") from None
     if not doc.images:
         raise MapsUnavailable("featuremaps.json is damaged: no images in it")
@@ -161,8 +162,9 @@ def load_featuremaps(path: Path, finished: bool = True) -> FeatureMaps:
 
 def _image_thumb(rgb: list, px: int, color: bool) -> list[Text]:
     chans = [pool([[float(p[k]) for p in row] for row in rgb], px) for k in range(3)]
-    grey = [[0.299 * chans[0][r][c] + 0.587 * chans[1][r][c] + 0.114 * chans[2][r][c]
-             for c in range(px)] for r in range(px)]
+    grey = [
+        [0.299 * chans[0][r][c] + 0.587 * chans[1][r][c] + 0.114 * chans[2][r][c] for c in range(px)] for r in range(px)
+    ]
     colours = [[(chans[0][r][c], chans[1][r][c], chans[2][r][c]) for c in range(px)] for r in range(px)]
     return thumbnail(grey, color, rgb=colours)
 
@@ -217,8 +219,9 @@ class Layout:
         return 1 + sum(px // 2 for px in self.stage_px) + (STAGES - 1) * self.gap
 
 
-def plan_layout(width: int, height: int | None, n_models: int, n_channels: int, view: int = 0,
-                compact: bool = False) -> Layout:
+def plan_layout(
+    width: int, height: int | None, n_models: int, n_channels: int, view: int = 0, compact: bool = False
+) -> Layout:
     """The largest thumbnails at which a model fits, and page `view` of the models that fit at
     that size; `compact`: the largest at which every model fits (at the smallest size, as many
     models as fit)."""
@@ -234,8 +237,11 @@ def plan_layout(width: int, height: int | None, n_models: int, n_channels: int, 
             layout = Layout(input_px, t, c, [], 1, gap)
             per_row = max(1, (room + 1) // (layout.block_width + 1))
             rows = n_models if height is None else max(1, (height + 1) // (layout.block_height + 1))
-            fits = (height is None or layout.block_height <= height) and c >= min(4, n_channels) \
+            fits = (
+                (height is None or layout.block_height <= height)
+                and c >= min(4, n_channels)
                 and layout.block_width <= room
+            )
             capacity = min(n_models, per_row * rows)
             if fits and (capacity == n_models or not compact):
                 pages = -(-n_models // capacity)
@@ -246,8 +252,15 @@ def plan_layout(width: int, height: int | None, n_models: int, n_channels: int, 
             if best is None and t == THUMB_SIZES[-1] and (height is None or layout.block_height <= height):
                 pages = -(-n_models // max(1, capacity))
                 first = (view % pages) * max(1, capacity)
-                best = Layout(input_px, t, c, list(range(first, min(n_models, first + max(1, capacity)))),
-                              min(per_row, max(1, capacity)), gap, pages)
+                best = Layout(
+                    input_px,
+                    t,
+                    c,
+                    list(range(first, min(n_models, first + max(1, capacity)))),
+                    min(per_row, max(1, capacity)),
+                    gap,
+                    pages,
+                )
     return best or Layout(input_px, THUMB_SIZES[-1], min(n_channels, 4), [view % n_models], 1, 1, n_models)
 
 
@@ -260,7 +273,7 @@ def _model_block(model: ModelMaps, image: int, layout: Layout, color: bool, eigh
         if si and layout.gap:
             block.append(Text(""))
         px = layout.stage_px[si] if si < len(layout.stage_px) else layout.thumb
-        thumbs = [thumbnail(pool(ch, px), color, eight_bit=eight_bit) for ch in stage.values[:layout.channels]]
+        thumbs = [thumbnail(pool(ch, px), color, eight_bit=eight_bit) for ch in stage.values[: layout.channels]]
         rows = _hjoin(thumbs, [px] * len(thumbs), sep)
         for ri, row in enumerate(rows):
             block.append(Text(f"s{si + 1} " if ri == 0 else " " * GUTTER, style="dim") + row)
@@ -281,8 +294,16 @@ def legend(color: bool, eight_bit: bool = False) -> Text:
     return out
 
 
-def render_maps(doc: FeatureMaps | dict, image: int = 0, color: bool = True, width: int = 120,
-                height: int | None = None, view: int = 0, compact: bool = False, eight_bit: bool = False) -> Text:
+def render_maps(
+    doc: FeatureMaps | dict,
+    image: int = 0,
+    color: bool = True,
+    width: int = 120,
+    height: int | None = None,
+    view: int = 0,
+    compact: bool = False,
+    eight_bit: bool = False,
+) -> Text:
     """The input image `image` (0-based, wraps) and its feature maps, laid out for `width` x
     `height` cells (`height` None: as tall as needed); `view`: the page of models (see
     `plan_layout`), `compact` every model at once; `eight_bit` the 256-colour ramp.
@@ -294,8 +315,9 @@ def render_maps(doc: FeatureMaps | dict, image: int = 0, color: bool = True, wid
     img = doc.images[image]
     n_channels = max((len(st.values) for m in doc.models for per in m.maps[:1] for st in per), default=4)
     caption_lines = 3
-    layout = plan_layout(width, None if height is None else height - caption_lines, len(doc.models), n_channels,
-                         view, compact)
+    layout = plan_layout(
+        width, None if height is None else height - caption_lines, len(doc.models), n_channels, view, compact
+    )
     name = plain(img.class_name) or "input"
     left = [Text(name, style="bold")] + _image_thumb(img.rgb, layout.input_px, color)
     blocks = [_model_block(doc.models[i], image, layout, color, eight_bit) for i in layout.models]
@@ -303,16 +325,21 @@ def render_maps(doc: FeatureMaps | dict, image: int = 0, color: bool = True, wid
     for r in range(0, len(blocks), layout.per_row):
         if right:
             right.append(Text(""))
-        row = blocks[r:r + layout.per_row]
+        row = blocks[r : r + layout.per_row]
         right += _hjoin(row, [layout.block_width] * len(row), "│")
     lines = _hjoin([left, right], [layout.input_px, layout.block_width * layout.per_row + layout.per_row - 1], "│")
-    shown = "" if len(layout.models) == len(doc.models) else \
-        f" · model{'s' if len(layout.models) > 1 else ''} {', '.join(str(i + 1) for i in layout.models)} " \
+    shown = (
+        ""
+        if len(layout.models) == len(doc.models)
+        else f" · model{'s' if len(layout.models) > 1 else ''} {', '.join(str(i + 1) for i in layout.models)} "
         f"of {len(doc.models)} (v: next{'' if compact else ', z: all at once'})"
+    )
     index = "?" if img.index is None else img.index
     sizes = " / ".join(dict.fromkeys(f"{px}x{px}" for px in layout.stage_px))
-    caption = (f"image {image + 1}/{len(doc.images)}: {plain(img.class_name)} (test image #{index}){shown}\n"
-               f"rows s1-s3: end of stages 1-3, {layout.channels} most active channels, {sizes} px")
+    caption = (
+        f"image {image + 1}/{len(doc.images)}: {plain(img.class_name)} (test image #{index}){shown}\n"
+        f"rows s1-s3: end of stages 1-3, {layout.channels} most active channels, {sizes} px"
+    )
     out = Text("\n").join(lines)
     out.append("\n")
     out.append(caption, style="dim")
@@ -325,8 +352,9 @@ def _image_list(doc: FeatureMaps) -> str:
     return ", ".join(f"#{'?' if im.index is None else im.index}" for im in doc.images)
 
 
-def merge_featuremaps(docs: list[tuple[str, FeatureMaps | None]],
-                      left_out: list[str] | None = None) -> FeatureMaps | None:
+def merge_featuremaps(
+    docs: list[tuple[str, FeatureMaps | None]], left_out: list[str] | None = None
+) -> FeatureMaps | None:
     """One document from several runs' featuremaps.json: the first run's images, and every
     run's models that were computed on the same images (named by run when there are several).
     A run whose maps are of other test images cannot be set beside the others: it is left out,
@@ -341,8 +369,12 @@ def merge_featuremaps(docs: list[tuple[str, FeatureMaps | None]],
     for rid, d in docs:
         if [im.index for im in d.images] != wanted:
             if left_out is not None:
-                left_out.append(plain(f"{rid}: not shown, its maps are of other test images ({_image_list(d)}) "
-                                      f"than {first_id}'s ({_image_list(first)}); open it alone to see them"))
+                left_out.append(
+                    plain(
+                        f"{rid}: not shown, its maps are of other test images ({_image_list(d)}) "
+                        f"than {first_id}'s ({_image_list(first)}); open it alone to see them"
+                    )
+                )
             continue
         for m in d.models:
             models.append(m.model_copy(update={"name": f"{m.name} ({rid[-6:]})"}) if len(docs) > 1 else m)
@@ -395,8 +427,11 @@ def maps_image(doc: FeatureMaps, image: int):
     bar_x, bar_w = gap + 34, 256
     for k in range(bar_w):
         draw.line([(bar_x + k, y), (bar_x + k, y + 10)], fill=lut[k * 255 // (bar_w - 1)])
-    draw.text((bar_x + bar_w + 6, y), "bright: a map's lowest .. highest activation on this image; rows: stages 1-3",
-              fill=(0, 0, 0))
+    draw.text(
+        (bar_x + bar_w + 6, y),
+        "bright: a map's lowest .. highest activation on this image; rows: stages 1-3",
+        fill=(0, 0, 0),
+    )
     return canvas
 
 

@@ -36,8 +36,11 @@ def sweep_header(report: SweepReport) -> Text:
     d = report.definition
     counts = report.counts()
     done = ", ".join(f"{n} {state}" for state, n in counts.items())
-    head = Text.assemble(("sweep ", "bold"), (fmt.plain(report.name), "bold"),
-                         f" · {d.metric} · {d.sampler} · {sum(counts.values())}/{d.trials} trials")
+    head = Text.assemble(
+        ("sweep ", "bold"),
+        (fmt.plain(report.name), "bold"),
+        f" · {d.metric} · {d.sampler} · {sum(counts.values())}/{d.trials} trials",
+    )
     head.append_text(text(f": {done}" if done else ""))
     best = report.best
     if best is not None:
@@ -63,8 +66,12 @@ def trial_cells(row: TrialRow, keys: list[str], rank: int | None) -> dict[str, T
     metric = fmt.pct(row.value)
     if row.state in ("running", "pruned") and row.value is not None:
         metric += f" @{row.reports}"  # the last reported value, after this many reports
-    cells = {"rank": Text(str(rank) if rank else ""), "trial": Text(f"{row.number}{retry}"),
-             "state": Text(row.state, style=STATE_STYLE.get(row.state, "")), "metric": Text(metric)}
+    cells = {
+        "rank": Text(str(rank) if rank else ""),
+        "trial": Text(f"{row.number}{retry}"),
+        "state": Text(row.state, style=STATE_STYLE.get(row.state, "")),
+        "metric": Text(metric),
+    }
     for key in keys:
         cells[key] = text(value_text(row.params[key]) if key in row.params else fmt.MISSING)
     cells["run"] = text(run_suffix(row.run_id))
@@ -84,9 +91,12 @@ def trials_table(report: SweepReport, limit: int | None = None) -> Table:
     """The trials ranked by the validation metric (test accuracy is not in it: see `chosen`)."""
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0))
     for col in TRIAL_COLUMNS:
-        table.add_column(f"{report.definition.metric} %" if col == "metric" else col,
-                         justify="right" if col in ("rank", "metric") else "left", no_wrap=True)
-    for key, header in short_keys(report.keys).items():
+        table.add_column(
+            f"{report.definition.metric} %" if col == "metric" else col,
+            justify="right" if col in ("rank", "metric") else "left",
+            no_wrap=True,
+        )
+    for _key, header in short_keys(report.keys).items():
         table.add_column(header, justify="right", no_wrap=True, overflow="ellipsis")
     table.add_column("run", no_wrap=True)
     for row, rank in list(zip(report.rows, ranks(report)))[:limit]:
@@ -101,9 +111,11 @@ def chosen(report: SweepReport) -> Text:
     if best is None:
         return Text("no complete trial yet", style="dim")
     params = " ".join(f"{k}={value_text(v)}" for k, v in best.params.items())
-    out = text(f"chosen: trial {best.number} ({params}), {report.definition.metric} {fmt.pct(best.value)}% "
-               f"on the validation split; test accuracy {fmt.pct(best.test_acc)}% (run {best.run_id or '?'})",
-               style="bold")
+    out = text(
+        f"chosen: trial {best.number} ({params}), {report.definition.metric} {fmt.pct(best.value)}% "
+        f"on the validation split; test accuracy {fmt.pct(best.test_acc)}% (run {best.run_id or '?'})",
+        style="bold",
+    )
     return out
 
 
@@ -115,6 +127,7 @@ def importances_text(report: SweepReport) -> Text:
 
 
 # ---------------------------------------------------------------- effect charts
+
 
 def _numeric(values: list[Any]) -> bool:
     return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
@@ -152,16 +165,25 @@ def effect_chart(report: SweepReport, param: Param, width: int = 80, height: int
     return out if color else plt.uncolorize(out)
 
 
-
 def sweeps_table(items: list[dict]) -> Table:
     """`ssltui sweep list`: one line a sweep (items from `list_sweeps`)."""
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0))
     for col in ("name", "preset", "metric", "trials", "best %", "params"):
-        table.add_column(col, no_wrap=col != "params", justify="right" if col in ("trials", "best %") else "left",
-                         min_width=24 if col == "params" else None)
+        table.add_column(
+            col,
+            no_wrap=col != "params",
+            justify="right" if col in ("trials", "best %") else "left",
+            min_width=24 if col == "params" else None,
+        )
     for i in items:
         keys = short_keys([p.partition("=")[0] for p in i["params"]])
         params = " ".join(f"{keys[k]}={spec}" for k, _, spec in (p.partition("=") for p in i["params"]))
-        table.add_row(text(i["name"]), text(i["preset"]), text(f"{i['metric']} ({i['sampler']})"),
-                      Text(f"{i['trials']}/{i['planned']}"), Text(fmt.pct(i["best"])), text(params))
+        table.add_row(
+            text(i["name"]),
+            text(i["preset"]),
+            text(f"{i['metric']} ({i['sampler']})"),
+            Text(f"{i['trials']}/{i['planned']}"),
+            Text(fmt.pct(i["best"])),
+            text(params),
+        )
     return table

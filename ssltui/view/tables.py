@@ -19,8 +19,16 @@ from ssltui.core.store import RunInfo
 from ssltui.core.table import Cell, StudyTable, measured, pool
 from ssltui.view import format as fmt
 
-STATUS_STYLE = {"running": "bold green", "completed": "", "failed": "red", "interrupted": "yellow",
-                "pruned": "yellow", "stale": "red", "damaged": "red", "created": "dim"}
+STATUS_STYLE = {
+    "running": "bold green",
+    "completed": "",
+    "failed": "red",
+    "interrupted": "yellow",
+    "pruned": "yellow",
+    "stale": "red",
+    "damaged": "red",
+    "created": "dim",
+}
 
 
 def text(value: object, style: str = "", limit: int | None = None) -> Text:
@@ -29,6 +37,7 @@ def text(value: object, style: str = "", limit: int | None = None) -> Text:
 
 
 # ------------------------------------------------------------------ Table 1
+
 
 def seeds_phrase(t: StudyTable) -> str:
     """', mean ± std over 3 distinct seeds', '... over 1-3 distinct seeds per cell', or nothing."""
@@ -46,9 +55,10 @@ def run_legend(t: StudyTable) -> dict[str, str]:
 
 
 # What the parts of a probe's name mean ("aug8", "plain s1+s2+s3 1x1"), said when a name uses them.
-PROBE_NOTES = {"aug": "augN: trained also on N crop/flip copies of each labelled image",
-               " s": "sA+sB GxG: the outputs of stages A and B, each pooled to GxG, instead of the encoder's "
-                     "own feature"}
+PROBE_NOTES = {
+    "aug": "augN: trained also on N crop/flip copies of each labelled image",
+    " s": "sA+sB GxG: the outputs of stages A and B, each pooled to GxG, instead of the encoder's own feature",
+}
 
 
 def probes_phrase(t: StudyTable) -> str:
@@ -67,10 +77,12 @@ def table1_footer(t: StudyTable) -> str:
     wall = f"; wall {t.timings['wall']:.1f} s" if "wall" in t.timings else ""
     legend = run_legend(t)
     runs = ", ".join(f"{legend[r]} = {r}" if legend else r for r in t.runs)
-    return (f"test accuracy %{seeds_phrase(t)}; "
-            f"runs: {runs or fmt.MISSING}; data: {', '.join(t.data) or fmt.MISSING}; "
-            f"device: {', '.join(t.devices) or fmt.MISSING}; time per phase: {timing or fmt.MISSING}{wall}"
-            f"{probes_phrase(t)}")
+    return (
+        f"test accuracy %{seeds_phrase(t)}; "
+        f"runs: {runs or fmt.MISSING}; data: {', '.join(t.data) or fmt.MISSING}; "
+        f"device: {', '.join(t.devices) or fmt.MISSING}; time per phase: {timing or fmt.MISSING}{wall}"
+        f"{probes_phrase(t)}"
+    )
 
 
 def table1_caption(t: StudyTable) -> Text:
@@ -100,8 +112,14 @@ def table1(t: StudyTable, width: int | None = None, caption: bool = True) -> Tab
     # a label fraction on one line: ' 10% paper' + '  55.00 ± 7.07' + '  -40.54' with their gaps
     one_line = max((len(r.name) for r in t.rows), default=5) + len(t.labels) * 33 + (5 if legend else 0)
     stacked = width is not None and width < one_line
-    table = Table(title=text(t.title), caption=table1_caption(t) if caption else None, caption_justify="left",
-                  box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0))
+    table = Table(
+        title=text(t.title),
+        caption=table1_caption(t) if caption else None,
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 1, 0, 0),
+    )
     if legend:
         table.add_column("run", justify="right", no_wrap=True)
     table.add_column("Model", no_wrap=True)
@@ -120,6 +138,7 @@ def table1(t: StudyTable, width: int | None = None, caption: bool = True) -> Tab
 
 # ------------------------------------------------------------------ runs
 
+
 def run_accuracy(results: Iterable[object]) -> str:
     """A run's accuracy in one cell: the mean test accuracy per label fraction of its best
     method/evaluation ('1% 48.2 10% 80.1'), and how many others it has ('(+2)')."""
@@ -131,8 +150,9 @@ def run_accuracy(results: Iterable[object]) -> str:
         return max(sum(s.values()) / len(s) for s in by_frac.values())
 
     ranked = sorted(pooled.values(), key=best_mean, reverse=True)
-    text_ = " ".join(f"{fmt.label_fraction(f)} {fmt.number(sum(s.values()) / len(s), 1)}"
-                     for f, s in sorted(ranked[0].items()))
+    text_ = " ".join(
+        f"{fmt.label_fraction(f)} {fmt.number(sum(s.values()) / len(s), 1)}" for f, s in sorted(ranked[0].items())
+    )
     return text_ + (f" (+{len(ranked) - 1})" if len(ranked) > 1 else "")
 
 
@@ -148,13 +168,15 @@ RUN_COLUMNS = ("status", "method", "evaluation", "labels", "test acc %", "starte
 # whole while any set fits (it is what a user copies), so narrower tables drop columns first;
 # the sets after WRAPPED_FROM put the accuracy one label fraction a line. Status, accuracy,
 # start and id always stay; `ssltui runs --json` has everything.
-RUN_COLUMN_SETS = (RUN_COLUMNS,
-                   ("status", "method", "labels", "test acc %", "started", "group", "id"),
-                   ("status", "method", "labels", "test acc %", "started", "id"),
-                   ("status", "method", "test acc %", "started", "id"),
-                   ("status", "method", "labels", "test acc %", "started", "id"),
-                   ("status", "method", "test acc %", "started", "id"),
-                   ("status", "test acc %", "started", "id"))
+RUN_COLUMN_SETS = (
+    RUN_COLUMNS,
+    ("status", "method", "labels", "test acc %", "started", "group", "id"),
+    ("status", "method", "labels", "test acc %", "started", "id"),
+    ("status", "method", "test acc %", "started", "id"),
+    ("status", "method", "labels", "test acc %", "started", "id"),
+    ("status", "method", "test acc %", "started", "id"),
+    ("status", "test acc %", "started", "id"),
+)
 WRAPPED_FROM = 4
 NARROW_RUN_COLUMNS = RUN_COLUMN_SETS[-1]  # with the id cut from the left when even these do not fit
 ACC_PAIR = len("10% 99.9")
@@ -167,7 +189,7 @@ def tail(value: str, width: int) -> str:
     an option)."""
     if len(value) <= width:
         return value
-    end = value[len(value) - max(1, width - 1):]
+    end = value[len(value) - max(1, width - 1) :]
     return "…" + (end.lstrip("-") or end)
 
 
@@ -216,8 +238,12 @@ def runs_table(infos: list[RunInfo], width: int | None = None) -> Table:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=0, collapse_padding=True)
     for col in columns:
         wrap = n >= WRAPPED_FROM and col == "test acc %"
-        table.add_column("test acc" if wrap else col, no_wrap=not wrap, max_width=ACC_PAIR if wrap else None,
-                         min_width={"id": id_width, "status": widths["status"]}.get(col))
+        table.add_column(
+            "test acc" if wrap else col,
+            no_wrap=not wrap,
+            max_width=ACC_PAIR if wrap else None,
+            min_width={"id": id_width, "status": widths["status"]}.get(col),
+        )
     for r in rows:
         cells = dict(r, id=Text(tail(r["id"].plain, id_width)))
         table.add_row(*(cells[c] for c in columns))
@@ -225,8 +251,7 @@ def runs_table(infos: list[RunInfo], width: int | None = None) -> Table:
 
 
 # Plain lines (a pipe, a file): fixed widths so that lines stream out as runs are read; the id last, whole.
-PLAIN_WIDTHS = {"status": 11, "method": 16, "evaluation": 16, "labels": 9, "test acc %": 22, "started": 11,
-                "group": 24}
+PLAIN_WIDTHS = {"status": 11, "method": 16, "evaluation": 16, "labels": 9, "test acc %": 22, "started": 11, "group": 24}
 
 
 def _fit(value: str, width: int) -> str:
@@ -239,14 +264,19 @@ def runs_lines(infos: Iterable[RunInfo]) -> Iterator[str]:
     yield "  ".join(_fit(col, w) for col, w in PLAIN_WIDTHS.items()) + "  id"
     for info in infos:
         cells = run_cells(info)
-        yield "  ".join(_fit(cells[col].plain, w) for col, w in PLAIN_WIDTHS.items()) + "  " + cells["id"].plain \
+        yield (
+            "  ".join(_fit(cells[col].plain, w) for col, w in PLAIN_WIDTHS.items())
+            + "  "
+            + cells["id"].plain
             + "".join(f"  #{tag}" for tag in info.tags)
+        )
 
 
 def run_header(info: RunInfo) -> Text:
     """'run ID  status: S  preset: P', and the run's error on the next line."""
-    head = Text.assemble(("run ", "bold"), (fmt.plain(info.id), "bold"), f"  status: {info.status}  preset: ",
-                         fmt.plain(info.preset))
+    head = Text.assemble(
+        ("run ", "bold"), (fmt.plain(info.id), "bold"), f"  status: {info.status}  preset: ", fmt.plain(info.preset)
+    )
     if info.tags:
         head.append("  tags: " + " ".join(f"#{tag}" for tag in info.tags))
     if info.note:
@@ -260,6 +290,7 @@ def run_header(info: RunInfo) -> Text:
 
 # ------------------------------------------------------------------ a run's results, presets
 
+
 def results_table(results: Iterable[object], title: str | None = None) -> Table:
     """Every result of a run as recorded (one line each); a malformed value shows '-'."""
     table = Table(title=None if title is None else text(title))
@@ -269,9 +300,15 @@ def results_table(results: Iterable[object], title: str | None = None) -> Table:
         if not isinstance(r, Mapping):
             continue
         evaluation = r.get("evaluation") if r.get("probe") is None else f"{r.get('evaluation')} ({r.get('probe')})"
-        table.add_row(text(r.get("method")), text(evaluation), Text(fmt.label_fraction(r.get("labels"))),
-                      text(r.get("seed")), Text(fmt.pct(r.get("test_acc"))), Text(fmt.pct(r.get("val_acc"))),
-                      Text(fmt.seconds(r.get("seconds", 0))))
+        table.add_row(
+            text(r.get("method")),
+            text(evaluation),
+            Text(fmt.label_fraction(r.get("labels"))),
+            text(r.get("seed")),
+            Text(fmt.pct(r.get("test_acc"))),
+            Text(fmt.pct(r.get("val_acc"))),
+            Text(fmt.seconds(r.get("seconds", 0))),
+        )
     return table
 
 

@@ -14,13 +14,21 @@ class LinearConfig(TrainConfig):
     """Linear probe on frozen features computed once."""
 
     standardize: bool = Field(True, description="standardize features with the labelled subset's mean/std")
-    augment_copies: int = Field(0, ge=0, le=64, description="random crop/flip copies of each labelled image "
-                                                          "whose features join the plain ones (0: plain only)")
+    augment_copies: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="random crop/flip copies of each labelled image whose features join the plain ones (0: plain only)",
+    )
     feature_stages: CommaList[Literal[1, 2, 3]] = Field(
-        [3], min_length=1, description="encoder stages whose outputs the probe reads, concatenated "
-                                       "([3]: the encoder's own feature)")
-    feature_grid: Literal[1, 2, 4] = Field(1, description="each stage's output average-pooled to grid x grid "
-                                                           "(1: global pooling, the encoder's own feature)")
+        [3],
+        min_length=1,
+        description="encoder stages whose outputs the probe reads, concatenated ([3]: the encoder's own feature)",
+    )
+    feature_grid: Literal[1, 2, 4] = Field(
+        1,
+        description="each stage's output average-pooled to grid x grid (1: global pooling, the encoder's own feature)",
+    )
 
     @field_validator("feature_stages")
     @classmethod
@@ -38,5 +46,11 @@ class LinearConfig(TrainConfig):
 
 
 EVALUATION = Evaluation(
-    name="linear", title="Linear", summary="a linear probe on frozen features", settings=LinearConfig, order=10,
-    short="lin", default_probe="plain")
+    name="linear",
+    title="Linear",
+    summary="a linear probe on frozen features",
+    settings=LinearConfig,
+    order=10,
+    short="lin",
+    default_probe="plain",
+)

@@ -11,10 +11,9 @@ from ssltui.core.settings import ClassifierConfig
 class SemiConfig(ClassifierConfig):
     """Semi-supervised fine-tuning of a pretrained encoder: the paper freezes two stages."""
 
-    frozen_stages: int = Field(2, ge=0, le=3,
-                               description="stem and first N stages frozen (weights and BN statistics)")
+    frozen_stages: int = Field(2, ge=0, le=3, description="stem and first N stages frozen (weights and BN statistics)")
 
 
 EVALUATION = Evaluation(
-    name="semi", title="Semi-supervised", summary="fine-tune the encoder on the labels", settings=SemiConfig,
-    order=20)
+    name="semi", title="Semi-supervised", summary="fine-tune the encoder on the labels", settings=SemiConfig, order=20
+)

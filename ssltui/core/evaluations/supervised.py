@@ -6,5 +6,10 @@ from ssltui.core.registry import Evaluation
 from ssltui.core.settings import ClassifierConfig
 
 EVALUATION = Evaluation(
-    name="supervised", title="Supervised", summary="train a classifier from scratch on the labels",
-    settings=ClassifierConfig, order=0, needs_encoder=False)
+    name="supervised",
+    title="Supervised",
+    summary="train a classifier from scratch on the labels",
+    settings=ClassifierConfig,
+    order=0,
+    needs_encoder=False,
+)

@@ -16,8 +16,14 @@ class ViewSettings(Section):
     choices (or solo-learn's), set in its own subclass."""
 
     crop_min_scale: float = Field(0.08, gt=0.0, le=1.0, description="RandomResizedCrop smallest area fraction")
-    jitter_strength: float = Field(0.5, ge=0.0, le=2.0, description=(
-        "colour distortion strength s: brightness and contrast 0.8 s, hue 0.2 s (SimCLR's parametrisation)"))
+    jitter_strength: float = Field(
+        0.5,
+        ge=0.0,
+        le=2.0,
+        description=(
+            "colour distortion strength s: brightness and contrast 0.8 s, hue 0.2 s (SimCLR's parametrisation)"
+        ),
+    )
     saturation: float = Field(0.4, ge=0.0, le=2.0, description="saturation jitter (SimCLR's 0.8 s; BYOL's 0.2)")
     jitter_p: float = Field(0.8, ge=0.0, le=1.0, description="probability of colour jitter")
     grayscale_p: float = Field(0.2, ge=0.0, le=1.0, description="probability of grayscale")
@@ -29,4 +35,3 @@ class ViewSettings(Section):
 
     def check_data(self, images: int, cfg: Any) -> None:
         """Checks against the number of pretraining images (none by default)."""
-

@@ -18,6 +18,12 @@ class BarlowConfig(ViewSettings):
 
 
 METHOD = Method(
-    name="barlow", title="Barlow Twins", summary="cross-correlation of two views' embeddings to the identity",
-    settings=BarlowConfig, evaluations=("linear", "semi", "knn"), default_evaluations=("linear",),
-    reads=("pretrain", "barlow", "knn"), order=60)
+    name="barlow",
+    title="Barlow Twins",
+    summary="cross-correlation of two views' embeddings to the identity",
+    settings=BarlowConfig,
+    evaluations=("linear", "semi", "knn"),
+    default_evaluations=("linear",),
+    reads=("pretrain", "barlow", "knn"),
+    order=60,
+)

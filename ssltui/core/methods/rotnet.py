@@ -13,6 +13,13 @@ class RotNetConfig(Section):
 
 
 METHOD = Method(
-    name="rotnet", title="RotNet", summary="pretext task: classify the rotation (0, 90, 180, 270 degrees)",
-    settings=RotNetConfig, evaluations=("linear", "semi", "knn"), default_evaluations=("linear", "semi"),
-    reads=("pretrain", "rotnet"), order=20, short="rot")
+    name="rotnet",
+    title="RotNet",
+    summary="pretext task: classify the rotation (0, 90, 180, 270 degrees)",
+    settings=RotNetConfig,
+    evaluations=("linear", "semi", "knn"),
+    default_evaluations=("linear", "semi"),
+    reads=("pretrain", "rotnet"),
+    order=20,
+    short="rot",
+)

@@ -19,6 +19,12 @@ class SimCLRConfig(Section):
 
 
 METHOD = Method(
-    name="simclr", title="SimCLR", summary="contrastive: two augmented views of each image, NT-Xent",
-    settings=SimCLRConfig, evaluations=("linear", "semi", "knn"), default_evaluations=("linear",),
-    reads=("pretrain", "simclr", "knn"), order=10)
+    name="simclr",
+    title="SimCLR",
+    summary="contrastive: two augmented views of each image, NT-Xent",
+    settings=SimCLRConfig,
+    evaluations=("linear", "semi", "knn"),
+    default_evaluations=("linear",),
+    reads=("pretrain", "simclr", "knn"),
+    order=10,
+)

@@ -19,6 +19,12 @@ class SimSiamConfig(ViewSettings):
 
 
 METHOD = Method(
-    name="simsiam", title="SimSiam", summary="predictor and stop-gradient between two views; no target, no negatives",
-    settings=SimSiamConfig, evaluations=("linear", "semi", "knn"), default_evaluations=("linear",),
-    reads=("pretrain", "simsiam", "knn"), order=40)
+    name="simsiam",
+    title="SimSiam",
+    summary="predictor and stop-gradient between two views; no target, no negatives",
+    settings=SimSiamConfig,
+    evaluations=("linear", "semi", "knn"),
+    default_evaluations=("linear",),
+    reads=("pretrain", "simsiam", "knn"),
+    order=40,
+)

@@ -21,6 +21,13 @@ class VICRegConfig(ViewSettings):
 
 
 METHOD = Method(
-    name="vicreg", title="VICReg", summary="invariance, variance and covariance terms on two views' embeddings",
-    settings=VICRegConfig, evaluations=("linear", "semi", "knn"), default_evaluations=("linear",),
-    reads=("pretrain", "vicreg", "knn"), order=70, loss_terms=("invariance", "variance", "covariance"))
+    name="vicreg",
+    title="VICReg",
+    summary="invariance, variance and covariance terms on two views' embeddings",
+    settings=VICRegConfig,
+    evaluations=("linear", "semi", "knn"),
+    default_evaluations=("linear",),
+    reads=("pretrain", "vicreg", "knn"),
+    order=70,
+    loss_terms=("invariance", "variance", "covariance"),
+)

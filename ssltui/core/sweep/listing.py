@@ -27,7 +27,7 @@ def sqlite_file(url: str) -> Path | None:
     """The file of a plain `sqlite:///PATH` URL (no driver, no query); None for anything else."""
     if not url.startswith(SQLITE) or "?" in url:
         return None
-    path = url[len(SQLITE):]
+    path = url[len(SQLITE) :]
     return Path(path) if path and path != ":memory:" else None
 
 
@@ -52,20 +52,34 @@ def list_sqlite(url: str) -> list[dict[str, Any]] | None:
     try:
         if db.execute("SELECT version_num FROM alembic_version").fetchall() != [(SCHEMA,)]:
             return None
-        studies = db.execute('SELECT s.study_id, s.study_name, a.value_json FROM studies s JOIN '
-                             'study_user_attributes a ON a.study_id = s.study_id AND a."key" = ?',
-                             (DEFINITION_ATTR,)).fetchall()
+        studies = db.execute(
+            "SELECT s.study_id, s.study_name, a.value_json FROM studies s JOIN "
+            'study_user_attributes a ON a.study_id = s.study_id AND a."key" = ?',
+            (DEFINITION_ATTR,),
+        ).fetchall()
         out = []
         for study_id, name, value_json in studies:
             defn = json.loads(value_json)
-            starts = [row[0] for row in db.execute("SELECT datetime_start FROM trials WHERE study_id = ?",
-                                                   (study_id,))]
-            (best,) = db.execute("SELECT MAX(v.value) FROM trials t JOIN trial_values v ON v.trial_id = t.trial_id "
-                                 "WHERE t.study_id = ? AND t.state = 'COMPLETE' AND v.objective = 0 "
-                                 "AND v.value_type = 'FINITE'", (study_id,)).fetchone()
-            out.append({"name": name, "preset": defn["preset"], "metric": defn["metric"],
-                        "sampler": defn["sampler"], "params": list(defn["params"]), "trials": len(starts),
-                        "planned": defn["trials"], "best": best, "started": _started(starts)})
+            starts = [row[0] for row in db.execute("SELECT datetime_start FROM trials WHERE study_id = ?", (study_id,))]
+            (best,) = db.execute(
+                "SELECT MAX(v.value) FROM trials t JOIN trial_values v ON v.trial_id = t.trial_id "
+                "WHERE t.study_id = ? AND t.state = 'COMPLETE' AND v.objective = 0 "
+                "AND v.value_type = 'FINITE'",
+                (study_id,),
+            ).fetchone()
+            out.append(
+                {
+                    "name": name,
+                    "preset": defn["preset"],
+                    "metric": defn["metric"],
+                    "sampler": defn["sampler"],
+                    "params": list(defn["params"]),
+                    "trials": len(starts),
+                    "planned": defn["trials"],
+                    "best": best,
+                    "started": _started(starts),
+                }
+            )
     except (sqlite3.Error, ValueError, KeyError, TypeError):  # ValueError: JSON or a date this reader does not know
         return None
     finally:
@@ -88,10 +102,12 @@ def unfinished_sqlite(url: str) -> list[str] | None:
     try:
         if db.execute("SELECT version_num FROM alembic_version").fetchall() != [(SCHEMA,)]:
             return None
-        rows = db.execute('SELECT s.study_name FROM studies s WHERE EXISTS (SELECT 1 FROM study_user_attributes a '
-                          'WHERE a.study_id = s.study_id AND a."key" = ?) AND NOT EXISTS (SELECT 1 FROM '
-                          'study_user_attributes a WHERE a.study_id = s.study_id AND a."key" = ?)',
-                          (CREATING_ATTR, DEFINITION_ATTR)).fetchall()
+        rows = db.execute(
+            "SELECT s.study_name FROM studies s WHERE EXISTS (SELECT 1 FROM study_user_attributes a "
+            'WHERE a.study_id = s.study_id AND a."key" = ?) AND NOT EXISTS (SELECT 1 FROM '
+            'study_user_attributes a WHERE a.study_id = s.study_id AND a."key" = ?)',
+            (CREATING_ATTR, DEFINITION_ATTR),
+        ).fetchall()
     except sqlite3.Error:
         return None
     finally:

@@ -20,9 +20,15 @@ from ssltui.core.sweep.space import SweepDefinition, Value
 from ssltui.core.sweep.study import Sweep, open_storage, retried, shown_url, sqlite_file_missing
 
 IMPORTANCE_MIN_TRIALS = 4  # finished trials before parameter importances mean anything
-STATES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.RUNNING: "running",
-          TrialState.FAIL: "failed", TrialState.WAITING: "waiting"}
+STATES = {
+    TrialState.COMPLETE: "complete",
+    TrialState.PRUNED: "pruned",
+    TrialState.RUNNING: "running",
+    TrialState.FAIL: "failed",
+    TrialState.WAITING: "waiting",
+}
 RANK = ("complete", "running", "pruned", "failed", "waiting")
+
 
 @dataclass
 class TrialRow:
@@ -41,14 +47,24 @@ class TrialRow:
     test_acc: float | None = None  # read only for the chosen trial
 
     @classmethod
-    def of(cls, t: FrozenTrial) -> "TrialRow":
-        value = t.value if t.state == TrialState.COMPLETE else (
-            t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else None)
-        return cls(number=t.number, state=STATES.get(t.state, t.state.name.lower()), value=value,
-                   params=dict(t.params), run_id=t.user_attrs.get("run_id"), host=t.user_attrs.get("host"),
-                   retry_of=t.system_attrs.get("failed_trial"), error=t.user_attrs.get("error"),
-                   reports=len(t.intermediate_values),
-                   started=t.datetime_start.timestamp() if t.datetime_start else None)
+    def of(cls, t: FrozenTrial) -> TrialRow:
+        value = (
+            t.value
+            if t.state == TrialState.COMPLETE
+            else (t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else None)
+        )
+        return cls(
+            number=t.number,
+            state=STATES.get(t.state, t.state.name.lower()),
+            value=value,
+            params=dict(t.params),
+            run_id=t.user_attrs.get("run_id"),
+            host=t.user_attrs.get("host"),
+            retry_of=t.system_attrs.get("failed_trial"),
+            error=t.user_attrs.get("error"),
+            reports=len(t.intermediate_values),
+            started=t.datetime_start.timestamp() if t.datetime_start else None,
+        )
 
 
 @dataclass
@@ -66,14 +82,25 @@ class SweepReport:
     keys: list[str] = field(default_factory=list)
 
     @classmethod
-    def of(cls, sweep: Sweep) -> "SweepReport":
+    def of(cls, sweep: Sweep) -> SweepReport:
         trials = sweep.study.get_trials(deepcopy=False)
         replaced = retried(trials)
         rows = [TrialRow.of(t) for t in trials if t.number not in replaced]
-        rows.sort(key=lambda r: (RANK.index(r.state) if r.state in RANK else len(RANK),
-                                 -(r.value if r.value is not None and r.state != "running" else 0.0), r.number))
-        report = cls(sweep.name, shown_url(sweep.url), sweep.definition, rows, replaced=len(replaced),
-                     keys=[p.key for p in sweep.definition.search_space()])
+        rows.sort(
+            key=lambda r: (
+                RANK.index(r.state) if r.state in RANK else len(RANK),
+                -(r.value if r.value is not None and r.state != "running" else 0.0),
+                r.number,
+            )
+        )
+        report = cls(
+            sweep.name,
+            shown_url(sweep.url),
+            sweep.definition,
+            rows,
+            replaced=len(replaced),
+            keys=[p.key for p in sweep.definition.search_space()],
+        )
         best = report.best
         if best is not None:
             best.test_acc = next(t.user_attrs.get("test_acc") for t in trials if t.number == best.number)
@@ -92,21 +119,47 @@ class SweepReport:
 
     def effect(self, key: str) -> list[tuple[Value, float]]:
         """(value, metric) of every complete trial: what one parameter did."""
-        return [(r.params[key], r.value) for r in self.rows
-                if r.state == "complete" and r.value is not None and key in r.params]
+        return [
+            (r.params[key], r.value)
+            for r in self.rows
+            if r.state == "complete" and r.value is not None and key in r.params
+        ]
 
     def to_json(self) -> dict[str, Any]:
         best = self.best
         return {
-            "sweep": self.name, "storage": self.url, "metric": self.definition.metric,
-            "sampler": self.definition.sampler, "trials_planned": self.definition.trials,
-            "params": self.definition.params, "preset": self.definition.preset, "counts": self.counts(),
-            "trials": [{"number": r.number, "state": r.state, "value": r.value, "params": r.params,
-                        "run_id": r.run_id, "host": r.host, "retry_of": r.retry_of, "error": r.error}
-                       for r in self.rows],
-            "best": None if best is None else {"number": best.number, "value": best.value, "params": best.params,
-                                               "run_id": best.run_id, "test_acc": best.test_acc},
-            "importances": self.importances, "importance_note": self.importance_note or None,
+            "sweep": self.name,
+            "storage": self.url,
+            "metric": self.definition.metric,
+            "sampler": self.definition.sampler,
+            "trials_planned": self.definition.trials,
+            "params": self.definition.params,
+            "preset": self.definition.preset,
+            "counts": self.counts(),
+            "trials": [
+                {
+                    "number": r.number,
+                    "state": r.state,
+                    "value": r.value,
+                    "params": r.params,
+                    "run_id": r.run_id,
+                    "host": r.host,
+                    "retry_of": r.retry_of,
+                    "error": r.error,
+                }
+                for r in self.rows
+            ],
+            "best": None
+            if best is None
+            else {
+                "number": best.number,
+                "value": best.value,
+                "params": best.params,
+                "run_id": best.run_id,
+                "test_acc": best.test_acc,
+            },
+            "importances": self.importances,
+            "importance_note": self.importance_note or None,
         }
 
 
@@ -183,8 +236,17 @@ def _list(storage: RDBStorage) -> list[dict[str, Any]]:
         if raw is None:
             continue
         defn = SweepDefinition.model_validate(raw)
-        out.append({"name": s.study_name, "preset": defn.preset, "metric": defn.metric, "sampler": defn.sampler,
-                    "params": defn.params, "trials": s.n_trials, "planned": defn.trials,
-                    "best": s.best_trial.value if s.best_trial is not None else None,
-                    "started": s.datetime_start.timestamp() if s.datetime_start else None})
+        out.append(
+            {
+                "name": s.study_name,
+                "preset": defn.preset,
+                "metric": defn.metric,
+                "sampler": defn.sampler,
+                "params": defn.params,
+                "trials": s.n_trials,
+                "planned": defn.trials,
+                "best": s.best_trial.value if s.best_trial is not None else None,
+                "started": s.datetime_start.timestamp() if s.datetime_start else None,
+            }
+        )
     return sorted(out, key=lambda d: -(d["started"] or 0))

@@ -90,8 +90,10 @@ class Param:
         low, high = self.bounds
         if self.integer and self.kind != "log" and high - low < GRID_MAX_RANGE:
             return list(range(int(low), int(high) + 1))
-        raise ConfigError(f"--sampler grid: --param {self.spec()} is a range; list its values "
-                          f"(KEY=a,b,c) or use --sampler random or tpe")
+        raise ConfigError(
+            f"--sampler grid: --param {self.spec()} is a range; list its values "
+            f"(KEY=a,b,c) or use --sampler random or tpe"
+        )
 
     def suggest(self, trial: Any) -> Value:
         """The trial's value (sampled by Optuna, or fixed for a queued grid point), schema-checked."""
@@ -100,8 +102,7 @@ class Param:
         elif self.integer:
             value = trial.suggest_int(self.key, int(self.bounds[0]), int(self.bounds[1]), log=self.kind == "log")
         else:
-            value = trial.suggest_float(self.key, float(self.bounds[0]), float(self.bounds[1]),
-                                        log=self.kind == "log")
+            value = trial.suggest_float(self.key, float(self.bounds[0]), float(self.bounds[1]), log=self.kind == "log")
         checked: Value = check_field(self.key, value)
         return checked
 
@@ -149,8 +150,9 @@ def parse_param(text: str) -> Param:
     except ConfigError as exc:
         raise ConfigError(f"--param {exc.message}") from None
     if _kind_of(key) is list:
-        raise ConfigError(f"--param {key}: a list setting cannot be swept (sweep its items' settings, "
-                          f"or --labels/--seeds)")
+        raise ConfigError(
+            f"--param {key}: a list setting cannot be swept (sweep its items' settings, or --labels/--seeds)"
+        )
     head, _, rest = spec.partition(":")
     if head == "log":
         param = _range(key, "log", rest, text)
@@ -185,6 +187,7 @@ def parse_params(texts: list[str]) -> list[Param]:
 
 
 # ---------------------------------------------------------------- the sweep's definition
+
 
 class SweepDefinition(BaseModel):
     """Everything that decides a sweep's trials, kept with its Optuna study (a user attribute),
@@ -245,9 +248,18 @@ def check_name(name: str) -> str:
     return name
 
 
-def make_definition(plan: Plan, params: list[Param], sampler: str | None, trials: int | None, metric: str,
-                    prune: bool, prune_startup: int, prune_warmup: int, sampler_seed: int | None,
-                    data: str) -> SweepDefinition:
+def make_definition(
+    plan: Plan,
+    params: list[Param],
+    sampler: str | None,
+    trials: int | None,
+    metric: str,
+    prune: bool,
+    prune_startup: int,
+    prune_warmup: int,
+    sampler_seed: int | None,
+    data: str,
+) -> SweepDefinition:
     """Check a new sweep whole before its first trial: every bound or value of every parameter
     builds a valid run configuration, the sampler fits the space, the metric is measured."""
     if not params:
@@ -258,18 +270,32 @@ def make_definition(plan: Plan, params: list[Param], sampler: str | None, trials
         raise ConfigError(f"--metric: {metric!r} is not one of {', '.join(METRICS)}")
     if sampler is None:
         sampler = "grid" if all(p.kind == "choice" for p in params) else "tpe"
-    defn = SweepDefinition(preset=plan.preset, description=plan.description,
-                           parts=[to_dict(p) for p in plan.parts], params=[p.spec() for p in params],
-                           sampler=sampler, trials=1, metric=metric, prune=prune, prune_startup=prune_startup,
-                           prune_warmup=prune_warmup, sampler_seed=sampler_seed, data=data)
+    defn = SweepDefinition(
+        preset=plan.preset,
+        description=plan.description,
+        parts=[to_dict(p) for p in plan.parts],
+        params=[p.spec() for p in params],
+        sampler=sampler,
+        trials=1,
+        metric=metric,
+        prune=prune,
+        prune_startup=prune_startup,
+        prune_warmup=prune_warmup,
+        sampler_seed=sampler_seed,
+        data=data,
+    )
     if sampler == "grid":
         size = defn.grid_size()
         if size > GRID_MAX_POINTS:
-            raise ConfigError(f"--sampler grid: {size:,} points, more than {GRID_MAX_POINTS:,}; list fewer values, "
-                              f"or use --sampler random or tpe with --trials N")
+            raise ConfigError(
+                f"--sampler grid: {size:,} points, more than {GRID_MAX_POINTS:,}; list fewer values, "
+                f"or use --sampler random or tpe with --trials N"
+            )
         if trials is not None and trials != size:
-            raise ConfigError(f"--trials {trials}: a grid runs each of its {size} points once; "
-                              f"--trials applies to --sampler random and tpe")
+            raise ConfigError(
+                f"--trials {trials}: a grid runs each of its {size} points once; "
+                f"--trials applies to --sampler random and tpe"
+            )
         defn.trials = size
     else:
         defn.trials = 20 if trials is None else trials
@@ -287,18 +313,41 @@ def make_definition(plan: Plan, params: list[Param], sampler: str | None, trials
     return defn
 
 
-def define_sweep(preset: str, params: list[Param], *, method: str | None = None, evaluation: str | None = None,
-                 labels: str | None = None, seeds: str | None = None, sets: list[str] | None = None,
-                 sampler: str | None = None, trials: int | None = None, metric: str = METRICS[0],
-                 prune: bool = False, prune_startup: int = 3, prune_warmup: int = 1,
-                 sampler_seed: int | None = None, data: str | None = None) -> SweepDefinition:
+def define_sweep(
+    preset: str,
+    params: list[Param],
+    *,
+    method: str | None = None,
+    evaluation: str | None = None,
+    labels: str | None = None,
+    seeds: str | None = None,
+    sets: list[str] | None = None,
+    sampler: str | None = None,
+    trials: int | None = None,
+    metric: str = METRICS[0],
+    prune: bool = False,
+    prune_startup: int = 3,
+    prune_warmup: int = 1,
+    sampler_seed: int | None = None,
+    data: str | None = None,
+) -> SweepDefinition:
     """A new sweep from `ssltui sweep`'s options as typed (None: the preset's own, and for data
     the preset's source, else cifar10, as `ssltui run` reads it): the one reading the CLI and the
     app's new-sweep form share, so the form starts the sweep it checked."""
     plan = resolve_typed(preset, method, evaluation, labels, seeds, sets)
     check_read([p.key for p in params], plan.parts, "--param")
-    return make_definition(plan, params, sampler, trials, metric, prune, prune_startup, prune_warmup,
-                           sampler_seed, data or plan.data or "cifar10")
+    return make_definition(
+        plan,
+        params,
+        sampler,
+        trials,
+        metric,
+        prune,
+        prune_startup,
+        prune_warmup,
+        sampler_seed,
+        data or plan.data or "cifar10",
+    )
 
 
 def check_knn_metric(parts: list[RunConfig]) -> None:
@@ -306,5 +355,7 @@ def check_knn_metric(parts: list[RunConfig]) -> None:
     for part in parts:
         if "knn" not in registry.method(part.method).reads or part.knn.every_epochs == 0:
             monitored = ", ".join(m.name for m in registry.methods() if "knn" in m.reads)
-            raise ConfigError(f"--metric knn_acc: the kNN monitor runs during pretraining; it needs a method that "
-                              f"has one ({monitored}) and knn.every_epochs > 0 (or use --metric val_acc)")
+            raise ConfigError(
+                f"--metric knn_acc: the kNN monitor runs during pretraining; it needs a method that "
+                f"has one ({monitored}) and knn.every_epochs > 0 (or use --metric val_acc)"
+            )

@@ -13,9 +13,10 @@ import hashlib
 import json
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import optuna
 import sqlalchemy
@@ -49,8 +50,6 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-
-
 def shown_url(url: str) -> str:
     """The URL without its password, for messages and JSON."""
     try:
@@ -65,8 +64,11 @@ def sqlite_file_missing(url: str) -> bool:
         parsed = sqlalchemy.engine.make_url(url)
     except (sqlalchemy.exc.ArgumentError, ValueError):
         return False
-    return parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") \
+    return (
+        parsed.get_backend_name() == "sqlite"
+        and parsed.database not in (None, "", ":memory:")
         and not Path(parsed.database).exists()
+    )
 
 
 def open_storage(url: str) -> RDBStorage:
@@ -75,8 +77,9 @@ def open_storage(url: str) -> RDBStorage:
     try:
         parsed = sqlalchemy.engine.make_url(url)
     except (sqlalchemy.exc.ArgumentError, ValueError):
-        raise ConfigError(f"--storage {shown_url(url)!r}: not a database URL "
-                          f"(sqlite:///PATH or postgresql://USER@HOST/DATABASE)") from None
+        raise ConfigError(
+            f"--storage {shown_url(url)!r}: not a database URL (sqlite:///PATH or postgresql://USER@HOST/DATABASE)"
+        ) from None
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if parsed.get_backend_name() == "postgresql":
         engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_SECONDS}
@@ -91,18 +94,22 @@ def open_storage(url: str) -> RDBStorage:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         # Workers that start together on a new database would race to create Optuna's tables.
         with _exclusive(sqlalchemy.engine.make_url(url), "ssltui-schema"), _quiet():
-            return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
-                              grace_period=GRACE_SECONDS,
-                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
-                                  inherit_intermediate_values=True))
+            return RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=HEARTBEAT_SECONDS,
+                grace_period=GRACE_SECONDS,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(inherit_intermediate_values=True),
+            )
     except ImportError as exc:
         extra = " (pip install 'ssltui[postgres]')" if parsed.get_backend_name() == "postgresql" else ""
         raise ConfigError(f"--storage {shown_url(url)}: no database driver ({first_line(exc)}){extra}") from None
     except StorageError:
         raise
     except sqlalchemy.exc.OperationalError as exc:  # a server that is down or does not answer
-        raise StorageError(f"--storage {shown_url(url)}: cannot connect "
-                           f"({first_line(getattr(exc, 'orig', None) or exc)[:160]})") from None
+        raise StorageError(
+            f"--storage {shown_url(url)}: cannot connect ({first_line(getattr(exc, 'orig', None) or exc)[:160]})"
+        ) from None
     except (sqlalchemy.exc.SQLAlchemyError, OSError, ValueError) as exc:
         raise ConfigError(f"--storage {shown_url(url)}: cannot open ({first_line(exc)[:160]})") from None
 
@@ -110,22 +117,26 @@ def open_storage(url: str) -> RDBStorage:
 def storage_lost(url: str, exc: BaseException) -> StorageError:
     """A database error in the middle of a sweep, in one line (not SQLAlchemy's page of text)."""
     cause = getattr(exc, "orig", None) or exc
-    return StorageError(f"lost the sweep storage {shown_url(url)} ({type(cause).__name__}: "
-                        f"{first_line(cause, '')[:120]})")
+    return StorageError(
+        f"lost the sweep storage {shown_url(url)} ({type(cause).__name__}: {first_line(cause, '')[:120]})"
+    )
 
 
-STORAGE_ERRORS: tuple[type[BaseException], ...] = (sqlalchemy.exc.SQLAlchemyError,
-                                                    optuna.exceptions.StorageInternalError)
+STORAGE_ERRORS: tuple[type[BaseException], ...] = (
+    sqlalchemy.exc.SQLAlchemyError,
+    optuna.exceptions.StorageInternalError,
+)
 
 
 @contextlib.contextmanager
-def _exclusive(url: sqlalchemy.engine.URL, key: str, engine: sqlalchemy.engine.Engine | None = None
-               ) -> Iterator[None]:
+def _exclusive(url: sqlalchemy.engine.URL, key: str, engine: sqlalchemy.engine.Engine | None = None) -> Iterator[None]:
     """One process at a time per `key`: a file lock beside an SQLite database (one machine), a
     transaction-scoped advisory lock on PostgreSQL (every machine); nothing for other databases."""
     backend = url.get_backend_name()
-    held = StorageError(f"{key}: another process has held this lock for {LOCK_SECONDS} s "
-                        f"(a sweep being created or a stuck worker); try again")
+    held = StorageError(
+        f"{key}: another process has held this lock for {LOCK_SECONDS} s "
+        f"(a sweep being created or a stuck worker); try again"
+    )
     if backend == "sqlite" and url.database not in (None, "", ":memory:"):
         # A file per key: a creator queueing a long grid holds only its own sweep's lock.
         with open(f"{url.database}.{hashlib.sha1(key.encode()).hexdigest()[:12]}.lock", "ab") as fh:
@@ -141,8 +152,13 @@ def _exclusive(url: sqlalchemy.engine.URL, key: str, engine: sqlalchemy.engine.E
             yield
     elif backend == "postgresql":
         own = engine is None
-        engine = engine if engine is not None else sqlalchemy.create_engine(
-            url, poolclass=sqlalchemy.pool.NullPool, connect_args={"connect_timeout": CONNECT_SECONDS})
+        engine = (
+            engine
+            if engine is not None
+            else sqlalchemy.create_engine(
+                url, poolclass=sqlalchemy.pool.NullPool, connect_args={"connect_timeout": CONNECT_SECONDS}
+            )
+        )
         number = int.from_bytes(hashlib.sha1(key.encode()).digest()[:8], "big", signed=True)
         try:
             with engine.begin() as conn:  # the lock ends with this transaction
@@ -186,7 +202,7 @@ class Sweep:
 
     # ------------------------------------------------------------ opening
     @classmethod
-    def open(cls, url: str, name: str, storage: RDBStorage | None = None) -> "Sweep":
+    def open(cls, url: str, name: str, storage: RDBStorage | None = None) -> Sweep:
         """An existing sweep (for `sweep show`, the TUI, a worker joining by name)."""
         missing = ConfigError(f"no sweep {name!r} in {shown_url(url)} (see `ssltui sweep list`)")
         if storage is None and sqlite_file_missing(url):
@@ -202,12 +218,13 @@ class Sweep:
                 defn = _read_definition(storage, study_id, name)
             if defn is None:
                 raise _not_a_sweep(storage, study_id, name)
-        study = optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(defn),
-                                  pruner=make_pruner(defn))
+        study = optuna.load_study(
+            study_name=name, storage=storage, sampler=make_sampler(defn), pruner=make_pruner(defn)
+        )
         return cls(study, storage, defn, url)
 
     @classmethod
-    def start(cls, url: str, name: str, defn: SweepDefinition) -> "Sweep":
+    def start(cls, url: str, name: str, defn: SweepDefinition) -> Sweep:
         """Create the sweep, or join it when it exists with the same definition. The worker that
         creates a grid queues every point once; every worker then only takes queued points."""
         storage = open_storage(url)
@@ -216,9 +233,11 @@ class Sweep:
         if study is None:
             sweep = cls.open(url, name, storage)
             if sweep.definition.identity() != defn.identity():
-                raise ConfigError(f"sweep {name!r} already exists with another definition "
-                                  f"({_first_difference(sweep.definition, defn)}); choose another --name, "
-                                  f"or give only --name to join it") from None
+                raise ConfigError(
+                    f"sweep {name!r} already exists with another definition "
+                    f"({_first_difference(sweep.definition, defn)}); choose another --name, "
+                    f"or give only --name to join it"
+                ) from None
             if defn.trials != sweep.definition.trials:
                 sweep.set_trials(defn.trials)
             return sweep
@@ -240,11 +259,17 @@ class Sweep:
                 raise _not_a_sweep(storage, study_id, name)
             optuna.delete_study(study_name=name, storage=storage)
         try:
-            study = optuna.create_study(study_name=name, storage=storage, direction="maximize",
-                                        sampler=make_sampler(defn), pruner=make_pruner(defn))
+            study = optuna.create_study(
+                study_name=name,
+                storage=storage,
+                direction="maximize",
+                sampler=make_sampler(defn),
+                pruner=make_pruner(defn),
+            )
         except DuplicatedStudyError:  # made by a process that does not take the lock
-            raise ConfigError(f"sweep {name!r} was created meanwhile by another program; choose another --name") \
-                from None
+            raise ConfigError(
+                f"sweep {name!r} was created meanwhile by another program; choose another --name"
+            ) from None
         study.set_user_attr(CREATING_ATTR, defn.identity())  # first: a killed creation is known as one
         if defn.sampler == "grid":
             for point in defn.grid():
@@ -310,7 +335,9 @@ class Sweep:
 
     def running(self) -> list[RunningTrial]:
         """The trials marked RUNNING: another worker's, or a killed worker's not yet stale."""
-        return [RunningTrial(number, run_id, age) for number, run_id, age in running_trials(self.storage, self.study_id)]
+        return [
+            RunningTrial(number, run_id, age) for number, run_id, age in running_trials(self.storage, self.study_id)
+        ]
 
     def trial_id(self, trial: Trial) -> int:
         return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number)
@@ -338,13 +365,19 @@ class RunningTrial:
 
     def line(self, sweep: str) -> str:
         age = "no heartbeat yet" if self.heartbeat_age is None else f"last heartbeat {self.heartbeat_age:.0f} s ago"
-        return (f"trial {self.number} is still marked running (run {self.run_id or '?'}, {age}): another worker "
-                f"runs it, or its worker is gone and `ssltui sweep --name {sweep}` retries it in "
-                f"{self.retry_in:.0f} s (after {GRACE_SECONDS} s without a heartbeat)")
+        return (
+            f"trial {self.number} is still marked running (run {self.run_id or '?'}, {age}): another worker "
+            f"runs it, or its worker is gone and `ssltui sweep --name {sweep}` retries it in "
+            f"{self.retry_in:.0f} s (after {GRACE_SECONDS} s without a heartbeat)"
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {"number": self.number, "run_id": self.run_id, "heartbeat_age_s": self.heartbeat_age,
-                "retry_in_s": round(self.retry_in, 1)}
+        return {
+            "number": self.number,
+            "run_id": self.run_id,
+            "heartbeat_age_s": self.heartbeat_age,
+            "retry_in_s": round(self.retry_in, 1),
+        }
 
 
 def retried(trials: list[FrozenTrial]) -> set[int]:
@@ -377,8 +410,10 @@ def half_made(storage: RDBStorage, study_id: int) -> bool:
 
 def _not_a_sweep(storage: RDBStorage, study_id: int, name: str) -> ConfigError:
     if half_made(storage, study_id):
-        return ConfigError(f"sweep {name!r} was left half-made (its creation was stopped); rerun the command "
-                           f"that created it, or remove it with `ssltui sweep rm {name}`")
+        return ConfigError(
+            f"sweep {name!r} was left half-made (its creation was stopped); rerun the command "
+            f"that created it, or remove it with `ssltui sweep rm {name}`"
+        )
     return ConfigError(f"study {name!r} is not an ssltui sweep; choose another --name")
 
 
@@ -396,12 +431,17 @@ def remove_sweep(url: str, name: str) -> int:
             raise missing from None
         if _read_definition(storage, study_id, name) is None and not half_made(storage, study_id):
             raise _not_a_sweep(storage, study_id, name)
-        live = [(number, age) for number, _, age in running_trials(storage, study_id)
-                if age is not None and age <= GRACE_SECONDS]
+        live = [
+            (number, age)
+            for number, _, age in running_trials(storage, study_id)
+            if age is not None and age <= GRACE_SECONDS
+        ]
         if live:
             number, age = live[0]
-            raise ConfigError(f"sweep {name!r}: trial {number} is running (heartbeat {age:.0f} s ago); stop its "
-                              f"worker first, or wait {GRACE_SECONDS - age:.0f} s if it is gone")
+            raise ConfigError(
+                f"sweep {name!r}: trial {number} is running (heartbeat {age:.0f} s ago); stop its "
+                f"worker first, or wait {GRACE_SECONDS - age:.0f} s if it is gone"
+            )
         trials = storage.get_n_trials(study_id)
         optuna.delete_study(study_name=name, storage=storage)
     return trials
@@ -412,8 +452,11 @@ def unfinished_sweeps(url: str) -> list[str]:
     if sqlite_file_missing(url):
         return []
     storage = open_storage(url)
-    return [s.study_name for s in storage.get_all_studies()
-            if CREATING_ATTR in s.user_attrs and DEFINITION_ATTR not in s.user_attrs]
+    return [
+        s.study_name
+        for s in storage.get_all_studies()
+        if CREATING_ATTR in s.user_attrs and DEFINITION_ATTR not in s.user_attrs
+    ]
 
 
 def running_trials(storage: RDBStorage, study_id: int) -> list[tuple[int, str | None, float | None]]:
@@ -426,15 +469,26 @@ def running_trials(storage: RDBStorage, study_id: int) -> list[tuple[int, str | 
         if stamp is None:
             return out
         now = stamp.replace(tzinfo=None)
-        rows = (session.query(models.TrialModel)
-                .filter(models.TrialModel.state == TrialState.RUNNING)
-                .filter(models.TrialModel.study_id == study_id).all())
+        rows = (
+            session.query(models.TrialModel)
+            .filter(models.TrialModel.state == TrialState.RUNNING)
+            .filter(models.TrialModel.study_id == study_id)
+            .all()
+        )
         for trial in rows:
-            beat = session.query(models.TrialHeartbeatModel).filter(
-                models.TrialHeartbeatModel.trial_id == trial.trial_id).one_or_none()
-            attr = session.query(models.TrialUserAttributeModel).filter(
-                models.TrialUserAttributeModel.trial_id == trial.trial_id,
-                models.TrialUserAttributeModel.key == "run_id").one_or_none()
+            beat = (
+                session.query(models.TrialHeartbeatModel)
+                .filter(models.TrialHeartbeatModel.trial_id == trial.trial_id)
+                .one_or_none()
+            )
+            attr = (
+                session.query(models.TrialUserAttributeModel)
+                .filter(
+                    models.TrialUserAttributeModel.trial_id == trial.trial_id,
+                    models.TrialUserAttributeModel.key == "run_id",
+                )
+                .one_or_none()
+            )
             age = (now - beat.heartbeat).total_seconds() if beat is not None else None
             out.append((trial.number, json.loads(attr.value_json) if attr is not None else None, age))
         session.rollback()
@@ -442,8 +496,10 @@ def running_trials(storage: RDBStorage, study_id: int) -> list[tuple[int, str | 
 
 
 def _first_difference(a: SweepDefinition, b: SweepDefinition) -> str:
-    da, db = a.model_dump(exclude={"trials", "data", "sampler_seed"}), b.model_dump(exclude={"trials", "data",
-                                                                                          "sampler_seed"})
+    da, db = (
+        a.model_dump(exclude={"trials", "data", "sampler_seed"}),
+        b.model_dump(exclude={"trials", "data", "sampler_seed"}),
+    )
     key = next((k for k in da if da[k] != db.get(k)), "?")
     if key in ("params", "sampler", "metric"):
         return f"{key}: {da[key]} there, {db[key]} here"

@@ -45,10 +45,10 @@ def channel_stats(images: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.n
     for c in range(3):
         hist = np.zeros(256, dtype=np.int64)
         for start in range(0, len(idx), 4096):
-            hist += np.bincount(images[idx[start:start + 4096], ..., c].ravel(), minlength=256)
+            hist += np.bincount(images[idx[start : start + 4096], ..., c].ravel(), minlength=256)
         p = hist / hist.sum()
         mean[c] = (p * levels).sum()
-        std[c] = np.sqrt(max(0.0, (p * levels ** 2).sum() - mean[c] ** 2)) + 1e-6
+        std[c] = np.sqrt(max(0.0, (p * levels**2).sum() - mean[c] ** 2)) + 1e-6
     return mean, std
 
 

@@ -16,9 +16,10 @@ import signal
 import stat
 import threading
 import warnings
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -36,8 +37,13 @@ Item = tuple[str, "bytes | str"]  # (where, for messages; the file's bytes, or i
 Check = Callable[[], None]  # raises to stop (RunInterrupted)
 T = TypeVar("T")
 
-_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
-          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
 
 
 def file_kind(mode: int) -> str:
@@ -90,8 +96,9 @@ def open_regular(path: str | os.PathLike, where: str | None = None) -> io.Buffer
     return os.fdopen(_open_fd(path, where or printable(os.fsdecode(path)))[0], "rb")
 
 
-def read_regular(path: str | os.PathLike, where: str | None = None, limit: int | None = None,
-                 stat_first: bool = True) -> bytes:
+def read_regular(
+    path: str | os.PathLike, where: str | None = None, limit: int | None = None, stat_first: bool = True
+) -> bytes:
     """The bytes of a regular file of at most `limit` bytes (default MAX_FILE_BYTES; a /proc file
     can claim size 0 and never end, so the limit bounds the read, not the stat)."""
     where = where or printable(os.fsdecode(path))
@@ -114,6 +121,7 @@ def read_regular(path: str | os.PathLike, where: str | None = None, limit: int |
 
 
 # ---------------------------------------------------------------- one image
+
 
 def _grey_to_rgb(grey: np.ndarray) -> Image.Image:
     return Image.fromarray(grey.astype(np.uint8), "L").convert("RGB")
@@ -154,8 +162,9 @@ def decode_image(blob: bytes, where: str) -> np.ndarray:
         with Image.open(io.BytesIO(blob)) as im:
             w, h = im.size
             if w * h > MAX_PIXELS:
-                raise DataError(f"{where}: {w}x{h} pixels, over the {MAX_PIXELS // 10**6}-megapixel "
-                                f"limit for one image")
+                raise DataError(
+                    f"{where}: {w}x{h} pixels, over the {MAX_PIXELS // 10**6}-megapixel limit for one image"
+                )
             if im.format == "JPEG":
                 im.draft(None, (SIZE, SIZE))  # let the JPEG decoder downscale large photos itself
             rgb = to_rgb(_upright(im))
@@ -192,6 +201,7 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 # ---------------------------------------------------------------- many images
 
+
 def default_workers() -> int:
     """The CPUs this process may run on (a scheduler's affinity mask, not the machine's count)."""
     try:
@@ -200,8 +210,9 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def decode_chunks(chunks: Iterable[list[Item]], workers: int, check: Check,
-                  log: Callable[[str], None]) -> list[np.ndarray]:
+def decode_chunks(
+    chunks: Iterable[list[Item]], workers: int, check: Check, log: Callable[[str], None]
+) -> list[np.ndarray]:
     """Decode each chunk, in order: in this process when there is one chunk or one worker, else on
     `workers` processes, the next chunks produced (read) while earlier ones decode."""
     it = iter(chunks)
@@ -256,8 +267,9 @@ class _Pool:
             ctx = multiprocessing.get_context("spawn")
         self.lifeline, self._held = ctx.Pipe(duplex=False)
         self.cancel = ctx.Event()
-        self.executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
-                                            initargs=(self.lifeline, self.cancel))
+        self.executor = ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_worker_init, initargs=(self.lifeline, self.cancel)
+        )
 
     def submit(self, fn: Callable, *args: object) -> Future:
         return self.executor.submit(fn, *args)
@@ -317,8 +329,9 @@ class _PoolDecode:
     def _collect(self) -> None:
         done, _ = wait(self.pending, timeout=0.1, return_when=FIRST_COMPLETED)
         self.check()
-        errors = sorted(((self.pending[f][0], f.exception()) for f in done if f.exception() is not None),
-                        key=lambda e: e[0])
+        errors = sorted(
+            ((self.pending[f][0], f.exception()) for f in done if f.exception() is not None), key=lambda e: e[0]
+        )
         if any(isinstance(e, BrokenProcessPool) for _, e in errors):
             self._fall_back(f"a decode worker died ({first_line(errors[0][1])})")
             return

@@ -15,16 +15,28 @@ import stat
 import tarfile
 import zlib
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
-from ssltui.trainer.data.decode import (CHUNK, MAX_FILE_BYTES, SIZE, Check, Item, chunked, decode_chunks,
-                                       default_workers, file_kind, open_regular, os_reason, printable)
-from ssltui.trainer.data.raw import RawData
 from ssltui.core.errors import DataError, first_line
+from ssltui.trainer.data.decode import (
+    CHUNK,
+    MAX_FILE_BYTES,
+    SIZE,
+    Check,
+    Item,
+    chunked,
+    decode_chunks,
+    default_workers,
+    file_kind,
+    open_regular,
+    os_reason,
+    printable,
+)
+from ssltui.trainer.data.raw import RawData
 
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".tif", ".tiff"}
@@ -77,8 +89,11 @@ class SourceState:
 def _listing_changes(old_rows: list[list], new_rows: list[list]) -> str:
     old = {row[0]: tuple(row[1:]) for row in old_rows}
     new = {row[0]: tuple(row[1:]) for row in new_rows}
-    changes = {"changed": [p for p in new if p in old and old[p] != new[p]],
-               "added": [p for p in new if p not in old], "removed": [p for p in old if p not in new]}
+    changes = {
+        "changed": [p for p in new if p in old and old[p] != new[p]],
+        "added": [p for p in new if p not in old],
+        "removed": [p for p in old if p not in new],
+    }
     files = {word: [p for p in ps if not p.endswith("/")] for word, ps in changes.items()}
     folders = sorted(p for word in ("added", "removed") for p in changes[word] if p.endswith("/"))
     counts = [f"{len(ps)} file{'s' * (len(ps) != 1)} {word}" for word, ps in files.items() if ps]
@@ -133,14 +148,19 @@ def _archive_state(path: Path) -> SourceState:
                     length -= len(block)
         except OSError as exc:
             raise DataError(f"{printable(str(path))}: cannot read ({os_reason(exc)})") from None
-    facts = {"kind": "archive", "size": st.st_size, "sha256": h.hexdigest(),
-             "hashed": "whole file" if whole else "first and last MB"}
+    facts = {
+        "kind": "archive",
+        "size": st.st_size,
+        "sha256": h.hexdigest(),
+        "hashed": "whole file" if whole else "first and last MB",
+    }
     if not whole:  # a partial hash misses an edit in the middle; the mtime may not
         facts["mtime_ns"] = st.st_mtime_ns
     return SourceState(_digest(facts), facts)
 
 
 # ---------------------------------------------------------------- layout
+
 
 def place(parts: tuple[str, ...]) -> tuple[str, str] | None:
     """('train', 'cat', 'x.jpg') -> ('train', 'cat'), allowing one wrapping folder; None for a
@@ -166,8 +186,9 @@ def check_layout(path: Path, seen: dict[str, set[str]], images: list[Member]) ->
     if seen["train"] != seen["test"]:
         only_train = [printable(c) for c in sorted(seen["train"] - seen["test"])]
         only_test = [printable(c) for c in sorted(seen["test"] - seen["train"])]
-        raise DataError(f"{shown}: train and test classes differ (only in train: {only_train}, "
-                        f"only in test: {only_test})")
+        raise DataError(
+            f"{shown}: train and test classes differ (only in train: {only_train}, only in test: {only_test})"
+        )
     classes = sorted(seen["train"])
     counts = Counter((m.split, m.cls) for m in images)
     for split in SPLITS:
@@ -175,8 +196,9 @@ def check_layout(path: Path, seen: dict[str, set[str]], images: list[Member]) ->
             if not counts[split, c]:
                 raise DataError(f"{shown}: {split}/{printable(c)} has no images")
     if len(classes) < 2:
-        raise DataError(f"{shown}: one class ({printable(classes[0])}); telling classes apart needs at "
-                        f"least 2 class folders")
+        raise DataError(
+            f"{shown}: one class ({printable(classes[0])}); telling classes apart needs at least 2 class folders"
+        )
     names = [printable(c) for c in classes]
     if len(set(names)) < len(names):
         raise DataError(f"{shown}: two class folders have the same printable name")
@@ -184,6 +206,7 @@ def check_layout(path: Path, seen: dict[str, set[str]], images: list[Member]) ->
 
 
 # ---------------------------------------------------------------- folder
+
 
 def _entries(path: str) -> list[os.DirEntry]:
     try:
@@ -236,14 +259,13 @@ def _scan_split(split_path: str, prefix: tuple[str, ...], out: list[Member], che
                 continue
             if not stat.S_ISREG(st.st_mode):
                 raise DataError(f"{printable(f.path)}: {file_kind(st.st_mode)}, not a regular file")
-            out.append(Member((*prefix, cls.name, f.name), split, cls.name, st.st_size, st.st_mtime_ns,
-                              st.st_ctime_ns))
+            out.append(Member((*prefix, cls.name, f.name), split, cls.name, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
 
 
 # ---------------------------------------------------------------- archive
 
-def _archive_items(path: Path, fh, seen: dict[str, set[str]], images: list[Member],
-                   check: Check) -> Iterator[Item]:
+
+def _archive_items(path: Path, fh, seen: dict[str, set[str]], images: list[Member], check: Check) -> Iterator[Item]:
     """Stream the archive: record its class folders and images, yield each image's bytes."""
     shown = printable(str(path))
     try:
@@ -258,8 +280,9 @@ def _archive_items(path: Path, fh, seen: dict[str, set[str]], images: list[Membe
                 if not info.isfile() or not is_image_name(parts[-1]):
                     continue
                 if info.size > MAX_FILE_BYTES:
-                    raise DataError(f"{shown}:{printable(info.name)}: over {MAX_FILE_BYTES // 2**20} MB, "
-                                    f"too large for an image")
+                    raise DataError(
+                        f"{shown}:{printable(info.name)}: over {MAX_FILE_BYTES // 2**20} MB, too large for an image"
+                    )
                 images.append(Member(parts, *where, size=info.size))
                 yield f"{shown}:{printable(info.name)}", tf.extractfile(info).read()
     except ARCHIVE_ERRORS as exc:
@@ -277,8 +300,14 @@ def _is_tar(path: Path, fh) -> bool:
 
 # ---------------------------------------------------------------- decode
 
-def load_image_folder(path: Path, log: Callable[[str], None] = lambda s: None, check: Check | None = None,
-                      workers: int | None = None, members: list[Member] | None = None) -> RawData:
+
+def load_image_folder(
+    path: Path,
+    log: Callable[[str], None] = lambda s: None,
+    check: Check | None = None,
+    workers: int | None = None,
+    members: list[Member] | None = None,
+) -> RawData:
     """Decode an image folder or its archive on `workers` processes (default: one a CPU).
     `check` is called between images and raises to stop; `members` is a scan already made."""
     check = check or (lambda: None)
@@ -300,8 +329,7 @@ def load_image_folder(path: Path, log: Callable[[str], None] = lambda s: None, c
             if not _is_tar(path, fh):
                 raise DataError(f"{shown}: neither a folder nor a .tar/.tar.gz archive")
             log(f"decoding images from {shown}")
-            arrays = decode_chunks(chunked(_archive_items(path, fh, seen, images, check), CHUNK), workers,
-                                   check, log)
+            arrays = decode_chunks(chunked(_archive_items(path, fh, seen, images, check), CHUNK), workers, check, log)
         classes = check_layout(path, seen, images)
     return _assemble(path, arrays, images, classes)
 
@@ -311,17 +339,25 @@ def _assemble(path: Path, arrays: list[np.ndarray], images: list[Member], classe
     index = {c: i for i, c in enumerate(classes)}
     labels = np.array([index[m.cls] for m in images], dtype=np.int64)
     is_train = np.array([m.split == "train" for m in images], dtype=bool)
-    out = {True: np.empty((int(is_train.sum()), SIZE, SIZE, 3), np.uint8),
-           False: np.empty((int((~is_train).sum()), SIZE, SIZE, 3), np.uint8)}
+    out = {
+        True: np.empty((int(is_train.sum()), SIZE, SIZE, 3), np.uint8),
+        False: np.empty((int((~is_train).sum()), SIZE, SIZE, 3), np.uint8),
+    }
     filled = {True: 0, False: 0}
     start = 0
     for i, chunk in enumerate(arrays):
-        mask = is_train[start:start + len(chunk)]
+        mask = is_train[start : start + len(chunk)]
         for want in (True, False):
             part = chunk[mask == want]
-            out[want][filled[want]:filled[want] + len(part)] = part
+            out[want][filled[want] : filled[want] + len(part)] = part
             filled[want] += len(part)
         start += len(chunk)
         arrays[i] = None  # free each chunk once copied
-    return RawData(out[True], labels[is_train], out[False], labels[~is_train], [printable(c) for c in classes],
-                   f"folder:{printable(str(path))}")
+    return RawData(
+        out[True],
+        labels[is_train],
+        out[False],
+        labels[~is_train],
+        [printable(c) for c in classes],
+        f"folder:{printable(str(path))}",
+    )

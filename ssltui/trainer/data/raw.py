@@ -31,8 +31,11 @@ class RawData:
     def problem(self) -> str | None:
         """Why these arrays cannot be a data set (None when they can): a damaged cache must never
         reach training as images of the wrong shape or labels outside the classes."""
-        if not isinstance(self.classes, list) or len(self.classes) < 2 or \
-                not all(isinstance(c, str) for c in self.classes):
+        if (
+            not isinstance(self.classes, list)
+            or len(self.classes) < 2
+            or not all(isinstance(c, str) for c in self.classes)
+        ):
             return "fewer than 2 class names"
         for split, x, y in (("train", self.train_x, self.train_y), ("test", self.test_x, self.test_y)):
             if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != IMAGE_SHAPE or len(x) == 0:

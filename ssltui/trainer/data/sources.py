@@ -12,18 +12,18 @@ import hashlib
 import os
 import socket
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from ssltui.core.errors import DataError, RunInterrupted, first_line
+from ssltui.core.schedule import SYNTHETIC_CLASS_COUNT
 from ssltui.trainer.data.cache import cache_file, load_cached, save_cached
 from ssltui.trainer.data.decode import Check
 from ssltui.trainer.data.folder import IMAGE_SUFFIXES, SourceState, load_image_folder, source_state
 from ssltui.trainer.data.raw import RawData
-from ssltui.core.schedule import SYNTHETIC_CLASS_COUNT
-from ssltui.core.errors import DataError, RunInterrupted, first_line
 
 __all__ = ["IMAGE_SUFFIXES", "RawData", "load_image_folder", "load_source", "make_synthetic", "parse_source"]
 
@@ -35,7 +35,7 @@ def parse_source(spec: str) -> tuple[str, str]:
     if spec in ("cifar10", "synthetic"):
         return spec, ""
     if spec.startswith("folder:"):
-        path = spec[len("folder:"):]
+        path = spec[len("folder:") :]
         if not path:
             raise DataError("--data folder: needs a path, e.g. --data folder:/data/cifar10-jpeg.tar.gz")
         return "folder", path
@@ -45,17 +45,25 @@ def parse_source(spec: str) -> tuple[str, str]:
 def stop_check(should_stop: StopCheck | None) -> Check:
     """A check that raises RunInterrupted once `should_stop()` is truthy (a string is the reason,
     e.g. "stopped by SIGTERM")."""
+
     def check() -> None:
         stop = should_stop() if should_stop is not None else False
         if stop:
             reason = stop if isinstance(stop, str) else "stopped"
             raise RunInterrupted(f"{reason} while loading data")
+
     return check
 
 
-def load_source(spec: str, data_dir: Path, synthetic_train_per_class: int = 300,
-                synthetic_test_per_class: int = 100, log: Callable[[str], None] = lambda s: None,
-                should_stop: StopCheck | None = None, workers: int | None = None) -> RawData:
+def load_source(
+    spec: str,
+    data_dir: Path,
+    synthetic_train_per_class: int = 300,
+    synthetic_test_per_class: int = 100,
+    log: Callable[[str], None] = lambda s: None,
+    should_stop: StopCheck | None = None,
+    workers: int | None = None,
+) -> RawData:
     """Decode (or read from the cache) the data source named by `spec`.
 
     `should_stop` is polled between images (truthy: raise RunInterrupted, promptly, whatever the
@@ -74,8 +82,7 @@ def load_source(spec: str, data_dir: Path, synthetic_train_per_class: int = 300,
     if kind == "synthetic":
         key = f"synthetic-{synthetic_train_per_class}-{synthetic_test_per_class}"
         state = SourceState(key, {"kind": "synthetic"})
-        decoder: Callable[[], RawData] = partial(make_synthetic, synthetic_train_per_class,
-                                                 synthetic_test_per_class)
+        decoder: Callable[[], RawData] = partial(make_synthetic, synthetic_train_per_class, synthetic_test_per_class)
     elif kind == "cifar10":
         key = "cifar10-torchvision"
         state = SourceState(key, {"kind": "torchvision"})  # torchvision checks the download's md5
@@ -100,14 +107,17 @@ def load_source(spec: str, data_dir: Path, synthetic_train_per_class: int = 300,
 
 # ---------------------------------------------------------------- torchvision CIFAR-10
 
+
 def _load_torchvision_cifar10(root: Path, log: Callable[[str], None]) -> RawData:
     from torchvision.datasets import CIFAR10
 
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DataError(f"{root}: cannot create the download folder ({exc.strerror or type(exc).__name__}); "
-                        f"choose another with --data-dir") from None
+        raise DataError(
+            f"{root}: cannot create the download folder ({exc.strerror or type(exc).__name__}); "
+            f"choose another with --data-dir"
+        ) from None
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(60)
     try:
@@ -122,9 +132,14 @@ def _load_torchvision_cifar10(root: Path, log: Callable[[str], None]) -> RawData
         ) from None
     finally:
         socket.setdefaulttimeout(old)
-    return RawData(np.ascontiguousarray(train.data), np.asarray(train.targets, dtype=np.int64),
-                   np.ascontiguousarray(test.data), np.asarray(test.targets, dtype=np.int64),
-                   list(train.classes), "cifar10 (torchvision)")
+    return RawData(
+        np.ascontiguousarray(train.data),
+        np.asarray(train.targets, dtype=np.int64),
+        np.ascontiguousarray(test.data),
+        np.asarray(test.targets, dtype=np.int64),
+        list(train.classes),
+        "cifar10 (torchvision)",
+    )
 
 
 # ---------------------------------------------------------------- synthetic
@@ -153,8 +168,8 @@ def make_synthetic(train_per_class: int = 300, test_per_class: int = 100, seed: 
                 # An upright bar above the blob gives objects a top as well.
                 y0 = int(rng.integers(4, 32 - size + 1))
                 x0 = int(rng.integers(0, 32 - size + 1))
-                img[y0:y0 + size, x0:x0 + size] = blob
-                img[y0 - 3:y0 - 1, x0:x0 + size // 2] = 255.0
+                img[y0 : y0 + size, x0 : x0 + size] = blob
+                img[y0 - 3 : y0 - 1, x0 : x0 + size // 2] = 255.0
                 img += rng.normal(0, 12, size=img.shape)
                 xs.append(np.clip(img, 0, 255).astype(np.uint8))
                 ys.append(c)

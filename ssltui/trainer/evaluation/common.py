@@ -45,8 +45,9 @@ def evaluator(name: str) -> Callable[[EvalJob], dict]:
 
 
 @torch.no_grad()
-def encode(encoder: nn.Module, x: torch.Tensor, bundle: DataBundle, dev: DeviceSettings,
-           readout: Readout | None = None) -> torch.Tensor:
+def encode(
+    encoder: nn.Module, x: torch.Tensor, bundle: DataBundle, dev: DeviceSettings, readout: Readout | None = None
+) -> torch.Tensor:
     """Features (N, D) float32 of uint8 images `x`, the encoder in eval mode: its own feature, or
     with `readout = (stages, grid)` those stages' outputs pooled to grid x grid (ResNet20.readout)."""
     was_training = encoder.training
@@ -54,7 +55,7 @@ def encode(encoder: nn.Module, x: torch.Tensor, bundle: DataBundle, dev: DeviceS
     batch_size = dev.eval_batch_size
     out = []
     for i in range(0, len(x), batch_size):
-        xb = to_float(x[i:i + batch_size], bundle.mean, bundle.std)
+        xb = to_float(x[i : i + batch_size], bundle.mean, bundle.std)
         if dev.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         with dev.autocast():
@@ -64,8 +65,7 @@ def encode(encoder: nn.Module, x: torch.Tensor, bundle: DataBundle, dev: DeviceS
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bundle: DataBundle,
-             dev: DeviceSettings) -> float:
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bundle: DataBundle, dev: DeviceSettings) -> float:
     """Top-1 accuracy (a fraction) of a classifier on uint8 images."""
     if len(x) == 0:
         return float("nan")
@@ -74,11 +74,11 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bundle: DataBun
     batch_size = dev.eval_batch_size
     correct = torch.zeros((), device=x.device, dtype=torch.long)
     for i in range(0, len(x), batch_size):
-        xb = to_float(x[i:i + batch_size], bundle.mean, bundle.std)
+        xb = to_float(x[i : i + batch_size], bundle.mean, bundle.std)
         if dev.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         with dev.autocast():
             logits = model(xb)
-        correct += (logits.argmax(1) == y[i:i + batch_size]).sum()
+        correct += (logits.argmax(1) == y[i : i + batch_size]).sum()
     model.train(was_training)
     return float(correct) / len(x)

@@ -15,9 +15,9 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ssltui.core.config import ClassifierConfig
+from ssltui.core.events import PhaseRef
 from ssltui.trainer.data.bundle import DataBundle
 from ssltui.trainer.evaluation.common import accuracy
-from ssltui.core.events import PhaseRef
 from ssltui.trainer.loop import Phase, RunContext
 from ssltui.trainer.losses import classifier_loss
 from ssltui.trainer.models.resnet import Classifier, ResNet20, freeze, set_train_mode
@@ -31,8 +31,14 @@ def weight_average(model: nn.Module, decay: float) -> AveragedModel | None:
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
-def train_classifier(ctx: RunContext, info: PhaseRef, cfg: ClassifierConfig, bundle: DataBundle,
-                     subset: torch.Tensor, encoder: ResNet20 | None = None) -> dict:
+def train_classifier(
+    ctx: RunContext,
+    info: PhaseRef,
+    cfg: ClassifierConfig,
+    bundle: DataBundle,
+    subset: torch.Tensor,
+    encoder: ResNet20 | None = None,
+) -> dict:
     """Train on `subset` (indices into the training split); return test and validation accuracy."""
     dev = ctx.dev
     gen = ctx.generator(info.seed, info.phase)
@@ -50,16 +56,32 @@ def train_classifier(ctx: RunContext, info: PhaseRef, cfg: ClassifierConfig, bun
     val_x, val_y = bundle.train_x[bundle.val_idx], bundle.train_y[bundle.val_idx]
 
     forward = dev.training_forward(model)
-    step = classifier_loss(forward, xs, bundle, dev, gen, lambda pos: ys[pos], cfg.augment,
-                           cutout_size=cfg.cutout, label_smoothing=cfg.label_smoothing)
+    step = classifier_loss(
+        forward,
+        xs,
+        bundle,
+        dev,
+        gen,
+        lambda pos: ys[pos],
+        cfg.augment,
+        cutout_size=cfg.cutout,
+        label_smoothing=cfg.label_smoothing,
+    )
 
     def epoch_end(epoch: int) -> dict:
         return {"val_acc": accuracy(evaluated, val_x, val_y, bundle, dev)}
 
     modules: dict[str, nn.Module] = {"model": model} if ema is None else {"model": model, "ema": ema}
-    phase = Phase(ctx, info, cfg, len(subset), modules, optimizer, gen,
-                  after_step=None if ema is None else lambda: ema.update_parameters(model))
+    phase = Phase(
+        ctx,
+        info,
+        cfg,
+        len(subset),
+        modules,
+        optimizer,
+        gen,
+        after_step=None if ema is None else lambda: ema.update_parameters(model),
+    )
     out = phase.run(step, lambda: set_train_mode(model, eval_mode), epoch_end)
     test_acc = accuracy(evaluated, bundle.test_x, bundle.test_y, bundle, dev)
-    return {"test_acc": test_acc, "val_acc": out.get("val_acc"), "seconds": out["seconds"],
-            "model": evaluated}
+    return {"test_acc": test_acc, "val_acc": out.get("val_acc"), "seconds": out["seconds"], "model": evaluated}

@@ -14,12 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssltui.trainer.augment import random_crop_flip
 from ssltui.core.config import LinearConfig
+from ssltui.core.events import PhaseRef
+from ssltui.trainer.augment import random_crop_flip
 from ssltui.trainer.data.bundle import DataBundle
 from ssltui.trainer.device import DeviceSettings
 from ssltui.trainer.evaluation.common import EvalJob, encode
-from ssltui.core.events import PhaseRef
 from ssltui.trainer.loop import Phase, RunContext
 from ssltui.trainer.models.resnet import ResNet20
 from ssltui.trainer.optim import build_optimizer
@@ -42,8 +42,15 @@ def readout(cfg: LinearConfig) -> tuple[tuple[int, ...], int] | None:
     return None if cfg.default_readout() else (tuple(cfg.feature_stages), cfg.feature_grid)
 
 
-def training_features(encoder: ResNet20, x: torch.Tensor, y: torch.Tensor, cfg: LinearConfig, bundle: DataBundle,
-                      dev: DeviceSettings, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def training_features(
+    encoder: ResNet20,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cfg: LinearConfig,
+    bundle: DataBundle,
+    dev: DeviceSettings,
+    gen: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Features and labels of uint8 images `x` and of `cfg.augment_copies` random crop/flip
     copies of each."""
     copies, how = cfg.augment_copies, readout(cfg)
@@ -52,9 +59,15 @@ def training_features(encoder: ResNet20, x: torch.Tensor, y: torch.Tensor, cfg: 
     return torch.cat(feats), y.repeat(copies + 1)
 
 
-def linear_probe(ctx: RunContext, info: PhaseRef, cfg: LinearConfig, bundle: DataBundle,
-                 subset: torch.Tensor, encoder: ResNet20,
-                 features: dict[str, torch.Tensor] | None = None) -> dict:
+def linear_probe(
+    ctx: RunContext,
+    info: PhaseRef,
+    cfg: LinearConfig,
+    bundle: DataBundle,
+    subset: torch.Tensor,
+    encoder: ResNet20,
+    features: dict[str, torch.Tensor] | None = None,
+) -> dict:
     """Train a linear layer on frozen features of `subset`; return test and validation accuracy.
 
     The encoder is only run in eval mode under no_grad, so neither its weights nor its
@@ -68,8 +81,7 @@ def linear_probe(ctx: RunContext, info: PhaseRef, cfg: LinearConfig, bundle: Dat
         feats["val"] = encode(encoder, bundle.train_x[bundle.val_idx], bundle, dev, how)
     if "test" not in feats:
         feats["test"] = encode(encoder, bundle.test_x, bundle, dev, how)
-    train_f, train_y = training_features(encoder, bundle.train_x[subset], bundle.train_y[subset],
-                                         cfg, bundle, dev, gen)
+    train_f, train_y = training_features(encoder, bundle.train_x[subset], bundle.train_y[subset], cfg, bundle, dev, gen)
     if cfg.standardize:
         mean, std = train_f.mean(0, keepdim=True), train_f.std(0, keepdim=True) + 1e-6
     else:
@@ -95,11 +107,16 @@ def linear_probe(ctx: RunContext, info: PhaseRef, cfg: LinearConfig, bundle: Dat
 
     phase = Phase(ctx, info, cfg, len(train_y), {"head": head}, optimizer, gen)
     out = phase.run(step, head.train, epoch_end)
-    return {"test_acc": acc(feats["test"], bundle.test_y), "val_acc": acc(feats["val"], val_y),
-            "seconds": out["seconds"], "probe": probe_name(cfg)}
+    return {
+        "test_acc": acc(feats["test"], bundle.test_y),
+        "val_acc": acc(feats["val"], val_y),
+        "seconds": out["seconds"],
+        "probe": probe_name(cfg),
+    }
 
 
 def evaluate(job: EvalJob) -> dict:
     """The linear evaluation of a pretrained encoder (its features read as `readout` asks)."""
-    return linear_probe(job.ctx, job.ref, job.settings, job.bundle, job.subset, job.encoder,
-                        job.features(readout(job.settings)))
+    return linear_probe(
+        job.ctx, job.ref, job.settings, job.bundle, job.subset, job.encoder, job.features(readout(job.settings))
+    )

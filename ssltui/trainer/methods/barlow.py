@@ -33,6 +33,11 @@ class BarlowModel(nn.Module):
 def pretrain(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: DataBundle) -> ResNet20:
     """Pretrain a ResNet-20 with Barlow Twins on the training split's non-validation images."""
     s = cfg.method_settings
-    return pretrain_views(ctx, info, cfg, bundle,
-                          lambda: BarlowModel(ResNet20(), s.proj_hidden_dim, s.proj_out_dim, s.lambd),
-                          SimCLRAugment.from_config(s))
+    return pretrain_views(
+        ctx,
+        info,
+        cfg,
+        bundle,
+        lambda: BarlowModel(ResNet20(), s.proj_hidden_dim, s.proj_out_dim, s.lambd),
+        SimCLRAugment.from_config(s),
+    )

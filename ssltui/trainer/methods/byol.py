@@ -27,8 +27,9 @@ from ssltui.trainer.twoview import pretrain_views
 class BYOLModel(nn.Module):
     """Online network (encoder, projector), predictor, and the momentum target."""
 
-    def __init__(self, encoder: ResNet20, proj_hidden_dim: int, proj_out_dim: int, pred_hidden_dim: int,
-                 ema_rate: float):
+    def __init__(
+        self, encoder: ResNet20, proj_hidden_dim: int, proj_out_dim: int, pred_hidden_dim: int, ema_rate: float
+    ):
         super().__init__()
         self.online = nn.Sequential(encoder, mlp(encoder.feature_dim, proj_hidden_dim, proj_out_dim))
         self.predictor = mlp(proj_out_dim, pred_hidden_dim, proj_out_dim)
@@ -52,7 +53,11 @@ class BYOLModel(nn.Module):
 def pretrain(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: DataBundle) -> ResNet20:
     """Pretrain a ResNet-20 with BYOL on the training split's non-validation images."""
     s = cfg.method_settings
-    return pretrain_views(ctx, info, cfg, bundle,
-                          lambda: BYOLModel(ResNet20(), s.proj_hidden_dim, s.proj_out_dim, s.pred_hidden_dim,
-                                            s.ema_rate),
-                          SimCLRAugment.from_config(s))
+    return pretrain_views(
+        ctx,
+        info,
+        cfg,
+        bundle,
+        lambda: BYOLModel(ResNet20(), s.proj_hidden_dim, s.proj_out_dim, s.pred_hidden_dim, s.ema_rate),
+        SimCLRAugment.from_config(s),
+    )

@@ -39,11 +39,18 @@ class MoCoModel(nn.Module):
 
     guards_collapse = False  # contrastive: the queue's negatives keep the queries apart
 
-    def __init__(self, encoder: ResNet20, proj_hidden_dim: int, proj_out_dim: int, queue_size: int,
-                 temperature: float, ema_rate: float, bn_splits: int):
+    def __init__(
+        self,
+        encoder: ResNet20,
+        proj_hidden_dim: int,
+        proj_out_dim: int,
+        queue_size: int,
+        temperature: float,
+        ema_rate: float,
+        bn_splits: int,
+    ):
         super().__init__()
-        self.online = nn.Sequential(encoder, mlp(encoder.feature_dim, proj_hidden_dim, proj_out_dim,
-                                                 hidden_bn=False))
+        self.online = nn.Sequential(encoder, mlp(encoder.feature_dim, proj_hidden_dim, proj_out_dim, hidden_bn=False))
         self.key = MomentumTarget(self.online, ema_rate, cosine=False)
         self.queue = KeyQueue(queue_size, proj_out_dim)
         self.temperature = temperature
@@ -77,8 +84,16 @@ def pretrain(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: DataBundle
     s = cfg.method_settings
     images = len(bundle.train_idx)
     if s.queue_size > images:  # the CLI refuses it before a run folder exists; a resumed run lands here
-        raise ConfigError(f"{cfg.method}.queue_size: {s.queue_size} is larger than the data ({images} pretraining images)")
-    return pretrain_views(ctx, info, cfg, bundle,
-                          lambda: MoCoModel(ResNet20(), s.proj_hidden_dim, s.proj_out_dim, s.queue_size,
-                                            s.temperature, s.ema_rate, s.bn_splits),
-                          SimCLRAugment.from_config(s))
+        raise ConfigError(
+            f"{cfg.method}.queue_size: {s.queue_size} is larger than the data ({images} pretraining images)"
+        )
+    return pretrain_views(
+        ctx,
+        info,
+        cfg,
+        bundle,
+        lambda: MoCoModel(
+            ResNet20(), s.proj_hidden_dim, s.proj_out_dim, s.queue_size, s.temperature, s.ema_rate, s.bn_splits
+        ),
+        SimCLRAugment.from_config(s),
+    )

@@ -8,16 +8,16 @@ per image from the phase's generator), rotate, normalise, forward, cross-entropy
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from ssltui.trainer.augment import to_float
 from ssltui.core.config import RunConfig
+from ssltui.core.events import PhaseRef
+from ssltui.trainer.augment import to_float
 from ssltui.trainer.data.bundle import DataBundle
 from ssltui.trainer.device import DeviceSettings
-from ssltui.core.events import PhaseRef
 from ssltui.trainer.loop import Phase, RunContext
 from ssltui.trainer.losses import classifier_loss
 from ssltui.trainer.models.resnet import Classifier, ResNet20
@@ -45,7 +45,7 @@ def rotation_accuracy(model: nn.Module, x: torch.Tensor, bundle: DataBundle, dev
     batch = max(1, dev.eval_batch_size // NUM_ROTATIONS)
     correct = torch.zeros((), dtype=torch.long, device=x.device)
     for i in range(0, len(x), batch):
-        xb, yb = rotation_inputs(x[i:i + batch], bundle, dev)
+        xb, yb = rotation_inputs(x[i : i + batch], bundle, dev)
         with dev.autocast():
             logits = model(xb)
         correct += (logits.argmax(1) == yb).sum()
@@ -53,9 +53,15 @@ def rotation_accuracy(model: nn.Module, x: torch.Tensor, bundle: DataBundle, dev
     return float(correct) / (NUM_ROTATIONS * len(x))  # one host sync per evaluation
 
 
-def make_loss(forward: Callable[[torch.Tensor], torch.Tensor], xs: torch.Tensor, stats: DataBundle,
-              dev: DeviceSettings, gen: torch.Generator, labels: torch.Tensor,
-              crop_flip: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+def make_loss(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    xs: torch.Tensor,
+    stats: DataBundle,
+    dev: DeviceSettings,
+    gen: torch.Generator,
+    labels: torch.Tensor,
+    crop_flip: bool,
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """The training step's loss for batch positions into `xs` (uint8 on the device); `stats`
     gives the normalisation mean/std. The benchmark times this same function."""
     return classifier_loss(forward, xs, stats, dev, gen, lambda pos: labels, crop_flip, NUM_ROTATIONS)

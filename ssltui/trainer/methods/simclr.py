@@ -9,17 +9,17 @@ minimises NT-Xent. Labels are not used, except by the kNN monitor on the validat
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
 
-from ssltui.trainer.augment import SimCLRAugment, normalizer
 from ssltui.core.config import RunConfig, TrainConfig
+from ssltui.core.events import PhaseRef
+from ssltui.trainer.augment import SimCLRAugment, normalizer
 from ssltui.trainer.data.bundle import DataBundle
 from ssltui.trainer.device import DeviceSettings
-from ssltui.core.events import PhaseRef
 from ssltui.trainer.loop import RunContext, derive_seed
 from ssltui.trainer.losses import nt_xent
 from ssltui.trainer.models.resnet import ResNet20
@@ -69,7 +69,7 @@ def knn_bank(bundle: DataBundle, max_bank: int, seed: int) -> torch.Tensor:
     g = torch.Generator()
     g.manual_seed(derive_seed(seed, "simclr-knn-bank"))
     n = len(bundle.train_idx)
-    pick = torch.randperm(n, generator=g)[:min(max_bank, n)].to(bundle.device)
+    pick = torch.randperm(n, generator=g)[: min(max_bank, n)].to(bundle.device)
     return bundle.train_idx[pick]
 
 
@@ -79,8 +79,9 @@ def guard_epoch(epochs: int) -> int:
 
 
 @torch.no_grad()
-def with_view_bn_statistics(encoder: ResNet20, images: torch.Tensor, augment: SimCLRAugment,
-                            bundle: DataBundle, dev: DeviceSettings, seed: int) -> ResNet20:
+def with_view_bn_statistics(
+    encoder: ResNet20, images: torch.Tensor, augment: SimCLRAugment, bundle: DataBundle, dev: DeviceSettings, seed: int
+) -> ResNet20:
     """A copy of `encoder` whose BatchNorm statistics are those of SimCLR views of `images`.
 
     The guard rail's random reference: a pretraining whose weights barely move still replaces
@@ -97,7 +98,7 @@ def with_view_bn_statistics(encoder: ResNet20, images: torch.Tensor, augment: Si
     gen.manual_seed(seed)
     normalize = normalizer(bundle.mean, bundle.std)
     for i in range(0, len(images), dev.eval_batch_size):
-        views = normalize(augment(images[i:i + dev.eval_batch_size], gen, channels_last=dev.channels_last))
+        views = normalize(augment(images[i : i + dev.eval_batch_size], gen, channels_last=dev.channels_last))
         with dev.autocast():
             model(views)
     return model.eval()
@@ -128,28 +129,44 @@ def barely_training_warning(check: GuardCheck, cfg: TrainConfig) -> str | None:
     still = check.conv_motion < GUARD_MIN_MOTION
     if not (knn_low or still):
         return None
-    lr = f"pretrain.lr={cfg.lr:g}" + (f", {peak_lr(cfg):g} after {cfg.lr_scaling} scaling"
-                                       if cfg.lr_scaling != "none" else "")
+    lr = f"pretrain.lr={cfg.lr:g}" + (
+        f", {peak_lr(cfg):g} after {cfg.lr_scaling} scaling" if cfg.lr_scaling != "none" else ""
+    )
     relative_step = peak_lr(cfg) * cfg.lars_trust_coefficient
     simclr_step = 0.3 * cfg.batch_size / 256 * 0.001  # SimCLR's rule with its trust coefficient
     if cfg.optimizer == "lars" and (still or relative_step < 0.1 * simclr_step):
-        cause = (f"with LARS the learning rate is likely far too small ({lr}: each adapted layer moves "
-                 f"~lr x trust coefficient = {relative_step:.1e} of its norm a step; SimCLR's 0.3 x "
-                 f"batch/256 = {0.3 * cfg.batch_size / 256:g} moves {simclr_step:.1e})")
+        cause = (
+            f"with LARS the learning rate is likely far too small ({lr}: each adapted layer moves "
+            f"~lr x trust coefficient = {relative_step:.1e} of its norm a step; SimCLR's 0.3 x "
+            f"batch/256 = {0.3 * cfg.batch_size / 256:g} moves {simclr_step:.1e})"
+        )
     elif still:
         cause = f"the learning rate is likely far too small ({lr})"
     else:
         cause = f"check the learning rate ({lr}) and the length of the run ({check.steps} steps so far)"
-    relation = (f"is within {100 * GUARD_MARGIN:g} points of a random encoder's {check.knn_random:.1%} "
-                f"(or below it)" if knn_low else f"(a random encoder's: {check.knn_random:.1%})")
-    return (f"kNN accuracy {check.knn:.1%} after {check.epoch} of {check.epochs} epochs {relation}, "
-            f"its convolutions moved a median {check.conv_motion:.1%} of their norm: the encoder is barely "
-            f"training; {cause}")
+    relation = (
+        f"is within {100 * GUARD_MARGIN:g} points of a random encoder's {check.knn_random:.1%} (or below it)"
+        if knn_low
+        else f"(a random encoder's: {check.knn_random:.1%})"
+    )
+    return (
+        f"kNN accuracy {check.knn:.1%} after {check.epoch} of {check.epochs} epochs {relation}, "
+        f"its convolutions moved a median {check.conv_motion:.1%} of their norm: the encoder is barely "
+        f"training; {cause}"
+    )
 
 
-def make_loss(model: nn.Module, augment: SimCLRAugment, images: torch.Tensor, mean: torch.Tensor,
-              std: torch.Tensor, dev: DeviceSettings, gen: torch.Generator,
-              temperature: float, monitor: CollapseMonitor | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+def make_loss(
+    model: nn.Module,
+    augment: SimCLRAugment,
+    images: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    dev: DeviceSettings,
+    gen: torch.Generator,
+    temperature: float,
+    monitor: CollapseMonitor | None = None,
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """The training step's loss for batch positions into `images` (uint8 on the device); the
     benchmark times this same function. `monitor` records the projections' spread."""
     normalize = normalizer(mean, std)
@@ -178,7 +195,16 @@ def pretrain(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: DataBundle
         return SimCLRModel(encoder, ProjectionHead(encoder.feature_dim, sc.proj_hidden_dim, sc.proj_out_dim))
 
     def make_step(model: nn.Module, images: torch.Tensor, gen: torch.Generator, monitor: CollapseMonitor):
-        return make_loss(ctx.dev.training_forward(model), augment, images, bundle.mean, bundle.std, ctx.dev, gen,
-                         sc.temperature, monitor)
+        return make_loss(
+            ctx.dev.training_forward(model),
+            augment,
+            images,
+            bundle.mean,
+            bundle.std,
+            ctx.dev,
+            gen,
+            sc.temperature,
+            monitor,
+        )
 
     return pretrain_views(ctx, info, cfg, bundle, build, augment, make_step)

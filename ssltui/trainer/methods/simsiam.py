@@ -16,11 +16,18 @@ from ssltui.trainer.ssl_losses import simsiam_loss
 from ssltui.trainer.ssl_parts import mlp
 from ssltui.trainer.twoview import pretrain_views
 
+
 class SimSiamModel(nn.Module):
     """Encoder, projector (BatchNorm on its output, as SimSiam's) and bottleneck predictor."""
 
-    def __init__(self, encoder: ResNet20, proj_hidden_dim: int, proj_out_dim: int, pred_hidden_dim: int,
-                 stop_gradient: bool = True):
+    def __init__(
+        self,
+        encoder: ResNet20,
+        proj_hidden_dim: int,
+        proj_out_dim: int,
+        pred_hidden_dim: int,
+        stop_gradient: bool = True,
+    ):
         super().__init__()
         self.encoder = encoder
         self.projector = mlp(encoder.feature_dim, proj_hidden_dim, proj_out_dim, out_bn=True)
@@ -37,6 +44,11 @@ class SimSiamModel(nn.Module):
 def pretrain(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: DataBundle) -> ResNet20:
     """Pretrain a ResNet-20 with SimSiam on the training split's non-validation images."""
     s = cfg.method_settings
-    return pretrain_views(ctx, info, cfg, bundle,
-                          lambda: SimSiamModel(ResNet20(), s.proj_hidden_dim, s.proj_out_dim, s.pred_hidden_dim),
-                          SimCLRAugment.from_config(s))
+    return pretrain_views(
+        ctx,
+        info,
+        cfg,
+        bundle,
+        lambda: SimSiamModel(ResNet20(), s.proj_hidden_dim, s.proj_out_dim, s.pred_hidden_dim),
+        SimCLRAugment.from_config(s),
+    )

@@ -43,6 +43,11 @@ def pretrain(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: DataBundle
     """Pretrain a ResNet-20 with VICReg on the training split's non-validation images."""
     s = cfg.method_settings
     weights = (s.invariance_weight, s.variance_weight, s.covariance_weight)
-    return pretrain_views(ctx, info, cfg, bundle,
-                          lambda: VICRegModel(ResNet20(), s.proj_hidden_dim, s.proj_out_dim, weights),
-                          SimCLRAugment.from_config(s))
+    return pretrain_views(
+        ctx,
+        info,
+        cfg,
+        bundle,
+        lambda: VICRegModel(ResNet20(), s.proj_hidden_dim, s.proj_out_dim, weights),
+        SimCLRAugment.from_config(s),
+    )

@@ -22,9 +22,16 @@ class _NoBatchCount:
             return super().forward(x)
         self._check_input_dim(x)
         stats = not self.training or self.track_running_stats
-        return F.batch_norm(x, self.running_mean if stats else None, self.running_var if stats else None,
-                            self.weight, self.bias, self.training or self.running_mean is None,
-                            self.momentum, self.eps)
+        return F.batch_norm(
+            x,
+            self.running_mean if stats else None,
+            self.running_var if stats else None,
+            self.weight,
+            self.bias,
+            self.training or self.running_mean is None,
+            self.momentum,
+            self.eps,
+        )
 
 
 class BatchNorm2d(_NoBatchCount, nn.BatchNorm2d):

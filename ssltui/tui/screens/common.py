@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from rich.text import Text
 from textual.app import App, ComposeResult
@@ -18,12 +18,18 @@ from ssltui.view.format import plain
 BACK = Binding("escape,q", "app.pop_screen", "Back")
 HELP = Binding("question_mark", "app.help", "Help")
 # j/k/g/G move in lists (Home/End to the first/last row, not the first/last column).
-TABLE_KEYS = [Binding("j", "cursor_down", "Down", show=False), Binding("k", "cursor_up", "Up", show=False),
-              Binding("g,home", "scroll_top", "First", show=False),
-              Binding("G,end", "scroll_bottom", "Last", show=False)]
-SCROLL_KEYS = [Binding("j", "scroll_down", "Down", show=False), Binding("k", "scroll_up", "Up", show=False),
-               Binding("g,home", "scroll_home", "Top", show=False),
-               Binding("G,end", "scroll_end", "Bottom", show=False)]
+TABLE_KEYS = [
+    Binding("j", "cursor_down", "Down", show=False),
+    Binding("k", "cursor_up", "Up", show=False),
+    Binding("g,home", "scroll_top", "First", show=False),
+    Binding("G,end", "scroll_bottom", "Last", show=False),
+]
+SCROLL_KEYS = [
+    Binding("j", "scroll_down", "Down", show=False),
+    Binding("k", "scroll_up", "Up", show=False),
+    Binding("g,home", "scroll_home", "Top", show=False),
+    Binding("G,end", "scroll_end", "Bottom", show=False),
+]
 
 
 class NavTable(DataTable):
@@ -48,8 +54,16 @@ class Confirm(ModalScreen[bool]):
         self.question, self.detail, self.yes, self.no = question, detail, yes, no
 
     def compose(self) -> ComposeResult:
-        body = Text.assemble((plain(self.question), "bold"), "\n", plain(self.detail), "\n\n",
-                             ("y", "bold"), f" {self.yes}    ", ("n", "bold"), f" {self.no}")
+        body = Text.assemble(
+            (plain(self.question), "bold"),
+            "\n",
+            plain(self.detail),
+            "\n\n",
+            ("y", "bold"),
+            f" {self.yes}    ",
+            ("n", "bold"),
+            f" {self.no}",
+        )
         yield Static(body, id="confirm")
         yield Footer()
 
@@ -97,8 +111,9 @@ class EditNotes(ModalScreen[RunNotes | None]):
 
     def on_input_submitted(self, _event: Input.Submitted) -> None:
         try:
-            notes = RunNotes.checked(note=self.query_one("#note", Input).value.strip(),
-                                     tags=self.query_one("#tags", Input).value.split())
+            notes = RunNotes.checked(
+                note=self.query_one("#note", Input).value.strip(), tags=self.query_one("#tags", Input).value.split()
+            )
         except ConfigError as exc:
             self.query_one("#edit-notes-help", Static).update(Text(exc.message, style="red"))
             return

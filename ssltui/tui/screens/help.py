@@ -9,10 +9,34 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
-KEY_NAMES = {"question_mark": "?", "slash": "/", "space": "space", "escape": "esc", "enter": "enter",
-             "comma": ",", "full_stop": ".", "left": "←", "right": "→", "home": "Home", "end": "End"}
-HIDDEN_ACTIONS = ("app.help", "scroll(1)", "scroll(-1)", "scroll_to(0)", "scroll_to(1)", "cursor_down", "cursor_up",
-                  "scroll_top", "scroll_bottom", "scroll_down", "scroll_up", "scroll_home", "scroll_end")
+KEY_NAMES = {
+    "question_mark": "?",
+    "slash": "/",
+    "space": "space",
+    "escape": "esc",
+    "enter": "enter",
+    "comma": ",",
+    "full_stop": ".",
+    "left": "←",
+    "right": "→",
+    "home": "Home",
+    "end": "End",
+}
+HIDDEN_ACTIONS = (
+    "app.help",
+    "scroll(1)",
+    "scroll(-1)",
+    "scroll_to(0)",
+    "scroll_to(1)",
+    "cursor_down",
+    "cursor_up",
+    "scroll_top",
+    "scroll_bottom",
+    "scroll_down",
+    "scroll_up",
+    "scroll_home",
+    "scroll_end",
+)
 
 
 def key_label(keys: str) -> str:
@@ -28,10 +52,15 @@ def screen_bindings() -> list[tuple[str, list[Binding]]]:
     from ssltui.tui.screens.runs import RunsScreen, RunsTable
     from ssltui.tui.screens.sweep import SweepScreen
 
-    return [("runs", RunsTable.BINDINGS + RunsScreen.BINDINGS),
-            ("launch", LaunchScreen.BINDINGS + ParamsTable.BINDINGS),
-            ("live", LiveScreen.BINDINGS), ("results", ResultsScreen.BINDINGS), ("log", LogScreen.BINDINGS),
-            ("sweeps", SweepScreen.BINDINGS), ("new sweep", NewSweepScreen.BINDINGS)]
+    return [
+        ("runs", RunsTable.BINDINGS + RunsScreen.BINDINGS),
+        ("launch", LaunchScreen.BINDINGS + ParamsTable.BINDINGS),
+        ("live", LiveScreen.BINDINGS),
+        ("results", ResultsScreen.BINDINGS),
+        ("log", LogScreen.BINDINGS),
+        ("sweeps", SweepScreen.BINDINGS),
+        ("new sweep", NewSweepScreen.BINDINGS),
+    ]
 
 
 def help_table() -> Table:
@@ -58,18 +87,25 @@ def help_table() -> Table:
 
 
 class HelpScreen(ModalScreen):
-    BINDINGS = [Binding("escape,q,question_mark", "app.pop_screen", "Close"),
-                Binding("j,down", "scroll('down')", show=False), Binding("k,up", "scroll('up')", show=False),
-                Binding("g,home", "scroll('home')", show=False), Binding("G,end", "scroll('end')", show=False)]
+    BINDINGS = [
+        Binding("escape,q,question_mark", "app.pop_screen", "Close"),
+        Binding("j,down", "scroll('down')", show=False),
+        Binding("k,up", "scroll('up')", show=False),
+        Binding("g,home", "scroll('home')", show=False),
+        Binding("G,end", "scroll('end')", show=False),
+    ]
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
-            yield Static("[b]ssltui keys[/b]  (typing in the runs list filters it; a run keeps training "
-                         "when the app closes, and a new ssltui reattaches)")
+            yield Static(
+                "[b]ssltui keys[/b]  (typing in the runs list filters it; a run keeps training "
+                "when the app closes, and a new ssltui reattaches)"
+            )
             yield Static(help_table())
         yield Footer()
 
     def action_scroll(self, where: str) -> None:
         pane = self.query_one("#help", VerticalScroll)
         {"down": pane.scroll_down, "up": pane.scroll_up, "home": pane.scroll_home, "end": pane.scroll_end}[where](
-            animate=False)
+            animate=False
+        )

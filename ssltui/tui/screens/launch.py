@@ -16,11 +16,25 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 
 from ssltui.core.errors import ConfigError
-from ssltui.tui.choices import load_choices, save_choices
 from ssltui.core.presets import Plan
-from ssltui.tui.launch import (DEFAULT_DATA, DEVICES, LABEL_CHOICES, METHODS, STUDY, LaunchRequest, Param,
-                               check_data, hyperparameters, parse_fractions, parse_seeds, preset_defaults,
-                               presets_for, resolve_choice, start_run)
+from ssltui.tui.choices import load_choices, save_choices
+from ssltui.tui.launch import (
+    DEFAULT_DATA,
+    DEVICES,
+    LABEL_CHOICES,
+    METHODS,
+    STUDY,
+    LaunchRequest,
+    Param,
+    check_data,
+    hyperparameters,
+    parse_fractions,
+    parse_seeds,
+    preset_defaults,
+    presets_for,
+    resolve_choice,
+    start_run,
+)
 from ssltui.tui.screens.common import NavTable
 from ssltui.view.format import plain
 
@@ -33,7 +47,7 @@ class ConfigValidator(Validator):
     """Checks the edited hyperparameter with everything else the form holds, through the
     engine's own validation (the same one `ssltui run` applies)."""
 
-    def __init__(self, screen: "LaunchScreen") -> None:
+    def __init__(self, screen: LaunchScreen) -> None:
         super().__init__()
         self.launch = screen
 
@@ -64,8 +78,13 @@ class LaunchScreen(Screen):
         Binding("question_mark", "app.help", "Help"),
     ]
 
-    def __init__(self, method: str | None = None, data: str | None = None, error: str | None = None,
-                 edits: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        method: str | None = None,
+        data: str | None = None,
+        error: str | None = None,
+        edits: dict[str, str] | None = None,
+    ) -> None:
         """`error` and `edits`: a launch that failed before its run began comes back to the form
         with its reason and the hyperparameters as they were edited."""
         super().__init__()
@@ -102,11 +121,21 @@ class LaunchScreen(Screen):
         yield Header()
         with Grid(id="launch-form"):
             yield Label("method", id="label-method")
-            yield Select([(METHOD_NAMES.get(m, m), m) for m in METHODS], value=self.initial["method"],
-                         allow_blank=False, compact=True, id="method")
+            yield Select(
+                [(METHOD_NAMES.get(m, m), m) for m in METHODS],
+                value=self.initial["method"],
+                allow_blank=False,
+                compact=True,
+                id="method",
+            )
             yield Label("labels", id="label-labels")
-            yield Select([(n, v) for n, v in LABEL_CHOICES] + [("typed…", TYPED)], value="0.1",
-                         allow_blank=False, compact=True, id="labels")
+            yield Select(
+                [(n, v) for n, v in LABEL_CHOICES] + [("typed…", TYPED)],
+                value="0.1",
+                allow_blank=False,
+                compact=True,
+                id="labels",
+            )
             yield Label("preset", id="label-preset")
             # no blank choice: a form without a preset has nothing to launch or edit
             yield Select([("", "")], compact=True, id="preset", allow_blank=False)
@@ -116,19 +145,34 @@ class LaunchScreen(Screen):
             yield Input("0", compact=True, id="seeds")
             yield Label("device", id="label-device")
             device = self.initial.get("device", "auto")
-            yield Select([(d, d) for d in DEVICES], value=device if device in DEVICES else "auto",
-                         allow_blank=False, compact=True, id="device")
+            yield Select(
+                [(d, d) for d in DEVICES],
+                value=device if device in DEVICES else "auto",
+                allow_blank=False,
+                compact=True,
+                id="device",
+            )
             yield Label("data", id="label-data")
-            yield Input(self.initial.get("data", DEFAULT_DATA), compact=True, id="data",
-                        placeholder="cifar10 | synthetic | folder:PATH")
+            yield Input(
+                self.initial.get("data", DEFAULT_DATA),
+                compact=True,
+                id="data",
+                placeholder="cifar10 | synthetic | folder:PATH",
+            )
             yield Label("")
             yield Button("Launch ^r", id="launch", variant="primary", compact=True)
         yield Static(id="launch-error")
         yield ParamsTable(id="params", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="editor"):
             yield Label("", id="edit-key")
-            yield Input("", compact=True, id="edit-value", validators=[ConfigValidator(self)],
-                        validate_on=["changed", "submitted"], disabled=True)
+            yield Input(
+                "",
+                compact=True,
+                id="edit-value",
+                validators=[ConfigValidator(self)],
+                validate_on=["changed", "submitted"],
+                disabled=True,
+            )
         yield Static(Text("enter: edit the selected hyperparameter", style="dim"), id="edit-reason")
         yield Footer()
 
@@ -156,11 +200,16 @@ class LaunchScreen(Screen):
             labels = self.query_one("#labels-typed", Input).value
         preset = self.query_one("#preset", Select).value
         sets = {**self.edits, **(extra or {})}
-        return LaunchRequest(base=self.base if self.base is not None and self.base.preset == preset else None,
-            preset=preset if isinstance(preset, str) else "", method=self.method,
-            labels=str(labels), seeds=self.query_one("#seeds", Input).value,
-            device=str(self.query_one("#device", Select).value), data=self.query_one("#data", Input).value,
-            sets={k: v for k, v in sets.items() if k not in self.params or v != self.params[k].value})
+        return LaunchRequest(
+            base=self.base if self.base is not None and self.base.preset == preset else None,
+            preset=preset if isinstance(preset, str) else "",
+            method=self.method,
+            labels=str(labels),
+            seeds=self.query_one("#seeds", Input).value,
+            device=str(self.query_one("#device", Select).value),
+            data=self.query_one("#data", Input).value,
+            sets={k: v for k, v in sets.items() if k not in self.params or v != self.params[k].value},
+        )
 
     def _fill_presets(self, wanted: str | None = None) -> None:
         method = self.presets_of = self.method
@@ -241,8 +290,12 @@ class LaunchScreen(Screen):
         table.add_column("meaning", key="help", width=help_w)
         for p in params:
             value = self.edits.get(p.key, p.value)
-            table.add_row(p.key, Text(plain(value, limit=value_w), style="bold yellow" if p.key in self.edits else ""),
-                          plain(p.help, limit=help_w), key=p.key)
+            table.add_row(
+                p.key,
+                Text(plain(value, limit=value_w), style="bold yellow" if p.key in self.edits else ""),
+                plain(p.help, limit=help_w),
+                key=p.key,
+            )
 
     def on_resize(self) -> None:
         if self.params:
@@ -329,7 +382,8 @@ class LaunchScreen(Screen):
             if self.method == STUDY:
                 hint += " (an edit applies to every part of the study)"
         self.query_one("#edit-reason", Static).update(
-            Text(f"refused: {reason}", style="bold red") if reason else Text(hint, style="dim"))
+            Text(f"refused: {reason}", style="bold red") if reason else Text(hint, style="dim")
+        )
         self.query_one("#editor").set_class(bool(reason), "-refused")
 
     def _close_editor(self) -> None:
@@ -401,8 +455,16 @@ class LaunchScreen(Screen):
             self._set_error(f"could not start the run: {exc}")
             return
         self.app.processes[run.id] = launched
-        problem = save_choices({"method": req.method, "preset": req.preset, "labels": req.labels,
-                                "seeds": req.seeds, "device": req.device, "data": req.data})
+        problem = save_choices(
+            {
+                "method": req.method,
+                "preset": req.preset,
+                "labels": req.labels,
+                "seeds": req.seeds,
+                "device": req.device,
+                "data": req.data,
+            }
+        )
         if problem:
             self.notify(f"the form's choices were not remembered: {problem}", severity="warning")
         from ssltui.tui.screens.live import LiveScreen

@@ -31,10 +31,18 @@ from ssltui.view.format import duration, images_rate, label_fraction, pct, plain
 PHASE_ROWS = 4  # progress rows shown: the newest phases
 REDRAW_SECONDS = 0.3  # charts redraw at most ~3 times a second, whatever the event rate
 USAGE_SECONDS = 2.0  # how often the training process's CPU, RAM and GPU use is read
-STATUS_STYLE = {"running": "bold green", "starting": "bold green", "resuming": "bold green", "completed": "bold",
-                "failed": "bold red", "interrupted": "bold yellow", "pruned": "bold yellow", "stale": "bold red",
-                "damaged": "bold red",
-                GONE: "bold red"}
+STATUS_STYLE = {
+    "running": "bold green",
+    "starting": "bold green",
+    "resuming": "bold green",
+    "completed": "bold",
+    "failed": "bold red",
+    "interrupted": "bold yellow",
+    "pruned": "bold yellow",
+    "stale": "bold red",
+    "damaged": "bold red",
+    GONE: "bold red",
+}
 
 
 def phase_stats(p: PhaseState, running: bool = True) -> str:
@@ -59,8 +67,12 @@ def phases_table(phases: list[PhaseState], running: bool, bar_width: int) -> Tab
     grid.add_column(width=4, justify="right", no_wrap=True)
     grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
     for p in phases:
-        grid.add_row(Text(p.ref.label()), ProgressBar(total=100, completed=100 * p.fraction, width=bar_width),
-                     f"{100 * p.fraction:.0f}%", phase_stats(p, running))
+        grid.add_row(
+            Text(p.ref.label()),
+            ProgressBar(total=100, completed=100 * p.fraction, width=bar_width),
+            f"{100 * p.fraction:.0f}%",
+            phase_stats(p, running),
+        )
     return grid
 
 
@@ -236,9 +248,16 @@ class LiveScreen(Screen):
         for chart in self.query(PhaseChart):
             chart.show(phase)
         results = self.state.results
-        self.query_one("#run-results", Static).update(Text(" · ".join(
-            f"{r.method}/{r.evaluation} {label_fraction(r.labels)} s{r.seed}: test {pct(r.test_acc)}"
-            for r in results[-4:])) if results else "")
+        self.query_one("#run-results", Static).update(
+            Text(
+                " · ".join(
+                    f"{r.method}/{r.evaluation} {label_fraction(r.labels)} s{r.seed}: test {pct(r.test_acc)}"
+                    for r in results[-4:]
+                )
+            )
+            if results
+            else ""
+        )
         self.query_one("#run-results").display = bool(results)
 
     def _launch_failed(self) -> bool:
@@ -333,10 +352,16 @@ class LiveScreen(Screen):
             if yes:
                 self.cancel_now()
 
-        self.app.push_screen(Confirm(
-            f"Stop run {self.run_id}?",
-            "It finishes the current step, saves a checkpoint and is marked interrupted "
-            "(R resumes it, here or in the runs list).", yes="stop", no="keep running"), answered)
+        self.app.push_screen(
+            Confirm(
+                f"Stop run {self.run_id}?",
+                "It finishes the current step, saves a checkpoint and is marked interrupted "
+                "(R resumes it, here or in the runs list).",
+                yes="stop",
+                no="keep running",
+            ),
+            answered,
+        )
 
     def cancel_now(self) -> bool:
         """SIGINT the training process (also reachable without the confirmation, for tests)."""
@@ -348,6 +373,8 @@ class LiveScreen(Screen):
         if not ok and launched is not None and launched.alive():  # not yet holding its lock
             launched.proc.send_signal(2)
             ok = True
-        self.notify("stopping after the current step…" if ok else "no live process trains this run",
-                    severity="information" if ok else "warning")
+        self.notify(
+            "stopping after the current step…" if ok else "no live process trains this run",
+            severity="information" if ok else "warning",
+        )
         return ok

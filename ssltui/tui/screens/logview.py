@@ -83,8 +83,10 @@ class LogScreen(Screen):
         if problem:
             text.append(f" · {problem}", style="yellow")
         elif not self.lines:
-            text.append(" · empty so far" if self.file == "run.log" else
-                        " · empty (only runs launched from the app write it)", style="dim")
+            text.append(
+                " · empty so far" if self.file == "run.log" else " · empty (only runs launched from the app write it)",
+                style="dim",
+            )
         self.query_one("#log-title", Static).update(text)
 
     @work(thread=True, exclusive=True, group="follow")

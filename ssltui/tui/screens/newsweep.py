@@ -18,8 +18,15 @@ from ssltui.core.config import METHODS
 from ssltui.core.errors import ConfigError, SsltuiError
 from ssltui.core.sweep.space import METRICS
 from ssltui.tui.launch import DEFAULT_DATA, DEVICES
-from ssltui.tui.newsweep import (PRESETS_OWN, SAMPLER_CHOICES, SweepRequest, preset_values,
-                                 process_key, start_sweep, sweep_presets)
+from ssltui.tui.newsweep import (
+    PRESETS_OWN,
+    SAMPLER_CHOICES,
+    SweepRequest,
+    preset_values,
+    process_key,
+    start_sweep,
+    sweep_presets,
+)
 
 SAMPLER_NAMES = {"auto": "auto: grid, else tpe"}
 METRIC_NAMES = {"val_acc": "val_acc (probe)", "knn_acc": "knn_acc (monitor)"}
@@ -57,33 +64,39 @@ class NewSweepScreen(ModalScreen[str | None]):
             yield Static("New sweep: trials of one run preset, ranked on the validation split", id="sweep-form-title")
             with Grid(id="sweep-form"):
                 yield Label("preset")
-                yield Select([(n, n) for n in self.presets] or [("", "")], allow_blank=False, compact=True,
-                             id="sweep-preset")
+                yield Select(
+                    [(n, n) for n in self.presets] or [("", "")], allow_blank=False, compact=True, id="sweep-preset"
+                )
                 yield Label("method")
                 # blank: the preset's own method (no --method), named by the prompt as the inputs' placeholders
                 yield Select([(m, m) for m in METHODS], prompt="preset's", compact=True, id="sweep-method")
                 yield Label("params")
                 yield Input("", placeholder="KEY=SPEC; KEY=SPEC", compact=True, id="sweep-params")
                 yield Label("set")
-                yield Input("", placeholder="fixed in every trial: KEY=VALUE; KEY=VALUE", compact=True,
-                            id="sweep-sets")
+                yield Input("", placeholder="fixed in every trial: KEY=VALUE; KEY=VALUE", compact=True, id="sweep-sets")
                 yield Label("evaluation")
                 yield Input("", compact=True, id="sweep-evaluation")
                 yield Label("metric")
-                yield Select([(METRIC_NAMES.get(m, m), m) for m in METRICS], allow_blank=False, compact=True,
-                             id="sweep-metric")
+                yield Select(
+                    [(METRIC_NAMES.get(m, m), m) for m in METRICS], allow_blank=False, compact=True, id="sweep-metric"
+                )
                 yield Label("labels")
                 yield Input("", compact=True, id="sweep-labels")
                 yield Label("seeds")
                 yield Input("", compact=True, id="sweep-seeds")
                 yield Label("sampler")
-                yield Select([(SAMPLER_NAMES.get(s, s), s) for s in SAMPLER_CHOICES], allow_blank=False,
-                             compact=True, id="sweep-sampler")
+                yield Select(
+                    [(SAMPLER_NAMES.get(s, s), s) for s in SAMPLER_CHOICES],
+                    allow_blank=False,
+                    compact=True,
+                    id="sweep-sampler",
+                )
                 yield Label("trials")
                 yield Input("", placeholder="blank: grid size, else 20", compact=True, id="sweep-trials")
                 yield Label("data")
-                yield Input(DEFAULT_DATA, placeholder="cifar10 | synthetic | folder:PATH", compact=True,
-                            id="sweep-data")
+                yield Input(
+                    DEFAULT_DATA, placeholder="cifar10 | synthetic | folder:PATH", compact=True, id="sweep-data"
+                )
                 yield Label("device")
                 yield Select([(d, d) for d in DEVICES], allow_blank=False, compact=True, id="sweep-device")
                 yield Label("name")
@@ -125,13 +138,22 @@ class NewSweepScreen(ModalScreen[str | None]):
         def chosen(field: str) -> str:
             return str(self.query_one(f"#sweep-{field}", Select).value)
 
-        return SweepRequest(preset=preset if isinstance(preset, str) else "", params=typed("params"),
-                            trials=typed("trials"), sampler=chosen("sampler"), data=typed("data"),
-                            device=chosen("device"), name=typed("name"),
-                            method=method if isinstance(method, str) else PRESETS_OWN,
-                            evaluation=typed("evaluation"), labels=typed("labels"), seeds=typed("seeds"),
-                            sets=typed("sets"), metric=chosen("metric"),
-                            prune=self.query_one("#sweep-prune", Checkbox).value)
+        return SweepRequest(
+            preset=preset if isinstance(preset, str) else "",
+            params=typed("params"),
+            trials=typed("trials"),
+            sampler=chosen("sampler"),
+            data=typed("data"),
+            device=chosen("device"),
+            name=typed("name"),
+            method=method if isinstance(method, str) else PRESETS_OWN,
+            evaluation=typed("evaluation"),
+            labels=typed("labels"),
+            seeds=typed("seeds"),
+            sets=typed("sets"),
+            metric=chosen("metric"),
+            prune=self.query_one("#sweep-prune", Checkbox).value,
+        )
 
     def _preset_chosen(self) -> None:
         """Show the preset's method, evaluation, labels and seeds as the blank fields' values, and
@@ -174,9 +196,12 @@ class NewSweepScreen(ModalScreen[str | None]):
             return False
         part = defn.parts[0]
         pruned = ", pruned below the median" if defn.prune else ""
-        self.show_note(None, f"{defn.sampler}, {defn.trials} trial(s) of {defn.preset} ({part['method']}, "
-                             f"{'+'.join(part['evaluation'])}) on {req.data.strip()} by {defn.metric}{pruned}, "
-                             f"over {', '.join(defn.params)}")
+        self.show_note(
+            None,
+            f"{defn.sampler}, {defn.trials} trial(s) of {defn.preset} ({part['method']}, "
+            f"{'+'.join(part['evaluation'])}) on {req.data.strip()} by {defn.metric}{pruned}, "
+            f"over {', '.join(defn.params)}",
+        )
         return True
 
     # ------------------------------------------------------------ events

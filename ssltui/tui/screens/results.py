@@ -22,10 +22,10 @@ from ssltui.core.store import RunDir, RunInfo
 from ssltui.core.table import StudyTable, build_table
 from ssltui.tui.screens.common import BACK, HELP, NavScroll
 from ssltui.tui.widgets.charts import OverlayChart, series_style
-from ssltui.view.featuremaps import MapsUnavailable, color_available, load_featuremaps, merge_featuremaps, render_maps
-from ssltui.view.curves import SMOOTHING, Curve, kinds, phase_curves, smooth
-from ssltui.view.format import plain
 from ssltui.view.compare import differing_table
+from ssltui.view.curves import SMOOTHING, Curve, kinds, phase_curves, smooth
+from ssltui.view.featuremaps import MapsUnavailable, color_available, load_featuremaps, merge_featuremaps, render_maps
+from ssltui.view.format import plain
 from ssltui.view.tables import short_id, table1, table1_caption
 
 MAX_SERIES = 10  # lines on one chart before it stops being readable
@@ -191,15 +191,22 @@ class ResultsScreen(Screen):
         weight = SMOOTHING[self.smoothing]
         view = (f" · smoothed {weight:g}" if weight else "") + (" · loss on a log scale" if self.log_y else "")
         # what is shown first (a narrow terminal cuts the end), then the keys
-        title.update(Text.assemble((f"{kind} phases{more}", "bold"), (view, "yellow"),
-                                   f" · ←/→ other phases ({', '.join(kinds)})" if len(kinds) > 1 else "",
-                                   (" · s smooth · l log", "dim")))
+        title.update(
+            Text.assemble(
+                (f"{kind} phases{more}", "bold"),
+                (view, "yellow"),
+                f" · ←/→ other phases ({', '.join(kinds)})" if len(kinds) > 1 else "",
+                (" · s smooth · l log", "dim"),
+            )
+        )
         acc_names = sorted({c.acc_name for c in shown if c.acc_name})
         acc_name = acc_names[0] if len(acc_names) == 1 else "monitored"
         self.query_one("#curve-loss", OverlayChart).show(
-            "loss", "epoch", self.shown_series("loss"), self.color, log_y=self.log_y)
+            "loss", "epoch", self.shown_series("loss"), self.color, log_y=self.log_y
+        )
         self.query_one("#curve-acc", OverlayChart).show(
-            f"{acc_name} accuracy %", "epoch", self.shown_series("acc"), self.color)
+            f"{acc_name} accuracy %", "epoch", self.shown_series("acc"), self.color
+        )
         entries = []
         for i, c in enumerate(shown):
             rgb, marker = series_style(i, self.color)
@@ -238,8 +245,7 @@ class ResultsScreen(Screen):
         width, height = max(40, pane.size.width - 1), max(10, pane.size.height)
         # a 256-colour terminal (tmux's default) gets a ramp made for its palette, not a downgrade
         eight_bit = self.app.console.color_system == "256"
-        widget.update(render_maps(self.maps, self.image, self.color, width, height, self.view, self.compact,
-                                  eight_bit))
+        widget.update(render_maps(self.maps, self.image, self.color, width, height, self.view, self.compact, eight_bit))
 
     # ------------------------------------------------------------ actions
     @property

@@ -27,9 +27,11 @@ from ssltui.view.tables import run_cells, short_id
 
 REFRESH_SECONDS = 2.0
 # Columns by terminal width (of view.tables.run_cells; "run" is the id without its date).
-COLUMN_SETS = ((110, ("status", "method", "labels", "test acc %", "started", "id")),
-               (100, ("status", "method", "labels", "test acc %", "started", "run")),
-               (0, ("status", "method", "labels", "test acc %", "run")))
+COLUMN_SETS = (
+    (110, ("status", "method", "labels", "test acc %", "started", "id")),
+    (100, ("status", "method", "labels", "test acc %", "started", "run")),
+    (0, ("status", "method", "labels", "test acc %", "run")),
+)
 
 
 def columns_for(width: int) -> tuple[str, ...]:
@@ -46,10 +48,16 @@ def _fraction(text: str) -> float | None:
 
 # FIELD:VALUE words of the filter: what each field of a run is, as lowercase text values
 FIELDS = {
-    "method": lambda i: i.methods, "status": lambda i: [i.status], "preset": lambda i: [i.preset],
-    "eval": lambda i: i.evaluations, "evaluation": lambda i: i.evaluations, "id": lambda i: [i.id],
-    "seed": lambda i: [str(s) for s in i.seeds], "seeds": lambda i: [str(s) for s in i.seeds],
-    "tag": lambda i: i.tags, "note": lambda i: [i.note],
+    "method": lambda i: i.methods,
+    "status": lambda i: [i.status],
+    "preset": lambda i: [i.preset],
+    "eval": lambda i: i.evaluations,
+    "evaluation": lambda i: i.evaluations,
+    "id": lambda i: [i.id],
+    "seed": lambda i: [str(s) for s in i.seeds],
+    "seeds": lambda i: [str(s) for s in i.seeds],
+    "tag": lambda i: i.tags,
+    "note": lambda i: [i.note],
 }
 
 
@@ -70,8 +78,19 @@ def matches(info: RunInfo, needle: str) -> bool:
     """Every word of the filter appears in the run's id, status, preset, methods, evaluations or
     labels; a FIELD:VALUE word looks in that field only (method:simclr, labels:0.01 or labels:1%,
     status:failed, preset:, eval:, seed:, id:, tag:baseline, note:)."""
-    hay = " ".join([info.id, info.status, info.preset, info.group, *info.methods, *info.evaluations,
-                    *(label_fraction(f) for f in info.labels), *info.tags, info.note]).lower()
+    hay = " ".join(
+        [
+            info.id,
+            info.status,
+            info.preset,
+            info.group,
+            *info.methods,
+            *info.evaluations,
+            *(label_fraction(f) for f in info.labels),
+            *info.tags,
+            info.note,
+        ]
+    ).lower()
     return all(_word_matches(info, w, hay) for w in needle.lower().split())
 
 
@@ -106,8 +125,19 @@ def shown_key(info: RunInfo) -> tuple:
     """What the list shows of a run (and sorts and filters it by): a change in any of it redraws.
     A run first listed before its summary.json was written has no method yet; its summary
     appearing must fill the row even though its status is still `running`."""
-    return (info.id, info.status, info.preset, info.group, tuple(info.methods), tuple(info.evaluations),
-            tuple(info.labels), info.started, len(info.results), info.note, tuple(info.tags))
+    return (
+        info.id,
+        info.status,
+        info.preset,
+        info.group,
+        tuple(info.methods),
+        tuple(info.evaluations),
+        tuple(info.labels),
+        info.started,
+        len(info.results),
+        info.note,
+        tuple(info.tags),
+    )
 
 
 # name -> sort key; the store's own order (running first, then newest) is the first.
@@ -158,8 +188,12 @@ class RunsScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         # select_on_focus off: the key that moved the focus here must not be selected, then replaced
-        yield Input(placeholder="filter: type to narrow (id, status, method, preset)…", id="filter", compact=True,
-                    select_on_focus=False)
+        yield Input(
+            placeholder="filter: type to narrow (id, status, method, preset)…",
+            id="filter",
+            compact=True,
+            select_on_focus=False,
+        )
         yield RunsTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield Static(id="runs-hint")
         yield Footer()
@@ -236,8 +270,9 @@ class RunsScreen(Screen):
         ended = [i for i in infos if i.id in was and i.status != "running"]
         for info in ended:
             severity = "information" if info.status == "completed" else "warning"
-            self.app.notify(f"{info.id} {info.status}" + (f": {info.error}" if info.error else ""),
-                            severity=severity, timeout=10)
+            self.app.notify(
+                f"{info.id} {info.status}" + (f": {info.error}" if info.error else ""), severity=severity, timeout=10
+            )
         if ended:
             self.app.bell()
 
@@ -280,7 +315,7 @@ class RunsScreen(Screen):
         width = max(12, min(widths[last], room))
         for r in rows:
             if r[last].cell_len > width:
-                r[last] = Text("…" + r[last].plain[-(width - 1):])
+                r[last] = Text("…" + r[last].plain[-(width - 1) :])
         widths[last] = width
         for col in self.columns:  # every width given: the table never squeezes a column to its header
             table.add_column(col, key=col, width=widths[col])
@@ -417,8 +452,7 @@ class RunsScreen(Screen):
         if info is None:
             return
         if info.status not in RESUMABLE:
-            self.notify(f"{run_id} is {info.status}; R resumes an interrupted, failed or stale run",
-                        severity="warning")
+            self.notify(f"{run_id} is {info.status}; R resumes an interrupted, failed or stale run", severity="warning")
             return
         if resume_run(self.app, run_id):
             self.app.push_screen(LiveScreen(run_id))
@@ -460,12 +494,16 @@ class RunsScreen(Screen):
         """Archive or delete the marked (else the selected) runs after a confirmation."""
         by_id = {i.id: i for i in self.infos}
         ids = [r for r in self.chosen_ids() if r in by_id]
-        busy = [r for r in ids if by_id[r].status == "running" or
-                (r in self.app.processes and self.app.processes[r].alive())]
+        busy = [
+            r
+            for r in ids
+            if by_id[r].status == "running" or (r in self.app.processes and self.app.processes[r].alive())
+        ]
         ids = [r for r in ids if r not in busy]
         if busy:
-            self.notify(f"{len(busy)} run(s) still training; cancel them first (x in the live view)",
-                        severity="warning")
+            self.notify(
+                f"{len(busy)} run(s) still training; cancel them first (x in the live view)", severity="warning"
+            )
         if not ids:
             return
         size = sum(folder_size(by_id[r].path) for r in ids)

@@ -18,8 +18,16 @@ from textual.widgets import DataTable, Footer, Header, Static
 from textual_plotext import PlotextPlot
 
 from ssltui.core.errors import SsltuiError
-from ssltui.view.sweeps import TRIAL_COLUMNS, chosen, draw_effect, importances_text, ranks, short_keys, \
-    sweep_header, trial_cells
+from ssltui.view.sweeps import (
+    TRIAL_COLUMNS,
+    chosen,
+    draw_effect,
+    importances_text,
+    ranks,
+    short_keys,
+    sweep_header,
+    trial_cells,
+)
 
 POLL_SECONDS = 2.0
 
@@ -99,8 +107,11 @@ class SweepScreen(Screen):
                     if self.sweep_name is None:
                         found = list_sweeps(url)
                         if not found:
-                            self.app.call_from_thread(self._show_message, "no sweeps yet: n starts one (or `ssltui "
-                                                      f"sweep --param KEY=SPEC ...`); storage {shown_url(url)}")
+                            self.app.call_from_thread(
+                                self._show_message,
+                                "no sweeps yet: n starts one (or `ssltui "
+                                f"sweep --param KEY=SPEC ...`); storage {shown_url(url)}",
+                            )
                             self._wake.wait(POLL_SECONDS)
                             self._wake.clear()
                             continue
@@ -192,8 +203,11 @@ class SweepScreen(Screen):
             self.notify(f"trial {row.number} has no run yet ({row.state})", severity="warning")
             return None
         if not (self.app.store.root / row.run_id).is_dir():
-            self.notify(f"trial {row.number} ran on {row.host or 'another machine'}; its run {row.run_id} "
-                        f"is not in this run store", severity="warning")
+            self.notify(
+                f"trial {row.number} ran on {row.host or 'another machine'}; its run {row.run_id} "
+                f"is not in this run store",
+                severity="warning",
+            )
             return None
         return row.run_id
 

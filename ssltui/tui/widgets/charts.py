@@ -36,8 +36,12 @@ class PhaseChart(PlotextPlot):
                     self._short_yticks(ys)
             else:
                 for key, curve in phase.accuracy().items():
-                    plt.plot([e for e, _ in curve], [100 * a for _, a in curve], marker="braille",
-                             label=ACCURACY_NAMES.get(key, key))
+                    plt.plot(
+                        [e for e, _ in curve],
+                        [100 * a for _, a in curve],
+                        marker="braille",
+                        label=ACCURACY_NAMES.get(key, key),
+                    )
                 plt.xlabel("epoch")  # the legend names the monitor (validation, kNN, rotation)
         self.refresh()
 
@@ -50,8 +54,18 @@ class PhaseChart(PlotextPlot):
 
 
 # Distinct colours (Tableau 10) and, for terminals without colour, distinct marker characters.
-SERIES_COLOURS = ((78, 121, 167), (242, 142, 43), (225, 87, 89), (118, 183, 178), (89, 161, 79),
-                  (237, 201, 72), (176, 122, 161), (255, 157, 167), (156, 117, 95), (186, 176, 172))
+SERIES_COLOURS = (
+    (78, 121, 167),
+    (242, 142, 43),
+    (225, 87, 89),
+    (118, 183, 178),
+    (89, 161, 79),
+    (237, 201, 72),
+    (176, 122, 161),
+    (255, 157, 167),
+    (156, 117, 95),
+    (186, 176, 172),
+)
 SERIES_MARKERS = "•x+o*#%@"
 
 
@@ -66,8 +80,9 @@ class OverlayChart(PlotextPlot):
 
     log_y = False  # the y axis on a log scale (values <= 0 are left out there)
 
-    def show(self, title: str, xlabel: str, series: list[tuple[list[float], list[float]]], color: bool,
-             log_y: bool = False) -> None:
+    def show(
+        self, title: str, xlabel: str, series: list[tuple[list[float], list[float]]], color: bool, log_y: bool = False
+    ) -> None:
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
