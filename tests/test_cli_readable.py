@@ -1,4 +1,4 @@
-"""Issue 15 items 6, 7, 9, 10, 12 and 14 on the CLI side: readable at 80 columns, no escape codes
+"""The CLI read by a person: readable at 80 columns, no escape codes
 in a pipe, the run id from the start, a cancel that is no error and says how to resume."""
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ def fixture_runs(runs_dir):
     return runs_dir
 
 
-def test_6_show_with_a_binary_config_shows_the_rest(run_cli, fixture_runs):
+def test_show_with_a_binary_config_shows_the_rest(run_cli, fixture_runs):
     (fixture_runs / STUDY_ID / "config.toml").write_bytes(bytes(range(256)))
     out = run_cli("show", STUDY_ID, COLUMNS="100")
-    assert out.returncode == 2  # a damaged file is still reported as one (issue 11): one line on stderr
+    assert out.returncode == 2  # a damaged file is still reported as one: one line on stderr
     assert out.stderr.splitlines() == [
         f"ssltui: error: {fixture_runs / STUDY_ID / 'config.toml'}: not UTF-8 text (damaged)"
     ]
@@ -41,7 +41,7 @@ def test_6_show_with_a_binary_config_shows_the_rest(run_cli, fixture_runs):
     assert js["config"] is None and "not UTF-8" in js["config_error"]
 
 
-def test_7_smoke_runs_on_synthetic_data_without_a_data_option(run_cli):
+def test_smoke_runs_on_synthetic_data_without_a_data_option(run_cli):
     out = run_cli("run", "--preset", "paper-smoke", "--dry-run", "--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["data"] == "synthetic"
@@ -50,7 +50,7 @@ def test_7_smoke_runs_on_synthetic_data_without_a_data_option(run_cli):
 
 
 @pytest.mark.parametrize("columns", [80, 120])
-def test_9_runs_fits_the_terminal_with_whole_ids_and_numbers(run_cli, fixture_runs, columns):
+def test_runs_fits_the_terminal_with_whole_ids_and_numbers(run_cli, fixture_runs, columns):
     # TTY_COMPATIBLE: rich writes as to a terminal (a pipe gets plain lines, below)
     out = run_cli("runs", COLUMNS=str(columns), TTY_COMPATIBLE="1")
     assert out.returncode == 0, out.stderr
@@ -105,7 +105,7 @@ def test_runs_at_80_columns_keeps_status_accuracy_date_and_an_ellipsised_id(run_
         ), rid
 
 
-def test_9_runs_in_a_pipe_is_one_plain_line_a_run(run_cli, fixture_runs):
+def test_runs_in_a_pipe_is_one_plain_line_a_run(run_cli, fixture_runs):
     out = run_cli("runs", COLUMNS="80")
     assert out.returncode == 0, out.stderr
     assert not ANSI.search(out.stdout)
@@ -119,7 +119,7 @@ def _phase(kind="pretrain", method="simclr", **kw):
     return {"phase": f"{method}/{kind}/seed0", "kind": kind, "method": method, "seed": 0, **kw}
 
 
-def test_10_the_progress_line_reads_at_80_columns():
+def test_the_progress_line_reads_at_80_columns():
     from ssltui.cli.progress import RichProgress
 
     stream = io.StringIO()
@@ -184,7 +184,7 @@ def test_the_progress_line_never_cuts_the_eta(seconds_a_step):
     assert "ep 1/100" in line
 
 
-def test_12_show_in_a_pipe_has_no_escape_codes_and_whole_legends(run_cli, fixture_runs):
+def test_show_in_a_pipe_has_no_escape_codes_and_whole_legends(run_cli, fixture_runs):
     out = run_cli("show", STUDY_ID, COLUMNS="80")
     assert out.returncode == 0, out.stderr
     assert not ANSI.search(out.stdout)
@@ -223,7 +223,7 @@ def test_show_config_of_a_damaged_config_is_one_line(run_cli, fixture_runs):
     ]
 
 
-def test_14_a_cancel_is_no_error_and_says_how_to_resume(tmp_path, runs_dir):
+def test_a_cancel_is_no_error_and_says_how_to_resume(tmp_path, runs_dir):
     """Ctrl-C (or the app's x) of a headless run: 'interrupted', the id from the start, the resume command."""
     from tests.conftest import cli_env
 
@@ -273,7 +273,7 @@ class _Terminal(io.StringIO):
 
 
 @pytest.mark.parametrize("terminal", [True, False])
-def test_14_a_terminal_sees_the_run_id_before_torch_loads(runs_dir, monkeypatch, terminal):
+def test_a_terminal_sees_the_run_id_before_torch_loads(runs_dir, monkeypatch, terminal):
     """On a terminal the id comes first (progress bars follow); a pipe reads it in the first event's
     line, and its stderr holds nothing else before an error or the resume hint."""
     from contextlib import redirect_stderr

@@ -1,7 +1,7 @@
-"""The data layer against a hostile but realistic user (issue 11 items 1, 6, 7, 8, 11; issue 12
-item 5): a content-aware decode cache, loads that never hang and stop at once, a parallel decode
-identical to the sequential one, a cache that is only ever optional, every image mode, bombs,
-degenerate data sets, and data errors caught before a run folder exists."""
+"""The data layer against a hostile but realistic user: a content-aware decode cache, loads that never
+hang and stop at once, a parallel decode identical to the sequential one, a cache that is only ever
+optional, every image mode, bombs, degenerate data sets, and data errors caught before a run folder
+exists."""
 
 from __future__ import annotations
 
@@ -532,7 +532,7 @@ def _png16(arr: np.ndarray, color_type: int) -> bytes:
     return _png(w, h, color_type, b"".join(b"\0" + arr[y].astype(">u2").tobytes() for y in range(h)))
 
 
-def test_16_bit_grey_png_is_scaled_not_clipped_to_white(tmp_path: Path) -> None:
+def test_bit_grey_png_is_scaled_not_clipped_to_white(tmp_path: Path) -> None:
     grey = (np.arange(32 * 32, dtype=np.uint32).reshape(32, 32) * 64).astype(np.uint16)  # 0..65472
     Image.fromarray(grey).save(tmp_path / "g16.png")
     assert Image.open(tmp_path / "g16.png").mode in ("I;16", "I")
@@ -541,7 +541,7 @@ def test_16_bit_grey_png_is_scaled_not_clipped_to_white(tmp_path: Path) -> None:
     assert (out == 255).mean() < 0.01  # before: 99.6% white
 
 
-def test_16_bit_png_of_every_colour_type_keeps_its_high_byte(tmp_path: Path) -> None:
+def test_bit_png_of_every_colour_type_keeps_its_high_byte(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     for color_type, channels in ((0, 1), (2, 3), (6, 4)):
         arr = rng.integers(0, 65536, (32, 32, channels)).astype(np.uint16)

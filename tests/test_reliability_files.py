@@ -1,4 +1,4 @@
-"""Files from elsewhere (issue 7): safe loading, torn metrics, damaged summaries, concurrent runs."""
+"""Files from elsewhere: safe loading, torn metrics, damaged summaries, concurrent runs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bad input (issue 7): presets and --set values exit 2, data sources exit 3, each in one line
+"""Bad input: presets and --set values exit 2, data sources exit 3, each in one line
 that names the key or the path. Most cases run the CLI in-process (`entry` with argv, `--dry-run`
 so that nothing could train); a few run the real subprocess for the exit code end to end."""
 

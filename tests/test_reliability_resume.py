@@ -1,5 +1,5 @@
 """Nothing lost: a real `ssltui run` killed (SIGKILL) or interrupted (SIGINT) and resumed ends
-bit for bit where an uninterrupted run ends (issue 7). Every process here is a real subprocess."""
+bit for bit where an uninterrupted run ends. Every process here is a real subprocess."""
 
 from __future__ import annotations
 

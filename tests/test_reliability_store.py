@@ -1,5 +1,6 @@
-"""Issue 11, outside the data layer: one regression test per numbered item (2, 3, 4, 5, 9, 10 and
-the listing time of 11), each failing on commit 3b306c3, where the issue was filed.
+"""The run store against hostile but realistic use, outside the data layer: one regression test per
+defect found (a run that breaks the listing, strings that break files, newlines in names, a runs
+dir that is a file, the listing's time), each of which failed before its fix.
 
 Most run the CLI in this process (`cli`, exit code and both streams); nothing here trains: a run
 folder is written by the real start path with the training itself replaced (`stopped_runner`)."""
@@ -104,7 +105,7 @@ def stopped_runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list:
 # ---------------------------------------------------------------- item 2: one run breaks listing
 
 
-def test_item2_one_bad_run_never_breaks_runs_table_or_the_tui(runs_dir: Path) -> None:
+def test_one_bad_run_never_breaks_runs_table_or_the_tui(runs_dir: Path) -> None:
     fake_run(runs_dir, "good", group="a[/b]")
     fake_run(runs_dir, "far-future", started=1e20)
     fake_run(
@@ -159,9 +160,7 @@ def tui_rows(runs_dir: Path) -> int:
 # ---------------------------------------------------------------- item 3: runs that cannot be resumed
 
 
-def test_item3_newlines_in_group_and_data_path_resume_by_id(
-    tmp_path: Path, runs_dir: Path, stopped_runner: list
-) -> None:
+def test_newlines_in_group_and_data_path_resume_by_id(tmp_path: Path, runs_dir: Path, stopped_runner: list) -> None:
     data = tmp_path / 'images\nsecond line "quoted" \\ back'
     data.mkdir()
     args = [
@@ -189,7 +188,7 @@ def test_item3_newlines_in_group_and_data_path_resume_by_id(
     assert code == 2 and "several lines" in err
 
 
-def test_item3_an_undecodable_path_is_refused_before_a_run_folder(
+def test_an_undecodable_path_is_refused_before_a_run_folder(
     tmp_path: Path, runs_dir: Path, stopped_runner: list
 ) -> None:
     data = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9"))  # a Latin-1 name: not UTF-8
@@ -205,7 +204,7 @@ def test_item3_an_undecodable_path_is_refused_before_a_run_folder(
     assert stopped_runner == [] and not (runs_dir.exists() and any(runs_dir.iterdir()))
 
 
-def test_item3_a_runs_dir_that_is_not_utf8_still_records_the_run(tmp_path: Path, stopped_runner: list) -> None:
+def test_a_runs_dir_that_is_not_utf8_still_records_the_run(tmp_path: Path, stopped_runner: list) -> None:
     """Its path is in the recorded argv: written as '\\udce9' text, never a failure to write."""
     runs = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9-runs"))
     code, _, err = cli("run", *SMOKE, "--runs-dir", str(runs), "--run-id", "r")
@@ -226,7 +225,7 @@ def _preset_copy(path: Path) -> Path:
 # ---------------------------------------------------------------- item 4: resume forgets options
 
 
-def test_item4_resume_keeps_data_dir_and_no_cache(tmp_path: Path, runs_dir: Path, stopped_runner: list) -> None:
+def test_resume_keeps_data_dir_and_no_cache(tmp_path: Path, runs_dir: Path, stopped_runner: list) -> None:
     own = tmp_path / "my-data"
     code, _, err = cli("run", *SMOKE, "--data-dir", str(own), "--no-cache", "--run-id", "opts")
     one_line_error(code, err, "stopped by the test")
@@ -250,7 +249,7 @@ def bad_user_preset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return presets
 
 
-def test_item5_a_non_utf8_user_preset_is_skipped_with_a_warning(bad_user_preset: Path) -> None:
+def test_a_non_utf8_user_preset_is_skipped_with_a_warning(bad_user_preset: Path) -> None:
     for args in (("presets",), ("presets", "--json")):
         code, out, err = cli(*args)
         assert code == 0, err
@@ -263,7 +262,7 @@ def test_item5_a_non_utf8_user_preset_is_skipped_with_a_warning(bad_user_preset:
     assert code == 2
 
 
-def test_item5_the_tui_launch_screen_opens_without_the_bad_preset(bad_user_preset: Path, tmp_path: Path) -> None:
+def test_the_tui_launch_screen_opens_without_the_bad_preset(bad_user_preset: Path, tmp_path: Path) -> None:
     from textual.widgets import Select
 
     from ssltui.tui.app import SsltuiApp
@@ -291,7 +290,7 @@ def test_item5_the_tui_launch_screen_opens_without_the_bad_preset(bad_user_prese
 # ---------------------------------------------------------------- item 9: wrong exit codes, "internal error"
 
 
-def test_item9_unwritable_runs_dir_exits_2_naming_it(
+def test_unwritable_runs_dir_exits_2_naming_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stopped_runner: list
 ) -> None:
     # chmod does not stop root: refuse the folder's creation the way a read-only parent does.
@@ -310,7 +309,7 @@ def test_item9_unwritable_runs_dir_exits_2_naming_it(
     assert stopped_runner == []
 
 
-def test_item9_unwritable_home_exits_2_naming_the_runs_dir(
+def test_unwritable_home_exits_2_naming_the_runs_dir(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stopped_runner: list
 ) -> None:
     home = tmp_path / "home-is-a-file"
@@ -326,7 +325,7 @@ def test_item9_unwritable_home_exits_2_naming_the_runs_dir(
     assert code == 0 and "no runs in" in out, err
 
 
-def test_item9_full_disk_on_run_lock_exits_1_naming_it(
+def test_full_disk_on_run_lock_exits_1_naming_it(
     runs_dir: Path, monkeypatch: pytest.MonkeyPatch, stopped_runner: list
 ) -> None:
     def no_space(fd: int, length: int) -> None:
@@ -345,14 +344,14 @@ LONG = "r" * 5000
 @pytest.mark.parametrize(
     "args", [("show", LONG), ("resume", LONG), ("maps", LONG), ("table", LONG), ("run", *SMOKE, "--run-id", LONG)]
 )
-def test_item9_a_5000_character_id_exits_2_in_a_short_line(runs_dir: Path, args: tuple) -> None:
+def test_a_5000_character_id_exits_2_in_a_short_line(runs_dir: Path, args: tuple) -> None:
     fake_run(runs_dir, "some-run")
     code, _, err = cli(*args)
     assert code == 2
     assert len(one_line_error(code, err)) < 300
 
 
-def test_item9_non_utf8_config_toml_is_one_line(runs_dir: Path) -> None:
+def test_non_utf8_config_toml_is_one_line(runs_dir: Path) -> None:
     run = fake_run(runs_dir, "latin1", status="failed")
     (run / "config.toml").write_bytes(b'preset = "caf\xe9"\n')
     for args in (("show", "latin1"), ("resume", "latin1")):
@@ -376,7 +375,7 @@ MALFORMED_MAPS = [
 
 
 @pytest.mark.parametrize("doc", MALFORMED_MAPS)
-def test_item9_malformed_featuremaps_json_is_one_line(runs_dir: Path, doc: dict) -> None:
+def test_malformed_featuremaps_json_is_one_line(runs_dir: Path, doc: dict) -> None:
     run = fake_run(runs_dir, "maps")
     (run / "featuremaps.json").write_text(json.dumps(doc), encoding="utf-8")
     code, _, err = cli("maps", "maps", "--ascii")
@@ -384,7 +383,7 @@ def test_item9_malformed_featuremaps_json_is_one_line(runs_dir: Path, doc: dict)
     one_line_error(code, err, "featuremaps.json")
 
 
-def test_item9_every_featuremaps_reader_validates_its_shape(tmp_path: Path) -> None:
+def test_every_featuremaps_reader_validates_its_shape(tmp_path: Path) -> None:
     """The store's reader, and the views that draw a document (the results screen merges and draws)."""
     from ssltui.core.featuremaps_schema import FeatureMapsDamaged
     from ssltui.core.store import RunDir
@@ -406,7 +405,7 @@ def test_item9_every_featuremaps_reader_validates_its_shape(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("command", [("runs",), ("show", "x"), ("table",), ("resume", "x"), ("run", *SMOKE)])
-def test_item9_a_runs_dir_that_is_a_file_exits_2(
+def test_a_runs_dir_that_is_a_file_exits_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: tuple, stopped_runner: list
 ) -> None:
     runs = tmp_path / "runs-file"
@@ -417,7 +416,7 @@ def test_item9_a_runs_dir_that_is_a_file_exits_2(
     one_line_error(code, err, str(runs))
 
 
-def test_item9_the_tui_refuses_a_runs_dir_that_is_a_file_before_it_starts(
+def test_the_tui_refuses_a_runs_dir_that_is_a_file_before_it_starts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import ssltui.tui.app as tui_app
@@ -439,7 +438,7 @@ def test_item9_the_tui_refuses_a_runs_dir_that_is_a_file_before_it_starts(
 
 @pytest.mark.parametrize("run_id", ["..", ".", "../runs", "/etc", "a/b", ""])
 @pytest.mark.parametrize("command", ["show", "resume", "maps", "table"])
-def test_item10_a_path_is_not_a_run_id(runs_dir: Path, command: str, run_id: str) -> None:
+def test_a_path_is_not_a_run_id(runs_dir: Path, command: str, run_id: str) -> None:
     fake_run(runs_dir, "only")
     (runs_dir.parent / "summary.json").write_text(json.dumps(summary("parent")), encoding="utf-8")
     code, out, err = cli(command, run_id)
@@ -503,7 +502,7 @@ def make_runs(root: Path, n: int) -> None:
 
 
 @pytest.mark.slow  # 10-25 s on the shared 2-core box, most of it writing the 10,000 fixture runs
-def test_item11_runs_lists_10000_runs_in_under_a_second(tmp_path: Path) -> None:
+def test_runs_lists_10000_runs_in_under_a_second(tmp_path: Path) -> None:
     """`ssltui runs` on a terminal (a pty, as a user sees it) over 10,000 runs: the newest 50 and a
     count of the rest. The CPU time of the whole process (start-up included) is what is asserted,
     best of 3: on this shared 2-core box the wall time also counts other people's jobs (see

@@ -1,4 +1,4 @@
-"""Property-based (hypothesis, issue 11): arbitrary strings in every user-given field (--group, a
+"""Property-based (hypothesis): arbitrary strings in every user-given field (--group, a
 preset's description, name and path, the data path, --run-id, `--set` string values, the fields
 of a hand-edited summary.json) never break `runs`, `show`, `table`, `resume` or the TUI's runs
 list. The strings hold control characters, brackets and rich markup, quotes, newlines, 2,000

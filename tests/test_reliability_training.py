@@ -1,4 +1,4 @@
-"""Faults during training (issue 7): non-finite loss, device out of memory, a full disk.
+"""Faults during training: non-finite loss, device out of memory, a full disk.
 
 The faults are injected in-process (the Runner, as the CLI calls it) by monkeypatching the loss
 or os.fsync; one real subprocess shows what a user sees for a diverging learning rate."""

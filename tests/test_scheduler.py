@@ -1,4 +1,4 @@
-"""Independent phases side by side (issue 12 item 4): the phase graph, worker processes whose
+"""Independent phases side by side: the phase graph, worker processes whose
 results are those of the sequential run bit for bit on the CPU, a killed worker, a SIGINT.
 
 Every phase seeds itself from (seed, phase id), so the order and the process it runs in do not

@@ -107,7 +107,7 @@ def test_table_cli_groups_and_formats(run_cli, runs_dir):
 
 
 def test_a_seed_counts_once_and_the_newest_result_wins(tmp_path):
-    """Issue 15 item 11: the same seed in two runs of a group is one seed, not two."""
+    """The same seed in two runs of a group is one seed, not two."""
     store = RunStore(tmp_path)
     _fake_run(store, "g", [_res("simclr", "linear", 0.01, 0, 0.11)], started=1.0)
     _fake_run(

@@ -172,7 +172,7 @@ def test_feature_maps_grow_with_the_terminal(size, thumb, models):
 
 
 def test_damaged_feature_maps_say_what_is_wrong(tmp_path):
-    """Issue 15 item 5: a cut featuremaps.json is damaged, not 'absent'."""
+    """A cut featuremaps.json is damaged, not 'absent'."""
     path = tmp_path / "featuremaps.json"
     with pytest.raises(MapsUnavailable, match="writes featuremaps.json when it completes"):
         load_featuremaps(path)
@@ -305,7 +305,7 @@ PH = {
 
 
 def test_images_per_second_of_a_phase_is_its_mean_over_epochs_not_the_last_jump():
-    """Issue 15 item 14: a linear probe's epochs last milliseconds; their own rates jump 30x."""
+    """A linear probe's epochs last milliseconds; their own rates jump 30x."""
     s = RunState()
     for e in _events(
         {"t": 0, "event": "phase_start", **PH, "epochs": 3, "steps_per_epoch": 1},
@@ -341,7 +341,7 @@ def test_images_per_second_of_a_phase_is_its_mean_over_epochs_not_the_last_jump(
 
 
 def test_epoch_shown_while_stopped_matches_the_stop_message():
-    """Issue 15 item 14: stopped in the first epoch reads 'ep 1/2' (and 'at epoch 1'), not 'ep 0/2'."""
+    """Stopped in the first epoch reads 'ep 1/2' (and 'at epoch 1'), not 'ep 0/2'."""
     from ssltui.tui.screens.live import phase_stats
 
     s = RunState()
@@ -361,7 +361,7 @@ def test_epoch_shown_while_stopped_matches_the_stop_message():
 
 
 def test_a_resume_starts_a_fresh_log_and_forgets_the_old_stop():
-    """Issue 15 item 14: 'stopped by SIGINT' of the first attempt is gone after a resume."""
+    """'stopped by SIGINT' of the first attempt is gone after a resume."""
     s = RunState()
     for e in _events(
         {"t": 0, "event": "run_start", "run_id": "r", "phases": 10},
@@ -389,7 +389,7 @@ def test_activity_says_what_happens_before_the_first_step():
 
 
 def test_event_lines_fit_80_columns_with_their_values():
-    """Issue 15 item 13: the live log names a phase by its label, so 'lr 0.0482' is not cut at 80 columns."""
+    """The live log names a phase by its label, so 'lr 0.0482' is not cut at 80 columns."""
     s = RunState()
     s.apply(
         parse_event(
@@ -432,7 +432,7 @@ def test_study_presets_and_their_hyperparameters():
 
 
 def test_a_preset_names_its_data_and_the_smoke_presets_name_synthetic():
-    """Issue 15 item 7: smoke and paper-smoke default to synthetic data; the others to CIFAR-10."""
+    """Smoke and paper-smoke default to synthetic data; the others to CIFAR-10."""
     from ssltui.core.presets import resolve
 
     assert preset_defaults("smoke", "rotnet").data == "synthetic"

@@ -155,7 +155,7 @@ def test_tui_runs_list_and_results_show_user_text_as_text(tmp_path):
             assert note == f"{run_id}: failed ({fmt.plain(NASTY_ERROR)})"
             caption = app.screen.query_one("#table-caption").content.plain
             assert "synthetic [/i]" in caption and "cpu [/]" in caption
-            # issue 15 item 3: results of a run deleted meanwhile are a note, not a crash
+            # results of a run deleted meanwhile are a note, not a crash
             screen = ResultsScreen([run_id, "20260101-000000-gone-000000"])
             await app.push_screen(screen)
             await pilot.pause()

@@ -1,4 +1,4 @@
-"""What issue 15 asked the app to do besides its fixes, each driven by a pilot on the fixture runs:
+"""What a person does in the app, each driven by a pilot on the fixture runs:
 sort, move, delete and archive with a confirmation, resume, a launch form that remembers and
 shows the focused field, studies, the first seconds of a launch, the log viewer, curves (the sweep
 screen's own tests are in test_tui_sweep.py)."""

@@ -1,4 +1,7 @@
-"""Issue 15's defects, each driven by a pilot the way a person met it (each failed before its fix)."""
+"""The screens as a person meets them, each driven by a pilot on the fixture runs: the filter, the
+feature maps' image keys, a run deleted while shown, a crash's exit code, runs without a summary,
+damaged files, a smoke preset's data, long errors, layouts at 80x24 and 120 columns, the header,
+the launch form's presets, a run's warnings."""
 
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ async def open_live(app, pilot, run_id):
     return screen
 
 
-def test_1_typing_filters_from_the_first_key(tui_store):
+def test_typing_filters_from_the_first_key(tui_store):
     async def scenario(app, pilot):
         browser = app.screen
         for key in "abcd":  # typed slowly: the first key used to be selected, then replaced
@@ -49,7 +52,7 @@ def test_1_typing_filters_from_the_first_key(tui_store):
     run_app(tui_store, (80, 24), scenario)
 
 
-def test_2_arrows_change_the_image_on_the_feature_maps_tab(tui_store):
+def test_arrows_change_the_image_on_the_feature_maps_tab(tui_store):
     async def scenario(app, pilot):
         screen = await open_results(app, pilot, [STUDY_ID], "m")
         await pilot.press("right")
@@ -63,7 +66,7 @@ def test_2_arrows_change_the_image_on_the_feature_maps_tab(tui_store):
     run_app(tui_store, (80, 24), scenario)
 
 
-def test_3_a_run_deleted_while_shown_is_said_to_be_gone(tui_store):
+def test_a_run_deleted_while_shown_is_said_to_be_gone(tui_store):
     from ssltui.tui.screens.results import ResultsScreen
     from ssltui.tui.screens.runs import RunsScreen
 
@@ -89,7 +92,7 @@ def test_3_a_run_deleted_while_shown_is_said_to_be_gone(tui_store):
     run_app(tui_store, (80, 24), scenario)
 
 
-def test_3_the_app_exits_non_zero_when_it_crashes(tui_store):
+def test_the_app_exits_non_zero_when_it_crashes(tui_store):
     """A crash is no 'traceback and exit status 0': `ssltui` returns the app's return code."""
     from tests.conftest import REPO, cli_env
 
@@ -110,7 +113,7 @@ def test_3_the_app_exits_non_zero_when_it_crashes(tui_store):
     assert out.returncode == 1 and "boom" in out.stdout + out.stderr
 
 
-def test_4_a_run_without_summary_reads_the_same_everywhere(tui_store):
+def test_a_run_without_summary_reads_the_same_everywhere(tui_store):
     """No summary.json, no process: the list, the header and `x` all say damaged (not created/running)."""
     (tui_store / SMOKE_ID / "summary.json").unlink()
 
@@ -129,7 +132,7 @@ def test_4_a_run_without_summary_reads_the_same_everywhere(tui_store):
     run_app(tui_store, (80, 24), scenario)
 
 
-def test_5_a_cut_featuremaps_file_is_damaged_not_absent(tui_store):
+def test_a_cut_featuremaps_file_is_damaged_not_absent(tui_store):
     path = tui_store / STUDY_ID / "featuremaps.json"
     path.write_bytes(path.read_bytes()[:4096])
 
@@ -142,7 +145,7 @@ def test_5_a_cut_featuremaps_file_is_damaged_not_absent(tui_store):
     run_app(tui_store, (80, 24), scenario)
 
 
-def test_7_choosing_a_smoke_preset_chooses_synthetic_data(tui_store):
+def test_choosing_a_smoke_preset_chooses_synthetic_data(tui_store):
     async def scenario(app, pilot):
         form = await open_launch(app, pilot)
         assert form.query_one("#data").value == "cifar10"  # simclr-linear: the paper's data
@@ -179,7 +182,7 @@ DOWNLOAD_ERROR = (
 
 
 @pytest.mark.parametrize("width", [80, 120])
-def test_8_a_long_error_is_wrapped_onto_its_own_lines(tui_store, width):
+def test_a_long_error_is_wrapped_onto_its_own_lines(tui_store, width):
     _fail_with(tui_store, FAILED_ID, DOWNLOAD_ERROR)
 
     async def scenario(app, pilot):
@@ -189,7 +192,7 @@ def test_8_a_long_error_is_wrapped_onto_its_own_lines(tui_store, width):
     run_app(tui_store, (width, 24), scenario)
 
 
-def test_13_compared_run_ids_are_whole_at_120_columns(tui_store):
+def test_compared_run_ids_are_whole_at_120_columns(tui_store):
     async def scenario(app, pilot):
         await open_results(app, pilot, [STUDY_ID, SMOKE_ID, FAILED_ID])
         text = screen_text(app)
@@ -199,7 +202,7 @@ def test_13_compared_run_ids_are_whole_at_120_columns(tui_store):
     run_app(tui_store, (120, 40), scenario)
 
 
-def test_13_the_table_live_values_and_log_fit_80x24(tui_store):
+def test_the_table_live_values_and_log_fit_80x24(tui_store):
     async def scenario(app, pilot):
         await open_live(app, pilot, SMOKE_ID)
         # The log tail loads in the background: wait for its last line (whole, not cut).
@@ -215,7 +218,7 @@ def test_13_the_table_live_values_and_log_fit_80x24(tui_store):
     run_app(tui_store, (80, 24), scenario)
 
 
-def test_13_every_model_s_maps_can_be_seen_at_80x24(tui_store):
+def test_every_model_s_maps_can_be_seen_at_80x24(tui_store):
     async def scenario(app, pilot):
         await open_results(app, pilot, [STUDY_ID], "m")
         seen = set()
@@ -259,7 +262,7 @@ def _study_events(tui_store, run_id, planned, done):
     (tui_store / run_id / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
 
 
-def test_14_the_header_counts_the_planned_phases(tui_store):
+def test_the_header_counts_the_planned_phases(tui_store):
     _study_events(tui_store, SMOKE_ID, planned=10, done=5)
 
     async def scenario(app, pilot):
@@ -269,7 +272,7 @@ def test_14_the_header_counts_the_planned_phases(tui_store):
     run_app(tui_store, (120, 24), scenario)
 
 
-def test_14_the_launch_form_has_no_blank_preset(tui_store):
+def test_the_launch_form_has_no_blank_preset(tui_store):
     from textual.widgets import Select
 
     async def scenario(app, pilot):
@@ -288,8 +291,8 @@ GUARD_WARNING = (
 )
 
 
-def test_14_the_run_s_view_shows_its_warnings(tui_store):
-    """Issue 14: a warning (the SimCLR guard rail's) stays in the header, not only in the scrolling log."""
+def test_the_run_s_view_shows_its_warnings(tui_store):
+    """A warning (the SimCLR guard rail's) stays in the header, not only in the scrolling log."""
     with open(tui_store / STUDY_ID / "metrics.jsonl", "a", encoding="utf-8") as f:
         for message in ("an earlier warning", GUARD_WARNING):
             f.write(json.dumps({"t": 1767268900.0, "event": "log", "level": "warning", "message": message}) + "\n")
