@@ -3,7 +3,8 @@ nothing below imports what stands above it.
 
 - `ssltui.core` (configuration, presets, events, run store, graph, Table 1, sweep space) imports
   neither torch, textual, typer nor the trainer, at module level or anywhere else.
-- The faces never import torch, and import the trainer only inside the function that trains.
+- The faces never import torch; the CLI imports the trainer only inside the function that trains,
+  the TUI and the view never (the app trains through `ssltui run` in its own process).
 - The trainer never imports a face.
 """
 
@@ -65,6 +66,12 @@ def test_core_imports_no_torch_no_ui_no_trainer_anywhere():
 def test_faces_import_no_torch_and_the_trainer_only_inside_functions(face):
     assert _offending(_modules(face), ("torch", "torchvision"), module_level_only=False) == []
     assert _offending(_modules(face), ("ssltui.trainer",), module_level_only=True) == []
+
+
+@pytest.mark.parametrize("face", ("tui", "view"))
+def test_the_app_and_the_view_never_import_the_trainer(face):
+    """The app trains through `ssltui run` in its own process; it reads the run store."""
+    assert _offending(_modules(face), ("ssltui.trainer",), module_level_only=False) == []
 
 
 def test_trainer_imports_no_face():

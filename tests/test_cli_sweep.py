@@ -42,9 +42,10 @@ def test_sweep_list_and_show_read_without_migrating_the_storage(tmp_path):
     assert {s["name"] for s in listed} == {SWEEP, "temperature"}
     assert shown["sweep"] == SWEEP and shown["best"]["params"]["linear.lr"] == 0.1
     # the same report as a worker's storage (tables made, schema checked) reads
+    from ssltui.core.sweep.report import SweepReport
     from ssltui.core.sweep.study import Sweep, storage_url
 
-    full = Sweep.open(storage_url(None, runs / "sweeps"), SWEEP).report()
+    full = SweepReport.of(Sweep.open(storage_url(None, runs / "sweeps"), SWEEP))
     assert shown == json.loads(json.dumps(full.to_json()))
 
 

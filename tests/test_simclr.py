@@ -15,9 +15,10 @@ from ssltui.trainer.data.bundle import make_bundle
 from ssltui.trainer.data.sources import make_synthetic
 from ssltui.trainer.device import pick_device
 from ssltui.trainer.evaluation.linear import linear_probe
+from ssltui.trainer.guard import GuardCheck, barely_training_warning, conv_motion, guard_epoch
 from ssltui.trainer.loop import RunContext
 from ssltui.trainer.methods import simclr
-from ssltui.trainer.methods.simclr import GuardCheck, ProjectionHead, SimCLRModel, barely_training_warning, guard_epoch
+from ssltui.trainer.methods.simclr import ProjectionHead, SimCLRModel
 from ssltui.trainer.models.resnet import ResNet20
 
 
@@ -114,12 +115,12 @@ def test_barely_training_warning_names_the_cause():
 def test_conv_motion_is_relative_to_the_initial_norm():
     enc = ResNet20()
     initial = {k: v.clone() for k, v in enc.state_dict().items() if v.ndim == 4}
-    assert simclr.conv_motion(enc, initial) == 0.0
+    assert conv_motion(enc, initial) == 0.0
     with torch.no_grad():
         for m in enc.modules():
             if isinstance(m, torch.nn.Conv2d):
                 m.weight.mul_(1.1)
-    assert simclr.conv_motion(enc, initial) == pytest.approx(0.1, rel=1e-4)
+    assert conv_motion(enc, initial) == pytest.approx(0.1, rel=1e-4)
 
 
 def _guarded_run(tmp_path, lr: float, guard_min_steps: int, per_class: int = 40):

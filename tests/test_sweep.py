@@ -20,6 +20,7 @@ from ssltui.core.errors import ConfigError, RunInterrupted
 from ssltui.core.events import Epoch, PhaseRef
 from ssltui.core.presets import resolve
 from ssltui.core.store import RunDir, RunStore
+from ssltui.core.sweep.report import SweepReport
 from ssltui.core.sweep.space import make_definition, parse_param, parse_params
 
 optuna = pytest.importorskip("optuna")
@@ -198,7 +199,7 @@ def test_grid_runs_every_point_and_prunes_a_hopeless_trial(store, grid_prune):
     listed = {s["name"]: s for s in list_sweeps(sweep.url)}
     assert listed["grid-prune"]["trials"] == 3 and listed["grid-prune"]["best"] == max(o.value for o in outcomes[:2])
 
-    report = sweep.report()
+    report = SweepReport.of(sweep)
     assert [r.number for r in report.rows][2] == 2 and report.best.number in (0, 1)
     assert report.best.test_acc is not None  # the chosen trial's test accuracy, read from its run
     assert all(r.test_acc is None for r in report.rows[1:])  # and no other trial's
@@ -258,7 +259,7 @@ def test_an_interrupted_trial_is_queued_again_and_resumed_not_counted_twice(stor
     assert resumed.run_id == stopped.id and resumed.state == "complete"
     summary = stopped.read_summary()
     assert summary.status == "completed" and summary.resumes == 1 and summary.sweep.trial == 3
-    report = again.report()
+    report = SweepReport.of(again)
     assert report.counts() == {"complete": 3} and report.replaced == 1  # trial 1 is not listed
     assert sorted(r.params["linear.lr"] for r in report.rows) == [0.02, 0.05, 0.1]  # each point once
     assert again.counted() == 3

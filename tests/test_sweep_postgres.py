@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, cli_env, last_json
 
+from ssltui.core.sweep.report import SweepReport
+
 pytest.importorskip("optuna")
 from tests.sweep_fixtures import sweep_command  # noqa: E402
 
@@ -78,7 +80,7 @@ def test_two_workers_share_a_sweep_and_run_every_grid_point_once(postgres_url, t
 
     from ssltui.core.sweep.study import Sweep
 
-    report = Sweep.open(postgres_url, name).report()
+    report = SweepReport.of(Sweep.open(postgres_url, name))
     assert report.counts() == {"complete": len(GRID)} and len(report.rows) == len(GRID)
     for store, trials in zip(stores, ran):  # each trial's run is in its own worker's store, and only there
         local = {p.name for p in Path(store).iterdir() if (p / "summary.json").is_file()}

@@ -24,6 +24,7 @@ from ssltui.cli.sweep import sweep_app
 from ssltui.cli.table import table_command
 from ssltui.core import registry
 from ssltui.core.config import parse_list, run_options
+from ssltui.core.datasource import known_class_counts, parse_source
 from ssltui.core.errors import ConfigError, ExitCode, RunInterrupted, SsltuiError, first_line
 from ssltui.core.events import Epoch, stamp, warning_messages
 from ssltui.core.graph import build_graph, phase_lengths
@@ -32,7 +33,6 @@ from ssltui.core.paths import data_dir
 from ssltui.core.paths import runs_dir as default_runs_dir
 from ssltui.core.plan import find_to_resume, plan_from_toml, plan_to_toml, read_plan_file
 from ssltui.core.presets import DEFAULT_PRESET, list_presets, resolve_typed
-from ssltui.core.schedule import known_class_counts
 from ssltui.core.stop import StopToken, on_stop_signals
 from ssltui.core.store import RunStore
 from ssltui.view.tables import presets_table, results_table, run_header, runs_lines, runs_table
@@ -274,7 +274,6 @@ def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="check everything, print the resolved plan, train nothing"),
 ) -> int:
     """Train and evaluate: pretraining, then each evaluation at each label fraction and seed."""
-    from ssltui.trainer.data.sources import parse_source
 
     if config is not None:
         given = [

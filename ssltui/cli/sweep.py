@@ -15,6 +15,7 @@ from ssltui.cli import options as opt
 from ssltui.cli.jsonout import emit
 from ssltui.cli.progress import make_progress
 from ssltui.core.config import check_device
+from ssltui.core.datasource import parse_source
 from ssltui.core.errors import ConfigError, ExitCode, SsltuiError
 from ssltui.core.paths import runs_dir as default_runs_dir
 from ssltui.core.presets import DEFAULT_PRESET
@@ -149,7 +150,6 @@ def sweep(
 
 def _check_data(data: str) -> None:
     """The data source named, and a folder or archive that exists (exit 2 or 3 before any trial)."""
-    from ssltui.trainer.data.sources import parse_source
 
     try:
         kind, where = parse_source(data)
@@ -190,6 +190,7 @@ def _work(
     from ssltui.core.sweep.study import shown_url
 
     say(f"{handle.definition.sampler} over {', '.join(handle.definition.params)}; storage {shown_url(handle.url)}")
+    from ssltui.core.sweep.report import SweepReport
     from ssltui.core.sweep.study import STORAGE_ERRORS, storage_lost
 
     code, error = ExitCode.OK, None
@@ -208,7 +209,7 @@ def _work(
     report, running = None, []
     if worker.lost is None:  # a storage that failed is not asked again
         try:
-            report = handle.report()
+            report = SweepReport.of(handle)
             # Nothing left to take is not a finished sweep while a trial is still marked running.
             running = handle.running() if code == ExitCode.OK else []
         except STORAGE_ERRORS as exc:

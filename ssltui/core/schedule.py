@@ -11,10 +11,6 @@ from dataclasses import dataclass
 
 from ssltui.core.settings import TrainConfig
 
-# Training images per class of the sources whose size is known without loading them.
-KNOWN_CLASS_COUNTS = {"cifar10": (5000,) * 10}
-SYNTHETIC_CLASS_COUNT = 10
-
 
 @dataclass(frozen=True)
 class PhaseLength:
@@ -48,10 +44,3 @@ def subset_size(class_counts: Sequence[int], val_fraction: float, fraction: floa
     if fraction == 1.0:
         return sum(split_counts(class_counts, val_fraction))
     return sum(int(round(fraction * n)) for n in class_counts)
-
-
-def known_class_counts(source: str, synthetic_train_per_class: int) -> tuple[int, ...] | None:
-    """Training images per class of a source known without loading it (None: load it to know)."""
-    if source == "synthetic":
-        return (synthetic_train_per_class,) * SYNTHETIC_CLASS_COUNT
-    return KNOWN_CLASS_COUNTS.get(source)

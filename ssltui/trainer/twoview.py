@@ -26,6 +26,14 @@ from ssltui.trainer.data.bundle import DataBundle
 from ssltui.trainer.device import DeviceSettings
 from ssltui.trainer.evaluation.common import encode
 from ssltui.trainer.evaluation.knn import knn_accuracy
+from ssltui.trainer.guard import (
+    GuardCheck,
+    barely_training_warning,
+    conv_motion,
+    guard_epoch,
+    knn_bank,
+    with_view_bn_statistics,
+)
 from ssltui.trainer.loop import Phase, RunContext, derive_seed
 from ssltui.trainer.models.resnet import ResNet20
 from ssltui.trainer.optim import build_optimizer
@@ -107,16 +115,6 @@ def pretrain_views(
 
     `build()` makes the method's model around a fresh encoder (its `encoder`); `make_step` its step
     function (default: `views_step` over the model's `views_loss`)."""
-    # Imported here: the SimCLR module imports this one for its pretraining.
-    from ssltui.trainer.methods.simclr import (
-        GuardCheck,
-        barely_training_warning,
-        conv_motion,
-        guard_epoch,
-        knn_bank,
-        with_view_bn_statistics,
-    )
-
     dev = ctx.dev
     name = cfg.method
     # Seeded by the method and seed, not by the phase name (which hashes the settings): one seed

@@ -44,6 +44,14 @@ class SsltuiApp(App):
         if self.reattach:
             self.reattach_running()
 
+    def reopen_launch(self, error: str, edits: dict) -> None:
+        """The launch form in place of the current screen, saying why the last launch failed and
+        keeping its edits (a screen opens another through the app, so no screen imports another
+        that imports it back)."""
+        from ssltui.tui.screens.launch import LaunchScreen
+
+        self.switch_screen(LaunchScreen(error=error, edits=edits))
+
     def reattach_running(self) -> None:
         """Open the live view of the newest run that a live process is training."""
         from ssltui.tui.screens.live import LiveScreen

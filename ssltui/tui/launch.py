@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ssltui.core import config as cfgmod
 from ssltui.core import registry
+from ssltui.core.datasource import parse_source
 from ssltui.core.errors import ConfigError, SsltuiError, quoted
 from ssltui.core.plan import plan_to_toml
 from ssltui.core.presets import Plan, PresetInfo, list_presets, resolve
@@ -166,7 +167,6 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def check_data(spec: str) -> None:
-    from ssltui.trainer.data.sources import parse_source
 
     try:
         kind, arg = parse_source(spec.strip())

@@ -218,7 +218,7 @@ def open_report(url: str, name: str) -> SweepReport:
     """The report of sweep `name` (for `sweep show`), read without preparing the storage for writing."""
     if sqlite_file_missing(url):
         raise ConfigError(f"no sweep {name!r} in {shown_url(url)} (see `ssltui sweep list`)")
-    return _read(url, lambda storage: Sweep.open(url, name, storage).report())
+    return _read(url, lambda storage: SweepReport.of(Sweep.open(url, name, storage)))
 
 
 def list_sweeps(url: str) -> list[dict[str, Any]]:

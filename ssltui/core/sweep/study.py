@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import optuna
 import sqlalchemy
@@ -27,9 +27,6 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from ssltui.core.errors import ConfigError, StorageError, first_line
 from ssltui.core.sweep.listing import CREATING_ATTR, DEFINITION_ATTR, storage_url  # noqa: F401 - the names callers import here
 from ssltui.core.sweep.space import SweepDefinition
-
-if TYPE_CHECKING:
-    from ssltui.core.sweep.report import SweepReport
 
 # Optuna's INFO lines would interleave with our own progress.
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -341,12 +338,6 @@ class Sweep:
 
     def trial_id(self, trial: Trial) -> int:
         return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number)
-
-    def report(self) -> SweepReport:
-        """The sweep ranked by its metric (ssltui.core.sweep.report)."""
-        from ssltui.core.sweep.report import SweepReport
-
-        return SweepReport.of(self)
 
 
 @dataclass

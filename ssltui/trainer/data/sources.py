@@ -18,28 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ssltui.core.datasource import SYNTHETIC_CLASS_COUNT, parse_source
 from ssltui.core.errors import DataError, RunInterrupted, first_line
-from ssltui.core.schedule import SYNTHETIC_CLASS_COUNT
 from ssltui.trainer.data.cache import cache_file, load_cached, save_cached
 from ssltui.trainer.data.decode import Check
 from ssltui.trainer.data.folder import IMAGE_SUFFIXES, SourceState, load_image_folder, source_state
 from ssltui.trainer.data.raw import RawData
 
-__all__ = ["IMAGE_SUFFIXES", "RawData", "load_image_folder", "load_source", "make_synthetic", "parse_source"]
+__all__ = ["IMAGE_SUFFIXES", "RawData", "load_image_folder", "load_source", "make_synthetic"]
 
 StopCheck = Callable[[], "bool | str"]
-
-
-def parse_source(spec: str) -> tuple[str, str]:
-    """`cifar10`, `synthetic` or `folder:PATH` -> (kind, argument)."""
-    if spec in ("cifar10", "synthetic"):
-        return spec, ""
-    if spec.startswith("folder:"):
-        path = spec[len("folder:") :]
-        if not path:
-            raise DataError("--data folder: needs a path, e.g. --data folder:/data/cifar10-jpeg.tar.gz")
-        return "folder", path
-    raise DataError(f"--data {spec!r}: expected cifar10, synthetic or folder:PATH")
 
 
 def stop_check(should_stop: StopCheck | None) -> Check:

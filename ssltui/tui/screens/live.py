@@ -274,9 +274,7 @@ class LiveScreen(Screen):
         self._stop.set()
         discard_failed_launch(run)
         self.app.processes.pop(self.run_id, None)
-        from ssltui.tui.screens.launch import LaunchScreen
-
-        self.app.switch_screen(LaunchScreen(error=reason, edits=launched.edits))
+        self.app.reopen_launch(reason, launched.edits)  # the form again, with the reason and the edits
         return True
 
     def _draw_summary(self) -> None:

@@ -96,7 +96,7 @@ class SweepScreen(Screen):
     @work(thread=True, exclusive=True, group="sweep")
     def poll_sweep(self) -> None:
         """Read the study in a thread every POLL_SECONDS; only reports cross into the UI."""
-        from ssltui.core.sweep.report import list_sweeps
+        from ssltui.core.sweep.report import SweepReport, list_sweeps
         from ssltui.core.sweep.study import Sweep, shown_url, storage_url
 
         url = storage_url(None, self.app.store.sweeps_dir())
@@ -117,7 +117,7 @@ class SweepScreen(Screen):
                             continue
                         self.sweep_name = found[0]["name"]
                     sweep = Sweep.open(url, self.sweep_name)
-                report = sweep.report()
+                report = SweepReport.of(sweep)
             except SsltuiError as exc:
                 self.app.call_from_thread(self._show_message, self._starting(self.sweep_name) or exc.message)
                 sweep = None
