@@ -4,6 +4,8 @@ deletion names the runs it deletes."""
 
 from __future__ import annotations
 
+import time
+
 from textual import events
 
 from tests.tui_fixtures import FAILED_ID, SMOKE_ID, STUDY_ID, run_app, shows, tui_store, wait_until  # noqa: F401
@@ -92,9 +94,17 @@ def test_a_burst_sent_by_tmux_reaches_the_filter(tmp_path, data_dir):
         pane.wait_for("3 of 3 runs", "New run", timeout=60)
         for word, rows in (("completed", 1), ("rotnet", 1), ("paper-smoke", 0), ("smoke", 1)):
             pane.keys(word)
-            screen = pane.wait_for(f"{rows} of 3 runs")
+            # A frame drawn mid-burst may show part of the word: wait for the whole of it (a lost
+            # key never gets there), then for the rows it leaves.
+            deadline, screen = time.monotonic() + 30, ""
+            while time.monotonic() < deadline:
+                screen = pane.capture()
+                if screen.splitlines()[1].strip() == word and f"{rows} of 3 runs" in screen:
+                    break
+                time.sleep(0.05)
             filter_line = screen.splitlines()[1].strip()
             assert filter_line == word, f"{word!r} became {filter_line!r}:\n{screen}"
+            assert f"{rows} of 3 runs" in screen, screen
             assert "Table 1" not in screen and "launch a run" not in screen
             pane.keys("Escape")
             pane.wait_for("3 of 3 runs", "filter: type to narrow")
