@@ -14,5 +14,5 @@ def test_the_heap_built_by_collection_is_frozen() -> None:
     assert torch.__name__ == "torch"  # imported at collection, like every worker's
     assert gc.get_freeze_count() > 150_000, (
         f"only {gc.get_freeze_count()} objects frozen: tests/conftest.py's pytest_collection_finish "
-        "did not freeze the heap collection built")
-
+        "did not freeze the heap collection built"
+    )
