@@ -1,19 +1,19 @@
 """Log points, validation passes and checkpoints of each phase of the `paper` study, before and
-after the cadence by steps and seconds (issue 12 item 3). No training: the counts come from
+after the cadence by steps and seconds. No training: the counts come from
 the cadence functions the loop calls (`ssltui.trainer.cadence`), with each phase's steps taken
 from the presets and CIFAR-10's label subsets.
 
     python -m benchmarks.cadence                    # a table
     python -m benchmarks.cadence --json
 
-Before (commit 4e80c47): a log point every max(1, steps_per_epoch // 8) steps and at each epoch
+Before (a cadence by epochs): a log point every max(1, steps_per_epoch // 8) steps and at each epoch
 end, each reading the device twice (the loss, a finiteness check), and two more reads at every
 epoch end; validation every `eval_every` epochs (supervised, semi: 5), every 10 (linear probe),
 every epoch (RotNet's rotation accuracy over all 20,000 validation views), every
 `knn.every_epochs` (SimCLR: 10); a checkpoint every `checkpoint_every` epochs and at the end.
 After: this checkout's presets and `runtime` defaults. Log points are by wall time, so their
 count depends on the step time: `--step-ms` per phase, by default the eager step times measured
-on one H200 in issue 12 (total phase time over steps; not a measurement of this code).
+on one H200 (docs/results.md; total phase time over steps, not a measurement of this code).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from ssltui.core.config import RuntimeConfig
 from ssltui.trainer.cadence import Cadence, simulate
 from ssltui.trainer.data.splits import label_subset, validation_split
 
-# Milliseconds a step on one H200, eager, commit 3b306c3: issue 12's phase seconds over their
+# Milliseconds a step on one H200, eager (the one measured `paper` study, docs/results.md): phase seconds over their
 # steps (linear and semi: the four probes' 15 s over their 15,300 steps, the two semi phases'
 # 41 s over 5,901).
 H200_EAGER_MS = {
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         "--step-ms",
         type=float,
         default=None,
-        help="one step time for every phase (default: issue 12's H200 eager times per phase)",
+        help="one step time for every phase (default: the measured H200 eager times per phase)",
     )
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps([asdict(r) for r in rows]))
         return 0
     print(
-        f"`paper` study, one seed: before (commit 4e80c47) -> after (log every {runtime.log_seconds:g} s, "
+        f"`paper` study, one seed: before (a cadence by epochs) -> after (log every {runtime.log_seconds:g} s, "
         f"checkpoints every {runtime.checkpoint_seconds:g} s; step times assumed, see --help)"
     )
     print(

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU check of issue 12 in one command, sized for one 10-minute device call:
+# Every GPU check in one command, sized for one 10-minute device call:
 #   1. graph checks (python -m benchmarks.graph_check): eager vs graphed steps of SimCLR, RotNet
 #      and the supervised baseline at 512 and 2,048 views; graphed vs eager training over a few
 #      hundred steps; the eager fallback of a step that cannot be captured; a resumed phase
@@ -67,7 +67,7 @@ BENCH_ARGS=${BENCH_ARGS:---method all --workers 8 --steps 50 --batch-size 512}
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 
-# ---------------------------------------------------------------- 1. CUDA graphs (issue 12 item 1)
+# ---------------------------------------------------------------- 1. CUDA graphs
 if section graphs; then
 start=$(date +%s)
 # Its own decode cache: the study below decodes the archive itself, as a user's first run does.
@@ -109,7 +109,7 @@ timeout -k 20 "${BENCH_TIMEOUT:-90}" $PY -m benchmarks.throughput --device "$DEV
 echo "benchmark: exit $? in $(( $(date +%s) - start )) s"
 fi
 
-# ---------------------------------------------------------------- 4. phases side by side (issue 12 item 4)
+# ---------------------------------------------------------------- 4. phases side by side
 # The same study with runtime.workers = N worker processes on one GPU (the run above is N = 1
 # on one GPU: workers "auto" starts one per device), then with one worker per GPU when the
 # machine has several. Wall time, GPU memory summed over the workers and the results go to

@@ -1,4 +1,4 @@
-"""The CUDA-graph checks of issue 12, sized for one device call (`benchmarks/gpu_check.sh` runs it).
+"""The CUDA-graph checks, sized for one device call (`benchmarks/gpu_check.sh` runs it).
 
     python -m benchmarks.graph_check --device cuda --data folder:.data/cifar10-jpeg.tar.gz --out $OUT
     python -m benchmarks.graph_check --cpu-rehearsal --out /tmp/rehearsal   # all of it but the GPU

@@ -1,12 +1,11 @@
 """Independent phases side by side: worker processes, each running one phase at a time.
 
 Why processes. The steps of ResNet-20 at these batch sizes are bound by host-side dispatch
-(issue 12: 250-820 operations a step at 25-35 us each, the GPU 40-48% busy), and one Python
-process dispatches one operation at a time whatever the number of threads or CUDA streams (the
-GIL serialises it). Separate processes dispatch in parallel, and their kernels overlap on one
-GPU or spread over several (`--devices cuda:0,cuda:1`). Whether two or four workers fill one
-H200 better than one is still to be measured there (benchmarks/gpu_check.sh); on the CPU the
-phases share the cores, so workers only help where one phase leaves cores idle.
+(hundreds of small operations a step, the GPU idle between them; docs/results.md has the
+figures), and one Python process dispatches one operation at a time whatever the number of
+threads or CUDA streams (the GIL serialises it). Separate processes dispatch in parallel, and
+their kernels overlap on one GPU or spread over several (`--devices cuda:0,cuda:1`). On the CPU
+the phases share the cores, so workers only help where one phase leaves cores idle.
 
 How. The coordinator (the process that holds run.lock and alone writes summary.json) starts
 `runtime.workers` processes with the `spawn` method, never `fork`: the TUI is threaded and
