@@ -23,6 +23,30 @@ def test_each_method_has_a_linear_preset_at_the_papers_scale(method):
     assert cfg.linear == resolve("simclr-linear").parts[0].linear
 
 
+@pytest.mark.parametrize("method", NEW)
+def test_each_method_has_a_semi_supervised_variant_that_reuses_its_linear_encoder(method):
+    (semi,), (linear,), (rotnet,) = (
+        resolve(f"{n}").parts for n in (f"{method}-semi", f"{method}-linear", "rotnet-semi")
+    )
+    assert semi.method == method and semi.evaluation == ["semi"] and semi.labels == [0.01, 0.1]
+    # The same pretraining as the linear preset (one cached encoder for both rows) ...
+    assert semi.pretrain == linear.pretrain and semi.method_settings == linear.method_settings
+    # ... and the paper's RotNet fine-tuning, so the semi rows compare encoders only.
+    assert semi.semi == rotnet.semi
+
+
+def test_methods_semi_study_fine_tunes_every_method_beside_the_supervised_baseline():
+    plan = resolve("methods-semi")
+    pretraining = {m.name for m in registry.methods() if m.pretrains}
+    assert {p.method for p in plan.parts} == pretraining | {"supervised"}
+    assert all(p.evaluation == ["semi"] for p in plan.parts if p.method != "supervised")
+    # Its pretraining is the `methods` study's, part for part: running both pretrains once.
+    linear = {p.method: p for p in resolve("methods").parts if p.method != "supervised"}
+    for p in plan.parts:
+        if p.method != "supervised":
+            assert p.pretrain == linear[p.method].pretrain and p.seeds == linear[p.method].seeds
+
+
 def test_methods_study_pretrains_every_method_once_per_seed():
     plan = resolve("methods")
     pretraining = {m.name for m in registry.methods() if m.pretrains}

@@ -468,3 +468,50 @@ def test_choices_are_remembered_in_the_state_dir(tmp_path, monkeypatch):
     assert load_choices() == {"method": "study", "preset": "paper-smoke", "data": "synthetic"}
     (tmp_path / "state" / "launch.json").write_text("[1, 2")
     assert load_choices() == {}
+
+
+def test_the_loss_chart_draws_each_weighted_part_of_a_loss_beside_the_total():
+    """VICReg's loss is three weighted parts: the live loss chart draws each part's epoch mean
+    (at the epoch's last step) beside the total's steps, and names them in its legend."""
+    from ssltui.tui.widgets.charts import PhaseChart
+
+    pre = {**PH, "phase": "vicreg/pretrain/seed0", "kind": "pretrain", "method": "vicreg"}
+    terms = [
+        {"invariance": 0.5, "variance": 1.0, "covariance": 0.25},
+        {"invariance": 0.4, "variance": 0.5, "covariance": 0.1},
+    ]
+    events = [{"t": 0, "event": "phase_start", **pre, "epochs": 2, "steps_per_epoch": 2}]
+    for step in range(1, 5):
+        events.append(
+            {"t": step, "event": "step", **pre, "epoch": (step - 1) // 2, "step": step, "loss": 2.0, "lr": 0.1}
+        )
+        if step % 2 == 0:
+            parts = terms[step // 2 - 1]
+            events.append(
+                {
+                    "t": step,
+                    "event": "epoch",
+                    **pre,
+                    "epoch": step // 2,
+                    "epochs": 2,
+                    "step": step,
+                    "loss": sum(parts.values()),
+                    "lr": 0.1,
+                    "loss_terms": parts,
+                }  # fmt: skip
+            )
+    s = RunState()
+    for e in _events(*events):
+        s.apply(e)
+    chart = PhaseChart("loss")
+    chart.show(s.phases[pre["phase"]])
+    monitor = chart.plt.monitor
+    assert monitor.label == ["loss", "invariance", "variance", "covariance"]
+    assert [list(xs) for xs in monitor.x[1:]] == [[2, 4]] * 3
+    assert [list(ys) for ys in monitor.y[1:]] == [[0.5, 0.4], [1.0, 0.5], [0.25, 0.1]]
+    # A loss of one part draws one unnamed curve, as before.
+    s = RunState()
+    for e in _events(*(e for e in events if e["event"] != "epoch")):
+        s.apply(e)
+    chart.show(s.phases[pre["phase"]])
+    assert len(chart.plt.monitor.x) == 1

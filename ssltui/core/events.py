@@ -205,6 +205,9 @@ class Epoch(PhaseEvent):
     knn_acc: float | None = None
     rot_acc: float | None = None
     knn_random: float | None = None  # kNN accuracy of the untrained encoder, for reference
+    # A loss of several weighted parts (VICReg's three, Barlow Twins' two): each part's mean over
+    # the epoch's steps, weighted as the loss weighs it, so the parts add up to `loss`.
+    loss_terms: dict[str, float] | None = None
 
     @field_validator(*ACCURACY_KEYS, mode="before")
     @classmethod
@@ -216,6 +219,8 @@ class Epoch(PhaseEvent):
 
     def line(self) -> str:
         extras = " ".join(f"{k}={100 * v:.2f}%" for k, v in self.accuracies().items())
+        if self.loss_terms:
+            extras += " (" + " + ".join(f"{k} {v:.4g}" for k, v in self.loss_terms.items()) + ")"
         return (
             f"{self.phase}: epoch {self.epoch}/{self.epochs} loss={self.loss:.4f} lr={self.lr:.4g} "
             f"{self.images_per_s or 0:.0f} img/s {extras}"

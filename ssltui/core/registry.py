@@ -31,7 +31,9 @@ class Method:
     reads: tuple[str, ...]  # the config sections its pretraining reads
     order: int  # its place in tables and forms
     pretrains: bool = True  # False: no encoder to pretrain (the supervised baseline)
-    loss_terms: tuple[str, ...] = ()  # extra loss components it logs beside the loss
+    # The weighted parts of a loss of several (the epoch events carry each part's mean, the live
+    # loss chart draws them beside the total); () for a loss of one part.
+    loss_terms: tuple[str, ...] = ()
     short: str = ""  # a short name where several are joined ("rot"); default the name
 
 

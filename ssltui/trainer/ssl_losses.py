@@ -62,6 +62,13 @@ def barlow_twins_loss(z1: torch.Tensor, z2: torch.Tensor, lambd: float) -> torch
     """Barlow Twins (Zbontar et al. 2021, eq. 1-2): each projection standardised along the batch
     (as its code's affine-free BatchNorm: biased variance, eps 1e-5), C = z1^T z2 / N, and
     sum_i (1 - C_ii)^2 + lambda * sum_{i != j} C_ij^2."""
+    on, off = barlow_twins_parts(z1, z2)
+    return on + lambd * off
+
+
+def barlow_twins_parts(z1: torch.Tensor, z2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Barlow Twins' two sums, unweighted: the invariance term sum_i (1 - C_ii)^2 and the
+    redundancy-reduction term sum_{i != j} C_ij^2."""
     with torch.autocast(device_type=z1.device.type, enabled=False):
         z1, z2 = _fp32(z1, z2)
         n = z1.shape[0]
@@ -71,7 +78,7 @@ def barlow_twins_loss(z1: torch.Tensor, z2: torch.Tensor, lambd: float) -> torch
         diagonal = torch.diagonal(c)
         on = (1 - diagonal).pow(2).sum()
         off = c.pow(2).sum() - diagonal.pow(2).sum()
-        return on + lambd * off
+        return on, off
 
 
 def vicreg_loss(

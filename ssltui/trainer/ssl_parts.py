@@ -40,6 +40,32 @@ def mlp(
     return nn.Sequential(*mods)
 
 
+class TermMeter(nn.Module):
+    """The epoch means of a loss's weighted parts, summed on the device inside the step (an
+    in-place add, so a captured CUDA-graph step keeps them) and read once at the epoch's end.
+    Its buffers are not saved: a phase resumed mid-epoch reports that epoch's remaining steps."""
+
+    def __init__(self, names: tuple[str, ...]):
+        super().__init__()
+        self.names = names
+        self.register_buffer("sums", torch.zeros(len(names)), persistent=False)
+        self.register_buffer("count", torch.zeros(()), persistent=False)
+
+    def add(self, parts: list[torch.Tensor]) -> None:
+        self.sums.add_(torch.stack([p.detach().float() for p in parts]))
+        self.count.add_(1)
+
+    def read(self) -> dict[str, float] | None:
+        """The means since the last read (None if no step ran), and a fresh start."""
+        n = float(self.count)
+        if n == 0:
+            return None
+        means = dict(zip(self.names, (self.sums / n).tolist()))
+        self.sums.zero_()
+        self.count.zero_()
+        return means
+
+
 class MomentumTarget(nn.Module):
     """A target network that follows `online` as an exponential moving average of its weights.
 

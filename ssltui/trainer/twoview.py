@@ -37,7 +37,7 @@ from ssltui.trainer.guard import (
 from ssltui.trainer.loop import Phase, RunContext, derive_seed
 from ssltui.trainer.models.resnet import ResNet20
 from ssltui.trainer.optim import build_optimizer
-from ssltui.trainer.ssl_parts import CollapseMonitor
+from ssltui.trainer.ssl_parts import CollapseMonitor, TermMeter
 
 # The collapse guard: the SimSiam paper's per-dimension std of the L2-normalised output, times
 # sqrt(d), is about 1 for outputs spread over the sphere and falls to 0 as they collapse to one
@@ -168,14 +168,17 @@ def pretrain_views(
             if warning:
                 ctx.log(f"{info.phase}: {warning}", level="warning")
                 collapse_warned = True
+        # A loss of several weighted parts: each part's mean over the epoch, for the live chart.
+        terms = model.terms.read() if isinstance(getattr(model, "terms", None), TermMeter) else None
+        parts = {"loss_terms": {k: round(v, 6) for k, v in terms.items()}} if terms else {}
         if not monitor_knn:
-            return {}
+            return parts
         # Short runs can sit near a random encoder while healthy (docs/experiments/simclr-lr.md); hence
         # knn.guard_min_steps.
         guard = guard_epoch(phase.epochs)
         guarded = done == guard and guard * phase.steps_per_epoch >= knn.guard_min_steps
         if done % knn.every_epochs and done != phase.epochs and not guarded:
-            return {}
+            return parts
         acc = knn_of(encoder)
         warning = (
             barely_training_warning(
@@ -194,10 +197,7 @@ def pretrain_views(
         )
         if warning:
             ctx.log(f"{info.phase}: {warning}", level="warning")
-        if hasattr(model, "loss_terms"):  # a loss of several weighted parts: the last step's, unweighted
-            terms = ", ".join(f"{k} {v:.4g}" for k, v in model.loss_terms().items())
-            ctx.log(f"{info.phase}: loss terms after {done} epochs: {terms}")
-        return {"knn_acc": round(acc, 6), "knn_random": round(knn_random, 6)}
+        return {"knn_acc": round(acc, 6), "knn_random": round(knn_random, 6), **parts}
 
     # The monitors keep their own cadence, by epochs: asked at every epoch's end, `epoch_end`
     # reads the collapse measure each time and measures kNN every knn.every_epochs epochs, at

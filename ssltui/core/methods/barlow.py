@@ -26,4 +26,5 @@ METHOD = Method(
     default_evaluations=("linear",),
     reads=("pretrain", "barlow", "knn"),
     order=60,
+    loss_terms=("invariance", "redundancy"),
 )

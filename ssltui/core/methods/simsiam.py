@@ -16,6 +16,10 @@ class SimSiamConfig(ViewSettings):
     crop_min_scale: float = Field(0.2, gt=0.0, le=1.0, description="RandomResizedCrop smallest area fraction")
     proj_out_dim: int = Field(512, ge=1, description="projector output width (the embedding the loss reads)")
     pred_hidden_dim: int = Field(128, ge=1, description="predictor hidden (bottleneck) width")
+    stop_gradient: bool = Field(
+        True,
+        description="stop the gradient through the target branch (false: the paper's Fig. 2 ablation, which collapses)",
+    )
 
 
 METHOD = Method(

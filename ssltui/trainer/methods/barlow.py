@@ -8,12 +8,13 @@ from torch import nn
 
 from ssltui.core.config import RunConfig
 from ssltui.core.events import PhaseRef
+from ssltui.core.methods.barlow import METHOD as DECLARED
 from ssltui.trainer.augment import SimCLRAugment
 from ssltui.trainer.data.bundle import DataBundle
 from ssltui.trainer.loop import RunContext
 from ssltui.trainer.models.resnet import ResNet20
-from ssltui.trainer.ssl_losses import barlow_twins_loss
-from ssltui.trainer.ssl_parts import mlp
+from ssltui.trainer.ssl_losses import barlow_twins_parts
+from ssltui.trainer.ssl_parts import TermMeter, mlp
 from ssltui.trainer.twoview import pretrain_views
 
 
@@ -23,11 +24,15 @@ class BarlowModel(nn.Module):
         self.encoder = encoder
         self.projector = mlp(encoder.feature_dim, proj_hidden_dim, proj_out_dim, layers=3)
         self.lambd = lambd
+        self.terms = TermMeter(DECLARED.loss_terms)  # invariance, redundancy
 
     def views_loss(self, views: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.projector(self.encoder(views))
         z1, z2 = z.chunk(2)
-        return barlow_twins_loss(z1, z2, self.lambd), z
+        on, off = barlow_twins_parts(z1, z2)
+        off = self.lambd * off
+        self.terms.add([on, off])
+        return on + off, z
 
 
 def pretrain(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: DataBundle) -> ResNet20:

@@ -49,6 +49,6 @@ def pretrain(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: DataBundle
         info,
         cfg,
         bundle,
-        lambda: SimSiamModel(ResNet20(), s.proj_hidden_dim, s.proj_out_dim, s.pred_hidden_dim),
+        lambda: SimSiamModel(ResNet20(), s.proj_hidden_dim, s.proj_out_dim, s.pred_hidden_dim, s.stop_gradient),
         SimCLRAugment.from_config(s),
     )

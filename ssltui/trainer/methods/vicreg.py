@@ -8,15 +8,16 @@ from torch import nn
 
 from ssltui.core.config import RunConfig
 from ssltui.core.events import PhaseRef
+from ssltui.core.methods.vicreg import METHOD as DECLARED
 from ssltui.trainer.augment import SimCLRAugment
 from ssltui.trainer.data.bundle import DataBundle
 from ssltui.trainer.loop import RunContext
 from ssltui.trainer.models.resnet import ResNet20
 from ssltui.trainer.ssl_losses import vicreg_loss
-from ssltui.trainer.ssl_parts import mlp
+from ssltui.trainer.ssl_parts import TermMeter, mlp
 from ssltui.trainer.twoview import pretrain_views
 
-TERMS = ("invariance", "variance", "covariance")
+TERMS = DECLARED.loss_terms  # invariance, variance, covariance
 
 
 class VICRegModel(nn.Module):
@@ -25,18 +26,14 @@ class VICRegModel(nn.Module):
         self.encoder = encoder
         self.projector = mlp(encoder.feature_dim, proj_hidden_dim, proj_out_dim, layers=3)
         self.weights = weights
-        # The last step's unweighted terms, written on the device (no host read in a step).
-        self.register_buffer("last_terms", torch.zeros(len(TERMS)), persistent=False)
+        self.terms = TermMeter(TERMS)
 
     def views_loss(self, views: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.projector(self.encoder(views))
         z1, z2 = z.chunk(2)
         total, terms = vicreg_loss(z1, z2, *self.weights)
-        self.last_terms.copy_(torch.stack([terms[t] for t in TERMS]))
+        self.terms.add([w * terms[t] for w, t in zip(self.weights, TERMS)])
         return total, z
-
-    def loss_terms(self) -> dict[str, float]:
-        return dict(zip(TERMS, self.last_terms.tolist()))
 
 
 def pretrain(ctx: RunContext, info: PhaseRef, cfg: RunConfig, bundle: DataBundle) -> ResNet20:

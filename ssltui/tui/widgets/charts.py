@@ -28,12 +28,17 @@ class PhaseChart(PlotextPlot):
                     xs = sorted(phase.epoch_records)
                     ys = [getattr(phase.epoch_records[x], self.what) for x in xs]
                     plt.xlabel("epoch")
+                    plt_x_is_step = False
                 else:
                     ys = [phase.steps[x][0 if self.what == "loss" else 1] for x in xs]
                     plt.xlabel("step")
+                    plt_x_is_step = True
                 if xs:
-                    plt.plot(xs, ys, marker="braille")
-                    self._short_yticks(ys)
+                    parts = self._loss_parts(phase, by_step=plt_x_is_step) if self.what == "loss" else []
+                    plt.plot(xs, ys, marker="braille", label="loss" if parts else None)
+                    for name, (pxs, pys) in parts:
+                        plt.plot(pxs, pys, marker="braille", label=name)
+                    self._short_yticks(ys + [y for _, (_, pys) in parts for y in pys])
             else:
                 for key, curve in phase.accuracy().items():
                     plt.plot(
@@ -44,6 +49,19 @@ class PhaseChart(PlotextPlot):
                     )
                 plt.xlabel("epoch")  # the legend names the monitor (validation, kNN, rotation)
         self.refresh()
+
+    @staticmethod
+    def _loss_parts(phase: PhaseState, by_step: bool) -> list[tuple[str, tuple[list[int], list[float]]]]:
+        """Each weighted part of a loss of several (VICReg's three): its epoch means, at each
+        epoch's last step (or at the epoch, when the chart's x is epochs)."""
+        parts: dict[str, tuple[list[int], list[float]]] = {}
+        for ep in sorted(phase.epoch_records):
+            terms = phase.epoch_records[ep].loss_terms or {}
+            for name, value in terms.items():
+                xs, ys = parts.setdefault(name, ([], []))
+                xs.append(ep * phase.steps_per_epoch if by_step else ep)
+                ys.append(value)
+        return list(parts.items())
 
     def _short_yticks(self, ys: list[float], n: int = 4) -> None:
         """Three significant digits on the y axis (plotext's own labels eat narrow charts)."""
