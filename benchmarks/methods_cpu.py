@@ -5,6 +5,10 @@ encoder's (BatchNorm statistics of the training images, weights untrained).
 
     python -m benchmarks.methods_cpu --data folder:../shared/data/cifar10-jpeg.tar.gz \
         --per-class 200 --epochs 4 --batch-size 64 --out docs/experiments/methods.json
+
+Every row also scores kNN on the VALIDATION split (held out of the training images, never the
+test split). `--variant NAME=METHOD:KEY=VALUE;KEY=VALUE` adds a row for another reading of a
+method's recipe (e.g. another paper's learning rate); choose between readings on `val_knn_acc`.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssltui.core.config import build_run_config, to_dict
-from ssltui.core.events import Log, PhaseRef
+from ssltui.core.config import build_run_config, check_key, parse_value, set_dotted, to_dict
+from ssltui.core.events import Epoch, Log, PhaseRef
 from ssltui.core.paths import data_dir as default_data_dir
 from ssltui.core.presets import resolve
 from ssltui.core.store import RunDir
@@ -37,6 +41,7 @@ from ssltui.trainer.evaluation.common import encode
 from ssltui.trainer.evaluation.knn import knn_accuracy
 from ssltui.trainer.loop import RunContext
 from ssltui.trainer.models.resnet import ResNet20
+from ssltui.trainer.optim import peak_lr
 
 METHODS = ("simclr", "byol", "simsiam", "moco", "barlow", "vicreg")
 
@@ -102,14 +107,38 @@ def score(encoder: nn.Module, bundle: DataBundle, dev) -> dict:
     bank_x, bank_y = bundle.train_x[bundle.train_idx], bundle.train_y[bundle.train_idx]
     bank = encode(encoder, bank_x, bundle, dev)
     test = encode(encoder, bundle.test_x, bundle, dev)
+    val = encode(encoder, bundle.train_x[bundle.val_idx], bundle, dev)
+    val_knn = knn_accuracy(val, bundle.train_y[bundle.val_idx], bank, bank_y, bundle.num_classes, k=20, temperature=0.1)
     knn = knn_accuracy(test, bundle.test_y, bank, bank_y, bundle.num_classes, k=20, temperature=0.1)
     lin = linear_probe_acc(bank, bank_y, test, bundle.test_y, bundle.num_classes)
-    return {"knn_acc": round(knn, 4), "linear_acc": round(lin, 4)}
+    return {"val_knn_acc": round(val_knn, 4), "knn_acc": round(knn, 4), "linear_acc": round(lin, 4)}
 
 
-def method_config(method: str, epochs: int, batch_size: int, images: int):
-    """The method's linear preset with the pretraining shrunk to `epochs` of `batch_size`."""
+def events_steps(events: list) -> int:
+    """The global steps the pretraining ran (its last epoch event's)."""
+    return max((e.step for e in events if isinstance(e, Epoch)), default=0)
+
+
+def parse_variant(text: str) -> tuple[str, str, dict]:
+    """`NAME=METHOD:KEY=VALUE;KEY=VALUE` -> (name, method, nested overrides)."""
+    name, _, rest = text.partition("=")
+    method, _, sets = rest.partition(":")
+    if not name or not method:
+        raise SystemExit(f"--variant {text!r}: expected NAME=METHOD:KEY=VALUE;KEY=VALUE")
+    overrides: dict = {}
+    for item in filter(None, sets.split(";")):
+        key, _, raw = item.partition("=")
+        set_dotted(overrides, check_key(key.strip()), parse_value(raw, f"--variant {name} {key}"))
+    return name, method, overrides
+
+
+def method_config(method: str, epochs: int, batch_size: int, images: int, overrides: dict | None = None):
+    """The method's linear preset, `overrides` applied, with the pretraining shrunk to `epochs`
+    of `batch_size` (the learning rate follows the preset's `lr_scaling`; warm-up at most a
+    quarter of the epochs)."""
     values = to_dict(resolve(f"{method}-linear").parts[0])
+    for section, table in (overrides or {}).items():
+        values.setdefault(section, {}).update(table)
     values["pretrain"].update(
         epochs=epochs, batch_size=batch_size, warmup_epochs=min(values["pretrain"]["warmup_epochs"], epochs / 4)
     )
@@ -130,6 +159,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="NAME=METHOD:KEY=VALUE;KEY=VALUE, another reading of a method's recipe (a row of its own)",
+    )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -140,8 +175,9 @@ def main() -> None:
     bundle = make_bundle(raw, dev.device, 0.1, 0)
     rows = [{"method": "random", "seconds": 0.0, **score(random_encoder(bundle, args.seed), bundle, dev)}]
     print(json.dumps(rows[-1]), flush=True)
-    for method in args.methods.split(","):
-        cfg = method_config(method, args.epochs, args.batch_size, len(bundle.train_idx))
+    runs = [(m, m, {}) for m in filter(None, args.methods.split(","))] + [parse_variant(v) for v in args.variant]
+    for name, method, overrides in runs:
+        cfg = method_config(method, args.epochs, args.batch_size, len(bundle.train_idx), overrides)
         with tempfile.TemporaryDirectory() as tmp:
             run = RunDir(Path(tmp) / "run")
             run.checkpoints_dir.mkdir(parents=True)
@@ -153,7 +189,15 @@ def main() -> None:
             seconds = time.perf_counter() - t0
         warnings = [e.message for e in events if isinstance(e, Log) and e.level == "warning"]
         rows.append(
-            {"method": method, "seconds": round(seconds, 1), **score(encoder, bundle, dev), "warnings": warnings}
+            {
+                "method": name,
+                **({"overrides": overrides} if overrides else {}),
+                "peak_lr": round(peak_lr(cfg.pretrain), 6),
+                "steps": int(events_steps(events)),
+                "seconds": round(seconds, 1),
+                **score(encoder, bundle, dev),
+                "warnings": warnings,
+            }
         )
         print(json.dumps(rows[-1]), flush=True)
     report = {
