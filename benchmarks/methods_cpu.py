@@ -158,6 +158,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--val-fraction", type=float, default=0.1, help="of the training images, held out for val_knn_acc")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument(
         "--variant",
@@ -172,7 +173,7 @@ def main() -> None:
     raw = load_source(args.data, default_data_dir(None))
     raw = balanced_subset(raw, args.per_class, args.test_per_class, args.seed)
     dev = pick_device("cpu", build_run_config({}).runtime)
-    bundle = make_bundle(raw, dev.device, 0.1, 0)
+    bundle = make_bundle(raw, dev.device, args.val_fraction, 0)
     rows = [{"method": "random", "seconds": 0.0, **score(random_encoder(bundle, args.seed), bundle, dev)}]
     print(json.dumps(rows[-1]), flush=True)
     runs = [(m, m, {}) for m in filter(None, args.methods.split(","))] + [parse_variant(v) for v in args.variant]
@@ -207,6 +208,7 @@ def main() -> None:
         "torch": torch.__version__,
         "data": args.data,
         "train_images": int(len(bundle.train_idx)),
+        "val_images": int(len(bundle.val_idx)),
         "test_images": int(len(bundle.test_y)),
         "epochs": args.epochs,
         "batch_size": args.batch_size,
