@@ -17,6 +17,8 @@ import pytest
 from ssltui.core.errors import ConfigError
 from ssltui.core.presets import _read_preset, list_presets, resolve
 
+# One deliberate change since it was written: runtime.eval_batch_size became "auto" (it was 1024,
+# 512 in the smoke presets), which picks the batch by device (test_config.py says why).
 FIXTURE = Path(__file__).parent / "fixtures" / "resolved_presets.json"
 SHIPPED = Path(__file__).resolve().parents[1] / "presets"
 

@@ -39,8 +39,8 @@ def check_text(value: Any) -> Any:
     return value
 
 
-def _workers(v: Any) -> Any:
-    """`runtime.workers`: a whole number >= 1, or "auto" (bool is an int to Python, not here)."""
+def _positive_or_auto(v: Any) -> Any:
+    """A whole number >= 1, or "auto" (bool is an int to Python, not here)."""
     if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
         return v
     raise ValueError("is not a whole number >= 1 or 'auto'")
@@ -153,7 +153,11 @@ class RuntimeConfig(Section):
     amp: Literal["auto", "bf16", "off"] = Field("auto", description="auto (bf16 on CUDA) | bf16 | off")
     channels_last: bool = Field(True, description="channels_last memory format on CUDA")
     compile: bool = Field(False, description="torch.compile every phase's training forward on CUDA")
-    eval_batch_size: int = Field(1024, ge=1, description="batch size for feature extraction and testing")
+    # On the CPU a batch of 1,024 spends as long in the kernel as in compute: each activation of
+    # 64 MB is mapped and faulted in anew (glibc maps blocks over 32 MB). docs/results.md.
+    eval_batch_size: Annotated[int | Literal["auto"], BeforeValidator(_positive_or_auto)] = Field(
+        "auto", description="batch size for feature extraction and testing (auto: 1024 on CUDA, 128 on the CPU)"
+    )
     cuda_graphs: Literal["auto", "on", "off"] = Field(
         "auto", description="replay each phase's training step from a CUDA graph (auto: on CUDA; on needs CUDA)"
     )
@@ -164,6 +168,6 @@ class RuntimeConfig(Section):
         description=("seconds between checkpoints inside a phase (0: none; phase ends and stops always save)"),
     )
     featuremaps: bool = Field(True, description="save feature-map thumbnails at the end of the run")
-    workers: Annotated[int | Literal["auto"], BeforeValidator(_workers)] = Field(
+    workers: Annotated[int | Literal["auto"], BeforeValidator(_positive_or_auto)] = Field(
         "auto", description="phases side by side, one process each (auto: one per device)"
     )

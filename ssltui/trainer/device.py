@@ -82,11 +82,21 @@ def pick_device(name: str, runtime: RuntimeConfig) -> DeviceSettings:
         amp,
         runtime.channels_last and on_cuda,
         runtime.compile and on_cuda,
-        runtime.eval_batch_size,
+        eval_batch_size(runtime.eval_batch_size, on_cuda),
         graphs,
         runtime.log_seconds,
         runtime.checkpoint_seconds,
     )
+
+
+CPU_EVAL_BATCH = 128  # runtime.eval_batch_size = auto on the CPU (settings.py says why)
+CUDA_EVAL_BATCH = 1024
+
+
+def eval_batch_size(setting: int | str, on_cuda: bool) -> int:
+    if isinstance(setting, int):
+        return setting
+    return CUDA_EVAL_BATCH if on_cuda else CPU_EVAL_BATCH
 
 
 def peak_memory() -> dict:
