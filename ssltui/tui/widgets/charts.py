@@ -28,13 +28,13 @@ class PhaseChart(PlotextPlot):
                     xs = sorted(phase.epoch_records)
                     ys = [getattr(phase.epoch_records[x], self.what) for x in xs]
                     plt.xlabel("epoch")
-                    plt_x_is_step = False
+                    by_step = False
                 else:
                     ys = [phase.steps[x][0 if self.what == "loss" else 1] for x in xs]
                     plt.xlabel("step")
-                    plt_x_is_step = True
+                    by_step = True
                 if xs:
-                    parts = self._loss_parts(phase, by_step=plt_x_is_step) if self.what == "loss" else []
+                    parts = self._loss_parts(phase, by_step) if self.what == "loss" else []
                     plt.plot(xs, ys, marker="braille", label="loss" if parts else None)
                     for name, (pxs, pys) in parts:
                         plt.plot(pxs, pys, marker="braille", label=name)
